@@ -1,0 +1,270 @@
+"""Typed schema of a portfolio file (TOML), validated with pydantic.
+
+Every key, its unit and its default are documented in ``docs/config.md``; this module is the
+single place where a key is declared. Units are name suffixes: ``_kw``, ``_kwh``, ``_yen``,
+``_deg``, ``_km``. Sign convention (DESIGN.md section 3): power into a site's bus is positive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SLOTS_PER_DAY = 48  # JEPX 30-minute slots
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors, so a typo is caught rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- drivers -------------------------------------------------------------------------------
+
+
+class SimDriver(Strict):
+    """The device is simulated by the digital twin, in-process."""
+
+    kind: Literal["sim"] = "sim"
+
+
+class ModbusDriver(Strict):
+    """A device reached over Modbus TCP."""
+
+    kind: Literal["modbus"]
+    host: str
+    port: int = Field(502, ge=1, le=65535)
+    unit_id: int = Field(1, ge=0, le=247)
+    register_map: str = Field("sunspec", description="'sunspec' or the name of a [register_maps] entry")
+    model: str | None = Field(None, description="registered driver name; defaults by asset type")
+    timeout_s: float = Field(1.0, gt=0)
+
+
+class MqttDriver(Strict):
+    """A device that publishes telemetry and takes commands over MQTT."""
+
+    kind: Literal["mqtt"]
+    topic_prefix: str
+    model: str | None = None
+    timeout_s: float = Field(2.0, gt=0)
+
+
+Driver = Annotated[Union[SimDriver, ModbusDriver, MqttDriver], Field(discriminator="kind")]
+
+
+class RegisterSpec(Strict):
+    """One point of a vendor register map: address, type, scale and unit."""
+
+    address: int = Field(ge=0, le=65535)
+    type: Literal["int16", "uint16", "int32", "uint32", "float32"] = "int16"
+    scale: float = 1.0
+    writable: bool = False
+    table: Literal["holding", "input"] = "holding"
+
+
+class MqttBroker(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    client_id: str = "ems-controller"
+    tls: bool = False
+    ca_file: str | None = None
+    username_env: str | None = Field(None, description="environment variable holding the user name")
+    password_env: str | None = Field(None, description="environment variable holding the password")
+    credentials_file: str | None = Field(None, description="file with 'user:password'; never the TOML itself")
+
+
+# --- assets --------------------------------------------------------------------------------
+
+
+class Asset(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    site: str
+    driver: Driver = Field(default_factory=SimDriver)
+
+
+class Site(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    name: str = ""
+    latitude_deg: float = Field(ge=-90, le=90)
+    longitude_deg: float = Field(ge=-180, le=180)
+    tariff: str = "default"
+
+
+class GridConnection(Asset):
+    import_limit_kw: float = Field(gt=0)
+    export_limit_kw: float = Field(0.0, ge=0)
+    contract_demand_kw: float | None = Field(
+        None, gt=0, description="peak already billed this year; a new peak above it pays the demand charge"
+    )
+    exclusive_import_export: bool = Field(
+        True, description="the contract forbids importing and exporting in the same slot"
+    )
+
+
+class PvArray(Asset):
+    capacity_kwp: float = Field(gt=0)
+    inverter_limit_kw: float | None = Field(None, gt=0)
+    tilt_deg: float = Field(20.0, ge=0, le=90)
+    azimuth_deg: float = Field(180.0, ge=0, lt=360, description="0 north, 90 east, 180 south")
+    profile: str = Field("pv_spring", description="name of a [profiles] entry, output per kWp [kW/kWp]")
+    curtailable: bool = True
+
+
+class SiteLoad(Asset):
+    peak_kw: float = Field(gt=0, description="the profile (peak 1.0) is scaled by this [kW]")
+    profile: str = "office_weekday"
+
+
+class Battery(Asset):
+    capacity_kwh: float = Field(gt=0)
+    charge_power_kw: float = Field(gt=0)
+    discharge_power_kw: float = Field(gt=0)
+    charge_efficiency: float = Field(0.95, gt=0, le=1)
+    discharge_efficiency: float = Field(0.95, gt=0, le=1)
+    soc_min_fraction: float = Field(0.1, ge=0, lt=1)
+    soc_max_fraction: float = Field(0.95, gt=0, le=1)
+    initial_soc_fraction: float = Field(0.5, ge=0, le=1)
+    degradation_cost_yen_per_kwh: float = Field(0.0, ge=0, description="per kWh discharged")
+    bcp_reserve_kwh: float = Field(0.0, ge=0, description="energy kept for an outage at all times")
+    failsafe_kw: float = 0.0
+
+    @model_validator(mode="after")
+    def _soc_window(self) -> "Battery":
+        if self.soc_min_fraction >= self.soc_max_fraction:
+            raise ValueError("soc_min_fraction must be below soc_max_fraction")
+        if self.bcp_reserve_kwh > self.capacity_kwh * self.soc_max_fraction:
+            raise ValueError("bcp_reserve_kwh exceeds the usable capacity (capacity_kwh * soc_max_fraction)")
+        return self
+
+
+class Charger(Asset):
+    charge_power_kw: float = Field(gt=0)
+    discharge_power_kw: float = Field(0.0, ge=0, description="0 for a charge-only charger")
+    efficiency: float = Field(0.95, gt=0, le=1, description="one-way, each direction")
+    v2h: bool = Field(False, description="can feed a building or shelter (vehicle-to-home/building)")
+    failsafe_kw: float | None = Field(None, description="default: charge-only at the safe power")
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.discharge_power_kw > 0
+
+
+class Duty(Strict):
+    """A daily shift away from the charger (local times; return may be past midnight)."""
+
+    depart: dt.time
+    return_: dt.time = Field(alias="return")
+    distance_km: float = Field(ge=0)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Vehicle(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    battery_kwh: float = Field(gt=0)
+    consumption_kwh_per_km: float = Field(gt=0)
+    seats: int = Field(4, ge=1)
+    v2g_allowed: bool = False
+    home_charger: str
+    soc_min_fraction: float = Field(0.1, ge=0, lt=1)
+    soc_max_fraction: float = Field(0.95, gt=0, le=1)
+    initial_soc_fraction: float = Field(0.6, ge=0, le=1)
+    reserve_kwh: float = Field(5.0, ge=0, description="energy kept on arrival after any duty")
+    duties: tuple[Duty, ...] = ()
+    driver: Driver = Field(default_factory=SimDriver)
+
+
+class Shelter(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    site: str
+    name: str = ""
+    critical_load_kw: float = Field(gt=0, description="the critical profile (peak 1.0) is scaled by this")
+    profile: str = "shelter_critical"
+    priority: int = Field(1, ge=1, description="1 is most important")
+    v2h_points: tuple[str, ...] = Field((), description="ids of V2H chargers at the shelter")
+    driver: Driver = Field(default_factory=SimDriver)
+
+
+class Tariff(Strict):
+    """Prices and emissions per 30-minute slot of the day (48 values, slot 0 starts 00:00 local)."""
+
+    import_price_yen_per_kwh: tuple[float, ...]
+    export_price_yen_per_kwh: tuple[float, ...]
+    co2_kg_per_kwh: tuple[float, ...]
+    carbon_price_yen_per_kg: float = Field(0.0, ge=0)
+    demand_charge_yen_per_kw_month: float = Field(0.0, ge=0)
+    demand_charge_months: int = Field(12, ge=1, description="months a new peak stays billed")
+
+    @field_validator("import_price_yen_per_kwh", "export_price_yen_per_kwh", "co2_kg_per_kwh")
+    @classmethod
+    def _one_day(cls, values: tuple[float, ...]) -> tuple[float, ...]:
+        if len(values) != SLOTS_PER_DAY:
+            raise ValueError(f"needs {SLOTS_PER_DAY} values (one per 30-minute slot), got {len(values)}")
+        return values
+
+
+class Profile(Strict):
+    """A daily shape: 48 half-hourly values (from slot 0 at 00:00), or a CSV of time,value."""
+
+    values: tuple[float, ...] | None = None
+    csv: str | None = Field(None, description="path relative to the config file")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Profile":
+        if (self.values is None) == (self.csv is None):
+            raise ValueError("give exactly one of 'values' or 'csv'")
+        if self.values is not None:
+            if len(self.values) != SLOTS_PER_DAY:
+                raise ValueError(f"'values' needs {SLOTS_PER_DAY} entries, got {len(self.values)}")
+            if min(self.values) < 0:
+                raise ValueError("'values' must not be negative")
+        return self
+
+
+class Planning(Strict):
+    step_minutes: int = Field(30, description="one of 5, 10, 15, 30, 60")
+    horizon_hours: int = Field(48, ge=1, le=168)
+    time_limit_s: float = Field(30.0, gt=0)
+    mip_gap: float = Field(0.005, ge=0, lt=1)
+    ev_shortfall_penalty_yen_per_kwh: float = Field(500.0, gt=0)
+    bcp_shortfall_penalty_yen_per_kwh: float = Field(200.0, gt=0)
+    terminal_value_yen_per_kwh: float | None = Field(
+        None, ge=0, description="value of energy left in storage at the horizon's end; default: mean import price"
+    )
+
+    @field_validator("step_minutes")
+    @classmethod
+    def _divides_slot(cls, value: int) -> int:
+        if value not in (5, 10, 15, 30, 60):
+            raise ValueError("must be one of 5, 10, 15, 30, 60")
+        return value
+
+
+class PortfolioInfo(Strict):
+    name: str
+    timezone: str = "Asia/Tokyo"
+    latitude_deg: float = Field(ge=-90, le=90)
+    longitude_deg: float = Field(ge=-180, le=180)
+    depot_site: str | None = None
+    service_area_km: float = Field(15.0, gt=0, description="side of the square service area around the centre")
+
+
+class Portfolio(Strict):
+    """A whole portfolio file."""
+
+    portfolio: PortfolioInfo
+    planning: Planning = Field(default_factory=Planning)
+    mqtt: MqttBroker = Field(default_factory=MqttBroker)
+    sites: tuple[Site, ...]
+    grid_connections: tuple[GridConnection, ...]
+    pv_arrays: tuple[PvArray, ...] = ()
+    loads: tuple[SiteLoad, ...] = ()
+    batteries: tuple[Battery, ...] = ()
+    chargers: tuple[Charger, ...] = ()
+    vehicles: tuple[Vehicle, ...] = ()
+    shelters: tuple[Shelter, ...] = ()
+    tariffs: dict[str, Tariff]
+    profiles: dict[str, Profile] = Field(default_factory=dict)
+    register_maps: dict[str, dict[str, RegisterSpec]] = Field(default_factory=dict)

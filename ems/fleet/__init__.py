@@ -1,0 +1,115 @@
+"""The fleet contract shared by the dispatcher and the energy manager (DESIGN.md section 3).
+
+The dispatcher publishes :class:`VehicleState` and :class:`VehiclePlan`; the energy manager
+publishes :class:`Reservation`. Live they travel as JSON over MQTT (``fleet/<vehicle>/state``,
+``fleet/<vehicle>/plan``, ``ems/reservations``); in a simulation they are passed in-process.
+The same pydantic types serve both ways: ``model_dump_json()`` / ``model_validate_json()``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("time must be timezone-aware (ISO 8601 with an offset)")
+    return value
+
+
+AwareDatetime = Annotated[dt.datetime, AfterValidator(_aware)]
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VehicleStatus(str, Enum):
+    IDLE = "idle"
+    ON_TRIP = "on-trip"
+    TO_CHARGER = "to-charger"
+    CHARGING = "charging"
+    RESERVED_FOR_SHELTER = "reserved-for-shelter"
+
+
+class Position(Contract):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class VehicleState(Contract):
+    """What a vehicle is doing now (``fleet/<vehicle>/state``)."""
+
+    vehicle_id: str
+    time: AwareDatetime
+    position: Position
+    status: VehicleStatus
+    soc_kwh: float = Field(ge=0)
+    charger_id: str | None = None
+
+
+class ChargingWindow(Contract):
+    """The vehicle is expected plugged into ``charger_id`` from ``plug_in`` to ``plug_out``.
+
+    At ``plug_out`` it needs ``departure_energy_kwh`` on board for its next duties (reserve
+    included); the time away until the next window consumes ``trip_energy_kwh``.
+    """
+
+    charger_id: str
+    plug_in: AwareDatetime
+    plug_out: AwareDatetime
+    departure_energy_kwh: float = Field(ge=0)
+    trip_energy_kwh: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ChargingWindow":
+        if self.plug_out <= self.plug_in:
+            raise ValueError("plug_out must be after plug_in")
+        return self
+
+
+class VehiclePlan(Contract):
+    """The dispatcher's expectation for one vehicle (``fleet/<vehicle>/plan``)."""
+
+    vehicle_id: str
+    issued: AwareDatetime
+    windows: tuple[ChargingWindow, ...] = ()
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> "VehiclePlan":
+        for first, second in zip(self.windows, self.windows[1:]):
+            if second.plug_in < first.plug_out:
+                raise ValueError("charging windows overlap or are out of order")
+        return self
+
+
+class ShelterCall(Contract):
+    vehicle_id: str
+    shelter_id: str
+    from_time: AwareDatetime
+
+
+class Reservation(Contract):
+    """The energy manager's word to the dispatcher (``ems/reservations``)."""
+
+    issued: AwareDatetime
+    keep_energy_kwh: dict[str, float] = Field(default_factory=dict)
+    shelter_calls: tuple[ShelterCall, ...] = ()
+
+
+from ems.fleet.duties import plans_from_duties  # noqa: E402  (uses the types above)
+
+__all__ = [
+    "ChargingWindow",
+    "Position",
+    "Reservation",
+    "ShelterCall",
+    "VehiclePlan",
+    "VehicleState",
+    "VehicleStatus",
+    "plans_from_duties",
+]
