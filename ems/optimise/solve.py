@@ -53,6 +53,7 @@ def solve(problem: Problem) -> Schedule:
     results.solution_loader.load_vars()
     power = read_power(build)
     terms, report, soc = evaluate(problem, power)
+    report |= simultaneous_flows_kw(build)
     bound, best = results.best_objective_bound, results.best_feasible_objective
     gap = 0.0 if bound is None or not np.isfinite(bound) else abs(best - bound) / max(abs(best), 1e-9)
     report["solver_objective_yen"] = float(best)
@@ -70,6 +71,19 @@ def fallback_schedule(problem: Problem, reason: str, build_s: float = 0.0, solve
 
 def _values(var) -> dict:
     return {key: (value if value is not None else 0.0) for key, value in var.extract_values().items()}
+
+
+def simultaneous_flows_kw(build: ModelBuild) -> dict[str, float]:
+    """The largest flow both ways at once: storage charging and discharging in one step, and a
+    grid connection importing and exporting. Both should be zero in every plan."""
+    m = build.model
+    charge, discharge = _values(m.battery_charge_kw), _values(m.battery_discharge_kw)
+    storage = max((min(charge[k], discharge[k]) for k in charge), default=0.0)
+    charge, discharge = _values(m.ev_charge_kw), _values(m.ev_discharge_kw)
+    storage = max(storage, max((min(charge[k], discharge[k]) for k in discharge), default=0.0))
+    imports, exports = _values(m.grid_import_kw), _values(m.grid_export_kw)
+    grid = max((min(imports[k], exports[k]) for k in imports), default=0.0)
+    return {"simultaneous_charge_discharge_kw": float(storage), "simultaneous_import_export_kw": float(grid)}
 
 
 def read_power(build: ModelBuild) -> pd.DataFrame:
