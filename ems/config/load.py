@@ -121,13 +121,15 @@ def _cross_reference_problems(p: Portfolio, path: Path) -> Iterable[tuple[str, s
                 yield f"profiles.{name}.csv", f"no such file: {csv_path}"
 
     chargers = {c.id: c for c in p.chargers}
-    homes = [v.home_charger for v in p.vehicles]
+    homes = [v.home_charger for v in p.vehicles if v.home_charger is not None]
     for dup in _duplicates(homes):
         yield f"vehicles (home_charger={dup})", "two vehicles share one home charger"
     for v in p.vehicles:
         key = f"vehicles[id={v.id}]"
-        if v.home_charger not in chargers:
+        if v.home_charger is not None and v.home_charger not in chargers:
             yield f"{key}.home_charger", f"{v.home_charger!r} is not a charger id"
+        if v.duties and v.home_charger is None:
+            yield f"{key}.duties", "duties need a home_charger to plug into between them"
         if v.soc_min_fraction >= v.soc_max_fraction:
             yield f"{key}.soc_min_fraction", "must be below soc_max_fraction"
         for i, duty in enumerate(v.duties):

@@ -167,7 +167,7 @@ class Vehicle(Strict):
     consumption_kwh_per_km: float = Field(gt=0)
     seats: int = Field(4, ge=1)
     v2g_allowed: bool = False
-    home_charger: str
+    home_charger: str | None = Field(None, description="charger it uses between its duties; none: plans come from the dispatcher")
     soc_min_fraction: float = Field(0.1, ge=0, lt=1)
     soc_max_fraction: float = Field(0.95, gt=0, le=1)
     initial_soc_fraction: float = Field(0.6, ge=0, le=1)

@@ -39,6 +39,9 @@ def plans_from_duties(portfolio: Portfolio, start: dt.datetime, end: dt.datetime
     zone = ZoneInfo(portfolio.portfolio.timezone)
     plans = {}
     for vehicle in portfolio.vehicles:
+        if vehicle.home_charger is None:  # its windows come from the dispatcher, not from duties
+            plans[vehicle.id] = VehiclePlan(vehicle_id=vehicle.id, issued=start)
+            continue
         soc_min_kwh = vehicle.battery_kwh * vehicle.soc_min_fraction
         first_day = (start - dt.timedelta(days=2)).astimezone(zone).date()
         last_day = (end + dt.timedelta(days=1)).astimezone(zone).date()

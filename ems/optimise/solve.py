@@ -24,18 +24,35 @@ from ems.optimise.schedule import Schedule
 log = logging.getLogger(__name__)
 
 
+def _highs(settings) -> Highs:
+    solver = Highs()
+    solver.config.time_limit = settings.time_limit_s
+    solver.config.mip_gap = settings.mip_gap
+    solver.config.load_solution = False
+    solver.config.stream_solver = False
+    # The model is handed over once by set_instance; skip APPSI's change detection on solve.
+    for option in ("check_for_new_or_removed_constraints", "check_for_new_or_removed_vars",
+                   "check_for_new_or_removed_params", "check_for_new_objective", "update_constraints", "update_vars",
+                   "update_params", "update_named_expressions", "update_objective"):
+        setattr(solver.update_config, option, False)
+    return solver
+
+
 def solve(problem: Problem) -> Schedule:
-    """Plan ``problem``; always returns a schedule (status says how it was obtained)."""
+    """Plan ``problem``; always returns a schedule (status says how it was obtained).
+
+    Timed steps: ``build_s`` (Pyomo model), ``load_s`` (model handed to HiGHS), ``solve_s``
+    (HiGHS itself) and ``read_s`` (values read back and checked).
+    """
     started = time.perf_counter()
     build = build_model(problem)
     build_s = time.perf_counter() - started
-    solver = Highs()
-    solver.config.time_limit = problem.settings.time_limit_s
-    solver.config.mip_gap = problem.settings.mip_gap
-    solver.config.load_solution = False
-    solver.config.stream_solver = False
+    solver = _highs(problem.settings)
     started = time.perf_counter()
     try:
+        solver.set_instance(build.model)
+        load_s = time.perf_counter() - started
+        started = time.perf_counter()
         results = solver.solve(build.model)
     except RuntimeError as error:  # HiGHS reports a failed model load or solve this way
         log.error("HiGHS failed: %s; using the rule-based fallback", error)
@@ -50,15 +67,19 @@ def solve(problem: Problem) -> Schedule:
     else:
         log.error("HiGHS ended with %s and no solution; using the rule-based fallback", condition.name)
         return fallback_schedule(problem, f"solver ended with {condition.name}", build_s, solve_s)
+    started = time.perf_counter()
     results.solution_loader.load_vars()
     power = read_power(build)
-    terms, report, soc = evaluate(problem, power)
+    terms, report, _soc = evaluate(problem, power)
     report |= simultaneous_flows_kw(build)
     bound, best = results.best_objective_bound, results.best_feasible_objective
     gap = 0.0 if bound is None or not np.isfinite(bound) else abs(best - bound) / max(abs(best), 1e-9)
     report["solver_objective_yen"] = float(best)
     report["binary_count"] = float(len(build.model.battery_charging) + len(build.model.ev_charging) + len(build.model.grid_importing))
-    return Schedule(power_kw=power, soc_kwh=read_soc(build, power.index), status=status, objective_terms=terms,
+    report["load_s"] = load_s
+    soc = read_soc(build, power.index)
+    report["read_s"] = time.perf_counter() - started
+    return Schedule(power_kw=power, soc_kwh=soc, status=status, objective_terms=terms,
                     mip_gap=round(gap, 6), build_s=build_s, solve_s=solve_s, shortfalls=report)
 
 
