@@ -93,3 +93,9 @@ def test_missing_profile_csv_is_reported(tmp_path):
     raw["profiles"]["measured"] = {"csv": "absent.csv"}
     with pytest.raises(ConfigError, match=r"profiles\.measured\.csv"):
         parse_portfolio(raw, tmp_path / "p.toml")
+
+
+def test_config_reference_doc_is_generated_from_the_schema():
+    from ems.config.doc import render
+
+    assert Path("docs/config.md").read_text() == render(), "regenerate: python -m ems.config.doc > docs/config.md"

@@ -34,21 +34,21 @@ class ModbusDriver(Strict):
     """A device reached over Modbus TCP."""
 
     kind: Literal["modbus"]
-    host: str
-    port: int = Field(502, ge=1, le=65535)
-    unit_id: int = Field(1, ge=0, le=247)
+    host: str = Field(description="address of the device or gateway")
+    port: int = Field(502, ge=1, le=65535, description="TCP port")
+    unit_id: int = Field(1, ge=0, le=247, description="Modbus unit (slave) id")
     register_map: str = Field("sunspec", description="'sunspec' or the name of a [register_maps] entry")
     model: str | None = Field(None, description="registered driver name; defaults by asset type")
-    timeout_s: float = Field(1.0, gt=0)
+    timeout_s: float = Field(1.0, gt=0, description="a read or write that takes longer counts as no answer")
 
 
 class MqttDriver(Strict):
     """A device that publishes telemetry and takes commands over MQTT."""
 
     kind: Literal["mqtt"]
-    topic_prefix: str
-    model: str | None = None
-    timeout_s: float = Field(2.0, gt=0)
+    topic_prefix: str = Field(description="topics of this device start with it")
+    model: str | None = Field(None, description="registered driver name; defaults by asset type")
+    timeout_s: float = Field(2.0, gt=0, description="a set-point not acknowledged within it has failed")
 
 
 Driver = Annotated[Union[SimDriver, ModbusDriver, MqttDriver], Field(discriminator="kind")]
@@ -57,19 +57,19 @@ Driver = Annotated[Union[SimDriver, ModbusDriver, MqttDriver], Field(discriminat
 class RegisterSpec(Strict):
     """One point of a vendor register map: address, type, scale and unit."""
 
-    address: int = Field(ge=0, le=65535)
-    type: Literal["int16", "uint16", "int32", "uint32", "float32"] = "int16"
-    scale: float = 1.0
-    writable: bool = False
-    table: Literal["holding", "input"] = "holding"
+    address: int = Field(ge=0, le=65535, description="register address (0-based)")
+    type: Literal["int16", "uint16", "int32", "uint32", "float32"] = Field("int16", description="int16, uint16, int32, uint32 or float32")
+    scale: float = Field(1.0, description="engineering value = raw value x scale")
+    writable: bool = Field(False, description="set-points may be written here")
+    table: Literal["holding", "input"] = Field("holding", description="holding or input registers")
 
 
 class MqttBroker(Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
-    client_id: str = "ems-controller"
-    tls: bool = False
-    ca_file: str | None = None
+    host: str = Field("127.0.0.1", description="broker address")
+    port: int = Field(1883, ge=1, le=65535, description="broker port")
+    client_id: str = Field("ems-controller", description="the controller's MQTT client id (ACLs key on it)")
+    tls: bool = Field(False, description="connect over TLS")
+    ca_file: str | None = Field(None, description="CA certificate for TLS")
     username_env: str | None = Field(None, description="environment variable holding the user name")
     password_env: str | None = Field(None, description="environment variable holding the password")
     credentials_file: str | None = Field(None, description="file with 'user:password'; never the TOML itself")
@@ -79,22 +79,22 @@ class MqttBroker(Strict):
 
 
 class Asset(Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
-    site: str
-    driver: Driver = Field(default_factory=SimDriver)
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", description="unique id: lower-case letters, digits, '_' and '-'")
+    site: str = Field(description="id of the site it is connected at")
+    driver: Driver = Field(default_factory=SimDriver, description="how the device is reached (see the driver tables below)")
 
 
 class Site(Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
-    name: str = ""
-    latitude_deg: float = Field(ge=-90, le=90)
-    longitude_deg: float = Field(ge=-180, le=180)
-    tariff: str = "default"
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", description="unique id")
+    name: str = Field("", description="display name")
+    latitude_deg: float = Field(ge=-90, le=90, description="north positive")
+    longitude_deg: float = Field(ge=-180, le=180, description="east positive")
+    tariff: str = Field("default", description="name of a [tariffs] entry")
 
 
 class GridConnection(Asset):
-    import_limit_kw: float = Field(gt=0)
-    export_limit_kw: float = Field(0.0, ge=0)
+    import_limit_kw: float = Field(gt=0, description="most power the site may draw from the grid")
+    export_limit_kw: float = Field(0.0, ge=0, description="most power the site may feed back")
     contract_demand_kw: float | None = Field(
         None, gt=0, description="peak already billed this year; a new peak above it pays the demand charge"
     )
@@ -104,31 +104,31 @@ class GridConnection(Asset):
 
 
 class PvArray(Asset):
-    capacity_kwp: float = Field(gt=0)
-    inverter_limit_kw: float | None = Field(None, gt=0)
-    tilt_deg: float = Field(20.0, ge=0, le=90)
+    capacity_kwp: float = Field(gt=0, description="peak DC capacity")
+    inverter_limit_kw: float | None = Field(None, gt=0, description="AC output limit (none: no clipping)")
+    tilt_deg: float = Field(20.0, ge=0, le=90, description="panel tilt from horizontal")
     azimuth_deg: float = Field(180.0, ge=0, lt=360, description="0 north, 90 east, 180 south")
     profile: str = Field("pv_spring", description="name of a [profiles] entry, output per kWp [kW/kWp]")
-    curtailable: bool = True
+    curtailable: bool = Field(True, description="the plan may curtail it")
 
 
 class SiteLoad(Asset):
     peak_kw: float = Field(gt=0, description="the profile (peak 1.0) is scaled by this [kW]")
-    profile: str = "office_weekday"
+    profile: str = Field("office_weekday", description="name of a [profiles] entry (peak 1.0)")
 
 
 class Battery(Asset):
-    capacity_kwh: float = Field(gt=0)
-    charge_power_kw: float = Field(gt=0)
-    discharge_power_kw: float = Field(gt=0)
-    charge_efficiency: float = Field(0.95, gt=0, le=1)
-    discharge_efficiency: float = Field(0.95, gt=0, le=1)
-    soc_min_fraction: float = Field(0.1, ge=0, lt=1)
-    soc_max_fraction: float = Field(0.95, gt=0, le=1)
-    initial_soc_fraction: float = Field(0.5, ge=0, le=1)
+    capacity_kwh: float = Field(gt=0, description="nominal energy")
+    charge_power_kw: float = Field(gt=0, description="most charging power (AC side)")
+    discharge_power_kw: float = Field(gt=0, description="most discharging power (AC side)")
+    charge_efficiency: float = Field(0.95, gt=0, le=1, description="AC to stored energy")
+    discharge_efficiency: float = Field(0.95, gt=0, le=1, description="stored energy to AC")
+    soc_min_fraction: float = Field(0.1, ge=0, lt=1, description="lowest state of charge in normal operation")
+    soc_max_fraction: float = Field(0.95, gt=0, le=1, description="highest state of charge")
+    initial_soc_fraction: float = Field(0.5, ge=0, le=1, description="used when no telemetry is available")
     degradation_cost_yen_per_kwh: float = Field(0.0, ge=0, description="per kWh discharged")
     bcp_reserve_kwh: float = Field(0.0, ge=0, description="energy kept for an outage at all times")
-    failsafe_kw: float = 0.0
+    failsafe_kw: float = Field(0.0, description="set-point when the controller loses the device or the plan")
 
     @model_validator(mode="after")
     def _soc_window(self) -> "Battery":
@@ -140,7 +140,7 @@ class Battery(Asset):
 
 
 class Charger(Asset):
-    charge_power_kw: float = Field(gt=0)
+    charge_power_kw: float = Field(gt=0, description="most charging power")
     discharge_power_kw: float = Field(0.0, ge=0, description="0 for a charge-only charger")
     efficiency: float = Field(0.95, gt=0, le=1, description="one-way, each direction")
     v2h: bool = Field(False, description="can feed a building or shelter (vehicle-to-home/building)")
@@ -154,47 +154,47 @@ class Charger(Asset):
 class Duty(Strict):
     """A daily shift away from the charger (local times; return may be past midnight)."""
 
-    depart: dt.time
-    return_: dt.time = Field(alias="return")
-    distance_km: float = Field(ge=0)
+    depart: dt.time = Field(description="local time it leaves")
+    return_: dt.time = Field(alias="return", description="local time it is back (may be past midnight)")
+    distance_km: float = Field(ge=0, description="distance driven in the shift")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Vehicle(Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
-    battery_kwh: float = Field(gt=0)
-    consumption_kwh_per_km: float = Field(gt=0)
-    seats: int = Field(4, ge=1)
-    v2g_allowed: bool = False
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", description="unique id")
+    battery_kwh: float = Field(gt=0, description="usable battery capacity")
+    consumption_kwh_per_km: float = Field(gt=0, description="average energy use while driving")
+    seats: int = Field(4, ge=1, description="passenger seats")
+    v2g_allowed: bool = Field(False, description="the vehicle may discharge to a building or the grid")
     home_charger: str | None = Field(None, description="charger it uses between its duties; none: plans come from the dispatcher")
-    soc_min_fraction: float = Field(0.1, ge=0, lt=1)
-    soc_max_fraction: float = Field(0.95, gt=0, le=1)
-    initial_soc_fraction: float = Field(0.6, ge=0, le=1)
+    soc_min_fraction: float = Field(0.1, ge=0, lt=1, description="lowest state of charge ever planned")
+    soc_max_fraction: float = Field(0.95, gt=0, le=1, description="highest state of charge charged to")
+    initial_soc_fraction: float = Field(0.6, ge=0, le=1, description="used when no telemetry is available")
     reserve_kwh: float = Field(5.0, ge=0, description="energy kept on arrival after any duty")
-    duties: tuple[Duty, ...] = ()
-    driver: Driver = Field(default_factory=SimDriver)
+    duties: tuple[Duty, ...] = Field((), description="daily shifts away from the charger")
+    driver: Driver = Field(default_factory=SimDriver, description="how the vehicle reports (see the driver tables below)")
 
 
 class Shelter(Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
-    site: str
-    name: str = ""
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", description="unique id")
+    site: str = Field(description="site whose bus feeds the shelter")
+    name: str = Field("", description="display name")
     critical_load_kw: float = Field(gt=0, description="the critical profile (peak 1.0) is scaled by this")
-    profile: str = "shelter_critical"
+    profile: str = Field("shelter_critical", description="name of a [profiles] entry for the critical load (peak 1.0)")
     priority: int = Field(1, ge=1, description="1 is most important")
     v2h_points: tuple[str, ...] = Field((), description="ids of V2H chargers at the shelter")
-    driver: Driver = Field(default_factory=SimDriver)
+    driver: Driver = Field(default_factory=SimDriver, description="how the shelter's meter is reached")
 
 
 class Tariff(Strict):
     """Prices and emissions per 30-minute slot of the day (48 values, slot 0 starts 00:00 local)."""
 
-    import_price_yen_per_kwh: tuple[float, ...]
-    export_price_yen_per_kwh: tuple[float, ...]
-    co2_kg_per_kwh: tuple[float, ...]
-    carbon_price_yen_per_kg: float = Field(0.0, ge=0)
-    demand_charge_yen_per_kw_month: float = Field(0.0, ge=0)
+    import_price_yen_per_kwh: tuple[float, ...] = Field(description="48 values: price paid per kWh imported")
+    export_price_yen_per_kwh: tuple[float, ...] = Field(description="48 values: price earned per kWh exported")
+    co2_kg_per_kwh: tuple[float, ...] = Field(description="48 values: emission factor of imported electricity")
+    carbon_price_yen_per_kg: float = Field(0.0, ge=0, description="internal price of CO2 in the objective")
+    demand_charge_yen_per_kw_month: float = Field(0.0, ge=0, description="basic charge per kW of contract demand per month")
     demand_charge_months: int = Field(12, ge=1, description="months a new peak stays billed")
 
     @field_validator("import_price_yen_per_kwh", "export_price_yen_per_kwh", "co2_kg_per_kwh")
@@ -208,7 +208,7 @@ class Tariff(Strict):
 class Profile(Strict):
     """A daily shape: 48 half-hourly values (from slot 0 at 00:00), or a CSV of time,value."""
 
-    values: tuple[float, ...] | None = None
+    values: tuple[float, ...] | None = Field(None, description="48 values, slot 0 at 00:00 local")
     csv: str | None = Field(None, description="path relative to the config file")
 
     @model_validator(mode="after")
@@ -225,13 +225,13 @@ class Profile(Strict):
 
 class Planning(Strict):
     step_minutes: int = Field(30, description="one of 5, 10, 15, 30, 60")
-    horizon_hours: int = Field(48, ge=1, le=168)
-    time_limit_s: float = Field(30.0, gt=0)
-    mip_gap: float = Field(0.005, ge=0, lt=1)
-    ev_shortfall_penalty_yen_per_kwh: float = Field(500.0, gt=0)
-    bcp_shortfall_penalty_yen_per_kwh: float = Field(200.0, gt=0)
+    horizon_hours: int = Field(48, ge=1, le=168, description="length of each plan")
+    time_limit_s: float = Field(30.0, gt=0, description="solver time limit; the best plan found by then is used")
+    mip_gap: float = Field(0.005, ge=0, lt=1, description="relative MIP gap at which the solver stops")
+    ev_shortfall_penalty_yen_per_kwh: float = Field(500.0, gt=0, description="price of each kWh an EV leaves short of its departure target")
+    bcp_shortfall_penalty_yen_per_kwh: float = Field(200.0, gt=0, description="price of each kWh below a BCP reserve, per hour")
     terminal_value_yen_per_kwh: float | None = Field(
-        None, ge=0, description="value of energy left in storage at the horizon's end; default: mean import price"
+        None, ge=0, description="value of energy left in storage at the horizon's end; default: 90 % of the mean import price over the horizon"
     )
 
     @field_validator("step_minutes")
@@ -243,11 +243,11 @@ class Planning(Strict):
 
 
 class PortfolioInfo(Strict):
-    name: str
-    timezone: str = "Asia/Tokyo"
-    latitude_deg: float = Field(ge=-90, le=90)
-    longitude_deg: float = Field(ge=-180, le=180)
-    depot_site: str | None = None
+    name: str = Field(description="display name")
+    timezone: str = Field("Asia/Tokyo", description="IANA zone of the site times")
+    latitude_deg: float = Field(ge=-90, le=90, description="city centre")
+    longitude_deg: float = Field(ge=-180, le=180, description="city centre")
+    depot_site: str | None = Field(None, description="site of the taxi depot")
     service_area_km: float = Field(15.0, gt=0, description="side of the square service area around the centre")
 
 
