@@ -30,9 +30,9 @@ def _duty_spans(vehicle: Vehicle, first_day: dt.date, last_day: dt.date, zone: Z
 def plans_from_duties(portfolio: Portfolio, start: dt.datetime, end: dt.datetime) -> dict:
     """One :class:`VehiclePlan` per vehicle covering [start, end].
 
-    Windows may begin before ``start`` (the vehicle is already plugged in) and the window just
-    before ``start`` is kept when the vehicle is away at ``start``, so the caller knows the
-    energy of the trip under way.
+    Windows may begin before ``start`` (the vehicle is already plugged in); the last window
+    before ``start`` and the first after ``end`` are kept, so the caller knows the energy and
+    duration of the trips under way at either edge of the horizon.
     """
     from ems.fleet import ChargingWindow, VehiclePlan
 
@@ -68,6 +68,7 @@ def plans_from_duties(portfolio: Portfolio, start: dt.datetime, end: dt.datetime
         # keep windows that touch the horizon, plus the last one before it
         before = [w for w in windows if w.plug_out <= start]
         inside = [w for w in windows if w.plug_out > start and w.plug_in < end]
-        kept = before[-1:] + inside
+        after = [w for w in windows if w.plug_in >= end]
+        kept = before[-1:] + inside + after[:1]
         plans[vehicle.id] = VehiclePlan(vehicle_id=vehicle.id, issued=start, windows=tuple(kept))
     return plans

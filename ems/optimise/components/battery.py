@@ -1,0 +1,79 @@
+"""Stationary battery.
+
+    soc_kwh[b,t+1] = soc_kwh[b,t] + charge_efficiency * charge_kw[b,t] * dt
+                                 - discharge_kw[b,t] / discharge_efficiency * dt   (``battery_soc_balance``)
+    soc_kwh[b,0] = initial_soc_kwh;  soc_min_kwh <= soc_kwh <= soc_max_kwh
+    0 <= charge_kw <= charge_max_kw,  0 <= discharge_kw <= discharge_max_kw
+    discharge_kw - charge_kw enters the site bus                                   [kW]
+    no simultaneous charge and discharge: a binary per step only where it can pay
+      (``storage_binary_steps``); elsewhere losses and the throughput cost make the LP avoid it.
+    BCP reserve: soc_kwh[b,t] + reserve_shortfall_kwh[b,t] >= reserve_kwh            (``battery_bcp_reserve``)
+
+Costs: degradation per kWh discharged, a tiny throughput tie-breaker, the priced reserve
+shortfall (per kWh and hour), and minus the terminal value of the energy left at the end.
+"""
+
+from __future__ import annotations
+
+import pyomo.environ as pyo
+
+from ems.optimise.build import ModelBuild
+
+
+def add_battery_constraints(build: ModelBuild) -> None:
+    m, problem, dt_h = build.model, build.problem, build.step_h
+    settings = problem.settings
+    batteries = {b.id: b for b in problem.batteries}
+    steps = list(build.steps)
+    power_index = [(b, t) for b in batteries for t in steps]
+    soc_index = [(b, t) for b in batteries for t in range(len(steps) + 1)]
+
+    def soc_bounds(_m, b, t):
+        spec = batteries[b]
+        return (min(spec.soc_min_kwh, spec.initial_soc_kwh), max(spec.soc_max_kwh, spec.initial_soc_kwh))
+
+    m.battery_charge_kw = pyo.Var(power_index, bounds=lambda _m, b, t: (0.0, batteries[b].charge_max_kw))
+    m.battery_discharge_kw = pyo.Var(power_index, bounds=lambda _m, b, t: (0.0, batteries[b].discharge_max_kw))
+    m.battery_soc_kwh = pyo.Var(soc_index, bounds=soc_bounds)
+    for b, spec in batteries.items():
+        m.battery_soc_kwh[b, 0].fix(spec.initial_soc_kwh)
+
+    def soc_balance(_m, b, t):
+        spec = batteries[b]
+        return _m.battery_soc_kwh[b, t + 1] == (
+            _m.battery_soc_kwh[b, t]
+            + spec.charge_efficiency * dt_h * _m.battery_charge_kw[b, t]
+            - dt_h / spec.discharge_efficiency * _m.battery_discharge_kw[b, t]
+        )
+
+    m.battery_soc_balance = pyo.Constraint(power_index, rule=soc_balance)
+
+    binary_index = [(b, t) for b in batteries for t in steps if build.storage_binary_steps[t]]
+    m.battery_charging = pyo.Var(binary_index, domain=pyo.Binary)
+    m.battery_exclusive_charge = pyo.Constraint(
+        binary_index, rule=lambda _m, b, t: _m.battery_charge_kw[b, t] <= batteries[b].charge_max_kw * _m.battery_charging[b, t]
+    )
+    m.battery_exclusive_discharge = pyo.Constraint(
+        binary_index,
+        rule=lambda _m, b, t: _m.battery_discharge_kw[b, t] <= batteries[b].discharge_max_kw * (1 - _m.battery_charging[b, t]),
+    )
+
+    reserve_index = [(b, t) for b, s in batteries.items() if s.reserve_kwh > s.soc_min_kwh for t in range(1, len(steps) + 1)]
+    m.battery_reserve_shortfall_kwh = pyo.Var(reserve_index, bounds=(0.0, None))
+    m.battery_bcp_reserve = pyo.Constraint(
+        reserve_index,
+        rule=lambda _m, b, t: _m.battery_soc_kwh[b, t] + _m.battery_reserve_shortfall_kwh[b, t] >= batteries[b].reserve_kwh,
+    )
+    for key in reserve_index:
+        build.cost("bcp_shortfall_yen", settings.bcp_shortfall_penalty_yen_per_kwh * dt_h, m.battery_reserve_shortfall_kwh[key])
+
+    for b, spec in batteries.items():
+        for t in steps:
+            charge, discharge = m.battery_charge_kw[b, t], m.battery_discharge_kw[b, t]
+            build.into_bus(spec.site, t, 1.0, discharge)
+            build.into_bus(spec.site, t, -1.0, charge)
+            build.cost("degradation_yen", spec.degradation_yen_per_kwh * dt_h, discharge)
+            build.cost("throughput_epsilon_yen", settings.throughput_epsilon_yen_per_kwh * dt_h, charge)
+            build.cost("throughput_epsilon_yen", settings.throughput_epsilon_yen_per_kwh * dt_h, discharge)
+        build.cost("terminal_value_yen", -settings.terminal_value_yen_per_kwh, m.battery_soc_kwh[b, len(steps)])
+        build.objective_constant["terminal_value_yen"] += settings.terminal_value_yen_per_kwh * spec.initial_soc_kwh

@@ -1,0 +1,40 @@
+"""Demand-response event on the net import of a set of sites.
+
+    net_import_kw[t] = sum over the event's sites of (import_kw - export_kw)
+    down:  net_import_kw[t] <= baseline_kw[t] - requested_kw + shortfall_kw[e,t]    (``dr_event``)
+    up:    net_import_kw[t] >= baseline_kw[t] + requested_kw - shortfall_kw[e,t]
+    0 <= shortfall_kw <= requested_kw
+
+Delivered energy (requested - shortfall) x dt earns the event price; the shortfall pays the
+penalty. Net import (not gross) is measured, so importing and exporting at once cannot game it.
+"""
+
+from __future__ import annotations
+
+import pyomo.environ as pyo
+
+from ems.optimise.build import ModelBuild
+
+
+def add_demand_response_constraints(build: ModelBuild) -> None:
+    m, problem, dt_h = build.model, build.problem, build.step_h
+    events = {e.id: e for e in problem.dr_events}
+    index = [(e.id, t) for e in problem.dr_events for t in build.steps if e.active[t]]
+    m.dr_shortfall_kw = pyo.Var(index, bounds=lambda _m, e, t: (0.0, events[e].requested_kw))
+
+    def rule(_m, e, t):
+        event = events[e]
+        net = pyo.quicksum(
+            _m.grid_import_kw[g.id, t] - _m.grid_export_kw[g.id, t] for g in problem.grids if g.site in event.sites
+        )
+        if event.direction == "down":
+            return net <= float(event.baseline_kw[t]) - event.requested_kw + _m.dr_shortfall_kw[e, t]
+        return net >= float(event.baseline_kw[t]) + event.requested_kw - _m.dr_shortfall_kw[e, t]
+
+    m.dr_event = pyo.Constraint(index, rule=rule)
+    for e, t in index:
+        event = events[e]
+        # revenue for the full request is a constant; each kW short loses it and pays the penalty
+        build.objective_constant["dr_revenue_yen"] -= event.price_yen_per_kwh * event.requested_kw * dt_h
+        build.cost("dr_revenue_yen", event.price_yen_per_kwh * dt_h, m.dr_shortfall_kw[e, t])
+        build.cost("dr_penalty_yen", event.penalty_yen_per_kwh * dt_h, m.dr_shortfall_kw[e, t])

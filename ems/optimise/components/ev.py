@@ -1,0 +1,104 @@
+"""EV on a (bidirectional) charger, following the fleet's plug-in windows.
+
+    soc_kwh[v,t+1] = soc_kwh[v,t] + charge_efficiency * charge_kw[v,t] * dt
+                     - discharge_kw[v,t] / discharge_efficiency * dt
+                     - drive_kwh[v,t] + drive_shortfall_kwh[v,t]                   (``ev_soc_balance``)
+    charge_kw, discharge_kw exist only in steps where the vehicle is plugged in;
+    discharge_kw only where both the vehicle (v2g_allowed) and the charger allow it.
+    soc_kwh[v,k] + target_shortfall_kwh[v,k] >= departure energy at each departure k (``ev_departure_target``)
+    soc_kwh[v,t] + keep_shortfall_kwh[v,t] >= keep_energy_kwh (a reservation)       (``ev_keep_energy``)
+    discharge_kw - charge_kw enters the bus of the charger's site                   [kW]
+
+Shortfalls are priced slack: a target that cannot be met is reported, not infeasible. The drive
+shortfall is energy a duty needed that the battery could not hold (a large penalty).
+"""
+
+from __future__ import annotations
+
+import pyomo.environ as pyo
+
+from ems.optimise.build import ModelBuild
+
+
+def add_ev_constraints(build: ModelBuild) -> None:
+    m, problem, dt_h = build.model, build.problem, build.step_h
+    settings = problem.settings
+    evs = {ev.id: ev for ev in problem.evs}
+    steps = list(build.steps)
+    horizon = len(steps)
+    charge_index = [(v, t) for v, ev in evs.items() for t in steps if ev.charge_max_kw[t] > 0]
+    discharge_index = [(v, t) for v, ev in evs.items() for t in steps if ev.discharge_max_kw[t] > 0]
+    drive_index = [(v, t) for v, ev in evs.items() for t in steps if ev.drive_kwh[t] > 0]
+    soc_index = [(v, t) for v in evs for t in range(horizon + 1)]
+
+    def soc_bounds(_m, v, t):
+        ev = evs[v]
+        return (min(ev.soc_min_kwh, ev.initial_soc_kwh), max(ev.soc_max_kwh, ev.initial_soc_kwh))
+
+    m.ev_charge_kw = pyo.Var(charge_index, bounds=lambda _m, v, t: (0.0, float(evs[v].charge_max_kw[t])))
+    m.ev_discharge_kw = pyo.Var(discharge_index, bounds=lambda _m, v, t: (0.0, float(evs[v].discharge_max_kw[t])))
+    m.ev_drive_shortfall_kwh = pyo.Var(drive_index, bounds=lambda _m, v, t: (0.0, float(evs[v].drive_kwh[t])))
+    m.ev_soc_kwh = pyo.Var(soc_index, bounds=soc_bounds)
+    for v, ev in evs.items():
+        m.ev_soc_kwh[v, 0].fix(ev.initial_soc_kwh)
+
+    charging, discharging, driving = set(charge_index), set(discharge_index), set(drive_index)
+
+    def soc_balance(_m, v, t):
+        ev = evs[v]
+        expr = _m.ev_soc_kwh[v, t]
+        if (v, t) in charging:
+            expr = expr + ev.charge_efficiency * dt_h * _m.ev_charge_kw[v, t]
+        if (v, t) in discharging:
+            expr = expr - dt_h / ev.discharge_efficiency * _m.ev_discharge_kw[v, t]
+        if (v, t) in driving:
+            expr = expr - float(ev.drive_kwh[t]) + _m.ev_drive_shortfall_kwh[v, t]
+        return _m.ev_soc_kwh[v, t + 1] == expr
+
+    m.ev_soc_balance = pyo.Constraint([(v, t) for v in evs for t in steps], rule=soc_balance)
+
+    binary_index = [key for key in discharge_index if build.storage_binary_steps[key[1]]]
+    m.ev_charging = pyo.Var(binary_index, domain=pyo.Binary)
+    m.ev_exclusive_charge = pyo.Constraint(
+        binary_index, rule=lambda _m, v, t: _m.ev_charge_kw[v, t] <= float(evs[v].charge_max_kw[t]) * _m.ev_charging[v, t]
+    )
+    m.ev_exclusive_discharge = pyo.Constraint(
+        binary_index,
+        rule=lambda _m, v, t: _m.ev_discharge_kw[v, t] <= float(evs[v].discharge_max_kw[t]) * (1 - _m.ev_charging[v, t]),
+    )
+
+    target_index = [(v, k) for v, ev in evs.items() for k, _e in ev.departure_targets]
+    targets = {(v, k): energy for v, ev in evs.items() for k, energy in ev.departure_targets}
+    m.ev_target_shortfall_kwh = pyo.Var(target_index, bounds=(0.0, None))
+    m.ev_departure_target = pyo.Constraint(
+        target_index, rule=lambda _m, v, k: _m.ev_soc_kwh[v, k] + _m.ev_target_shortfall_kwh[v, k] >= targets[v, k]
+    )
+
+    keep_index = [(v, t) for v, ev in evs.items() if ev.keep_energy_kwh > ev.soc_min_kwh for t in range(1, horizon + 1)]
+    m.ev_keep_shortfall_kwh = pyo.Var(keep_index, bounds=(0.0, None))
+    m.ev_keep_energy = pyo.Constraint(
+        keep_index, rule=lambda _m, v, t: _m.ev_soc_kwh[v, t] + _m.ev_keep_shortfall_kwh[v, t] >= evs[v].keep_energy_kwh
+    )
+
+    _book_ev_costs_and_bus(build, evs, charge_index, discharge_index, drive_index, target_index, keep_index)
+
+
+def _book_ev_costs_and_bus(build, evs, charge_index, discharge_index, drive_index, target_index, keep_index) -> None:
+    m, settings, dt_h = build.model, build.problem.settings, build.step_h
+    epsilon = settings.throughput_epsilon_yen_per_kwh * dt_h
+    for v, t in charge_index:
+        build.into_bus(evs[v].charger_site[t], t, -1.0, m.ev_charge_kw[v, t])
+        build.cost("throughput_epsilon_yen", epsilon, m.ev_charge_kw[v, t])
+    for v, t in discharge_index:
+        build.into_bus(evs[v].charger_site[t], t, 1.0, m.ev_discharge_kw[v, t])
+        build.cost("throughput_epsilon_yen", epsilon, m.ev_discharge_kw[v, t])
+    for key in drive_index:
+        build.cost("drive_shortfall_yen", settings.drive_shortfall_penalty_yen_per_kwh, m.ev_drive_shortfall_kwh[key])
+    for key in target_index:
+        build.cost("ev_shortfall_yen", settings.ev_shortfall_penalty_yen_per_kwh, m.ev_target_shortfall_kwh[key])
+    for key in keep_index:
+        build.cost("bcp_shortfall_yen", settings.bcp_shortfall_penalty_yen_per_kwh * dt_h, m.ev_keep_shortfall_kwh[key])
+    horizon = build.problem.grid.steps
+    for v, ev in evs.items():
+        build.cost("terminal_value_yen", -settings.terminal_value_yen_per_kwh, m.ev_soc_kwh[v, horizon])
+        build.objective_constant["terminal_value_yen"] += settings.terminal_value_yen_per_kwh * ev.initial_soc_kwh

@@ -1,0 +1,61 @@
+"""A PNG of a schedule: stacked power by kind, stored energy, prices. Output only: nothing in
+the model imports this module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ems.optimise.problem import Problem  # noqa: E402
+from ems.optimise.schedule import Schedule  # noqa: E402
+
+KIND_COLOURS = {"grid": "#7f7f7f", "pv": "#f2b701", "battery": "#3969ac", "ev": "#11a579", "load": "#e73f74"}
+
+
+def power_by_kind(schedule: Schedule, problem: Problem) -> pd.DataFrame:
+    kinds = {g.id: "grid" for g in problem.grids} | {p.id: "pv" for p in problem.pvs}
+    kinds |= {b.id: "battery" for b in problem.batteries} | {e.id: "ev" for e in problem.evs}
+    kinds |= {ld.id: "load" for ld in problem.loads}
+    return schedule.power_kw.T.groupby(pd.Series(kinds)).sum().T
+
+
+def plot_schedule(schedule: Schedule, problem: Problem, path: str | Path, timezone: str, title: str = "") -> Path:
+    by_kind = power_by_kind(schedule, problem)
+    index = by_kind.index.tz_convert(timezone)
+    fig, axes = plt.subplots(3, 1, figsize=(12, 10), sharex=True, gridspec_kw={"height_ratios": [3, 2, 1.3]})
+    ax = axes[0]
+    positive, negative = by_kind.clip(lower=0), by_kind.clip(upper=0)
+    kinds = [k for k in KIND_COLOURS if k in by_kind.columns]
+    colours = [KIND_COLOURS[k] for k in kinds]
+    ax.stackplot(index, [positive[k] for k in kinds], labels=[f"{k} (into bus)" for k in kinds], colors=colours, step="post", alpha=0.85)
+    ax.stackplot(index, [negative[k] for k in kinds], colors=colours, step="post", alpha=0.45)
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_ylabel("portfolio power [kW]\n(+ into bus, - drawn)")
+    ax.legend(loc="upper left", ncol=5, fontsize=8)
+    ax.set_title(title or "Schedule")
+    ax = axes[1]
+    for b in problem.batteries:
+        ax.plot(index, schedule.soc_kwh[b.id], drawstyle="steps-post", label=b.id)
+    if problem.evs:
+        ax.plot(index, schedule.soc_kwh[[e.id for e in problem.evs]].sum(axis=1), drawstyle="steps-post",
+                color=KIND_COLOURS["ev"], linewidth=2, label="EV fleet total")
+    ax.set_ylabel("stored energy [kWh]")
+    ax.legend(loc="upper left", ncol=4, fontsize=8)
+    ax = axes[2]
+    grid = problem.grids[0]
+    ax.plot(index, grid.import_price_yen_per_kwh, drawstyle="steps-post", label="import")
+    ax.plot(index, grid.export_price_yen_per_kwh, drawstyle="steps-post", label="export")
+    ax.set_ylabel("price [yen/kWh]")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_xlabel(f"time ({timezone})")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,100 @@
+"""The optimiser's output: per asset and step, power and (for storage) energy, with the
+objective's terms and the solver's figures. Written out as ``schedule.csv`` (long form) and
+``summary.json`` (DESIGN.md section 3).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ems.optimise.problem import Problem
+
+SCHEDULE_COLUMNS = ["time", "site", "asset", "kind", "power_kw", "soc_kwh"]
+
+
+@dataclass
+class Schedule:
+    """``power_kw``: index time (step start), one column per asset, positive into the site bus.
+    ``soc_kwh``: one column per storage asset, the energy held at the END of each step."""
+
+    power_kw: pd.DataFrame
+    soc_kwh: pd.DataFrame
+    status: str
+    objective_terms: dict[str, float] = field(default_factory=dict)
+    mip_gap: float | None = None
+    build_s: float = 0.0
+    solve_s: float = 0.0
+    message: str = ""
+    shortfalls: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def objective_yen(self) -> float:
+        return float(sum(self.objective_terms.values()))
+
+    @property
+    def cost_yen(self) -> float:
+        """Money paid for energy and demand: what an invoice would show."""
+        return self.objective_terms.get("energy_cost_yen", 0.0) + self.objective_terms.get("demand_charge_yen", 0.0)
+
+    def long_frame(self, problem: Problem, timezone: str | None = None) -> pd.DataFrame:
+        """Long form with columns ``time,site,asset,kind,power_kw,soc_kwh``."""
+        index = self.power_kw.index
+        times = index.tz_convert(timezone) if timezone else index
+        iso = [t.isoformat() for t in times]
+        frames = []
+
+        def add(asset_id: str, kind: str, sites, soc=None) -> None:
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "time": iso,
+                        "site": sites,
+                        "asset": asset_id,
+                        "kind": kind,
+                        "power_kw": self.power_kw[asset_id].to_numpy().round(4),
+                        "soc_kwh": soc.round(4) if soc is not None else np.full(len(index), np.nan),
+                    }
+                )
+            )
+
+        for g in problem.grids:
+            add(g.id, "grid", g.site)
+        for pv in problem.pvs:
+            add(pv.id, "pv", pv.site)
+        for load in problem.loads:
+            add(load.id, load.kind, load.site)
+        for b in problem.batteries:
+            add(b.id, "battery", b.site, self.soc_kwh[b.id].to_numpy())
+        for ev in problem.evs:
+            add(ev.id, "ev", [site or "" for site in ev.charger_site], self.soc_kwh[ev.id].to_numpy())
+        return pd.concat(frames, ignore_index=True)[SCHEDULE_COLUMNS]
+
+    def summary(self) -> dict:
+        return {
+            "objective_yen": round(self.objective_yen, 2),
+            "cost_yen": round(self.cost_yen, 2),
+            "co2_kg": round(self.shortfalls.get("co2_kg", 0.0), 3),
+            "solver_status": self.status,
+            "mip_gap": self.mip_gap,
+            "solve_s": round(self.solve_s, 4),
+            "build_s": round(self.build_s, 4),
+            "message": self.message,
+            "objective_terms_yen": {k: round(v, 2) for k, v in self.objective_terms.items()},
+            **{k: round(v, 3) for k, v in self.shortfalls.items() if k != "co2_kg"},
+        }
+
+
+def write_schedule(schedule: Schedule, problem: Problem, out_dir: str | Path, extra_summary: dict | None = None,
+                   timezone: str | None = None) -> dict:
+    """Write ``schedule.csv`` and ``summary.json`` into ``out_dir``; return the summary."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    schedule.long_frame(problem, timezone).to_csv(out / "schedule.csv", index=False, float_format="%.4f")
+    summary = schedule.summary() | (extra_summary or {})
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary

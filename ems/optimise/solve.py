@@ -1,0 +1,121 @@
+"""Solve a :class:`Problem` with HiGHS through Pyomo's persistent APPSI interface.
+
+Build, solve and read-back are separate and timed. On a time limit the best incumbent is used;
+when the solver fails or finds nothing, the rule-based fallback provides the schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+from pyomo.contrib.appsi.base import TerminationCondition
+from pyomo.contrib.appsi.solvers import Highs
+
+from ems.optimise.build import ModelBuild
+from ems.optimise.evaluate import evaluate
+from ems.optimise.model import build_model
+from ems.optimise.problem import Problem
+from ems.optimise.rules import rule_based_power
+from ems.optimise.schedule import Schedule
+
+log = logging.getLogger(__name__)
+
+
+def solve(problem: Problem) -> Schedule:
+    """Plan ``problem``; always returns a schedule (status says how it was obtained)."""
+    started = time.perf_counter()
+    build = build_model(problem)
+    build_s = time.perf_counter() - started
+    solver = Highs()
+    solver.config.time_limit = problem.settings.time_limit_s
+    solver.config.mip_gap = problem.settings.mip_gap
+    solver.config.load_solution = False
+    solver.config.stream_solver = False
+    started = time.perf_counter()
+    try:
+        results = solver.solve(build.model)
+    except RuntimeError as error:  # HiGHS reports a failed model load or solve this way
+        log.error("HiGHS failed: %s; using the rule-based fallback", error)
+        return fallback_schedule(problem, f"solver error: {error}", build_s, time.perf_counter() - started)
+    solve_s = time.perf_counter() - started
+    condition = results.termination_condition
+    feasible = results.best_feasible_objective is not None
+    if condition == TerminationCondition.optimal and feasible:
+        status = "optimal"
+    elif condition == TerminationCondition.maxTimeLimit and feasible:
+        status = "time_limit"
+    else:
+        log.error("HiGHS ended with %s and no solution; using the rule-based fallback", condition.name)
+        return fallback_schedule(problem, f"solver ended with {condition.name}", build_s, solve_s)
+    results.solution_loader.load_vars()
+    power = read_power(build)
+    terms, report, soc = evaluate(problem, power)
+    report |= simultaneous_flows_kw(build)
+    bound, best = results.best_objective_bound, results.best_feasible_objective
+    gap = 0.0 if bound is None or not np.isfinite(bound) else abs(best - bound) / max(abs(best), 1e-9)
+    report["solver_objective_yen"] = float(best)
+    report["binary_count"] = float(len(build.model.battery_charging) + len(build.model.ev_charging) + len(build.model.grid_importing))
+    return Schedule(power_kw=power, soc_kwh=read_soc(build, power.index), status=status, objective_terms=terms,
+                    mip_gap=round(gap, 6), build_s=build_s, solve_s=solve_s, shortfalls=report)
+
+
+def fallback_schedule(problem: Problem, reason: str, build_s: float = 0.0, solve_s: float = 0.0) -> Schedule:
+    power = rule_based_power(problem)
+    terms, report, soc = evaluate(problem, power)
+    return Schedule(power_kw=power, soc_kwh=soc, status="fallback", objective_terms=terms, mip_gap=None,
+                    build_s=build_s, solve_s=solve_s, message=reason, shortfalls=report)
+
+
+def _values(var) -> dict:
+    return {key: (value if value is not None else 0.0) for key, value in var.extract_values().items()}
+
+
+def simultaneous_flows_kw(build: ModelBuild) -> dict[str, float]:
+    """The largest flow both ways at once: storage charging and discharging in one step, and a
+    grid connection importing and exporting. Both should be zero in every plan."""
+    m = build.model
+    charge, discharge = _values(m.battery_charge_kw), _values(m.battery_discharge_kw)
+    storage = max((min(charge[k], discharge[k]) for k in charge), default=0.0)
+    charge, discharge = _values(m.ev_charge_kw), _values(m.ev_discharge_kw)
+    storage = max(storage, max((min(charge[k], discharge[k]) for k in discharge), default=0.0))
+    imports, exports = _values(m.grid_import_kw), _values(m.grid_export_kw)
+    grid = max((min(imports[k], exports[k]) for k in imports), default=0.0)
+    return {"simultaneous_charge_discharge_kw": float(storage), "simultaneous_import_export_kw": float(grid)}
+
+
+def read_power(build: ModelBuild) -> pd.DataFrame:
+    """Per asset and step, power into the site bus [kW]."""
+    m, problem = build.model, build.problem
+    steps = problem.grid.steps
+    power: dict[str, np.ndarray] = {}
+    imports, exports = _values(m.grid_import_kw), _values(m.grid_export_kw)
+    for g in problem.grids:
+        power[g.id] = np.array([imports[g.id, t] - exports[g.id, t] for t in range(steps)])
+    pv_values = _values(m.pv_kw)
+    for pv in problem.pvs:
+        power[pv.id] = np.array([pv_values[pv.id, t] for t in range(steps)]) if pv.curtailable else pv.available_kw.astype(float)
+    for load in problem.loads:
+        power[load.id] = -load.demand_kw.astype(float)
+    charge, discharge = _values(m.battery_charge_kw), _values(m.battery_discharge_kw)
+    for b in problem.batteries:
+        power[b.id] = np.array([discharge[b.id, t] - charge[b.id, t] for t in range(steps)])
+    charge, discharge = _values(m.ev_charge_kw), _values(m.ev_discharge_kw)
+    for ev in problem.evs:
+        power[ev.id] = np.array([discharge.get((ev.id, t), 0.0) - charge.get((ev.id, t), 0.0) for t in range(steps)])
+    return pd.DataFrame(power, index=problem.grid.index)
+
+
+def read_soc(build: ModelBuild, index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Energy held at the end of each step [kWh]."""
+    m, problem = build.model, build.problem
+    steps = problem.grid.steps
+    soc: dict[str, np.ndarray] = {}
+    battery, ev = _values(m.battery_soc_kwh), _values(m.ev_soc_kwh)
+    for b in problem.batteries:
+        soc[b.id] = np.array([battery[b.id, t + 1] for t in range(steps)])
+    for v in problem.evs:
+        soc[v.id] = np.array([ev[v.id, t + 1] for t in range(steps)])
+    return pd.DataFrame(soc, index=index)
