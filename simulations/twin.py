@@ -204,7 +204,8 @@ class Twin:
             where = e.where
             if e.protocol == "mqtt":
                 b = self.broker("x")
-                where = f"mqtt://{b.host}:{b.port} {e.settings['topic_prefix']}/{{telemetry,availability,command,ack}}"
+                topics = "telemetry,availability,command,ack" if e.asset_type == "charger" else "telemetry,availability"
+                where = f"mqtt://{b.host}:{b.port} {e.settings['topic_prefix']}/{{{topics}}}"
             lines.append(f"{e.asset_id:<24} {e.asset_type:<8} {where}")
         return lines
 
@@ -220,11 +221,13 @@ class Twin:
         for server in self.servers.values():
             await server.stop()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Serve and step until ``stop`` is set."""
+    async def run(self, stop: asyncio.Event, on_started=None) -> None:
+        """Serve and step until ``stop`` is set; ``on_started()`` is called once all listen."""
         twin = self.portfolio.twin
-        await self.start()
         try:
+            await self.start()
+            if on_started is not None:
+                on_started()
             loop = asyncio.get_running_loop()
             next_publish = loop.time()
             while not stop.is_set():
@@ -257,14 +260,7 @@ class TwinThread:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            original_start = self.twin.start
-
-            async def start_and_signal() -> None:
-                await original_start()
-                self._ready.set()
-
-            self.twin.start = start_and_signal  # type: ignore[method-assign]
-            await self.twin.run(self._stop)
+            await self.twin.run(self._stop, on_started=self._ready.set)
 
         try:
             asyncio.run(main())

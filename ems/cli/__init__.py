@@ -13,6 +13,8 @@ import sys
 
 COMMAND_MODULES = (
     "ems.cli.plan",
+    "ems.cli.twin",
+    "ems.cli.devices",
 )
 
 
