@@ -145,8 +145,11 @@ class DeviceSet:
         self.link: MqttLink | None = None
         self.drivers: dict[str, Any] = {}
 
-    async def open(self, connect_timeout_s: float = 3.0) -> None:
-        if any(e.protocol == "mqtt" for e in self.endpoints):
+    async def open(self, connect_timeout_s: float | None = None) -> None:
+        """Build the drivers; wait for the broker at most as long as the MQTT devices' timeout."""
+        mqtt_timeouts = [e.settings["timeout_s"] for e in self.endpoints if e.protocol == "mqtt"]
+        connect_timeout_s = connect_timeout_s or max(mqtt_timeouts, default=0.0)
+        if mqtt_timeouts:
             self.link = MqttLink(self.broker)
         for endpoint in self.endpoints:
             resources = {"link": self.link} if endpoint.protocol == "mqtt" else {}
