@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from drivers import registry
 from drivers.api import Ack, Reading
 from drivers.mqtt.credentials import resolve_credentials
@@ -134,6 +136,17 @@ def controller_broker(portfolio: Portfolio, config_path: str | Path, host: str |
     )
 
 
+class DeviceConfigError(ValueError):
+    """A device's driver settings are wrong; names the device and the driver."""
+
+    def __init__(self, asset_id: str, driver: str, error: Exception):
+        if isinstance(error, ValidationError):
+            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        else:
+            detail = str(error)
+        super().__init__(f"device {asset_id!r} (driver {driver!r}): {detail}")
+
+
 class DeviceSet:
     """All configured devices, opened together: read them all, write through the guard."""
 
@@ -153,7 +166,10 @@ class DeviceSet:
             self.link = MqttLink(self.broker)
         for endpoint in self.endpoints:
             resources = {"link": self.link} if endpoint.protocol == "mqtt" else {}
-            driver = registry.create(endpoint.driver, endpoint.settings, **resources)
+            try:
+                driver = registry.create(endpoint.driver, endpoint.settings, **resources)
+            except (ValidationError, KeyError) as error:
+                raise DeviceConfigError(endpoint.asset_id, endpoint.driver, error) from None
             await driver.connect()
             self.drivers[endpoint.asset_id] = driver
         if self.link is not None:

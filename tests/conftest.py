@@ -9,6 +9,7 @@ on free Modbus ports, in a background thread. All of them stop at the end of the
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import socket
 import subprocess
@@ -67,17 +68,22 @@ class Broker:
     directory: Path
     password_file: Path | None = None
     acl_file: Path | None = None
+    listener_options: tuple[str, ...] = ()  # e.g. cafile/certfile/keyfile for a TLS listener
     process: subprocess.Popen | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
 
     def config_text(self) -> str:
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr", "log_type error", "log_type warning"]
+        lines = [f"listener {self.port} 127.0.0.1", *self.listener_options, "persistence false", "log_dest stderr", "log_type error", "log_type warning"]
         if self.password_file is not None:
             lines += ["allow_anonymous false", f"password_file {self.password_file}"]
         else:
             lines.append("allow_anonymous true")
         if self.acl_file is not None:
             lines.append(f"acl_file {self.acl_file}")
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            # As root Mosquitto drops to user 'mosquitto', which cannot read pytest's private
+            # temporary directories (certificates, keys): stay the user that started it.
+            lines.append("user root")
         return "\n".join(lines) + "\n"
 
     def start(self) -> "Broker":
@@ -86,9 +92,12 @@ class Broker:
         self.process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_for_port(self.port)
-        except RuntimeError:
+        except RuntimeError as error:
+            stderr = ""
+            if self.process.poll() is not None and self.process.stderr is not None:
+                stderr = self.process.stderr.read().decode(errors="replace")
             self.stop()
-            raise
+            raise RuntimeError(f"{error}; mosquitto said: {stderr.strip()[-800:]}") from None
         return self
 
     def stop(self) -> None:
@@ -113,8 +122,8 @@ def mosquitto_factory(tmp_path):
         pytest.fail("mosquitto is not installed (.ci/run installs it)")
     brokers: list[Broker] = []
 
-    def make(password_file: Path | None = None, acl_file: Path | None = None) -> Broker:
-        broker = Broker(free_port(), tmp_path, password_file, acl_file)
+    def make(password_file: Path | None = None, acl_file: Path | None = None, listener_options: tuple[str, ...] = ()) -> Broker:
+        broker = Broker(free_port(), tmp_path, password_file, acl_file, listener_options)
         brokers.append(broker)
         return broker.start()
 

@@ -57,7 +57,13 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"ems devices: no such device in {args.config}: {', '.join(unknown)}")
         return 2
-    readings, problems = asyncio.run(_read(portfolio, broker, only, setpoints))
+    from ems.devices import DeviceConfigError
+
+    try:
+        readings, problems = asyncio.run(_read(portfolio, broker, only, setpoints))
+    except DeviceConfigError as error:
+        print(f"ems devices: {args.config}: {error}")
+        return 2
     rows = [r.as_dict() for r in readings]
     if args.json:
         print(json.dumps(rows, indent=2))
