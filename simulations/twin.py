@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -131,14 +132,18 @@ class Twin:
         """Advance every device by ``dt_s`` seconds ending at ``now`` and refresh what is served."""
         with self.lock:
             self._refresh_plans(now)
+            # First integrate the interval that ends now, in the state it had; then change state.
+            for device in self.physics.values():
+                if not isinstance(device, SimMeter) or isinstance(device, SimLoad):
+                    device.step(now, dt_s)
             for vehicle in self.vehicles.values():
                 vehicle.step(now, dt_s)
             plugged = {v.charger_id: v for v in self.vehicles.values() if v.charger_id}
             for charger in self.chargers.values():
-                charger.vehicle = plugged.get(charger.name)
-            for device in self.physics.values():
-                if not isinstance(device, SimMeter) or isinstance(device, SimLoad):
-                    device.step(now, dt_s)
+                vehicle = plugged.get(charger.name)
+                if vehicle is not charger.vehicle:
+                    charger.vehicle = vehicle
+                    charger.apply_setpoint(0.0)  # a new session starts idle, not at the last car's set-point
             for site in self.sites.values():
                 balance = sum(d.power_kw for d in site.others)
                 for meter in site.grid:
@@ -272,8 +277,9 @@ class TwinThread:
         self._thread.start()
         if not self._ready.wait(timeout_s) or self._error is not None:
             raise RuntimeError(f"twin did not start: {self._error!r}")
+        deadline = time.monotonic() + timeout_s
         for device in self.twin.mqtt_devices.values():
-            device.link.wait_connected(timeout_s)
+            device.link.wait_connected(max(0.0, deadline - time.monotonic()))
         return self
 
     def call(self, coroutine_factory, timeout_s: float = 10.0):

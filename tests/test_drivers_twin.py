@@ -41,11 +41,18 @@ def test_vehicles_unplug_for_their_duties_and_return_with_less_energy():
     taxi = twin.vehicles["taxi-01"]  # duty 07:00-12:00, 70 km at 0.15 kWh/km
     assert taxi.charger_id == "depot_c01" and twin.chargers["depot_c01"].vehicle is taxi
     soc_before_kwh = taxi.soc_kwh
-    advance(twin, clock, 3600 + 30 * 60)  # 07:30
+    twin.chargers["depot_c01"].apply_setpoint(-6.0)
+    advance(twin, clock, 30 * 60)  # 06:30: charging
+    charged_kwh = 6.0 * 0.5 * 0.95
+    assert taxi.soc_kwh == pytest.approx(soc_before_kwh + charged_kwh)
+    advance(twin, clock, 3600)  # 07:30; charging went on until the 07:00 departure
+    charged_kwh *= 2
     assert taxi.charger_id is None and twin.chargers["depot_c01"].vehicle is None
+    assert twin.chargers["depot_c01"].power_kw == 0.0
     advance(twin, clock, 4.5 * 3600)  # 12:00
     assert taxi.charger_id == "depot_c01"
-    assert taxi.soc_kwh == pytest.approx(soc_before_kwh - 70 * 0.15)
+    assert taxi.soc_kwh == pytest.approx(soc_before_kwh + charged_kwh - 70 * 0.15)
+    assert twin.chargers["depot_c01"].setpoint_kw == 0.0  # the new session starts idle
 
 
 def test_battery_soc_integrates_power_with_efficiency_and_stops_at_its_limit():
