@@ -138,7 +138,9 @@ class ModbusDeviceServer:
                 break
             await asyncio.sleep(0.01)
         if self._task.done():
-            self._task.result()  # raises the bind error
+            error = self._task.exception()
+            self._task = None
+            raise OSError(f"{self.name}: cannot listen on {self.host}:{self.port} ({error})")
         self._server = server
         log.info("%s: Modbus TCP on %s:%d", self.name, self.host, self.port)
 
