@@ -275,3 +275,34 @@ def test_mbpoll_reads_the_suns_marker_and_power(modbus_twin):
     values = mbpoll("-t", "4", "-r", str(w_address), "-c", "2")
     power_w = int(values[w_address]) * 10 ** int(values[w_address + 1])
     assert power_w / 1000 == pytest.approx(modbus_twin.twin.physics["city_hall_pv"].power_kw, rel=0.02)
+
+
+def test_a_changed_model_layout_is_scanned_again():
+    from drivers.sim.modbus_server import SunSpecImage
+
+    first = SunSpecPvDevice(SimPv("pv", 10.0, flat_profile(0.5), dt.timezone.utc))
+    first.physics.step(NOON, 0.0)
+    first.refresh()
+    moved = SunSpecImage([sunspec.COMMON, sunspec.METER_THREE_PHASE_WYE, sunspec.INVERTER_THREE_PHASE])
+    moved.set_raw(103, "W_SF", 0)
+    moved.set_scaled(103, "W", 7000.0)
+
+    async def scenario():
+        port = free_port()
+        driver = SunSpecInverter(settings(SunSpecInverter, port))
+        server = ModbusDeviceServer("pv", first.store, port=port)
+        await server.start()
+        before = await driver.read()
+        await server.stop()
+        server = ModbusDeviceServer("pv", moved.store, port=port)  # new firmware: model 103 moved
+        await server.start()
+        confused = await driver.read()
+        after = await driver.read()
+        await server.stop()
+        await driver.close()
+        return before, confused, after
+
+    before, confused, after = asyncio.run(scenario())
+    assert before.power_kw == pytest.approx(5.0)
+    assert confused.quality is Quality.MISSING and "expected SunSpec model 103" in confused.error
+    assert after.quality is Quality.GOOD and after.power_kw == pytest.approx(7.0)

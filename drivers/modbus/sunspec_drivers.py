@@ -35,7 +35,12 @@ class SunSpecDevice(ModbusDevice):
 
     async def block(self, model_id: int) -> list[int]:
         address = (await self.models())[model_id]
-        return await sunspec.read_model(self.connection, address, sunspec.MODELS[model_id])
+        try:
+            return await sunspec.read_model(self.connection, address, sunspec.MODELS[model_id])
+        except DeviceUnavailable as error:
+            if getattr(error, "code", None) is None and "SunSpec model" in error.reason:
+                self.model_addresses = None  # the device's layout changed (new firmware): scan again
+            raise
 
     async def nameplate(self) -> dict[str, str | None]:
         block = await self.block(1)
