@@ -14,6 +14,8 @@ import sys
 COMMAND_MODULES = (
     "ems.cli.plan",
     "ems.cli.export",
+    "ems.cli.twin",
+    "ems.cli.devices",
 )
 
 
