@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecasting.ride import REQUEST_COLUMNS, validate_request_log
+
 UNIT_TO_KW = {"_kw": 1.0, "_w": 1e-3, "_mw": 1e3}
 UNIT_OVERSHOOT = 1.5  # a value above 1.5 x the rating is a unit mistake, not a sunny day
 
@@ -278,13 +280,8 @@ def read_weather_forecast(path: str | Path, tz: str = "Asia/Tokyo") -> pd.DataFr
 
 # --- ride requests -----------------------------------------------------------------------------
 
-REQUEST_COLUMNS = ("request_id", "time", "origin_lat", "origin_lon", "dest_lat", "dest_lon", "passengers")
-
-
 def read_request_log(path: str | Path, tz: str = "Asia/Tokyo") -> pd.DataFrame:
     """Ride request log CSV with columns :data:`REQUEST_COLUMNS`; times tz-aware."""
-    from forecasting.ride import validate_request_log
-
     path = Path(path)
     try:
         frame = pd.read_csv(path)
@@ -298,3 +295,13 @@ def read_request_log(path: str | Path, tz: str = "Asia/Tokyo") -> pd.DataFrame:
         return validate_request_log(frame)
     except ValueError as error:
         raise DataFileError(path, "(rows)", str(error)) from None
+
+
+# --- config profiles kept in CSV files ------------------------------------------------------------
+
+
+def read_config_profiles(portfolio, config_path: str | Path) -> dict[str, tuple[float, ...]]:
+    """48-slot values of every ``[profiles]`` entry, reading CSV-based ones next to the config."""
+    from ems.config import profile_values
+
+    return {name: profile_values(profile, config_path) for name, profile in portfolio.profiles.items()}

@@ -20,7 +20,10 @@ class ForecastingSettings(BaseModel):
     pv_climatology_days: int = Field(14, ge=1, description="days behind the typical clear-sky index the forecast reverts to")
     pv_decorrelation_hours: float = Field(4.0, gt=0, description="e-folding time of the current clear-sky index [h]")
     load_history_weeks: int = Field(4, ge=1, description="weeks of measured load behind the day-type profiles")
-    load_level_days: int = Field(7, ge=1, description="days of measured load the profile is rescaled to")
+    load_level_days: int = Field(1, ge=1, description="days of measured load the profile is rescaled to")
+    load_weekday_detail: float = Field(
+        1.0, ge=0, le=1, description="0: one profile for Monday-Friday; 1: each weekday keeps its own shape"
+    )
     saturday_activity_fraction: float = Field(
         0.6, ge=0, le=1, description="without measurements: share of a config profile's daytime rise kept on Saturdays"
     )
