@@ -32,7 +32,7 @@ def day_types(index: pd.DatetimeIndex, country: str | None = "JP", subdivision: 
     """
     if index.tz is None:
         raise ValueError("day types need a timezone-aware index in the site's zone")
-    weekday = index.dayofweek.to_numpy()
+    weekday = index.day_of_week.to_numpy()
     codes = np.where(weekday == 5, SATURDAY, np.where(weekday == 6, SUNDAY_HOLIDAY, WEEKDAY))
     if country and len(index):
         dates = index.date

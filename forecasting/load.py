@@ -10,7 +10,8 @@ day ``s(t)``::
 so a purely periodic history is reproduced exactly (level = 1). A day type absent from the
 history (no holiday in the window, say) borrows the profile of the nearest type (Sunday/holiday
 from Saturday, Saturday from weekday). With ``temperature_c`` the residual after the profile is
-regressed on the temperature's deviation from its mean over the history (one slope [kW/C]).
+regressed on the temperature's anomaly (its departure from its own mean for the same day type
+and slot) with one slope [kW/C].
 
 Without measurements, :func:`config_profile_load_kw` turns the config's 48-slot profile (peak
 1.0) into a forecast: weekdays follow it times ``peak_kw``; Saturdays and Sundays/holidays keep
@@ -19,7 +20,7 @@ only a fraction of its rise above its night-time minimum.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -79,7 +80,7 @@ def _fit_profile(history: pd.Series, step: pd.Timedelta, settings: LoadSettings)
         gaps = np.isnan(table[missing])
         table[missing, gaps] = table[donor, gaps]
     working = codes == WEEKDAY
-    weekday = history.index.dayofweek.to_numpy()
+    weekday = history.index.day_of_week.to_numpy()
     by_day = _mean_table(np.where(working, values, np.nan), np.minimum(weekday, 4), slots, 5, slots_per_day)
     with np.errstate(invalid="ignore", divide="ignore"):
         raw = by_day / table[WEEKDAY]
@@ -91,7 +92,7 @@ def _evaluate(profile: _Profile, index: pd.DatetimeIndex, step: pd.Timedelta, se
     codes = day_types(index, settings.holiday_country, settings.holiday_subdivision)
     slots = slot_of_day(index, step)
     values = profile.by_type[codes, slots]
-    weekday = np.minimum(index.dayofweek.to_numpy(), 4)
+    weekday = np.minimum(index.day_of_week.to_numpy(), 4)
     return np.where(codes == WEEKDAY, values * profile.weekday_factor[weekday, slots], values)
 
 
@@ -110,32 +111,40 @@ def forecast_load_kw(
     if recent.notna().sum() == 0:
         raise ValueError("no measured load in the history window")
     table = _fit_profile(recent, step, settings)
-    level_window = recent[recent.index > end - pd.Timedelta(days=settings.level_days)]
-    fitted = _evaluate(table, level_window.index, step, settings)
-    measured = level_window.to_numpy(dtype=float)
-    both = ~np.isnan(measured) & ~np.isnan(fitted)
-    level = measured[both].sum() / fitted[both].sum() if fitted[both].sum() > 0 else 1.0
-    values = level * _evaluate(table, index, step, settings)
+    measured = recent.to_numpy(dtype=float)
+    weather_kw, weather_ahead_kw = np.zeros(len(recent)), np.zeros(len(index))
     if temperature_c is not None:
-        values = values + _temperature_term(recent, table, step, settings, level, temperature_c, index)
+        weather_kw, weather_ahead_kw = _temperature_effect(recent, table, step, settings, temperature_c, index)
+    in_window = recent.index > end - pd.Timedelta(days=settings.level_days)
+    fitted = _evaluate(table, recent.index[in_window], step, settings)
+    adjusted = (measured - weather_kw)[in_window]
+    both = ~np.isnan(adjusted) & ~np.isnan(fitted)
+    level = adjusted[both].sum() / fitted[both].sum() if fitted[both].sum() > 0 else 1.0
+    values = level * _evaluate(table, index, step, settings) + weather_ahead_kw
     return pd.Series(values, index=index, name="load_kw")
 
 
-def _temperature_term(recent, table, step, settings, level, temperature_c, index) -> np.ndarray:
-    """Least-squares slope of the profile's residual on temperature deviation, applied ahead."""
-    temps_hist = temperature_c.reindex(recent.index).to_numpy(dtype=float)
-    residual = recent.to_numpy(dtype=float) - level * _evaluate(table, recent.index, step, settings)
-    usable = ~np.isnan(temps_hist) & ~np.isnan(residual)
-    if usable.sum() < 2:
+def _temperature_effect(recent, table, step, settings, temperature_c, index) -> tuple[np.ndarray, np.ndarray]:
+    """Load explained by temperature [kW] over the history and ahead: slope x anomaly.
+
+    The anomaly is the temperature minus its mean for the same day type and slot, so the part
+    of the temperature's daily cycle already inside the load profile is not counted twice; the
+    slope [kW/C] is the least-squares fit of the profile's residual on the anomaly.
+    """
+    temps_hist = temperature_c.reindex(recent.index)
+    if temps_hist.notna().sum() < 2:
         raise ValueError("temperature_c does not cover the measured load history")
-    mean_c = temps_hist[usable].mean()
-    deviation = temps_hist[usable] - mean_c
-    denominator = float((deviation**2).sum())
-    slope_kw_per_c = float((deviation * residual[usable]).sum() / denominator) if denominator > 0 else 0.0
+    normal = _fit_profile(temps_hist, step, replace(settings, weekday_detail=0.0))
+    anomaly_hist = temps_hist.to_numpy(dtype=float) - _evaluate(normal, recent.index, step, settings)
+    residual = recent.to_numpy(dtype=float) - _evaluate(table, recent.index, step, settings)
+    usable = ~np.isnan(anomaly_hist) & ~np.isnan(residual)
+    denominator = float((anomaly_hist[usable] ** 2).sum())
+    slope_kw_per_c = float((anomaly_hist[usable] * residual[usable]).sum() / denominator) if denominator > 0 else 0.0
     ahead = temperature_c.reindex(index).to_numpy(dtype=float)
     if np.isnan(ahead).any():
         raise ValueError("temperature_c does not cover every forecast time")
-    return slope_kw_per_c * (ahead - mean_c)
+    anomaly_ahead = ahead - _evaluate(normal, index, step, settings)
+    return slope_kw_per_c * np.nan_to_num(anomaly_hist), slope_kw_per_c * anomaly_ahead
 
 
 def config_profile_load_kw(

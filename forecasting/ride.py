@@ -65,14 +65,14 @@ def validate_request_log(log: pd.DataFrame) -> pd.DataFrame:
         bad = values.isna() | (values < low) | (values > high)
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(f"row {row + 2} (request {log['request_id'].iloc[row]}): {column}={log[column].iloc[row]!r} is outside {low}..{high}")
+            raise ValueError(f"row {row + 2} (request {log['request_id'].iloc[row]}): {column}={log[column].iloc[row]} is outside {low}..{high}")
     if log["request_id"].duplicated().any():
         raise ValueError(f"request id {log['request_id'][log['request_id'].duplicated()].iloc[0]!r} appears twice")
     return log.sort_values("time").reset_index(drop=True)
 
 
 def hour_of_week(times: pd.DatetimeIndex) -> np.ndarray:
-    return times.dayofweek.to_numpy() * 24 + times.hour.to_numpy()
+    return times.day_of_week.to_numpy() * 24 + times.hour.to_numpy()
 
 
 def request_rates(log: pd.DataFrame, grid: ZoneGrid, tz: str, start=None, end=None) -> pd.DataFrame:
