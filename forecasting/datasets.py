@@ -65,7 +65,7 @@ def pv_data(data: str, array: ArraySpec, horizon: pd.Timedelta, tz: str, setting
         tmy = read_tmy3(path)
         system = PvSystem(tmy.latitude_deg, tmy.longitude_deg, array.tilt_deg, array.azimuth_deg, array.capacity_kwp, array.inverter_limit_kw, tmy.altitude_m)
         actual = pv_power_kw(system, tmy.weather)
-        clear = clearsky_pv_kw(system, actual.index, tmy.weather["temp_air"])
+        clear = clearsky_pv_kw(system, actual.index)  # not the file's temperatures: they are the future
         note = f"TMY3 {tmy.name} ({tmy.latitude_deg:.2f}, {tmy.longitude_deg:.2f}) through the PV model of a {array.capacity_kwp:g} kWp array"
     else:
         if array.latitude_deg is None or array.longitude_deg is None:

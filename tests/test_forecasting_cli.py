@@ -4,7 +4,6 @@ import argparse
 import json
 
 import pandas as pd
-import pytest
 
 from ems.cli import COMMAND_MODULES
 from ems.cli import forecast as forecast_command

@@ -59,7 +59,7 @@ def _horizon(text: str) -> pd.Timedelta:
 
 def _backtest(args: argparse.Namespace) -> int:
     from forecasting.backtest import day_ahead_skills, run_backtest
-    from forecasting.datasets import ArraySpec, load_data, pv_data
+    from forecasting.datasets import load_data, pv_data
     from forecasting.load import LoadSettings
     from forecasting.loaders import DataFileError
     from forecasting.plot import plot_backtest
