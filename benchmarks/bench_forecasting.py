@@ -21,15 +21,18 @@ LOAD_DATASETS = ("pmdarima:taylor",)
 HORIZON = pd.Timedelta("48h")
 
 
+def _row(name: str, metric: str, value: float, unit: str = "1") -> dict:
+    return {"name": name, "metric": metric, "value": float(value), "unit": unit}
+
+
 def _skill_rows(kind: str, dataset: str, result) -> list[dict]:
     rows = []
     table = result.table()
     for record in table[table["model"] == "model"].to_dict(orient="records"):
         name = f"forecast {kind} {dataset} lead {record['lead_h']}h"
-        rows.append({"name": name, "metric": "skill_vs_persistence", "value": record["skill_vs_persistence"], "unit": "1"})
-        rows.append({"name": name, "metric": "skill_vs_seasonal_naive", "value": record["skill_vs_seasonal_naive"], "unit": "1"})
-        rows.append({"name": name, "metric": "nmae", "value": record["nmae"], "unit": "1"})
-    rows.append({"name": f"forecast {kind} {dataset}", "metric": "p10_p90_coverage_held_out", "value": result.coverage_held_out, "unit": "1"})
+        for metric in ("skill_vs_persistence", "skill_vs_seasonal_naive", "nmae"):
+            rows.append(_row(name, metric, record[metric]))
+    rows.append(_row(f"forecast {kind} {dataset}", "p10_p90_coverage_held_out", result.coverage_held_out))
     return rows
 
 
@@ -47,7 +50,7 @@ def _timing_rows(portfolio) -> list[dict]:
             portfolio_forecast(portfolio, start, 96, 30, **kwargs)
         seconds = (time.perf_counter() - began) / runs
         assets = len(portfolio.pv_arrays) + len(portfolio.loads)
-        rows.append({"name": f"forecast portfolio 48h, {assets} assets, {label}", "metric": "time", "value": seconds, "unit": "s"})
+        rows.append(_row(f"forecast portfolio 48h, {assets} assets, {label}", "time", seconds, "s"))
     return rows
 
 
@@ -55,7 +58,7 @@ def run() -> list[dict]:
     portfolio = load_portfolio(CONFIG)
     array = portfolio.pv_arrays[0]
     site = next(s for s in portfolio.sites if s.id == array.site)
-    spec = ArraySpec(array.tilt_deg, array.azimuth_deg, array.capacity_kwp, array.inverter_limit_kw, site.latitude_deg, site.longitude_deg)
+    spec = ArraySpec.of(array, site)
     rows: list[dict] = []
     for dataset in PV_DATASETS:
         data = pv_data(dataset, spec, HORIZON, portfolio.portfolio.timezone)

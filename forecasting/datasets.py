@@ -47,6 +47,18 @@ class ArraySpec:
     latitude_deg: float | None = None  # where measured CSV data come from
     longitude_deg: float | None = None
 
+    @classmethod
+    def of(cls, array, site) -> "ArraySpec":
+        """From a config ``PvArray`` and its ``Site``."""
+        return cls(
+            array.tilt_deg, array.azimuth_deg, array.capacity_kwp, array.inverter_limit_kw, site.latitude_deg, site.longitude_deg
+        )
+
+    def system(self, latitude_deg: float, longitude_deg: float, altitude_m: float = 0.0) -> PvSystem:
+        return PvSystem(
+            latitude_deg, longitude_deg, self.tilt_deg, self.azimuth_deg, self.capacity_kwp, self.inverter_limit_kw, altitude_m
+        )
+
 
 @dataclass
 class BacktestData:
@@ -58,20 +70,23 @@ class BacktestData:
     note: str
 
 
-def pv_data(data: str, array: ArraySpec, horizon: pd.Timedelta, tz: str, settings: PvSettings = PvSettings()) -> BacktestData:
+def pv_data(
+    data: str, array: ArraySpec, horizon: pd.Timedelta, tz: str, settings: PvSettings = PvSettings()
+) -> BacktestData:
     """A PV backtest from a TMY3 file (weather -> PV model) or a CSV of measured output."""
     path = pvlib_data_file(data.split(":", 1)[1]) if data.startswith("pvlib:") else Path(data)
     if _looks_like_tmy3(path):
         tmy = read_tmy3(path)
-        system = PvSystem(tmy.latitude_deg, tmy.longitude_deg, array.tilt_deg, array.azimuth_deg, array.capacity_kwp, array.inverter_limit_kw, tmy.altitude_m)
+        system = array.system(tmy.latitude_deg, tmy.longitude_deg, tmy.altitude_m)
         actual = pv_power_kw(system, tmy.weather)
         clear = clearsky_pv_kw(system, actual.index)  # not the file's temperatures: they are the future
-        note = f"TMY3 {tmy.name} ({tmy.latitude_deg:.2f}, {tmy.longitude_deg:.2f}) through the PV model of a {array.capacity_kwp:g} kWp array"
+        where = f"({tmy.latitude_deg:.2f}, {tmy.longitude_deg:.2f})"
+        note = f"TMY3 {tmy.name} {where} through the PV model of a {array.capacity_kwp:g} kWp array"
     else:
         if array.latitude_deg is None or array.longitude_deg is None:
             raise DataFileError(path, "(PV)", "measured PV needs the array's site location (from --config)")
         actual = read_power_csv(path, tz, expected_max_kw=array.capacity_kwp)
-        system = PvSystem(array.latitude_deg, array.longitude_deg, array.tilt_deg, array.azimuth_deg, array.capacity_kwp, array.inverter_limit_kw)
+        system = array.system(array.latitude_deg, array.longitude_deg)
         clear = clearsky_pv_kw(system, actual.index)
         note = f"measured PV from {path.name} ({actual.attrs.get('gaps', 0)} missing steps)"
     spec = BacktestSpec(horizon, pd.Timedelta(days=settings.climatology_days), pd.Timedelta(days=1))

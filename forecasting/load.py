@@ -168,6 +168,7 @@ def config_profile_load_kw(
     fine_step = min(step, pd.Timedelta(minutes=SLOT_MINUTES))
     fine = pd.date_range(index[0], index[-1] + step - fine_step, freq=fine_step)
     slot = slot_of_day(fine, pd.Timedelta(minutes=SLOT_MINUTES))
-    fine_values = pd.Series(by_type[day_types(fine, settings.holiday_country, settings.holiday_subdivision), slot], index=fine)
+    codes = day_types(fine, settings.holiday_country, settings.holiday_subdivision)
+    fine_values = pd.Series(by_type[codes, slot], index=fine)
     per_step = fine_values.groupby(np.arange(len(fine)) // int(step / fine_step)).mean().to_numpy()
     return pd.Series(per_step[: len(index)], index=index, name="load_kw")

@@ -73,7 +73,8 @@ def _check_order(index: pd.DatetimeIndex, path: str | Path, values: np.ndarray) 
     backwards = np.flatnonzero(deltas < 0)
     if len(backwards):
         row = int(backwards[0]) + 3
-        raise DataFileError(path, f"row {row}", f"time {index[backwards[0] + 1]} is earlier than the row before: times must increase")
+        later = index[backwards[0] + 1]
+        raise DataFileError(path, f"row {row}", f"time {later} is earlier than the row before: times must increase")
     repeats = np.flatnonzero(deltas == 0)
     for i in repeats:
         same = values[i] == values[i + 1] or (np.isnan(values[i]) and np.isnan(values[i + 1]))
@@ -153,7 +154,8 @@ def _unit_factor(column: str, path: str | Path) -> float:
 def _check_range(kw: np.ndarray, path, column: str, expected_max_kw: float | None, allow_negative: bool) -> None:
     if not allow_negative and np.nanmin(kw, initial=0.0) < -1e-6 * max(1.0, np.nanmax(np.abs(kw), initial=1.0)):
         row = int(np.nanargmin(kw)) + 2
-        raise DataFileError(path, f"row {row}, column {column!r}", f"negative value {kw[row - 2]:g} kW where only output >= 0 makes sense")
+        what = f"negative value {kw[row - 2]:g} kW where only output >= 0 makes sense"
+        raise DataFileError(path, f"row {row}, column {column!r}", what)
     if expected_max_kw is not None and np.nanmax(kw, initial=0.0) > UNIT_OVERSHOOT * expected_max_kw:
         row = int(np.nanargmax(kw)) + 2
         raise DataFileError(
@@ -205,7 +207,8 @@ def read_tmy3(path: str | Path, year: int = 2001) -> TmyWeather:
         raise DataFileError(path, "(columns)", f"TMY3 file lacks {', '.join(sorted(missing))}")
     weather = data[["ghi", "dni", "dhi", "temp_air", "wind_speed"]].astype(float)
     weather.index = weather.index - pd.Timedelta(hours=1)
-    return TmyWeather(str(meta["Name"]).strip('"'), float(meta["latitude"]), float(meta["longitude"]), float(meta["altitude"]), weather)
+    name = str(meta["Name"]).strip('"')
+    return TmyWeather(name, float(meta["latitude"]), float(meta["longitude"]), float(meta["altitude"]), weather)
 
 
 # --- real metered demand: England and Wales, summer 2000 (shipped in pmdarima) ------------------
@@ -240,6 +243,18 @@ def _literal_array(source: Path, name: str) -> list[float]:
 # --- weather forecast for PV -------------------------------------------------------------------
 
 WEATHER_COLUMNS = ("ghi_w_per_m2", "cloud_cover_percent")
+WEATHER_LIMITS = {
+    "ghi_w_per_m2": (0.0, 1500.0),
+    "cloud_cover_percent": (0.0, 100.0),
+    "temp_air_c": (-60.0, 60.0),
+    "wind_speed_m_per_s": (0.0, 80.0),
+}
+WEATHER_RENAMES = {
+    "ghi_w_per_m2": "ghi",
+    "cloud_cover_percent": "cloud_cover",
+    "temp_air_c": "temp_air",
+    "wind_speed_m_per_s": "wind_speed",
+}
 
 
 def read_weather_forecast(path: str | Path, tz: str = "Asia/Tokyo") -> pd.DataFrame:
@@ -257,9 +272,10 @@ def read_weather_forecast(path: str | Path, tz: str = "Asia/Tokyo") -> pd.DataFr
         raise DataFileError(path, "(header)", f"no 'time' column (columns: {', '.join(frame.columns)})")
     present = [c for c in WEATHER_COLUMNS if c in frame.columns]
     if len(present) != 1:
-        raise DataFileError(path, "(header)", f"needs exactly one of {', '.join(WEATHER_COLUMNS)} (columns: {', '.join(frame.columns)})")
-    limits = {"ghi_w_per_m2": (0.0, 1500.0), "cloud_cover_percent": (0.0, 100.0), "temp_air_c": (-60.0, 60.0), "wind_speed_m_per_s": (0.0, 80.0)}
-    renames = {"ghi_w_per_m2": "ghi", "cloud_cover_percent": "cloud_cover", "temp_air_c": "temp_air", "wind_speed_m_per_s": "wind_speed"}
+        found = ", ".join(frame.columns)
+        raise DataFileError(path, "(header)", f"needs exactly one of {', '.join(WEATHER_COLUMNS)} (columns: {found})")
+    limits = WEATHER_LIMITS
+    renames = WEATHER_RENAMES
     index = parse_times(frame["time"], path, tz)
     columns = {}
     for column in [c for c in limits if c in frame.columns]:

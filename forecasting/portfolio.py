@@ -23,10 +23,11 @@ import pandas as pd
 
 from ems.config.schema import Portfolio, PvArray, SiteLoad
 from forecasting.default_quantiles import LOAD_QUANTILES, PV_QUANTILES
-from forecasting.load import LoadSettings, config_profile_load_kw, forecast_load_kw
-from forecasting.pv import PvSettings, forecast_pv_kw
+from forecasting.load import config_profile_load_kw, forecast_load_kw
+from forecasting.pv import forecast_pv_kw
 from forecasting.pv_model import PvSystem, clearsky_pv_kw
 from forecasting.quantiles import ResidualQuantiles
+from forecasting.settings import load_settings, pv_settings
 from forecasting.weather import pv_from_weather_kw
 
 MIN_LOAD_HISTORY = pd.Timedelta(days=1)
@@ -43,6 +44,15 @@ class PortfolioForecast:
 
     def p50(self, asset_id: str) -> pd.Series:
         return self.frames[asset_id]["p50_kw"]
+
+    def bus_power_kw(self, asset_id: str, column: str = "p50_kw") -> pd.Series:
+        """The forecast in the site-bus sign convention: PV output positive, load negative."""
+        sign = 1.0 if self.kinds[asset_id] == "pv" else -1.0
+        return (sign * self.frames[asset_id][column]).rename(f"{asset_id}_power_kw")
+
+    def cautious_kw(self, asset_id: str) -> pd.Series:
+        """The side of the band a reserve is held against: PV at P10, load at P90 [kW, >= 0]."""
+        return self.frames[asset_id]["p10_kw" if self.kinds[asset_id] == "pv" else "p90_kw"]
 
     def to_long(self) -> pd.DataFrame:
         """Long form: time, asset, kind, source, p50_kw, p10_kw, p90_kw."""
@@ -124,9 +134,7 @@ def _history_before(series: pd.Series | None, index: pd.DatetimeIndex, span: pd.
 
 def _pv_forecast(portfolio, array, index, measured, weather, table: ResidualQuantiles) -> tuple[pd.DataFrame, str]:
     settings = portfolio.forecasting
-    pv_settings = PvSettings(
-        settings.pv_recent_hours, settings.pv_climatology_days, settings.pv_decorrelation_hours, settings.default_clear_sky_index
-    )
+    pv_config = pv_settings(settings)
     system = pv_system(portfolio, array)
     span = pd.Timedelta(days=settings.pv_climatology_days)
     past = _history_before(measured, index, span)
@@ -136,9 +144,10 @@ def _pv_forecast(portfolio, array, index, measured, weather, table: ResidualQuan
     if weather is not None:
         p50, source = pv_from_weather_kw(system, weather, index), "weather forecast"
     elif past is not None:
-        p50, source = forecast_pv_kw(past, clear, index, pv_settings), "clear sky x measured clear-sky index"
+        p50, source = forecast_pv_kw(past, clear, index, pv_config), "clear sky x measured clear-sky index"
     else:
-        p50, source = forecast_pv_kw(pd.Series(dtype=float), clear, index, pv_settings), "clear sky x default clear-sky index"
+        p50 = forecast_pv_kw(pd.Series(dtype=float), clear, index, pv_config)
+        source = "clear sky x default clear-sky index"
     origin = index[0] - step
     lead_h = (index - origin).total_seconds().to_numpy() / 3600.0
     scale = clear.reindex(index)
@@ -146,22 +155,21 @@ def _pv_forecast(portfolio, array, index, measured, weather, table: ResidualQuan
     return _frame(p50, np.minimum(p10, system.ac_limit_kw), np.minimum(p90, system.ac_limit_kw)), source
 
 
-def _load_forecast(portfolio, load: SiteLoad, index, measured, table: ResidualQuantiles, profiles) -> tuple[pd.DataFrame, str]:
+def _load_forecast(portfolio, load: SiteLoad, index, measured, table: ResidualQuantiles, profiles):
     settings = portfolio.forecasting
-    load_settings = LoadSettings(
-        history_weeks=settings.load_history_weeks,
-        level_days=settings.load_level_days,
-        weekday_detail=settings.load_weekday_detail,
-        holiday_country=settings.holiday_country,
-        holiday_subdivision=settings.holiday_subdivision,
-    )
+    load_config = load_settings(settings)
     past = _history_before(measured, index, pd.Timedelta(weeks=settings.load_history_weeks))
     if past is not None and past.dropna().index.max() - past.dropna().index.min() >= MIN_LOAD_HISTORY:
-        p50, source = forecast_load_kw(past, index, load_settings), "day-type profiles of measured load"
+        p50, source = forecast_load_kw(past, index, load_config), "day-type profiles of measured load"
     else:
         values = _profile_values(portfolio, load, profiles)
         p50 = config_profile_load_kw(
-            values, load.peak_kw, index, settings.saturday_activity_fraction, settings.holiday_activity_fraction, load_settings
+            values,
+            load.peak_kw,
+            index,
+            settings.saturday_activity_fraction,
+            settings.holiday_activity_fraction,
+            load_config,
         )
         source = "config profile with day types"
     step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=30)
@@ -185,6 +193,10 @@ def _profile_values(portfolio: Portfolio, load: SiteLoad, profiles: Mapping[str,
 def _frame(p50: pd.Series, p10: pd.Series, p90: pd.Series) -> pd.DataFrame:
     p50 = p50.clip(lower=0.0)
     return pd.DataFrame(
-        {"p50_kw": p50.to_numpy(), "p10_kw": np.minimum(p10.to_numpy(), p50.to_numpy()), "p90_kw": np.maximum(p90.to_numpy(), p50.to_numpy())},
+        {
+            "p50_kw": p50.to_numpy(),
+            "p10_kw": np.minimum(p10.to_numpy(), p50.to_numpy()),
+            "p90_kw": np.maximum(p90.to_numpy(), p50.to_numpy()),
+        },
         index=p50.index,
     )

@@ -58,14 +58,19 @@ def validate_request_log(log: pd.DataFrame) -> pd.DataFrame:
     if times.tz is None:
         raise ValueError("request log 'time' must be timezone-aware")
     checks = (
-        ("origin_lat", -90, 90), ("dest_lat", -90, 90), ("origin_lon", -180, 180), ("dest_lon", -180, 180), ("passengers", 1, 20),
+        ("origin_lat", -90, 90),
+        ("dest_lat", -90, 90),
+        ("origin_lon", -180, 180),
+        ("dest_lon", -180, 180),
+        ("passengers", 1, 20),
     )
     for column, low, high in checks:
         values = pd.to_numeric(log[column], errors="coerce")
         bad = values.isna() | (values < low) | (values > high)
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(f"row {row + 2} (request {log['request_id'].iloc[row]}): {column}={log[column].iloc[row]} is outside {low}..{high}")
+            where = f"row {row + 2} (request {log['request_id'].iloc[row]})"
+            raise ValueError(f"{where}: {column}={log[column].iloc[row]} is outside {low}..{high}")
     if log["request_id"].duplicated().any():
         raise ValueError(f"request id {log['request_id'][log['request_id'].duplicated()].iloc[0]!r} appears twice")
     return log.sort_values("time").reset_index(drop=True)
@@ -91,7 +96,8 @@ def request_rates(log: pd.DataFrame, grid: ZoneGrid, tz: str, start=None, end=No
     counts = pd.crosstab(hour_of_week(times), zones).reindex(index=range(HOURS_PER_WEEK), columns=grid.zones, fill_value=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = counts.to_numpy(dtype=float) / exposure[:, None]
-    frame = pd.DataFrame(np.nan_to_num(rates, nan=0.0), index=pd.RangeIndex(HOURS_PER_WEEK, name="hour_of_week"), columns=grid.zones)
+    hours = pd.RangeIndex(HOURS_PER_WEEK, name="hour_of_week")
+    frame = pd.DataFrame(np.nan_to_num(rates, nan=0.0), index=hours, columns=grid.zones)
     frame.attrs["hours_observed"] = exposure
     return frame
 

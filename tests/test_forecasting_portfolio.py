@@ -37,6 +37,10 @@ def test_without_history_every_asset_gets_a_banded_forecast(portfolio):
     assert sunday < saturday < friday
     assert showa_day == pytest.approx(sunday)
     assert forecast.sources["city_hall_load"] == "config profile with day types"
+    assert (forecast.bus_power_kw("city_hall_load") == -office).all()
+    assert (forecast.bus_power_kw("city_hall_pv") == pv["p50_kw"]).all()
+    assert (forecast.cautious_kw("city_hall_pv") == pv["p10_kw"]).all()
+    assert (forecast.cautious_kw("city_hall_load") == forecast.frames["city_hall_load"]["p90_kw"]).all()
 
 
 def test_measured_history_drives_the_forecast(portfolio):
@@ -72,11 +76,25 @@ def test_weather_forecast_cloud_cover_lowers_output(portfolio):
     assert clear_day.sources["city_hall_pv"] == "weather forecast"
 
 
+def test_weather_forecast_ghi_equal_to_clear_sky_gives_clear_sky_output(portfolio):
+    from forecasting.pv_model import clearsky_irradiance
+
+    system = pv_system(portfolio, portfolio.pv_arrays[0])
+    hours = pd.date_range(START, periods=48, freq="h")
+    weather = pd.DataFrame({"ghi": clearsky_irradiance(system, hours)["ghi"].to_numpy()}, index=hours)
+    forecast = portfolio_forecast(portfolio, START, 48, 60, weather=weather)
+    clear = clearsky_pv_kw(system, forecast.index)
+    assert forecast.p50("city_hall_pv").sum() == pytest.approx(clear.sum(), rel=0.1)
+    half = portfolio_forecast(portfolio, START, 48, 60, weather=weather.assign(ghi=weather["ghi"] / 2))
+    assert 0.4 < half.p50("city_hall_pv").sum() / forecast.p50("city_hall_pv").sum() < 0.6
+
+
 def test_bad_arguments_are_explained(portfolio):
     with pytest.raises(ValueError, match="timezone-aware"):
         portfolio_forecast(portfolio, pd.Timestamp("2026-04-24"), 48, 30)
     with pytest.raises(ValueError, match="not on the 30-minute grid"):
         portfolio_forecast(portfolio, START + pd.Timedelta(minutes=10), 48, 30)
-    csv_profile = portfolio.model_copy(update={"profiles": {**portfolio.profiles, "office_weekday": portfolio.profiles["depot"].model_copy(update={"values": None, "csv": "office.csv"})}})
+    from_csv = portfolio.profiles["depot"].model_copy(update={"values": None, "csv": "office.csv"})
+    csv_profile = portfolio.model_copy(update={"profiles": {**portfolio.profiles, "office_weekday": from_csv}})
     with pytest.raises(ValueError, match=r"loads\[id=city_hall_load\]: profile 'office_weekday' is a CSV file"):
         portfolio_forecast(csv_profile, START, 48, 30)

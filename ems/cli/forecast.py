@@ -28,7 +28,9 @@ def register(subparsers) -> None:
     backtest.add_argument("--asset", help="PV array id in the config (default: the first)")
     backtest.add_argument("--tz", help="zone of CSV times without offset (default: the portfolio's)")
     backtest.add_argument("--json", metavar="FILE", help="write the score table as a JSON list")
-    backtest.add_argument("--plot", metavar="FILE", help="PNG of forecast against actual (default out/forecast-<kind>-<dataset>.png)")
+    backtest.add_argument(
+        "--plot", metavar="FILE", help="PNG of forecast against actual (default out/forecast-<kind>-<dataset>.png)"
+    )
     backtest.add_argument("--quantiles-out", metavar="FILE", help="write the fitted P10/P90 residual table as JSON")
     backtest.set_defaults(handler=_backtest)
 
@@ -60,10 +62,9 @@ def _horizon(text: str) -> pd.Timedelta:
 def _backtest(args: argparse.Namespace) -> int:
     from forecasting.backtest import day_ahead_skills, run_backtest
     from forecasting.datasets import load_data, pv_data
-    from forecasting.load import LoadSettings
     from forecasting.loaders import DataFileError
     from forecasting.plot import plot_backtest
-    from forecasting.pv import PvSettings
+    from forecasting.settings import load_settings, pv_settings
 
     portfolio = load_portfolio(args.config)
     tz = args.tz or portfolio.portfolio.timezone
@@ -73,18 +74,9 @@ def _backtest(args: argparse.Namespace) -> int:
     for data in args.data:
         try:
             if args.kind == "pv":
-                array = _array_spec(portfolio, args.asset)
-                pv_settings = PvSettings(settings.pv_recent_hours, settings.pv_climatology_days, settings.pv_decorrelation_hours, settings.default_clear_sky_index)
-                dataset = pv_data(data, array, horizon, tz, pv_settings)
+                dataset = pv_data(data, _array_spec(portfolio, args.asset), horizon, tz, pv_settings(settings))
             else:
-                load_settings = LoadSettings(
-                    history_weeks=settings.load_history_weeks,
-                    level_days=settings.load_level_days,
-                    weekday_detail=settings.load_weekday_detail,
-                    holiday_country=settings.holiday_country,
-                    holiday_subdivision=settings.holiday_subdivision,
-                )
-                dataset = load_data(data, horizon, tz, load_settings)
+                dataset = load_data(data, horizon, tz, load_settings(settings))
             result = run_backtest(dataset.name, dataset.actual_kw, dataset.forecaster, dataset.spec, dataset.scale)
         except (DataFileError, ValueError) as error:
             print(f"ems forecast backtest: {error}", file=sys.stderr)
@@ -93,7 +85,8 @@ def _backtest(args: argparse.Namespace) -> int:
         tables.append(table)
         results.append(result)
         _print_table(dataset.name, dataset.note, table, result.coverage_held_out)
-        plot = Path(args.plot) if args.plot and len(args.data) == 1 else Path("out") / f"forecast-{args.kind}-{_slug(dataset.name)}.png"
+        default_plot = Path("out") / f"forecast-{args.kind}-{_slug(dataset.name)}.png"
+        plot = Path(args.plot) if args.plot and len(args.data) == 1 else default_plot
         plot_backtest(result.rows, f"{args.kind.upper()} {dataset.name}", plot)
         print(f"plot: {plot}\n")
     combined = pd.concat(tables, ignore_index=True)
@@ -121,7 +114,7 @@ def _array_spec(portfolio, asset: str | None):
         raise ValueError(f"--asset {asset!r} is not a PV array id (known: {', '.join(arrays)})")
     array = arrays[asset] if asset else next(iter(arrays.values()))
     site = next(s for s in portfolio.sites if s.id == array.site)
-    return ArraySpec(array.tilt_deg, array.azimuth_deg, array.capacity_kwp, array.inverter_limit_kw, site.latitude_deg, site.longitude_deg)
+    return ArraySpec.of(array, site)
 
 
 def _print_table(name: str, note: str, table: pd.DataFrame, coverage: float) -> None:
@@ -174,14 +167,16 @@ def _portfolio(args: argparse.Namespace) -> int:
                 raise ValueError(f"--history {item!r}: expected ASSET=FILE")
             history[asset] = read_power_csv(path, tz)
         profiles = read_config_profiles(portfolio, args.config)
-        forecast = portfolio_forecast(portfolio, start, steps, step_minutes, history=history, weather=weather, profiles=profiles)
+        forecast = portfolio_forecast(
+            portfolio, start, steps, step_minutes, history=history, weather=weather, profiles=profiles
+        )
     except (DataFileError, ValueError) as error:
         print(f"ems forecast portfolio: {error}", file=sys.stderr)
         return 2
     long = forecast.to_long()
     step_h = step_minutes / 60.0
     summary = long.groupby(["asset", "kind", "source"], sort=False)[["p10_kw", "p50_kw", "p90_kw"]].sum() * step_h
-    summary.columns = ["p10_kwh", "p50_kwh", "p90_kwh"]
+    summary.columns = ["sum_p10_kwh", "sum_p50_kwh", "sum_p90_kwh"]  # sums of step quantiles
     print(f"forecast from {forecast.index[0]} for {args.horizon} in {step_minutes}-minute steps")
     print(summary.round(1).to_string())
     if args.out:
