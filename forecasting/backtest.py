@@ -90,7 +90,8 @@ def run_backtest(
             )
         )
     if not frames:
-        raise ValueError(f"{dataset}: too short for a backtest (warm-up {spec.warmup} plus horizon {spec.horizon})")
+        warmup_h, horizon_h = spec.warmup / pd.Timedelta(hours=1), spec.horizon / pd.Timedelta(hours=1)
+        raise ValueError(f"{dataset}: too short for a backtest (needs {warmup_h:g} h of warm-up plus the {horizon_h:g} h horizon)")
     rows = pd.concat(frames, ignore_index=True)
     week = ((rows["origin"] - rows["origin"].iloc[0]) // pd.Timedelta(days=7)).to_numpy()
     rows["fold"] = week % 2

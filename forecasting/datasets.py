@@ -100,15 +100,20 @@ def pv_data(
     )
 
 
-def load_data(data: str, horizon: pd.Timedelta, tz: str, settings: LoadSettings = LoadSettings()) -> BacktestData:
-    """A load backtest from the shipped Taylor series or a CSV of measured load."""
+def load_data(
+    data: str, horizon: pd.Timedelta, tz: str, settings: LoadSettings = LoadSettings(), peak_kw: float | None = None
+) -> BacktestData:
+    """A load backtest from the shipped Taylor series or a CSV of measured load.
+
+    ``peak_kw`` (the configured load's rating) lets the reader catch values in the wrong unit.
+    """
     if data == "pmdarima:taylor":
         actual = taylor_demand_kw()
         settings = replace(settings, holiday_country="GB", holiday_subdivision="ENG")
         note = "England and Wales demand, summer 2000 (English bank holidays)"
         name = data
     else:
-        actual = read_power_csv(Path(data), tz)
+        actual = read_power_csv(Path(data), tz, expected_max_kw=peak_kw)
         note = f"measured load from {Path(data).name} ({actual.attrs.get('gaps', 0)} missing steps)"
         name = Path(data).name
     spec = BacktestSpec(horizon, pd.Timedelta(weeks=settings.history_weeks), pd.Timedelta(days=7))

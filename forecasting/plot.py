@@ -26,12 +26,15 @@ def plot_backtest(rows: pd.DataFrame, title: str, path: str | Path, days: int = 
     if chain.empty:
         raise ValueError("no forecast issued at 12:00 in the backtest: nothing to plot")
     chain = chain[chain.index > chain.index[-1] - pd.Timedelta(days=days)]
+    unit, factor = ("MW", 1e-3) if chain["actual"].abs().max() > 1e4 else ("kW", 1.0)
     figure, axes = plt.subplots(figsize=(11, 4))
-    axes.fill_between(chain.index, chain["p10"], chain["p90"], color="tab:blue", alpha=0.2, label="P10-P90")
-    axes.plot(chain.index, chain["actual"], color="black", linewidth=1.2, label="actual")
-    axes.plot(chain.index, chain["model"], color="tab:blue", linewidth=1.2, label="forecast (P50)")
-    axes.plot(chain.index, chain["seasonal_naive"], color="tab:orange", linewidth=0.8, linestyle="--", label="seasonal naive")
-    axes.set_ylabel("power [kW]")
+    band = axes.fill_between(chain.index, chain["p10"] * factor, chain["p90"] * factor, color="tab:blue", alpha=0.2)
+    band.set_label("P10-P90")
+    axes.plot(chain.index, chain["actual"] * factor, color="black", linewidth=1.2, label="actual")
+    axes.plot(chain.index, chain["model"] * factor, color="tab:blue", linewidth=1.2, label="forecast (P50)")
+    naive = chain["seasonal_naive"] * factor
+    axes.plot(chain.index, naive, color="tab:orange", linewidth=0.8, linestyle="--", label="seasonal naive")
+    axes.set_ylabel(f"power [{unit}]")
     axes.set_title(f"{title}: next-day forecast issued at 12:00")
     axes.legend(loc="upper left", ncols=4, fontsize="small")
     figure.autofmt_xdate()

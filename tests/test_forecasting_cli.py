@@ -69,3 +69,15 @@ def test_portfolio_command_writes_long_csv(tmp_path, capsys):
     assert list(frame.columns) == ["time", "asset", "kind", "source", "p50_kw", "p10_kw", "p90_kw"]
     assert len(frame) == 11 * 96 and frame["time"].iloc[0] == "2026-04-15T00:00:00+09:00"
     assert "weather forecast" in capsys.readouterr().out
+
+
+def test_load_csv_in_watts_is_caught_against_the_configured_peak(tmp_path, capsys):
+    rows = "\n".join(f"2026-04-01T{h:02d}:00,{120000 + 1000 * h}" for h in range(24))
+    path = write_csv(tmp_path / "meter.csv", "time,load_kw\n" + rows)
+    code = run(["forecast", "backtest", "--kind", "load", "--data", str(path), "--config", str(ARAO),
+                "--asset", "city_hall_load"])
+    assert code == 2
+    assert "meter.csv: row 25, column 'load_kw': 143000 kW is over 1.5 x the rating of 140 kW" in capsys.readouterr().err
+    code = run(["forecast", "backtest", "--kind", "load", "--data", str(path), "--config", str(ARAO), "--asset", "nope"])
+    assert code == 2
+    assert "--asset 'nope' is not a load id" in capsys.readouterr().err

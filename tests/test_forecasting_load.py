@@ -123,3 +123,20 @@ def test_load_band_covers_eighty_percent_of_held_out_actuals(taylor_backtest):
     assert abs(taylor_backtest.coverage_held_out - 0.80) <= 0.05
     rows = taylor_backtest.rows
     assert (rows["p10"] <= rows["model"]).all() and (rows["model"] <= rows["p90"]).all()
+
+
+def test_backtest_tolerates_gaps_in_the_measurements():
+    complete = taylor_demand_kw().iloc[: 42 * 48]
+    demand = complete.copy()
+    rng = np.random.default_rng(7)
+    demand.iloc[rng.choice(len(demand), size=len(demand) // 20, replace=False)] = np.nan
+    demand.iloc[30 * 48 : 31 * 48] = np.nan  # a whole day lost
+    settings = LoadSettings(holiday_country="GB", holiday_subdivision="ENG")
+    spec = BacktestSpec(pd.Timedelta("48h"), pd.Timedelta(weeks=4), pd.Timedelta(days=7))
+    result = run_backtest("taylor-gappy", demand, lambda h, i: forecast_load_kw(h, i, settings), spec)
+    assert result.rows["model"].notna().all()
+    table = result.table()
+    assert np.isfinite(table[["mae", "rmse", "nmae", "skill_vs_seasonal_naive"]].to_numpy()).all()
+    reference = run_backtest("taylor", complete, lambda h, i: forecast_load_kw(h, i, settings), spec).table()
+    model_mae = table[table["model"] == "model"]["mae"].to_numpy()
+    assert (model_mae < 1.15 * reference[reference["model"] == "model"]["mae"].to_numpy()).all()

@@ -25,7 +25,7 @@ def register(subparsers) -> None:
                           help="TMY3 file, time,value CSV, or a shipped name (see 'ems forecast datasets'); repeatable")
     backtest.add_argument("--horizon", default="48h", help="forecast horizon, e.g. 48h (default)")
     backtest.add_argument("--config", default=DEFAULT_CONFIG, help="portfolio file (PV: the array modelled)")
-    backtest.add_argument("--asset", help="PV array id in the config (default: the first)")
+    backtest.add_argument("--asset", help="PV: the array modelled (default: the first); load: its peak_kw checks units")
     backtest.add_argument("--tz", help="zone of CSV times without offset (default: the portfolio's)")
     backtest.add_argument("--json", metavar="FILE", help="write the score table as a JSON list")
     backtest.add_argument(
@@ -76,7 +76,7 @@ def _backtest(args: argparse.Namespace) -> int:
             if args.kind == "pv":
                 dataset = pv_data(data, _array_spec(portfolio, args.asset), horizon, tz, pv_settings(settings))
             else:
-                dataset = load_data(data, horizon, tz, load_settings(settings))
+                dataset = load_data(data, horizon, tz, load_settings(settings), _load_peak_kw(portfolio, args.asset))
             result = run_backtest(dataset.name, dataset.actual_kw, dataset.forecaster, dataset.spec, dataset.scale)
         except (DataFileError, ValueError) as error:
             print(f"ems forecast backtest: {error}", file=sys.stderr)
@@ -115,6 +115,15 @@ def _array_spec(portfolio, asset: str | None):
     array = arrays[asset] if asset else next(iter(arrays.values()))
     site = next(s for s in portfolio.sites if s.id == array.site)
     return ArraySpec.of(array, site)
+
+
+def _load_peak_kw(portfolio, asset: str | None) -> float | None:
+    if asset is None:
+        return None
+    loads = {load.id: load for load in portfolio.loads}
+    if asset not in loads:
+        raise ValueError(f"--asset {asset!r} is not a load id (known: {', '.join(loads)})")
+    return loads[asset].peak_kw
 
 
 def _print_table(name: str, note: str, table: pd.DataFrame, coverage: float) -> None:
