@@ -9,17 +9,9 @@ from forecasting.baselines import persistence, seasonal_naive
 from forecasting.daytypes import SATURDAY, SUNDAY_HOLIDAY, WEEKDAY, day_types
 from forecasting.load import LoadSettings, config_profile_load_kw, forecast_load_kw
 from forecasting.loaders import taylor_demand_kw
-from tests.forecasting_fixtures import half_hours
+from tests.forecasting_fixtures import half_hours, weekly_shape
 
 NO_HOLIDAYS = LoadSettings(holiday_country=None)
-
-
-def weekly_shape(index: pd.DatetimeIndex) -> np.ndarray:
-    """Same weekday shape Monday to Friday, a different Saturday and Sunday."""
-    slot = (index.hour * 2 + index.minute // 30).to_numpy()
-    base = 50 + 40 * np.sin(np.pi * slot / 48) ** 2
-    weekday = index.day_of_week.to_numpy()
-    return np.where(weekday == 5, 0.7 * base, np.where(weekday == 6, 0.4 * base + 5, base))
 
 
 def test_periodic_series_is_reproduced_exactly():

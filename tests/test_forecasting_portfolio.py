@@ -7,8 +7,7 @@ import pytest
 from forecasting import portfolio_forecast
 from forecasting.portfolio import pv_system
 from forecasting.pv_model import clearsky_pv_kw
-from tests.forecasting_fixtures import arao
-from tests.test_forecasting_load import weekly_shape
+from tests.forecasting_fixtures import arao, weekly_shape
 
 START = pd.Timestamp("2026-04-24 00:00", tz="Asia/Tokyo")  # a Friday; Wednesday 29 April is Showa Day
 
