@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "ems.cli.export",
     "ems.cli.twin",
     "ems.cli.devices",
+    "ems.cli.forecast",
 )
 
 

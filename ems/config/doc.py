@@ -13,6 +13,7 @@ from pydantic_core import PydanticUndefined
 from ems.config import schema
 from ems.config.control import ControlSettings, InfluxSettings, StorageSettings
 from ems.config.drivers import TwinSettings
+from ems.config.forecasting import ForecastingSettings
 
 UNITS = {"_kw": "kW", "_kwh": "kWh", "_kwp": "kWp", "_yen_per_kwh": "yen/kWh", "_yen_per_kg": "yen/kg",
          "_yen_per_kw_month": "yen/kW/month", "_kg_per_kwh": "kg-CO2/kWh", "_kwh_per_km": "kWh/km", "_km": "km",
@@ -27,6 +28,7 @@ SECTIONS = [
     ("[storage]", StorageSettings, "Where telemetry, plans, set-points and events are kept."),
     ("[storage.influx]", InfluxSettings, "Optional InfluxDB mirror of the time series."),
     ("[twin]", TwinSettings, "Where the digital twin serves simulated (`kind = \"sim\"`) devices."),
+    ("[forecasting]", ForecastingSettings, "How PV and load are forecast for plans (see docs/forecasting.md)."),
     ("[[sites]]", schema.Site, "A place with its own bus and one grid connection."),
     ("[[grid_connections]]", schema.GridConnection, "One per site."),
     ("[[pv_arrays]]", schema.PvArray, ""),

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ems.config.control import ControlSettings, StorageSettings
 from ems.config.drivers import TwinSettings
+from ems.config.forecasting import ForecastingSettings
 
 SLOTS_PER_DAY = 48  # JEPX 30-minute slots
 
@@ -277,3 +278,4 @@ class Portfolio(Strict):
     control: ControlSettings = Field(default_factory=ControlSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     twin: TwinSettings = Field(default_factory=TwinSettings)
+    forecasting: ForecastingSettings = Field(default_factory=ForecastingSettings)
