@@ -65,7 +65,7 @@ def test_bad_config_stops_before_anything_runs(tmp_path):
 
 
 def test_plan_uses_the_forecasters_by_default(plan_dir):
-    from ems.cli.plan import plan_inputs
+    from ems.planning import plan_inputs
 
     assert json.loads((plan_dir / "summary.json").read_text())["inputs"] == "forecast"
     pv_kwh = {}

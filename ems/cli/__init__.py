@@ -14,6 +14,7 @@ import sys
 COMMAND_MODULES = (
     "ems.cli.plan",
     "ems.cli.export",
+    "ems.cli.run",
     "ems.cli.twin",
     "ems.cli.devices",
     "ems.cli.forecast",

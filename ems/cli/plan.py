@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ems.config import load_portfolio, profile_values
+from ems.config import load_portfolio
+from ems.planning import make_plan
 
 
 def register(subparsers) -> None:
@@ -24,54 +25,11 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def plan_inputs(config_path: Path, start: pd.Timestamp, step_minutes: int | None = None, horizon_hours: int | None = None,
-                inputs: str = "profiles", history: dict | None = None, **problem_options):
-    """(portfolio, problem) for a plan from ``start``.
-
-    ``inputs="profiles"``: PV and load from the config's fixed profiles (exact, for tests);
-    ``"forecast"``: from the forecasters (``forecasting.portfolio_forecast``, P50), using the
-    measured ``history`` per asset when given.
-    """
-    from ems.optimise.inputs import problem_from_portfolio
-
-    portfolio = load_portfolio(config_path)
-    profiles = {name: profile_values(profile, config_path) for name, profile in portfolio.profiles.items()}
-    forecasts_kw = None
-    if inputs == "forecast":
-        from forecasting import portfolio_forecast
-
-        step = step_minutes or portfolio.planning.step_minutes
-        steps = (horizon_hours or portfolio.planning.horizon_hours) * 60 // step
-        forecast = portfolio_forecast(portfolio, start, steps=steps, step_minutes=step, history=history)
-        forecasts_kw = {asset: forecast.p50(asset).to_numpy() for asset in forecast.frames}
-    problem = problem_from_portfolio(portfolio, start, profiles, forecasts_kw=forecasts_kw, step_minutes=step_minutes,
-                                     horizon_hours=horizon_hours, **problem_options)
-    return portfolio, problem
-
-
 def run(args: argparse.Namespace) -> int:
-    from ems.optimise import fallback_schedule, solve, write_schedule
-    from ems.optimise.plot import plot_schedule
-
     portfolio = load_portfolio(args.config)
-    zone = portfolio.portfolio.timezone
-    start = pd.Timestamp(args.date).tz_localize(zone)
-    portfolio, problem = plan_inputs(args.config, start, args.step_minutes, args.horizon_hours, inputs=args.inputs)
-    schedule = solve(problem)
-    baseline = fallback_schedule(problem, "rule-based baseline")
-    extra = {
-        "baseline_cost_yen": round(baseline.cost_yen, 2),
-        "baseline_objective_yen": round(baseline.objective_yen, 2),
-        "baseline_co2_kg": round(baseline.shortfalls["co2_kg"], 3),
-        "start": start.isoformat(),
-        "step_minutes": problem.grid.step_minutes,
-        "steps": problem.grid.steps,
-        "portfolio": portfolio.portfolio.name,
-        "inputs": args.inputs,
-    }
-    summary = write_schedule(schedule, problem, args.out, extra, timezone=zone)
-    if not args.no_plot:
-        plot_schedule(schedule, problem, args.out / "plan.png", zone, title=f"{portfolio.portfolio.name}: plan from {start:%Y-%m-%d %H:%M %Z}")
+    start = pd.Timestamp(args.date).tz_localize(portfolio.portfolio.timezone)
+    schedule, problem, summary = make_plan(args.config, start, args.out, step_minutes=args.step_minutes,
+                                           horizon_hours=args.horizon_hours, inputs=args.inputs, plot=not args.no_plot)
     print(render_table(schedule, problem, summary))
     print(f"wrote {args.out / 'schedule.csv'}, {args.out / 'summary.json'}" + ("" if args.no_plot else f", {args.out / 'plan.png'}"))
     return 0

@@ -234,6 +234,13 @@ class Store:
         yield names
         yield from rows
 
+    def series(self, device: str, quantity: str, since: dt.datetime) -> list[tuple[dt.datetime, float]]:
+        """Good values of one quantity of one device since ``since``, in time order."""
+        with self._lock:
+            rows = self._db.execute("SELECT time_ms, value FROM telemetry WHERE device=? AND quantity=? AND time_ms >= ? "
+                                    "AND quality='good' ORDER BY time_ms", (device, quantity, to_ms(since))).fetchall()
+        return [(from_ms(t), v) for t, v in rows]
+
     def count(self, table: str) -> int:
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}")
