@@ -12,62 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 POLLS = 40
 SINGLE_READS = 100
+from benchmarks.harness import free_port_block, percentile, start_broker
+
 CONFIG = Path(__file__).resolve().parent.parent / "config/arao.toml"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _free_block(count: int) -> int:
-    for _ in range(50):
-        base = _free_port()
-        try:
-            held = []
-            for port in range(base, base + count):
-                s = socket.socket()
-                held.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    raise RuntimeError("no free port block")
-
-
-def _start_broker(directory: Path) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
-    conf = directory / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    process = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return process, port
-        time.sleep(0.02)
-    process.terminate()
-    raise RuntimeError("mosquitto did not start")
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 async def _measure(portfolio, broker) -> tuple[list[float], float, int, list[float], float]:
@@ -112,11 +66,11 @@ def run() -> list[dict]:
 
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory() as tmp:
-        process, mqtt_port = _start_broker(Path(tmp))
+        process, mqtt_port = start_broker(Path(tmp))
         runner = None
         try:
             portfolio = load_portfolio(CONFIG)
-            options = TwinOptions(mqtt_port=mqtt_port, modbus_base_port=_free_block(30),
+            options = TwinOptions(mqtt_port=mqtt_port, modbus_base_port=free_port_block(30),
                                   start=dt.datetime(2026, 4, 15, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=9))))
             runner = TwinThread(Twin(portfolio, CONFIG, options)).start()
             served = runner.twin.portfolio
@@ -130,7 +84,7 @@ def run() -> list[dict]:
     name = f"drivers_poll_reference_portfolio_{count}_devices"
     return [
         {"name": name, "metric": "full_poll_median", "value": statistics.median(polls_ms), "unit": "ms"},
-        {"name": name, "metric": "full_poll_p95", "value": _percentile(polls_ms, 0.95), "unit": "ms"},
+        {"name": name, "metric": "full_poll_p95", "value": percentile(polls_ms, 0.95), "unit": "ms"},
         {"name": name, "metric": "devices_per_second", "value": count * POLLS / elapsed, "unit": "1/s"},
         {"name": "drivers_poll_modbus_devices_only", "metric": "devices_per_second", "value": modbus_per_s, "unit": "1/s"},
         {"name": "drivers_sunspec_battery_read", "metric": "single_read_median", "value": statistics.median(single_ms), "unit": "ms"},

@@ -22,7 +22,6 @@ from ems.optimise.build import ModelBuild, add_exclusive_flows
 
 def add_ev_constraints(build: ModelBuild) -> None:
     m, problem, dt_h = build.model, build.problem, build.step_h
-    settings = problem.settings
     evs = {ev.id: ev for ev in problem.evs}
     steps = list(build.steps)
     horizon = len(steps)
