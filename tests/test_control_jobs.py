@@ -135,3 +135,31 @@ def test_ems_run_with_the_twin_and_a_clean_stop_on_ctrl_c(mosquitto, tmp_path):
     events = [row[1] for row in list(db.rows("events"))[1:]]
     assert events[0] == "start" and events[-1] == "shutdown"
     assert db.count("plans") >= 1 and db.count("telemetry") > 0
+
+
+def test_a_killed_controller_process_resumes_from_its_store(mosquitto, tmp_path):
+    from tests.conftest import free_port_block
+
+    store = tmp_path / "ems.sqlite"
+    base = [sys.executable, "-m", "ems", "run", "--config", "config/arao.toml", "--twin", "--speed", "120",
+            "--mqtt-host", mosquitto.host, "--mqtt-port", str(mosquitto.port), "--store", str(store),
+            "--inputs", "profiles", "--status-every-s", "0.5"]
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen(base + ["--start", "2026-04-15T07:00+09:00", "--modbus-base-port", str(free_port_block(40))],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and "plan optimal" not in first.stdout.readline():
+        pass
+    first.kill()  # no clean shutdown: the store must survive as it is
+    first.wait(10)
+    killed = Store(store)
+    telemetry, plans = killed.count("telemetry"), killed.count("plans")
+    killed.close()
+    assert telemetry > 0 and plans >= 1
+    second = subprocess.run(base + ["--start", "2026-04-15T07:30+09:00", "--modbus-base-port", str(free_port_block(40)),
+                                    "--duration-hours", "0.3"], capture_output=True, text=True, env=env, timeout=120)
+    assert second.returncode == 0, second.stderr[-2000:]
+    db = Store(store)
+    events = [row[1] for row in list(db.rows("events"))[1:]]
+    assert "resume" in events  # the second process picked up the stored plan
+    assert db.count("telemetry") > telemetry and db.count("plans") > plans
