@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from ems.cli.args import aware_datetime
 from ems.config import load_portfolio
 
-
-def _aware(text: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a time zone offset, e.g. 2026-04-15T00:00+09:00")
-    return value
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("export", help="export stored telemetry, set-points or events")
     parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--since", type=_aware, help="ISO 8601 time with offset (inclusive)")
-    parser.add_argument("--until", type=_aware, help="ISO 8601 time with offset (exclusive)")
+    parser.add_argument("--since", type=aware_datetime, help="ISO 8601 time with offset (inclusive)")
+    parser.add_argument("--until", type=aware_datetime, help="ISO 8601 time with offset (exclusive)")
     parser.add_argument("--table", default="telemetry", choices=("telemetry", "setpoints", "events", "job_runs"))
     parser.add_argument("--format", default="csv", choices=("csv", "parquet"))
     parser.add_argument("--out", type=Path, help="output file (default: standard output for CSV)")

@@ -12,16 +12,11 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from ems.cli.args import aware_datetime
 from ems.config import load_portfolio
 
 log = logging.getLogger(__name__)
 
-
-def _aware(text: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a time zone offset, e.g. 2026-04-15T06:00+09:00")
-    return value
 
 
 def register(subparsers) -> None:
@@ -29,7 +24,7 @@ def register(subparsers) -> None:
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--twin", action="store_true", help="start the digital twin and control it over the real protocols")
     parser.add_argument("--speed", type=float, default=1.0, help="with --twin: simulated seconds per real second")
-    parser.add_argument("--start", type=_aware, help="with --twin: simulated start time (default now)")
+    parser.add_argument("--start", type=aware_datetime, help="with --twin: simulated start time (default now)")
     parser.add_argument("--duration-hours", type=float, help="stop after this much (simulated) time")
     parser.add_argument("--mqtt-host", help="override the config's broker host")
     parser.add_argument("--mqtt-port", type=int, help="override the config's broker port")
