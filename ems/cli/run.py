@@ -89,7 +89,12 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
     store = Store(args.store or portfolio.storage.sqlite_path, mirror=portfolio.storage.influx is not None)
     devices = DeviceSet(portfolio, controller_broker(portfolio, args.config, args.mqtt_host, args.mqtt_port))
     await devices.open()
-    controller = Controller(portfolio, args.config, devices, store, clock.now, inputs=args.inputs)
+    fleet = None
+    if devices.link is not None:  # the dispatcher's vehicle states and plans, on the controller's own connection
+        from ems.control.fleetbus import FleetBus
+
+        fleet = FleetBus(devices.link, {v.id for v in portfolio.vehicles}, clock.now)
+    controller = Controller(portfolio, args.config, devices, store, clock.now, inputs=args.inputs, fleet=fleet)
     mode = store.get_state("mode", "live")
     store.record_event(clock.now(), "start", f"controller started in {mode} mode", {"twin": args.twin, "speed": args.speed})
     if controller.resume():

@@ -21,7 +21,7 @@ from drivers.api import DeviceUnavailable, NotWritable, Reading
 from ems.config.schema import Portfolio
 from ems.control.setpoints import failsafe_setpoint_kw, hold_small_changes, plan_targets
 from ems.control.state import LiveState
-from ems.fleet import plans_from_duties
+from ems.fleet import Reservation, plans_from_duties
 from ems.fleet.reconcile import reconcile_plan
 from ems.guard import SetpointRefused
 from ems.planning import plan_inputs
@@ -49,7 +49,8 @@ class CycleFigures:
 
 class Controller:
     def __init__(self, portfolio: Portfolio, config_path: str | Path, devices: Any, store: Store,
-                 clock: Callable[[], dt.datetime], *, inputs: str = "forecast", horizon_hours: int | None = None):
+                 clock: Callable[[], dt.datetime], *, inputs: str = "forecast", horizon_hours: int | None = None,
+                 fleet: Any = None):
         self.portfolio = portfolio
         self.config_path = Path(config_path)
         self.devices = devices  # ems.devices.DeviceSet, or anything with .drivers, .guard and read_all()
@@ -67,6 +68,8 @@ class Controller:
         self.figures = CycleFigures()
         self.step = dt.timedelta(minutes=portfolio.planning.step_minutes)
         self.history_kw: dict[str, pd.Series] = {}
+        self.fleet = fleet  # ems.control.fleetbus.FleetBus: the dispatcher's states and plans, when live
+        self.reservation = Reservation(issued=clock())  # energy vehicles must keep; shelter calls (BCP)
 
     # --- restart ---------------------------------------------------------------------------------
 
@@ -110,10 +113,15 @@ class Controller:
         plugged = self.state.plugged()
         hours = self.horizon_hours or self.portfolio.planning.horizon_hours
         plans = plans_from_duties(self.portfolio, start.to_pydatetime(), (start + pd.Timedelta(hours=hours)).to_pydatetime())
+        fleet_socs = {}
+        if self.fleet is not None:  # the dispatcher's word on where each vehicle will be wins over duties
+            plans |= self.fleet.plans
+            fleet_socs = {v: s.soc_kwh for v, s in self.fleet.states.items()}
         plans = {v: reconcile_plan(p, now, plugged[v], self.step) if v in plugged else p for v, p in plans.items()}
-        initial = self.state.battery_soc_kwh() | self.state.vehicle_soc_kwh()
+        initial = self.state.battery_soc_kwh() | fleet_socs | self.state.vehicle_soc_kwh()
         return plan_inputs(self.config_path, start, horizon_hours=hours, inputs=self.inputs, plans=plans, portfolio=self.portfolio,
-                           history=self.history_kw or None, initial_soc_kwh=initial, unavailable=frozenset(self.state.missing()))[1]
+                           history=self.history_kw or None, initial_soc_kwh=initial, unavailable=frozenset(self.state.missing()),
+                           reservation=self.reservation)[1]
 
     async def refresh_history(self, days: int = 14) -> None:
         """Measured PV output and load of the last ``days`` for the forecasters (magnitudes, kW)."""
@@ -144,6 +152,9 @@ class Controller:
         summary = schedule.summary()
         self.plan_id = await asyncio.to_thread(self.store.record_plan, now, start.to_pydatetime(), problem.grid.step_minutes,
                                                "intraday", schedule.status, summary, points)
+        if self.fleet is not None:
+            self.reservation = self.reservation.model_copy(update={"issued": now})
+            self.fleet.publish_reservation(self.reservation)
         self.figures.plan_s = time.perf_counter() - started
         self.figures.plan_status, self.figures.plan_cost_yen, self.figures.solve_s = schedule.status, schedule.cost_yen, schedule.solve_s
         return schedule
