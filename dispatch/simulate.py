@@ -45,6 +45,8 @@ class SimVehicle:
     passenger_km: float = 0.0
     energy_kwh: float = 0.0
     charging_stops: int = 0
+    max_load: int = 0
+    min_soc_kwh: float = float("inf")
     timeline: list[tuple[float, str, float, int]] = field(default_factory=list)
 
     @property
@@ -244,6 +246,7 @@ class Simulation:
         vehicle.km += km
         vehicle.energy_kwh += km * vehicle.spec.consumption_kwh_per_km
         vehicle.soc_kwh -= km * vehicle.spec.consumption_kwh_per_km
+        vehicle.min_soc_kwh = min(vehicle.min_soc_kwh, vehicle.soc_kwh)
         if vehicle.load == 0:
             vehicle.empty_km += km
         vehicle.passenger_km += km * vehicle.load
@@ -258,6 +261,7 @@ class Simulation:
                 for other in vehicle.onboard:
                     self.riders[other].shared = True
             vehicle.onboard[stop.request_id] = stop.passengers
+            vehicle.max_load = max(vehicle.max_load, vehicle.load)
             vehicle.stops.pop(0)
             # the drop-off now knows its pickup time (the detour limit runs from it)
             vehicle.stops = [
