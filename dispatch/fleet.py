@@ -20,7 +20,9 @@ Rules (pure functions of the state passed in; the simulated or live clock is an 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol, Sequence
 
 from dispatch.clock import ServiceClock
@@ -238,8 +240,8 @@ def _depot(setup: FleetSetup) -> Stop:
 
 
 def _reposition(vehicles, now_s, setup, settings, router, forecast) -> dict[str, Stop]:
-    """Share idle vehicles over the forecast hotspots in proportion to their weights. Only
-    vehicles at no hotspot move, to the nearest unfilled share; the others stay put."""
+    """Spread idle vehicles over the forecast hotspots that best cover demand. Only vehicles
+    at no hotspot move, each to the nearest unheld site; the others stay put."""
     if not vehicles:
         return {}
     if not settings.rebalance or forecast is None:
@@ -250,38 +252,49 @@ def _reposition(vehicles, now_s, setup, settings, router, forecast) -> dict[str,
     hotspots = list(forecast.hotspots(now_s + 1800.0))
     if not hotspots:
         return {}
-    slots = _dhondt_slots(hotspots, len(vehicles))
+    sites = list(_coverage_order(tuple(hotspots), router)[: len(vehicles)])
+    filled: set[int] = set()
     movable = []
     for vehicle in vehicles:
-        # a vehicle already at a hotspot, or on its way to one, keeps it: moving costs km
+        # a vehicle at a hotspot, or on its way to one, stays there: moving again costs km
         anchor = vehicle.target if vehicle.heading is StopKind.REBALANCE else vehicle.position
-        at = [j for j, slot in enumerate(slots) if router.leg(anchor, slot)[0] <= ARRIVED_KM]
-        if at:
-            slots.pop(at[0])
+        near = [j for j, site in enumerate(sites) if j not in filled and router.leg(anchor, site)[0] <= ARRIVED_KM]
+        if near:
+            filled.add(near[0])
         elif vehicle.heading is StopKind.REBALANCE or any(router.leg(anchor, h)[0] <= ARRIVED_KM for h, _ in hotspots):
             continue
         else:
             movable.append(vehicle)
-    pairs = sorted((router.leg(v.position, slot)[0], i, j) for i, v in enumerate(movable) for j, slot in enumerate(slots))
-    used_vehicles, used_slots, moves = set(), set(), {}
-    for km, i, j in pairs:
-        if i in used_vehicles or j in used_slots:
+    open_sites = [j for j in range(len(sites)) if j not in filled]
+    pairs = sorted((router.leg(v.position, sites[j])[0], i, j) for i, v in enumerate(movable) for j in open_sites)
+    used_vehicles, used_sites, moves = set(), set(), {}
+    for _km, i, j in pairs:
+        if i in used_vehicles or j in used_sites:
             continue
         used_vehicles.add(i)
-        used_slots.add(j)
-        moves[movable[i].spec.vehicle_id] = Stop(StopKind.REBALANCE, slots[j], place_id="hotspot")
+        used_sites.add(j)
+        moves[movable[i].spec.vehicle_id] = Stop(StopKind.REBALANCE, sites[j], place_id="hotspot")
     return moves
 
 
-def _dhondt_slots(hotspots: list[tuple[Point, float]], n: int) -> list[Point]:
-    """``n`` positions shared over hotspots in proportion to their weights."""
-    counts = [0] * len(hotspots)
-    slots = []
-    for _ in range(n):
-        best = max(range(len(hotspots)), key=lambda i: hotspots[i][1] / (1 + counts[i]))
-        counts[best] += 1
-        slots.append(hotspots[best][0])
-    return slots
+@lru_cache(maxsize=32)  # memo only: the same hotspots give the same order
+def _coverage_order(hotspots: tuple[tuple[Point, float], ...], router: Router) -> tuple[Point, ...]:
+    """Hotspots in greedy p-median order: each next one most reduces the demand-weighted
+    distance from every hotspot to its nearest chosen one. The first k are the sites k idle
+    vehicles should hold, and the sites for k + 1 include them (so the choice is stable)."""
+    points = [p for p, _ in hotspots]
+    weights = [w for _, w in hotspots]
+    distance = [[router.leg(a, b)[0] for b in points] for a in points]
+    nearest = [math.inf] * len(points)
+    order: list[int] = []
+    while len(order) < len(points):
+        def cost(candidate: int) -> float:
+            return sum(w * min(nearest[i], distance[i][candidate]) for i, w in enumerate(weights) if w > 0)
+
+        best = min((c for c in range(len(points)) if c not in order), key=cost)
+        order.append(best)
+        nearest = [min(nearest[i], distance[i][best]) for i in range(len(points))]
+    return tuple(points[i] for i in order)
 
 
 def vehicle_plan(
