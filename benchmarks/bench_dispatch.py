@@ -56,7 +56,8 @@ def city_scale(out_dir: Path) -> list[dict]:
     return rows
 
 
-def scale_up(minutes: float, n_vehicles: int = 500, requests_per_h: float = 10_000, side_km: float = 30.0) -> list[dict]:
+def scale_up(minutes: float, policy: Policy = Policy.ILP, n_vehicles: int = 500, requests_per_h: float = 10_000,
+             side_km: float = 30.0) -> list[dict]:
     rng = np.random.default_rng(1)
     centre = Point(33.0, 130.5)
     km_lat = 1 / 111.195
@@ -84,7 +85,7 @@ def scale_up(minutes: float, n_vehicles: int = 500, requests_per_h: float = 10_0
         dx, dy = rng.normal(0, 4.0, 2)
         requests.append(Request(f"r{i}", float(t), point(ox, oy), point(ox + dx, oy + dy), int(rng.choice([1, 1, 1, 2]))))
     setup = FleetSetup(vehicles, chargers, centre, ServiceClock(DAY))
-    simulation = Simulation(setup, tuple(requests), StraightLineRouter(30.0, 1.3), load_portfolio(CONFIG).dispatch)
+    simulation = Simulation(setup, tuple(requests), StraightLineRouter(30.0, 1.3), load_portfolio(CONFIG).dispatch, policy)
     # start the fleet spread out over the square, not at its chargers
     for vehicle in simulation.vehicles.values():
         vehicle.position = point(*rng.uniform(-side_km / 2, side_km / 2, 2))
@@ -95,7 +96,7 @@ def scale_up(minutes: float, n_vehicles: int = 500, requests_per_h: float = 10_0
         vehicle.idle_since_s = start_s
     result = simulation.run()
     figures = kpis(result)
-    name = f"dispatch_scale_{n_vehicles}veh_{int(requests_per_h)}rph"
+    name = f"dispatch_scale_{n_vehicles}veh_{int(requests_per_h)}rph_{policy.value}"
     return [
         {"name": name, "metric": "assign_ms_p50", "value": figures["assign_ms_p50"], "unit": "ms"},
         {"name": name, "metric": "assign_ms_p95", "value": figures["assign_ms_p95"], "unit": "ms"},
@@ -110,4 +111,4 @@ def run() -> list[dict]:
     out_dir = Path("out/bench_dispatch")
     out_dir.mkdir(parents=True, exist_ok=True)
     minutes = float(os.environ.get("DISPATCH_BENCH_MINUTES", "20"))
-    return city_scale(out_dir) + scale_up(minutes)
+    return city_scale(out_dir) + scale_up(minutes, Policy.ILP) + scale_up(minutes, Policy.INSERTION)
