@@ -156,3 +156,18 @@ def test_keep_energy_and_shelter_call_limit_what_a_vehicle_accepts():
     assert assign_batch([kept], [trip], context(), SETTINGS).rejections["r"].reason is Reason.ENERGY
     called = vehicle("v1", CENTRE, end_s=300.0, final_point=north(CENTRE, -2.0))  # called to a shelter in 5 min
     assert assign_batch([called], [trip], context(), SETTINGS).rejections["r"].reason is Reason.HOURS
+
+
+def test_solver_time_limit_still_leaves_a_valid_assignment():
+    vehicles, requests = _random_batch(7, n_vehicles=6, n_requests=16)
+    rushed = DispatchSettings(ilp_time_limit_s=1e-6)
+    result = assign_batch(vehicles, requests, context(rushed), rushed, Policy.ILP)
+    insertion = assign_batch(vehicles, requests, context(rushed), rushed, Policy.INSERTION)
+    assert len(result.assigned) >= len(insertion.assigned) > 0
+    assert set(result.assigned) | set(result.rejections) == {r.request_id for r in requests}
+    by_id = {r.request_id: r for r in requests}
+    for view in vehicles:
+        if view.vehicle_id in result.routes:
+            max_load, waits, rides = check_route(view, result.routes[view.vehicle_id], rushed, by_id)
+            assert max_load <= view.seats
+            assert all(ride <= limit + 1e-6 for ride, limit in rides.values())
