@@ -28,6 +28,18 @@ from ems.fleet import Position, Reservation, VehiclePlan, VehicleState, VehicleS
 
 
 @dataclass
+class Leg:
+    """The drive under way: from ``origin`` at ``start_s`` to ``target`` in ``travel_s``."""
+
+    origin: Point
+    target: Point
+    start_s: float
+    travel_s: float
+    km: float
+    driven_km: float = 0.0
+
+
+@dataclass
 class SimVehicle:
     spec: VehicleSpec
     position: Point
@@ -37,6 +49,7 @@ class SimVehicle:
     locked: bool = False  # charging because low: takes no riders until charge_release_fraction
     stops: list[Stop] = field(default_factory=list)
     task: Stop | None = None
+    leg: Leg | None = None
     onboard: dict[str, int] = field(default_factory=dict)
     idle_since_s: float = 0.0
     at_shelter: bool = False
@@ -223,17 +236,24 @@ class Simulation:
             target = vehicle.stops[0] if vehicle.stops else vehicle.task
             if target is None or vehicle.ready_s >= until:
                 break
-            km, travel_s = self.router.leg(vehicle.position, target.point)
-            if vehicle.ready_s + travel_s <= until:
-                self._drive(vehicle, km)
+            leg = vehicle.leg
+            if leg is None or leg.target != target.point:
+                km, travel_s = self.router.leg(vehicle.position, target.point)
+                leg = vehicle.leg = Leg(vehicle.position, target.point, vehicle.ready_s, travel_s, km)
+            arrival_s = leg.start_s + leg.travel_s
+            if arrival_s <= until:
+                self._drive(vehicle, leg.km - leg.driven_km)
                 vehicle.position = target.point
-                self._arrive(vehicle, target, vehicle.ready_s + travel_s)
+                vehicle.leg = None
+                self._arrive(vehicle, target, arrival_s)
             else:
-                fraction = (until - vehicle.ready_s) / travel_s
-                self._drive(vehicle, km * fraction)
+                # part of the way: the leg keeps its total time, so the vehicle always arrives
+                fraction = (until - leg.start_s) / leg.travel_s
+                self._drive(vehicle, leg.km * fraction - leg.driven_km)
+                leg.driven_km = leg.km * fraction
                 vehicle.position = Point(
-                    vehicle.position.lat + (target.point.lat - vehicle.position.lat) * fraction,
-                    vehicle.position.lon + (target.point.lon - vehicle.position.lon) * fraction,
+                    leg.origin.lat + (leg.target.lat - leg.origin.lat) * fraction,
+                    leg.origin.lon + (leg.target.lon - leg.origin.lon) * fraction,
                 )
                 vehicle.ready_s = until
                 break

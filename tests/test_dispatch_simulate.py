@@ -121,3 +121,28 @@ def test_simulate_reports_a_bad_request_file(tmp_path, capsys):
                    "a,2026-04-15T08:00:00+09:00,32.98,130.44,32.99,130.45,0\n")
     assert _cli(["dispatch", "simulate", "--config", str(CONFIG), "--requests", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "line 2 (request a): passengers is 0" in capsys.readouterr().err
+
+
+def test_simulate_on_a_road_graph_given_in_the_config(tmp_path):
+    import networkx as nx
+
+    grid = nx.Graph()  # a street grid over the town, about 330 m between crossings
+    for i in range(40):
+        for j in range(40):
+            grid.add_node(f"{i}_{j}", y=32.93 + i * 0.003, x=130.38 + j * 0.0036)
+            if i:
+                grid.add_edge(f"{i - 1}_{j}", f"{i}_{j}")
+            if j:
+                grid.add_edge(f"{i}_{j - 1}", f"{i}_{j}")
+    nx.write_graphml(grid, tmp_path / "streets.graphml")
+    config = tmp_path / "arao.toml"
+    config.write_text(CONFIG.read_text().replace("[planning]", '[dispatch]\nroad_graph_file = "streets.graphml"\n\n[planning]', 1))
+    requests = tmp_path / "requests.csv"
+    generate_requests(DAY, 30, seed=5).to_csv(requests, index=False)
+    out = tmp_path / "run"
+    assert _cli(["dispatch", "simulate", "--config", str(config), "--requests", str(requests), "--out", str(out)]) == 0
+    on_graph = json.loads((out / "kpis.json").read_text())
+    straight = tmp_path / "straight"
+    assert _cli(["dispatch", "simulate", "--config", str(CONFIG), "--requests", str(requests), "--out", str(straight)]) == 0
+    assert on_graph["served_share"] >= 0.9
+    assert on_graph["vehicle_km"] != pytest.approx(json.loads((straight / "kpis.json").read_text())["vehicle_km"], rel=1e-3)
