@@ -105,3 +105,24 @@ def test_shelter_call_is_a_reservation_field_the_fleet_understands():
     )
     assert shelter_call(spec(), reservation, CLOCK) == ("north", 14 * 3600.0)
     assert shelter_call(spec("v2"), reservation, CLOCK) is None
+
+
+class Peaky(Flat):
+    def __init__(self, hotspot: Point, rate: float):
+        super().__init__(hotspot)
+        self.rate = rate
+
+    def rate_per_h(self, time_s):
+        return self.rate
+
+
+def test_vehicle_short_of_its_next_hours_charges_when_demand_is_low_not_at_the_peak():
+    # 11 kWh: above the low threshold (10 kWh) but below floor 9 + 2 h x 12 km/h x 0.15 = 12.6 kWh
+    short = idle(11.0, at=north(CENTRE, 2.0))
+    now = 10 * 3600.0
+    quiet = idle_moves([short], now, SETUP, SETTINGS, ROUTER, set(), Peaky(north(CENTRE, 2.0), 5.0), None)
+    assert quiet["v1"].kind is StopKind.CHARGER
+    busy = idle_moves([short], now, SETUP, SETTINGS, ROUTER, set(), Peaky(north(CENTRE, 2.0), 20.0), None)
+    assert busy == {}  # at the peak it stays at its hotspot and serves
+    # plenty of energy: never sent to charge
+    assert idle_moves([idle(30.0, at=north(CENTRE, 2.0))], now, SETUP, SETTINGS, ROUTER, set(), Peaky(north(CENTRE, 2.0), 5.0), None) == {}

@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from ems.config import load_portfolio
@@ -110,5 +111,8 @@ def _simulate(args: argparse.Namespace) -> int:
     figures = write_outputs(result, log.clock, args.out)
     print(f"replayed {len(log.requests)} requests of {log.clock.date} with {len(setup.vehicles)} vehicles, policy {args.policy}")
     print(kpi_table({args.policy: figures}))
+    reasons = Counter(r.rejection.reason.value for r in result.riders.values() if r.rejection is not None)
+    if reasons:
+        print("rejected: " + ", ".join(f"{count} {reason}" for reason, count in reasons.most_common()))
     print(f"wrote {Path(args.out) / 'kpis.json'}, trips.csv, fleet_plans.json, fleet_states.json, timeline.png")
     return 0
