@@ -39,7 +39,6 @@ def request(request_id: str, origin: Point, destination: Point, time_s: float = 
 
 def check_route(view: VehicleView, stops: tuple[Stop, ...], settings: DispatchSettings, requests: dict[str, Request]):
     """Independent re-drive of a route: (max load, {rider: wait}, {rider: (ride, limit)})."""
-    router = StraightLineRouter(settings.speed_kmh, settings.detour_factor)
     t, here, load, max_load = view.start_s, view.start, view.onboard_passengers, view.onboard_passengers
     pickups, waits, rides = {}, {}, {}
     for stop in stops:

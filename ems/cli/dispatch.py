@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -40,7 +39,7 @@ def register(subparsers) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     from dispatch.demand import generate_requests
-    from dispatch.requests_io import ServiceArea
+    from dispatch.model import Point
 
     portfolio = load_portfolio(args.config)
     if args.requests < 1:
@@ -48,8 +47,6 @@ def _generate(args: argparse.Namespace) -> int:
         return 2
     frame = generate_requests(args.date, args.requests, portfolio.portfolio.timezone, args.seed)
     area = _area(portfolio)
-    from dispatch.model import Point
-
     outside = [
         rid for rid, *c in frame[["request_id", "origin_lat", "origin_lon", "dest_lat", "dest_lon"]].itertuples(index=False)
         if not (area.contains(Point(c[0], c[1])) and area.contains(Point(c[2], c[3])))
