@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "ems.cli.twin",
     "ems.cli.devices",
     "ems.cli.forecast",
+    "ems.cli.dispatch",
 )
 
 

@@ -12,6 +12,7 @@ from pydantic_core import PydanticUndefined
 
 from ems.config import schema
 from ems.config.control import ControlSettings, InfluxSettings, StorageSettings
+from ems.config.dispatch import DispatchSettings
 from ems.config.drivers import TwinSettings
 from ems.config.forecasting import ForecastingSettings
 
@@ -29,6 +30,7 @@ SECTIONS = [
     ("[storage.influx]", InfluxSettings, "Optional InfluxDB mirror of the time series."),
     ("[twin]", TwinSettings, "Where the digital twin serves simulated (`kind = \"sim\"`) devices."),
     ("[forecasting]", ForecastingSettings, "How PV and load are forecast for plans (see docs/forecasting.md)."),
+    ("[dispatch]", DispatchSettings, "The ride-pooling dispatcher (see docs/dispatch.md)."),
     ("[[sites]]", schema.Site, "A place with its own bus and one grid connection."),
     ("[[grid_connections]]", schema.GridConnection, "One per site."),
     ("[[pv_arrays]]", schema.PvArray, ""),

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ems.config.control import ControlSettings, StorageSettings
 from ems.config.drivers import TwinSettings
 from ems.config.forecasting import ForecastingSettings
+from ems.config.dispatch import DispatchSettings
 
 SLOTS_PER_DAY = 48  # JEPX 30-minute slots
 
@@ -279,3 +280,4 @@ class Portfolio(Strict):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     twin: TwinSettings = Field(default_factory=TwinSettings)
     forecasting: ForecastingSettings = Field(default_factory=ForecastingSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
