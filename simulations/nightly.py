@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ems.optimise import solve, write_schedule
 from ems.optimise.problem import TimeGrid
@@ -26,6 +27,7 @@ from simulations.sweep import ResultStore, run_sweep
 
 log = logging.getLogger(__name__)
 
+DEFAULT_RUN_AT = dt.time(1, 0)  # local; the controller's scheduler runs nightly_job then
 EVENT_VARIANTS = ((0, 1.0), (-120, 1.0), (120, 1.0), (0, 0.5), (0, 1.5))  # (shift minutes, size factor)
 BLOCK_HOURS = 3
 LIKE_DAYS = 5
@@ -108,6 +110,45 @@ def night_scenarios(ctx: NightContext, grid: TimeGrid, battery_ids: list[str], o
     return scenarios
 
 
+@dataclass
+class Night:
+    """What the scenarios of a night share, and the two plans every report shows."""
+
+    ctx: NightContext
+    portfolio: object
+    grid: TimeGrid
+    plan: object  # Schedule of tomorrow with its events
+    plan_problem: object
+    no_event: object  # Schedule of tomorrow without events
+    no_event_problem: object
+
+
+def prepare_night(config_path: str | Path, date: dt.date, *, event_files: list[Path] | None = None,
+                  history_csv: Path | None = None, options: NightlyOptions = NightlyOptions()) -> Night:
+    """Load events and history and plan tomorrow with and without its events (P50 forecast)."""
+    config_path = Path(config_path)
+    portfolio, profiles = load_inputs(str(config_path))
+    grid = day_grid(portfolio, date)
+    events = load_events(event_files if event_files is not None else default_event_files(config_path), portfolio_sites(portfolio), grid)
+    quantile_source = "profiles"
+    forecast = p50_series(quantiles_for(quantile_source, portfolio, profiles, grid))
+    no_event_problem = day_problem(portfolio, profiles, grid.start, forecast)
+    no_event = solve(no_event_problem)
+    if history_csv is not None:
+        history = history_from_csv(Path(history_csv), date, portfolio.portfolio.timezone)
+    elif events:
+        history = history_from_plans(str(config_path), date, options.seed, quantile_source)
+    else:
+        history = {}  # only events need a baseline
+    ctx = NightContext(
+        config_path=str(config_path), date=date, seed=options.seed, events=events, history_kw=history,
+        no_event_site_kw={s: [float(v) for v in kw] for s, kw in site_net_import_kw(no_event, no_event_problem).items()},
+        no_event_objective_yen=no_event.objective_yen, quantile_source=quantile_source, replan_steps=options.replan_steps,
+    )
+    plan_problem = day_problem(portfolio, profiles, grid.start, forecast, dr_events=all_event_specs(ctx, events, grid))
+    return Night(ctx, portfolio, grid, solve(plan_problem), plan_problem, no_event, no_event_problem)
+
+
 def run_nightly(config_path: str | Path, date: dt.date, out_dir: str | Path, *, event_files: list[Path] | None = None,
                 history_csv: Path | None = None, scheduler: str | None = None, workers: int | None = None,
                 options: NightlyOptions = NightlyOptions(), progress: bool = True) -> dict:
@@ -115,42 +156,37 @@ def run_nightly(config_path: str | Path, date: dt.date, out_dir: str | Path, *, 
     return the KPIs. Rerun into the same directory to resume after a crash."""
     from simulations.report import build_kpis, write_report
 
-    config_path, out = Path(config_path), Path(out_dir)
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    portfolio, profiles = load_inputs(str(config_path))
-    grid = day_grid(portfolio, date)
-    events = load_events(event_files if event_files is not None else default_event_files(config_path), portfolio_sites(portfolio), grid)
-    quantile_source = "profiles"
-    forecast = p50_series(quantiles_for(quantile_source, portfolio, profiles, grid))
-
-    no_event_problem = day_problem(portfolio, profiles, grid.start, forecast)
-    no_event = solve(no_event_problem)
-    if history_csv is not None:
-        history = history_from_csv(Path(history_csv), date, portfolio.portfolio.timezone)
-    else:
-        history = history_from_plans(str(config_path), date, options.seed, quantile_source)
-    ctx = NightContext(
-        config_path=str(config_path), date=date, seed=options.seed, events=events, history_kw=history,
-        no_event_site_kw={s: [float(v) for v in kw] for s, kw in site_net_import_kw(no_event, no_event_problem).items()},
-        no_event_objective_yen=no_event.objective_yen, quantile_source=quantile_source, replan_steps=options.replan_steps,
-    )
-    plan_problem = day_problem(portfolio, profiles, grid.start, forecast, dr_events=all_event_specs(ctx, events, grid))
-    plan = solve(plan_problem)
-    write_schedule(plan, plan_problem, out / "plan", {"start": grid.start.isoformat()}, timezone=portfolio.portfolio.timezone)
-
-    scenarios = night_scenarios(ctx, grid, [b.id for b in portfolio.batteries], options)
+    night = prepare_night(config_path, date, event_files=event_files, history_csv=history_csv, options=options)
+    ctx, portfolio = night.ctx, night.portfolio
+    write_schedule(night.plan, night.plan_problem, out / "plan", {"start": night.grid.start.isoformat()},
+                   timezone=portfolio.portfolio.timezone)
+    scenarios = night_scenarios(ctx, night.grid, [b.id for b in portfolio.batteries], options)
     store = ResultStore(out / "scenarios", ctx.fingerprint())
     sweep = run_sweep(ctx, scenarios, store, workers=workers, scheduler=scheduler, progress=progress)
     log.info("sweep: %d scenarios (%d run now) in %.1f s on %d workers", len(scenarios), len(sweep.computed), sweep.elapsed_s, sweep.workers)
 
-    figures = build_kpis(ctx, portfolio, plan, plan_problem, no_event, no_event_problem, sweep)
+    figures = build_kpis(ctx, portfolio, night.plan, night.plan_problem, night.no_event, night.no_event_problem, sweep)
     (out / "kpis.json").write_text(json.dumps(figures, indent=2, default=str))
-    write_report(out / "report.html", figures, ctx, portfolio, plan, plan_problem, sweep)
+    write_report(out / "report.html", figures, ctx, portfolio, night.plan, night.plan_problem, sweep)
     return figures
+
+
+def nightly_job(config_path: str | Path, out_root: str | Path, now: dt.datetime, **kwargs) -> dict:
+    """What the controller's scheduler runs each night (default :data:`DEFAULT_RUN_AT`): the day
+    after ``now``'s local date, into ``out_root/<date>`` (resumed if that directory has results).
+    The clock is the caller's: ``now`` must be timezone-aware."""
+    if now.tzinfo is None:
+        raise ValueError("nightly_job: now must be timezone-aware")
+    portfolio, _profiles = load_inputs(str(config_path))
+    local = pd.Timestamp(now).tz_convert(portfolio.portfolio.timezone)
+    day = local.date() + dt.timedelta(days=1)
+    return run_nightly(config_path, day, Path(out_root) / day.isoformat(), progress=False, **kwargs)
 
 
 def portfolio_sites(portfolio) -> tuple[str, ...]:
     return tuple(s.id for s in portfolio.sites)
 
 
-__all__ = ["HistoryError", "NightlyOptions", "kpis", "run_nightly"]
+__all__ = ["DEFAULT_RUN_AT", "HistoryError", "NightlyOptions", "kpis", "nightly_job", "run_nightly"]

@@ -207,7 +207,7 @@ def _table(headers: list[str], rows: list[list]) -> str:
 
 
 def _yen(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f}"
+    return "-" if value is None else f"{round(value):,d}"  # an int: never "-0"
 
 
 def _kpi_cards(plan: dict, spread: dict) -> str:
@@ -230,7 +230,9 @@ def _events_section(figures: dict, timezone: str) -> str:
     parts = ["<h2>Demand-response events</h2>",
              "<p class='note'>Value = objective without the event minus objective with it (revenue, penalty and the extra "
              "energy cost included); positive means the event earns money. The planner settles against the High 4 of 5 "
-             "baseline; delivered energy is also shown against the plan without the event.</p>"]
+             "baseline; delivered energy is also shown against the plan without the event. Each event is also run 2 h "
+             "earlier and later and at half and 1.5 times its size (the @ variants). An event settled at 0 kWh asks for "
+             "power the portfolio does not have then: compare with the flexibility curve below.</p>"]
     rows = []
     for e in figures["event_variants"]:
         h, p = e["vs_high_4_of_5"], e["vs_plan_without_event"]

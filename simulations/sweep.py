@@ -9,6 +9,7 @@ is resumed by running it again: scenarios already stored for the same inputs are
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -117,6 +118,8 @@ def run_sweep(ctx: NightContext, scenarios: Sequence[Scenario], store: ResultSto
 def _run_on_dask(ctx, todo, runner, finished, workers: int, scheduler: str | None) -> int:
     from dask.distributed import Client, LocalCluster, as_completed
 
+    # Dask logs each worker's start and stop at INFO; an operator wants the progress bar only.
+    logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)

@@ -1,0 +1,70 @@
+"""Nightly simulations on the reference portfolio.
+
+1. Sweep throughput: the same 24 scenarios (flexibility per slot, forecast-error samples) run
+   on 1 worker (in-process) and on 2 local Dask workers (cluster start-up included); scenarios
+   per minute and scaling efficiency (rate on 2 / (2 x rate on 1)).
+2. Rolling plan versus perfect foresight over a simulated week (13-19 April 2026): each day a
+   seeded forecast-error sample plays the actual day; the rolling plan re-plans every hour on the
+   P50 forecast; perfect foresight solves the actual day; the rule-based baseline runs on it.
+   Captured savings = (rule - rolling) / (rule - perfect), on the objective (energy, demand
+   charge, CO2 price, degradation, value of stored energy at the end), summed over the week.
+   Each day starts from the configured initial state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+
+from simulations.nightly import NightlyOptions, prepare_night
+from simulations.scenarios import Scenario, run_scenario
+from simulations.sweep import ResultStore, run_sweep
+
+CONFIG = "config/arao.toml"
+DAY = dt.date(2026, 4, 15)
+WEEK = [dt.date(2026, 4, 13) + dt.timedelta(days=k) for k in range(7)]
+
+
+def _throughput_rows() -> list[dict]:
+    night = prepare_night(CONFIG, DAY, options=NightlyOptions())
+    scenarios = [Scenario(id=f"flex-down-slot-{t:02d}", kind="flex", direction="down", steps=(t,)) for t in range(28, 40)]
+    scenarios += [Scenario(id=f"sample-{k}", kind="sample", sample=k) for k in range(12)]
+    rows, rates = [], {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as directory:
+            store = ResultStore(Path(directory), night.ctx.fingerprint())
+            started = time.perf_counter()
+            run_sweep(night.ctx, scenarios, store, workers=workers, progress=False)
+            elapsed = time.perf_counter() - started
+        rates[workers] = len(scenarios) / elapsed * 60
+        rows.append({"name": f"nightly_sweep_{workers}_worker{'s' if workers > 1 else ''}", "metric": "scenarios_per_min",
+                     "value": round(rates[workers], 2), "unit": "1/min"})
+    rows.append({"name": "nightly_sweep_scaling", "metric": "efficiency_2_workers", "value": round(rates[2] / (2 * rates[1]), 3), "unit": "ratio"})
+    return rows
+
+
+def _week_rows() -> list[dict]:
+    totals = {"rolling_objective_yen": 0.0, "perfect_objective_yen": 0.0, "rule_objective_yen": 0.0}
+    started = time.perf_counter()
+    for day in WEEK:
+        night = prepare_night(CONFIG, day, event_files=[], options=NightlyOptions())
+        result = run_scenario(night.ctx, Scenario(id="rolling-vs-perfect", kind="rolling"))
+        for key in totals:
+            totals[key] += result[key]
+    captured = (totals["rule_objective_yen"] - totals["rolling_objective_yen"]) / (totals["rule_objective_yen"] - totals["perfect_objective_yen"])
+    gap = totals["rolling_objective_yen"] - totals["perfect_objective_yen"]
+    return [
+        {"name": "nightly_week_rolling", "metric": "objective_yen", "value": round(totals["rolling_objective_yen"], 1), "unit": "yen"},
+        {"name": "nightly_week_perfect_foresight", "metric": "objective_yen", "value": round(totals["perfect_objective_yen"], 1), "unit": "yen"},
+        {"name": "nightly_week_rule_based", "metric": "objective_yen", "value": round(totals["rule_objective_yen"], 1), "unit": "yen"},
+        {"name": "nightly_week_gap", "metric": "rolling_minus_perfect_yen", "value": round(gap, 1), "unit": "yen"},
+        {"name": "nightly_week_gap", "metric": "rolling_over_perfect_percent", "value": round(100 * gap / totals["perfect_objective_yen"], 2), "unit": "%"},
+        {"name": "nightly_week_captured_savings", "metric": "share_of_perfect_saving", "value": round(100 * captured, 2), "unit": "%"},
+        {"name": "nightly_week_run", "metric": "elapsed_s", "value": round(time.perf_counter() - started, 1), "unit": "s"},
+    ]
+
+
+def run() -> list[dict]:
+    return _throughput_rows() + _week_rows()
