@@ -15,12 +15,12 @@ from ems.config.schema import Portfolio
 from ems.optimise.inputs import problem_from_portfolio
 from ems.optimise.problem import DrEventSpec, Problem, TimeGrid
 from ems.optimise.schedule import Schedule
-from simulations.forecast_errors import QuantileSource, profile_quantiles
+from simulations.forecast_errors import QuantileForecast, QuantileSource, forecaster_quantiles, profile_quantiles
 
 DAY_HOURS = 24
 
 # Quantile sources by name, so a scenario (sent to another process) names its source.
-QUANTILE_SOURCES: dict[str, QuantileSource] = {"profiles": profile_quantiles}
+QUANTILE_SOURCES: dict[str, QuantileSource] = {"forecast": forecaster_quantiles, "profiles": profile_quantiles}
 
 
 @lru_cache(maxsize=4)
@@ -40,7 +40,13 @@ def day_grid(portfolio: Portfolio, date: dt.date) -> TimeGrid:
     return TimeGrid(start=day_start(portfolio, date), step_minutes=step, steps=DAY_HOURS * 60 // step)
 
 
-def quantiles_for(source: str, portfolio: Portfolio, profiles, grid: TimeGrid):
+@lru_cache(maxsize=64)
+def quantiles_for(source: str, config_path: str, grid: TimeGrid) -> dict[str, QuantileForecast]:
+    """P10/P50/P90 per PV array and load on ``grid`` from the named source (cached per process:
+    a rolling day asks for the same grids again). Callers must not modify the arrays."""
+    if source not in QUANTILE_SOURCES:
+        raise ValueError(f"unknown forecast source {source!r}; known: {sorted(QUANTILE_SOURCES)}")
+    portfolio, profiles = load_inputs(config_path)
     return QUANTILE_SOURCES[source](portfolio, profiles, grid)
 
 

@@ -2,9 +2,10 @@
 
 The nightly run reads quantiles through one small interface, a :data:`QuantileSource`: given
 the portfolio, its profiles and a time grid, it returns per PV array and load a
-:class:`QuantileForecast` (P10, P50, P90 in kW on the grid). The default,
-:func:`profile_quantiles`, derives them from the config profiles with a fixed spread; a
-forecaster's quantiles plug in by passing another source.
+:class:`QuantileForecast` (P10, P50, P90 in kW on the grid). Two sources:
+:func:`forecaster_quantiles` (the forecasters' bands, the default) and
+:func:`profile_quantiles` (the config profiles as P50 with a fixed spread: exact and fast, for
+tests and for portfolios without forecasts).
 
 Samples (:func:`sample_series`): per asset a standard-normal path z[t] with AR(1) correlation
 between steps (rho = 0.8 per 30 min, so errors persist for hours as real forecast errors do),
@@ -54,6 +55,19 @@ def profile_quantiles(portfolio: Portfolio, profiles: Mapping[str, tuple[float, 
         p50 = slot_series(profiles[load.profile], grid, zone) * load.peak_kw
         out[load.id] = QuantileForecast(p50 * LOAD_P10_FRACTION, p50, p50 * LOAD_P90_FRACTION)
     return out
+
+
+def forecaster_quantiles(portfolio: Portfolio, profiles: Mapping[str, tuple[float, ...]], grid: TimeGrid) -> dict[str, QuantileForecast]:
+    """The forecasters' P10/P50/P90 (``forecasting.portfolio_forecast``, no measured history)."""
+    from forecasting import portfolio_forecast
+
+    forecast = portfolio_forecast(portfolio, grid.start, steps=grid.steps, step_minutes=grid.step_minutes, profiles=profiles)
+    caps = {pv.id: min(pv.capacity_kwp, pv.inverter_limit_kw or np.inf) for pv in portfolio.pv_arrays}
+    return {
+        asset: QuantileForecast(frame["p10_kw"].to_numpy(float), frame["p50_kw"].to_numpy(float), frame["p90_kw"].to_numpy(float),
+                                caps.get(asset, np.inf))
+        for asset, frame in forecast.frames.items()
+    }
 
 
 def correlated_normal(seed: int, asset_id: str, steps: int, step_minutes: int) -> np.ndarray:

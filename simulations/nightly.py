@@ -42,6 +42,7 @@ class NightlyOptions:
     unavailable: bool = True
     rolling: bool = True
     replan_steps: int = 2
+    inputs: str = "forecast"  # PV and load quantiles: "forecast" (the forecasters) or "profiles" (config)
 
 
 def default_event_files(config_path: Path) -> list[Path]:
@@ -67,7 +68,7 @@ def history_from_plans(config_path: str, date: dt.date, seed: int, quantile_sour
     history = {}
     for day in like_days(date, LIKE_DAYS):
         grid = day_grid(portfolio, day)
-        quantiles = quantiles_for(quantile_source, portfolio, profiles, grid)
+        quantiles = quantiles_for(quantile_source, config_path, grid)
         series = sample_series(quantiles, scenario_seed(seed, f"history-{day.isoformat()}"), grid.step_minutes)
         problem = day_problem(portfolio, profiles, grid.start, series)
         schedule = solve(problem)
@@ -130,8 +131,8 @@ def prepare_night(config_path: str | Path, date: dt.date, *, event_files: list[P
     portfolio, profiles = load_inputs(str(config_path))
     grid = day_grid(portfolio, date)
     events = load_events(event_files if event_files is not None else default_event_files(config_path), portfolio_sites(portfolio), grid)
-    quantile_source = "profiles"
-    forecast = p50_series(quantiles_for(quantile_source, portfolio, profiles, grid))
+    quantile_source = options.inputs
+    forecast = p50_series(quantiles_for(quantile_source, str(config_path), grid))
     no_event_problem = day_problem(portfolio, profiles, grid.start, forecast)
     no_event = solve(no_event_problem)
     if history_csv is not None:

@@ -40,7 +40,7 @@ class NightContext:
     history_kw: dict[dt.date, dict[str, list[float]]]  # like day -> site (or MEASURED) -> 48 values
     no_event_site_kw: dict[str, list[float]]  # the plan without events, net import per site
     no_event_objective_yen: float
-    quantile_source: str = "profiles"
+    quantile_source: str = "forecast"
     replan_steps: int = 2
 
     def fingerprint(self) -> str:
@@ -88,8 +88,7 @@ def all_event_specs(ctx: NightContext, events: tuple[DrEvent, ...], grid: TimeGr
 
 
 def _series(ctx: NightContext, grid: TimeGrid, sample: int | None) -> dict[str, np.ndarray]:
-    portfolio, profiles = load_inputs(ctx.config_path)
-    quantiles = quantiles_for(ctx.quantile_source, portfolio, profiles, grid)
+    quantiles = quantiles_for(ctx.quantile_source, ctx.config_path, grid)
     if sample is None:
         return p50_series(quantiles)
     return sample_series(quantiles, scenario_seed(ctx.seed, f"sample-{sample}"), grid.step_minutes)

@@ -20,7 +20,7 @@ from simulations.nightly import NightlyOptions, run_nightly
 from tests.nightly_fixtures import write_small_portfolio
 
 DATE = dt.date(2026, 4, 15)
-OPTIONS = NightlyOptions(samples=2, flexibility="blocks", replan_steps=12)
+OPTIONS = NightlyOptions(samples=2, flexibility="blocks", replan_steps=12, inputs="profiles")
 
 
 def stored_results(out: Path) -> dict[str, dict]:
@@ -66,7 +66,7 @@ def test_a_crashed_sweep_resumes_without_redoing_finished_scenarios(tmp_path):
 
     config = write_small_portfolio(tmp_path / "config")
     out = tmp_path / "night"
-    args = ["--workers", "1", "--samples", "16", "--flexibility", "blocks", "--no-rolling", "--quiet"]
+    args = ["--workers", "1", "--samples", "8", "--flexibility", "blocks", "--no-rolling", "--quiet"]
     run_cli_until_some_results(config, out, args)
     before = {p.name: (p.stat().st_mtime_ns, p.read_text()) for p in (out / "scenarios").glob("*.json")}
     assert len(before) >= 3

@@ -13,6 +13,10 @@ import sys
 
 COMMAND_MODULES = (
     "ems.cli.plan",
+    "ems.cli.export",
+    "ems.cli.twin",
+    "ems.cli.devices",
+    "ems.cli.forecast",
     "ems.cli.simulate",
 )
 

@@ -18,17 +18,34 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--step-minutes", type=int, choices=(5, 10, 15, 30, 60), help="override planning.step_minutes")
     parser.add_argument("--horizon-hours", type=int, help="override planning.horizon_hours")
+    parser.add_argument("--inputs", choices=("forecast", "profiles"), default="forecast",
+                        help="PV and load from the forecasters (default) or from the config's fixed profiles")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     parser.set_defaults(handler=run)
 
 
-def plan_inputs(config_path: Path, start: pd.Timestamp, step_minutes: int | None = None, horizon_hours: int | None = None):
-    """(portfolio, problem) for a plan from ``start`` on the config's profiles."""
+def plan_inputs(config_path: Path, start: pd.Timestamp, step_minutes: int | None = None, horizon_hours: int | None = None,
+                inputs: str = "profiles", history: dict | None = None, **problem_options):
+    """(portfolio, problem) for a plan from ``start``.
+
+    ``inputs="profiles"``: PV and load from the config's fixed profiles (exact, for tests);
+    ``"forecast"``: from the forecasters (``forecasting.portfolio_forecast``, P50), using the
+    measured ``history`` per asset when given.
+    """
     from ems.optimise.inputs import problem_from_portfolio
 
     portfolio = load_portfolio(config_path)
     profiles = {name: profile_values(profile, config_path) for name, profile in portfolio.profiles.items()}
-    problem = problem_from_portfolio(portfolio, start, profiles, step_minutes=step_minutes, horizon_hours=horizon_hours)
+    forecasts_kw = None
+    if inputs == "forecast":
+        from forecasting import portfolio_forecast
+
+        step = step_minutes or portfolio.planning.step_minutes
+        steps = (horizon_hours or portfolio.planning.horizon_hours) * 60 // step
+        forecast = portfolio_forecast(portfolio, start, steps=steps, step_minutes=step, history=history)
+        forecasts_kw = {asset: forecast.p50(asset).to_numpy() for asset in forecast.frames}
+    problem = problem_from_portfolio(portfolio, start, profiles, forecasts_kw=forecasts_kw, step_minutes=step_minutes,
+                                     horizon_hours=horizon_hours, **problem_options)
     return portfolio, problem
 
 
@@ -39,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     portfolio = load_portfolio(args.config)
     zone = portfolio.portfolio.timezone
     start = pd.Timestamp(args.date).tz_localize(zone)
-    portfolio, problem = plan_inputs(args.config, start, args.step_minutes, args.horizon_hours)
+    portfolio, problem = plan_inputs(args.config, start, args.step_minutes, args.horizon_hours, inputs=args.inputs)
     schedule = solve(problem)
     baseline = fallback_schedule(problem, "rule-based baseline")
     extra = {
@@ -50,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         "step_minutes": problem.grid.step_minutes,
         "steps": problem.grid.steps,
         "portfolio": portfolio.portfolio.name,
+        "inputs": args.inputs,
     }
     summary = write_schedule(schedule, problem, args.out, extra, timezone=zone)
     if not args.no_plot:

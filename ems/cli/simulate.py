@@ -19,6 +19,8 @@ def register(subparsers) -> None:
     nightly.add_argument("--history", type=Path, help="CSV time,value of measured net import of the event sites [kW]")
     nightly.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786 (default: local processes)")
     nightly.add_argument("--workers", type=int, help="local worker processes (default: all cores; 1 runs in this process)")
+    nightly.add_argument("--inputs", choices=("forecast", "profiles"), default="forecast",
+                         help="PV and load bands from the forecasters (default) or from the config's profiles")
     nightly.add_argument("--samples", type=int, default=20, help="forecast-error samples (default 20)")
     nightly.add_argument("--seed", type=int, default=0, help="seed of the night's samples (default 0)")
     nightly.add_argument("--flexibility", choices=("all", "blocks", "none"), default="all",
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from simulations.nightly import NightlyOptions, run_nightly
 
     options = NightlyOptions(samples=args.samples, seed=args.seed, flexibility=args.flexibility,
-                             event_variants=not args.no_variants, rolling=not args.no_rolling)
+                             event_variants=not args.no_variants, rolling=not args.no_rolling, inputs=args.inputs)
     try:
         figures = run_nightly(args.config, args.date, args.out, event_files=args.events, history_csv=args.history,
                               scheduler=args.scheduler, workers=args.workers, options=options, progress=not args.quiet)
