@@ -174,15 +174,19 @@ def run_nightly(config_path: str | Path, date: dt.date, out_dir: str | Path, *, 
     return figures
 
 
+def night_date(now: dt.datetime, timezone: str) -> dt.date:
+    """The day a run at ``now`` simulates: the day after ``now``'s local date."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return pd.Timestamp(now).tz_convert(timezone).date() + dt.timedelta(days=1)
+
+
 def nightly_job(config_path: str | Path, out_root: str | Path, now: dt.datetime, **kwargs) -> dict:
     """What the controller's scheduler runs each night (default :data:`DEFAULT_RUN_AT`): the day
     after ``now``'s local date, into ``out_root/<date>`` (resumed if that directory has results).
     The clock is the caller's: ``now`` must be timezone-aware."""
-    if now.tzinfo is None:
-        raise ValueError("nightly_job: now must be timezone-aware")
     portfolio, _profiles = load_inputs(str(config_path))
-    local = pd.Timestamp(now).tz_convert(portfolio.portfolio.timezone)
-    day = local.date() + dt.timedelta(days=1)
+    day = night_date(now, portfolio.portfolio.timezone)
     return run_nightly(config_path, day, Path(out_root) / day.isoformat(), progress=False, **kwargs)
 
 

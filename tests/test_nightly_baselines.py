@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from simulations.baselines import HistoryError, adjustment_window, high_4_of_5, is_holiday_like, like_days, read_history_csv
@@ -71,3 +72,27 @@ def test_a_bad_history_row_is_named(tmp_path):
     path.write_text("when,value\n")
     with pytest.raises(HistoryError, match=r"missing column\(s\) \['time'\]"):
         read_history_csv(path, "Asia/Tokyo")
+
+
+def test_measured_history_gives_the_five_latest_like_days_present(tmp_path):
+    from simulations.nightly import history_from_csv
+    from simulations.scenarios import MEASURED
+
+    index = pd.date_range("2026-04-01", "2026-04-15", freq="30min", tz="Asia/Tokyo", inclusive="left")
+    frame = pd.DataFrame({"time": index, "value": [float(t.day) for t in index]})
+    frame = frame[frame["time"].dt.date != dt.date(2026, 4, 13)]  # a day the meter missed
+    path = tmp_path / "history.csv"
+    frame.assign(time=frame["time"].map(lambda t: t.isoformat())).to_csv(path, index=False)
+    history = history_from_csv(path, dt.date(2026, 4, 15), "Asia/Tokyo")
+    assert sorted(history, reverse=True) == [dt.date(2026, 4, 14), dt.date(2026, 4, 10), dt.date(2026, 4, 9),
+                                             dt.date(2026, 4, 8), dt.date(2026, 4, 7)]
+    assert history[dt.date(2026, 4, 9)][MEASURED] == [9.0] * 48
+
+
+def test_a_night_run_at_one_in_the_morning_simulates_the_next_day():
+    from simulations.nightly import night_date
+
+    run_at = dt.datetime(2026, 4, 13, 16, 0, tzinfo=dt.timezone.utc)  # 01:00 on 14 April in Tokyo
+    assert night_date(run_at, "Asia/Tokyo") == dt.date(2026, 4, 15)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        night_date(dt.datetime(2026, 4, 14, 1, 0), "Asia/Tokyo")

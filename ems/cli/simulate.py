@@ -60,10 +60,14 @@ def summary_text(figures: dict) -> str:
         lines.append(f"cost over {spread['samples']} forecast-error samples: P10 {c['p10']:,.0f}  P50 {c['p50']:,.0f}  P90 {c['p90']:,.0f} yen")
     for e in figures["events"]:
         h, p = e["vs_high_4_of_5"], e["vs_plan_without_event"]
-        lines.append(f"event {e['event_id']}: requested {h['requested_kwh']:.0f} kWh, delivered {h['delivered_kwh']:.1f} kWh vs High 4 of 5, "
-                     f"{p['delivered_kwh']:.1f} kWh vs plan without event; value {e['value_yen']:,.0f} yen")
+        lines.append(f"event {e['event_id']}: requested {h['requested_kwh']:.0f} kWh, delivered {_kwh(h['delivered_kwh'])} kWh vs High 4 of 5, "
+                     f"{_kwh(p['delivered_kwh'])} kWh vs plan without event; value {e['value_yen']:,.0f} yen")
     pf = figures.get("perfect_foresight")
     if pf:
         lines.append(f"rolling plan {pf['rolling_objective_yen']:,.0f} yen vs perfect foresight {pf['perfect_objective_yen']:,.0f} yen "
                      f"(rule-based {pf['rule_objective_yen']:,.0f}): captures {pf['captured_savings']:.1%} of the saving")
     return "\n".join(lines)
+
+
+def _kwh(value: float) -> str:
+    return f"{round(value, 1) + 0.0:.1f}"  # + 0.0 turns -0.0 into 0.0
