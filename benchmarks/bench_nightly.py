@@ -56,7 +56,8 @@ def _throughput_rows() -> list[dict]:
 
 
 def _week_rows() -> list[dict]:
-    totals = {"rolling_objective_yen": 0.0, "perfect_objective_yen": 0.0, "rule_objective_yen": 0.0}
+    totals = {"rolling_objective_yen": 0.0, "perfect_objective_yen": 0.0, "rule_objective_yen": 0.0,
+              "rolling_demand_charge_yen": 0.0, "perfect_demand_charge_yen": 0.0, "rule_demand_charge_yen": 0.0}
     started = time.perf_counter()
     for day in WEEK:
         night = prepare_night(CONFIG, day, event_files=[], options=NightlyOptions())
@@ -65,6 +66,8 @@ def _week_rows() -> list[dict]:
             totals[key] += result[key]
     captured = (totals["rule_objective_yen"] - totals["rolling_objective_yen"]) / (totals["rule_objective_yen"] - totals["perfect_objective_yen"])
     gap = totals["rolling_objective_yen"] - totals["perfect_objective_yen"]
+    without = {k: totals[f"{k}_objective_yen"] - totals[f"{k}_demand_charge_yen"] for k in ("rolling", "perfect", "rule")}
+    captured_energy = (without["rule"] - without["rolling"]) / (without["rule"] - without["perfect"])
     return [
         {"name": "nightly_week_rolling", "metric": "objective_yen", "value": round(totals["rolling_objective_yen"], 1), "unit": "yen"},
         {"name": "nightly_week_perfect_foresight", "metric": "objective_yen", "value": round(totals["perfect_objective_yen"], 1), "unit": "yen"},
@@ -72,6 +75,9 @@ def _week_rows() -> list[dict]:
         {"name": "nightly_week_gap", "metric": "rolling_minus_perfect_yen", "value": round(gap, 1), "unit": "yen"},
         {"name": "nightly_week_gap", "metric": "rolling_over_perfect_percent", "value": round(100 * gap / totals["perfect_objective_yen"], 2), "unit": "%"},
         {"name": "nightly_week_captured_savings", "metric": "share_of_perfect_saving", "value": round(100 * captured, 2), "unit": "%"},
+        {"name": "nightly_week_captured_savings", "metric": "share_without_demand_charge", "value": round(100 * captured_energy, 2), "unit": "%"},
+        {"name": "nightly_week_demand_charge", "metric": "rolling_yen", "value": round(totals["rolling_demand_charge_yen"], 1), "unit": "yen"},
+        {"name": "nightly_week_demand_charge", "metric": "rule_based_yen", "value": round(totals["rule_demand_charge_yen"], 1), "unit": "yen"},
         {"name": "nightly_week_run", "metric": "elapsed_s", "value": round(time.perf_counter() - started, 1), "unit": "s"},
     ]
 

@@ -17,7 +17,6 @@ import pandas as pd  # noqa: E402
 
 from ems.optimise.plot import plot_schedule  # noqa: E402
 from simulations.day import kpis  # noqa: E402
-from simulations.events import active_mask  # noqa: E402
 
 KPI_LABELS = {
     "energy_cost_yen": ("Energy cost", "yen", "{:,.0f}"),
@@ -210,15 +209,18 @@ def _yen(value: float | None) -> str:
     return "-" if value is None else f"{round(value):,d}"  # an int: never "-0"
 
 
+def _one_decimal(value: float) -> str:
+    return f"{round(value, 1) + 0.0:,.1f}"  # + 0.0 turns -0.0 into 0.0
+
+
 def _kpi_cards(plan: dict, spread: dict) -> str:
     cards = []
     for key, (label, unit, fmt) in KPI_LABELS.items():
         value = fmt.format(plan[key])
         extra = ""
-        if key in spread and spread[key]:
-            s = spread[key]
-            f = (lambda v: fmt.format(v))
-            extra = f"<div class='l'>P10 {f(s['p10'])} / P50 {f(s['p50'])} / P90 {f(s['p90'])}</div>"
+        if spread.get(key):
+            band = spread[key]
+            extra = f"<div class='l'>P10 {fmt.format(band['p10'])} / P50 {fmt.format(band['p50'])} / P90 {fmt.format(band['p90'])}</div>"
         unit_text = "" if unit == "%" else f" {unit}"
         cards.append(f"<div class='card'><div class='l'>{label}</div><div class='v'>{value}{unit_text}</div>{extra}</div>")
     return f"<div class='cards'>{''.join(cards)}</div>"
@@ -238,8 +240,8 @@ def _events_section(figures: dict, timezone: str) -> str:
         h, p = e["vs_high_4_of_5"], e["vs_plan_without_event"]
         start = pd.Timestamp(e["start"]).tz_convert(timezone)
         rows.append([html.escape(e["event_id"]), e["direction"], f"{start:%H:%M}", f"{e['duration_minutes'] / 60:g} h",
-                     f"{h['requested_kwh']:,.1f}", f"{h['settled_kwh']:,.1f}", f"{h['delivered_kwh']:,.1f}",
-                     f"{p['delivered_kwh']:,.1f}", _yen(e["dr_revenue_yen"]), _yen(e["dr_penalty_yen"]),
+                     _one_decimal(h["requested_kwh"]), _one_decimal(h["settled_kwh"]), _one_decimal(h["delivered_kwh"]),
+                     _one_decimal(p["delivered_kwh"]), _yen(e["dr_revenue_yen"]), _yen(e["dr_penalty_yen"]),
                      f"<span class='{'good' if e['value_yen'] >= 0 else 'bad'}'>{_yen(e['value_yen'])}</span>"])
     parts.append(_table(["event (variant)", "dir.", "start", "length", "requested kWh", "settled kWh (High 4 of 5)",
                          "delivered kWh vs High 4 of 5", "delivered kWh vs plan without event", "revenue yen",
@@ -262,8 +264,8 @@ def _flex_section(flex: dict) -> str:
         parts.append(_img(plot, "flexibility curve"))
     blocks = flex.get("blocks", [])
     if blocks:
-        rows = [[f"{pd.Timestamp(b['start']):%H:%M}-{pd.Timestamp(b['end']):%H:%M}", f"{b.get('down_kw', 0):,.1f}",
-                 _yen(b.get("down_cost_yen")), f"{b.get('up_kw', 0):,.1f}", _yen(b.get("up_cost_yen"))] for b in blocks]
+        rows = [[f"{pd.Timestamp(b['start']):%H:%M}-{pd.Timestamp(b['end']):%H:%M}", _one_decimal(b.get('down_kw', 0)),
+                 _yen(b.get("down_cost_yen")), _one_decimal(b.get('up_kw', 0)), _yen(b.get("up_cost_yen"))] for b in blocks]
         parts.append(_table(["3-hour block", "shed kW", "cost yen", "absorb kW", "cost yen"], rows))
     if not flex:
         parts.append("<p>Not computed in this run.</p>")
@@ -282,7 +284,9 @@ def _foresight_section(pf: dict | None) -> str:
             "known in advance, the limit no controller can beat. Objective includes the value of energy left in storage.</p>"
             + _table(["", "objective yen", "energy and demand cost yen"], rows)
             + f"<p>The rolling plan captures <b>{pf['captured_savings']:.1%}</b> of the perfect-foresight saving over the "
-              "rule-based baseline.</p>")
+              "rule-based baseline "
+              f"({pf['captured_savings_without_demand_charge']:.1%} with demand charges left out: the baseline's new "
+              "peaks otherwise dominate the saving).</p>")
 
 
 def write_report(path: Path, figures: dict, ctx, portfolio, plan, plan_problem, sweep) -> Path:
@@ -293,7 +297,7 @@ def write_report(path: Path, figures: dict, ctx, portfolio, plan, plan_problem, 
     samples = [r for r in sweep.results.values() if r["kind"] == "sample"]
     spread = figures["scenario_spread"]
     unavailable_rows = [[html.escape(u["device"]), _yen(u["energy_cost_yen"]), _yen(u["extra_objective_yen"]),
-                         f"{u['dr_shortfall_kwh']:,.1f}"] for u in figures["unavailable"]]
+                         _one_decimal(u['dr_shortfall_kwh'])] for u in figures["unavailable"]]
     spread_png = _spread_plot(samples, figures["plan"]["energy_cost_yen"])
     body = [
         f"<h1>Nightly simulation: {html.escape(figures['portfolio'])}</h1>",

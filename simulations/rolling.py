@@ -32,12 +32,24 @@ class DayOutcome:
     rule_objective_yen: float
     rule_cost_yen: float
     replans: int
+    rolling_demand_charge_yen: float = 0.0
+    perfect_demand_charge_yen: float = 0.0
+    rule_demand_charge_yen: float = 0.0
 
     @property
     def captured_savings(self) -> float:
         """Share of the perfect-foresight saving over the rule-based baseline the rolling plan got."""
         possible = self.rule_objective_yen - self.perfect_objective_yen
         return (self.rule_objective_yen - self.rolling_objective_yen) / possible if possible > 1e-9 else 1.0
+
+    @property
+    def captured_savings_without_demand_charge(self) -> float:
+        """The same share with every demand charge left out (the rule-based baseline's new
+        peaks otherwise dominate the saving)."""
+        rule = self.rule_objective_yen - self.rule_demand_charge_yen
+        possible = rule - (self.perfect_objective_yen - self.perfect_demand_charge_yen)
+        rolling = self.rolling_objective_yen - self.rolling_demand_charge_yen
+        return (rule - rolling) / possible if possible > 1e-9 else 1.0
 
 
 def _state_kwh(actual: Problem, realised: pd.DataFrame, upto: int) -> dict[str, float]:
@@ -123,6 +135,9 @@ def rolling_day(portfolio, profiles, actual: Problem, forecast_kw_for, replan_st
         rolling_cost_yen=float(sum(rolling_terms[k] for k in energy)),
         perfect_objective_yen=perfect.objective_yen, perfect_cost_yen=perfect.cost_yen,
         rule_objective_yen=rule.objective_yen, rule_cost_yen=rule.cost_yen, replans=replans,
+        rolling_demand_charge_yen=rolling_terms["demand_charge_yen"],
+        perfect_demand_charge_yen=perfect.objective_terms["demand_charge_yen"],
+        rule_demand_charge_yen=rule.objective_terms["demand_charge_yen"],
     )
     return outcome, realised
 
@@ -136,6 +151,10 @@ def day_outcome_dict(outcome: DayOutcome) -> dict[str, float]:
         "rule_objective_yen": round(outcome.rule_objective_yen, 2),
         "rule_cost_yen": round(outcome.rule_cost_yen, 2),
         "captured_savings": round(outcome.captured_savings, 4),
+        "captured_savings_without_demand_charge": round(outcome.captured_savings_without_demand_charge, 4),
+        "rolling_demand_charge_yen": round(outcome.rolling_demand_charge_yen, 2),
+        "perfect_demand_charge_yen": round(outcome.perfect_demand_charge_yen, 2),
+        "rule_demand_charge_yen": round(outcome.rule_demand_charge_yen, 2),
         "replans": outcome.replans,
     }
 

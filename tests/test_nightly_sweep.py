@@ -20,7 +20,7 @@ from simulations.nightly import NightlyOptions, run_nightly
 from tests.nightly_fixtures import write_small_portfolio
 
 DATE = dt.date(2026, 4, 15)
-OPTIONS = NightlyOptions(samples=2, flexibility="blocks", replan_steps=12, inputs="profiles")
+OPTIONS = NightlyOptions(samples=2, flexibility="blocks", event_variants=False, replan_steps=12, inputs="profiles")
 
 
 def stored_results(out: Path) -> dict[str, dict]:
