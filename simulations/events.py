@@ -137,7 +137,11 @@ def parse_event(raw: dict, path: str | Path = "<memory>") -> DrEvent:
     try:
         event = DrEvent.model_validate(raw)
     except ValidationError as error:
-        problems = [(_key(e["loc"]), e["msg"]) for e in error.errors()]
+        errors = error.errors()
+        # a list whose items failed is also reported as too short: the item's error says it all
+        locs = [e["loc"] for e in errors]
+        errors = [e for e in errors if not (e["type"] == "too_short" and any(o[:len(e["loc"])] == e["loc"] and o != e["loc"] for o in locs))]
+        problems = [(_key(e["loc"]), e["msg"]) for e in errors]
         raise EventFileError(path, *problems[0], more=problems[1:]) from None
     total = sum(i.duration_minutes for i in event.signal.intervals)
     if total != event.active_period.duration_minutes:

@@ -86,6 +86,7 @@ def test_a_target_power_asks_for_the_distance_from_the_baseline():
         (lambda s: s.replace('start = "00:00"', 'start = "2026-04-15T00:00:00"'), "active_period.start"),
         (lambda s: s.replace("requested_kw = 5.0", "requested_kw = 5.0\ntarget_kw = 3.0"), "signal.intervals[0]"),
         (lambda s: s.replace("requested_kw = 5.0", ""), "signal.intervals[0]"),
+        (lambda s: s.replace("requested_kw = 5.0", "requested_kw = -5.0"), "signal.intervals[0].requested_kw"),
         (lambda s: s.replace("requested_kw = 5.0", "requested_kw = 5.0\nrequested_kwh = 1.0"), "signal.intervals[0].requested_kwh"),
         (lambda s: s.replace("uid = 0\nduration_minutes = 30", "uid = 0\nduration_minutes = 60"), "signal.intervals"),
         (lambda s: s.replace('site_ids = ["site"]', "site_ids = []"), "targets.site_ids"),
@@ -100,6 +101,18 @@ def test_malformed_event_files_are_rejected_naming_the_field(tmp_path, edit, key
         load_event(path)
     assert error.value.key == key
     assert f"{path}: {key}:" in str(error.value)
+
+
+def test_one_mistake_gives_one_message_and_two_give_two(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(VALID.replace("requested_kw = 5.0", "requested_kw = -5.0"))
+    with pytest.raises(EventFileError) as error:
+        load_event(path)
+    assert [key for key, _ in error.value.problems] == ["signal.intervals[0].requested_kw"]
+    path.write_text(VALID.replace("requested_kw = 5.0", "requested_kw = -5.0").replace('direction = "down"', 'direction = "across"'))
+    with pytest.raises(EventFileError) as error:
+        load_event(path)
+    assert sorted(key for key, _ in error.value.problems) == ["event.direction", "signal.intervals[0].requested_kw"]
 
 
 @pytest.mark.parametrize(
