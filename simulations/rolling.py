@@ -92,11 +92,13 @@ def _balance_site(actual: Problem, g, t: int, planned_grid_kw: float, realised: 
     for b in (b for b in actual.batteries if b.site == g.site):
         most_out = min(b.discharge_max_kw, max(0.0, soc_kwh[b.id] - b.soc_min_kwh) * b.discharge_efficiency / dt_h)
         most_in = min(b.charge_max_kw, max(0.0, b.soc_max_kwh - soc_kwh[b.id]) / (b.charge_efficiency * dt_h))
-        current = float(realised.at[row, b.id])
-        wanted = current + (grid_kw - planned_grid_kw)
-        new = min(max(wanted, -most_in), most_out)
-        if current > most_out or current < -most_in:
-            new = min(max(current, -most_in), most_out)
+        planned = float(realised.at[row, b.id])
+        current = min(max(planned, -most_in), most_out)  # the plan's set-point, within what the battery holds
+        grid_kw -= current - planned
+        # tracking never draws on the BCP reserve; only the plan itself may (and pays for it)
+        above_reserve = max(0.0, soc_kwh[b.id] - max(b.soc_min_kwh, b.reserve_kwh)) * b.discharge_efficiency / dt_h
+        most_out = min(most_out, max(current, above_reserve))
+        new = min(max(current + (grid_kw - planned_grid_kw), -most_in), most_out)
         realised.at[row, b.id] = new
         grid_kw -= new - current
     excess_export = -grid_kw - g.export_limit_kw
