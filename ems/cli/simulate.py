@@ -51,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
 
 def summary_text(figures: dict) -> str:
     plan, spread = figures["plan"], figures["scenario_spread"]
-    lines = [f"{figures['portfolio']}: {figures['date']}  ({figures['sweep']['scenarios']} scenarios, "
-             f"{figures['sweep']['run_now']} run now on {figures['sweep']['workers']} workers in {figures['sweep']['elapsed_s']:.0f} s)",
+    sweep = figures["sweep"]
+    ran = (f"{sweep['run_now']} run now on {sweep['workers']} workers in {sweep['elapsed_s']:.0f} s" if sweep["run_now"]
+           else "all read back from an earlier run")
+    lines = [f"{figures['portfolio']}: {figures['date']}  ({sweep['scenarios']} scenarios, {ran})",
              f"plan: cost {plan['energy_cost_yen']:,.0f} yen  CO2 {plan['co2_kg']:,.0f} kg  local PV {plan['local_pv_share']:.1%}  "
              f"peak import {plan['peak_import_kw']:,.1f} kW"]
     if spread.get("energy_cost_yen"):
