@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
 def summary_text(figures: dict) -> str:
     plan, spread = figures["plan"], figures["scenario_spread"]
     sweep = figures["sweep"]
-    ran = (f"{sweep['run_now']} run now on {sweep['workers']} worker{'s' if sweep['workers'] != 1 else ''} in {sweep['elapsed_s']:.0f} s" if sweep["run_now"]
-           else "all read back from an earlier run")
+    workers = f"{sweep['workers']} worker{'s' if sweep['workers'] != 1 else ''}"
+    ran = f"{sweep['run_now']} run now on {workers} in {sweep['elapsed_s']:.0f} s" if sweep["run_now"] else "all read back from an earlier run"
     lines = [f"{figures['portfolio']}: {figures['date']}  ({sweep['scenarios']} scenarios, {ran})",
              f"plan: cost {plan['energy_cost_yen']:,.0f} yen  CO2 {plan['co2_kg']:,.0f} kg  local PV {plan['local_pv_share']:.1%}  "
              f"peak import {plan['peak_import_kw']:,.1f} kW"]
