@@ -325,7 +325,8 @@ def _solve_ilp(batch: _Batch, trips: list[Trip], fallback: list[Trip]) -> tuple[
     solver.setOptionValue("output_flag", False)
     solver.setOptionValue("time_limit", float(batch.settings.ilp_time_limit_s))
     solver.setOptionValue("mip_rel_gap", 1e-6)
-    solver.setOptionValue("threads", 1)
+    # no "threads" option: HiGHS has one thread pool per process, and a run asking for another
+    # size than the pool already has (the schedule's solver runs in the same process) fails
     solver.passModel(lp)
     solver.setSolution(_start_values(trips, request_ids, fallback))
     solver.run()

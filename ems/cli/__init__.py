@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "ems.cli.devices",
     "ems.cli.forecast",
     "ems.cli.dispatch",
+    "ems.cli.simulate",
 )
 
 

@@ -31,6 +31,8 @@ def register(subparsers) -> None:
     parser.add_argument("--modbus-base-port", type=int, help="with --twin: first Modbus port of the twin")
     parser.add_argument("--store", type=Path, help="override storage.sqlite_path")
     parser.add_argument("--inputs", choices=("forecast", "profiles"), default="forecast")
+    parser.add_argument("--nightly", action=argparse.BooleanOptionalAction, default=None,
+                        help="run the nightly DR simulation at control.nightly_time (default: on live, off with --twin)")
     parser.add_argument("--status-every-s", type=float, default=2.0, help="real seconds between status lines")
     parser.set_defaults(handler=run)
 
@@ -107,7 +109,15 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         await asyncio.to_thread(make_plan, args.config, tomorrow, out, inputs=args.inputs)
         store.record_event(clock.now(), "day-ahead", f"day-ahead plan for {tomorrow:%Y-%m-%d} written to {out}")
 
-    scheduler = ControlScheduler(controller, portfolio.control, store, speed=clock.speed, day_ahead=day_ahead)
+    async def nightly(day: dt.date) -> None:
+        from simulations.nightly import nightly_job  # above the scheduler's floor: handed in from here
+
+        await asyncio.to_thread(nightly_job, args.config, portfolio.control.nightly_dir, clock.now())
+        store.record_event(clock.now(), "nightly", f"nightly simulation written under {portfolio.control.nightly_dir}")
+
+    run_nightly = args.nightly if args.nightly is not None else not args.twin
+    scheduler = ControlScheduler(controller, portfolio.control, store, speed=clock.speed, day_ahead=day_ahead,
+                                 nightly=nightly if run_nightly else None)
     await controller.cycle()
     scheduler.start()
     sink_task = asyncio.create_task(_flush_influx(store, portfolio, stop)) if portfolio.storage.influx else None

@@ -34,6 +34,7 @@ class ControlSettings(BaseModel):
     day_ahead_dir: str = Field("out/day-ahead", description="where day-ahead plans are written for submission")
     forecast_refresh_minutes: int = Field(30, ge=1, description="forecast refresh interval")
     nightly_time: dt.time = Field(dt.time(1, 0), description="local time of the nightly simulation")
+    nightly_dir: str = Field("out/nightly", description="where each night's simulation report is written, one folder a day")
     watchdog_s: float = Field(30.0, gt=0, description="the watchdog's check interval")
     hold_threshold_kw: float = Field(
         1.0, ge=0, description="a device keeps its set-point unless the new plan differs by more than this")

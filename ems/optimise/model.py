@@ -61,9 +61,14 @@ def storage_binary_steps(problem: Problem) -> np.ndarray:
     return need
 
 
-def build_model(problem: Problem) -> ModelBuild:
+def build_model(problem: Problem, extra_binary_steps: np.ndarray | None = None) -> ModelBuild:
+    """``extra_binary_steps``: further steps where storage gets a charge/discharge binary (a
+    caller that rewards absorbing energy there, as the flexibility curve does, needs them)."""
     problem.validate()
-    build = ModelBuild(problem=problem, model=pyo.ConcreteModel(name="ems-schedule"), storage_binary_steps=storage_binary_steps(problem))
+    binaries = storage_binary_steps(problem)
+    if extra_binary_steps is not None:
+        binaries = binaries | extra_binary_steps.astype(bool)
+    build = ModelBuild(problem=problem, model=pyo.ConcreteModel(name="ems-schedule"), storage_binary_steps=binaries)
     add_grid_constraints(build)
     add_pv_constraints(build)
     add_load_constraints(build)

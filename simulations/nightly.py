@@ -1,0 +1,197 @@
+"""The nightly demand-response run: tomorrow's plan, its flexibility, events against two
+baselines, forecast-error and outage scenarios, the perfect-foresight reference, and a report.
+
+:func:`run_nightly` is the callable the controller's scheduler is handed (default 01:00) and
+what ``ems simulate nightly`` runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ems.optimise import solve, write_schedule
+from ems.optimise.problem import TimeGrid
+from simulations.baselines import HistoryError, like_days, read_history_csv
+from simulations.day import day_grid, day_problem, kpis, load_inputs, quantiles_for, site_net_import_kw
+from simulations.events import DrEvent, check_event, load_event
+from simulations.forecast_errors import p50_series, sample_series
+from simulations.scenarios import MEASURED, NightContext, Scenario, all_event_specs, scenario_seed
+from simulations.sweep import ResultStore, run_sweep
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RUN_AT = dt.time(1, 0)  # local; the controller's scheduler runs nightly_job then
+EVENT_VARIANTS = ((0, 1.0), (-120, 1.0), (120, 1.0), (0, 0.5), (0, 1.5))  # (shift minutes, size factor)
+BLOCK_HOURS = 3
+LIKE_DAYS = 5
+
+
+@dataclass(frozen=True)
+class NightlyOptions:
+    samples: int = 20
+    seed: int = 0
+    flexibility: str = "all"  # all: every slot and 3-hour block; blocks: blocks only; none
+    event_variants: bool = True
+    unavailable: bool = True
+    rolling: bool = True
+    replan_steps: int = 2
+    inputs: str = "forecast"  # PV and load quantiles: "forecast" (the forecasters) or "profiles" (config)
+
+
+def default_event_files(config_path: Path) -> list[Path]:
+    return sorted((config_path.parent / "events").glob("*.toml"))
+
+
+def load_events(paths: list[Path], sites: tuple[str, ...], grid: TimeGrid) -> tuple[DrEvent, ...]:
+    events = []
+    for path in paths:
+        event = load_event(path)
+        check_event(event, sites, grid, str(path))
+        events.append(event)
+    ids = [e.id for e in events]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"event ids must be unique across files: {ids}")
+    return tuple(events)
+
+
+def history_from_plans(config_path: str, date: dt.date, seed: int, quantile_source: str) -> dict[dt.date, dict[str, list[float]]]:
+    """The last 5 like days, each planned without events on a seeded forecast-error sample
+    (standing in for metered history until the product has it)."""
+    portfolio, profiles = load_inputs(config_path)
+    history = {}
+    for day in like_days(date, LIKE_DAYS):
+        grid = day_grid(portfolio, day)
+        quantiles = quantiles_for(quantile_source, config_path, grid)
+        series = sample_series(quantiles, scenario_seed(seed, f"history-{day.isoformat()}"), grid.step_minutes)
+        problem = day_problem(portfolio, profiles, grid.start, series)
+        schedule = solve(problem)
+        history[day] = {site: [float(v) for v in kw] for site, kw in site_net_import_kw(schedule, problem).items()}
+    return history
+
+
+def history_from_csv(path: Path, date: dt.date, timezone: str) -> dict[dt.date, dict[str, list[float]]]:
+    measured = read_history_csv(path, timezone)
+    wanted = like_days(date, LIKE_DAYS, exclude=frozenset(d for d in _days_before(date, 60) if d not in measured))
+    return {day: {MEASURED: [float(v) for v in measured[day]]} for day in wanted}
+
+
+def _days_before(date: dt.date, count: int) -> list[dt.date]:
+    return [date - dt.timedelta(days=k) for k in range(1, count + 1)]
+
+
+def night_scenarios(ctx: NightContext, grid: TimeGrid, battery_ids: list[str], options: NightlyOptions) -> list[Scenario]:
+    scenarios = []
+    for index, event in enumerate(ctx.events):
+        for shift, scale in (EVENT_VARIANTS if options.event_variants else EVENT_VARIANTS[:1]):
+            variant = event.shifted(shift, scale)
+            start = variant.start_on(grid.start)
+            if start < grid.start or start + np.timedelta64(event.active_period.duration_minutes, "m") > grid.end:
+                continue
+            scenarios.append(Scenario(id=f"event-{variant.id}", kind="event", event_index=index, shift_minutes=shift, scale=scale))
+    scenarios += [Scenario(id=f"sample-{k}", kind="sample", sample=k) for k in range(options.samples)]
+    if options.unavailable:
+        scenarios += [Scenario(id=f"unavailable-{b}", kind="unavailable", device=b) for b in battery_ids]
+    per_block = BLOCK_HOURS * 60 // grid.step_minutes
+    windows = []
+    if options.flexibility == "all":
+        windows += [(f"slot-{t:02d}", (t,)) for t in range(grid.steps)]
+    if options.flexibility in ("all", "blocks"):
+        windows += [(f"block-{b:02d}", tuple(range(b * per_block, (b + 1) * per_block))) for b in range(grid.steps // per_block)]
+    for direction in ("down", "up"):
+        scenarios += [Scenario(id=f"flex-{direction}-{name}", kind="flex", direction=direction, steps=steps) for name, steps in windows]
+    if options.rolling:
+        scenarios.append(Scenario(id="rolling-vs-perfect", kind="rolling"))
+    return scenarios
+
+
+@dataclass
+class Night:
+    """What the scenarios of a night share, and the two plans every report shows."""
+
+    ctx: NightContext
+    portfolio: object
+    grid: TimeGrid
+    plan: object  # Schedule of tomorrow with its events
+    plan_problem: object
+    no_event: object  # Schedule of tomorrow without events
+    no_event_problem: object
+
+
+def prepare_night(config_path: str | Path, date: dt.date, *, event_files: list[Path] | None = None,
+                  history_csv: Path | None = None, options: NightlyOptions = NightlyOptions()) -> Night:
+    """Load events and history and plan tomorrow with and without its events (P50 forecast)."""
+    config_path = Path(config_path)
+    portfolio, profiles = load_inputs(str(config_path))
+    grid = day_grid(portfolio, date)
+    events = load_events(event_files if event_files is not None else default_event_files(config_path), portfolio_sites(portfolio), grid)
+    quantile_source = options.inputs
+    forecast = p50_series(quantiles_for(quantile_source, str(config_path), grid))
+    no_event_problem = day_problem(portfolio, profiles, grid.start, forecast)
+    no_event = solve(no_event_problem)
+    if history_csv is not None:
+        history = history_from_csv(Path(history_csv), date, portfolio.portfolio.timezone)
+    elif events:
+        history = history_from_plans(str(config_path), date, options.seed, quantile_source)
+    else:
+        history = {}  # only events need a baseline
+    ctx = NightContext(
+        config_path=str(config_path), date=date, seed=options.seed, events=events, history_kw=history,
+        no_event_site_kw={s: [float(v) for v in kw] for s, kw in site_net_import_kw(no_event, no_event_problem).items()},
+        no_event_objective_yen=no_event.objective_yen, quantile_source=quantile_source, replan_steps=options.replan_steps,
+    )
+    plan_problem = day_problem(portfolio, profiles, grid.start, forecast, dr_events=all_event_specs(ctx, events, grid))
+    return Night(ctx, portfolio, grid, solve(plan_problem), plan_problem, no_event, no_event_problem)
+
+
+def run_nightly(config_path: str | Path, date: dt.date, out_dir: str | Path, *, event_files: list[Path] | None = None,
+                history_csv: Path | None = None, scheduler: str | None = None, workers: int | None = None,
+                options: NightlyOptions = NightlyOptions(), progress: bool = True) -> dict:
+    """Run the night for ``date`` into ``out_dir`` (report.html, kpis.json, plan/, scenarios/);
+    return the KPIs. Rerun into the same directory to resume after a crash."""
+    from simulations.report import build_kpis, write_report
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    night = prepare_night(config_path, date, event_files=event_files, history_csv=history_csv, options=options)
+    ctx, portfolio = night.ctx, night.portfolio
+    write_schedule(night.plan, night.plan_problem, out / "plan", {"start": night.grid.start.isoformat()},
+                   timezone=portfolio.portfolio.timezone)
+    scenarios = night_scenarios(ctx, night.grid, [b.id for b in portfolio.batteries], options)
+    store = ResultStore(out / "scenarios", ctx.fingerprint())
+    sweep = run_sweep(ctx, scenarios, store, workers=workers, scheduler=scheduler, progress=progress)
+    log.info("sweep: %d scenarios (%d run now) in %.1f s on %d workers", len(scenarios), len(sweep.computed), sweep.elapsed_s, sweep.workers)
+
+    figures = build_kpis(ctx, portfolio, night.plan, night.plan_problem, night.no_event, night.no_event_problem, sweep)
+    (out / "kpis.json").write_text(json.dumps(figures, indent=2, default=str))
+    write_report(out / "report.html", figures, ctx, portfolio, night.plan, night.plan_problem, sweep)
+    return figures
+
+
+def night_date(now: dt.datetime, timezone: str) -> dt.date:
+    """The day a run at ``now`` simulates: the day after ``now``'s local date."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return pd.Timestamp(now).tz_convert(timezone).date() + dt.timedelta(days=1)
+
+
+def nightly_job(config_path: str | Path, out_root: str | Path, now: dt.datetime, **kwargs) -> dict:
+    """What the controller's scheduler runs each night (default :data:`DEFAULT_RUN_AT`): the day
+    after ``now``'s local date, into ``out_root/<date>`` (resumed if that directory has results).
+    The clock is the caller's: ``now`` must be timezone-aware."""
+    portfolio, _profiles = load_inputs(str(config_path))
+    day = night_date(now, portfolio.portfolio.timezone)
+    return run_nightly(config_path, day, Path(out_root) / day.isoformat(), progress=False, **kwargs)
+
+
+def portfolio_sites(portfolio) -> tuple[str, ...]:
+    return tuple(s.id for s in portfolio.sites)
+
+
+__all__ = ["DEFAULT_RUN_AT", "HistoryError", "NightlyOptions", "kpis", "nightly_job", "run_nightly"]

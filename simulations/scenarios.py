@@ -1,0 +1,173 @@
+"""A night's scenarios and the one function that runs any of them.
+
+A :class:`NightContext` holds everything the scenarios of one night share (config path, day,
+seed, events, the like-day history, the plan without events); a :class:`Scenario` names one
+variation. :func:`run_scenario` is a function of those two alone, so it gives the same answer
+in this process, in a local worker or on a Dask cluster. Each scenario has its own seed, drawn
+from the night's seed and the scenario id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import zlib
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from ems.optimise import solve
+from ems.optimise.flexibility import solve_flexibility
+from ems.optimise.problem import DrEventSpec, TimeGrid
+from simulations.baselines import high_4_of_5
+from simulations.day import day_grid, day_problem, kpis, load_inputs, quantiles_for, scope_net_import_kw, site_net_import_kw
+from simulations.events import DrEvent, active_mask, delivered, dr_specs
+from simulations.forecast_errors import p50_series, sample_series
+from simulations.rolling import day_outcome_dict, rolling_day
+
+MEASURED = "*"  # history key for measured net import of the event's sites (from --history)
+ACTUAL_DAY_SAMPLE = 0  # the forecast-error sample that plays "the actual day" in the rolling comparison
+
+
+@dataclass(frozen=True)
+class NightContext:
+    config_path: str
+    date: dt.date
+    seed: int
+    events: tuple[DrEvent, ...]
+    history_kw: dict[dt.date, dict[str, list[float]]]  # like day -> site (or MEASURED) -> 48 values
+    no_event_site_kw: dict[str, list[float]]  # the plan without events, net import per site
+    no_event_objective_yen: float
+    quantile_source: str = "forecast"
+    replan_steps: int = 2
+
+    def fingerprint(self) -> str:
+        """Identifies the night's inputs: results stored under another fingerprint are not reused."""
+        with open(self.config_path, "rb") as handle:
+            config = hashlib.sha256(handle.read()).hexdigest()
+        payload = {"config": config, "date": self.date.isoformat(), "seed": self.seed, "quantiles": self.quantile_source,
+                   "events": [e.model_dump(mode="json") for e in self.events], "replan_steps": self.replan_steps,
+                   "history": {d.isoformat(): v for d, v in sorted(self.history_kw.items())}}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    kind: Literal["event", "sample", "unavailable", "flex", "rolling"]
+    event_index: int = -1
+    shift_minutes: int = 0
+    scale: float = 1.0
+    sample: int = -1
+    device: str = ""
+    direction: str = ""
+    steps: tuple[int, ...] = field(default=())
+
+
+def scenario_seed(night_seed: int, scenario_id: str) -> int:
+    return zlib.crc32(f"{night_seed}/{scenario_id}".encode())
+
+
+def event_baselines(ctx: NightContext, event: DrEvent, grid: TimeGrid) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(High 4 of 5 [kW per step], plan-without-event baseline [kW per step], High 4 of 5 details)."""
+    plan_kw = scope_net_import_kw({s: np.asarray(v) for s, v in ctx.no_event_site_kw.items()}, event.targets.site_ids)
+    history = {}
+    for day, sites in ctx.history_kw.items():
+        history[day] = np.asarray(sites[MEASURED]) if MEASURED in sites else scope_net_import_kw(
+            {s: np.asarray(v) for s, v in sites.items()}, event.targets.site_ids)
+    high = high_4_of_5(history, active_mask(event, grid), plan_kw)
+    details = {"adjustment_kw": round(high.adjustment_kw, 3), "like_days": [d.isoformat() for d in high.chosen_days]}
+    return high.baseline_kw, plan_kw, details
+
+
+def all_event_specs(ctx: NightContext, events: tuple[DrEvent, ...], grid: TimeGrid) -> tuple[DrEventSpec, ...]:
+    """The events as the planner sees them, each settled against its High 4 of 5 baseline."""
+    return tuple(spec for e in events for spec in dr_specs(e, grid, event_baselines(ctx, e, grid)[0]))
+
+
+def _series(ctx: NightContext, grid: TimeGrid, sample: int | None) -> dict[str, np.ndarray]:
+    quantiles = quantiles_for(ctx.quantile_source, ctx.config_path, grid)
+    if sample is None:
+        return p50_series(quantiles)
+    return sample_series(quantiles, scenario_seed(ctx.seed, f"sample-{sample}"), grid.step_minutes)
+
+
+def run_scenario(ctx: NightContext, scenario: Scenario) -> dict:
+    """Run one scenario; a JSON-ready dict of its figures."""
+    runner = {"event": _run_event, "sample": _run_sample, "unavailable": _run_unavailable, "flex": _run_flex,
+              "rolling": _run_rolling}[scenario.kind]
+    return {"id": scenario.id, "kind": scenario.kind, "seed": scenario_seed(ctx.seed, scenario.id),
+            "scenario": asdict(scenario)} | runner(ctx, scenario)
+
+
+def _run_event(ctx: NightContext, scenario: Scenario) -> dict:
+    portfolio, profiles = load_inputs(ctx.config_path)
+    grid = day_grid(portfolio, ctx.date)
+    event = ctx.events[scenario.event_index].shifted(scenario.shift_minutes, scenario.scale)
+    high_kw, plan_kw, details = event_baselines(ctx, event, grid)
+    problem = day_problem(portfolio, profiles, grid.start, _series(ctx, grid, None), dr_events=dr_specs(event, grid, high_kw))
+    schedule = solve(problem)
+    net_kw = scope_net_import_kw(site_net_import_kw(schedule, problem), event.targets.site_ids)
+    terms = schedule.objective_terms
+    return {
+        "event_id": event.id, "base_event_id": ctx.events[scenario.event_index].id, "direction": event.event.direction,
+        "start": event.start_on(grid.start).isoformat(), "duration_minutes": event.active_period.duration_minutes,
+        "status": schedule.status, "objective_yen": round(schedule.objective_yen, 2),
+        "value_yen": round(ctx.no_event_objective_yen - schedule.objective_yen, 2),
+        "dr_revenue_yen": round(-terms.get("dr_revenue_yen", 0.0), 2), "dr_penalty_yen": round(terms.get("dr_penalty_yen", 0.0), 2),
+        "vs_high_4_of_5": {k: round(v, 3) for k, v in delivered(event, grid, net_kw, high_kw).items()},
+        "vs_plan_without_event": {k: round(v, 3) for k, v in delivered(event, grid, net_kw, plan_kw).items()},
+        "high_4_of_5": details,
+        "series_kw": {"net_import": _round(net_kw), "high_4_of_5": _round(high_kw), "plan_without_event": _round(plan_kw)},
+        "kpis": kpis(schedule, problem),
+    }
+
+
+def _run_sample(ctx: NightContext, scenario: Scenario) -> dict:
+    portfolio, profiles = load_inputs(ctx.config_path)
+    grid = day_grid(portfolio, ctx.date)
+    problem = day_problem(portfolio, profiles, grid.start, _series(ctx, grid, scenario.sample),
+                          dr_events=all_event_specs(ctx, ctx.events, grid))
+    schedule = solve(problem)
+    return {"status": schedule.status, "kpis": kpis(schedule, problem)}
+
+
+def _run_unavailable(ctx: NightContext, scenario: Scenario) -> dict:
+    portfolio, profiles = load_inputs(ctx.config_path)
+    grid = day_grid(portfolio, ctx.date)
+    problem = day_problem(portfolio, profiles, grid.start, _series(ctx, grid, None),
+                          dr_events=all_event_specs(ctx, ctx.events, grid), unavailable=frozenset({scenario.device}))
+    schedule = solve(problem)
+    return {"device": scenario.device, "status": schedule.status, "kpis": kpis(schedule, problem),
+            "dr_shortfall_kwh": round(schedule.shortfalls.get("dr_shortfall_kwh", 0.0), 3)}
+
+
+def _run_flex(ctx: NightContext, scenario: Scenario) -> dict:
+    portfolio, profiles = load_inputs(ctx.config_path)
+    grid = day_grid(portfolio, ctx.date)
+    problem = day_problem(portfolio, profiles, grid.start, _series(ctx, grid, None))
+    reference = np.sum([np.asarray(v) for v in ctx.no_event_site_kw.values()], axis=0)
+    result = solve_flexibility(problem, scenario.steps, scenario.direction, reference)
+    energy_kwh = result.flex_kw * len(scenario.steps) * grid.step_h
+    cost = result.objective_yen - ctx.no_event_objective_yen
+    return {"direction": scenario.direction, "steps": list(scenario.steps), "status": result.status,
+            "flex_kw": round(result.flex_kw, 3), "energy_kwh": round(energy_kwh, 3), "cost_yen": round(cost, 2),
+            "cost_yen_per_kwh": round(cost / energy_kwh, 2) if energy_kwh > 1e-6 else None}
+
+
+def _run_rolling(ctx: NightContext, scenario: Scenario) -> dict:
+    portfolio, profiles = load_inputs(ctx.config_path)
+    grid = day_grid(portfolio, ctx.date)
+    actual = day_problem(portfolio, profiles, grid.start, _series(ctx, grid, ACTUAL_DAY_SAMPLE))
+
+    def forecast_for(start):
+        return _series(ctx, TimeGrid(start=start, step_minutes=grid.step_minutes, steps=grid.steps), None)
+
+    outcome, _realised = rolling_day(portfolio, profiles, actual, forecast_for, ctx.replan_steps)
+    return {"actual_sample": ACTUAL_DAY_SAMPLE} | day_outcome_dict(outcome)
+
+
+def _round(values: np.ndarray) -> list[float]:
+    return [round(float(v), 3) for v in values]
