@@ -12,6 +12,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ems.config.bcp import BcpSettings
+
 SLOTS_PER_DAY = 48  # JEPX 30-minute slots
 
 
@@ -268,3 +270,4 @@ class Portfolio(Strict):
     tariffs: dict[str, Tariff]
     profiles: dict[str, Profile] = Field(default_factory=dict)
     register_maps: dict[str, dict[str, RegisterSpec]] = Field(default_factory=dict)
+    bcp: BcpSettings = Field(default_factory=BcpSettings)
