@@ -37,7 +37,7 @@ class BcpPlan:
     battery_kw: pd.DataFrame  # stationary batteries, net into the shelter bus
     vehicle_kw: pd.DataFrame  # vehicles, net into the shelter bus
     up: pd.DataFrame  # bool: fully served and up since the start
-    vehicle_location: pd.DataFrame  # time x vehicle: shelter id, "charging" or ""
+    vehicle_location: pd.DataFrame  # time x vehicle: shelter id, "at charger" or "" (ride service or driving)
     vehicle_soc_kwh: pd.DataFrame  # step boundaries x vehicle
     battery_soc_kwh: pd.DataFrame  # step boundaries x battery
     vehicle_delivered_kwh: dict[str, float]

@@ -65,18 +65,20 @@ def plan_bcp(problem: BcpProblem) -> BcpPlan:
         at[key].unfix()
     results = _highs(problem, warmstart=True).solve(build.model)
     solve_s = time.perf_counter() - started
-    if _solved(results) and results.best_feasible_objective > start.best_feasible_objective + 1e-6:
+    improved = _solved(results) and results.best_feasible_objective > start.best_feasible_objective + 1e-6
+    if improved:
         results.solution_loader.load_vars()
-        bound = results.best_objective_bound
         best = results.best_feasible_objective
-        gap = None if bound is None or not np.isfinite(bound) else round(abs(bound - best) / max(abs(best), 1e-9), 6)
-        status = "optimal" if results.termination_condition == TerminationCondition.optimal else "time_limit"
-    else:
+    else:  # the rule-based rotation is as good as anything found: keep it
         for var in build.model.component_data_objects(pyo.Var):
             var.set_value(start_values[id(var)], skip_validation=True)
-        best, status = start.best_feasible_objective, "rule_based"
-        bound = results.best_objective_bound if results.best_objective_bound is not None else None
-        gap = None if bound is None or not np.isfinite(bound) else round(abs(bound - best) / max(abs(best), 1e-9), 6)
+        best = start.best_feasible_objective
+    bound = results.best_objective_bound
+    gap = None if bound is None or not np.isfinite(bound) else round(max(0.0, bound - best) / max(abs(best), 1e-9), 6)
+    if results.termination_condition == TerminationCondition.optimal:
+        status = "optimal"
+    else:
+        status = "time_limit" if improved else "rule_based"
     return read_plan(build, status, gap, build_s, solve_s, float(best))
 
 
@@ -113,7 +115,7 @@ def read_plan(build: BcpBuild, status: str, gap, build_s: float, solve_s: float,
         column = location.columns.get_loc(v.id)
         for k, block in enumerate(blocks):
             if sum(pyo.value(m.vehicle_charging[v.id, c.site, k]) for c in problem.charging_sites) > 1e-3:
-                location.iloc[block, column] = "charging"
+                location.iloc[block, column] = "at charger"
         for s in shelters:
             if (v.id, s, 0) not in m.vehicle_at:
                 continue

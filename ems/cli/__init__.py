@@ -13,6 +13,7 @@ import sys
 
 COMMAND_MODULES = (
     "ems.cli.plan",
+    "ems.cli.bcp",
 )
 
 

@@ -31,6 +31,7 @@ Energy [kWh], at block boundaries:
         (``vehicle_drive_back_reserve``: all discharge counted before any recharge in the block,
          so at no moment does a vehicle at a shelter hold less than it needs to drive back)
     called[v] >= at[v,s,k]                                                           (``vehicle_called_if_used``)
+    charging[v,c,k] <= called[v]   (a vehicle left in the ride service is not planned here)  (``vehicle_charge_if_called``)
 
 The fleet's power into shelter s in step t (in block k):
 
@@ -129,6 +130,7 @@ def add_vehicle_constraints(build: BcpBuild) -> None:
         _m.vehicle_soc_kwh[v, k] - driven(_m, v, k) - _m.vehicle_delivered_kwh[v, s, k] / shelters[s].v2h_efficiency
         >= vehicles[v].soc_min_kwh + vehicles[v].trip_back_kwh[s] * _m.vehicle_at[v, s, k]))
     m.vehicle_called_if_used = pyo.Constraint(vsk, rule=lambda _m, v, s, k: _m.vehicle_called[v] >= _m.vehicle_at[v, s, k])
+    m.vehicle_charge_if_called = pyo.Constraint(vck, rule=lambda _m, v, c, k: _m.vehicle_charging[v, c, k] <= _m.vehicle_called[v])
 
     add_fleet_power(build, shelters, blocks)
     weights = problem.settings

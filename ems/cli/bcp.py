@@ -1,0 +1,126 @@
+"""``ems bcp``: plan for an outage without touching anything (drill), and resilience statistics.
+
+The drill is wired here, at the top floor, from files only: the config, the outage, a state
+file. It is handed no driver, broker client or dispatcher link, so it cannot send a set-point
+or move a vehicle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+from ems.config import ConfigError, load_portfolio, profile_values
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bcp", help="BCP mode: drills and resilience statistics for shelters in an outage")
+    commands = parser.add_subparsers(dest="bcp_command", required=True, metavar="BCP_COMMAND")
+    drill = commands.add_parser("drill", help="plan an outage on the configuration and the latest state; send nothing")
+    drill.add_argument("--config", required=True, type=Path, help="portfolio TOML file")
+    drill.add_argument("--outage", required=True, help="outage TOML file, or a spec 'start=...; hours=72; sites=a,b'")
+    drill.add_argument("--state", type=Path, help="JSON of the latest energy on board: {\"soc_kwh\": {id: kWh}}; default: the config's initial fractions")
+    drill.add_argument("--out", type=Path, default=Path("out/bcp-drill"), help="report directory (default out/bcp-drill)")
+    drill.add_argument("--no-fleet", action="store_true", help="plan with the stationary batteries and PV only")
+    drill.set_defaults(handler=run_drill)
+    res = commands.add_parser("resilience", help="hours survived per shelter for outages starting at every hour")
+    res.add_argument("--config", required=True, type=Path, help="portfolio TOML file")
+    res.add_argument("--outage", required=True, help="outage file or spec: its sites, first start and pv_scale are used")
+    res.add_argument("--durations", type=float, nargs="+", default=[24, 72, 168], help="outage lengths, hours (default 24 72 168)")
+    res.add_argument("--starts", type=int, default=24, help="number of start times (default 24: every hour of one day)")
+    res.add_argument("--every-hours", type=float, default=1.0, help="hours between start times (default 1)")
+    res.add_argument("--out", type=Path, default=Path("out/bcp-resilience"), help="output directory")
+    res.set_defaults(handler=run_resilience)
+
+
+def read_state(path: Path | None, portfolio) -> dict[str, float]:
+    """Energy on board per vehicle or battery id from a state file (see docs/bcp.md)."""
+    if path is None:
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(path, [("(file)", "no such file")]) from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(path, [("(syntax)", str(error))]) from None
+    values = raw.get("soc_kwh") if isinstance(raw, dict) else None
+    if not isinstance(values, dict):
+        raise ConfigError(path, [("soc_kwh", "expected an object {id: kWh}")])
+    known = {v.id: v.battery_kwh for v in portfolio.vehicles} | {b.id: b.capacity_kwh for b in portfolio.batteries}
+    problems = [(f"soc_kwh.{k}", "not a vehicle or battery id") for k in values if k not in known]
+    problems += [(f"soc_kwh.{k}", f"must be a number between 0 and {known[k]} kWh") for k, x in values.items()
+                 if k in known and (not isinstance(x, (int, float)) or not 0 <= x <= known[k])]
+    if problems:
+        raise ConfigError(path, problems)
+    return {k: float(x) for k, x in values.items()}
+
+
+def _inputs(args):
+    from ems.bcp import OutageError, load_outage
+
+    portfolio = load_portfolio(args.config)
+    profiles = {name: profile_values(p, args.config) for name, p in portfolio.profiles.items()}
+    try:
+        outage = load_outage(args.outage)
+        outage.check_against(portfolio, str(args.outage))
+    except OutageError as error:
+        print(f"ems: {error}", file=sys.stderr)
+        return None
+    return portfolio, profiles, outage
+
+
+def run_drill(args: argparse.Namespace) -> int:
+    from ems.bcp import bcp_problem_from_portfolio, plan_bcp
+    from ems.bcp.report import write_report
+
+    inputs = _inputs(args)
+    if inputs is None:
+        return 2
+    portfolio, profiles, outage = inputs
+    state = read_state(args.state, portfolio)
+    problem = bcp_problem_from_portfolio(portfolio, outage, profiles, state, include_fleet=not args.no_fleet)
+    plan = plan_bcp(problem)
+    title = f"BCP drill: {outage.name}, {portfolio.portfolio.name}"
+    extra = {"drill": True, "outage": outage.model_dump(mode="json"), "state": str(args.state) if args.state else "config initial_soc_fraction"}
+    summary = write_report(plan, args.out, title, portfolio.portfolio.timezone, extra)
+    print(render_summary(summary, title))
+    print(f"wrote {args.out / 'report.html'}, {args.out / 'bcp.json'} (drill: nothing was sent)")
+    return 0
+
+
+def render_summary(summary: dict, title: str) -> str:
+    lines = [title, "", f"{'shelter':<26}{'hours up':>10}{'bound h':>9}{'served kWh':>12}", "-" * 57]
+    for shelter, hours in summary["shelter_hours"].items():
+        lines.append(f"{shelter:<26}{hours:>10.0f}{summary['upper_bound_hours'][shelter]:>9.0f}"
+                     f"{summary['served_kwh_by_shelter'].get(shelter, 0.0):>12.1f}")
+    lines += [
+        "",
+        f"critical energy served {summary['critical_energy_served_kwh']:.1f} of {summary['critical_energy_demand_kwh']:.1f} kWh"
+        f" ({summary['served_share'] * 100:.1f} %)",
+        f"vehicles called {len(summary['vehicles_assigned'])}: {', '.join(summary['vehicles_assigned']) or 'none'};"
+        f" {summary['vehicle_km']:.1f} km",
+        f"status {summary['solver_status']}  gap {summary['mip_gap']}  build {summary['build_s']:.2f} s  solve {summary['solve_s']:.2f} s",
+    ]
+    return "\n".join(lines)
+
+
+def run_resilience(args: argparse.Namespace) -> int:
+    from ems.bcp.resilience import survival_runs, survival_statistics
+
+    inputs = _inputs(args)
+    if inputs is None:
+        return 2
+    portfolio, profiles, outage = inputs
+    starts = [outage.start + dt.timedelta(hours=args.every_hours * i) for i in range(args.starts)]
+    runs = survival_runs(portfolio, profiles, outage.sites, starts, max(args.durations), outage.pv_scale)
+    stats = survival_statistics(runs, args.durations)
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(args.out / "runs.csv", index=False)
+    stats.to_csv(args.out / "resilience.csv", index=False)
+    (args.out / "resilience.json").write_text(json.dumps(stats.to_dict(orient="records"), indent=2))
+    print(stats.to_string(index=False))
+    print(f"wrote {args.out / 'resilience.csv'}, {args.out / 'runs.csv'}")
+    return 0
