@@ -110,9 +110,9 @@ def add_vehicle_constraints(build: BcpBuild) -> None:
     m.vehicle_v2h_discharge = pyo.Constraint(vsk, rule=lambda _m, v, s, k: _m.vehicle_delivered_kwh[v, s, k] <= shelters[s].v2h_discharge_kw * plugged_h(_m, v, s, k))
     m.vehicle_v2h_charge = pyo.Constraint(vsk, rule=lambda _m, v, s, k: _m.vehicle_shelter_charge_kwh[v, s, k] <= shelters[s].v2h_charge_kw * plugged_h(_m, v, s, k))
     m.vehicle_grid_charge = pyo.Constraint(vck, rule=lambda _m, v, c, k: _m.vehicle_grid_charge_kwh[v, c, k] <= sites[c].charge_kw * hours[k] * _m.vehicle_charging[v, c, k])
-    m.shelter_v2h_points = pyo.Constraint([(s, k) for s in shelters for k in K],
+    m.shelter_v2h_points = pyo.Constraint([(s, k) for s in shelters for k in K if vehicles],
                                           rule=lambda _m, s, k: pyo.quicksum(_m.vehicle_at[v, s, k] for v in vehicles) <= shelters[s].v2h_points)
-    m.charging_site_capacity = pyo.Constraint([(c, k) for c in sites for k in K],
+    m.charging_site_capacity = pyo.Constraint([(c, k) for c in sites for k in K if vehicles],
                                               rule=lambda _m, c, k: pyo.quicksum(_m.vehicle_charging[v, c, k] for v in vehicles) <= sites[c].chargers)
 
     def driven(_m, v, k):
