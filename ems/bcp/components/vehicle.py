@@ -27,9 +27,10 @@ Energy [kWh], at block boundaries:
     driven[v,k] = sum_s (trip_to_kwh[v,s] * arrive[v,s,k] + trip_back_kwh[v,s] * leave[v,s,k])
     soc[v,k+1] = soc[v,k] + eff_c * sum_c grid_charge + eff_s * sum_s shelter_charge
                  - sum_s delivered / eff_s - driven[v,k]                             (``vehicle_soc_balance``)
-    soc[v,k] - driven[v,k] - delivered[v,s,k] / eff_s >= soc_min_kwh + trip_back_kwh[v,s] * at[v,s,k]
+    soc[v,k] - driven[v,k] - delivered[v,s,k] / eff_s >= lowest + (soc_min_kwh + trip_back_kwh[v,s] - lowest) * at[v,s,k]
         (``vehicle_drive_back_reserve``: all discharge counted before any recharge in the block,
-         so at no moment does a vehicle at a shelter hold less than it needs to drive back)
+         so at no moment does a vehicle at a shelter hold less than its minimum plus the drive
+         back; lowest = min(soc_min_kwh, initial energy) for a vehicle that starts below it)
     called[v] >= at[v,s,k]                                                           (``vehicle_called_if_used``)
     charging[v,c,k] <= called[v]   (a vehicle left in the ride service is not planned here)  (``vehicle_charge_if_called``)
 
@@ -52,6 +53,11 @@ import pyomo.environ as pyo
 
 from ems.bcp.build import BcpBuild
 from ems.bcp.problem import BcpProblemError
+
+
+def lowest_kwh(spec) -> float:
+    """Lowest energy a vehicle may hold: its minimum, or less if it starts below it."""
+    return min(spec.soc_min_kwh, spec.initial_soc_kwh)
 
 
 def rotation_blocks(steps: int, per_block: int) -> list[list[int]]:
@@ -128,7 +134,7 @@ def add_vehicle_constraints(build: BcpBuild) -> None:
     m.vehicle_soc_balance = pyo.Constraint(vk, rule=soc_balance)
     m.vehicle_drive_back_reserve = pyo.Constraint(vsk, rule=lambda _m, v, s, k: (
         _m.vehicle_soc_kwh[v, k] - driven(_m, v, k) - _m.vehicle_delivered_kwh[v, s, k] / shelters[s].v2h_efficiency
-        >= vehicles[v].soc_min_kwh + vehicles[v].trip_back_kwh[s] * _m.vehicle_at[v, s, k]))
+        >= lowest_kwh(vehicles[v]) + (vehicles[v].soc_min_kwh + vehicles[v].trip_back_kwh[s] - lowest_kwh(vehicles[v])) * _m.vehicle_at[v, s, k]))
     m.vehicle_called_if_used = pyo.Constraint(vsk, rule=lambda _m, v, s, k: _m.vehicle_called[v] >= _m.vehicle_at[v, s, k])
     m.vehicle_charge_if_called = pyo.Constraint(vck, rule=lambda _m, v, c, k: _m.vehicle_charging[v, c, k] <= _m.vehicle_called[v])
 

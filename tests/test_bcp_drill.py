@@ -1,0 +1,131 @@
+"""``ems bcp drill`` as an operator runs it: report, bcp.json, errors, and nothing sent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from ems.cli import main
+from tests.bcp_fixtures import Broker
+
+SPEC_24H = "start=2026-09-15T14:00+09:00; hours=24; sites=shelter_north,shelter_central,shelter_south,city_hall; pv_scale=0.3"
+
+
+def _listen(port: int, received: list, ready: threading.Event) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bcp-drill-watch")
+    client.on_connect = lambda c, *_: c.subscribe("#")
+    client.on_subscribe = lambda *_: ready.set()
+    client.on_message = lambda _c, _u, message: received.append((message.topic, message.payload))
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def test_drill_sends_nothing_to_the_broker(tmp_path):
+    """The drill runs with the configured broker up and a listener on '#': not one message."""
+    with Broker(tmp_path) as broker:
+        config = tmp_path / "arao.toml"
+        config.write_text(Path("config/arao.toml").read_text().replace("port = 1883", f"port = {broker.port}"))
+        received, ready = [], threading.Event()
+        listener = _listen(broker.port, received, ready)
+        try:
+            assert ready.wait(5)
+            probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bcp-probe")
+            probe.connect("127.0.0.1", broker.port)
+            probe.loop_start()
+            probe.publish("probe/check", b"1", qos=1).wait_for_publish(5)
+            probe.loop_stop()
+            probe.disconnect()
+            deadline = time.monotonic() + 5
+            while not received and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert received == [("probe/check", b"1")]  # the listener does hear messages
+            received.clear()
+            # the drill as a process, reporting which modules it loaded: no driver, broker or Modbus client
+            code = (
+                "import sys; from ems.cli import main; "
+                f"rc = main(['bcp', 'drill', '--config', {str(config)!r}, '--outage', {SPEC_24H!r}, '--out', {str(tmp_path / 'drill')!r}]); "
+                "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('drivers', 'paho', 'pymodbus', 'dispatch')); "
+                "print(rc, loaded)"
+            )
+            result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.strip().splitlines()[-1] == "0 []"
+            time.sleep(0.5)
+            assert received == []
+        finally:
+            listener.loop_stop()
+            listener.disconnect()
+    assert (tmp_path / "drill" / "bcp.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def drill(tmp_path_factory):
+    out = tmp_path_factory.mktemp("drill")
+    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_24H, "--out", str(out)]) == 0
+    return out
+
+
+def test_bcp_json_has_the_figures_of_the_issue(drill):
+    summary = json.loads((drill / "bcp.json").read_text())
+    shelters = {"north_school_gym", "central_community_hall", "south_school_gym"}
+    assert set(summary["shelter_hours"]) == shelters == set(summary["upper_bound_hours"])
+    assert summary["critical_energy_demand_kwh"] > 0
+    assert summary["served_share"] == pytest.approx(summary["critical_energy_served_kwh"] / summary["critical_energy_demand_kwh"], abs=1e-3)
+    assert isinstance(summary["vehicles_assigned"], list) and summary["vehicles_assigned"]
+    assert summary["vehicle_km"] > 0
+    assert summary["drill"] is True and summary["outage"]["duration_hours"] == 24
+    assert summary["outage"]["sites"] == ["shelter_north", "shelter_central", "shelter_south", "city_hall"]
+
+
+def test_report_is_self_contained_html_with_plots(drill):
+    html = (drill / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2
+    assert "src=\"http" not in html and "<script" not in html
+    assert "no set-point was sent" in html
+    assert "north_school_gym" in html
+
+
+def test_state_file_sets_the_energy_on_board(tmp_path, drill):
+    empty = {f"taxi-{i:02d}": 4.0 for i in range(1, 11)} | {"shelter_north_bess": 2.0, "shelter_south_bess": 2.0}
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"soc_kwh": empty}))
+    out = tmp_path / "low"
+    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_24H, "--state", str(state), "--out", str(out)]) == 0
+    low = json.loads((out / "bcp.json").read_text())
+    default = json.loads((drill / "bcp.json").read_text())
+    # vehicles at their minimum must charge before they can give anything; batteries give only what PV puts in
+    assert low["served_share"] < default["served_share"]
+    for shelter, kwh in low["battery_delivered_kwh"].items():
+        assert kwh <= low["pv_used_kwh"][shelter] + 1e-6
+    assert low["state"] == str(state)
+
+
+@pytest.mark.parametrize("outage, message", [
+    ("start=2026-09-15T14:00+09:00; hours=24; sites=atlantis", "sites: atlantis not in the portfolio"),
+    ("start=2026-09-15T14:00; hours=24; sites=shelter_north", "start: Value error, must be timezone-aware"),
+    ("config/outages/missing.toml", "config/outages/missing.toml: no such file"),
+    ("hours 24", "'hours 24' is not key=value"),
+])
+def test_bad_outage_stops_with_a_message_naming_it(outage, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ems", "bcp", "drill", "--config", "config/arao.toml", "--outage", outage,
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_bad_state_file_names_the_key(tmp_path):
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"soc_kwh": {"taxi-99": 10.0, "taxi-01": 400.0}}))
+    result = subprocess.run([sys.executable, "-m", "ems", "bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_24H,
+                             "--state", str(state), "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "soc_kwh.taxi-99: not a vehicle or battery id" in result.stderr
+    assert "soc_kwh.taxi-01: must be a number between 0 and 40.0 kWh" in result.stderr
