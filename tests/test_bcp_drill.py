@@ -15,7 +15,7 @@ import pytest
 from ems.cli import main
 from tests.bcp_fixtures import Broker
 
-SPEC_24H = "start=2026-09-15T14:00+09:00; hours=24; sites=shelter_north,shelter_central,shelter_south,city_hall; pv_scale=0.3"
+SPEC_12H = "start=2026-09-15T14:00+09:00; hours=12; sites=shelter_north,shelter_central,shelter_south,city_hall; pv_scale=0.3"
 
 
 def _listen(port: int, received: list, ready: threading.Event) -> mqtt.Client:
@@ -51,7 +51,7 @@ def test_drill_sends_nothing_to_the_broker(tmp_path):
             # the drill as a process, reporting which modules it loaded: no driver, broker or Modbus client
             code = (
                 "import sys; from ems.cli import main; "
-                f"rc = main(['bcp', 'drill', '--config', {str(config)!r}, '--outage', {SPEC_24H!r}, '--out', {str(tmp_path / 'drill')!r}]); "
+                f"rc = main(['bcp', 'drill', '--config', {str(config)!r}, '--outage', {SPEC_12H!r}, '--out', {str(tmp_path / 'drill')!r}]); "
                 "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('drivers', 'paho', 'pymodbus', 'dispatch')); "
                 "print(rc, loaded)"
             )
@@ -69,7 +69,7 @@ def test_drill_sends_nothing_to_the_broker(tmp_path):
 @pytest.fixture(scope="module")
 def drill(tmp_path_factory):
     out = tmp_path_factory.mktemp("drill")
-    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_24H, "--out", str(out)]) == 0
+    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_12H, "--out", str(out)]) == 0
     return out
 
 
@@ -81,7 +81,7 @@ def test_bcp_json_has_the_figures_of_the_issue(drill):
     assert summary["served_share"] == pytest.approx(summary["critical_energy_served_kwh"] / summary["critical_energy_demand_kwh"], abs=1e-3)
     assert isinstance(summary["vehicles_assigned"], list) and summary["vehicles_assigned"]
     assert summary["vehicle_km"] > 0
-    assert summary["drill"] is True and summary["outage"]["duration_hours"] == 24
+    assert summary["drill"] is True and summary["outage"]["duration_hours"] == 12
     assert summary["outage"]["sites"] == ["shelter_north", "shelter_central", "shelter_south", "city_hall"]
 
 
@@ -98,7 +98,7 @@ def test_state_file_sets_the_energy_on_board(tmp_path, drill):
     state = tmp_path / "state.json"
     state.write_text(json.dumps({"soc_kwh": empty}))
     out = tmp_path / "low"
-    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_24H, "--state", str(state), "--out", str(out)]) == 0
+    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_12H, "--state", str(state), "--out", str(out)]) == 0
     low = json.loads((out / "bcp.json").read_text())
     default = json.loads((drill / "bcp.json").read_text())
     # vehicles at their minimum must charge before they can give anything; batteries give only what PV puts in
@@ -114,18 +114,17 @@ def test_state_file_sets_the_energy_on_board(tmp_path, drill):
     ("config/outages/missing.toml", "config/outages/missing.toml: no such file"),
     ("hours 24", "'hours 24' is not key=value"),
 ])
-def test_bad_outage_stops_with_a_message_naming_it(outage, message, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "ems", "bcp", "drill", "--config", "config/arao.toml", "--outage", outage,
-                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2
-    assert message in result.stderr
+def test_bad_outage_stops_with_a_message_naming_it(outage, message, tmp_path, capsys):
+    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", outage, "--out", str(tmp_path / "never")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
 
 
-def test_bad_state_file_names_the_key(tmp_path):
+def test_bad_state_file_names_the_key(tmp_path, capsys):
     state = tmp_path / "state.json"
     state.write_text(json.dumps({"soc_kwh": {"taxi-99": 10.0, "taxi-01": 400.0}}))
-    result = subprocess.run([sys.executable, "-m", "ems", "bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_24H,
-                             "--state", str(state), "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2
-    assert "soc_kwh.taxi-99: not a vehicle or battery id" in result.stderr
-    assert "soc_kwh.taxi-01: must be a number between 0 and 40.0 kWh" in result.stderr
+    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_12H, "--state", str(state),
+                 "--out", str(tmp_path / "never")]) == 2
+    err = capsys.readouterr().err
+    assert f"{state}: soc_kwh.taxi-99: not a vehicle or battery id" in err
+    assert "soc_kwh.taxi-01: must be a number between 0 and 40.0 kWh" in err
