@@ -30,15 +30,16 @@ def rule_based_rotation(problem: BcpProblem) -> dict[tuple[str, str, int], int]:
     chargers = sum(c.chargers for c in problem.charging_sites)
     charge_kw = min((c.charge_kw for c in problem.charging_sites), default=0.0)
     charge_efficiency = min((c.efficiency for c in problem.charging_sites), default=1.0)
+    uncovered = {s.id: [sum(max(0.0, s.demand_kw[t] - s.pv_kw[t]) for t in block) * dt_h for block in blocks] for s in shelters}
     placed: dict[tuple[str, str, int], int] = {}
     for k, block in enumerate(blocks):
         hours = len(block) * dt_h
         moved: dict[str, str] = {}  # vehicle -> "arrived" or "left" in this block
         for shelter in shelters:
-            need = sum(max(0.0, shelter.demand_kw[t] - shelter.pv_kw[t]) for t in block) * dt_h
+            need = uncovered[shelter.id][k]
             from_battery = min(need, battery_kwh[shelter.id], battery_kw[shelter.id] * hours)
             battery_kwh[shelter.id] -= from_battery
-            rest = need - from_battery
+            rest = min(need - from_battery, _spare_for(shelter, k, shelters, uncovered, battery_kwh, soc, vehicles, problem, blocks))
             eff = shelter.v2h_efficiency
 
             def can_give(v: str, arriving: bool) -> float:
@@ -84,3 +85,16 @@ def rule_based_rotation(problem: BcpProblem) -> dict[tuple[str, str, int], int]:
                 share -= max(vehicles[v].trip_back_h.values()) / hours
             soc[v] = min(vehicles[v].soc_max_kwh, soc[v] + charge_kw * hours * max(0.0, share) * charge_efficiency)
     return placed
+
+
+def _spare_for(shelter, k, shelters, uncovered, battery_kwh, soc, vehicles, problem, blocks) -> float:
+    """Fleet energy a shelter may take in block k without starving shelters of higher priority
+    later: what the fleet holds and can still charge, less their remaining uncovered need."""
+    higher = [s for s in shelters if s.priority < shelter.priority]
+    if not higher:
+        return float("inf")
+    remaining_h = sum(len(b) for b in blocks[k:]) * problem.step_h
+    recharge = sum(c.chargers * c.charge_kw * c.efficiency for c in problem.charging_sites) * remaining_h
+    fleet = sum(max(0.0, soc[v] - spec.soc_min_kwh) for v, spec in vehicles.items()) + recharge
+    owed = sum(max(0.0, sum(uncovered[s.id][k:]) - battery_kwh[s.id]) for s in higher)
+    return max(0.0, fleet - owed)
