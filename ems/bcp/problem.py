@@ -69,7 +69,7 @@ class ChargingSiteSpec:
 
 @dataclass(frozen=True)
 class BcpSolverSettings:
-    time_limit_s: float = 8.0
+    time_limit_s: float = 5.0
     mip_gap: float = 0.0005
     priority_weight_ratio: float = 10.0
     up_hour_weight_kwh: float = 0.01  # earliness premium on served energy (second goal: hours up)

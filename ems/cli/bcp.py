@@ -108,7 +108,7 @@ def render_summary(summary: dict, title: str) -> str:
 
 
 def run_resilience(args: argparse.Namespace) -> int:
-    from ems.bcp.resilience import survival_runs, survival_statistics
+    from ems.bcp.resilience import resilience_figure, survival_runs, survival_statistics
 
     inputs = _inputs(args)
     if inputs is None:
@@ -121,6 +121,8 @@ def run_resilience(args: argparse.Namespace) -> int:
     runs.to_csv(args.out / "runs.csv", index=False)
     stats.to_csv(args.out / "resilience.csv", index=False)
     (args.out / "resilience.json").write_text(json.dumps(stats.to_dict(orient="records"), indent=2))
+    figure = resilience_figure(stats, runs, f"Shelter survival, {portfolio.portfolio.name}: outage of {', '.join(outage.sites)}")
+    figure.savefig(args.out / "resilience.png", dpi=110)
     print(stats.to_string(index=False))
-    print(f"wrote {args.out / 'resilience.csv'}, {args.out / 'runs.csv'}")
+    print(f"wrote {args.out / 'resilience.csv'}, {args.out / 'resilience.json'}, {args.out / 'resilience.png'}, {args.out / 'runs.csv'}")
     return 0

@@ -15,7 +15,7 @@ class BcpSettings(BaseModel):
         10.0, gt=1.0, description="a kWh served at priority p is worth this many kWh at priority p+1"
     )
     rotation_hours: int = Field(4, ge=1, le=24, description="a vehicle's place (shelter, charger) is decided per block of this many hours")
-    time_limit_s: float = Field(8.0, gt=0, description="solver time limit; the best plan found by then is used")
+    time_limit_s: float = Field(5.0, gt=0, description="solver time limit; the best plan found by then is used")
     mip_gap: float = Field(0.0005, ge=0, lt=1, description="relative MIP gap at which the solver stops")
 
     @field_validator("step_minutes")
