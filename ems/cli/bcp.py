@@ -34,6 +34,68 @@ def register(subparsers) -> None:
     res.add_argument("--every-hours", type=float, default=1.0, help="hours between start times (default 1)")
     res.add_argument("--out", type=Path, default=Path("out/bcp-resilience"), help="output directory")
     res.set_defaults(handler=run_resilience)
+    for name, text in (("activate", "switch the controller into BCP mode for an outage (logged operator action)"),
+                       ("deactivate", "return the controller to normal operation (logged operator action)"),
+                       ("status", "show the BCP mode and its log")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--state-dir", type=Path, default=Path("var/ems"), help="where the mode and its log are kept (default var/ems)")
+        if name != "status":
+            command.add_argument("--operator", required=True, help="who takes the action (kept in the log)")
+            command.add_argument("--reason", default="", help="why (kept in the log)")
+        if name == "activate":
+            command.add_argument("--config", required=True, type=Path, help="portfolio TOML file")
+            command.add_argument("--outage", required=True, help="outage TOML file or spec")
+        command.set_defaults(handler={"activate": run_activate, "deactivate": run_deactivate, "status": run_status}[name])
+
+
+def _now(portfolio_timezone: str = "Asia/Tokyo") -> dt.datetime:
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo(portfolio_timezone))
+
+
+def run_activate(args: argparse.Namespace) -> int:
+    from ems.bcp.mode import BcpModeError, BcpModeStore
+
+    inputs = _inputs(args)
+    if inputs is None:
+        return 2
+    portfolio, _profiles, outage = inputs
+    try:
+        mode = BcpModeStore(args.state_dir).activate(outage, str(args.config), args.operator, _now(portfolio.portfolio.timezone), args.reason)
+    except BcpModeError as error:
+        print(f"ems: {error}", file=sys.stderr)
+        return 1
+    print(f"BCP mode ACTIVE since {mode.since.isoformat()} by {mode.operator}: {outage.name}, sites {', '.join(outage.sites)}")
+    print(f"recorded in {args.state_dir / 'bcp_mode.json'} and {args.state_dir / 'bcp_mode.log'}")
+    return 0
+
+
+def run_deactivate(args: argparse.Namespace) -> int:
+    from ems.bcp.mode import BcpModeError, BcpModeStore
+
+    try:
+        mode = BcpModeStore(args.state_dir).deactivate(args.operator, _now(), args.reason)
+    except BcpModeError as error:
+        print(f"ems: {error}", file=sys.stderr)
+        return 1
+    print(f"BCP mode OFF since {mode.since.isoformat()} by {mode.operator}; normal operation")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from ems.bcp.mode import BcpModeStore
+
+    store = BcpModeStore(args.state_dir)
+    mode = store.current()
+    if mode is None:
+        print("BCP mode: never activated here")
+    else:
+        state = "ACTIVE" if mode.active else "off"
+        print(f"BCP mode: {state} since {mode.since.isoformat()} ({mode.operator})" + (f": {mode.outage.name}" if mode.outage else ""))
+    for entry in store.log():
+        print(f"  {entry['since']}  {entry['action']:<10} {entry['operator']}  {entry.get('reason', '')}")
+    return 0
 
 
 def read_state(path: Path | None, portfolio) -> dict[str, float]:
