@@ -63,6 +63,11 @@ def plan_bcp(problem: BcpProblem) -> BcpPlan:
     start_values = {id(v): v.value for v in build.model.component_data_objects(pyo.Var)}
     for key in at:
         at[key].unfix()
+    best_possible = objective_bound(build)
+    if best_possible - start.best_feasible_objective <= problem.settings.mip_gap * abs(start.best_feasible_objective):
+        # the start is within the gap of what serving every kWh would be worth: nothing to search for
+        gap = round(max(0.0, best_possible - start.best_feasible_objective) / max(abs(start.best_feasible_objective), 1e-9), 6)
+        return read_plan(build, "optimal", gap, build_s, time.perf_counter() - started, float(start.best_feasible_objective))
     results = _highs(problem, warmstart=True).solve(build.model)
     solve_s = time.perf_counter() - started
     improved = _solved(results) and results.best_feasible_objective > start.best_feasible_objective + 1e-6
@@ -80,6 +85,20 @@ def plan_bcp(problem: BcpProblem) -> BcpPlan:
     else:
         status = "time_limit" if improved else "rule_based"
     return read_plan(build, status, gap, build_s, solve_s, float(best))
+
+
+def objective_bound(build: BcpBuild) -> float:
+    """An upper bound on the objective from the variables' bounds alone (every positive term at
+    its largest, every cost at its smallest): every kWh of critical load served, nothing driven."""
+    total = 0.0
+    for terms in build.objective.values():
+        for coef, var in terms:
+            lower, upper = var.bounds
+            end = upper if coef > 0 else lower
+            if end is None:
+                return float("inf")
+            total += coef * end
+    return total
 
 
 def _frame(build: BcpBuild, var, keys, columns, index) -> pd.DataFrame:
