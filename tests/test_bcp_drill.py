@@ -128,3 +128,14 @@ def test_bad_state_file_names_the_key(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{state}: soc_kwh.taxi-99: not a vehicle or battery id" in err
     assert "soc_kwh.taxi-01: must be a number between 0 and 40.0 kWh" in err
+
+
+def test_drill_writes_the_reservation_it_would_publish(drill):
+    from ems.fleet import Reservation
+
+    reservation = Reservation.model_validate_json((drill / "reservation.json").read_text())
+    visits = json.loads((drill / "bcp.json").read_text())["visits"]
+    assert [(c.vehicle_id, c.shelter_id, c.from_time.isoformat()) for c in reservation.shelter_calls] == [
+        (v["vehicle"], v["shelter"], v["arrive"]) for v in visits]
+    assert set(reservation.keep_energy_kwh) == {v["vehicle"] for v in visits}
+    assert all(kwh > 0 for kwh in reservation.keep_energy_kwh.values())

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ems.bcp.problem import BcpProblem
+from ems.fleet import Reservation, ShelterCall
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,18 @@ class BcpPlan:
         """Energy each called vehicle delivers to shelters / its usable battery (max - min)."""
         specs = {v.id: v for v in self.problem.vehicles}
         return {v: self.vehicle_delivered_kwh[v] / (specs[v].soc_max_kwh - specs[v].soc_min_kwh) for v in self.vehicles_assigned()}
+
+    def reservation(self, issued: pd.Timestamp) -> Reservation:
+        """What the energy manager would publish on ``ems/reservations`` for this plan: each
+        visit as a shelter call from its arrival, and for each called vehicle the energy it must
+        still hold when it first leaves for a shelter (the plan's energy at that block start)."""
+        calls = tuple(ShelterCall(vehicle_id=v.vehicle_id, shelter_id=v.shelter_id, from_time=v.arrive.to_pydatetime())
+                      for v in self.visits)
+        keep = {}
+        for visit in self.visits:
+            if visit.vehicle_id not in keep:
+                keep[visit.vehicle_id] = round(float(self.vehicle_soc_kwh[visit.vehicle_id].asof(visit.arrive)), 2)
+        return Reservation(issued=issued.to_pydatetime(), keep_energy_kwh=keep, shelter_calls=calls)
 
     def summary(self) -> dict:
         demand_kwh = float(self.demand_kw.to_numpy().sum() * self.step_h)

@@ -148,8 +148,11 @@ def run_drill(args: argparse.Namespace) -> int:
     title = f"BCP drill: {outage.name}, {portfolio.portfolio.name}"
     extra = {"drill": True, "outage": outage.model_dump(mode="json"), "state": str(args.state) if args.state else "config initial_soc_fraction"}
     summary = write_report(plan, args.out, title, portfolio.portfolio.timezone, extra)
+    # what live BCP mode would publish to the dispatcher; a drill only writes it down
+    reservation = plan.reservation(problem.start)
+    (args.out / "reservation.json").write_text(reservation.model_dump_json(indent=2))
     print(render_summary(summary, title))
-    print(f"wrote {args.out / 'report.html'}, {args.out / 'bcp.json'} (drill: nothing was sent)")
+    print(f"wrote {args.out / 'report.html'}, {args.out / 'bcp.json'}, {args.out / 'reservation.json'} (drill: nothing was sent)")
     return 0
 
 
