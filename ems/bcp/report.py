@@ -32,11 +32,13 @@ def supply_figure(plan: BcpPlan, timezone: str):
     names = {s.id: s.name for s in plan.problem.shelters}
     for ax, s in zip(axes[:, 0], shelters):
         index = plan.demand_kw.index.tz_convert(timezone)
-        pv = plan.pv_kw[s].to_numpy()
         battery = plan.battery_kw[s].clip(lower=0).to_numpy()
         fleet = plan.vehicle_kw[s].clip(lower=0).to_numpy()
-        ax.stackplot(index, pv, battery, fleet, step="post", colors=["gold", "tab:green", "tab:blue"],
-                     labels=["PV", "stationary battery", "vehicles (V2H)"], alpha=0.8)
+        pv_to_load = (plan.served_kw[s].to_numpy() - battery - fleet).clip(min=0)
+        pv_stored = (plan.pv_kw[s].to_numpy() - pv_to_load).clip(min=0)  # into the battery or a plugged vehicle
+        ax.stackplot(index, pv_to_load, battery, fleet, pv_stored, step="post",
+                     colors=["gold", "tab:green", "tab:blue", "khaki"], alpha=0.8,
+                     labels=["PV to the load", "stationary battery", "vehicles (V2H)", "PV stored for later"])
         ax.step(index, plan.demand_kw[s], where="post", color="black", lw=1.5, label="critical load")
         unserved = (plan.demand_kw[s] - plan.served_kw[s]).clip(lower=0)
         ax.fill_between(index, plan.served_kw[s], plan.demand_kw[s], where=unserved > 1e-3, step="post",
@@ -45,7 +47,7 @@ def supply_figure(plan: BcpPlan, timezone: str):
         ax.set_title(f"{names[s]} ({s}): up {hours:.0f} h of {plan.duration_h:.0f} h", fontsize=10, loc="right")
         ax.set_ylabel("kW")
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0.0, 1.12), fontsize=8, ncol=5, frameon=False)
+    axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0.0, 1.12), fontsize=8, ncol=6, frameon=False)
     fig.autofmt_xdate()
     return fig
 
