@@ -14,7 +14,7 @@ import pandas as pd
 
 from benchmarks.city_scale import REFERENCE, city_problem
 from ems.optimise import solve
-from ems.cli.plan import plan_inputs
+from ems.planning import plan_inputs
 
 REPEATS = 5
 

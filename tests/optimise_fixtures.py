@@ -66,7 +66,7 @@ REFERENCE_CONFIG = "config/arao.toml"
 
 
 def reference_problem(step_minutes: int | None = None, horizon_hours: int | None = None, start: pd.Timestamp = START):
-    from ems.cli.plan import plan_inputs
+    from ems.planning import plan_inputs
 
     return plan_inputs(REFERENCE_CONFIG, start, step_minutes, horizon_hours)[1]
 

@@ -62,3 +62,18 @@ def test_bad_config_stops_before_anything_runs(tmp_path):
     assert "batteries[id=city_hall_bess].capacity_kwh" in result.stderr
     assert str(bad) in result.stderr
     assert not out.exists()
+
+
+def test_plan_uses_the_forecasters_by_default(plan_dir):
+    from ems.planning import plan_inputs
+
+    assert json.loads((plan_dir / "summary.json").read_text())["inputs"] == "forecast"
+    pv_kwh = {}
+    for day in ("2026-06-21", "2026-12-21"):
+        _portfolio, problem = plan_inputs("config/arao.toml", pd.Timestamp(day, tz="Asia/Tokyo"), horizon_hours=24, inputs="forecast")
+        pv = sum(p.available_kw for p in problem.pvs)
+        hours = problem.grid.index.hour
+        assert pv[(hours < 4) | (hours >= 21)].max() == 0.0  # dark at night
+        pv_kwh[day] = pv.sum() * problem.grid.step_h
+    # fixed profiles would give the same energy every day; the sun does not
+    assert pv_kwh["2026-06-21"] > 1.2 * pv_kwh["2026-12-21"]

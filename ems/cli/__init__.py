@@ -13,6 +13,12 @@ import sys
 
 COMMAND_MODULES = (
     "ems.cli.plan",
+    "ems.cli.export",
+    "ems.cli.run",
+    "ems.cli.twin",
+    "ems.cli.devices",
+    "ems.cli.forecast",
+    "ems.cli.dispatch",
     "ems.cli.bcp",
 )
 

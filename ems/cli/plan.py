@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ems.config import load_portfolio, profile_values
+from ems.config import load_portfolio
+from ems.planning import make_plan
 
 
 def register(subparsers) -> None:
@@ -18,42 +19,17 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--step-minutes", type=int, choices=(5, 10, 15, 30, 60), help="override planning.step_minutes")
     parser.add_argument("--horizon-hours", type=int, help="override planning.horizon_hours")
+    parser.add_argument("--inputs", choices=("forecast", "profiles"), default="forecast",
+                        help="PV and load from the forecasters (default) or from the config's fixed profiles")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     parser.set_defaults(handler=run)
 
 
-def plan_inputs(config_path: Path, start: pd.Timestamp, step_minutes: int | None = None, horizon_hours: int | None = None):
-    """(portfolio, problem) for a plan from ``start`` on the config's profiles."""
-    from ems.optimise.inputs import problem_from_portfolio
-
-    portfolio = load_portfolio(config_path)
-    profiles = {name: profile_values(profile, config_path) for name, profile in portfolio.profiles.items()}
-    problem = problem_from_portfolio(portfolio, start, profiles, step_minutes=step_minutes, horizon_hours=horizon_hours)
-    return portfolio, problem
-
-
 def run(args: argparse.Namespace) -> int:
-    from ems.optimise import fallback_schedule, solve, write_schedule
-    from ems.optimise.plot import plot_schedule
-
     portfolio = load_portfolio(args.config)
-    zone = portfolio.portfolio.timezone
-    start = pd.Timestamp(args.date).tz_localize(zone)
-    portfolio, problem = plan_inputs(args.config, start, args.step_minutes, args.horizon_hours)
-    schedule = solve(problem)
-    baseline = fallback_schedule(problem, "rule-based baseline")
-    extra = {
-        "baseline_cost_yen": round(baseline.cost_yen, 2),
-        "baseline_objective_yen": round(baseline.objective_yen, 2),
-        "baseline_co2_kg": round(baseline.shortfalls["co2_kg"], 3),
-        "start": start.isoformat(),
-        "step_minutes": problem.grid.step_minutes,
-        "steps": problem.grid.steps,
-        "portfolio": portfolio.portfolio.name,
-    }
-    summary = write_schedule(schedule, problem, args.out, extra, timezone=zone)
-    if not args.no_plot:
-        plot_schedule(schedule, problem, args.out / "plan.png", zone, title=f"{portfolio.portfolio.name}: plan from {start:%Y-%m-%d %H:%M %Z}")
+    start = pd.Timestamp(args.date).tz_localize(portfolio.portfolio.timezone)
+    schedule, problem, summary = make_plan(args.config, start, args.out, step_minutes=args.step_minutes,
+                                           horizon_hours=args.horizon_hours, inputs=args.inputs, plot=not args.no_plot)
     print(render_table(schedule, problem, summary))
     print(f"wrote {args.out / 'schedule.csv'}, {args.out / 'summary.json'}" + ("" if args.no_plot else f", {args.out / 'plan.png'}"))
     return 0

@@ -3,6 +3,7 @@ documentation cannot drift from the code: ``python -m ems.config.doc > docs/conf
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import typing
 
@@ -10,6 +11,10 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from ems.config import schema
+from ems.config.control import ControlSettings, InfluxSettings, StorageSettings
+from ems.config.dispatch import DispatchSettings
+from ems.config.drivers import TwinSettings
+from ems.config.forecasting import ForecastingSettings
 
 UNITS = {"_kw": "kW", "_kwh": "kWh", "_kwp": "kWp", "_yen_per_kwh": "yen/kWh", "_yen_per_kg": "yen/kg",
          "_yen_per_kw_month": "yen/kW/month", "_kg_per_kwh": "kg-CO2/kWh", "_kwh_per_km": "kWh/km", "_km": "km",
@@ -20,6 +25,12 @@ SECTIONS = [
     ("[portfolio]", schema.PortfolioInfo, "The portfolio as a whole."),
     ("[planning]", schema.Planning, "How plans are made."),
     ("[mqtt]", schema.MqttBroker, "The broker devices and the fleet use. Credentials never go in the TOML."),
+    ("[control]", ControlSettings, "The live control loop (`ems run`)."),
+    ("[storage]", StorageSettings, "Where telemetry, plans, set-points and events are kept."),
+    ("[storage.influx]", InfluxSettings, "Optional InfluxDB mirror of the time series."),
+    ("[twin]", TwinSettings, "Where the digital twin serves simulated (`kind = \"sim\"`) devices."),
+    ("[forecasting]", ForecastingSettings, "How PV and load are forecast for plans (see docs/forecasting.md)."),
+    ("[dispatch]", DispatchSettings, "The ride-pooling dispatcher (see docs/dispatch.md)."),
     ("[[sites]]", schema.Site, "A place with its own bus and one grid connection."),
     ("[[grid_connections]]", schema.GridConnection, "One per site."),
     ("[[pv_arrays]]", schema.PvArray, ""),
@@ -57,6 +68,8 @@ def _default(field) -> str:
         return "**required**"
     if field.default_factory is not None:
         return "(table)"
+    if isinstance(field.default, dt.time):
+        return f"`{field.default:%H:%M}`"
     return f"`{field.default!r}`" if field.default is not None else "none"
 
 

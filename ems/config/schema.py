@@ -12,6 +12,10 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ems.config.control import ControlSettings, StorageSettings
+from ems.config.drivers import TwinSettings
+from ems.config.forecasting import ForecastingSettings
+from ems.config.dispatch import DispatchSettings
 from ems.config.bcp import BcpSettings
 
 SLOTS_PER_DAY = 48  # JEPX 30-minute slots
@@ -75,6 +79,9 @@ class MqttBroker(Strict):
     username_env: str | None = Field(None, description="environment variable holding the user name")
     password_env: str | None = Field(None, description="environment variable holding the password")
     credentials_file: str | None = Field(None, description="file with 'user:password'; never the TOML itself")
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    cert_file: str | None = Field(None, description="client certificate (PEM) for certificate authentication")
+    key_file: str | None = None
 
 
 # --- assets --------------------------------------------------------------------------------
@@ -270,4 +277,9 @@ class Portfolio(Strict):
     tariffs: dict[str, Tariff]
     profiles: dict[str, Profile] = Field(default_factory=dict)
     register_maps: dict[str, dict[str, RegisterSpec]] = Field(default_factory=dict)
+    control: ControlSettings = Field(default_factory=ControlSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    twin: TwinSettings = Field(default_factory=TwinSettings)
+    forecasting: ForecastingSettings = Field(default_factory=ForecastingSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     bcp: BcpSettings = Field(default_factory=BcpSettings)

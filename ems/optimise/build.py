@@ -39,3 +39,17 @@ class ModelBuild:
     def cost(self, term: str, coef: float, var) -> None:
         if coef != 0.0:
             self.objective[term].append((coef, var))
+
+
+def add_exclusive_flows(model: pyo.ConcreteModel, prefix: str, index: list, first, first_max, second, second_max) -> None:
+    """Two flows that may not both be positive in one step, with a binary ``<prefix>_on``:
+
+        first[k]  <= first_max(k) * on[k]
+        second[k] <= second_max(k) * (1 - on[k])
+
+    Constraints ``<prefix>_first`` and ``<prefix>_second``; limits are callables of the key.
+    """
+    on = pyo.Var(index, domain=pyo.Binary)
+    setattr(model, f"{prefix}_on", on)
+    setattr(model, f"{prefix}_first", pyo.Constraint(index, rule=lambda _m, *k: first[k] <= first_max(k) * on[k]))
+    setattr(model, f"{prefix}_second", pyo.Constraint(index, rule=lambda _m, *k: second[k] <= second_max(k) * (1 - on[k])))

@@ -75,7 +75,7 @@ def solve(problem: Problem) -> Schedule:
     bound, best = results.best_objective_bound, results.best_feasible_objective
     gap = 0.0 if bound is None or not np.isfinite(bound) else abs(best - bound) / max(abs(best), 1e-9)
     report["solver_objective_yen"] = float(best)
-    report["binary_count"] = float(len(build.model.battery_charging) + len(build.model.ev_charging) + len(build.model.grid_importing))
+    report["binary_count"] = float(sum(len(getattr(build.model, f"{name}_on")) for name in ("battery_charging", "ev_charging", "grid_importing")))
     report["load_s"] = load_s
     soc = read_soc(build, power.index)
     report["read_s"] = time.perf_counter() - started

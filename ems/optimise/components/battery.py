@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
-from ems.optimise.build import ModelBuild
+from ems.optimise.build import ModelBuild, add_exclusive_flows
 
 
 def add_battery_constraints(build: ModelBuild) -> None:
@@ -49,14 +49,8 @@ def add_battery_constraints(build: ModelBuild) -> None:
     m.battery_soc_balance = pyo.Constraint(power_index, rule=soc_balance)
 
     binary_index = [(b, t) for b in batteries for t in steps if build.storage_binary_steps[t]]
-    m.battery_charging = pyo.Var(binary_index, domain=pyo.Binary)
-    m.battery_exclusive_charge = pyo.Constraint(
-        binary_index, rule=lambda _m, b, t: _m.battery_charge_kw[b, t] <= batteries[b].charge_max_kw * _m.battery_charging[b, t]
-    )
-    m.battery_exclusive_discharge = pyo.Constraint(
-        binary_index,
-        rule=lambda _m, b, t: _m.battery_discharge_kw[b, t] <= batteries[b].discharge_max_kw * (1 - _m.battery_charging[b, t]),
-    )
+    add_exclusive_flows(m, "battery_charging", binary_index, m.battery_charge_kw, lambda k: batteries[k[0]].charge_max_kw,
+                        m.battery_discharge_kw, lambda k: batteries[k[0]].discharge_max_kw)
 
     reserve_index = [(b, t) for b, s in batteries.items() if s.reserve_kwh > s.soc_min_kwh for t in range(1, len(steps) + 1)]
     m.battery_reserve_shortfall_kwh = pyo.Var(reserve_index, bounds=(0.0, None))

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
-from ems.optimise.build import ModelBuild
+from ems.optimise.build import ModelBuild, add_exclusive_flows
 
 
 def add_ev_constraints(build: ModelBuild) -> None:
     m, problem, dt_h = build.model, build.problem, build.step_h
-    settings = problem.settings
     evs = {ev.id: ev for ev in problem.evs}
     steps = list(build.steps)
     horizon = len(steps)
@@ -58,14 +57,8 @@ def add_ev_constraints(build: ModelBuild) -> None:
     m.ev_soc_balance = pyo.Constraint([(v, t) for v in evs for t in steps], rule=soc_balance)
 
     binary_index = [key for key in discharge_index if build.storage_binary_steps[key[1]]]
-    m.ev_charging = pyo.Var(binary_index, domain=pyo.Binary)
-    m.ev_exclusive_charge = pyo.Constraint(
-        binary_index, rule=lambda _m, v, t: _m.ev_charge_kw[v, t] <= float(evs[v].charge_max_kw[t]) * _m.ev_charging[v, t]
-    )
-    m.ev_exclusive_discharge = pyo.Constraint(
-        binary_index,
-        rule=lambda _m, v, t: _m.ev_discharge_kw[v, t] <= float(evs[v].discharge_max_kw[t]) * (1 - _m.ev_charging[v, t]),
-    )
+    add_exclusive_flows(m, "ev_charging", binary_index, m.ev_charge_kw, lambda k: float(evs[k[0]].charge_max_kw[k[1]]),
+                        m.ev_discharge_kw, lambda k: float(evs[k[0]].discharge_max_kw[k[1]]))
 
     target_index = [(v, k) for v, ev in evs.items() for k, _e in ev.departure_targets]
     targets = {(v, k): energy for v, ev in evs.items() for k, energy in ev.departure_targets}

@@ -3,8 +3,8 @@
     0 <= import_kw[g,t] <= import_limit_kw          (0 during an outage)
     0 <= export_kw[g,t] <= export_limit_kw
     import_kw - export_kw enters the site bus        [kW]
-    exclusive contracts:  import_kw <= import_limit * y[g,t],
-                          export_kw <= export_limit * (1 - y[g,t]),  y binary
+    exclusive contracts:  import_kw <= import_limit * y[g,t]       (``grid_importing_first``),
+                          export_kw <= export_limit * (1 - y[g,t]) (``grid_importing_second``)
       y exists only in steps where export_price >= effective import price: elsewhere netting
       is strictly cheaper, so the LP never imports and exports at once.
     new_peak_kw[g] >= import_kw[g,t] - contract_demand_kw      (``grid_new_peak``)
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
-from ems.optimise.build import ModelBuild
+from ems.optimise.build import ModelBuild, add_exclusive_flows
 
 
 def add_grid_constraints(build: ModelBuild) -> None:
@@ -34,14 +34,8 @@ def add_grid_constraints(build: ModelBuild) -> None:
         for t in build.steps
         if g.export_price_yen_per_kwh[t] >= g.effective_import_yen_per_kwh[t] - 1e-9
     ]
-    m.grid_importing = pyo.Var(exclusive_index, domain=pyo.Binary)
-    m.grid_exclusive_import = pyo.Constraint(
-        exclusive_index, rule=lambda _m, g, t: _m.grid_import_kw[g, t] <= grids[g].import_limit_kw * _m.grid_importing[g, t]
-    )
-    m.grid_exclusive_export = pyo.Constraint(
-        exclusive_index,
-        rule=lambda _m, g, t: _m.grid_export_kw[g, t] <= grids[g].export_limit_kw * (1 - _m.grid_importing[g, t]),
-    )
+    add_exclusive_flows(m, "grid_importing", exclusive_index, m.grid_import_kw, lambda k: grids[k[0]].import_limit_kw,
+                        m.grid_export_kw, lambda k: grids[k[0]].export_limit_kw)
 
     peaked = [g for g in problem.grids if g.contract_demand_kw is not None and g.demand_charge_yen_per_kw > 0 and g.available]
     m.grid_new_peak_kw = pyo.Var([g.id for g in peaked], bounds=(0.0, None))

@@ -1,0 +1,155 @@
+"""Control-loop benchmark: cycle latency over a simulated day against the twin (real Modbus and
+MQTT on loopback), telemetry write throughput to SQLite and to an InfluxDB-compatible server
+(VictoriaMetrics), and the process's memory over a simulated week.
+
+Latency is from the start of the telemetry snapshot to the last set-point written: for a cycle
+with a re-plan (solve included) and for one without (set-points follow the current plan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from benchmarks.harness import free_port, free_port_block, percentile, start_broker
+
+CONFIG = Path(__file__).resolve().parent.parent / "config/arao.toml"
+START = dt.datetime(2026, 4, 15, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+
+
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _simulated_days(twin, portfolio, broker_port: int, store_path: Path, days: int, step_s: int, replan_every: int):
+    from ems.control.controller import Controller
+    from ems.devices import DeviceSet, controller_broker
+    from ems.store import Store
+
+    clock = twin.clock
+    served = twin.portfolio
+    store = Store(store_path)
+    devices = DeviceSet(served, controller_broker(served, CONFIG, "127.0.0.1", broker_port))
+    await devices.open()
+    controller = Controller(served, CONFIG, devices, store, clock.now, inputs="forecast", horizon_hours=24)
+    with_plan, without_plan, rss = [], [], []
+    steps = days * 86400 // step_s
+    for step in range(steps):
+        replan = step % replan_every == 0
+        started = time.perf_counter()
+        await controller.cycle(replan=replan)
+        (with_plan if replan else without_plan).append(time.perf_counter() - started)
+        clock.advance(step_s)
+        deadline = time.monotonic() + 5
+        while (twin.last_step is None or twin.last_step < clock.now()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+        for device in twin.mqtt_devices.values():
+            device.publish()
+        await asyncio.sleep(0.05)
+        if step % (86400 // step_s) == 0:
+            rss.append(_rss_mib())
+    rss.append(_rss_mib())
+    await devices.close()
+    store.close()
+    return with_plan, without_plan, rss
+
+
+def _twin_run(days: int, step_s: int, replan_every: int):
+    from drivers.sim.clock import ManualClock
+    from ems.config import load_portfolio
+    from simulations.twin import Twin, TwinOptions, TwinThread
+
+    with tempfile.TemporaryDirectory() as tmp:
+        process, port = start_broker(Path(tmp))
+        try:
+            portfolio = load_portfolio(CONFIG)
+            portfolio = portfolio.model_copy(update={"twin": portfolio.twin.model_copy(update={"step_s": 0.01, "publish_interval_s": 0.2})})
+            options = TwinOptions(mqtt_port=port, modbus_base_port=free_port_block(30))
+            runner = TwinThread(Twin(portfolio, CONFIG, options, clock=ManualClock(START))).start()
+            try:
+                return asyncio.run(_simulated_days(runner.twin, portfolio, port, Path(tmp) / "ems.sqlite", days, step_s, replan_every))
+            finally:
+                runner.stop()
+        finally:
+            process.terminate()
+            process.wait(5)
+
+
+def _telemetry_rows(n: int, offset: int = 0):
+    return [(START + dt.timedelta(seconds=i + offset), f"dev{i % 50:02d}", "power_kw", float(i), "good") for i in range(n)]
+
+
+def _sqlite_throughput(points: int = 200_000, batch: int = 1000) -> float:
+    from ems.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "t.sqlite")
+        rows = _telemetry_rows(points)
+        started = time.perf_counter()
+        for i in range(0, points, batch):
+            store.record_telemetry(rows[i:i + batch])
+        elapsed = time.perf_counter() - started
+        store.close()
+    return points / elapsed
+
+
+def _influx_throughput(points: int = 100_000) -> float | None:
+    from ems.store import Store
+    from ems.store.influx import InfluxSink
+
+    binary = shutil.which("victoria-metrics")
+    if binary is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        server = subprocess.Popen([binary, f"-storageDataPath={tmp}/vm", f"-httpListenAddr=127.0.0.1:{port}",
+                                   "-retentionPeriod=100y", "-loggerLevel=ERROR"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5).read()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            store = Store(Path(tmp) / "t.sqlite", mirror=True)
+            rows = _telemetry_rows(points)
+            for i in range(0, points, 5000):
+                store.record_telemetry(rows[i:i + 5000])
+            sink = InfluxSink(f"http://127.0.0.1:{port}", "ems", "ems", timeout_s=10)
+            started = time.perf_counter()
+            sent = sink.flush(store)
+            elapsed = time.perf_counter() - started
+            store.close()
+            return sent / elapsed
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+def run() -> list[dict]:
+    rows = []
+    with_plan, without_plan, _rss = _twin_run(days=1, step_s=600, replan_every=3)
+    for label, values in (("with re-plan", with_plan), ("set-points only", without_plan)):
+        rows.append({"name": f"control/cycle-{label.replace(' ', '-')}", "metric": "latency_median", "value": statistics.median(values) * 1000, "unit": "ms"})
+        rows.append({"name": f"control/cycle-{label.replace(' ', '-')}", "metric": "latency_p95", "value": percentile(values, 0.95) * 1000, "unit": "ms"})
+        rows.append({"name": f"control/cycle-{label.replace(' ', '-')}", "metric": "cycles", "value": len(values), "unit": "count"})
+    rows.append({"name": "control/telemetry-sqlite", "metric": "write_throughput", "value": _sqlite_throughput(), "unit": "points/s"})
+    influx = _influx_throughput()
+    if influx is not None:
+        rows.append({"name": "control/telemetry-influx-v2", "metric": "write_throughput", "value": influx, "unit": "points/s"})
+    _w, _wo, rss = _twin_run(days=7, step_s=3600, replan_every=1)
+    rows.append({"name": "control/week", "metric": "rss_after_day_1", "value": rss[1] if len(rss) > 1 else rss[0], "unit": "MiB"})
+    rows.append({"name": "control/week", "metric": "rss_after_day_7", "value": rss[-1], "unit": "MiB"})
+    rows.append({"name": "control/week", "metric": "rss_growth_day_1_to_7", "value": rss[-1] - (rss[1] if len(rss) > 1 else rss[0]), "unit": "MiB"})
+    return rows

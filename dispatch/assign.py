@@ -1,0 +1,376 @@
+"""Batch assignment of open requests to vehicles (pure: no I/O, no clock, no globals).
+
+Three policies share the same feasibility rules (``dispatch.routes``):
+
+- ``insertion``: the fast path. Requests in order of request time each go to the vehicle
+  where their cheapest insertion costs least.
+- ``no-pooling``: a vehicle carries one request at a time (a new rider is appended after the
+  vehicle's last drop-off); the best matching is chosen by the ILP.
+- ``ilp`` (default): trip-vehicle assignment in the spirit of Alonso-Mora et al. (PNAS 2017).
+  For every vehicle the feasible trips (sets of up to ``max_trip_size`` new requests, each set
+  grown only from feasible smaller sets and from request pairs that can share a ride) are
+  enumerated by insertion into its route; an ILP on HiGHS chooses at most one trip per vehicle
+  and at most one trip per request. The insertion solution is added to the trips and given to
+  HiGHS as its starting point, and the better of the two is kept, so the result is never worse
+  than insertion, even when the time limit stops the solver.
+
+ILP (x_k binary: trip k chosen; u_r in [0, 1]: request r unserved)::
+
+    minimise   sum_k cost_k x_k + M sum_r u_r
+    subject to sum_{k of vehicle v} x_k <= 1             for every vehicle v
+               sum_{k containing r} x_k + u_r = 1        for every request r
+
+``cost_k`` is the time the vehicle's route grows by [s] plus ``wait_weight`` times the waits of
+the trip's new riders; ``M`` exceeds any possible total cost, so serving one more request always
+wins (served requests first, then least added travel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Sequence
+
+import highspy
+import numpy as np
+
+from dispatch.model import REASON_TEXT, BatchResult, Reason, Rejection, Request, Stop, VehicleView
+from dispatch.routes import Failure, RouteContext, RoutePlan, best_insertion, evaluate, most_telling, rider_stops
+from ems.config.dispatch import DispatchSettings
+
+
+class Policy(str, Enum):
+    ILP = "ilp"
+    INSERTION = "insertion"
+    NO_POOLING = "no-pooling"
+
+
+@dataclass(frozen=True)
+class Trip:
+    vehicle_id: str
+    request_ids: frozenset[str]
+    plan: RoutePlan
+    cost: float
+
+
+@dataclass
+class _Batch:
+    """Working data of one batch."""
+
+    vehicles: dict[str, VehicleView]
+    requests: dict[str, Request]
+    stops: dict[str, tuple[Stop, Stop]]
+    base_end_s: dict[str, float]
+    ctx: RouteContext
+    settings: DispatchSettings
+    pooling: bool
+
+    def insert(self, vehicle_id: str, stops: tuple[Stop, ...], request_id: str, new_ids: frozenset[str]):
+        vehicle = self.vehicles[vehicle_id]
+        pickup, dropoff = self.stops[request_id]
+        if not self.pooling:
+            return _append(vehicle, stops, pickup, dropoff, self.ctx)
+        return best_insertion(
+            vehicle, stops, pickup, dropoff, self.ctx, new_ids, self.settings.wait_weight, self.requests[request_id].time_s
+        )
+
+    def trip_cost(self, vehicle_id: str, plan: RoutePlan, request_ids: frozenset[str]) -> float:
+        waits = sum(plan.pickup_s[r] - self.requests[r].time_s for r in request_ids)
+        return max(0.0, plan.end_s - self.base_end_s[vehicle_id]) + self.settings.wait_weight * waits
+
+
+def _append(vehicle: VehicleView, stops, pickup: Stop, dropoff: Stop, ctx: RouteContext):
+    result = evaluate(vehicle, stops + (pickup, dropoff), ctx)
+    if isinstance(result, Failure):
+        return result.reason
+    return result, result.end_s
+
+
+def assign_batch(
+    vehicles: Sequence[VehicleView],
+    requests: Sequence[Request],
+    ctx: RouteContext,
+    settings: DispatchSettings,
+    policy: Policy = Policy.ILP,
+) -> BatchResult:
+    """Assign ``requests`` (all new in this batch) to ``vehicles``; every request is either given
+    a vehicle or rejected with a reason."""
+    batch = _prepare(vehicles, requests, ctx, settings, pooling=policy is not Policy.NO_POOLING)
+    candidates, reasons = _candidate_vehicles(batch)
+    singles = _single_trips(batch, candidates, reasons)
+    greedy = _greedy(batch, candidates)
+    if policy is Policy.INSERTION:
+        return _result(batch, greedy, reasons, singles, "insertion", len(singles), "")
+    trips = list(singles)
+    if policy is Policy.ILP and settings.max_trip_size > 1:
+        trips += _shared_trips(batch, singles)
+    trips += [t for t in greedy if len(t.request_ids) > 1]
+    chosen, status = _solve_ilp(batch, _unique(trips), greedy)
+    return _result(batch, chosen, reasons, singles, policy.value, len(trips), status)
+
+
+def _prepare(vehicles, requests, ctx, settings, pooling: bool) -> _Batch:
+    usable = {}
+    base_end = {}
+    for vehicle in vehicles:
+        if not vehicle.available:
+            continue
+        base = evaluate(vehicle, vehicle.stops, ctx)
+        # a route already promised cannot be worsened; a vehicle whose route went wrong takes no one
+        if isinstance(base, RoutePlan):
+            usable[vehicle.vehicle_id] = vehicle
+            base_end[vehicle.vehicle_id] = base.end_s
+    stops = {}
+    for request in requests:
+        direct_s = ctx.router.leg(request.origin, request.destination)[1]
+        stops[request.request_id] = rider_stops(request, direct_s, settings.max_wait_s, settings.max_ride_s(direct_s))
+    by_id = {r.request_id: r for r in requests}
+    return _Batch(usable, by_id, stops, base_end, ctx, settings, pooling)
+
+
+def _candidate_vehicles(batch: _Batch) -> tuple[dict[str, list[str]], dict[str, list[Reason]]]:
+    """Per request, the nearest vehicles that could reach its pickup in time (a lower bound)."""
+    ids = list(batch.vehicles)
+    reasons: dict[str, list[Reason]] = {r: [] for r in batch.requests}
+    if not ids:
+        return {r: [] for r in batch.requests}, reasons
+    lat = np.radians([batch.vehicles[v].start.lat for v in ids])
+    lon = np.radians([batch.vehicles[v].start.lon for v in ids])
+    start_s = np.array([batch.vehicles[v].start_s for v in ids])
+    router = batch.ctx.router
+    seconds_per_rad = 6371.0088 * router.min_road_factor / router.speed_kmh * 3600.0
+    seats = np.array([batch.vehicles[v].seats for v in ids])
+    candidates = {}
+    for request_id, request in batch.requests.items():
+        o_lat, o_lon = np.radians(request.origin.lat), np.radians(request.origin.lon)
+        h = np.sin((lat - o_lat) / 2) ** 2 + np.cos(lat) * np.cos(o_lat) * np.sin((lon - o_lon) / 2) ** 2
+        arrive = start_s + 2 * np.arcsin(np.sqrt(np.minimum(h, 1.0))) * seconds_per_rad
+        latest = batch.stops[request_id][0].latest_s
+        ok = (arrive <= latest) & (seats >= request.passengers)
+        if not ok.any():
+            reasons[request_id].append(Reason.NO_SEATS if (arrive <= latest).any() else Reason.NO_VEHICLE_IN_TIME)
+        order = np.argsort(np.where(ok, arrive, np.inf))[: batch.settings.vehicles_per_request]
+        candidates[request_id] = [ids[i] for i in order if ok[i]]
+    return candidates, reasons
+
+
+def _single_trips(batch: _Batch, candidates, reasons) -> list[Trip]:
+    trips = []
+    for request_id, vehicle_ids in candidates.items():
+        new = frozenset((request_id,))
+        for vehicle_id in vehicle_ids:
+            found = batch.insert(vehicle_id, batch.vehicles[vehicle_id].stops, request_id, new)
+            if isinstance(found, Reason):
+                reasons[request_id].append(found)
+                continue
+            plan = found[0]
+            trips.append(Trip(vehicle_id, new, plan, batch.trip_cost(vehicle_id, plan, new)))
+    return trips
+
+
+def _greedy(batch: _Batch, candidates) -> list[Trip]:
+    """Insertion, request by request in order of request time, each to its cheapest vehicle."""
+    routes = {v: batch.vehicles[v].stops for v in batch.vehicles}
+    taken: dict[str, set[str]] = {}
+    plans: dict[str, RoutePlan] = {}
+    order = sorted(batch.requests.values(), key=lambda r: (r.time_s, r.request_id))
+    for request in order:
+        best = None
+        for vehicle_id in candidates[request.request_id]:
+            new_ids = frozenset(taken.get(vehicle_id, set()) | {request.request_id})
+            found = batch.insert(vehicle_id, routes[vehicle_id], request.request_id, new_ids)
+            if isinstance(found, Reason):
+                continue
+            added = found[0].end_s - (plans[vehicle_id].end_s if vehicle_id in plans else batch.base_end_s[vehicle_id])
+            wait = found[0].pickup_s[request.request_id] - request.time_s
+            score = added + batch.settings.wait_weight * wait
+            if best is None or score < best[0]:
+                best = (score, vehicle_id, found[0])
+        if best is not None:
+            _, vehicle_id, plan = best
+            routes[vehicle_id] = plan.stops
+            plans[vehicle_id] = plan
+            taken.setdefault(vehicle_id, set()).add(request.request_id)
+    return [
+        Trip(v, frozenset(ids), plans[v], batch.trip_cost(v, plans[v], frozenset(ids))) for v, ids in taken.items()
+    ]
+
+
+def _can_share(batch: _Batch, a: str, b: str, seats: int) -> bool:
+    """Could one empty vehicle at a's origin, at a's time, carry both a and b (either order)?"""
+    for first, second in ((a, b), (b, a)):
+        request = batch.requests[first]
+        virtual = VehicleView(
+            vehicle_id="virtual", seats=seats, start=request.origin, start_s=request.time_s, soc_kwh=float("inf"),
+            consumption_kwh_per_km=0.0, floor_kwh=0.0, end_s=float("inf"),
+        )
+        pickup, dropoff = batch.stops[first]
+        first_plan = evaluate(virtual, (pickup, dropoff), batch.ctx)
+        if isinstance(first_plan, Failure):
+            continue
+        p2, d2 = batch.stops[second]
+        if not isinstance(best_insertion(virtual, first_plan.stops, p2, d2, batch.ctx, frozenset((first, second))), Reason):
+            return True
+    return False
+
+
+def _shared_trips(batch: _Batch, singles: list[Trip]) -> list[Trip]:
+    """Trips of 2..max_trip_size new requests, grown from feasible smaller trips."""
+    settings = batch.settings
+    by_vehicle: dict[str, list[Trip]] = {}
+    for trip in singles:
+        by_vehicle.setdefault(trip.vehicle_id, []).append(trip)
+    max_seats = max((v.seats for v in batch.vehicles.values()), default=1)
+    share_cache: dict[frozenset[str], bool] = {}
+
+    def can_share(a: str, b: str) -> bool:
+        key = frozenset((a, b))
+        if key not in share_cache:
+            share_cache[key] = _can_share(batch, a, b, max_seats)
+        return share_cache[key]
+
+    trips: list[Trip] = []
+    for vehicle_id, own in by_vehicle.items():
+        own = sorted(own, key=lambda t: t.cost)[: settings.candidates_per_vehicle]
+        level = {t.request_ids: t for t in own}
+        singles_ids = [next(iter(t.request_ids)) for t in own]
+        for size in range(2, settings.max_trip_size + 1):
+            grown: dict[frozenset[str], Trip] = {}
+            for base in level.values():
+                for extra in singles_ids:
+                    ids = base.request_ids | {extra}
+                    if extra in base.request_ids or ids in grown:
+                        continue
+                    if not all(ids - {r} in level for r in ids):  # every smaller subset must be feasible
+                        continue
+                    if size == 2 and not can_share(*sorted(ids)):
+                        continue
+                    trip = _grow(batch, vehicle_id, ids, level)
+                    if trip is not None:
+                        grown[ids] = trip
+            if not grown:
+                break
+            trips.extend(grown.values())
+            level = grown
+    return trips
+
+
+def _grow(batch: _Batch, vehicle_id: str, ids: frozenset[str], level: dict) -> Trip | None:
+    """The best route for ``ids``: insert each member into the route of the others."""
+    best: Trip | None = None
+    for member in ids:
+        smaller = level.get(ids - {member})
+        if smaller is None:
+            continue
+        found = batch.insert(vehicle_id, smaller.plan.stops, member, ids)
+        if isinstance(found, Reason):
+            continue
+        cost = batch.trip_cost(vehicle_id, found[0], ids)
+        if best is None or cost < best.cost:
+            best = Trip(vehicle_id, ids, found[0], cost)
+    return best
+
+
+def _unique(trips: list[Trip]) -> list[Trip]:
+    best: dict[tuple[str, frozenset[str]], Trip] = {}
+    for trip in trips:
+        key = (trip.vehicle_id, trip.request_ids)
+        if key not in best or trip.cost < best[key].cost:
+            best[key] = trip
+    return list(best.values())
+
+
+def _objective(trips: list[Trip], n_requests: int, big_m: float) -> float:
+    served = sum(len(t.request_ids) for t in trips)
+    return sum(t.cost for t in trips) + big_m * (n_requests - served)
+
+
+def _solve_ilp(batch: _Batch, trips: list[Trip], fallback: list[Trip]) -> tuple[list[Trip], str]:
+    """Choose trips with HiGHS; keep ``fallback`` when the solver does not beat it."""
+    request_ids = list(batch.requests)
+    if not trips or not request_ids:
+        return fallback, "empty"
+    vehicle_row = {v: i for i, v in enumerate(sorted({t.vehicle_id for t in trips}))}
+    request_row = {r: len(vehicle_row) + i for i, r in enumerate(request_ids)}
+    max_cost: dict[str, float] = {}
+    for trip in trips:
+        max_cost[trip.vehicle_id] = max(max_cost.get(trip.vehicle_id, 0.0), trip.cost)
+    big_m = 1.0 + sum(max_cost.values())
+
+    starts, index, cost = [0], [], []
+    for trip in trips:
+        index += [vehicle_row[trip.vehicle_id]] + sorted(request_row[r] for r in trip.request_ids)
+        starts.append(len(index))
+        cost.append(trip.cost)
+    for request_id in request_ids:
+        index.append(request_row[request_id])
+        starts.append(len(index))
+        cost.append(big_m)
+    n_col, n_row = len(cost), len(vehicle_row) + len(request_ids)
+
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n_col, n_row
+    lp.col_cost_ = np.array(cost)
+    lp.col_lower_ = np.zeros(n_col)
+    lp.col_upper_ = np.ones(n_col)
+    lp.row_lower_ = np.array([-highspy.kHighsInf] * len(vehicle_row) + [1.0] * len(request_ids))
+    lp.row_upper_ = np.ones(n_row)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
+    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.ones(len(index))
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * len(trips) + [highspy.HighsVarType.kContinuous] * len(request_ids)
+
+    solver = highspy.Highs()
+    solver.setOptionValue("output_flag", False)
+    solver.setOptionValue("time_limit", float(batch.settings.ilp_time_limit_s))
+    solver.setOptionValue("mip_rel_gap", 1e-6)
+    solver.setOptionValue("threads", 1)
+    solver.passModel(lp)
+    solver.setSolution(_start_values(trips, request_ids, fallback))
+    solver.run()
+    status = solver.modelStatusToString(solver.getModelStatus())
+    if solver.getInfo().primal_solution_status != 2:  # 2: a feasible solution is known
+        return fallback, status
+    values = solver.getSolution().col_value
+    chosen = [trip for trip, value in zip(trips, values) if value > 0.5]
+    if _objective(chosen, len(request_ids), big_m) > _objective(fallback, len(request_ids), big_m) + 1e-6:
+        return fallback, status + " (insertion kept)"
+    return chosen, status
+
+
+def _start_values(trips: list[Trip], request_ids: list[str], fallback: list[Trip]) -> highspy.HighsSolution:
+    chosen = {(t.vehicle_id, t.request_ids) for t in fallback}
+    served = {r for t in fallback for r in t.request_ids}
+    values = [1.0 if (t.vehicle_id, t.request_ids) in chosen else 0.0 for t in trips]
+    values += [0.0 if r in served else 1.0 for r in request_ids]
+    solution = highspy.HighsSolution()
+    solution.col_value = values
+    solution.value_valid = True
+    return solution
+
+
+def _result(batch: _Batch, chosen: list[Trip], reasons, singles: list[Trip], method: str, n_trips: int, status: str):
+    routes = {t.vehicle_id: t.plan.stops for t in chosen}
+    assigned = {r: t.vehicle_id for t in chosen for r in t.request_ids}
+    feasible_somewhere = {r for t in singles for r in t.request_ids}
+    rejections = {}
+    for request_id in batch.requests:
+        if request_id in assigned:
+            continue
+        if not batch.vehicles:
+            reason = Reason.NO_VEHICLE
+        elif request_id in feasible_somewhere:
+            reason = Reason.TAKEN
+        else:
+            reason = most_telling(reasons[request_id])
+        rejections[request_id] = Rejection(request_id, reason, REASON_TEXT[reason])
+    return BatchResult(
+        routes=routes,
+        assigned=assigned,
+        rejections=rejections,
+        added_cost=sum(t.cost for t in chosen),
+        method=method,
+        trips_considered=n_trips,
+        solver_status=status,
+    )

@@ -1,0 +1,345 @@
+"""Fleet energy and positioning, and the fleet plan published to the energy manager.
+
+Rules (pure functions of the state passed in; the simulated or live clock is an argument):
+
+- A vehicle's battery floor is ``soc_min + reserve_kwh`` or the energy manager's
+  ``keep_energy_kwh`` for it, whichever is larger; every trip must leave that floor after the
+  drive to the nearest charger (``dispatch.routes``).
+- A vehicle called to a shelter (``Reservation.shelter_calls``) takes no trip it cannot finish
+  before driving there; from the call time it goes to the shelter and stays.
+- An idle vehicle charges when it is below ``low_soc_fraction`` (at once: service would fail
+  otherwise), or when it holds less than its next ``charge_lookahead_h`` of expected driving and
+  the forecast demand is at or below the day's mean (the time that costs least service). It goes
+  to the free charger it reaches soonest (its home charger on a tie) and takes riders again at
+  ``charge_release_fraction``.
+- An idle vehicle that has waited ``idle_rebalance_s`` moves toward forecast demand (the
+  hotspots are shared out in proportion to their rates) or, without a forecast, to the depot.
+  Outside its hours it returns to its home charger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol, Sequence
+
+from dispatch.clock import ServiceClock
+from dispatch.model import Point, Stop, StopKind
+from dispatch.router import Router
+from ems.config.dispatch import DispatchSettings
+from ems.config.schema import Portfolio
+from ems.fleet import ChargingWindow, Reservation, VehiclePlan
+
+SHIFT_OVERRUN_S = 1800.0  # riders picked up before the shift ends are still dropped off
+ARRIVED_KM = 0.3  # a vehicle this close to its rebalancing target stays put
+
+
+@dataclass(frozen=True)
+class ChargerSpec:
+    charger_id: str
+    point: Point
+    power_kw: float
+    efficiency: float = 0.95
+
+
+@dataclass(frozen=True)
+class VehicleSpec:
+    vehicle_id: str
+    seats: int
+    battery_kwh: float
+    consumption_kwh_per_km: float
+    soc_min_kwh: float
+    soc_max_kwh: float
+    reserve_kwh: float
+    initial_soc_kwh: float
+    home_charger: str
+    shifts: tuple[tuple[float, float], ...]  # (start_s, end_s) of each shift in service-day seconds
+
+    def shift_at(self, now_s: float) -> tuple[float, float] | None:
+        for start, end in self.shifts:
+            if start <= now_s < end:
+                return start, end
+        return None
+
+    def remaining_service_h(self, now_s: float) -> float:
+        return sum(max(0.0, end - max(start, now_s)) for start, end in self.shifts) / 3600.0
+
+
+@dataclass(frozen=True)
+class FleetSetup:
+    vehicles: tuple[VehicleSpec, ...]
+    chargers: tuple[ChargerSpec, ...]
+    depot: Point
+    clock: ServiceClock
+    shelters: tuple[tuple[str, Point], ...] = ()  # (shelter id, where a called vehicle goes)
+
+    def charger(self, charger_id: str) -> ChargerSpec:
+        return next(c for c in self.chargers if c.charger_id == charger_id)
+
+
+class DemandForecast(Protocol):
+    def rate_per_h(self, time_s: float) -> float:
+        """Expected requests per hour at ``time_s``."""
+
+    def mean_rate_per_h(self) -> float:
+        """Mean of the rate over the service day."""
+
+    def hotspots(self, time_s: float) -> Sequence[tuple[Point, float]]:
+        """Where requests are expected to start around ``time_s``, with relative weights."""
+
+
+def fleet_from_portfolio(portfolio: Portfolio, date: dt.date) -> FleetSetup:
+    """Vehicles, chargers and depot of a portfolio for one service day."""
+    settings = portfolio.dispatch
+    clock = ServiceClock(date, portfolio.portfolio.timezone)
+    sites = {s.id: Point(s.latitude_deg, s.longitude_deg) for s in portfolio.sites}
+    chargers = tuple(
+        ChargerSpec(c.id, sites[c.site], c.charge_power_kw, c.efficiency) for c in portfolio.chargers if not c.v2h
+    )
+    by_id = {c.id: c for c in portfolio.chargers}
+    depot_site = portfolio.portfolio.depot_site
+    service = ((clock.time_of_day_s(settings.service_start), clock.time_of_day_s(settings.service_end)),)
+    vehicles = []
+    for v in portfolio.vehicles:
+        if settings.vehicle_hours == "duties":
+            shifts = tuple(_duty_span(clock, d.depart, d.return_) for d in v.duties)
+        else:
+            shifts = service
+        vehicles.append(
+            VehicleSpec(
+                vehicle_id=v.id, seats=v.seats, battery_kwh=v.battery_kwh,
+                consumption_kwh_per_km=v.consumption_kwh_per_km,
+                soc_min_kwh=v.battery_kwh * v.soc_min_fraction, soc_max_kwh=v.battery_kwh * v.soc_max_fraction,
+                reserve_kwh=v.reserve_kwh, initial_soc_kwh=v.battery_kwh * v.initial_soc_fraction,
+                home_charger=v.home_charger, shifts=shifts,
+            )
+        )
+    depot = sites[depot_site] if depot_site else sites[by_id[portfolio.vehicles[0].home_charger].site]
+    shelters = tuple((s.id, sites[s.site]) for s in portfolio.shelters)
+    return FleetSetup(tuple(vehicles), chargers, depot, clock, shelters)
+
+
+def _duty_span(clock: ServiceClock, depart: dt.time, back: dt.time) -> tuple[float, float]:
+    start, end = clock.time_of_day_s(depart), clock.time_of_day_s(back)
+    return start, end if end > start else end + 86400.0
+
+
+def floor_kwh(spec: VehicleSpec, reservation: Reservation | None) -> float:
+    """Energy the vehicle must still hold at a charger after any trip [kWh]."""
+    floor = spec.soc_min_kwh + spec.reserve_kwh
+    if reservation is not None:
+        floor = max(floor, reservation.keep_energy_kwh.get(spec.vehicle_id, 0.0))
+    return floor
+
+
+def shelter_call(spec: VehicleSpec, reservation: Reservation | None, clock: ServiceClock):
+    """(shelter id, call time [s]) of the earliest call of this vehicle, if any."""
+    if reservation is None:
+        return None
+    calls = [c for c in reservation.shelter_calls if c.vehicle_id == spec.vehicle_id]
+    if not calls:
+        return None
+    first = min(calls, key=lambda c: c.from_time)
+    return first.shelter_id, clock.to_s(first.from_time)
+
+
+def energy_needed_kwh(spec: VehicleSpec, now_s: float, settings: DispatchSettings, floor: float) -> float:
+    """Floor plus the expected driving of the next ``charge_lookahead_h`` service hours [kWh]."""
+    hours = min(settings.charge_lookahead_h, spec.remaining_service_h(now_s))
+    return floor + hours * settings.expected_km_per_hour * spec.consumption_kwh_per_km
+
+
+@dataclass(frozen=True)
+class IdleVehicle:
+    """A vehicle with no rider on board or promised, as the fleet rules see it."""
+
+    spec: VehicleSpec
+    position: Point
+    soc_kwh: float
+    idle_since_s: float
+    plugged_charger: str | None
+    heading: StopKind | None  # what it is already driving to, if anything
+    target: Point | None = None  # where it is driving to
+    locked: bool = False  # charging because its battery was low
+
+
+def needs_charge(vehicle: IdleVehicle, now_s, settings, floor, forecast: DemandForecast | None) -> bool:
+    spec = vehicle.spec
+    if vehicle.soc_kwh < settings.low_soc_fraction * spec.battery_kwh:
+        return True
+    if vehicle.soc_kwh >= energy_needed_kwh(spec, now_s, settings, floor):
+        return False
+    return forecast is None or forecast.rate_per_h(now_s) <= forecast.mean_rate_per_h()
+
+
+def choose_charger(position: Point, spec: VehicleSpec, free: Sequence[ChargerSpec], router: Router) -> ChargerSpec | None:
+    """The free charger reached soonest (home charger first on a tie)."""
+    if not free:
+        return None
+    return min(free, key=lambda c: (router.leg(position, c.point)[1], c.charger_id != spec.home_charger))
+
+
+def idle_moves(
+    idle: Sequence[IdleVehicle],
+    now_s: float,
+    setup: FleetSetup,
+    settings: DispatchSettings,
+    router: Router,
+    taken_chargers: set[str],
+    forecast: DemandForecast | None,
+    reservation: Reservation | None,
+) -> dict[str, Stop]:
+    """Where each idle vehicle should go next (vehicles left out stay where they are).
+
+    A vehicle plugged in only to wait (not locked for a low battery) counts as idle once it
+    holds ``charge_release_fraction``: standing at the depot is not a reason to stay there.
+    """
+    moves: dict[str, Stop] = {}
+    taken = set(taken_chargers)
+    positioned: list[IdleVehicle] = []
+    for vehicle in idle:
+        spec = vehicle.spec
+        if vehicle.heading is StopKind.CHARGER or vehicle.locked:
+            continue
+        if spec.shift_at(now_s) is None:
+            if vehicle.plugged_charger is None and vehicle.heading is not StopKind.DEPOT:
+                charger = _home_or_nearest(vehicle, setup, router, taken)
+                moves[spec.vehicle_id] = _charger_stop(charger, StopKind.DEPOT) if charger else _depot(setup)
+                if charger:
+                    taken.add(charger.charger_id)
+            continue
+        if vehicle.plugged_charger is None and needs_charge(vehicle, now_s, settings, floor_kwh(spec, reservation), forecast):
+            free = [c for c in setup.chargers if c.charger_id not in taken]
+            charger = choose_charger(vehicle.position, spec, free, router)
+            if charger is not None:
+                moves[spec.vehicle_id] = _charger_stop(charger, StopKind.CHARGER)
+                taken.add(charger.charger_id)
+                continue
+        if vehicle.plugged_charger is not None and vehicle.soc_kwh < settings.charge_release_fraction * spec.battery_kwh:
+            continue
+        if vehicle.heading is StopKind.REBALANCE or now_s - vehicle.idle_since_s >= settings.idle_rebalance_s:
+            positioned.append(vehicle)
+    moves.update(_reposition(positioned, now_s, setup, settings, router, forecast))
+    return moves
+
+
+def _home_or_nearest(vehicle: IdleVehicle, setup: FleetSetup, router: Router, taken: set[str]):
+    free = [c for c in setup.chargers if c.charger_id not in taken]
+    home = [c for c in free if c.charger_id == vehicle.spec.home_charger]
+    return home[0] if home else choose_charger(vehicle.position, vehicle.spec, free, router)
+
+
+def _charger_stop(charger: ChargerSpec, kind: StopKind) -> Stop:
+    return Stop(kind, charger.point, place_id=charger.charger_id)
+
+
+def _depot(setup: FleetSetup) -> Stop:
+    return Stop(StopKind.DEPOT, setup.depot, place_id="depot")
+
+
+def _reposition(vehicles, now_s, setup, settings, router, forecast) -> dict[str, Stop]:
+    """Spread idle vehicles over the forecast hotspots that best cover demand. Only vehicles
+    at no hotspot move, each to the nearest unheld site; the others stay put."""
+    if not vehicles:
+        return {}
+    if not settings.rebalance or forecast is None:
+        return {
+            v.spec.vehicle_id: _depot(setup) for v in vehicles
+            if v.plugged_charger is None and v.heading is None and router.leg(v.position, setup.depot)[0] > ARRIVED_KM
+        }
+    hotspots = list(forecast.hotspots(now_s + 1800.0))
+    if not hotspots:
+        return {}
+    sites = list(_coverage_order(tuple(hotspots), router)[: len(vehicles)])
+    filled: set[int] = set()
+    movable = []
+    for vehicle in vehicles:
+        # a vehicle at a hotspot, or on its way to one, stays there: moving again costs km
+        anchor = vehicle.target if vehicle.heading is StopKind.REBALANCE else vehicle.position
+        near = [j for j, site in enumerate(sites) if j not in filled and router.leg(anchor, site)[0] <= ARRIVED_KM]
+        if near:
+            filled.add(near[0])
+        elif vehicle.heading is StopKind.REBALANCE or any(router.leg(anchor, h)[0] <= ARRIVED_KM for h, _ in hotspots):
+            continue
+        else:
+            movable.append(vehicle)
+    open_sites = [j for j in range(len(sites)) if j not in filled]
+    pairs = sorted((router.leg(v.position, sites[j])[0], i, j) for i, v in enumerate(movable) for j in open_sites)
+    used_vehicles, used_sites, moves = set(), set(), {}
+    for _km, i, j in pairs:
+        if i in used_vehicles or j in used_sites:
+            continue
+        used_vehicles.add(i)
+        used_sites.add(j)
+        moves[movable[i].spec.vehicle_id] = Stop(StopKind.REBALANCE, sites[j], place_id="hotspot")
+    return moves
+
+
+@lru_cache(maxsize=32)  # memo only: the same hotspots give the same order
+def _coverage_order(hotspots: tuple[tuple[Point, float], ...], router: Router) -> tuple[Point, ...]:
+    """Hotspots in greedy p-median order: each next one most reduces the demand-weighted
+    distance from every hotspot to its nearest chosen one. The first k are the sites k idle
+    vehicles should hold, and the sites for k + 1 include them (so the choice is stable)."""
+    points = [p for p, _ in hotspots]
+    weights = [w for _, w in hotspots]
+    distance = [[router.leg(a, b)[0] for b in points] for a in points]
+    nearest = [math.inf] * len(points)
+    order: list[int] = []
+    while len(order) < len(points):
+        def cost(candidate: int) -> float:
+            return sum(w * min(nearest[i], distance[i][candidate]) for i, w in enumerate(weights) if w > 0)
+
+        best = min((c for c in range(len(points)) if c not in order), key=cost)
+        order.append(best)
+        nearest = [min(nearest[i], distance[i][best]) for i in range(len(points))]
+    return tuple(points[i] for i in order)
+
+
+def vehicle_plan(
+    spec: VehicleSpec,
+    now_s: float,
+    soc_kwh: float,
+    busy_until_s: float,
+    plugged_charger: str | None,
+    setup: FleetSetup,
+    settings: DispatchSettings,
+    reservation: Reservation | None,
+) -> VehiclePlan:
+    """The fleet contract for one vehicle: expected plug-in windows and departure energy.
+
+    A vehicle charging now is expected to stay until it reaches ``charge_target_fraction``
+    (or its next shift starts); after its last shift it is expected at its home charger until
+    the same shift the next day, needing the floor plus a full day's expected driving.
+    """
+    clock = setup.clock
+    floor = floor_kwh(spec, reservation)
+    windows: list[ChargingWindow] = []
+    if plugged_charger is not None:
+        charger = setup.charger(plugged_charger)
+        target = min(spec.soc_max_kwh, settings.charge_target_fraction * spec.battery_kwh)
+        hours = max(0.0, target - soc_kwh) / (charger.power_kw * charger.efficiency)
+        out_s = max(now_s + hours * 3600.0, now_s + 60.0)
+        windows.append(
+            ChargingWindow(
+                charger_id=plugged_charger, plug_in=clock.to_datetime(now_s), plug_out=clock.to_datetime(out_s),
+                departure_energy_kwh=min(spec.soc_max_kwh, energy_needed_kwh(spec, out_s, settings, floor)),
+                trip_energy_kwh=min(settings.charge_lookahead_h, spec.remaining_service_h(out_s))
+                * settings.expected_km_per_hour * spec.consumption_kwh_per_km,
+            )
+        )
+    if spec.shifts:
+        last_end = max(end for _, end in spec.shifts)
+        first_start = min(start for start, _ in spec.shifts)
+        plug_in = max(last_end, busy_until_s, windows[-1].plug_out.timestamp() - clock.midnight.timestamp() if windows else 0.0)
+        plug_out = first_start + 86400.0
+        if plug_out > plug_in:
+            day_kwh = sum(e - s for s, e in spec.shifts) / 3600.0 * settings.expected_km_per_hour * spec.consumption_kwh_per_km
+            windows.append(
+                ChargingWindow(
+                    charger_id=spec.home_charger, plug_in=clock.to_datetime(plug_in), plug_out=clock.to_datetime(plug_out),
+                    departure_energy_kwh=min(spec.soc_max_kwh, floor + day_kwh), trip_energy_kwh=day_kwh,
+                )
+            )
+    return VehiclePlan(vehicle_id=spec.vehicle_id, issued=clock.to_datetime(now_s), windows=tuple(windows))

@@ -1,0 +1,132 @@
+"""The capability API every driver speaks (DESIGN.md section 3).
+
+Small protocols instead of one base class: a :class:`Meter` reads power and energy; a
+:class:`Battery` also reads state of charge and takes a power set-point; a :class:`Charger`
+reports the plug state, the plugged vehicle and its state of charge, and takes a signed power
+set-point when it is bidirectional.
+
+Sign convention (generator view of the site's bus): ``power_kw`` is positive when energy flows
+into the bus (PV generation, battery or vehicle discharging, grid import) and negative when
+drawn from it (load, charging, export). Set-points use the same sign.
+
+A read never raises for a device that does not answer: it returns a :class:`Reading` whose
+``quality`` is ``missing`` and whose ``error`` says why. A write that cannot be delivered raises
+:class:`DeviceUnavailable`; a write to a device that takes none raises :class:`NotWritable`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Protocol, runtime_checkable
+
+
+class Quality(str, Enum):
+    GOOD = "good"
+    STALE = "stale"  # the device answered, but with a value older than its freshness limit
+    OUT_OF_RANGE = "out-of-range"  # the value is outside what the device can physically do
+    MISSING = "missing"  # no answer within the timeout, an exception response, or offline
+
+
+class DeviceUnavailable(Exception):
+    """The device did not answer, answered with an error, or is offline. Callers decide."""
+
+    def __init__(self, device: str, reason: str):
+        self.device = device
+        self.reason = reason
+        super().__init__(f"device {device!r} not available: {reason}")
+
+
+class NotWritable(Exception):
+    """A set-point was sent to a device that takes none (a meter, a PV inverter, a vehicle)."""
+
+    def __init__(self, device: str):
+        self.device = device
+        super().__init__(f"device {device!r} takes no set-point")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One timestamped measurement of a device, in the units of its field names."""
+
+    device: str
+    time: dt.datetime
+    quality: Quality
+    power_kw: float | None = None
+    energy_kwh: float | None = None  # lifetime energy counter, in the device's own direction
+    soc_fraction: float | None = None  # battery, or the plugged vehicle for a charger
+    plugged: bool | None = None
+    vehicle_id: str | None = None
+    setpoint_kw: float | None = None  # the set-point the device says it is following
+    error: str | None = None
+
+    @classmethod
+    def missing(cls, device: str, error: str, time: dt.datetime | None = None) -> "Reading":
+        return cls(device=device, time=time or utc_now(), quality=Quality.MISSING, error=error)
+
+    def with_quality(self, quality: Quality, error: str | None = None) -> "Reading":
+        return replace(self, quality=quality, error=error or self.error)
+
+    def as_dict(self) -> dict:
+        return {
+            "device": self.device,
+            "time": self.time.isoformat(),
+            "quality": self.quality.value,
+            "power_kw": self.power_kw,
+            "energy_kwh": self.energy_kwh,
+            "soc": self.soc_fraction,
+            "plugged": self.plugged,
+            "vehicle_id": self.vehicle_id,
+            "setpoint_kw": self.setpoint_kw,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class Ack:
+    """A device's confirmation that it took a set-point (possibly limited by itself)."""
+
+    device: str
+    requested_kw: float
+    applied_kw: float
+    time: dt.datetime = field(default_factory=utc_now)
+
+
+@runtime_checkable
+class Device(Protocol):
+    name: str
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def read(self) -> Reading: ...
+
+
+@runtime_checkable
+class Meter(Device, Protocol):
+    """Reads power [kW] and an energy counter [kWh]."""
+
+
+@runtime_checkable
+class Writable(Device, Protocol):
+    writable: bool
+
+    async def write(self, setpoint_kw: float) -> Ack: ...
+
+
+@runtime_checkable
+class Battery(Writable, Protocol):
+    """A meter that also reads state of charge and takes a power set-point [kW]."""
+
+
+@runtime_checkable
+class Charger(Writable, Protocol):
+    """Reports plug state, the plugged vehicle and its SoC; takes a signed set-point [kW]."""
+
+    bidirectional: bool

@@ -1,0 +1,1 @@
+"""Modbus TCP drivers: one shared connection layer, SunSpec models and vendor maps as data."""

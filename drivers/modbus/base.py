@@ -1,0 +1,88 @@
+"""What every Modbus driver shares: settings, the connection, a time-bounded read, quality."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+
+from pydantic import Field
+
+from drivers.api import DeviceUnavailable, NotWritable, Quality, Reading, utc_now
+from drivers.modbus.connection import ModbusConnection, ModbusEndpoint
+
+log = logging.getLogger(__name__)
+
+OUT_OF_RANGE_MARGIN = 1.2  # a reading beyond 120 % of the rating is not physical
+
+
+class ModbusSettings(ModbusEndpoint):
+    name: str = Field(description="device id used in readings, logs and errors")
+    rated_power_kw: float | None = Field(None, gt=0, description="for the out-of-range check")
+    invert_sign: bool = Field(False, description="the device counts consumption as positive (a load meter)")
+
+
+class ModbusDevice(abc.ABC):
+    """Base of the Modbus drivers: subclasses implement ``_read()`` and, if writable, ``_write()``."""
+
+    Settings = ModbusSettings
+    writable = False
+
+    def __init__(self, settings: ModbusSettings):
+        self.settings = settings
+        self.name = settings.name
+        self.connection = ModbusConnection(settings.name, settings)
+
+    async def connect(self) -> None:
+        """Nothing to do up front: the connection is opened (and re-opened) on demand."""
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+    async def read(self) -> Reading:
+        """One reading, within the device's timeout; never raises for a silent device."""
+        try:
+            reading = await asyncio.wait_for(self._read(), self.settings.timeout_s)
+        except asyncio.TimeoutError:
+            await self.connection.close()
+            reading = Reading.missing(self.name, f"no answer within {self.settings.timeout_s} s")
+        except DeviceUnavailable as error:
+            reading = Reading.missing(self.name, error.reason)
+        if reading.quality is Quality.MISSING:
+            log.warning("%s: reading missing: %s", self.name, reading.error)
+        return check_range(reading, self.settings.rated_power_kw)
+
+    async def write(self, setpoint_kw: float):
+        if not self.writable:
+            raise NotWritable(self.name)
+        try:
+            return await asyncio.wait_for(self._write(setpoint_kw), self.settings.timeout_s)
+        except asyncio.TimeoutError:
+            await self.connection.close()
+            raise DeviceUnavailable(self.name, f"set-point not confirmed within {self.settings.timeout_s} s") from None
+
+    @abc.abstractmethod
+    async def _read(self) -> Reading:
+        """Read the device; may raise DeviceUnavailable."""
+
+    async def _write(self, setpoint_kw: float):
+        raise NotWritable(self.name)
+
+    def _signed(self, power_kw: float | None) -> float | None:
+        if power_kw is None:
+            return None
+        return -power_kw if self.settings.invert_sign else power_kw
+
+    def _good(self, **values) -> Reading:
+        return Reading(device=self.name, time=utc_now(), quality=Quality.GOOD, **values)
+
+
+def check_range(reading: Reading, rated_power_kw: float | None) -> Reading:
+    if reading.quality is not Quality.GOOD:
+        return reading
+    if rated_power_kw is not None and reading.power_kw is not None:
+        if abs(reading.power_kw) > rated_power_kw * OUT_OF_RANGE_MARGIN:
+            return reading.with_quality(Quality.OUT_OF_RANGE, f"power {reading.power_kw:.1f} kW beyond rating {rated_power_kw} kW")
+    if reading.soc_fraction is not None and not 0.0 <= reading.soc_fraction <= 1.0:
+        return reading.with_quality(Quality.OUT_OF_RANGE, f"state of charge {reading.soc_fraction:.3f} outside 0..1")
+    return reading

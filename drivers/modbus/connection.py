@@ -1,0 +1,175 @@
+"""The one Modbus TCP connection layer every Modbus driver uses.
+
+It owns the pymodbus async client, bounds every request by the device's timeout, retries a
+failed request on a fresh connection, reconnects by itself, and turns every failure into
+:class:`~drivers.api.DeviceUnavailable` (with the Modbus exception code when the device sent
+one), so a driver never blocks the caller past its timeout and never crashes on a bad answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+
+from pydantic import BaseModel, ConfigDict, Field
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+
+from drivers.api import DeviceUnavailable
+
+log = logging.getLogger(__name__)
+
+MAX_REGISTERS_PER_READ = 125  # Modbus application protocol limit for function 3/4
+EXCEPTION_NAMES = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    6: "server device busy",
+    10: "gateway path unavailable",
+    11: "gateway target failed to respond",
+}
+
+
+class ModbusEndpoint(BaseModel):
+    """Where a Modbus device is and how patient to be with it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str
+    port: int = Field(502, ge=1, le=65535)
+    unit_id: int = Field(1, ge=0, le=247)
+    timeout_s: float = Field(1.0, gt=0)
+    retries: int = Field(1, ge=0, le=5, description="extra attempts, each on a fresh connection")
+
+
+class ModbusExceptionResponse(DeviceUnavailable):
+    """The device answered with a Modbus exception (e.g. illegal data address)."""
+
+    def __init__(self, device: str, function: str, address: int, code: int):
+        self.code = code
+        name = EXCEPTION_NAMES.get(code, "unknown")
+        super().__init__(device, f"Modbus exception {code} ({name}) on {function} at register {address}")
+
+
+class ModbusConnection:
+    """A reconnecting, time-bounded Modbus TCP client for one device."""
+
+    def __init__(self, device: str, endpoint: ModbusEndpoint):
+        self.device = device
+        self.endpoint = endpoint
+        self._client: AsyncModbusTcpClient | None = None
+        self._lock = asyncio.Lock()  # one request at a time per connection
+
+    async def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def _connected_client(self) -> AsyncModbusTcpClient:
+        if self._client is not None and self._client.connected:
+            return self._client
+        await self.close()
+        ep = self.endpoint
+        # reconnect_delay=0: reconnection is done here, on demand, within the caller's timeout.
+        client = AsyncModbusTcpClient(ep.host, port=ep.port, timeout=ep.timeout_s, retries=0, reconnect_delay=0)
+        try:
+            ok = await asyncio.wait_for(client.connect(), ep.timeout_s)
+        except (asyncio.TimeoutError, OSError, ModbusException) as error:
+            client.close()
+            raise DeviceUnavailable(self.device, f"cannot connect to {ep.host}:{ep.port}: {error!r}") from None
+        if not ok:
+            client.close()
+            raise DeviceUnavailable(self.device, f"cannot connect to {ep.host}:{ep.port}")
+        self._client = client
+        return client
+
+    async def _request(self, function: str, address: int, call) -> object:
+        last_error = "no attempt"
+        for attempt in range(self.endpoint.retries + 1):
+            async with self._lock:
+                try:
+                    client = await self._connected_client()
+                    response = await asyncio.wait_for(call(client), self.endpoint.timeout_s)
+                except DeviceUnavailable as error:
+                    last_error = error.reason
+                    continue
+                except (asyncio.TimeoutError, OSError, ModbusException) as error:
+                    last_error = f"{function} at register {address}: {type(error).__name__} {error}".strip()
+                    await self.close()
+                    continue
+            if response.isError():
+                raise ModbusExceptionResponse(self.device, function, address, int(getattr(response, "exception_code", 0)))
+            return response
+        log.debug("%s: giving up after %d attempts: %s", self.device, self.endpoint.retries + 1, last_error)
+        raise DeviceUnavailable(self.device, last_error)
+
+    async def read_registers(self, address: int, count: int, table: str = "holding") -> list[int]:
+        """Read ``count`` 16-bit registers from ``address`` (split into legal request sizes)."""
+        unit = self.endpoint.unit_id
+        words: list[int] = []
+        for start in range(address, address + count, MAX_REGISTERS_PER_READ):
+            n = min(MAX_REGISTERS_PER_READ, address + count - start)
+            if table == "input":
+                call = lambda c, s=start, n=n: c.read_input_registers(s, count=n, device_id=unit)  # noqa: E731
+            else:
+                call = lambda c, s=start, n=n: c.read_holding_registers(s, count=n, device_id=unit)  # noqa: E731
+            response = await self._request(f"read {table} x{n}", start, call)
+            if len(response.registers) != n:
+                raise DeviceUnavailable(self.device, f"asked {n} registers at {start}, got {len(response.registers)}")
+            words.extend(response.registers)
+        return words
+
+    async def write_registers(self, address: int, values: list[int]) -> None:
+        unit = self.endpoint.unit_id
+        await self._request(
+            f"write x{len(values)}", address, lambda c: c.write_registers(address, values, device_id=unit)
+        )
+
+
+# --- encoding ------------------------------------------------------------------------------
+
+WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "acc32": 2, "float32": 2, "sunssf": 1, "enum16": 1, "bitfield16": 1}
+NOT_IMPLEMENTED = {"int16": 0x8000, "sunssf": 0x8000, "uint16": 0xFFFF, "enum16": 0xFFFF, "int32": 0x80000000, "uint32": 0xFFFFFFFF}
+
+
+def decode(words: list[int], kind: str) -> float | None:
+    """Big-endian register words to a number; SunSpec's 'not implemented' values give None."""
+    raw = 0
+    for word in words[: WIDTH[kind]]:
+        raw = (raw << 16) | (word & 0xFFFF)
+    if NOT_IMPLEMENTED.get(kind) == raw:
+        return None
+    if kind in ("int16", "sunssf"):
+        return raw - 0x10000 if raw & 0x8000 else raw
+    if kind == "int32":
+        return raw - 0x100000000 if raw & 0x80000000 else raw
+    if kind == "float32":
+        return struct.unpack(">f", raw.to_bytes(4, "big"))[0]
+    return raw
+
+
+def encode(value: float, kind: str) -> list[int]:
+    """A number to big-endian register words (rounded for integer types, range-checked)."""
+    if kind == "float32":
+        raw = int.from_bytes(struct.pack(">f", value), "big")
+    else:
+        number = int(round(value))
+        bits = 16 * WIDTH[kind]
+        signed = kind in ("int16", "int32", "sunssf")
+        low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        if not low <= number <= high:
+            raise ValueError(f"{value} does not fit {kind}")
+        raw = number & ((1 << bits) - 1)
+    return [(raw >> 16) & 0xFFFF, raw & 0xFFFF] if WIDTH[kind] == 2 else [raw & 0xFFFF]
+
+
+def decode_string(words: list[int]) -> str:
+    data = b"".join(w.to_bytes(2, "big") for w in words)
+    return data.split(b"\0", 1)[0].decode("ascii", errors="replace").strip()
+
+
+def encode_string(text: str, n_words: int) -> list[int]:
+    data = text.encode("ascii")[: 2 * n_words].ljust(2 * n_words, b"\0")
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]

@@ -1,0 +1,148 @@
+"""``ems run``: the live control loop, against the configured devices or the digital twin."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import signal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from ems.cli.args import aware_datetime
+from ems.config import load_portfolio
+
+log = logging.getLogger(__name__)
+
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("run", help="run the live control loop (or against the digital twin)")
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--twin", action="store_true", help="start the digital twin and control it over the real protocols")
+    parser.add_argument("--speed", type=float, default=1.0, help="with --twin: simulated seconds per real second")
+    parser.add_argument("--start", type=aware_datetime, help="with --twin: simulated start time (default now)")
+    parser.add_argument("--duration-hours", type=float, help="stop after this much (simulated) time")
+    parser.add_argument("--mqtt-host", help="override the config's broker host")
+    parser.add_argument("--mqtt-port", type=int, help="override the config's broker port")
+    parser.add_argument("--modbus-base-port", type=int, help="with --twin: first Modbus port of the twin")
+    parser.add_argument("--store", type=Path, help="override storage.sqlite_path")
+    parser.add_argument("--inputs", choices=("forecast", "profiles"), default="forecast")
+    parser.add_argument("--status-every-s", type=float, default=2.0, help="real seconds between status lines")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    portfolio = load_portfolio(args.config)  # a bad file stops here, before anything runs
+    if not args.twin and args.speed != 1.0:
+        print("ems run: --speed needs --twin (live devices run in real time)")
+        return 2
+    return asyncio.run(_main(args, portfolio))
+
+
+def status_line(controller, portfolio) -> str:
+    now = controller.clock().astimezone(ZoneInfo(portfolio.portfolio.timezone))
+    sites = []
+    for grid in portfolio.grid_connections:
+        reading = controller.state.reading(grid.id)
+        value = "--" if reading is None or reading.power_kw is None else f"{reading.power_kw:+.0f}"
+        sites.append(f"{grid.site}:{value}")
+    fleet = controller.state.vehicle_soc_kwh()
+    fleet_kwh = sum(fleet.values())
+    figures = controller.figures
+    cost = "--" if figures.plan_cost_yen is None else f"{figures.plan_cost_yen:,.0f}"
+    return (f"{now:%Y-%m-%d %H:%M} | grid kW {' '.join(sites)} | fleet {fleet_kwh:.0f} kWh ({len(fleet)} reporting)"
+            f" | plan {figures.plan_status or '--'} {cost} yen solve {figures.solve_s:.2f} s | missing {len(controller.state.missing())}")
+
+
+async def _main(args: argparse.Namespace, portfolio) -> int:
+    from drivers.sim.clock import ScaledClock
+    from ems.control.controller import Controller
+    from ems.devices import DeviceSet, controller_broker
+    from ems.planning import make_plan
+    from ems.scheduler import ControlScheduler
+    from ems.store import Store
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    clock = ScaledClock(args.start or dt.datetime.now(dt.timezone.utc), args.speed if args.twin else 1.0)
+    twin_task = None
+    if args.twin:
+        from simulations.twin import Twin, TwinOptions
+
+        options = TwinOptions(mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, modbus_base_port=args.modbus_base_port,
+                              speed=args.speed, start=clock.start)
+        twin = Twin(portfolio, args.config, options, clock=clock)
+        portfolio = twin.portfolio  # with the twin's ports
+        started = asyncio.Event()
+        twin_stop = asyncio.Event()
+        twin_task = asyncio.create_task(twin.run(twin_stop, on_started=started.set))
+        await asyncio.wait_for(started.wait(), 30)
+        print("digital twin serving:\n  " + "\n  ".join(twin.describe()), flush=True)
+
+    store = Store(args.store or portfolio.storage.sqlite_path, mirror=portfolio.storage.influx is not None)
+    devices = DeviceSet(portfolio, controller_broker(portfolio, args.config, args.mqtt_host, args.mqtt_port))
+    await devices.open()
+    fleet = None
+    if devices.link is not None:  # the dispatcher's vehicle states and plans, on the controller's own connection
+        from ems.control.fleetbus import FleetBus
+
+        fleet = FleetBus(devices.link, {v.id for v in portfolio.vehicles}, clock.now)
+    controller = Controller(portfolio, args.config, devices, store, clock.now, inputs=args.inputs, fleet=fleet)
+    mode = store.get_state("mode", "live")
+    store.record_event(clock.now(), "start", f"controller started in {mode} mode", {"twin": args.twin, "speed": args.speed})
+    if controller.resume():
+        await controller.poll()
+        await controller.apply()  # no gap: the stored plan's set-points go out after the first poll
+
+    async def day_ahead(day: dt.date) -> None:
+        tomorrow = pd.Timestamp(day + dt.timedelta(days=1)).tz_localize(portfolio.portfolio.timezone)
+        out = Path(portfolio.control.day_ahead_dir) / f"{tomorrow:%Y-%m-%d}"
+        await asyncio.to_thread(make_plan, args.config, tomorrow, out, inputs=args.inputs)
+        store.record_event(clock.now(), "day-ahead", f"day-ahead plan for {tomorrow:%Y-%m-%d} written to {out}")
+
+    scheduler = ControlScheduler(controller, portfolio.control, store, speed=clock.speed, day_ahead=day_ahead)
+    await controller.cycle()
+    scheduler.start()
+    sink_task = asyncio.create_task(_flush_influx(store, portfolio, stop)) if portfolio.storage.influx else None
+    end = clock.now() + dt.timedelta(hours=args.duration_hours) if args.duration_hours else None
+    try:
+        while not stop.is_set() and (end is None or clock.now() < end):
+            print(status_line(controller, portfolio), flush=True)
+            try:
+                await asyncio.wait_for(stop.wait(), args.status_every_s)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        await scheduler.shutdown()
+        await controller.shutdown()
+        await devices.close()
+        if sink_task is not None:
+            stop.set()
+            await sink_task
+        if twin_task is not None:
+            twin_stop.set()
+            await twin_task
+        store.close()
+        print("stopped: devices left at their failsafe set-points", flush=True)
+    return 0
+
+
+async def _flush_influx(store, portfolio, stop: asyncio.Event) -> None:
+    from ems.store.influx import InfluxSink
+
+    sink = InfluxSink.from_settings(portfolio.storage.influx)
+    while not stop.is_set():
+        await asyncio.to_thread(sink.flush, store)
+        try:
+            await asyncio.wait_for(stop.wait(), portfolio.storage.influx.flush_s)
+        except asyncio.TimeoutError:
+            pass
+    await asyncio.to_thread(sink.flush, store)
+    sink.close()

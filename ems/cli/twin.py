@@ -1,0 +1,74 @@
+"""``ems twin``: serve a portfolio's simulated devices over Modbus TCP and MQTT until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import signal
+from pathlib import Path
+
+from ems.config import load_portfolio
+
+
+def add_broker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mqtt-host", help="override [mqtt].host")
+    parser.add_argument("--mqtt-port", type=int, help="override [mqtt].port")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("twin", help="serve the simulated devices (Modbus TCP and MQTT) until stopped")
+    parser.add_argument("--config", required=True, type=Path, help="portfolio TOML file")
+    add_broker_options(parser)
+    parser.add_argument("--modbus-base-port", type=int, help="override [twin].modbus_base_port")
+    parser.add_argument("--speed", type=float, help="simulated seconds per real second (override [twin].speed)")
+    parser.add_argument("--start", type=dt.datetime.fromisoformat, help="simulated start, ISO 8601 with offset")
+    parser.add_argument("--no-mqtt", action="store_true", help="serve only the Modbus devices")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from drivers.mqtt.credentials import CredentialsError
+    from simulations.twin import Twin, TwinOptions
+
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    if args.start is not None and args.start.tzinfo is None:
+        raise SystemExit("ems twin: --start needs a UTC offset, e.g. 2026-04-15T06:00:00+09:00")
+    portfolio = load_portfolio(args.config)
+    options = TwinOptions(
+        mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, modbus_base_port=args.modbus_base_port,
+        speed=args.speed, start=args.start, serve_mqtt=not args.no_mqtt,
+    )
+    try:
+        twin = Twin(portfolio, args.config, options)
+    except CredentialsError as error:
+        print(f"ems twin: {error}")
+        return 2
+    return asyncio.run(_serve(twin))
+
+
+async def _serve(twin) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def started() -> None:
+        _announce(twin)
+
+    try:
+        await twin.run(stop, on_started=started)
+    except OSError as error:
+        print(f"ems twin: cannot serve: {error}")
+        return 1
+    print("twin stopped")
+    return 0
+
+
+def _announce(twin) -> None:
+    print(f"twin of {twin.portfolio.portfolio.name}: {len(twin.servers)} Modbus devices, {len(twin.mqtt_devices)} MQTT devices")
+    print(f"clock starts {twin.clock.now().isoformat()} at speed {getattr(twin.clock, 'speed', 1.0)}")
+    for line in twin.describe():
+        print("  " + line)
+    print("serving; stop with Ctrl-C", flush=True)

@@ -1,0 +1,217 @@
+"""One control cycle: snapshot telemetry, update the problem's initial state, re-solve the
+rolling horizon, pass set-points through the write guard, write them, record everything.
+
+The clock is injected (``clock.now()``), so the same cycle runs live or on a simulated clock.
+The solve runs in a worker thread so telemetry keeps flowing while HiGHS works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from drivers.api import DeviceUnavailable, NotWritable, Reading
+from ems.config.schema import Portfolio
+from ems.control.setpoints import failsafe_setpoint_kw, hold_small_changes, plan_targets
+from ems.control.state import LiveState
+from ems.fleet import Reservation, plans_from_duties
+from ems.fleet.reconcile import reconcile_plan
+from ems.guard import SetpointRefused
+from ems.planning import plan_inputs
+from ems.store import Store
+
+log = logging.getLogger(__name__)
+
+TELEMETRY_FIELDS = ("power_kw", "energy_kwh", "soc_fraction", "setpoint_kw")
+
+
+@dataclass
+class CycleFigures:
+    """What the last cycle did, for the status line and the benchmarks."""
+
+    time: dt.datetime | None = None
+    poll_s: float = 0.0
+    plan_s: float = 0.0
+    write_s: float = 0.0
+    plan_status: str = ""
+    plan_cost_yen: float | None = None
+    solve_s: float = 0.0
+    written: int = 0
+    failsafe: list[str] = field(default_factory=list)
+
+
+class Controller:
+    def __init__(self, portfolio: Portfolio, config_path: str | Path, devices: Any, store: Store,
+                 clock: Callable[[], dt.datetime], *, inputs: str = "forecast", horizon_hours: int | None = None,
+                 fleet: Any = None):
+        self.portfolio = portfolio
+        self.config_path = Path(config_path)
+        self.devices = devices  # ems.devices.DeviceSet, or anything with .drivers, .guard and read_all()
+        self.store = store
+        self.clock = clock
+        self.inputs = inputs
+        self.horizon_hours = horizon_hours
+        self.state = LiveState(portfolio)
+        self.batteries = {b.id for b in portfolio.batteries}
+        self.chargers = {c.id for c in portfolio.chargers}
+        self.plan_power_kw: pd.DataFrame | None = None
+        self.plan_id: int | None = None
+        self.setpoints_kw: dict[str, float] = {}  # what the plan asked for (held against small changes)
+        self.written_kw: dict[str, float] = {}  # what the guard let through and the device took
+        self.figures = CycleFigures()
+        self.step = dt.timedelta(minutes=portfolio.planning.step_minutes)
+        self.history_kw: dict[str, pd.Series] = {}
+        self.fleet = fleet  # ems.control.fleetbus.FleetBus: the dispatcher's states and plans, when live
+        self.reservation = Reservation(issued=clock())  # energy vehicles must keep; shelter calls (BCP)
+
+    # --- restart ---------------------------------------------------------------------------------
+
+    def resume(self) -> bool:
+        """Pick up the last stored plan and set-points; True if there was one."""
+        plan_id = self.store.get_state("last_plan_id")
+        self.setpoints_kw = {k: float(v) for k, v in (self.store.get_state("setpoints_kw") or {}).items()}
+        if plan_id is None:
+            return False
+        points = self.store.plan_points(plan_id)
+        frame = pd.DataFrame(points, columns=["time", "asset", "power_kw", "soc_kwh"])
+        self.plan_power_kw = frame.pivot(index="time", columns="asset", values="power_kw").sort_index()
+        self.plan_id = plan_id
+        self.store.record_event(self.clock(), "resume", f"resumed from stored plan {plan_id}", {"plan_id": plan_id})
+        return True
+
+    # --- the cycle ---------------------------------------------------------------------------------
+
+    async def poll(self) -> list[Reading]:
+        started = time.perf_counter()
+        now = self.clock()
+        readings = await self.devices.read_all()
+        lost, back = self.state.update(readings, now)
+        rows = [(now, r.device, name, float(getattr(r, name)), r.quality.value)
+                for r in readings for name in TELEMETRY_FIELDS if getattr(r, name) is not None]
+        rows += [(now, r.device, "missing", 1.0, r.quality.value) for r in readings if r.power_kw is None]
+        await asyncio.to_thread(self.store.record_telemetry, rows)
+        for device in lost:
+            reason = self.state.reading(device).error or "no answer"
+            self.store.record_event(now, "device-lost", f"{device} stopped answering ({reason}); failsafe set-point, left out of plans", {"device": device})
+            if device in self.batteries | self.chargers:
+                await self._write(device, failsafe_setpoint_kw(self.portfolio, device), now, "failsafe")
+                self.figures.failsafe.append(device)
+        for device in back:
+            self.store.record_event(now, "device-back", f"{device} answers again; back in the next plan", {"device": device})
+        self.figures.poll_s = time.perf_counter() - started
+        return readings
+
+    def _problem(self, start: pd.Timestamp):
+        now = self.clock()
+        plugged = self.state.plugged()
+        hours = self.horizon_hours or self.portfolio.planning.horizon_hours
+        plans = plans_from_duties(self.portfolio, start.to_pydatetime(), (start + pd.Timedelta(hours=hours)).to_pydatetime())
+        fleet_socs = {}
+        if self.fleet is not None:  # the dispatcher's word on where each vehicle will be wins over duties
+            plans |= self.fleet.plans
+            fleet_socs = {v: s.soc_kwh for v, s in self.fleet.states.items()}
+        plans = {v: reconcile_plan(p, now, plugged[v], self.step) if v in plugged else p for v, p in plans.items()}
+        initial = self.state.battery_soc_kwh() | fleet_socs | self.state.vehicle_soc_kwh()
+        return plan_inputs(self.config_path, start, horizon_hours=hours, inputs=self.inputs, plans=plans, portfolio=self.portfolio,
+                           history=self.history_kw or None, initial_soc_kwh=initial, unavailable=frozenset(self.state.missing()),
+                           reservation=self.reservation)[1]
+
+    async def refresh_history(self, days: int = 14) -> None:
+        """Measured PV output and load of the last ``days`` for the forecasters (magnitudes, kW)."""
+        since = self.clock() - dt.timedelta(days=days)
+        history = {}
+        for asset in [p.id for p in self.portfolio.pv_arrays] + [ld.id for ld in self.portfolio.loads]:
+            rows = await asyncio.to_thread(self.store.series, asset, "power_kw", since)
+            if len(rows) >= 2:
+                times, values = zip(*rows)
+                history[asset] = pd.Series([abs(v) for v in values], index=pd.DatetimeIndex(times)).resample("5min").mean().dropna()
+        self.history_kw = history
+
+    async def replan(self):
+        """Re-solve from the start of the current step with the latest state; store the plan."""
+        from ems.optimise import solve
+
+        started = time.perf_counter()
+        now = self.clock()
+        zone = self.portfolio.portfolio.timezone
+        start = pd.Timestamp(now).tz_convert(zone).floor(f"{self.portfolio.planning.step_minutes}min")
+        problem = await asyncio.to_thread(self._problem, start)
+        schedule = await asyncio.to_thread(solve, problem)
+        if schedule.status == "fallback":
+            self.store.record_event(now, "fallback", f"solver gave no plan ({schedule.message}); rule-based set-points")
+        self.plan_power_kw = schedule.power_kw
+        points = [(t.to_pydatetime(), asset, float(v), None) for asset in schedule.power_kw.columns
+                  for t, v in schedule.power_kw[asset].items()]
+        summary = schedule.summary()
+        self.plan_id = await asyncio.to_thread(self.store.record_plan, now, start.to_pydatetime(), problem.grid.step_minutes,
+                                               "intraday", schedule.status, summary, points)
+        if self.fleet is not None:
+            self.reservation = self.reservation.model_copy(update={"issued": now})
+            self.fleet.publish_reservation(self.reservation)
+        self.figures.plan_s = time.perf_counter() - started
+        self.figures.plan_status, self.figures.plan_cost_yen, self.figures.solve_s = schedule.status, schedule.cost_yen, schedule.solve_s
+        return schedule
+
+    async def apply(self) -> dict[str, float]:
+        """Write the current plan step's set-points (held against small changes) through the guard."""
+        started = time.perf_counter()
+        now = self.clock()
+        if self.plan_power_kw is None:
+            return {}
+        live = {d for d in self.batteries | self.chargers if d in self.devices.drivers} - self.state.missing()
+        targets = plan_targets(self.plan_power_kw, now, self.state.plugged(), self.batteries & live, self.chargers & live)
+        targets = hold_small_changes(self.setpoints_kw, targets, self.portfolio.control.hold_threshold_kw)
+        changed = [(d, t) for d, t in sorted(targets.items())
+                   if not (self.setpoints_kw.get(d) == t and self._device_follows(d, self.written_kw.get(d, t)))]
+        # devices answer independently: write them all at once, not one round trip after another
+        written = sum(await asyncio.gather(*(self._write(d, t, now, "plan") for d, t in changed)))
+        self.store.set_state("setpoints_kw", self.setpoints_kw, now)
+        self.figures.written, self.figures.write_s = written, time.perf_counter() - started
+        return targets
+
+    def _device_follows(self, device: str, target: float) -> bool:
+        reading = self.state.reading(device)
+        return reading is not None and reading.setpoint_kw is not None and abs(reading.setpoint_kw - target) < 1e-3
+
+    async def _write(self, device: str, requested_kw: float, now: dt.datetime, why: str) -> int:
+        driver = self.devices.drivers.get(device)
+        if driver is None:
+            return 0
+        try:
+            decision = self.devices.guard.check(device, requested_kw, self.state.reading(device))
+        except SetpointRefused as refused:
+            self.store.record_setpoint(now, device, requested_kw, None, "refused", refused.reason)
+            return 0
+        try:
+            ack = await driver.write(decision.allowed_kw)
+        except (DeviceUnavailable, NotWritable) as error:
+            self.store.record_setpoint(now, device, requested_kw, None, "failed", str(error))
+            return 0
+        status = "clamped" if decision.clamped else why
+        self.store.record_setpoint(now, device, requested_kw, ack.applied_kw, status, "; ".join(decision.reasons))
+        self.setpoints_kw[device] = requested_kw
+        self.written_kw[device] = decision.allowed_kw
+        return 1
+
+    async def cycle(self, replan: bool = True) -> CycleFigures:
+        """One full cycle: poll, (re-plan), apply."""
+        self.figures = CycleFigures(time=self.clock())
+        await self.poll()
+        if replan or self.plan_power_kw is None:
+            await self.replan()
+        await self.apply()
+        return self.figures
+
+    async def shutdown(self) -> None:
+        """Leave every writable device in its safe state before the process ends."""
+        now = self.clock()
+        for device in sorted(self.batteries | self.chargers):
+            await self._write(device, failsafe_setpoint_kw(self.portfolio, device), now, "shutdown")
+        self.store.record_event(now, "shutdown", "controller stopped; devices left at their failsafe set-points")

@@ -1,0 +1,149 @@
+"""The fleet contract over MQTT (DESIGN.md section 3): the dispatcher's vehicle states and plans
+in, the energy manager's reservations out, as JSON of the same pydantic types used in-process.
+
+Topics: ``fleet/<vehicle>/state`` (VehicleState), ``fleet/<vehicle>/plan`` (VehiclePlan), both
+published retained at QoS 1 by the dispatcher; ``ems/reservations`` (Reservation), retained, by
+the energy manager. A message that is malformed, oversized, for an unknown vehicle, names
+another vehicle than its topic, is older than the last good one or older than ``max_age_s`` is
+rejected with a log line naming the topic and the reason; the last good message is kept.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import logging
+import threading
+from typing import Callable
+
+from pydantic import BaseModel, ValidationError
+
+from drivers.mqtt.link import MqttLink
+from ems.fleet import Reservation, VehiclePlan, VehicleState
+
+log = logging.getLogger(__name__)
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+RESERVATIONS_TOPIC = "ems/reservations"
+FUTURE_TOLERANCE = dt.timedelta(seconds=60)
+
+
+def state_topic(vehicle_id: str) -> str:
+    return f"fleet/{vehicle_id}/state"
+
+
+def plan_topic(vehicle_id: str) -> str:
+    return f"fleet/{vehicle_id}/plan"
+
+
+class FleetBus:
+    """The energy manager's end: keeps the last good state and plan of every vehicle."""
+
+    def __init__(self, link: MqttLink, vehicle_ids: set[str], clock: Callable[[], dt.datetime], max_age_s: float = 900.0):
+        self.link = link
+        self.vehicle_ids = set(vehicle_ids)
+        self.clock = clock
+        self.max_age = dt.timedelta(seconds=max_age_s)
+        self._lock = threading.Lock()
+        self._states: dict[str, VehicleState] = {}
+        self._plans: dict[str, VehiclePlan] = {}
+        self.rejected: collections.deque[tuple[str, str]] = collections.deque(maxlen=200)
+        link.subscribe("fleet/+/state", self._on_state)
+        link.subscribe("fleet/+/plan", self._on_plan)
+
+    @property
+    def states(self) -> dict[str, VehicleState]:
+        with self._lock:
+            return dict(self._states)
+
+    @property
+    def plans(self) -> dict[str, VehiclePlan]:
+        with self._lock:
+            return dict(self._plans)
+
+    def _reject(self, topic: str, reason: str) -> None:
+        self.rejected.append((topic, reason))
+        log.warning("fleet message on %s rejected: %s; last good state kept", topic, reason)
+
+    def _parse(self, topic: str, payload: bytes, model: type[BaseModel]):
+        parts = topic.split("/")
+        vehicle = parts[1] if len(parts) == 3 else ""
+        if vehicle not in self.vehicle_ids:
+            return self._reject(topic, f"unknown vehicle {vehicle!r}")
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            return self._reject(topic, f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+        try:
+            message = model.model_validate_json(payload)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "(payload)"
+            return self._reject(topic, f"field {field}: {first['msg']}")
+        if message.vehicle_id != vehicle:
+            return self._reject(topic, f"field vehicle_id: {message.vehicle_id!r} does not match the topic")
+        return message
+
+    def _fresh(self, topic: str, stamp: dt.datetime, last: dt.datetime | None, field: str) -> bool:
+        now = self.clock()
+        if stamp < now - self.max_age:
+            self._reject(topic, f"field {field}: {stamp.isoformat()} is stale (older than {self.max_age})")
+        elif stamp > now + FUTURE_TOLERANCE:
+            self._reject(topic, f"field {field}: {stamp.isoformat()} is in the future")
+        elif last is not None and stamp < last:
+            self._reject(topic, f"field {field}: {stamp.isoformat()} is older than the last good message")
+        else:
+            return True
+        return False
+
+    def _on_state(self, topic: str, payload: bytes) -> None:
+        state = self._parse(topic, payload, VehicleState)
+        if state is None:
+            return
+        with self._lock:
+            last = self._states.get(state.vehicle_id)
+        if self._fresh(topic, state.time, last.time if last else None, "time"):
+            with self._lock:
+                self._states[state.vehicle_id] = state
+
+    def _on_plan(self, topic: str, payload: bytes) -> None:
+        plan = self._parse(topic, payload, VehiclePlan)
+        if plan is None:
+            return
+        with self._lock:
+            last = self._plans.get(plan.vehicle_id)
+        if self._fresh(topic, plan.issued, last.issued if last else None, "issued"):
+            with self._lock:
+                self._plans[plan.vehicle_id] = plan
+
+    def publish_reservation(self, reservation: Reservation) -> None:
+        self.link.publish(RESERVATIONS_TOPIC, reservation.model_dump_json(), retain=True)
+
+
+class FleetPublisher:
+    """The dispatcher's end: publishes states and plans, reads the energy manager's reservations."""
+
+    def __init__(self, link: MqttLink):
+        self.link = link
+        self._reservation: Reservation | None = None
+        self._lock = threading.Lock()
+        link.subscribe(RESERVATIONS_TOPIC, self._on_reservation)
+
+    def publish_state(self, state: VehicleState) -> None:
+        self.link.publish(state_topic(state.vehicle_id), state.model_dump_json(), retain=True)
+
+    def publish_plan(self, plan: VehiclePlan) -> None:
+        self.link.publish(plan_topic(plan.vehicle_id), plan.model_dump_json(), retain=True)
+
+    @property
+    def reservation(self) -> Reservation | None:
+        with self._lock:
+            return self._reservation
+
+    def _on_reservation(self, topic: str, payload: bytes) -> None:
+        try:
+            reservation = Reservation.model_validate_json(payload)
+        except ValidationError as error:
+            first = error.errors()[0]
+            log.warning("reservation on %s rejected: field %s: %s", topic, ".".join(map(str, first["loc"])), first["msg"])
+            return
+        with self._lock:
+            self._reservation = reservation

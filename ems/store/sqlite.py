@@ -1,0 +1,258 @@
+"""The SQLite store: one file, WAL mode, a schema version, never overwritten silently.
+
+Times are stored as UTC epoch milliseconds. Every record that an InfluxDB sink should mirror is
+also queued, in the same transaction, as a line of line protocol in ``outbox``; the sink removes
+lines only after the server has accepted them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+SCHEMA_VERSION = 1
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE telemetry (
+    time_ms INTEGER NOT NULL, device TEXT NOT NULL, quantity TEXT NOT NULL,
+    value REAL, quality TEXT NOT NULL);
+CREATE INDEX telemetry_time ON telemetry (time_ms);
+CREATE INDEX telemetry_device_time ON telemetry (device, time_ms);
+CREATE TABLE setpoints (
+    time_ms INTEGER NOT NULL, device TEXT NOT NULL, requested_kw REAL NOT NULL,
+    written_kw REAL, status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '');
+CREATE INDEX setpoints_time ON setpoints (time_ms);
+CREATE TABLE plans (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, created_ms INTEGER NOT NULL, start_ms INTEGER NOT NULL,
+    step_minutes INTEGER NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, summary TEXT NOT NULL);
+CREATE TABLE plan_points (
+    plan_id INTEGER NOT NULL REFERENCES plans(id), time_ms INTEGER NOT NULL, asset TEXT NOT NULL,
+    power_kw REAL NOT NULL, soc_kwh REAL);
+CREATE INDEX plan_points_plan ON plan_points (plan_id, asset, time_ms);
+CREATE TABLE events (
+    time_ms INTEGER NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL, data TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX events_time ON events (time_ms);
+CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE TABLE job_runs (
+    job TEXT NOT NULL, started_ms INTEGER NOT NULL, duration_s REAL NOT NULL, ok INTEGER NOT NULL,
+    error TEXT NOT NULL DEFAULT '');
+CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL);
+"""
+
+TABLES = ("telemetry", "setpoints", "plans", "plan_points", "events", "state", "job_runs", "outbox")
+
+
+class StoreError(RuntimeError):
+    """The store file cannot be used as it is; the message names the file and the problem."""
+
+
+def to_ms(time: dt.datetime) -> int:
+    if time.tzinfo is None:
+        raise ValueError(f"time {time!r} must be timezone-aware")
+    return int(round(time.timestamp() * 1000))
+
+
+def from_ms(time_ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(time_ms / 1000, tz=dt.timezone.utc)
+
+
+def _escape_tag(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def line_protocol(measurement: str, tags: dict[str, str], fields: dict[str, float | str], time_ms: int) -> str:
+    tag_text = "".join(f",{k}={_escape_tag(str(v))}" for k, v in sorted(tags.items()) if v not in (None, ""))
+    parts = []
+    for key, value in fields.items():
+        if value is None:
+            continue
+        if isinstance(value, str):
+            parts.append(f'{key}="{value.replace(chr(34), chr(92) + chr(34))}"')
+        else:
+            parts.append(f"{key}={float(value)!r}")
+    return f"{measurement}{tag_text} {','.join(parts)} {time_ms}"
+
+
+class Store:
+    """A handle on one SQLite file. Thread-safe: APScheduler jobs share it."""
+
+    def __init__(self, path: str | Path, mirror: bool = False):
+        self.path = Path(path)
+        self.mirror = mirror  # queue time series for an InfluxDB sink
+        self._lock = threading.RLock()
+        self._check_file()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._ensure_schema()
+
+    # --- opening -----------------------------------------------------------------------------
+
+    def _check_file(self) -> None:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        with self.path.open("rb") as handle:
+            head = handle.read(len(SQLITE_MAGIC))
+        if head != SQLITE_MAGIC:
+            raise StoreError(f"{self.path}: not an SQLite database (refusing to overwrite it)")
+
+    def _ensure_schema(self) -> None:
+        try:
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path}: unreadable SQLite file ({error}); refusing to overwrite it") from None
+        if not tables:
+            with self._transaction() as db:
+                for statement in SCHEMA.strip().split(";\n"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            return
+        if "meta" not in tables:
+            raise StoreError(f"{self.path}: an SQLite file of another program (no 'meta' table); refusing to use it")
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None or not row[0].isdigit():
+            raise StoreError(f"{self.path}: no schema version recorded; refusing to use it")
+        version = int(row[0])
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {version}, this program reads version {SCHEMA_VERSION}")
+        missing = set(TABLES) - tables
+        if missing:
+            raise StoreError(f"{self.path}: tables missing: {', '.join(sorted(missing))}")
+
+    class _Transaction:
+        def __init__(self, store: "Store"):
+            self.store = store
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.store._lock.acquire()
+            self.store._db.execute("BEGIN IMMEDIATE")
+            return self.store._db
+
+        def __exit__(self, kind, value, trace) -> None:
+            try:
+                self.store._db.execute("ROLLBACK" if kind else "COMMIT")
+            finally:
+                self.store._lock.release()
+
+    def _transaction(self) -> "Store._Transaction":
+        return Store._Transaction(self)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def record_telemetry(self, rows: Iterable[tuple[dt.datetime, str, str, float | None, str]]) -> int:
+        """Rows of (time, device, quantity, value, quality); returns how many were stored."""
+        rows = [(to_ms(t), device, quantity, value, quality) for t, device, quantity, value, quality in rows]
+        with self._transaction() as db:
+            db.executemany("INSERT INTO telemetry VALUES (?, ?, ?, ?, ?)", rows)
+            if self.mirror:
+                db.executemany("INSERT INTO outbox (line) VALUES (?)", [
+                    (line_protocol("telemetry", {"device": d, "quantity": q, "quality": ql}, {"value": v}, t),)
+                    for t, d, q, v, ql in rows if v is not None])
+        return len(rows)
+
+    def record_setpoint(self, time: dt.datetime, device: str, requested_kw: float, written_kw: float | None,
+                        status: str, reason: str = "") -> None:
+        with self._transaction() as db:
+            db.execute("INSERT INTO setpoints VALUES (?, ?, ?, ?, ?, ?)",
+                       (to_ms(time), device, requested_kw, written_kw, status, reason))
+            if self.mirror and written_kw is not None:
+                db.execute("INSERT INTO outbox (line) VALUES (?)", (line_protocol(
+                    "setpoint", {"device": device, "status": status}, {"requested_kw": requested_kw, "written_kw": written_kw},
+                    to_ms(time)),))
+
+    def record_plan(self, created: dt.datetime, start: dt.datetime, step_minutes: int, kind: str, status: str,
+                    summary: dict, points: Iterable[tuple[dt.datetime, str, float, float | None]]) -> int:
+        """Store a plan and its points (time, asset, power_kw, soc_kwh); returns its id."""
+        with self._transaction() as db:
+            cursor = db.execute("INSERT INTO plans (created_ms, start_ms, step_minutes, kind, status, summary) "
+                                "VALUES (?, ?, ?, ?, ?, ?)",
+                                (to_ms(created), to_ms(start), step_minutes, kind, status, json.dumps(summary, default=str)))
+            plan_id = int(cursor.lastrowid)
+            db.executemany("INSERT INTO plan_points VALUES (?, ?, ?, ?, ?)",
+                           [(plan_id, to_ms(t), asset, power, soc) for t, asset, power, soc in points])
+            db.execute("INSERT OR REPLACE INTO state VALUES ('last_plan_id', ?, ?)", (json.dumps(plan_id), to_ms(created)))
+        return plan_id
+
+    def record_event(self, time: dt.datetime, kind: str, message: str, data: dict | None = None) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (to_ms(time), kind, message, json.dumps(data or {}, default=str)))
+
+    def record_job_run(self, job: str, started: dt.datetime, duration_s: float, ok: bool, error: str = "") -> None:
+        with self._transaction() as db:
+            db.execute("INSERT INTO job_runs VALUES (?, ?, ?, ?, ?)", (job, to_ms(started), duration_s, int(ok), error))
+
+    def set_state(self, key: str, value: Any, time: dt.datetime) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?)", (key, json.dumps(value, default=str), to_ms(time)))
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def get_state(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def plan_points(self, plan_id: int) -> list[tuple[dt.datetime, str, float, float | None]]:
+        with self._lock:
+            rows = self._db.execute("SELECT time_ms, asset, power_kw, soc_kwh FROM plan_points WHERE plan_id=? "
+                                    "ORDER BY asset, time_ms", (plan_id,)).fetchall()
+        return [(from_ms(t), asset, power, soc) for t, asset, power, soc in rows]
+
+    def plan(self, plan_id: int) -> dict | None:
+        with self._lock:
+            row = self._db.execute("SELECT id, created_ms, start_ms, step_minutes, kind, status, summary FROM plans "
+                                   "WHERE id=?", (plan_id,)).fetchone()
+        if row is None:
+            return None
+        return {"id": row[0], "created": from_ms(row[1]), "start": from_ms(row[2]), "step_minutes": row[3],
+                "kind": row[4], "status": row[5], "summary": json.loads(row[6])}
+
+    def rows(self, table: str, since: dt.datetime | None = None, until: dt.datetime | None = None) -> Iterator[tuple]:
+        """All rows of a time-indexed table in time order (for exports)."""
+        if table not in ("telemetry", "setpoints", "events", "job_runs"):
+            raise ValueError(f"cannot export table {table!r}")
+        column = "started_ms" if table == "job_runs" else "time_ms"
+        lo = to_ms(since) if since else -(2**62)
+        hi = to_ms(until) if until else 2**62
+        with self._lock:
+            cursor = self._db.execute(f"SELECT * FROM {table} WHERE {column} >= ? AND {column} < ? ORDER BY {column}", (lo, hi))
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        yield names
+        yield from rows
+
+    def series(self, device: str, quantity: str, since: dt.datetime) -> list[tuple[dt.datetime, float]]:
+        """Good values of one quantity of one device since ``since``, in time order."""
+        with self._lock:
+            rows = self._db.execute("SELECT time_ms, value FROM telemetry WHERE device=? AND quantity=? AND time_ms >= ? "
+                                    "AND quality='good' ORDER BY time_ms", (device, quantity, to_ms(since))).fetchall()
+        return [(from_ms(t), v) for t, v in rows]
+
+    def count(self, table: str) -> int:
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table!r}")
+        with self._lock:
+            return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    # --- outbox (for the InfluxDB sink) ------------------------------------------------------
+
+    def outbox_batch(self, limit: int) -> list[tuple[int, str]]:
+        with self._lock:
+            return self._db.execute("SELECT id, line FROM outbox ORDER BY id LIMIT ?", (limit,)).fetchall()
+
+    def outbox_ack(self, last_id: int) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM outbox WHERE id <= ?", (last_id,))

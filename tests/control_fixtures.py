@@ -1,0 +1,68 @@
+"""A controller and the digital twin on one hand-stepped clock, over real Modbus and MQTT."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from pathlib import Path
+
+from drivers.sim.clock import ManualClock
+from ems.config import load_portfolio
+from ems.control.controller import Controller
+from ems.devices import DeviceSet, controller_broker
+from ems.store import Store
+
+REFERENCE = Path("config/arao.toml")
+START = dt.datetime(2026, 4, 15, 6, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+
+
+def fast_twin_portfolio(**planning):
+    """The reference portfolio with a twin that steps and publishes often (real time)."""
+    portfolio = load_portfolio(REFERENCE)
+    twin = portfolio.twin.model_copy(update={"step_s": 0.02, "publish_interval_s": 0.1})
+    update = {"twin": twin}
+    if planning:
+        update["planning"] = portfolio.planning.model_copy(update=planning)
+    return portfolio.model_copy(update=update)
+
+
+class SteppedRun:
+    """Advance simulated time by hand: the twin integrates, publishes, then the controller acts."""
+
+    def __init__(self, twin_factory, broker, store_path: Path, portfolio=None, start: dt.datetime = START,
+                 horizon_hours: int = 24):
+        self.clock = ManualClock(start)
+        self.portfolio = portfolio or fast_twin_portfolio()
+        self.runner = twin_factory(REFERENCE, broker, clock=self.clock, portfolio=self.portfolio)
+        self.twin = self.runner.twin
+        self.served = self.twin.portfolio  # with the ports the twin listens on
+        self.broker = broker
+        self.store_path = store_path
+        self.horizon_hours = horizon_hours
+        self.controller: Controller | None = None
+        self.devices: DeviceSet | None = None
+
+    async def open_controller(self) -> Controller:
+        self.store = Store(self.store_path)
+        self.devices = DeviceSet(self.served, controller_broker(self.served, REFERENCE, self.broker.host, self.broker.port))
+        await self.devices.open()
+        self.controller = Controller(self.served, REFERENCE, self.devices, self.store, self.clock.now,
+                                     inputs="profiles", horizon_hours=self.horizon_hours)
+        return self.controller
+
+    async def close_controller(self) -> None:
+        await self.devices.close()
+        self.store.close()
+
+    async def advance(self, seconds: float) -> None:
+        now = self.clock.advance(seconds)
+        deadline = time.monotonic() + 5
+        while (self.twin.last_step is None or self.twin.last_step < now) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        for device in self.twin.mqtt_devices.values():
+            device.publish()
+        await asyncio.sleep(0.12)  # let the retained telemetry arrive
+
+    def battery(self, battery_id: str):
+        return self.twin.physics[battery_id]

@@ -1,0 +1,174 @@
+"""Batch assignment: pooling where it pays, limits never broken, energy respected, ILP >= insertion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dispatch.assign import Policy, assign_batch
+from dispatch.model import Reason, StopKind
+from dispatch.router import great_circle_km
+from ems.config.dispatch import DispatchSettings
+
+from tests.dispatch_fixtures import CENTRE, check_route, context, east, north, request, vehicle
+
+SETTINGS = DispatchSettings()
+
+
+def _riders_overlap(stops, a: str, b: str) -> bool:
+    """True when riders a and b are on board at the same time somewhere on the route."""
+    on_board: set[str] = set()
+    for stop in stops:
+        if stop.kind is StopKind.PICKUP:
+            on_board.add(stop.request_id)
+            if {a, b} <= on_board:
+                return True
+        elif stop.kind is StopKind.DROPOFF:
+            on_board.discard(stop.request_id)
+    return False
+
+
+def test_two_neighbours_to_the_hospital_share_one_vehicle():
+    hospital = north(CENTRE, 4.0)
+    home_a, home_b = east(CENTRE, 0.1), east(CENTRE, 0.25)
+    vehicles = [vehicle("v1", east(CENTRE, -0.5)), vehicle("v2", east(CENTRE, 0.8))]
+    requests = [request("a", home_a, hospital), request("b", home_b, north(hospital, 0.1))]
+    pooled = assign_batch(vehicles, requests, context(), SETTINGS, Policy.ILP)
+    alone = assign_batch(vehicles, requests, context(), SETTINGS, Policy.NO_POOLING)
+    assert pooled.assigned["a"] == pooled.assigned["b"]
+    assert _riders_overlap(pooled.routes[pooled.assigned["a"]], "a", "b")
+    assert alone.assigned["a"] != alone.assigned["b"]
+    assert pooled.added_cost < alone.added_cost
+
+
+def test_detour_limit_forbids_pooling_riders_going_opposite_ways():
+    # b's trip forces a long detour on a: with tight limits they may never ride together
+    tight = DispatchSettings(max_detour_fraction=0.1, max_detour_min_s=0.0)
+    requests = [request("a", CENTRE, north(CENTRE, 3.0)), request("b", east(CENTRE, 0.3), north(CENTRE, -3.0))]
+    vehicles = [vehicle("v1", east(CENTRE, 0.1)), vehicle("v2", east(CENTRE, 2.5))]
+    loose = assign_batch(vehicles, requests, context(), DispatchSettings(max_detour_fraction=3.0, max_detour_min_s=3600), Policy.ILP)
+    assert loose.assigned["a"] == loose.assigned["b"]  # without the limit, one vehicle takes both
+    result = assign_batch(vehicles, requests, context(tight), tight, Policy.ILP)
+    assert set(result.assigned) == {"a", "b"}
+    for stops in result.routes.values():
+        assert not _riders_overlap(stops, "a", "b")
+    for view in vehicles:
+        if view.vehicle_id in result.routes:
+            _, _, rides = check_route(view, result.routes[view.vehicle_id], tight, {r.request_id: r for r in requests})
+            assert all(ride <= limit + 1e-6 for ride, limit in rides.values())
+
+
+def _random_batch(seed: int, n_vehicles: int = 6, n_requests: int = 12):
+    rng = np.random.default_rng(seed)
+
+    def point():
+        return east(north(CENTRE, rng.uniform(-3, 3)), rng.uniform(-3, 3))
+
+    vehicles = [vehicle(f"v{i}", point(), seats=int(rng.integers(2, 5))) for i in range(n_vehicles)]
+    requests = [
+        request(f"r{i}", point(), point(), time_s=float(rng.uniform(-20, 0)), passengers=int(rng.choice([1, 1, 1, 2, 3])))
+        for i in range(n_requests)
+    ]
+    return vehicles, requests
+
+
+@pytest.mark.parametrize("policy", list(Policy))
+@pytest.mark.parametrize("seed", range(4))
+def test_capacity_wait_and_detour_limits_hold_in_every_route(policy, seed):
+    vehicles, requests = _random_batch(seed)
+    by_id = {r.request_id: r for r in requests}
+    result = assign_batch(vehicles, requests, context(), SETTINGS, policy)
+    assert set(result.assigned) | set(result.rejections) == set(by_id)
+    assert not set(result.assigned) & set(result.rejections)
+    for view in vehicles:
+        stops = result.routes.get(view.vehicle_id)
+        if stops is None:
+            continue
+        max_load, waits, rides = check_route(view, stops, SETTINGS, by_id)
+        assert max_load <= view.seats
+        assert all(wait <= SETTINGS.max_wait_s + 1e-6 for wait in waits.values())
+        assert all(ride <= limit + 1e-6 for ride, limit in rides.values())
+        assert {s.request_id for s in stops} == {r for r, v in result.assigned.items() if v == view.vehicle_id}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ilp_is_never_worse_than_insertion_on_the_same_batch(seed):
+    vehicles, requests = _random_batch(100 + seed, n_vehicles=5, n_requests=14)
+    ilp = assign_batch(vehicles, requests, context(), SETTINGS, Policy.ILP)
+    insertion = assign_batch(vehicles, requests, context(), SETTINGS, Policy.INSERTION)
+    assert len(ilp.assigned) >= len(insertion.assigned)
+    if len(ilp.assigned) == len(insertion.assigned):
+        assert ilp.added_cost <= insertion.added_cost + 1e-6
+
+
+def test_ilp_beats_insertion_when_greedy_order_is_wrong():
+    # insertion gives the first request the nearest vehicle, leaving the second with none in time;
+    # the ILP serves both
+    a = request("a", east(CENTRE, 0.0), north(CENTRE, 2.0), time_s=0.0)
+    b = request("b", east(CENTRE, 4.2), north(east(CENTRE, 4.2), 2.0), time_s=1.0)
+    vehicles = [vehicle("near_both", east(CENTRE, 1.5)), vehicle("far", east(CENTRE, -2.5))]
+    # a generous time limit: this is about the optimum, not about a loaded machine's speed
+    settings = DispatchSettings(max_wait_s=480.0, max_trip_size=1, ilp_time_limit_s=30.0)
+    ilp = assign_batch(vehicles, [a, b], context(settings), settings, Policy.ILP)
+    insertion = assign_batch(vehicles, [a, b], context(settings), settings, Policy.INSERTION)
+    assert len(ilp.assigned) == 2
+    assert len(insertion.assigned) == 1
+    assert insertion.rejections["b"].reason is Reason.TAKEN
+
+
+def test_vehicle_without_energy_for_trip_and_charger_is_not_given_it():
+    trip = request("long", east(CENTRE, 0.2), north(CENTRE, 6.0))
+    road_km = (great_circle_km(CENTRE, trip.origin) + great_circle_km(trip.origin, trip.destination)) * SETTINGS.detour_factor
+    back_km = great_circle_km(trip.destination, context().charger_points[0]) * SETTINGS.detour_factor
+    need_kwh = (road_km + back_km) * 0.15
+    short = vehicle("short", CENTRE, soc_kwh=6.0 + need_kwh - 0.05)
+    enough = vehicle("enough", CENTRE, soc_kwh=6.0 + need_kwh + 0.05)
+    alone = assign_batch([short], [trip], context(), SETTINGS)
+    assert alone.assigned == {}
+    assert alone.rejections["long"].reason is Reason.ENERGY
+    assert "energy" in alone.rejections["long"].message
+    both = assign_batch([short, enough], [trip], context(), SETTINGS)
+    assert both.assigned == {"long": "enough"}
+
+
+def test_far_request_is_rejected_at_once_with_the_wait_reason():
+    far = request("far", north(CENTRE, 9.0), north(CENTRE, 10.0))
+    result = assign_batch([vehicle("v1", CENTRE)], [far], context(), SETTINGS)
+    assert result.rejections["far"].reason is Reason.NO_VEHICLE_IN_TIME
+    assert "maximum wait" in result.rejections["far"].message
+
+
+def test_promised_riders_keep_their_limits_when_a_new_rider_is_added():
+    first = assign_batch([vehicle("v1", CENTRE)], [request("a", east(CENTRE, 0.5), north(CENTRE, 3.0))], context(), SETTINGS)
+    loaded = vehicle("v1", CENTRE, stops=first.routes["v1"])
+    # b's destination is the opposite way: inserting it would stretch a's ride past its limit
+    second = assign_batch([loaded], [request("b", east(CENTRE, 0.6), north(CENTRE, -4.0), time_s=30.0)], context(), SETTINGS)
+    if "b" in second.assigned:
+        _, _, rides = check_route(loaded, second.routes["v1"], SETTINGS, {})
+        assert all(ride <= limit + 1e-6 for ride, limit in rides.values())
+        assert not _riders_overlap(second.routes["v1"], "a", "b") or rides["a"][0] <= rides["a"][1]
+    else:
+        assert second.rejections["b"].reason in (Reason.DETOUR, Reason.NO_VEHICLE_IN_TIME)
+
+
+def test_keep_energy_and_shelter_call_limit_what_a_vehicle_accepts():
+    trip = request("r", east(CENTRE, 0.2), north(CENTRE, 3.0))
+    kept = vehicle("v1", CENTRE, soc_kwh=20.0, floor_kwh=19.5)  # the energy manager keeps 19.5 kWh
+    assert assign_batch([kept], [trip], context(), SETTINGS).rejections["r"].reason is Reason.ENERGY
+    called = vehicle("v1", CENTRE, end_s=300.0, final_point=north(CENTRE, -2.0))  # called to a shelter in 5 min
+    assert assign_batch([called], [trip], context(), SETTINGS).rejections["r"].reason is Reason.HOURS
+
+
+def test_solver_time_limit_still_leaves_a_valid_assignment():
+    vehicles, requests = _random_batch(7, n_vehicles=6, n_requests=16)
+    rushed = DispatchSettings(ilp_time_limit_s=1e-6)
+    result = assign_batch(vehicles, requests, context(rushed), rushed, Policy.ILP)
+    insertion = assign_batch(vehicles, requests, context(rushed), rushed, Policy.INSERTION)
+    assert len(result.assigned) >= len(insertion.assigned) > 0
+    assert set(result.assigned) | set(result.rejections) == {r.request_id for r in requests}
+    by_id = {r.request_id: r for r in requests}
+    for view in vehicles:
+        if view.vehicle_id in result.routes:
+            max_load, waits, rides = check_route(view, result.routes[view.vehicle_id], rushed, by_id)
+            assert max_load <= view.seats
+            assert all(ride <= limit + 1e-6 for ride, limit in rides.values())
