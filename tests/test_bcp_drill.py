@@ -139,3 +139,44 @@ def test_drill_writes_the_reservation_it_would_publish(drill):
         (v["vehicle"], v["shelter"], v["arrive"]) for v in visits]
     assert set(reservation.keep_energy_kwh) == {v["vehicle"] for v in visits}
     assert all(kwh > 0 for kwh in reservation.keep_energy_kwh.values())
+
+
+def test_twin_drill_reads_over_the_protocols_and_writes_nothing(mosquitto, tmp_path):
+    """Against the digital twin: the drill's snapshot reads every device, and afterwards no
+    Modbus register was written, no charger took a command, and no command, reservation or fleet
+    message crossed the broker."""
+    from ems.config import load_portfolio
+    from simulations.bcp_drill import twin_snapshot
+    from tests.conftest import free_port_block
+
+    received, ready = [], threading.Event()
+    listener = _listen(mosquitto.port, received, ready)
+    try:
+        assert ready.wait(5)
+        portfolio = load_portfolio("config/arao.toml")
+        snapshot = twin_snapshot(portfolio, "config/arao.toml", mosquitto.host, mosquitto.port, free_port_block(40))
+    finally:
+        listener.loop_stop()
+        listener.disconnect()
+    twin = snapshot.twin
+    assert {b.id for b in portfolio.batteries} <= set(snapshot.soc_kwh)
+    plugged = [r.vehicle_id for r in snapshot.readings if r.plugged and r.vehicle_id]
+    assert plugged and set(plugged) <= set(snapshot.soc_kwh)
+    for vehicle_id in plugged:  # what the charger reported is what the twin's vehicle holds
+        assert snapshot.soc_kwh[vehicle_id] == pytest.approx(twin.vehicles[vehicle_id].soc_kwh, abs=0.5)
+    assert all(server.store.writes == [] for server in twin.servers.values())
+    assert all(getattr(device, "commands_applied", 0) == 0 for device in twin.mqtt_devices.values())
+    topics = {topic for topic, _ in received}
+    assert any(t.endswith("/telemetry") for t in topics)  # the listener heard the twin
+    assert not [t for t in topics if t.endswith("/command") or t.startswith(("ems/", "fleet/"))]
+
+
+def test_twin_drill_from_the_command_line(mosquitto, tmp_path):
+    from tests.conftest import free_port_block
+
+    out = tmp_path / "twin-drill"
+    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_12H, "--twin", "--mqtt-host", mosquitto.host,
+                 "--mqtt-port", str(mosquitto.port), "--modbus-base-port", str(free_port_block(40)), "--out", str(out)]) == 0
+    summary = json.loads((out / "bcp.json").read_text())
+    assert summary["state"].startswith("digital twin: ")
+    assert "city_hall_bess" in summary["initial_soc_kwh"] and "taxi-01" in summary["initial_soc_kwh"]

@@ -25,6 +25,10 @@ def register(subparsers) -> None:
     drill.add_argument("--state", type=Path, help="JSON of the latest energy on board: {\"soc_kwh\": {id: kWh}}; default: the config's initial fractions")
     drill.add_argument("--out", type=Path, default=Path("out/bcp-drill"), help="report directory (default out/bcp-drill)")
     drill.add_argument("--no-fleet", action="store_true", help="plan with the stationary batteries and PV only")
+    drill.add_argument("--twin", action="store_true", help="start the digital twin and take the energy on board from its devices, read over Modbus and MQTT")
+    drill.add_argument("--mqtt-host", help="with --twin: broker address (default: the config's)")
+    drill.add_argument("--mqtt-port", type=int, help="with --twin: broker port (default: the config's)")
+    drill.add_argument("--modbus-base-port", type=int, help="with --twin: first Modbus port of the twin")
     drill.set_defaults(handler=run_drill)
     res = commands.add_parser("resilience", help="hours survived per shelter for outages starting at every hour")
     res.add_argument("--config", required=True, type=Path, help="portfolio TOML file")
@@ -142,11 +146,17 @@ def run_drill(args: argparse.Namespace) -> int:
     if inputs is None:
         return 2
     portfolio, profiles, outage = inputs
-    state = read_state(args.state, portfolio)
+    state, source = read_state(args.state, portfolio), str(args.state) if args.state else "config initial_soc_fraction"
+    if args.twin:
+        from simulations.bcp_drill import twin_snapshot
+
+        snapshot = twin_snapshot(portfolio, args.config, args.mqtt_host, args.mqtt_port, args.modbus_base_port)
+        state = snapshot.soc_kwh | state  # a state file, when given, still wins
+        source = f"digital twin: {len(snapshot.soc_kwh)} batteries and vehicles read over Modbus and MQTT"
     problem = bcp_problem_from_portfolio(portfolio, outage, profiles, state, include_fleet=not args.no_fleet)
     plan = plan_bcp(problem)
     title = f"BCP drill: {outage.name}, {portfolio.portfolio.name}"
-    extra = {"drill": True, "outage": outage.model_dump(mode="json"), "state": str(args.state) if args.state else "config initial_soc_fraction"}
+    extra = {"drill": True, "outage": outage.model_dump(mode="json"), "state": source, "initial_soc_kwh": {k: round(v, 3) for k, v in state.items()}}
     summary = write_report(plan, args.out, title, portfolio.portfolio.timezone, extra)
     # what live BCP mode would publish to the dispatcher; a drill only writes it down
     reservation = plan.reservation(problem.start)
