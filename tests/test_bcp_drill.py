@@ -180,3 +180,25 @@ def test_twin_drill_from_the_command_line(mosquitto, tmp_path):
     summary = json.loads((out / "bcp.json").read_text())
     assert summary["state"].startswith("digital twin: ")
     assert "city_hall_bess" in summary["initial_soc_kwh"] and "taxi-01" in summary["initial_soc_kwh"]
+
+
+def test_drill_takes_the_latest_state_from_the_store(tmp_path):
+    import datetime as dt
+
+    from ems.store import Store
+
+    path = tmp_path / "ems.sqlite"
+    store = Store(path)
+    now = dt.datetime.now(dt.timezone.utc)
+    store.record_telemetry([
+        (now - dt.timedelta(minutes=10), "shelter_north_bess", "soc_fraction", 0.9, "good"),
+        (now - dt.timedelta(minutes=5), "shelter_north_bess", "soc_fraction", 0.25, "good"),  # the latest counts
+        (now - dt.timedelta(minutes=4), "shelter_north_bess", "soc_fraction", 0.99, "stale"),  # not good: ignored
+        (now - dt.timedelta(minutes=5), "depot_c01", "soc_fraction", 0.5, "good"),  # taxi-01 at its home charger
+    ])
+    store.close()
+    out = tmp_path / "drill"
+    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_12H, "--store", str(path), "--out", str(out)]) == 0
+    summary = json.loads((out / "bcp.json").read_text())
+    assert summary["state"].startswith(f"store {path}: 2 batteries and vehicles")
+    assert summary["initial_soc_kwh"] == {"shelter_north_bess": 5.0, "taxi-01": 20.0}

@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     drill = commands.add_parser("drill", help="plan an outage on the configuration and the latest state; send nothing")
     drill.add_argument("--config", required=True, type=Path, help="portfolio TOML file")
     drill.add_argument("--outage", required=True, help="outage TOML file, or a spec 'start=...; hours=72; sites=a,b'")
-    drill.add_argument("--state", type=Path, help="JSON of the latest energy on board: {\"soc_kwh\": {id: kWh}}; default: the config's initial fractions")
+    drill.add_argument("--state", type=Path, help="JSON of the energy on board: {\"soc_kwh\": {id: kWh}}; wins over the store and the twin")
+    drill.add_argument("--store", type=Path, help="the controller's store to take the latest state from (default: storage.sqlite_path, if it exists)")
     drill.add_argument("--out", type=Path, default=Path("out/bcp-drill"), help="report directory (default out/bcp-drill)")
     drill.add_argument("--no-fleet", action="store_true", help="plan with the stationary batteries and PV only")
     drill.add_argument("--twin", action="store_true", help="start the digital twin and take the energy on board from its devices, read over Modbus and MQTT")
@@ -102,6 +103,36 @@ def run_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def state_from_store(path: Path, portfolio, lookback_days: int = 7) -> tuple[dict[str, float], str]:
+    """The latest good state of charge in the controller's store: batteries and vehicles from
+    their own telemetry; a vehicle without any, from its home charger's reading (the vehicle
+    plugged there reports through it)."""
+    from ems.store import Store, StoreError
+
+    try:
+        store = Store(path)
+    except StoreError as error:
+        raise ConfigError(path, [("(store)", str(error))]) from None
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=lookback_days)
+    state, newest = {}, None
+    try:
+        sources = [(b.id, b.id, b.capacity_kwh) for b in portfolio.batteries] + [(v.id, v.id, v.battery_kwh) for v in portfolio.vehicles]
+        sources += [(v.id, v.home_charger, v.battery_kwh) for v in portfolio.vehicles if v.home_charger]
+        for asset, device, capacity in sources:
+            if asset in state:
+                continue
+            series = store.series(device, "soc_fraction", since)
+            if series:
+                time, fraction = series[-1]
+                state[asset] = min(1.0, max(0.0, fraction)) * capacity
+                newest = max(newest, time) if newest else time
+    finally:
+        store.close()
+    if not state:
+        return {}, f"store {path}: no state of charge in the last {lookback_days} days; config initial_soc_fraction"
+    return state, f"store {path}: {len(state)} batteries and vehicles, latest reading {newest.isoformat()}"
+
+
 def read_state(path: Path | None, portfolio) -> dict[str, float]:
     """Energy on board per vehicle or battery id from a state file (see docs/bcp.md)."""
     if path is None:
@@ -146,13 +177,20 @@ def run_drill(args: argparse.Namespace) -> int:
     if inputs is None:
         return 2
     portfolio, profiles, outage = inputs
-    state, source = read_state(args.state, portfolio), str(args.state) if args.state else "config initial_soc_fraction"
+    state, source = {}, "config initial_soc_fraction"
+    store_path = args.store or Path(portfolio.storage.sqlite_path)
+    if not args.twin and store_path.is_file():
+        state, source = state_from_store(store_path, portfolio)
+    elif args.store is not None and not args.twin:
+        raise ConfigError(args.store, [("(file)", "no such store")])
     if args.twin:
         from simulations.bcp_drill import twin_snapshot
 
         snapshot = twin_snapshot(portfolio, args.config, args.mqtt_host, args.mqtt_port, args.modbus_base_port)
-        state = snapshot.soc_kwh | state  # a state file, when given, still wins
+        state = snapshot.soc_kwh
         source = f"digital twin: {len(snapshot.soc_kwh)} batteries and vehicles read over Modbus and MQTT"
+    if args.state is not None:  # a state file, when given, wins
+        state, source = state | read_state(args.state, portfolio), str(args.state)
     problem = bcp_problem_from_portfolio(portfolio, outage, profiles, state, include_fleet=not args.no_fleet)
     plan = plan_bcp(problem)
     title = f"BCP drill: {outage.name}, {portfolio.portfolio.name}"
