@@ -1,20 +1,12 @@
-"""Small BCP problems built by hand, and a private Mosquitto broker for the drill tests."""
+"""Small BCP problems built by hand."""
 
 from __future__ import annotations
-
-import os
-import shutil
-import socket
-import subprocess
-import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ems.bcp.problem import BcpProblem, BcpSolverSettings, ChargingSiteSpec, ShelterSpec, StationaryBatterySpec, VehicleSpec
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 START = pd.Timestamp("2026-09-15 14:00", tz="Asia/Tokyo")
 
 
@@ -43,39 +35,3 @@ def problem(shelters, vehicles=(), batteries=(), steps: int = 12, chargers: int 
     return BcpProblem(start=START, step_minutes=60, steps=steps, shelters=tuple(shelters), vehicles=tuple(vehicles),
                       batteries=tuple(batteries), charging_sites=sites, rotation_steps=rotation_steps,
                       settings=BcpSolverSettings(time_limit_s=20.0, mip_gap=1e-6))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Broker:
-    """A Mosquitto process on 127.0.0.1 on a free port, for as long as the ``with`` lasts."""
-
-    def __init__(self, directory: Path):
-        self.port = free_port()
-        self.directory = directory
-        self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> "Broker":
-        conf = self.directory / "mosquitto.conf"
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "persistence false"]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            lines.append("user root")
-        conf.write_text("\n".join(lines) + "\n")
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.02)
-        self.__exit__()
-        raise RuntimeError(f"mosquitto did not listen on port {self.port}")
-
-    def __exit__(self, *exc) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(5)

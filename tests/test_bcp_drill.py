@@ -13,7 +13,6 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from ems.cli import main
-from tests.bcp_fixtures import Broker
 
 SPEC_12H = "start=2026-09-15T14:00+09:00; hours=12; sites=shelter_north,shelter_central,shelter_south,city_hall; pv_scale=0.3"
 
@@ -28,41 +27,40 @@ def _listen(port: int, received: list, ready: threading.Event) -> mqtt.Client:
     return client
 
 
-def test_drill_sends_nothing_to_the_broker(tmp_path):
+def test_drill_sends_nothing_to_the_broker(tmp_path, mosquitto):
     """The drill runs with the configured broker up and a listener on '#': not one message."""
-    with Broker(tmp_path) as broker:
-        config = tmp_path / "arao.toml"
-        config.write_text(Path("config/arao.toml").read_text().replace("port = 1883", f"port = {broker.port}"))
-        received, ready = [], threading.Event()
-        listener = _listen(broker.port, received, ready)
-        try:
-            assert ready.wait(5)
-            probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bcp-probe")
-            probe.connect("127.0.0.1", broker.port)
-            probe.loop_start()
-            probe.publish("probe/check", b"1", qos=1).wait_for_publish(5)
-            probe.loop_stop()
-            probe.disconnect()
-            deadline = time.monotonic() + 5
-            while not received and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert received == [("probe/check", b"1")]  # the listener does hear messages
-            received.clear()
-            # the drill as a process, reporting which modules it loaded: no driver, broker or Modbus client
-            code = (
-                "import sys; from ems.cli import main; "
-                f"rc = main(['bcp', 'drill', '--config', {str(config)!r}, '--outage', {SPEC_12H!r}, '--out', {str(tmp_path / 'drill')!r}]); "
-                "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('drivers', 'paho', 'pymodbus', 'dispatch')); "
-                "print(rc, loaded)"
-            )
-            result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-            assert result.returncode == 0, result.stderr
-            assert result.stdout.strip().splitlines()[-1] == "0 []"
-            time.sleep(0.5)
-            assert received == []
-        finally:
-            listener.loop_stop()
-            listener.disconnect()
+    config = tmp_path / "arao.toml"
+    config.write_text(Path("config/arao.toml").read_text().replace("port = 1883", f"port = {mosquitto.port}"))
+    received, ready = [], threading.Event()
+    listener = _listen(mosquitto.port, received, ready)
+    try:
+        assert ready.wait(5)
+        probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bcp-probe")
+        probe.connect("127.0.0.1", mosquitto.port)
+        probe.loop_start()
+        probe.publish("probe/check", b"1", qos=1).wait_for_publish(5)
+        probe.loop_stop()
+        probe.disconnect()
+        deadline = time.monotonic() + 5
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert received == [("probe/check", b"1")]  # the listener does hear messages
+        received.clear()
+        # the drill as a process, reporting which modules it loaded: no driver, broker or Modbus client
+        code = (
+            "import sys; from ems.cli import main; "
+            f"rc = main(['bcp', 'drill', '--config', {str(config)!r}, '--outage', {SPEC_12H!r}, '--out', {str(tmp_path / 'drill')!r}]); "
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('drivers', 'paho', 'pymodbus', 'dispatch')); "
+            "print(rc, loaded)"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1] == "0 []"
+        time.sleep(0.5)
+        assert received == []
+    finally:
+        listener.loop_stop()
+        listener.disconnect()
     assert (tmp_path / "drill" / "bcp.json").is_file()
 
 
