@@ -101,7 +101,7 @@ def objective_bound(build: BcpBuild) -> float:
     return total
 
 
-def _frame(build: BcpBuild, var, keys, columns, index) -> pd.DataFrame:
+def _frame(var, columns, index) -> pd.DataFrame:
     values = {c: [pyo.value(var[c, t]) if (c, t) in var else 0.0 for t in range(len(index))] for c in columns}
     return pd.DataFrame(values, index=index, columns=list(columns)).fillna(0.0)
 
@@ -111,9 +111,9 @@ def read_plan(build: BcpBuild, status: str, gap, build_s: float, solve_s: float,
     index = problem.index
     bounds_index = pd.date_range(problem.start, periods=problem.steps + 1, freq=f"{problem.step_minutes}min")
     shelters = [s.id for s in problem.shelters]
-    served = _frame(build, m.shelter_served_kw, None, shelters, index)
+    served = _frame(m.shelter_served_kw, shelters, index)
     demand = pd.DataFrame({s.id: s.demand_kw for s in problem.shelters}, index=index, columns=shelters)
-    pv = _frame(build, m.shelter_pv_used_kw, None, shelters, index)
+    pv = _frame(m.shelter_pv_used_kw, shelters, index)
     up = ((served >= demand - 1e-4).cummin()) if len(index) else served.astype(bool)
     battery_kw = pd.DataFrame(0.0, index=index, columns=shelters)
     for b in problem.batteries:

@@ -1,8 +1,9 @@
-"""``ems bcp``: plan for an outage without touching anything (drill), and resilience statistics.
+"""``ems bcp``: plan for an outage without touching anything (drill), resilience statistics,
+and BCP mode as a logged operator action (activate, deactivate, status).
 
-The drill is wired here, at the top floor, from files only: the config, the outage, a state
-file. It is handed no driver, broker client or dispatcher link, so it cannot send a set-point
-or move a vehicle.
+The drill is wired here, at the top floor: its state comes from a file, the controller's store
+or a read-only snapshot of the digital twin, and the planner is handed numbers only, never a
+driver, broker client or dispatcher link, so it cannot send a set-point or move a vehicle.
 """
 
 from __future__ import annotations

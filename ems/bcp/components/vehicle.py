@@ -47,8 +47,6 @@ per vehicle-hour at a shelter.
 
 from __future__ import annotations
 
-import math
-
 import pyomo.environ as pyo
 
 from ems.bcp.build import BcpBuild
