@@ -89,6 +89,7 @@ class BcpPlan:
             "start": self.problem.start.isoformat(),
             "duration_hours": self.duration_h,
             "step_minutes": self.problem.step_minutes,
+            "shelter_names": {s.id: s.name for s in self.problem.shelters},
             "shelter_hours": self.shelter_hours(),
             "upper_bound_hours": self.upper_bound_hours | {s: self.duration_h for s in self.problem.sheltered_with_grid},
             "critical_energy_demand_kwh": round(demand_kwh, 3),
