@@ -200,3 +200,13 @@ def test_drill_takes_the_latest_state_from_the_store(tmp_path):
     summary = json.loads((out / "bcp.json").read_text())
     assert summary["state"].startswith(f"store {path}: 2 batteries and vehicles")
     assert summary["initial_soc_kwh"] == {"shelter_north_bess": 5.0, "taxi-01": 20.0}
+
+
+def test_an_outage_that_spares_every_shelter_reports_them_up(tmp_path):
+    out = tmp_path / "spared"
+    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", "start=2026-09-15T14:00+09:00; hours=6; sites=city_hall",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "bcp.json").read_text())
+    assert set(summary["shelter_hours"].values()) == {6.0}
+    assert summary["critical_energy_demand_kwh"] == 0.0 and summary["served_share"] == 1.0
+    assert summary["vehicles_assigned"] == []

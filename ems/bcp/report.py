@@ -28,6 +28,11 @@ def _png(fig) -> str:
 
 def supply_figure(plan: BcpPlan, timezone: str):
     shelters = list(plan.demand_kw.columns)
+    if not shelters:
+        fig, ax = plt.subplots(figsize=(11, 1.2))
+        ax.axis("off")
+        ax.text(0.0, 0.5, "No shelter loses the grid in this outage: every critical load stays on the grid.", fontsize=11)
+        return fig
     fig, axes = plt.subplots(len(shelters), 1, figsize=(11, 2.6 * max(1, len(shelters))), sharex=True, squeeze=False)
     names = {s.id: s.name for s in plan.problem.shelters}
     for ax, s in zip(axes[:, 0], shelters):
