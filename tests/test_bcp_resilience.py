@@ -49,3 +49,26 @@ def test_resilience_command_reports_the_fleet_value(tmp_path):
     assert (tmp_path / "resilience.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert runs["start"].nunique() == 2 and runs["hours_up"].max() <= 12
+
+
+def test_outage_spec_round_trips_any_valid_outage():
+    import datetime as dt
+
+    from hypothesis import given, settings, strategies as st
+
+    from ems.bcp import load_outage
+
+    sites = ["city_hall", "cultural_centre", "taxi_depot", "shelter_north", "shelter_central", "shelter_south"]
+
+    @settings(max_examples=60, deadline=None)
+    @given(chosen=st.lists(st.sampled_from(sites), min_size=1, max_size=6, unique=True),
+           hours=st.floats(min_value=0.5, max_value=336, allow_nan=False).map(lambda h: round(h, 2)),
+           pv_scale=st.floats(min_value=0, max_value=1, allow_nan=False).map(lambda x: round(x, 3)),
+           minutes=st.integers(min_value=0, max_value=60 * 24 * 365))
+    def check(chosen, hours, pv_scale, minutes):
+        start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=9))) + dt.timedelta(minutes=minutes)
+        spec = f"start={start.isoformat()}; hours={hours}; sites={','.join(chosen)}; pv_scale={pv_scale}"
+        outage = load_outage(spec)
+        assert (outage.start, outage.duration_hours, outage.sites, outage.pv_scale) == (start, hours, tuple(chosen), pv_scale)
+
+    check()
