@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "ems.cli.forecast",
     "ems.cli.dispatch",
     "ems.cli.simulate",
+    "ems.cli.bcp",
 )
 
 

@@ -33,6 +33,8 @@ def register(subparsers) -> None:
     parser.add_argument("--inputs", choices=("forecast", "profiles"), default="forecast")
     parser.add_argument("--nightly", action=argparse.BooleanOptionalAction, default=None,
                         help="run the nightly DR simulation at control.nightly_time (default: on live, off with --twin)")
+    parser.add_argument("--bcp-state-dir", type=Path, default=Path("var/ems"),
+                        help="where `ems bcp activate` records BCP mode (default var/ems), read every re-plan")
     parser.add_argument("--status-every-s", type=float, default=2.0, help="real seconds between status lines")
     parser.set_defaults(handler=run)
 
@@ -96,7 +98,8 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         from ems.control.fleetbus import FleetBus
 
         fleet = FleetBus(devices.link, {v.id for v in portfolio.vehicles}, clock.now)
-    controller = Controller(portfolio, args.config, devices, store, clock.now, inputs=args.inputs, fleet=fleet)
+    controller = Controller(portfolio, args.config, devices, store, clock.now, inputs=args.inputs, fleet=fleet,
+                            bcp=BcpSwitch(portfolio, args.config, args.bcp_state_dir))
     mode = store.get_state("mode", "live")
     store.record_event(clock.now(), "start", f"controller started in {mode} mode", {"twin": args.twin, "speed": args.speed})
     if controller.resume():
@@ -142,6 +145,27 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         store.close()
         print("stopped: devices left at their failsafe set-points", flush=True)
     return 0
+
+
+class BcpSwitch:
+    """The operator's BCP switch (``ems bcp activate``) and the BCP planner, for the controller."""
+
+    def __init__(self, portfolio, config_path: Path, state_dir: Path):
+        from ems.bcp.mode import BcpModeStore
+
+        self.portfolio, self.config_path = portfolio, config_path
+        self.modes = BcpModeStore(state_dir)
+
+    def current(self):
+        return self.modes.current()
+
+    def reservation(self, outage, soc_kwh: dict, now: dt.datetime):
+        from ems.bcp import bcp_problem_from_portfolio, plan_bcp
+        from ems.config import profile_values
+
+        profiles = {name: profile_values(p, self.config_path) for name, p in self.portfolio.profiles.items()}
+        plan = plan_bcp(bcp_problem_from_portfolio(self.portfolio, outage, profiles, soc_kwh))
+        return plan.reservation(pd.Timestamp(now))
 
 
 async def _flush_influx(store, portfolio, stop: asyncio.Event) -> None:

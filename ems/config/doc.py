@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from ems.config import schema
+from ems.config.bcp import BcpSettings
 from ems.config.control import ControlSettings, InfluxSettings, StorageSettings
 from ems.config.dispatch import DispatchSettings
 from ems.config.drivers import TwinSettings
@@ -31,6 +32,7 @@ SECTIONS = [
     ("[twin]", TwinSettings, "Where the digital twin serves simulated (`kind = \"sim\"`) devices."),
     ("[forecasting]", ForecastingSettings, "How PV and load are forecast for plans (see docs/forecasting.md)."),
     ("[dispatch]", DispatchSettings, "The ride-pooling dispatcher (see docs/dispatch.md)."),
+    ("[bcp]", BcpSettings, "BCP planning: shelters in an outage (see docs/bcp.md)."),
     ("[[sites]]", schema.Site, "A place with its own bus and one grid connection."),
     ("[[grid_connections]]", schema.GridConnection, "One per site."),
     ("[[pv_arrays]]", schema.PvArray, ""),

@@ -16,6 +16,7 @@ from ems.config.control import ControlSettings, StorageSettings
 from ems.config.drivers import TwinSettings
 from ems.config.forecasting import ForecastingSettings
 from ems.config.dispatch import DispatchSettings
+from ems.config.bcp import BcpSettings
 
 SLOTS_PER_DAY = 48  # JEPX 30-minute slots
 
@@ -281,3 +282,4 @@ class Portfolio(Strict):
     twin: TwinSettings = Field(default_factory=TwinSettings)
     forecasting: ForecastingSettings = Field(default_factory=ForecastingSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    bcp: BcpSettings = Field(default_factory=BcpSettings)

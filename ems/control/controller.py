@@ -50,7 +50,7 @@ class CycleFigures:
 class Controller:
     def __init__(self, portfolio: Portfolio, config_path: str | Path, devices: Any, store: Store,
                  clock: Callable[[], dt.datetime], *, inputs: str = "forecast", horizon_hours: int | None = None,
-                 fleet: Any = None):
+                 fleet: Any = None, bcp: Any = None):
         self.portfolio = portfolio
         self.config_path = Path(config_path)
         self.devices = devices  # ems.devices.DeviceSet, or anything with .drivers, .guard and read_all()
@@ -70,6 +70,11 @@ class Controller:
         self.history_kw: dict[str, pd.Series] = {}
         self.fleet = fleet  # ems.control.fleetbus.FleetBus: the dispatcher's states and plans, when live
         self.reservation = Reservation(issued=clock())  # energy vehicles must keep; shelter calls (BCP)
+        # BCP mode, handed in by the command line: .current() -> the operator's mode record or None,
+        # .reservation(outage, soc_kwh, now) -> the BCP plan's Reservation (ems/bcp lives beside this floor)
+        self.bcp = bcp
+        self.bcp_since: dt.datetime | None = None
+        self.bcp_sites: frozenset[str] = frozenset()
 
     # --- restart ---------------------------------------------------------------------------------
 
@@ -108,6 +113,38 @@ class Controller:
         self.figures.poll_s = time.perf_counter() - started
         return readings
 
+    def check_bcp_mode(self) -> bool:
+        """Follow the operator's BCP switch; True while BCP mode is active.
+
+        In BCP mode the batteries at the outage's sites charge up and hold their energy, the BCP
+        plan's reservation (energy to keep, vehicles called to shelters) constrains the vehicles
+        and goes to the dispatcher; back in normal mode both are lifted.
+        """
+        if self.bcp is None:
+            return False
+        now = self.clock()
+        mode = self.bcp.current()
+        if mode is not None and mode.active and mode.since != self.bcp_since:
+            socs = self.state.battery_soc_kwh() | self.state.vehicle_soc_kwh()
+            self.reservation = self.bcp.reservation(mode.outage, socs, now)
+            self.bcp_since, self.bcp_sites = mode.since, frozenset(mode.outage.sites)
+            calls = ", ".join(f"{c.vehicle_id}->{c.shelter_id}" for c in self.reservation.shelter_calls) or "none"
+            self.store.record_event(now, "bcp-mode", f"BCP mode on (operator {mode.operator}, since {mode.since.isoformat()}); "
+                                    f"shelter calls: {calls}", {"outage": mode.outage.model_dump(mode="json")})
+        elif (mode is None or not mode.active) and self.bcp_since is not None:
+            self.reservation = Reservation(issued=now)
+            self.bcp_since, self.bcp_sites = None, frozenset()
+            self.store.record_event(now, "bcp-mode", "BCP mode off: normal operation")
+        return self.bcp_since is not None
+
+    def _planning_portfolio(self) -> Portfolio:
+        """In BCP mode, batteries at the outage's sites keep all they can hold."""
+        if not self.bcp_sites:
+            return self.portfolio
+        batteries = tuple(b.model_copy(update={"bcp_reserve_kwh": b.capacity_kwh * b.soc_max_fraction}) if b.site in self.bcp_sites else b
+                          for b in self.portfolio.batteries)
+        return self.portfolio.model_copy(update={"batteries": batteries})
+
     def _problem(self, start: pd.Timestamp):
         now = self.clock()
         plugged = self.state.plugged()
@@ -119,7 +156,7 @@ class Controller:
             fleet_socs = {v: s.soc_kwh for v, s in self.fleet.states.items()}
         plans = {v: reconcile_plan(p, now, plugged[v], self.step) if v in plugged else p for v, p in plans.items()}
         initial = self.state.battery_soc_kwh() | fleet_socs | self.state.vehicle_soc_kwh()
-        return plan_inputs(self.config_path, start, horizon_hours=hours, inputs=self.inputs, plans=plans, portfolio=self.portfolio,
+        return plan_inputs(self.config_path, start, horizon_hours=hours, inputs=self.inputs, plans=plans, portfolio=self._planning_portfolio(),
                            history=self.history_kw or None, initial_soc_kwh=initial, unavailable=frozenset(self.state.missing()),
                            reservation=self.reservation)[1]
 
@@ -142,6 +179,7 @@ class Controller:
         now = self.clock()
         zone = self.portfolio.portfolio.timezone
         start = pd.Timestamp(now).tz_convert(zone).floor(f"{self.portfolio.planning.step_minutes}min")
+        await asyncio.to_thread(self.check_bcp_mode)
         problem = await asyncio.to_thread(self._problem, start)
         schedule = await asyncio.to_thread(solve, problem)
         if schedule.status == "fallback":
