@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import logging
 import signal
+import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -87,7 +88,13 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         started = asyncio.Event()
         twin_stop = asyncio.Event()
         twin_task = asyncio.create_task(twin.run(twin_stop, on_started=started.set))
-        await asyncio.wait_for(started.wait(), 30)
+        waiting = asyncio.create_task(started.wait())
+        await asyncio.wait({twin_task, waiting}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        if not started.is_set():
+            waiting.cancel()
+            error = twin_task.exception() if twin_task.done() else "did not start within 30 s"
+            print(f"ems run: the digital twin could not start: {error}", file=sys.stderr)
+            return 2
         print("digital twin serving:\n  " + "\n  ".join(twin.describe()), flush=True)
 
     store = Store(args.store or portfolio.storage.sqlite_path, mirror=portfolio.storage.influx is not None)
