@@ -53,3 +53,31 @@ def add_exclusive_flows(model: pyo.ConcreteModel, prefix: str, index: list, firs
     setattr(model, f"{prefix}_on", on)
     setattr(model, f"{prefix}_first", pyo.Constraint(index, rule=lambda _m, *k: first[k] <= first_max(k) * on[k]))
     setattr(model, f"{prefix}_second", pyo.Constraint(index, rule=lambda _m, *k: second[k] <= second_max(k) * (1 - on[k])))
+
+
+def add_storage(model: pyo.ConcreteModel, prefix: str, storage: dict, steps: int, dt_h: float) -> None:
+    """Charge, discharge and energy of stationary storage, ``storage``: id -> spec with
+    ``charge_max_kw``, ``discharge_max_kw``, ``soc_min_kwh``, ``soc_max_kwh``, ``initial_soc_kwh``,
+    ``charge_efficiency`` and ``discharge_efficiency``:
+
+        <prefix>_soc_kwh[s,t+1] = <prefix>_soc_kwh[s,t] + charge_efficiency * <prefix>_charge_kw[s,t] * dt
+                                  - <prefix>_discharge_kw[s,t] / discharge_efficiency * dt    (``<prefix>_soc_balance``)
+        <prefix>_soc_kwh[s,0] = initial; bounds widened to include the initial energy
+    """
+    power_index = [(s, t) for s in storage for t in range(steps)]
+    soc_index = [(s, t) for s in storage for t in range(steps + 1)]
+
+    def soc_bounds(_m, s, t):
+        spec = storage[s]
+        return (min(spec.soc_min_kwh, spec.initial_soc_kwh), max(spec.soc_max_kwh, spec.initial_soc_kwh))
+
+    charge = pyo.Var(power_index, bounds=lambda _m, s, t: (0.0, storage[s].charge_max_kw))
+    discharge = pyo.Var(power_index, bounds=lambda _m, s, t: (0.0, storage[s].discharge_max_kw))
+    soc = pyo.Var(soc_index, bounds=soc_bounds)
+    setattr(model, f"{prefix}_charge_kw", charge)
+    setattr(model, f"{prefix}_discharge_kw", discharge)
+    setattr(model, f"{prefix}_soc_kwh", soc)
+    for s, spec in storage.items():
+        soc[s, 0].fix(spec.initial_soc_kwh)
+    setattr(model, f"{prefix}_soc_balance", pyo.Constraint(power_index, rule=lambda _m, s, t: soc[s, t + 1] == (
+        soc[s, t] + storage[s].charge_efficiency * dt_h * charge[s, t] - dt_h / storage[s].discharge_efficiency * discharge[s, t])))

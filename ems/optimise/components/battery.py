@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
-from ems.optimise.build import ModelBuild, add_exclusive_flows
+from ems.optimise.build import ModelBuild, add_exclusive_flows, add_storage
 
 
 def add_battery_constraints(build: ModelBuild) -> None:
@@ -25,28 +25,7 @@ def add_battery_constraints(build: ModelBuild) -> None:
     settings = problem.settings
     batteries = {b.id: b for b in problem.batteries}
     steps = list(build.steps)
-    power_index = [(b, t) for b in batteries for t in steps]
-    soc_index = [(b, t) for b in batteries for t in range(len(steps) + 1)]
-
-    def soc_bounds(_m, b, t):
-        spec = batteries[b]
-        return (min(spec.soc_min_kwh, spec.initial_soc_kwh), max(spec.soc_max_kwh, spec.initial_soc_kwh))
-
-    m.battery_charge_kw = pyo.Var(power_index, bounds=lambda _m, b, t: (0.0, batteries[b].charge_max_kw))
-    m.battery_discharge_kw = pyo.Var(power_index, bounds=lambda _m, b, t: (0.0, batteries[b].discharge_max_kw))
-    m.battery_soc_kwh = pyo.Var(soc_index, bounds=soc_bounds)
-    for b, spec in batteries.items():
-        m.battery_soc_kwh[b, 0].fix(spec.initial_soc_kwh)
-
-    def soc_balance(_m, b, t):
-        spec = batteries[b]
-        return _m.battery_soc_kwh[b, t + 1] == (
-            _m.battery_soc_kwh[b, t]
-            + spec.charge_efficiency * dt_h * _m.battery_charge_kw[b, t]
-            - dt_h / spec.discharge_efficiency * _m.battery_discharge_kw[b, t]
-        )
-
-    m.battery_soc_balance = pyo.Constraint(power_index, rule=soc_balance)
+    add_storage(m, "battery", batteries, len(steps), dt_h)
 
     binary_index = [(b, t) for b in batteries for t in steps if build.storage_binary_steps[t]]
     add_exclusive_flows(m, "battery_charging", binary_index, m.battery_charge_kw, lambda k: batteries[k[0]].charge_max_kw,
