@@ -6,7 +6,9 @@ with negative midday prices, where the charge/discharge binaries are needed."""
 from __future__ import annotations
 
 import dataclasses
-import resource
+import subprocess
+import sys
+from pathlib import Path
 import statistics
 
 import numpy as np
@@ -39,16 +41,38 @@ def _measure(name: str, problem, repeats: int) -> list[dict]:
     rows.append({"name": name, "metric": "mip_gap_max", "value": max(r.mip_gap for r in runs), "unit": "fraction"})
     rows.append({"name": name, "metric": "binaries", "value": runs[0].shortfalls["binary_count"], "unit": "count"})
     rows.append({"name": name, "metric": "statuses_optimal", "value": sum(r.status == "optimal" for r in runs), "unit": f"of {repeats}"})
-    rows.append({"name": name, "metric": "peak_rss_after", "value": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "unit": "MiB"})
     return rows
 
 
+# VmHWM, not ru_maxrss: on Linux a child's ru_maxrss starts from its parent's size at fork
+PEAK_RSS_CHILD = """
+from pathlib import Path
+from benchmarks.bench_schedule import {problem}
+from ems.optimise import solve
+solve({problem}({args}))
+print(next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:")) / 1024)
+"""
+
+
+def _peak_rss_mib(problem: str, args: str = "") -> float:
+    """Peak memory of a fresh process that builds and solves one problem (others' memory excluded)."""
+    code = PEAK_RSS_CHILD.format(problem=problem, args=args)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def reference_problem():
+    return plan_inputs(REFERENCE, pd.Timestamp("2026-04-15", tz="Asia/Tokyo"))[1]
+
+
 def run() -> list[dict]:
-    start = pd.Timestamp("2026-04-15", tz="Asia/Tokyo")
-    reference = plan_inputs(REFERENCE, start)[1]
+    reference = reference_problem()
     city = city_problem()
     rows = _measure("schedule/reference-30min-48h", reference, REPEATS)
     rows += _measure("schedule/city-5min-24h", city, REPEATS)
     rows += _measure("schedule/city-5min-24h-negative-midday", negative_midday(city), 3)
     rows.append({"name": "schedule/city-5min-24h", "metric": "variables_evs", "value": len(city.evs), "unit": "vehicles"})
+    rows.append({"name": "schedule/reference-30min-48h", "metric": "peak_rss_process", "value": _peak_rss_mib("reference_problem"), "unit": "MiB"})
+    rows.append({"name": "schedule/city-5min-24h", "metric": "peak_rss_process", "value": _peak_rss_mib("city_problem"), "unit": "MiB"})
     return rows
