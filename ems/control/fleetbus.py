@@ -62,8 +62,8 @@ class FleetBus:
             return dict(self._plans)
 
     def _reject(self, topic: str, reason: str) -> None:
-        self.rejected.append((topic, reason))
         log.warning("fleet message on %s rejected: %s; last good state kept", topic, reason)
+        self.rejected.append((topic, reason))  # after the log line: readers may wait on this
 
     def _parse(self, topic: str, payload: bytes, model: type[BaseModel]):
         parts = topic.split("/")
