@@ -20,10 +20,11 @@ Rules (pure functions of the state passed in; the simulated or live clock is an 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol, Sequence
+
+import numpy as np
 
 from dispatch.clock import ServiceClock
 from dispatch.model import Point, Stop, StopKind
@@ -199,6 +200,7 @@ def idle_moves(
     moves: dict[str, Stop] = {}
     taken = set(taken_chargers)
     positioned: list[IdleVehicle] = []
+    settled: list[IdleVehicle] = []  # idle too briefly to move, but covering demand where they stand
     for vehicle in idle:
         spec = vehicle.spec
         if vehicle.heading is StopKind.CHARGER or vehicle.locked:
@@ -221,7 +223,9 @@ def idle_moves(
             continue
         if vehicle.heading is StopKind.REBALANCE or now_s - vehicle.idle_since_s >= settings.idle_rebalance_s:
             positioned.append(vehicle)
-    moves.update(_reposition(positioned, now_s, setup, settings, router, forecast))
+        elif vehicle.heading is None:
+            settled.append(vehicle)
+    moves.update(_reposition(positioned, settled, now_s, setup, settings, router, forecast))
     return moves
 
 
@@ -239,9 +243,15 @@ def _depot(setup: FleetSetup) -> Stop:
     return Stop(StopKind.DEPOT, setup.depot, place_id="depot")
 
 
-def _reposition(vehicles, now_s, setup, settings, router, forecast) -> dict[str, Stop]:
-    """Spread idle vehicles over the forecast hotspots that best cover demand. Only vehicles
-    at no hotspot move, each to the nearest unheld site; the others stay put."""
+def _reposition(vehicles, settled, now_s, setup, settings, router, forecast) -> dict[str, Stop]:
+    """Move idle vehicles where they best cover the forecast demand of the next ``rebalance_horizon_s``.
+
+    Coverage is the demand-weighted distance from each forecast hotspot to its nearest idle
+    vehicle (``vehicles`` may move; ``settled`` ones, idle only briefly, cover but stay). A move
+    of one vehicle to one hotspot is worth the pickup km it saves over the next
+    ``rebalance_horizon_s`` (coverage gain times the requests expected) less the km it drives;
+    the best move is made while one is worth it, each vehicle moving at most once per call.
+    """
     if not vehicles:
         return {}
     if not settings.rebalance or forecast is None:
@@ -249,52 +259,43 @@ def _reposition(vehicles, now_s, setup, settings, router, forecast) -> dict[str,
             v.spec.vehicle_id: _depot(setup) for v in vehicles
             if v.plugged_charger is None and v.heading is None and router.leg(v.position, setup.depot)[0] > ARRIVED_KM
         }
-    hotspots = list(forecast.hotspots(now_s + 1800.0))
-    if not hotspots:
+    hotspots = tuple(forecast.hotspots(now_s + settings.rebalance_horizon_s))
+    weights = np.array([w for _, w in hotspots])
+    if not hotspots or weights.sum() <= 0:
         return {}
-    sites = list(_coverage_order(tuple(hotspots), router)[: len(vehicles)])
-    filled: set[int] = set()
-    movable = []
-    for vehicle in vehicles:
-        # a vehicle at a hotspot, or on its way to one, stays there: moving again costs km
-        anchor = vehicle.target if vehicle.heading is StopKind.REBALANCE else vehicle.position
-        near = [j for j, site in enumerate(sites) if j not in filled and router.leg(anchor, site)[0] <= ARRIVED_KM]
-        if near:
-            filled.add(near[0])
-        elif vehicle.heading is StopKind.REBALANCE or any(router.leg(anchor, h)[0] <= ARRIVED_KM for h, _ in hotspots):
-            continue
-        else:
-            movable.append(vehicle)
-    open_sites = [j for j in range(len(sites)) if j not in filled]
-    pairs = sorted((router.leg(v.position, sites[j])[0], i, j) for i, v in enumerate(movable) for j in open_sites)
-    used_vehicles, used_sites, moves = set(), set(), {}
-    for _km, i, j in pairs:
-        if i in used_vehicles or j in used_sites:
-            continue
-        used_vehicles.add(i)
-        used_sites.add(j)
-        moves[movable[i].spec.vehicle_id] = Stop(StopKind.REBALANCE, sites[j], place_id="hotspot")
+    points = [p for p, _ in hotspots]
+    weights = weights / weights.sum()
+    between = np.array(_hotspot_km(hotspots, router))
+    horizon_h = settings.rebalance_horizon_s / 3600.0
+    requests = forecast.rate_per_h(now_s + settings.rebalance_horizon_s / 2) * horizon_h
+    # a vehicle driving to a hotspot covers it already: it is counted where it is going
+    anchors = [v.target if v.heading is StopKind.REBALANCE else v.position for v in vehicles]
+    cover = np.array([[router.leg(a, p)[0] for p in points] for a in anchors + [v.position for v in settled]])
+    drive = np.array([[router.leg(v.position, p)[0] for p in points] for v in vehicles])
+    moves: dict[str, Stop] = {}
+    movable = list(range(len(vehicles)))
+    while movable:
+        best = None
+        for i in movable:
+            others = np.delete(cover, i, axis=0).min(axis=0) if len(cover) > 1 else np.full(len(points), np.inf)
+            current = weights @ np.minimum(others, cover[i])
+            after = np.minimum(others[None, :], between).dot(weights)  # vehicle i at each hotspot
+            value = (current - after) * requests - drive[i]
+            j = int(np.argmax(value))
+            if value[j] > 0 and (best is None or value[j] > best[0]):
+                best = (value[j], i, j)
+        if best is None:
+            break
+        _, i, j = best
+        cover[i] = between[j]
+        movable.remove(i)
+        moves[vehicles[i].spec.vehicle_id] = Stop(StopKind.REBALANCE, points[j], place_id="hotspot")
     return moves
 
 
-@lru_cache(maxsize=32)  # memo only: the same hotspots give the same order
-def _coverage_order(hotspots: tuple[tuple[Point, float], ...], router: Router) -> tuple[Point, ...]:
-    """Hotspots in greedy p-median order: each next one most reduces the demand-weighted
-    distance from every hotspot to its nearest chosen one. The first k are the sites k idle
-    vehicles should hold, and the sites for k + 1 include them (so the choice is stable)."""
-    points = [p for p, _ in hotspots]
-    weights = [w for _, w in hotspots]
-    distance = [[router.leg(a, b)[0] for b in points] for a in points]
-    nearest = [math.inf] * len(points)
-    order: list[int] = []
-    while len(order) < len(points):
-        def cost(candidate: int) -> float:
-            return sum(w * min(nearest[i], distance[i][candidate]) for i, w in enumerate(weights) if w > 0)
-
-        best = min((c for c in range(len(points)) if c not in order), key=cost)
-        order.append(best)
-        nearest = [min(nearest[i], distance[i][best]) for i in range(len(points))]
-    return tuple(points[i] for i in order)
+@lru_cache(maxsize=32)  # memo only: the same hotspots give the same distances
+def _hotspot_km(hotspots: tuple[tuple[Point, float], ...], router: Router) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(router.leg(a, b)[0] for b, _ in hotspots) for a, _ in hotspots)
 
 
 def vehicle_plan(

@@ -126,3 +126,43 @@ def test_vehicle_short_of_its_next_hours_charges_when_demand_is_low_not_at_the_p
     assert busy == {}  # at the peak it stays at its hotspot and serves
     # plenty of energy: never sent to charge
     assert idle_moves([idle(30.0, at=north(CENTRE, 2.0))], now, SETUP, SETTINGS, ROUTER, set(), Peaky(north(CENTRE, 2.0), 5.0), None) == {}
+
+
+class TwoHotspots:
+    """Equal demand at two places 2 km apart, ``rate`` requests per hour in all."""
+
+    def __init__(self, a: Point, b: Point, rate: float):
+        self.a, self.b, self.rate = a, b, rate
+
+    def rate_per_h(self, time_s):
+        return self.rate
+
+    def mean_rate_per_h(self):
+        return self.rate
+
+    def hotspots(self, time_s):
+        return [(self.a, 0.5), (self.b, 0.5)]
+
+
+def parked(vehicle_id: str, at: Point, idle_since_s: float) -> IdleVehicle:
+    return IdleVehicle(spec(vehicle_id), at, 30.0, idle_since_s, None, None)
+
+
+def test_second_idle_vehicle_at_a_hotspot_moves_to_the_uncovered_one_when_demand_pays_for_the_drive():
+    a, b = CENTRE, north(CENTRE, 2.0)
+    now = 10 * 3600.0
+    pair = [parked("v1", a, 9 * 3600.0), parked("v2", a, 9 * 3600.0)]
+    # 10 requests/h: half an hour's 5 requests, half of them at b, each 2.6 road km nearer: worth 2.6 km of driving
+    moves = idle_moves(pair, now, SETUP, SETTINGS, ROUTER, set(), TwoHotspots(a, b, 10.0), None)
+    assert len(moves) == 1
+    (stop,) = moves.values()
+    assert stop.kind is StopKind.REBALANCE and stop.point == b
+    # 1 request/h: the drive costs more pickup km than it saves, so both stay
+    assert idle_moves(pair, now, SETUP, SETTINGS, ROUTER, set(), TwoHotspots(a, b, 1.0), None) == {}
+
+
+def test_vehicle_just_idle_at_the_other_hotspot_covers_it():
+    a, b = CENTRE, north(CENTRE, 2.0)
+    now = 10 * 3600.0
+    vehicles = [parked("v1", a, 9 * 3600.0), parked("v2", a, 9 * 3600.0), parked("v3", b, now - 10.0)]
+    assert idle_moves(vehicles, now, SETUP, SETTINGS, ROUTER, set(), TwoHotspots(a, b, 10.0), None) == {}

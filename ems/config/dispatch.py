@@ -39,6 +39,9 @@ class DispatchSettings(BaseModel):
     charge_lookahead_h: float = Field(2.0, ge=0, description="energy for this many service hours is kept on board")
     idle_rebalance_s: float = Field(120.0, ge=0, description="an idle vehicle waits this long before repositioning")
     rebalance: bool = Field(True, description="idle vehicles move toward forecast demand; otherwise to the depot")
+    rebalance_horizon_s: float = Field(
+        1800.0, gt=0, description="a rebalancing move must save more pickup km over this much forecast demand than it drives"
+    )
     wait_weight: float = Field(3.0, ge=0, description="cost of a second of rider wait relative to one of driving")
     ilp_time_limit_s: float = Field(2.0, gt=0, description="HiGHS time limit per batch; insertion is the fallback")
     max_trip_size: int = Field(3, ge=1, le=4, description="new requests one vehicle may take in one batch")
