@@ -15,6 +15,7 @@ from ems.bcp.components.battery import add_battery_constraints
 from ems.bcp.components.shelter import add_shelter_balance_constraints, add_shelter_constraints
 from ems.bcp.components.vehicle import add_vehicle_constraints
 from ems.bcp.problem import BcpProblem
+from ems.optimise.build import add_objective_terms
 
 
 def build_bcp_model(problem: BcpProblem) -> BcpBuild:
@@ -29,8 +30,5 @@ def build_bcp_model(problem: BcpProblem) -> BcpBuild:
 
 
 def add_objective(build: BcpBuild) -> None:
-    m = build.model
-    m.objective_term = pyo.Expression(
-        list(OBJECTIVE_TERMS), rule=lambda _m, name: pyo.quicksum(c * v for c, v in build.objective.get(name, []))
-    )
-    m.objective = pyo.Objective(expr=pyo.quicksum(m.objective_term[name] for name in OBJECTIVE_TERMS), sense=pyo.maximize)
+    """Maximise the sum of all booked terms [kWh-equivalent]; each term also kept as an Expression."""
+    add_objective_terms(build.model, build.objective, {}, OBJECTIVE_TERMS, pyo.maximize)

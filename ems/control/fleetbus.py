@@ -94,25 +94,23 @@ class FleetBus:
             return True
         return False
 
-    def _on_state(self, topic: str, payload: bytes) -> None:
-        state = self._parse(topic, payload, VehicleState)
-        if state is None:
+    def _accept(self, topic: str, payload: bytes, model: type[BaseModel], stamp_field: str, latest: dict) -> None:
+        """Keep a message in ``latest`` if it parses, fits its topic and is fresh and in order."""
+        message = self._parse(topic, payload, model)
+        if message is None:
             return
         with self._lock:
-            last = self._states.get(state.vehicle_id)
-        if self._fresh(topic, state.time, last.time if last else None, "time"):
+            last = latest.get(message.vehicle_id)
+        last_stamp = getattr(last, stamp_field) if last is not None else None
+        if self._fresh(topic, getattr(message, stamp_field), last_stamp, stamp_field):
             with self._lock:
-                self._states[state.vehicle_id] = state
+                latest[message.vehicle_id] = message
+
+    def _on_state(self, topic: str, payload: bytes) -> None:
+        self._accept(topic, payload, VehicleState, "time", self._states)
 
     def _on_plan(self, topic: str, payload: bytes) -> None:
-        plan = self._parse(topic, payload, VehiclePlan)
-        if plan is None:
-            return
-        with self._lock:
-            last = self._plans.get(plan.vehicle_id)
-        if self._fresh(topic, plan.issued, last.issued if last else None, "issued"):
-            with self._lock:
-                self._plans[plan.vehicle_id] = plan
+        self._accept(topic, payload, VehiclePlan, "issued", self._plans)
 
     def publish_reservation(self, reservation: Reservation) -> None:
         self.link.publish(RESERVATIONS_TOPIC, reservation.model_dump_json(), retain=True)

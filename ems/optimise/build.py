@@ -81,3 +81,14 @@ def add_storage(model: pyo.ConcreteModel, prefix: str, storage: dict, steps: int
         soc[s, 0].fix(spec.initial_soc_kwh)
     setattr(model, f"{prefix}_soc_balance", pyo.Constraint(power_index, rule=lambda _m, s, t: soc[s, t + 1] == (
         soc[s, t] + storage[s].charge_efficiency * dt_h * charge[s, t] - dt_h / storage[s].discharge_efficiency * discharge[s, t])))
+
+
+def add_objective_terms(model: pyo.ConcreteModel, terms: dict, constants: dict, names: tuple[str, ...], sense) -> None:
+    """``objective_term[name]`` = the sum of each booked (coef, var) of the term plus its constant,
+    and ``objective`` = their sum, minimised or maximised. A term not in ``names`` is an error."""
+    unknown = set(terms) - set(names)
+    if unknown:
+        raise ValueError(f"objective terms not declared: {sorted(unknown)}")
+    model.objective_term = pyo.Expression(
+        list(names), rule=lambda _m, name: pyo.quicksum(c * v for c, v in terms.get(name, [])) + constants.get(name, 0.0))
+    model.objective = pyo.Objective(expr=pyo.quicksum(model.objective_term[name] for name in names), sense=sense)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyomo.environ as pyo
 
-from ems.optimise.build import ModelBuild
+from ems.optimise.build import ModelBuild, add_objective_terms
 from ems.optimise.components import (
     add_battery_constraints,
     add_demand_response_constraints,
@@ -82,13 +82,4 @@ def build_model(problem: Problem, extra_binary_steps: np.ndarray | None = None) 
 
 def add_objective(build: ModelBuild) -> None:
     """Minimise the sum of all booked terms [yen]; each term also kept as an Expression."""
-    m = build.model
-    unknown = set(build.objective) - set(OBJECTIVE_TERMS)
-    if unknown:
-        raise ValueError(f"objective terms not declared in OBJECTIVE_TERMS: {sorted(unknown)}")
-    m.objective_term = pyo.Expression(
-        list(OBJECTIVE_TERMS),
-        rule=lambda _m, name: pyo.quicksum((c * v for c, v in build.objective.get(name, [])))
-        + build.objective_constant.get(name, 0.0),
-    )
-    m.objective = pyo.Objective(expr=pyo.quicksum(m.objective_term[name] for name in OBJECTIVE_TERMS), sense=pyo.minimize)
+    add_objective_terms(build.model, build.objective, build.objective_constant, OBJECTIVE_TERMS, pyo.minimize)
