@@ -14,14 +14,22 @@ Three policies share the same feasibility rules (``dispatch.routes``):
   HiGHS as its starting point, and the better of the two is kept, so the result is never worse
   than insertion, even when the time limit stops the solver.
 
+Riders already promised a vehicle but not yet picked up (``promised``) take part again in the
+``ilp`` and ``no-pooling`` batches when ``settings.reassign`` is on, as in Alonso-Mora et al.: a
+vehicle's route is then rebuilt from the riders it carries, its promised riders are candidates
+for every vehicle like new ones, and each vehicle's current route (with the insertion of the new
+requests) is a trip of the start solution, so the solver only moves a rider where that lowers
+the batch's cost. A promised rider must stay served (its ``u_r`` is fixed at 0) and keeps the
+latest pickup it was promised.
+
 ILP (x_k binary: trip k chosen; u_r in [0, 1]: request r unserved)::
 
     minimise   sum_k cost_k x_k + M sum_r u_r
     subject to sum_{k of vehicle v} x_k <= 1             for every vehicle v
                sum_{k containing r} x_k + u_r = 1        for every request r
 
-``cost_k`` is the time the vehicle's route grows by [s] plus ``wait_weight`` times the waits of
-the trip's new riders; ``M`` exceeds any possible total cost, so serving one more request always
+``cost_k`` is the time the vehicle's route grows by [s] (over the route of the riders it carries
+and keeps) plus ``wait_weight`` times the waits of the trip's riders; ``M`` exceeds any possible total cost, so serving one more request always
 wins (served requests first, then least added travel).
 """
 
@@ -34,7 +42,7 @@ from typing import Sequence
 import highspy
 import numpy as np
 
-from dispatch.model import REASON_TEXT, BatchResult, Reason, Rejection, Request, Stop, VehicleView
+from dispatch.model import REASON_TEXT, BatchResult, Reason, Rejection, Request, Stop, StopKind, VehicleView
 from dispatch.routes import Failure, RouteContext, RoutePlan, best_insertion, evaluate, most_telling, rider_stops
 from ems.config.dispatch import DispatchSettings
 
@@ -58,12 +66,21 @@ class _Batch:
     """Working data of one batch."""
 
     vehicles: dict[str, VehicleView]
-    requests: dict[str, Request]
+    requests: dict[str, Request]  # new and movable promised ones
     stops: dict[str, tuple[Stop, Stop]]
-    base_end_s: dict[str, float]
+    base_end_s: dict[str, float]  # end of each vehicle's kept route
     ctx: RouteContext
     settings: DispatchSettings
     pooling: bool
+    kept_stops: dict[str, tuple[Stop, ...]]  # the route a vehicle keeps whatever the batch decides
+    promised: dict[str, str]  # movable promised rider -> the vehicle it has now
+
+    def holders(self) -> dict[str, list[str]]:
+        """Vehicle -> its movable promised riders."""
+        held: dict[str, list[str]] = {}
+        for request_id, vehicle_id in self.promised.items():
+            held.setdefault(vehicle_id, []).append(request_id)
+        return held
 
     def insert(self, vehicle_id: str, stops: tuple[Stop, ...], request_id: str, new_ids: frozenset[str]):
         vehicle = self.vehicles[vehicle_id]
@@ -92,10 +109,14 @@ def assign_batch(
     ctx: RouteContext,
     settings: DispatchSettings,
     policy: Policy = Policy.ILP,
+    promised: Sequence[Request] = (),
 ) -> BatchResult:
     """Assign ``requests`` (all new in this batch) to ``vehicles``; every request is either given
-    a vehicle or rejected with a reason."""
-    batch = _prepare(vehicles, requests, ctx, settings, pooling=policy is not Policy.NO_POOLING)
+    a vehicle or rejected with a reason. ``promised`` are riders given a vehicle in an earlier
+    batch and not yet picked up: with ``settings.reassign`` the ``ilp`` and ``no-pooling``
+    policies may move them to another vehicle (``BatchResult.reassigned``)."""
+    movable = promised if settings.reassign and policy is not Policy.INSERTION else ()
+    batch = _prepare(vehicles, requests, movable, ctx, settings, pooling=policy is not Policy.NO_POOLING)
     candidates, reasons = _candidate_vehicles(batch)
     singles = _single_trips(batch, candidates, reasons)
     greedy = _greedy(batch, candidates)
@@ -104,28 +125,40 @@ def assign_batch(
     trips = list(singles)
     if policy is Policy.ILP and settings.max_trip_size > 1:
         trips += _shared_trips(batch, singles)
-    trips += [t for t in greedy if len(t.request_ids) > 1]
+    trips += greedy  # the start solution's trips (its singles may differ from the best single insertion)
     chosen, status = _solve_ilp(batch, _unique(trips), greedy)
     return _result(batch, chosen, reasons, singles, policy.value, len(trips), status)
 
 
-def _prepare(vehicles, requests, ctx, settings, pooling: bool) -> _Batch:
-    usable = {}
-    base_end = {}
+def _prepare(vehicles, requests, promised, ctx, settings, pooling: bool) -> _Batch:
+    promised_by_id = {r.request_id: r for r in promised}
+    usable, base_end, kept, holder = {}, {}, {}, {}
+    stops: dict[str, tuple[Stop, Stop]] = {}
     for vehicle in vehicles:
         if not vehicle.available:
             continue
-        base = evaluate(vehicle, vehicle.stops, ctx)
         # a route already promised cannot be worsened; a vehicle whose route went wrong takes no one
-        if isinstance(base, RoutePlan):
-            usable[vehicle.vehicle_id] = vehicle
-            base_end[vehicle.vehicle_id] = base.end_s
-    stops = {}
+        if isinstance(evaluate(vehicle, vehicle.stops, ctx), Failure):
+            continue
+        usable[vehicle.vehicle_id] = vehicle
+        waiting = {s.request_id for s in vehicle.stops if s.kind is StopKind.PICKUP} & promised_by_id.keys()
+        keep = tuple(s for s in vehicle.stops if s.request_id not in waiting)
+        base = evaluate(vehicle, keep, ctx)
+        if waiting and isinstance(base, Failure):  # cannot happen on a metric router; keep the route whole
+            waiting, keep, base = set(), vehicle.stops, evaluate(vehicle, vehicle.stops, ctx)
+        kept[vehicle.vehicle_id] = keep
+        base_end[vehicle.vehicle_id] = base.end_s
+        for request_id in waiting:
+            holder[request_id] = vehicle.vehicle_id
+            pickup = next(s for s in vehicle.stops if s.kind is StopKind.PICKUP and s.request_id == request_id)
+            dropoff = next(s for s in vehicle.stops if s.kind is StopKind.DROPOFF and s.request_id == request_id)
+            stops[request_id] = (pickup, dropoff)  # the limits it was promised
     for request in requests:
         direct_s = ctx.router.leg(request.origin, request.destination)[1]
         stops[request.request_id] = rider_stops(request, direct_s, settings.max_wait_s, settings.max_ride_s(direct_s))
     by_id = {r.request_id: r for r in requests}
-    return _Batch(usable, by_id, stops, base_end, ctx, settings, pooling)
+    by_id.update({r: promised_by_id[r] for r in holder})
+    return _Batch(usable, by_id, stops, base_end, ctx, settings, pooling, kept, holder)
 
 
 def _candidate_vehicles(batch: _Batch) -> tuple[dict[str, list[str]], dict[str, list[Reason]]]:
@@ -151,6 +184,9 @@ def _candidate_vehicles(batch: _Batch) -> tuple[dict[str, list[str]], dict[str, 
             reasons[request_id].append(Reason.NO_SEATS if (arrive <= latest).any() else Reason.NO_VEHICLE_IN_TIME)
         order = np.argsort(np.where(ok, arrive, np.inf))[: batch.settings.vehicles_per_request]
         candidates[request_id] = [ids[i] for i in order if ok[i]]
+        holder = batch.promised.get(request_id)
+        if holder is not None and holder not in candidates[request_id]:
+            candidates[request_id].append(holder)
     return candidates, reasons
 
 
@@ -159,7 +195,7 @@ def _single_trips(batch: _Batch, candidates, reasons) -> list[Trip]:
     for request_id, vehicle_ids in candidates.items():
         new = frozenset((request_id,))
         for vehicle_id in vehicle_ids:
-            found = batch.insert(vehicle_id, batch.vehicles[vehicle_id].stops, request_id, new)
+            found = batch.insert(vehicle_id, batch.kept_stops[vehicle_id], request_id, new)
             if isinstance(found, Reason):
                 reasons[request_id].append(found)
                 continue
@@ -169,11 +205,17 @@ def _single_trips(batch: _Batch, candidates, reasons) -> list[Trip]:
 
 
 def _greedy(batch: _Batch, candidates) -> list[Trip]:
-    """Insertion, request by request in order of request time, each to its cheapest vehicle."""
+    """Insertion, request by request in order of request time, each to its cheapest vehicle;
+    promised riders stay where they are."""
     routes = {v: batch.vehicles[v].stops for v in batch.vehicles}
-    taken: dict[str, set[str]] = {}
+    taken: dict[str, set[str]] = {v: set(ids) for v, ids in batch.holders().items()}
     plans: dict[str, RoutePlan] = {}
-    order = sorted(batch.requests.values(), key=lambda r: (r.time_s, r.request_id))
+    for vehicle_id in taken:
+        plan = evaluate(batch.vehicles[vehicle_id], routes[vehicle_id], batch.ctx)
+        assert isinstance(plan, RoutePlan)  # checked in _prepare
+        plans[vehicle_id] = plan
+    order = sorted((r for r in batch.requests.values() if r.request_id not in batch.promised),
+                   key=lambda r: (r.time_s, r.request_id))
     for request in order:
         best = None
         for vehicle_id in candidates[request.request_id]:
@@ -231,7 +273,11 @@ def _shared_trips(batch: _Batch, singles: list[Trip]) -> list[Trip]:
 
     trips: list[Trip] = []
     for vehicle_id, own in by_vehicle.items():
-        own = sorted(own, key=lambda t: t.cost)[: settings.candidates_per_vehicle]
+        # its own promised riders always; the cheapest others up to candidates_per_vehicle
+        is_mine = [batch.promised.get(next(iter(t.request_ids))) == vehicle_id for t in own]
+        mine = [t for t, m in zip(own, is_mine) if m]
+        others = sorted((t for t, m in zip(own, is_mine) if not m), key=lambda t: t.cost)
+        own = mine + others[: max(0, settings.candidates_per_vehicle - len(mine))]
         level = {t.request_ids: t for t in own}
         singles_ids = [next(iter(t.request_ids)) for t in own]
         for size in range(2, settings.max_trip_size + 1):
@@ -312,7 +358,8 @@ def _solve_ilp(batch: _Batch, trips: list[Trip], fallback: list[Trip]) -> tuple[
     lp.num_col_, lp.num_row_ = n_col, n_row
     lp.col_cost_ = np.array(cost)
     lp.col_lower_ = np.zeros(n_col)
-    lp.col_upper_ = np.ones(n_col)
+    # a promised rider cannot be dropped: its "unserved" column is fixed at 0
+    lp.col_upper_ = np.array([1.0] * len(trips) + [0.0 if r in batch.promised else 1.0 for r in request_ids])
     lp.row_lower_ = np.array([-highspy.kHighsInf] * len(vehicle_row) + [1.0] * len(request_ids))
     lp.row_upper_ = np.ones(n_row)
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
@@ -352,12 +399,19 @@ def _start_values(trips: list[Trip], request_ids: list[str], fallback: list[Trip
 
 
 def _result(batch: _Batch, chosen: list[Trip], reasons, singles: list[Trip], method: str, n_trips: int, status: str):
-    routes = {t.vehicle_id: t.plan.stops for t in chosen}
-    assigned = {r: t.vehicle_id for t in chosen for r in t.request_ids}
+    # a vehicle whose promised riders all went elsewhere keeps only the riders it carries
+    routes = {v: batch.kept_stops[v] for v in batch.holders()}
+    routes.update({t.vehicle_id: t.plan.stops for t in chosen})
+    placed = {r: t.vehicle_id for t in chosen for r in t.request_ids}
+    assigned = {r: v for r, v in placed.items() if r not in batch.promised}
+    reassigned = {r: v for r, v in placed.items() if r in batch.promised and batch.promised[r] != v}
+    missing = set(batch.promised) - set(placed)
+    if missing:  # the ILP's constraints forbid it; a bug here must not lose a rider silently
+        raise RuntimeError(f"promised riders lost by the assignment: {sorted(missing)}")
     feasible_somewhere = {r for t in singles for r in t.request_ids}
     rejections = {}
     for request_id in batch.requests:
-        if request_id in assigned:
+        if request_id in placed:
             continue
         if not batch.vehicles:
             reason = Reason.NO_VEHICLE
@@ -374,4 +428,5 @@ def _result(batch: _Batch, chosen: list[Trip], reasons, singles: list[Trip], met
         method=method,
         trips_considered=n_trips,
         solver_status=status,
+        reassigned=reassigned,
     )

@@ -113,7 +113,8 @@ class Rejection:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """The outcome of one batch: new routes, who got which vehicle, who was turned down."""
+    """The outcome of one batch: new routes, who got which vehicle, who was turned down, which
+    promised riders moved to another vehicle. ``routes`` holds every vehicle whose route changed."""
 
     routes: dict[str, tuple[Stop, ...]]
     assigned: dict[str, str]
@@ -123,3 +124,4 @@ class BatchResult:
     trips_considered: int = 0
     solver_status: str = ""
     stats: dict[str, float] = field(default_factory=dict)
+    reassigned: dict[str, str] = field(default_factory=dict)  # promised rider -> its new vehicle

@@ -98,6 +98,7 @@ class SimulationResult:
     states: dict[str, VehicleState]
     end_s: float
     policy: str
+    reassignments: int = 0
 
 
 class Simulation:
@@ -127,6 +128,7 @@ class Simulation:
         self.vehicles = {v.vehicle_id: self._initial(v) for v in setup.vehicles}
         _check_reservation(reservation, setup)
         self.assign_ms: list[float] = []
+        self.reassignments = 0
         self.plans: dict[str, VehiclePlan] = {}
 
     def _initial(self, spec: VehicleSpec) -> SimVehicle:
@@ -160,22 +162,33 @@ class Simulation:
                 break
             now += step
         return SimulationResult(
-            self.riders, self.vehicles, self.assign_ms, self.plans, self._states(now), now, self.policy.value
+            self.riders, self.vehicles, self.assign_ms, self.plans, self._states(now), now, self.policy.value,
+            self.reassignments,
         )
 
     def _assign(self, arrived: list[Request], now: float) -> None:
         views = [self._view(v, now) for v in self.vehicles.values()]
+        promised = [
+            r.request for r in self.riders.values() if r.vehicle_id and r.pickup_s is None and r.rejection is None
+        ]
         started = time.perf_counter()
-        result = assign_batch(views, arrived, self.ctx, self.settings, self.policy)
+        result = assign_batch(views, arrived, self.ctx, self.settings, self.policy, promised)
         self.assign_ms.append((time.perf_counter() - started) * 1000.0)
         for vehicle_id, stops in result.routes.items():
             vehicle = self.vehicles[vehicle_id]
+            if not stops and not vehicle.stops:
+                continue
             vehicle.stops = list(stops)
+            vehicle.ready_s = max(vehicle.ready_s, now)
+            if not stops:  # its waiting riders went to other vehicles: idle from here
+                vehicle.leg = None
+                vehicle.idle_since_s = vehicle.ready_s
+                continue
             vehicle.task = None
             vehicle.plugged = None
-            vehicle.ready_s = max(vehicle.ready_s, now)
-        for request_id, vehicle_id in result.assigned.items():
+        for request_id, vehicle_id in {**result.assigned, **result.reassigned}.items():
             self.riders[request_id].vehicle_id = vehicle_id
+        self.reassignments += len(result.reassigned)
         for request_id, rejection in result.rejections.items():
             self.riders[request_id].rejection = rejection
 
@@ -384,6 +397,7 @@ def kpis(result: SimulationResult) -> dict[str, float]:
         "mean_occupancy": sum(v.passenger_km for v in vehicles) / occupied_km if occupied_km > 0 else 0.0,
         "energy_kwh": sum(v.energy_kwh for v in vehicles),
         "charging_stops": sum(v.charging_stops for v in vehicles),
+        "reassigned_riders": result.reassignments,
         "assign_ms_p50": float(np.percentile(assign, 50)),
         "assign_ms_p95": float(np.percentile(assign, 95)),
         "batches": len(result.assign_ms),

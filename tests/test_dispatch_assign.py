@@ -172,3 +172,65 @@ def test_solver_time_limit_still_leaves_a_valid_assignment():
             max_load, waits, rides = check_route(view, result.routes[view.vehicle_id], rushed, by_id)
             assert max_load <= view.seats
             assert all(ride <= limit + 1e-6 for ride, limit in rides.values())
+
+
+def _promise(first_vehicle_at, rider, now_s: float, others=()):
+    """A vehicle at ``first_vehicle_at`` promised ``rider`` at time 0, seen again at ``now_s``."""
+    first = assign_batch([vehicle("v1", first_vehicle_at)], [rider], context(), SETTINGS)
+    assert first.assigned == {rider.request_id: "v1"}
+    return [vehicle("v1", first_vehicle_at, stops=first.routes["v1"], start_s=now_s), *others]
+
+
+def test_a_promised_rider_moves_to_a_vehicle_that_became_free_nearby():
+    # v1 was sent 3 km to fetch a; 30 s later v2 is free beside a, and b asks for a ride by v1
+    a = request("a", CENTRE, north(CENTRE, 2.0))
+    b = request("b", east(CENTRE, -3.1), north(east(CENTRE, -3.1), 1.5), time_s=30.0)
+    views = _promise(east(CENTRE, -3.0), a, 30.0, others=[vehicle("v2", east(CENTRE, 0.1), start_s=30.0)])
+    moved = assign_batch(views, [b], context(), SETTINGS, Policy.ILP, promised=[a])
+    assert moved.reassigned == {"a": "v2"}
+    assert moved.assigned == {"b": "v1"}
+    assert {s.request_id for s in moved.routes["v1"]} == {"b"}
+    assert {s.request_id for s in moved.routes["v2"]} == {"a"}
+    _, waits, _ = check_route(views[1], moved.routes["v2"], SETTINGS, {"a": a})
+    assert waits["a"] < 60.0  # against about 7 minutes from v1
+
+    kept = assign_batch(views, [b], context(), SETTINGS.model_copy(update={"reassign": False}), Policy.ILP, promised=[a])
+    assert kept.reassigned == {}
+    assert "a" in {s.request_id for s in kept.routes.get("v1", views[0].stops)}
+    assert moved.added_cost < kept.added_cost
+    # the fast path never moves a promised rider
+    assert assign_batch(views, [b], context(), SETTINGS, Policy.INSERTION, promised=[a]).reassigned == {}
+
+
+def test_a_vehicle_whose_promised_rider_leaves_keeps_only_the_riders_on_board():
+    a = request("a", CENTRE, north(CENTRE, 2.0))
+    views = _promise(east(CENTRE, -3.0), a, 30.0, others=[vehicle("v2", east(CENTRE, 0.1), start_s=30.0)])
+    result = assign_batch(views, [], context(), SETTINGS, Policy.ILP, promised=[a])
+    assert result.reassigned == {"a": "v2"}
+    assert result.routes["v1"] == ()
+    assert result.assigned == {} and result.rejections == {}
+
+
+@pytest.mark.parametrize("policy", [Policy.ILP, Policy.NO_POOLING])
+@pytest.mark.parametrize("seed", range(4))
+def test_promised_riders_are_never_lost_and_keep_their_limits_when_moved(policy, seed):
+    vehicles, requests = _random_batch(200 + seed, n_vehicles=6, n_requests=10)
+    first = assign_batch(vehicles, requests, context(), SETTINGS, policy)
+    promised = [r for r in requests if r.request_id in first.assigned]
+    # the next batch, before anyone moved: vehicles with their promised routes, new requests
+    later = [vehicle(v.vehicle_id, v.start, seats=v.seats, stops=first.routes.get(v.vehicle_id, ())) for v in vehicles]
+    _, fresh = _random_batch(300 + seed, n_vehicles=0, n_requests=8)
+    fresh = [request(r.request_id + "n", r.origin, r.destination, 0.0, r.passengers) for r in fresh]
+    second = assign_batch(later, fresh, context(), SETTINGS, policy, promised=promised)
+    routes = {v.vehicle_id: second.routes.get(v.vehicle_id, v.stops) for v in later}
+    by_id = {r.request_id: r for r in promised + fresh}
+    carried = [s.request_id for stops in routes.values() for s in stops if s.kind is StopKind.PICKUP]
+    assert sorted(carried) == sorted([r.request_id for r in promised] + list(second.assigned))
+    for view in later:
+        max_load, waits, rides = check_route(view, routes[view.vehicle_id], SETTINGS, by_id)
+        assert max_load <= view.seats
+        assert all(wait <= SETTINGS.max_wait_s + 1e-6 for wait in waits.values())
+        assert all(ride <= limit + 1e-6 for ride, limit in rides.values())
+    for request_id, vehicle_id in second.reassigned.items():
+        assert first.assigned[request_id] != vehicle_id
+        assert request_id in {s.request_id for s in routes[vehicle_id]}

@@ -47,6 +47,9 @@ class DispatchSettings(BaseModel):
     max_trip_size: int = Field(3, ge=1, le=4, description="new requests one vehicle may take in one batch")
     candidates_per_vehicle: int = Field(8, ge=1, description="requests per vehicle considered for shared trips")
     vehicles_per_request: int = Field(20, ge=1, description="nearest vehicles considered for each request")
+    reassign: bool = Field(
+        True, description="riders not yet picked up may move to another vehicle at a later batch (ilp, no-pooling)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "DispatchSettings":
