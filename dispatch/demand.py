@@ -161,12 +161,44 @@ class DemandModel:
         return self.requests_per_day / len(HOURLY_SHARE)
 
     def hotspots(self, time_s: float) -> list[tuple[Point, float]]:
+        """Where requests start around ``time_s``: points with their share of the requests.
+
+        A residential zone is a disc of homes, not its centroid: it is represented by its centre
+        and six points on a ring at the homes' mean distance from it (``_zone_points``), so the
+        rebalancer can spread several vehicles over one zone and does not take a vehicle parked
+        at the centroid for one at every door.
+        """
         hour = int(time_s // 3600)
         band = _band(min(max(hour, min(HOURLY_SHARE)), max(HOURLY_SHARE)))
-        weight_by_place: dict[Point, float] = {}
+        weight_by_point: dict[Point, float] = {}
         for origin_kind, _, weights in PURPOSES:
             places = _places(origin_kind)
             total = sum(p.weight for p in places)
             for place in places:
-                weight_by_place[place.point] = weight_by_place.get(place.point, 0.0) + weights[band] * place.weight / total
-        return sorted(weight_by_place.items(), key=lambda item: -item[1])
+                share = weights[band] * place.weight / total
+                for point, part in _zone_points(place, HOME_SPREAD_KM if origin_kind == "home" else 0.0):
+                    weight_by_point[point] = weight_by_point.get(point, 0.0) + share * part
+        return sorted(weight_by_point.items(), key=lambda item: -item[1])
+
+
+RING_POINTS = 6
+
+
+def _zone_points(place: Place, spread_km: float) -> list[tuple[Point, float]]:
+    """A place's origins as (point, share) pairs: the place itself when its spread is small,
+    else its centre (1/7) and six ring points (6/7 together) placed so that the mean distance
+    from the centre equals that of the scatter, sqrt(pi/2) x ``spread_km``."""
+    if spread_km <= 0.1:
+        return [(place.point, 1.0)]
+    ring_share = RING_POINTS / (RING_POINTS + 1)
+    radius_km = math.sqrt(math.pi / 2) * spread_km / ring_share
+    km_per_deg_lon = KM_PER_DEG_LAT * math.cos(math.radians(place.point.lat))
+    points = [(place.point, 1.0 - ring_share)]
+    for k in range(RING_POINTS):
+        angle = 2 * math.pi * k / RING_POINTS
+        points.append((
+            Point(place.point.lat + radius_km * math.sin(angle) / KM_PER_DEG_LAT,
+                  place.point.lon + radius_km * math.cos(angle) / km_per_deg_lon),
+            ring_share / RING_POINTS,
+        ))
+    return points

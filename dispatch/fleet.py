@@ -249,8 +249,10 @@ def _reposition(vehicles, settled, now_s, setup, settings, router, forecast) -> 
     Coverage is the demand-weighted distance from each forecast hotspot to its nearest idle
     vehicle (``vehicles`` may move; ``settled`` ones, idle only briefly, cover but stay). A move
     of one vehicle to one hotspot is worth the pickup km it saves over the next
-    ``rebalance_horizon_s`` (coverage gain times the requests expected) less the km it drives;
-    the best move is made while one is worth it, each vehicle moving at most once per call.
+    ``rebalance_horizon_s`` (coverage gain times the requests expected), priced as the
+    assignment prices them: a pickup second is a second of driving plus ``wait_weight`` seconds
+    of a rider's wait, so a saved pickup km is worth ``1 + wait_weight`` km of repositioning. The
+    best move is made while one is worth it, each vehicle moving at most once per call.
     """
     if not vehicles:
         return {}
@@ -280,7 +282,7 @@ def _reposition(vehicles, settled, now_s, setup, settings, router, forecast) -> 
             others = np.delete(cover, i, axis=0).min(axis=0) if len(cover) > 1 else np.full(len(points), np.inf)
             current = weights @ np.minimum(others, cover[i])
             after = np.minimum(others[None, :], between).dot(weights)  # vehicle i at each hotspot
-            value = (current - after) * requests - drive[i]
+            value = (current - after) * requests * (1.0 + settings.wait_weight) - drive[i]
             j = int(np.argmax(value))
             if value[j] > 0 and (best is None or value[j] > best[0]):
                 best = (value[j], i, j)

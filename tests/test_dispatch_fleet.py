@@ -152,13 +152,24 @@ def test_second_idle_vehicle_at_a_hotspot_moves_to_the_uncovered_one_when_demand
     a, b = CENTRE, north(CENTRE, 2.0)
     now = 10 * 3600.0
     pair = [parked("v1", a, 9 * 3600.0), parked("v2", a, 9 * 3600.0)]
-    # 10 requests/h: half an hour's 5 requests, half of them at b, each 2.6 road km nearer: worth 2.6 km of driving
+    # r requests/h: half an hour's r/2 requests, half of them at b, each 2.6 road km nearer, priced
+    # like the assignment prices them (1 + wait_weight = 4 per km): worth 2.6 r km against a 2.6 km drive
     moves = idle_moves(pair, now, SETUP, SETTINGS, ROUTER, set(), TwoHotspots(a, b, 10.0), None)
     assert len(moves) == 1
     (stop,) = moves.values()
     assert stop.kind is StopKind.REBALANCE and stop.point == b
-    # 1 request/h: the drive costs more pickup km than it saves, so both stay
-    assert idle_moves(pair, now, SETUP, SETTINGS, ROUTER, set(), TwoHotspots(a, b, 1.0), None) == {}
+    # half a request an hour: the drive costs more than the pickups it shortens, so both stay
+    assert idle_moves(pair, now, SETUP, SETTINGS, ROUTER, set(), TwoHotspots(a, b, 0.5), None) == {}
+
+
+def test_rebalancing_prices_the_riders_wait_as_the_assignment_does():
+    a, b = CENTRE, north(CENTRE, 2.0)
+    now = 10 * 3600.0
+    pair = [parked("v1", a, 9 * 3600.0), parked("v2", a, 9 * 3600.0)]
+    demand = TwoHotspots(a, b, 3.0)  # 3 requests/h: 1.95 pickup km saved, 7.8 wait-weighted, 2.6 driven
+    assert len(idle_moves(pair, now, SETUP, SETTINGS, ROUTER, set(), demand, None)) == 1
+    km_only = SETTINGS.model_copy(update={"wait_weight": 0.0})
+    assert idle_moves(pair, now, SETUP, km_only, ROUTER, set(), demand, None) == {}
 
 
 def test_vehicle_just_idle_at_the_other_hotspot_covers_it():
@@ -166,3 +177,21 @@ def test_vehicle_just_idle_at_the_other_hotspot_covers_it():
     now = 10 * 3600.0
     vehicles = [parked("v1", a, 9 * 3600.0), parked("v2", a, 9 * 3600.0), parked("v3", b, now - 10.0)]
     assert idle_moves(vehicles, now, SETUP, SETTINGS, ROUTER, set(), TwoHotspots(a, b, 10.0), None) == {}
+
+
+def test_forecast_hotspots_spread_a_residential_zone_like_its_homes():
+    import numpy as np
+
+    from dispatch.demand import HOME_SPREAD_KM, HOME_ZONES, DemandModel, _scatter, _zone_points
+    from dispatch.router import great_circle_km
+
+    zone = HOME_ZONES[0]
+    rng = np.random.default_rng(0)
+    homes_km = np.mean([great_circle_km(zone.point, _scatter(rng, zone, HOME_SPREAD_KM)) for _ in range(4000)])
+    points = _zone_points(zone, HOME_SPREAD_KM)
+    assert len(points) == 7  # the centre and six ring points
+    spread_km = sum(w * great_circle_km(zone.point, p) for p, w in points)
+    assert spread_km == pytest.approx(homes_km, rel=0.05)
+    hotspots = dict(DemandModel(200).hotspots(9 * 3600.0))
+    assert sum(hotspots.values()) == pytest.approx(1.0)
+    assert all(p in hotspots for p, _ in points)
