@@ -2,12 +2,15 @@
 
 (a) City scale: the reference portfolio's 12 four-seat taxis and 200 generated requests over a
     10-hour service day, replayed with the ILP (pooling), insertion and no-pooling policies.
+    A sweep then replays the same log on larger fleets (copies of the configured taxis) to show
+    what the wait and the pooling saving need.
 (b) Scale-up: 500 four-seat vehicles and 10,000 requests per hour in a 30 km square; the wall
     time of each 30 s batch assignment (``DISPATCH_BENCH_MINUTES`` simulated minutes, default 20).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import os
@@ -28,17 +31,21 @@ from ems.config import load_portfolio
 CONFIG = Path(__file__).resolve().parent.parent / "config" / "arao.toml"
 DAY = dt.date(2026, 4, 15)
 CITY_FIGURES = ("served_share", "mean_wait_s", "p95_wait_s", "shared_ride_share", "mean_occupancy", "vehicle_km",
-                "empty_km_share", "mean_detour_ratio", "charging_stops", "assign_ms_p95")
+                "empty_km_share", "mean_detour_ratio", "charging_stops", "reassigned_riders", "assign_ms_p95")
 UNITS = {"mean_wait_s": "s", "p95_wait_s": "s", "vehicle_km": "km", "assign_ms_p95": "ms"}
+
+
+def _city_log(out_dir: Path, portfolio):
+    path = out_dir / "requests_200.csv"
+    generate_requests(DAY, 200, portfolio.portfolio.timezone, seed=0).to_csv(path, index=False)
+    info = portfolio.portfolio
+    return read_requests(path, ServiceArea(Point(info.latitude_deg, info.longitude_deg), info.service_area_km), info.timezone, 4)
 
 
 def city_scale(out_dir: Path) -> list[dict]:
     portfolio = load_portfolio(CONFIG)
     settings = portfolio.dispatch
-    path = out_dir / "requests_200.csv"
-    generate_requests(DAY, 200, portfolio.portfolio.timezone, seed=0).to_csv(path, index=False)
-    info = portfolio.portfolio
-    log = read_requests(path, ServiceArea(Point(info.latitude_deg, info.longitude_deg), info.service_area_km), info.timezone, 4)
+    log = _city_log(out_dir, portfolio)
     setup = fleet_from_portfolio(portfolio, log.clock.date)
     rows, km = [], {}
     for policy in Policy:
@@ -56,8 +63,39 @@ def city_scale(out_dir: Path) -> list[dict]:
     return rows
 
 
+def fleet_sweep(out_dir: Path, sizes=(18, 24, 36)) -> list[dict]:
+    """The city log on larger fleets: mean wait and the pooling saving per fleet size. The extra
+    taxis are copies of the configured ones (same battery, seats and home charger)."""
+    portfolio = load_portfolio(CONFIG)
+    settings = portfolio.dispatch
+    log = _city_log(out_dir, portfolio)
+    base = fleet_from_portfolio(portfolio, log.clock.date)
+    rows = []
+    for size in sizes:
+        vehicles = tuple(
+            dataclasses.replace(base.vehicles[i % len(base.vehicles)], vehicle_id=f"taxi-{i + 1:02d}") for i in range(size)
+        )
+        setup = dataclasses.replace(base, vehicles=vehicles)
+        figures = {}
+        for policy in (Policy.ILP, Policy.NO_POOLING):
+            router = make_router(settings.speed_kmh, settings.detour_factor, None)
+            figures[policy] = kpis(Simulation(setup, log.requests, router, settings, policy, DemandModel(len(log.requests))).run())
+        name = f"dispatch_city_fleet{size}"
+        ilp, alone = figures[Policy.ILP], figures[Policy.NO_POOLING]
+        rows += [
+            {"name": name, "metric": "served_share", "value": ilp["served_share"], "unit": "share"},
+            {"name": name, "metric": "mean_wait_s", "value": ilp["mean_wait_s"], "unit": "s"},
+            {"name": name, "metric": "mean_wait_s_no_pooling", "value": alone["mean_wait_s"], "unit": "s"},
+            {"name": name, "metric": "shared_ride_share", "value": ilp["shared_ride_share"], "unit": "share"},
+            {"name": name, "metric": "vehicle_km", "value": ilp["vehicle_km"], "unit": "km"},
+            {"name": name, "metric": "vehicle_km_saving_vs_no_pooling",
+             "value": 1.0 - ilp["vehicle_km"] / alone["vehicle_km"], "unit": "share"},
+        ]
+    return rows
+
+
 def scale_up(minutes: float, policy: Policy = Policy.ILP, n_vehicles: int = 500, requests_per_h: float = 10_000,
-             side_km: float = 30.0) -> list[dict]:
+             side_km: float = 30.0, reassign: bool = True) -> list[dict]:
     rng = np.random.default_rng(1)
     centre = Point(33.0, 130.5)
     km_lat = 1 / 111.195
@@ -85,7 +123,8 @@ def scale_up(minutes: float, policy: Policy = Policy.ILP, n_vehicles: int = 500,
         dx, dy = rng.normal(0, 4.0, 2)
         requests.append(Request(f"r{i}", float(t), point(ox, oy), point(ox + dx, oy + dy), int(rng.choice([1, 1, 1, 2]))))
     setup = FleetSetup(vehicles, chargers, centre, ServiceClock(DAY))
-    simulation = Simulation(setup, tuple(requests), StraightLineRouter(30.0, 1.3), load_portfolio(CONFIG).dispatch, policy)
+    settings = load_portfolio(CONFIG).dispatch.model_copy(update={"reassign": reassign})
+    simulation = Simulation(setup, tuple(requests), StraightLineRouter(30.0, 1.3), settings, policy)
     # start the fleet spread out over the square, not at its chargers
     for vehicle in simulation.vehicles.values():
         vehicle.position = point(*rng.uniform(-side_km / 2, side_km / 2, 2))
@@ -96,7 +135,7 @@ def scale_up(minutes: float, policy: Policy = Policy.ILP, n_vehicles: int = 500,
         vehicle.idle_since_s = start_s
     result = simulation.run()
     figures = kpis(result)
-    name = f"dispatch_scale_{n_vehicles}veh_{int(requests_per_h)}rph_{policy.value}"
+    name = f"dispatch_scale_{n_vehicles}veh_{int(requests_per_h)}rph_{policy.value}" + ("" if reassign else "_no_reassign")
     return [
         {"name": name, "metric": "assign_ms_p50", "value": figures["assign_ms_p50"], "unit": "ms"},
         {"name": name, "metric": "assign_ms_p95", "value": figures["assign_ms_p95"], "unit": "ms"},
@@ -111,4 +150,5 @@ def run() -> list[dict]:
     out_dir = Path("out/bench_dispatch")
     out_dir.mkdir(parents=True, exist_ok=True)
     minutes = float(os.environ.get("DISPATCH_BENCH_MINUTES", "20"))
-    return city_scale(out_dir) + scale_up(minutes, Policy.ILP) + scale_up(minutes, Policy.INSERTION)
+    return (city_scale(out_dir) + fleet_sweep(out_dir) + scale_up(minutes, Policy.ILP)
+            + scale_up(minutes, Policy.ILP, reassign=False) + scale_up(minutes, Policy.INSERTION))

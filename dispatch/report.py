@@ -24,7 +24,8 @@ STATUS_COLOURS = {
 }
 KPI_ORDER = (
     "served_share", "mean_wait_s", "p95_wait_s", "mean_detour_ratio", "vehicle_km", "empty_km_share",
-    "shared_ride_share", "mean_occupancy", "energy_kwh", "charging_stops", "assign_ms_p50", "assign_ms_p95",
+    "shared_ride_share", "mean_occupancy", "energy_kwh", "charging_stops", "reassigned_riders", "assign_ms_p50",
+    "assign_ms_p95",
 )
 
 
