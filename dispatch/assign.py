@@ -29,8 +29,9 @@ ILP (x_k binary: trip k chosen; u_r in [0, 1]: request r unserved)::
                sum_{k containing r} x_k + u_r = 1        for every request r
 
 ``cost_k`` is the time the vehicle's route grows by [s] (over the route of the riders it carries
-and keeps) plus ``wait_weight`` times the waits of the trip's riders; ``M`` exceeds any possible total cost, so serving one more request always
-wins (served requests first, then least added travel).
+and keeps) plus ``wait_weight`` times the waits of the trip's riders; ``M`` exceeds any possible
+total cost, so serving one more request always wins (served requests first, then least added
+travel).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class _Batch:
     pooling: bool
     kept_stops: dict[str, tuple[Stop, ...]]  # the route a vehicle keeps whatever the batch decides
     promised: dict[str, str]  # movable promised rider -> the vehicle it has now
+    current: dict[str, RoutePlan]  # today's route of each vehicle holding movable riders
 
     def holders(self) -> dict[str, list[str]]:
         """Vehicle -> its movable promised riders."""
@@ -132,22 +134,25 @@ def assign_batch(
 
 def _prepare(vehicles, requests, promised, ctx, settings, pooling: bool) -> _Batch:
     promised_by_id = {r.request_id: r for r in promised}
-    usable, base_end, kept, holder = {}, {}, {}, {}
+    usable, base_end, kept, holder, current_plans = {}, {}, {}, {}, {}
     stops: dict[str, tuple[Stop, Stop]] = {}
     for vehicle in vehicles:
         if not vehicle.available:
             continue
         # a route already promised cannot be worsened; a vehicle whose route went wrong takes no one
-        if isinstance(evaluate(vehicle, vehicle.stops, ctx), Failure):
+        current = evaluate(vehicle, vehicle.stops, ctx)
+        if isinstance(current, Failure):
             continue
         usable[vehicle.vehicle_id] = vehicle
         waiting = {s.request_id for s in vehicle.stops if s.kind is StopKind.PICKUP} & promised_by_id.keys()
         keep = tuple(s for s in vehicle.stops if s.request_id not in waiting)
-        base = evaluate(vehicle, keep, ctx)
-        if waiting and isinstance(base, Failure):  # cannot happen on a metric router; keep the route whole
-            waiting, keep, base = set(), vehicle.stops, evaluate(vehicle, vehicle.stops, ctx)
+        base = evaluate(vehicle, keep, ctx) if waiting else current
+        if isinstance(base, Failure):  # cannot happen on a metric router; keep the route whole
+            waiting, keep, base = set(), vehicle.stops, current
         kept[vehicle.vehicle_id] = keep
         base_end[vehicle.vehicle_id] = base.end_s
+        if waiting:
+            current_plans[vehicle.vehicle_id] = current
         for request_id in waiting:
             holder[request_id] = vehicle.vehicle_id
             pickup = next(s for s in vehicle.stops if s.kind is StopKind.PICKUP and s.request_id == request_id)
@@ -158,7 +163,7 @@ def _prepare(vehicles, requests, promised, ctx, settings, pooling: bool) -> _Bat
         stops[request.request_id] = rider_stops(request, direct_s, settings.max_wait_s, settings.max_ride_s(direct_s))
     by_id = {r.request_id: r for r in requests}
     by_id.update({r: promised_by_id[r] for r in holder})
-    return _Batch(usable, by_id, stops, base_end, ctx, settings, pooling, kept, holder)
+    return _Batch(usable, by_id, stops, base_end, ctx, settings, pooling, kept, holder, current_plans)
 
 
 def _candidate_vehicles(batch: _Batch) -> tuple[dict[str, list[str]], dict[str, list[Reason]]]:
@@ -209,11 +214,7 @@ def _greedy(batch: _Batch, candidates) -> list[Trip]:
     promised riders stay where they are."""
     routes = {v: batch.vehicles[v].stops for v in batch.vehicles}
     taken: dict[str, set[str]] = {v: set(ids) for v, ids in batch.holders().items()}
-    plans: dict[str, RoutePlan] = {}
-    for vehicle_id in taken:
-        plan = evaluate(batch.vehicles[vehicle_id], routes[vehicle_id], batch.ctx)
-        assert isinstance(plan, RoutePlan)  # checked in _prepare
-        plans[vehicle_id] = plan
+    plans: dict[str, RoutePlan] = dict(batch.current)
     order = sorted((r for r in batch.requests.values() if r.request_id not in batch.promised),
                    key=lambda r: (r.time_s, r.request_id))
     for request in order:
