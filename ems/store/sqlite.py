@@ -14,7 +14,9 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-SCHEMA_VERSION = 1
+from ems.store.market_schema import MARKET_SCHEMA, MARKET_TABLES
+
+SCHEMA_VERSION = 2
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 SCHEMA = """
@@ -43,9 +45,11 @@ CREATE TABLE job_runs (
     job TEXT NOT NULL, started_ms INTEGER NOT NULL, duration_s REAL NOT NULL, ok INTEGER NOT NULL,
     error TEXT NOT NULL DEFAULT '');
 CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL);
-"""
+""" + MARKET_SCHEMA
 
-TABLES = ("telemetry", "setpoints", "plans", "plan_points", "events", "state", "job_runs", "outbox")
+TABLES = ("telemetry", "setpoints", "plans", "plan_points", "events", "state", "job_runs", "outbox", *MARKET_TABLES)
+# version -> the statements that bring a file of that version to the next one
+MIGRATIONS = {1: MARKET_SCHEMA}
 
 
 class StoreError(RuntimeError):
@@ -122,11 +126,24 @@ class Store:
         if row is None or not row[0].isdigit():
             raise StoreError(f"{self.path}: no schema version recorded; refusing to use it")
         version = int(row[0])
+        if version < SCHEMA_VERSION and all(v in MIGRATIONS for v in range(version, SCHEMA_VERSION)):
+            version = self._migrate(version)
+            tables |= set(MARKET_TABLES)
         if version != SCHEMA_VERSION:
             raise StoreError(f"{self.path}: schema version {version}, this program reads version {SCHEMA_VERSION}")
         missing = set(TABLES) - tables
         if missing:
             raise StoreError(f"{self.path}: tables missing: {', '.join(sorted(missing))}")
+
+    def _migrate(self, version: int) -> int:
+        """Bring an older file up to this version, in one transaction (all or nothing)."""
+        with self._transaction() as db:
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step].strip().split(";\n"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+        return SCHEMA_VERSION
 
     class _Transaction:
         def __init__(self, store: "Store"):
