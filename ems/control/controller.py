@@ -75,6 +75,7 @@ class Controller:
         self.bcp = bcp
         self.bcp_since: dt.datetime | None = None
         self.bcp_sites: frozenset[str] = frozenset()
+        self.following = None  # ems.control.following.ControllerFollowing: steer each slot to the demand plan
 
     # --- restart ---------------------------------------------------------------------------------
 
@@ -102,6 +103,8 @@ class Controller:
                 for r in readings for name in TELEMETRY_FIELDS if getattr(r, name) is not None]
         rows += [(now, r.device, "missing", 1.0, r.quality.value) for r in readings if r.power_kw is None]
         await asyncio.to_thread(self.store.record_telemetry, rows)
+        if self.following is not None:
+            self.following.after_poll(self, now)
         for device in lost:
             reason = self.state.reading(device).error or "no answer"
             self.store.record_event(now, "device-lost", f"{device} stopped answering ({reason}); failsafe set-point, left out of plans", {"device": device})
@@ -158,7 +161,7 @@ class Controller:
         initial = self.state.battery_soc_kwh() | fleet_socs | self.state.vehicle_soc_kwh()
         return plan_inputs(self.config_path, start, horizon_hours=hours, inputs=self.inputs, plans=plans, portfolio=self._planning_portfolio(),
                            history=self.history_kw or None, initial_soc_kwh=initial, unavailable=frozenset(self.state.missing()),
-                           reservation=self.reservation)[1]
+                           reservation=self.reservation, store=self.store)[1]
 
     async def refresh_history(self, days: int = 14) -> None:
         """Measured PV output and load of the last ``days`` for the forecasters (magnitudes, kW)."""
@@ -185,6 +188,8 @@ class Controller:
         if schedule.status == "fallback":
             self.store.record_event(now, "fallback", f"solver gave no plan ({schedule.message}); rule-based set-points")
         self.plan_power_kw = schedule.power_kw
+        if self.following is not None:
+            self.following.after_plan(self, now)
         points = [(t.to_pydatetime(), asset, float(v), None) for asset in schedule.power_kw.columns
                   for t, v in schedule.power_kw[asset].items()]
         summary = schedule.summary()
@@ -206,6 +211,8 @@ class Controller:
         live = {d for d in self.batteries | self.chargers if d in self.devices.drivers} - self.state.missing()
         targets = plan_targets(self.plan_power_kw, now, self.state.plugged(), self.batteries & live, self.chargers & live)
         targets = hold_small_changes(self.setpoints_kw, targets, self.portfolio.control.hold_threshold_kw)
+        if self.following is not None:
+            targets = self.following.adjust(self, targets, now)
         changed = [(d, t) for d, t in sorted(targets.items())
                    if not (self.setpoints_kw.get(d) == t and self._device_follows(d, self.written_kw.get(d, t)))]
         # devices answer independently: write them all at once, not one round trip after another

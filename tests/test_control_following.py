@@ -1,0 +1,101 @@
+"""Following the 30-minute demand plan: the slot meter, the correction, the recorded balance,
+and the imbalance with and without following on the same day and forecast-error sample."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from ems.config import load_portfolio
+from ems.control.following import PlanFollower, Steerable, distribute_offset, needed_grid_kw
+from ems.store import Store
+from ems.store.prices import imbalance_summary, record_slot_balances, slot_balances
+from tests.market_fixtures import write_market_portfolio
+
+T0 = dt.datetime(2026, 4, 15, 3, 0, tzinfo=dt.timezone.utc)  # 12:00 in Japan, a slot boundary
+
+
+@pytest.fixture
+def portfolio(tmp_path):
+    return load_portfolio(write_market_portfolio(tmp_path / "site"))
+
+
+def flat_plan(kw: dict[str, float], start=T0, steps=4) -> pd.DataFrame:
+    index = pd.date_range(start, periods=steps, freq="30min")
+    return pd.DataFrame({grid: [value] * steps for grid, value in kw.items()}, index=index)
+
+
+def test_needed_power_and_the_split_over_devices():
+    assert needed_grid_kw(10.0, 4.0, 0.25) == pytest.approx(24.0)
+    assert needed_grid_kw(10.0, 4.0, 0.0) == pytest.approx(6.0 / (2 / 60))  # never divides by zero
+    devices = [Steerable("bess", 0.0, -15.0, 10.0), Steerable("car", -6.0, -6.0, 0.0)]
+    assert distribute_offset(12.0, devices) == ({"bess": 10.0, "car": -4.0}, 0.0)
+    assert distribute_offset(20.0, devices) == ({"bess": 10.0, "car": 0.0}, 4.0)
+
+
+def test_a_slot_is_steered_to_its_plan_and_recorded(portfolio, tmp_path):
+    """The site draws 30 kW; the plan says 10 kWh (20 kW) this slot: the battery makes up the rest."""
+    follower = PlanFollower(portfolio, 25.0)
+    follower.update_plan(flat_plan({"hall_grid": 20.0, "depot_grid": 2.0}), 30, T0 - dt.timedelta(hours=2))
+    base = {"hall": 30.0, "depot": 2.0}
+    battery = 0.0
+    closed = []
+    for minute in range(0, 31):
+        now = T0 + dt.timedelta(minutes=minute)
+        grid = {"hall": base["hall"] - battery, "depot": base["depot"]}
+        closed += follower.observe(now, grid)
+        setpoints = follower.correct(now, grid, {"hall": [Steerable("hall_bess", 0.0, -15.0, 15.0)]})
+        battery = setpoints.get("hall_bess", battery)
+    hall = next(b for b in closed if b.site == "hall")
+    total = next(b for b in closed if b.site == "total")
+    assert hall.planned_kwh == pytest.approx(10.0)
+    assert abs(hall.imbalance_kwh) < 0.3  # against 5 kWh without the battery
+    assert total.planned_kwh == pytest.approx(11.0) and total.imbalance_yen == pytest.approx(abs(total.imbalance_kwh) * 25.0)
+    store = Store(tmp_path / "s.sqlite")
+    record_slot_balances(store, closed)
+    assert [b.site for b in slot_balances(store, T0)] == ["depot", "hall", "total"]
+    summary = imbalance_summary(store, T0)
+    assert summary["slots"] == 1 and summary["imbalance_abs_kwh"] == pytest.approx(abs(total.imbalance_kwh), abs=1e-3)
+
+
+def test_without_following_the_same_slot_keeps_its_error(portfolio):
+    follower = PlanFollower(portfolio, 25.0, enabled=False)
+    follower.update_plan(flat_plan({"hall_grid": 20.0, "depot_grid": 2.0}), 30, T0 - dt.timedelta(hours=2))
+    closed = []
+    for minute in range(0, 31):
+        now = T0 + dt.timedelta(minutes=minute)
+        closed += follower.observe(now, {"hall": 30.0, "depot": 2.0})
+        assert follower.correct(now, {"hall": 30.0, "depot": 2.0}, {"hall": [Steerable("hall_bess", 0.0, -15.0, 15.0)]}) == {}
+    hall = next(b for b in closed if b.site == "hall")
+    assert hall.imbalance_kwh == pytest.approx(5.0) and not hall.following
+
+
+def test_partial_slots_and_gate_closure(portfolio):
+    follower = PlanFollower(portfolio, 25.0)
+    follower.update_plan(flat_plan({"hall_grid": 20.0, "depot_grid": 2.0}), 30, T0 - dt.timedelta(hours=2))
+    # a re-plan 10 minutes before the first slot: that slot's gate has closed, later ones move
+    follower.update_plan(flat_plan({"hall_grid": 40.0, "depot_grid": 2.0}), 30, T0 - dt.timedelta(minutes=10))
+    assert follower.planned_kwh[T0]["hall"] == pytest.approx(10.0)
+    assert follower.planned_kwh[T0 + dt.timedelta(minutes=90)]["hall"] == pytest.approx(20.0)
+    # started mid-slot: that slot is not recorded; a meter gap spoils the next one
+    closed = follower.observe(T0 + dt.timedelta(minutes=10), {"hall": 20.0, "depot": 2.0})
+    closed += follower.observe(T0 + dt.timedelta(minutes=30), {"hall": 20.0, "depot": None})
+    closed += follower.observe(T0 + dt.timedelta(minutes=60), {"hall": 20.0, "depot": 2.0})
+    closed += follower.observe(T0 + dt.timedelta(minutes=90), {"hall": 20.0, "depot": 2.0})
+    recorded = {(b.slot_start, b.site) for b in closed}
+    assert (T0, "hall") not in recorded and (T0 + dt.timedelta(minutes=30), "depot") not in recorded
+    assert (T0 + dt.timedelta(minutes=30), "hall") in recorded and (T0 + dt.timedelta(minutes=60), "depot") in recorded
+
+
+def test_following_cuts_the_imbalance_of_a_day_with_forecast_errors(tmp_path):
+    from simulations.imbalance import imbalance_day
+
+    config = str(write_market_portfolio(tmp_path / "site"))
+    day = dt.date(2026, 4, 15)
+    following = imbalance_day(config, day, seed=3, follow=True, replan_minutes=480)
+    open_loop = imbalance_day(config, day, seed=3, follow=False, replan_minutes=480)
+    assert following["replans"] == open_loop["replans"] == 3
+    assert open_loop["imbalance_abs_kwh"] > 5.0
+    assert following["imbalance_abs_kwh"] < 0.5 * open_loop["imbalance_abs_kwh"]
