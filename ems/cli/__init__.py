@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "ems.cli.dispatch",
     "ems.cli.simulate",
     "ems.cli.bcp",
+    "ems.cli.prices",
+    "ems.cli.dr",
 )
 
 
