@@ -135,3 +135,17 @@ def test_the_live_loop_steers_each_slot_to_the_plan_on_the_twin(twin_factory, mo
     assert extra_kwh > 8.0  # what the site drew above its plan over the hour
     assert all(abs(b.imbalance_kwh) < 0.1 * extra_kwh / 2 for b in hall)
     assert {b.site for b in balances} >= {"city_hall", "total"}
+
+
+def test_ems_imbalance_lists_the_recorded_slots_of_a_day(portfolio, tmp_path, capsys):
+    from ems.cli import main
+    from ems.store.prices import SlotBalance
+
+    store = Store(tmp_path / "site" / "ems.sqlite")
+    record_slot_balances(store, [SlotBalance(T0, "total", 11.0, 12.5, 37.5, True),
+                                 SlotBalance(T0 + dt.timedelta(minutes=30), "total", 11.0, 10.0, 25.0, True)])
+    store.close()
+    assert main(["imbalance", "--config", str(tmp_path / "site" / "small.toml"), "--date", "2026-04-15"]) == 0
+    out = capsys.readouterr().out
+    assert "  25 12:00        11.00        12.50          +1.50       38" in out
+    assert "2 slots: |imbalance| 2.50 kWh, 62 yen" in out

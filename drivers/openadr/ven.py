@@ -101,7 +101,7 @@ class Ven:
         self.on_event, self.clock = on_event, clock
         for resource_id, read in sorted((telemetry or {}).items()):
             self.client.add_report(callback=self._reader(read), resource_id=resource_id, measurement="POWER_REAL",
-                                   unit="W", scale="k", sampling_rate=dt.timedelta(seconds=sampling_s),
+                                   unit="W", scale="k", sampling_rate=dt.timedelta(seconds=sampling_s), report_duration=dt.timedelta(hours=1),
                                    report_specifier_id=f"telemetry-{resource_id}", r_id=f"{resource_id}-power")
         self.responses: dict[str, str] = {}
 

@@ -1,5 +1,5 @@
 """``ems prices``: import JEPX spot prices into the store, list what is stored, backtest the
-price forecast on the stored history."""
+price forecast on the stored history; ``ems imbalance``: the 30-minute balance ``ems run`` kept."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from ems.config import load_portfolio
 from ems.config.market import JEPX_AREAS
@@ -33,6 +34,11 @@ def register(subparsers) -> None:
     test.add_argument("--days", type=int, default=14, help="held-out days at the end of the history (default 14)")
     test.add_argument("--lead-days", type=int, default=1, choices=(1, 2), help="days from the last known date to the forecast date")
     test.set_defaults(handler=run_backtest)
+    balance = subparsers.add_parser("imbalance", help="the demand plan's 30-minute balance kept by ems run: planned, metered, imbalance")
+    balance.add_argument("--config", required=True, type=Path)
+    balance.add_argument("--date", type=dt.date.fromisoformat, help="local day (default: today)")
+    balance.add_argument("--store", type=Path, help="override storage.sqlite_path")
+    balance.set_defaults(handler=run_imbalance)
 
 
 def _area(portfolio, given: str | None) -> str:
@@ -95,4 +101,35 @@ def run_backtest(args: argparse.Namespace) -> int:
         print(f"ems prices backtest: {error}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def day_bounds(day: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time(0), ZoneInfo(timezone))
+    return start, start + dt.timedelta(days=1)
+
+
+def run_imbalance(args: argparse.Namespace) -> int:
+    from ems.store import Store
+    from ems.store.prices import imbalance_summary, slot_balances
+
+    portfolio = load_portfolio(args.config)
+    zone = portfolio.portfolio.timezone
+    day = args.date or dt.datetime.now(ZoneInfo(zone)).date()
+    since, until = day_bounds(day, zone)
+    store = Store(args.store or portfolio.storage.sqlite_path)
+    try:
+        rows = slot_balances(store, since, until, site="total")
+        summary = imbalance_summary(store, since, until)
+    finally:
+        store.close()
+    if not rows:
+        print(f"no 30-minute balances recorded for {day} (ems run records them with [market])")
+        return 0
+    print(f"{'slot':>4} {'start':<6}{'planned kWh':>13}{'metered kWh':>13}{'imbalance kWh':>15}{'yen':>9}")
+    for b in rows:
+        local = b.slot_start.astimezone(since.tzinfo)
+        print(f"{local.hour * 2 + local.minute // 30 + 1:>4} {local:%H:%M} {b.planned_kwh:>12.2f}{b.metered_kwh:>13.2f}"
+              f"{b.imbalance_kwh:>+15.2f}{b.imbalance_yen:>9.0f}")
+    print(f"{summary['slots']} slots: |imbalance| {summary['imbalance_abs_kwh']:.2f} kWh, {summary['imbalance_yen']:,.0f} yen")
     return 0

@@ -129,6 +129,8 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
 
         await asyncio.to_thread(nightly_job, args.config, portfolio.control.nightly_dir, clock.now(),
                                 **_ven_event_files(portfolio, args.config, clock.now()))
+        if portfolio.market is not None:
+            _write_imbalance(store, portfolio, day)
         store.record_event(clock.now(), "nightly", f"nightly simulation written under {portfolio.control.nightly_dir}")
 
     run_nightly = args.nightly if args.nightly is not None else not args.twin
@@ -184,6 +186,23 @@ async def _start_ven(portfolio, args, store, clock, controller):
         await ven.stop()
         return None
     return ven
+
+
+def _write_imbalance(store, portfolio, day: dt.date) -> None:
+    """Beside the night's report: the 30-minute balance of the day that ended (``imbalance.json``)."""
+    import json
+
+    from ems.cli.prices import day_bounds
+    from ems.store.prices import imbalance_summary, slot_balances
+
+    since, until = day_bounds(day - dt.timedelta(days=1), portfolio.portfolio.timezone)
+    night = Path(portfolio.control.nightly_dir) / (day + dt.timedelta(days=1)).isoformat()
+    night.mkdir(parents=True, exist_ok=True)
+    slots = [{"slot_start": b.slot_start.isoformat(), "planned_kwh": round(b.planned_kwh, 3), "metered_kwh": round(b.metered_kwh, 3),
+              "imbalance_kwh": round(b.imbalance_kwh, 3), "imbalance_yen": round(b.imbalance_yen, 1)}
+             for b in slot_balances(store, since, until, site="total")]
+    (night / "imbalance.json").write_text(json.dumps({"day": str(day - dt.timedelta(days=1)), **imbalance_summary(store, since, until),
+                                                      "slots": slots}, indent=1))
 
 
 def _ven_event_files(portfolio, config_path: Path, now: dt.datetime) -> dict:
