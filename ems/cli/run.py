@@ -121,7 +121,7 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
     async def day_ahead(day: dt.date) -> None:
         tomorrow = pd.Timestamp(day + dt.timedelta(days=1)).tz_localize(portfolio.portfolio.timezone)
         out = Path(portfolio.control.day_ahead_dir) / f"{tomorrow:%Y-%m-%d}"
-        await asyncio.to_thread(make_plan, args.config, tomorrow, out, inputs=args.inputs)
+        await asyncio.to_thread(make_plan, args.config, tomorrow, out, inputs=args.inputs, store=store)
         store.record_event(clock.now(), "day-ahead", f"day-ahead plan for {tomorrow:%Y-%m-%d} written to {out}")
 
     async def nightly(day: dt.date) -> None:
