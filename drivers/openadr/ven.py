@@ -124,10 +124,15 @@ class Ven:
 
     async def start(self, timeout_s: float = 10.0) -> None:
         """Register, offer reports and start polling; :class:`VenError` if the VTN does not register us."""
+        library_log = logging.getLogger("openleadr")
+        level = library_log.level
+        library_log.setLevel(logging.CRITICAL)  # its connection errors would repeat what VenError says
         try:
             await asyncio.wait_for(self.client.run(), timeout_s)
         except (asyncio.TimeoutError, OSError) as error:
             raise VenError(f"VTN {self.client.vtn_url}: no registration ({error.__class__.__name__}: {error})") from None
+        finally:
+            library_log.setLevel(level)
         if not self.client.registration_id:
             raise VenError(f"VTN {self.client.vtn_url}: registration of {self.client.ven_name!r} refused or unanswered")
 
