@@ -101,9 +101,9 @@ def test_following_cuts_the_imbalance_of_a_day_with_forecast_errors(tmp_path):
     assert following["imbalance_abs_kwh"] < 0.5 * open_loop["imbalance_abs_kwh"]
 
 
-def test_the_live_loop_steers_each_slot_to_the_plan_on_the_twin(twin_factory, mosquitto, tmp_path):
+def test_the_live_loop_steers_a_slot_to_the_plan_on_the_twin(twin_factory, mosquitto, tmp_path):
     """The city hall's load runs 25 % above its profile (the plan's forecast): the controller's
-    battery makes up the difference within each slot and the store keeps the slot balances."""
+    battery makes up the difference within the slot and the store keeps the slot's balance."""
     import asyncio
 
     from ems.config.market import MarketSettings
@@ -120,7 +120,7 @@ def test_the_live_loop_steers_each_slot_to_the_plan_on_the_twin(twin_factory, mo
         await controller.cycle(replan=True)
         load.peak_kw *= 1.25
         extra_kwh = 0.0
-        for _ in range(30):
+        for _ in range(15):
             await run.advance(120)
             extra_kwh += -load.power_kw * 0.2 * 120 / 3600  # the 25 % above the profile, this step
             await controller.poll()
@@ -131,9 +131,9 @@ def test_the_live_loop_steers_each_slot_to_the_plan_on_the_twin(twin_factory, mo
 
     balances, extra_kwh = asyncio.run(hour())
     hall = [b for b in balances if b.site == "city_hall"]
-    assert len(hall) == 2 and all(b.following for b in hall)  # 06:00 and 06:30, each closed at its end
-    assert extra_kwh > 8.0  # what the site drew above its plan over the hour
-    assert all(abs(b.imbalance_kwh) < 0.1 * extra_kwh / 2 for b in hall)
+    assert len(hall) == 1 and hall[0].following  # the 06:00 slot, closed at its end
+    assert extra_kwh > 4.0  # what the site drew above its plan over the slot
+    assert abs(hall[0].imbalance_kwh) < 0.1 * extra_kwh
     assert {b.site for b in balances} >= {"city_hall", "total"}
 
 
