@@ -139,9 +139,13 @@ class _Day:
             self.soc[b.id] -= (power[b.id] / b.discharge_efficiency if power[b.id] > 0 else power[b.id] * b.charge_efficiency) / 60
         for ev in problem.evs:
             plugged = ev.charger_site[t_plan] is not None
-            power[ev.id] = setpoints.get(ev.id, 0.0) if plugged else 0.0
+            soc = self.soc[ev.id]
+            most_out = max(0.0, soc - ev.soc_min_kwh) * ev.discharge_efficiency * 60
+            most_in = max(0.0, ev.soc_max_kwh - soc) / ev.charge_efficiency * 60
+            power[ev.id] = min(max(setpoints.get(ev.id, 0.0), -most_in), most_out) if plugged else 0.0
             moved = power[ev.id] / ev.discharge_efficiency if power[ev.id] > 0 else power[ev.id] * ev.charge_efficiency
-            self.soc[ev.id] = max(0.0, self.soc[ev.id] - moved / 60 - ev.drive_kwh[t_plan] / problem.grid.step_minutes)
+            soc -= moved / 60 + ev.drive_kwh[t_plan] / problem.grid.step_minutes
+            self.soc[ev.id] = min(max(soc, 0.0), ev.capacity_kwh)
         return power
 
 
