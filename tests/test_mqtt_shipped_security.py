@@ -135,8 +135,15 @@ def test_a_second_twin_or_controller_on_the_broker_is_refused(ems_broker, tmp_pa
         # both refused processes at once: each pays its own interpreter start-up
         second_twin = subprocess.Popen([sys.executable, "-m", "ems", "twin", "--config", str(CONFIG), "--mqtt-port", str(ems_broker.port),
                                         "--modbus-base-port", str(base + 1000)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        # a one-shot read while the controller runs: its own client id, so nobody is thrown off
+        reader = subprocess.Popen([sys.executable, "-m", "ems", "devices", "--config", str(CONFIG), "--mqtt-port", str(ems_broker.port),
+                                   "--only", "depot_c01", "--json"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
         second_run = ems("run", "--config", str(CONFIG), "--mqtt-port", str(ems_broker.port), "--store", str(tmp_path / "second.sqlite"),
                          "--bcp-state-dir", str(tmp_path / "bcp"))
+        read_out, read_err = reader.communicate(timeout=60)
+        assert reader.returncode == 0, read_err
+        assert json.loads(read_out)[0]["quality"] == "good"
         twin_out, twin_err = second_twin.communicate(timeout=60)
         assert second_twin.returncode == 2, twin_err
         assert "'twin-arao'" in twin_err and "already connected" in twin_err
@@ -155,3 +162,37 @@ def test_a_second_twin_or_controller_on_the_broker_is_refused(ems_broker, tmp_pa
     released = mosquitto_client("mosquitto_sub", ems_broker, "-t", "presence/ems-controller-arao", "-C", "1", "-W", "3",
                                 user=("observer", "observer-example-only"))
     assert released.stdout.strip() == "offline"
+
+
+def test_ems_broker_with_tls_refuses_plain_connections(tmp_path, test_pki):
+    import shutil
+
+    from drivers.mqtt.link import BrokerSettings, MqttLink
+    from pydantic import SecretStr
+
+    shutil.copytree(REPO / "config/mosquitto", tmp_path / "mosquitto")
+    port = free_port()
+    config = tmp_path / "arao.toml"
+    config.write_text(CONFIG.read_text().replace('credentials_file = "mosquitto/controller.credentials"',
+                                                 f'credentials_file = "mosquitto/controller.credentials"\ntls = true\nca_file = "{test_pki.path("ca.crt")}"'))
+    process = subprocess.Popen([sys.executable, "-m", "ems", "broker", "--config", str(config), "--port", str(port),
+                                "--certfile", test_pki.path("server.crt"), "--keyfile", test_pki.path("server.key")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    links = []
+    try:
+        wait_for_port(port, 10)
+        portfolio = load_portfolio(config)
+        secure = MqttLink(controller_broker(portfolio, config, port=port))
+        plain = MqttLink(BrokerSettings(port=port, client_id="plain", username="ems-controller", password=SecretStr("controller-example-only")))
+        links = [secure, plain]
+        for link in links:
+            link.start()
+        assert secure.wait_connected(5)  # TLS 1.2+, the broker's certificate checked against the CA
+        assert not plain.wait_connected(1.0)
+    finally:
+        for link in links:
+            link.stop()
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    assert f"mqtts://127.0.0.1:{port}" in out and "broker stopped" in out

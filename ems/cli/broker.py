@@ -59,6 +59,7 @@ def broker_config(args: argparse.Namespace, work: Path) -> str:
         "# written by `ems broker` for " + str(args.config),
         "per_listener_settings false",
         "allow_anonymous false",
+        f"# a private copy (mode 0600) of {password_file}",
         f"password_file {private_passwd}",
         f"acl_file {acl_file.resolve()}",
         "persistence false",
