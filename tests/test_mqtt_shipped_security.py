@@ -90,8 +90,9 @@ def test_the_shipped_acl_refuses_anonymous_and_observer_commands(shipped_broker,
     assert observed.returncode == 0 and json.loads(observed.stdout)["setpoint_kw"] == pytest.approx(-3.0)
 
 
-def watch_presence(broker, expected: set[str], timeout_s: float = 60.0) -> dict[str, str]:
-    """Wait until every client id in ``expected`` is announced online (read as the observer)."""
+def watch_presence(broker, expected: set[str], process: subprocess.Popen, timeout_s: float = 60.0) -> dict[str, str]:
+    """Wait until every client id in ``expected`` is announced online (read as the observer), or
+    until ``process`` ends."""
     seen: dict[str, str] = {}
     ready = threading.Event()
 
@@ -106,12 +107,33 @@ def watch_presence(broker, expected: set[str], timeout_s: float = 60.0) -> dict[
     client.on_message = on_message
     client.connect(broker.host, broker.port)
     client.loop_start()
+    deadline = time.monotonic() + timeout_s
     try:
-        ready.wait(timeout_s)
+        while not ready.wait(0.2) and process.poll() is None and time.monotonic() < deadline:
+            pass
     finally:
         client.disconnect()
         client.loop_stop()
     return seen
+
+
+def start_controller_with_twin(broker, tmp_path) -> tuple[subprocess.Popen, dict[str, str], int]:
+    """``ems run --twin`` holding both client ids; retried when another process took a port of
+    the free block before the twin bound it (the machine is shared)."""
+    for _attempt in range(3):
+        base = free_port_block(30)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ems", "run", "--config", str(CONFIG), "--twin", "--speed", "60", "--mqtt-port", str(broker.port),
+             "--modbus-base-port", str(base), "--store", str(tmp_path / "first.sqlite"), "--bcp-state-dir", str(tmp_path / "bcp"),
+             "--status-every-s", "0.5", "--start", "2026-04-15T12:00:00+09:00", "--inputs", "profiles"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        )
+        present = watch_presence(broker, {"twin-arao", "ems-controller-arao"}, process)
+        if process.poll() is None:
+            return process, present, base
+        out, err = process.communicate()
+        assert "cannot listen" in err, err[-2000:]
+    raise AssertionError("no free Modbus ports for the twin after 3 attempts")
 
 
 def ems(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -119,16 +141,8 @@ def ems(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 
 def test_a_second_twin_or_controller_on_the_broker_is_refused(ems_broker, tmp_path):
-    base = free_port_block(30)
-    first = subprocess.Popen(
-        [sys.executable, "-m", "ems", "run", "--config", str(CONFIG), "--twin", "--speed", "60", "--mqtt-port", str(ems_broker.port),
-         "--modbus-base-port", str(base), "--store", str(tmp_path / "first.sqlite"), "--bcp-state-dir", str(tmp_path / "bcp"),
-         "--status-every-s", "0.5", "--start", "2026-04-15T12:00:00+09:00", "--inputs", "profiles"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-    )
+    first, present, base = start_controller_with_twin(ems_broker, tmp_path)
     try:
-        present = watch_presence(ems_broker, {"twin-arao", "ems-controller-arao"})
-        assert first.poll() is None, first.communicate()
         holder = json.loads(present["ems-controller-arao"])
         assert holder["pid"] == first.pid and holder["role"] == "controller"
 
