@@ -66,7 +66,6 @@ def broker_config(args: argparse.Namespace, work: Path) -> str:
         "log_dest stdout",
         "log_type error",
         "log_type warning",
-        "log_type notice",
         f"listener {port} {mqtt.host}",
     ]
     if mqtt.tls:
