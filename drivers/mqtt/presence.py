@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import socket
 import threading
@@ -26,6 +27,7 @@ from pydantic import BaseModel
 
 from drivers.mqtt.link import BrokerSettings, MqttLink, Will
 
+log = logging.getLogger(__name__)
 PRESENCE_ROOT = "presence"
 OFFLINE = "offline"
 
@@ -94,9 +96,13 @@ def check_absent(settings: BrokerSettings, timeout_s: float = 3.0) -> bool:
     link.start()
     try:
         if not link.wait_connected(timeout_s):
+            log.warning("%s: broker %s:%d not reachable (%s): could not check whether another process holds this client id",
+                        settings.client_id, settings.host, settings.port, link.last_error or "no answer")
             return False
         link.publish(echo_topic, "echo")
         if not echoed.wait(timeout_s):
+            log.warning("%s: no echo on %s within %.1f s (does the broker's ACL allow 'pattern write %s/%%c'?): "
+                        "could not check whether another process holds this client id", settings.client_id, echo_topic, timeout_s, PRESENCE_ROOT)
             return False
     finally:
         link.stop()
