@@ -79,11 +79,14 @@ def rule_based_rotation(problem: BcpProblem) -> dict[tuple[str, str, int], int]:
                 rest -= given
                 placed[(v, shelter.id, k)] = 1
         at_charger = sorted((v for v in vehicles if where[v] is None), key=lambda v: soc[v])[:chargers]
+        budget_kwh = sum(c.headroom_kw(t) for c in problem.charging_sites for t in block) * dt_h  # the import limit, grid side
         for v in at_charger:
             share = 1.0
             if moved.get(v) == "left":
                 share -= max(vehicles[v].trip_back_h.values()) / hours
-            soc[v] = min(vehicles[v].soc_max_kwh, soc[v] + charge_kw * hours * max(0.0, share) * charge_efficiency)
+            drawn = min(charge_kw * hours * max(0.0, share), budget_kwh, (vehicles[v].soc_max_kwh - soc[v]) / charge_efficiency)
+            budget_kwh -= max(0.0, drawn)
+            soc[v] += max(0.0, drawn) * charge_efficiency
     return placed
 
 
@@ -93,8 +96,8 @@ def _spare_for(shelter, k, shelters, uncovered, battery_kwh, soc, vehicles, prob
     higher = [s for s in shelters if s.priority < shelter.priority]
     if not higher:
         return float("inf")
-    remaining_h = sum(len(b) for b in blocks[k:]) * problem.step_h
-    recharge = sum(c.chargers * c.charge_kw * c.efficiency for c in problem.charging_sites) * remaining_h
+    recharge = sum(c.headroom_kw(t) * c.efficiency for c in problem.charging_sites
+                   for block in blocks[k:] for t in block) * problem.step_h
     fleet = sum(max(0.0, soc[v] - spec.soc_min_kwh) for v, spec in vehicles.items()) + recharge
     owed = sum(max(0.0, sum(uncovered[s.id][k:]) - battery_kwh[s.id]) for s in higher)
     return max(0.0, fleet - owed)
