@@ -14,7 +14,7 @@ import pyomo.environ as pyo
 from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs
 
-from ems.bcp.bound import upper_bound_hours
+from ems.bcp.bound import joint_upper_bound_hours, upper_bound_hours
 from ems.bcp.build import OBJECTIVE_TERMS, BcpBuild
 from ems.bcp.components.vehicle import rotation_blocks
 from ems.bcp.model import build_bcp_model
@@ -129,12 +129,16 @@ def read_plan(build: BcpBuild, status: str, gap, build_s: float, solve_s: float,
     soc = pd.DataFrame({v.id: [pyo.value(m.vehicle_soc_kwh[v.id, k]) for k in range(len(blocks) + 1)] for v in problem.vehicles},
                        index=pd.DatetimeIndex(block_starts))
     delivered, km, visits = {}, {}, []
+    charge_site = pd.DataFrame("", index=pd.DatetimeIndex(block_starts[:-1]), columns=[v.id for v in problem.vehicles])
     for v in problem.vehicles:
         delivered[v.id], km[v.id] = 0.0, 0.0
         column = location.columns.get_loc(v.id)
         for k, block in enumerate(blocks):
             if sum(pyo.value(m.vehicle_charging[v.id, c.site, k]) for c in problem.charging_sites) > 1e-3:
                 location.iloc[block, column] = "at charger"
+            charged = {c.site: pyo.value(m.vehicle_grid_charge_kwh[v.id, c.site, k]) for c in problem.charging_sites}
+            if charged and max(charged.values()) > 1e-3:
+                charge_site.iloc[k, column] = max(charged, key=charged.get)
         for s in shelters:
             if (v.id, s, 0) not in m.vehicle_at:
                 continue
@@ -155,6 +159,10 @@ def read_plan(build: BcpBuild, status: str, gap, build_s: float, solve_s: float,
         vehicle_location=location, vehicle_soc_kwh=soc, battery_soc_kwh=battery_soc, vehicle_delivered_kwh=delivered,
         vehicle_km=km, visits=tuple(sorted(visits, key=lambda x: (x.arrive, x.vehicle_id))),
         upper_bound_hours=upper_bound_hours(problem), objective_terms=terms,
+        joint_upper_bound_hours=joint_upper_bound_hours(problem), vehicle_charge_site=charge_site,
+        grid_charge_kwh=pd.DataFrame({c.site: [sum(pyo.value(m.vehicle_grid_charge_kwh[v.id, c.site, k]) for v in problem.vehicles)
+                                               for k in range(len(blocks))] for c in problem.charging_sites},
+                                     index=pd.DatetimeIndex(block_starts[:-1]), columns=[c.site for c in problem.charging_sites]),
     )
 
 
