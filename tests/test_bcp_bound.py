@@ -83,3 +83,22 @@ def test_joint_bound_is_never_above_a_single_shelters_bound(arao):
     bounds, joint = upper_bound_hours(case), joint_upper_bound_hours(case)
     assert joint <= min(bounds.values())
     assert case.charging_sites == ()
+
+
+def test_taxis_in_service_share_the_import_limit():
+    # a taxi left in service drives 3 kWh every hour of its duties (half of each hour on the road)
+    # and starts at its floor: it can drive only what it charges. The shelter's battery covers
+    # the shelter. Behind 1 kW of headroom it charges, and drives, 8 kWh in 8 h; with the
+    # chargers' full 6 kW, half of each hour parked, it keeps all 24 kWh of its duties.
+    from ems.bcp.problem import StationaryBatterySpec
+
+    taxi = dataclasses.replace(vehicle("taxi", 2.0, ["s"]), service_kwh=np.full(8, 3.0), service_away=np.full(8, 0.5))
+    store = StationaryBatterySpec(id="b", shelter_id="s", soc_min_kwh=0.0, soc_max_kwh=10.0, initial_soc_kwh=10.0,
+                                  charge_max_kw=5.0, discharge_max_kw=5.0, charge_efficiency=1.0, discharge_efficiency=1.0)
+    base = problem([shelter("s", 1.0, 8)], [taxi], [store], steps=8)
+    limited, free = plan_bcp(_with_depot(base, 1, 1.0)), plan_bcp(_with_depot(base, 1, None))
+    assert limited.shelter_hours() == free.shelter_hours() == {"s": 8.0}
+    assert limited.vehicles_assigned() == [] == free.vehicles_assigned()
+    assert limited.summary()["ride_service_kwh"] == pytest.approx(8.0, abs=1e-6)
+    assert free.summary()["ride_service_kwh"] == pytest.approx(24.0, abs=1e-6)
+    assert free.summary()["ride_service_duty_kwh"] == 24.0

@@ -53,6 +53,7 @@ class BcpPlan:
     joint_upper_bound_hours: float | None = None  # all shelters that lose the grid, up together
     vehicle_charge_site: pd.DataFrame | None = None  # block starts x vehicle: site it charges at, or ""
     grid_charge_kwh: pd.DataFrame | None = None  # block starts x charging site: energy drawn by its chargers
+    service_kwh: dict[str, float] = field(default_factory=dict)  # vehicle -> energy driven in the ride service
 
     @property
     def step_h(self) -> float:
@@ -145,6 +146,8 @@ class BcpPlan:
             "vehicle_delivered_kwh": {v: round(self.vehicle_delivered_kwh[v], 2) for v in assigned},
             "vehicle_delivered_per_usable_battery": {v: round(x, 3) for v, x in self.delivered_per_usable_battery().items()},
             "battery_delivered_kwh": {s: round(float(self.battery_kw[s].clip(lower=0).sum() * self.step_h), 2) for s in self.battery_kw.columns},
+            "ride_service_kwh": round(sum(self.service_kwh.values()), 2),
+            "ride_service_duty_kwh": round(sum(v.service_kwh_in(list(range(self.problem.steps))) for v in self.problem.vehicles), 2),
             "recharged_kwh_by_site": ({c: round(float(self.grid_charge_kwh[c].sum()), 2) for c in self.grid_charge_kwh.columns}
                                       if self.grid_charge_kwh is not None else {}),
             "pv_used_kwh": {s: round(float(self.pv_kw[s].sum() * self.step_h), 2) for s in self.pv_kw.columns},

@@ -160,6 +160,7 @@ def read_plan(build: BcpBuild, status: str, gap, build_s: float, solve_s: float,
         vehicle_km=km, visits=tuple(sorted(visits, key=lambda x: (x.arrive, x.vehicle_id))),
         upper_bound_hours=upper_bound_hours(problem), objective_terms=terms,
         joint_upper_bound_hours=joint_upper_bound_hours(problem), vehicle_charge_site=charge_site,
+        service_kwh={v.id: sum(pyo.value(m.vehicle_service_kwh[v.id, k]) for k in range(len(blocks))) for v in problem.vehicles},
         grid_charge_kwh=pd.DataFrame({c.site: [sum(pyo.value(m.vehicle_grid_charge_kwh[v.id, c.site, k]) for v in problem.vehicles)
                                                for k in range(len(blocks))] for c in problem.charging_sites},
                                      index=pd.DatetimeIndex(block_starts[:-1]), columns=[c.site for c in problem.charging_sites]),
