@@ -99,6 +99,7 @@ class BcpSolverSettings:
     dwell_weight_kwh: float = 0.0001  # per vehicle-hour at a shelter, so idle vehicles go back to service
     service_weight_kwh: float = 0.1  # per kWh driven in the ride service by a vehicle not called
     terminal_weight_kwh: float = 0.01  # per kWh left in store (batteries, vehicles) at the outage's end
+    secondary_time_limit_s: float = 1.0  # search time when the start already serves every kWh of critical load
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ class BcpSolveError(RuntimeError):
     """HiGHS ended without any plan."""
 
 
-def _highs(problem: BcpProblem, warmstart: bool = False) -> Highs:
+def _highs(problem: BcpProblem, warmstart: bool = False, time_limit_s: float | None = None) -> Highs:
     solver = Highs()
-    solver.config.time_limit = problem.settings.time_limit_s
+    solver.config.time_limit = problem.settings.time_limit_s if time_limit_s is None else time_limit_s
     solver.config.mip_gap = problem.settings.mip_gap
     solver.config.load_solution = False
     solver.config.stream_solver = False
@@ -68,7 +68,12 @@ def plan_bcp(problem: BcpProblem) -> BcpPlan:
         # the start is within the gap of what serving every kWh would be worth: nothing to search for
         gap = round(max(0.0, best_possible - start.best_feasible_objective) / max(abs(start.best_feasible_objective), 1e-9), 6)
         return read_plan(build, "optimal", gap, build_s, time.perf_counter() - started, float(start.best_feasible_objective))
-    results = _highs(problem, warmstart=True).solve(build.model)
+    # a start that already serves every kWh of critical load leaves only the ride service, calls,
+    # driving and stored energy to improve: a shorter search (status then says whether it did)
+    time_limit_s = problem.settings.time_limit_s
+    if serves_everything(build):
+        time_limit_s = min(time_limit_s, problem.settings.secondary_time_limit_s)
+    results = _highs(problem, warmstart=True, time_limit_s=time_limit_s).solve(build.model)
     solve_s = time.perf_counter() - started
     improved = _solved(results) and results.best_feasible_objective > start.best_feasible_objective + 1e-6
     if improved:
@@ -85,6 +90,13 @@ def plan_bcp(problem: BcpProblem) -> BcpPlan:
     else:
         status = "time_limit" if improved else "rule_based"
     return read_plan(build, status, gap, build_s, solve_s, float(best))
+
+
+def serves_everything(build: BcpBuild, tolerance_kwh: float = 1e-4) -> bool:
+    """True if the values loaded in the model serve every shelter's critical load in full."""
+    m = build.model
+    return all(pyo.value(m.shelter_served_kw[s.id, t]) >= s.demand_kw[t] - tolerance_kwh
+               for s in build.problem.shelters for t in build.steps)
 
 
 def objective_bound(build: BcpBuild) -> float:
