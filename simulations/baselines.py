@@ -7,8 +7,9 @@ The rules (docs/nightly.md cites the guideline's sections and says which rule co
 * **down events**: High 4 of 5 on weekdays, High 2 of 3 on weekends and holidays: of the like
   days, drop *low days* (mean over the event's slots below 25 % of the like days' mean there),
   rank the rest by that mean, average the highest 4 (2) slot by slot;
-* **up events**: the mirror, Low 4 of 5 / Low 2 of 3 (the lowest days are kept), so that a day
-  that happened to consume a lot cannot make absorption that would have happened anyway count;
+* **up events**: the mirror, Low 4 of 5 / Low 2 of 3 (the lowest days are kept): down events fall
+  on high-demand days, up events on surplus days, so the like days nearest the event day's
+  conditions are the lowest ones;
 * **same-day adjustment**: the mean of the event day's metered values minus the like-day average
   over the 3 hours ending 1 hour before the event (4 h to 1 h before; before midnight for an
   event starting before 04:00, read from the previous days), capped at +-20 % of the like-day
