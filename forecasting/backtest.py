@@ -148,6 +148,17 @@ def score_table(rows: pd.DataFrame, dataset: str) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+def hour_table(rows: pd.DataFrame, coverage_by_hour: dict[int, float]) -> pd.DataFrame:
+    """MAE [kW] of each model and the band's held-out coverage by local hour of day (all leads)."""
+    scored = rows.dropna(subset=["actual", *MODELS])
+    hours = scored["time"].dt.hour
+    table = pd.DataFrame({m: (scored[m] - scored["actual"]).abs().groupby(hours).mean() for m in MODELS})
+    table["mean_actual"] = scored["actual"].groupby(hours).mean()
+    table["coverage"] = pd.Series(coverage_by_hour, dtype=float)
+    table.index.name = "hour"
+    return table
+
+
 def _skill(rmse: float, reference_rmse: float) -> float:
     return 1.0 - rmse / reference_rmse if reference_rmse > 0 else float("nan")
 

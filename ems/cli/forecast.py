@@ -35,6 +35,7 @@ def register(subparsers) -> None:
         "--plot", metavar="FILE", help="PNG of forecast against actual (default out/forecast-<kind>-<dataset>.png)"
     )
     backtest.add_argument("--quantiles-out", metavar="FILE", help="write the fitted P10/P90 residual table as JSON")
+    backtest.add_argument("--by-hour", action="store_true", help="also print MAE and band coverage by local hour of day")
     backtest.set_defaults(handler=_backtest)
 
     datasets = commands.add_parser("datasets", help="list the real datasets shipped in installed packages")
@@ -107,6 +108,11 @@ def _backtest(args: argparse.Namespace) -> int:
         tables.append(table)
         results.append(result)
         _print_table(dataset.name, dataset.note, table, result.coverage_held_out, result.coverage_by_hour)
+        if args.by_hour:
+            from forecasting.backtest import hour_table
+
+            print("by local hour of day (all leads): MAE [kW] and P10-P90 coverage of held-out actuals")
+            print(hour_table(result.rows, result.coverage_by_hour).to_string(float_format=lambda v: f"{v:,.3f}"))
         default_plot = Path("out") / f"forecast-{args.kind}-{_slug(dataset.name)}.png"
         plot = Path(args.plot) if args.plot and len(args.data) == 1 else default_plot
         plot_backtest(result.rows, f"{args.kind.upper()} {dataset.name}", plot)
