@@ -21,7 +21,7 @@ import numpy as np
 from ems.optimise import solve
 from ems.optimise.flexibility import solve_flexibility
 from ems.optimise.problem import DrEventSpec, TimeGrid
-from simulations.baselines import dr_baseline
+from simulations.baselines import HistoryError, dr_baseline
 from simulations.day import day_grid, day_problem, kpis, load_inputs, quantiles_for, scope_net_import_kw, site_net_import_kw
 from simulations.events import DrEvent, active_mask, delivered, dr_specs
 from simulations.forecast_errors import p50_series, sample_series
@@ -90,7 +90,10 @@ def event_baseline(ctx: NightContext, event: DrEvent, grid: TimeGrid, day_site_k
         metered = {ctx.date: scope_net_import_kw(day_site_kw, sites)}
         if before in days:
             metered[before] = days[before]
-        baseline = dr_baseline(days, ctx.date, mask, event.event.direction, metered, frozenset(ctx.dr_days))
+        try:
+            baseline = dr_baseline(days, ctx.date, mask, event.event.direction, metered, frozenset(ctx.dr_days))
+        except HistoryError as error:
+            raise HistoryError(f"event {event.id}, site {customer}: {error}") from None
         total += baseline.baseline_kw
         parts[customer] = {"rule": baseline.rule, "adjustment_kw": round(baseline.adjustment_kw, 3),
                            "raw_adjustment_kw": round(baseline.raw_adjustment_kw, 3), "cap_kw": round(baseline.cap_kw, 3),

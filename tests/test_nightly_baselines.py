@@ -186,3 +186,15 @@ def test_the_event_is_settled_on_its_own_day_values_with_the_event(tmp_path):
     assert np.asarray(result["series_kw"]["baseline"]) == pytest.approx(unadjusted + np.clip(raw, -cap, cap), abs=2e-3)
     baseline = np.asarray(result["series_kw"]["baseline"])
     assert result["vs_baseline"]["delivered_kwh"] == pytest.approx(float(np.sum(baseline[34:38] - net[34:38]) * 0.5), abs=5e-3)
+
+
+def test_history_without_the_event_sites_meter_stops_the_night_naming_the_site(tmp_path):
+    from simulations.nightly import NightlyOptions, prepare_night
+    from tests.nightly_fixtures import write_small_portfolio
+
+    config = write_small_portfolio(tmp_path)
+    index = pd.date_range("2026-03-20", "2026-04-15", freq="30min", tz="Asia/Tokyo", inclusive="left")
+    path = tmp_path / "meters.csv"
+    pd.DataFrame({"time": [t.isoformat() for t in index], "value": 5.0, "site": "depot"}).to_csv(path, index=False)
+    with pytest.raises(HistoryError, match="event evening-down, site hall: fewer than 5 like days"):
+        prepare_night(config, D(2026, 4, 15), history_csv=path, options=NightlyOptions(inputs="profiles"))
