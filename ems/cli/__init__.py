@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "ems.cli.bcp",
     "ems.cli.prices",
     "ems.cli.dr",
+    "ems.cli.broker",
 )
 
 
