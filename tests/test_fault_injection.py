@@ -14,14 +14,16 @@ from tests.control_fixtures import SteppedRun, fast_twin_portfolio
 from tests.fault_injection import draw_faults, fault_run, slots_without_plan
 from tests.test_control_loop import _setpoints_within_ratings
 
-SLOTS = 8  # four simulated hours, 30-minute re-plans
+SLOTS = 6  # three simulated hours, 30-minute re-plans
 SEED = 7
 ENERGY_TOLERANCE_KWH = 0.1  # the SunSpec power register's resolution over the run
 
 
 def test_faults_at_random_times_never_leave_a_slot_without_a_plan(twin_factory, mosquitto, tmp_path):
     portfolio = fast_twin_portfolio()
-    run = SteppedRun(twin_factory, mosquitto, tmp_path / "ems.sqlite", portfolio=portfolio, horizon_hours=12)
+    # a device taken away costs its timeout at every read and write: short ones keep the run short
+    portfolio = portfolio.model_copy(update={"twin": portfolio.twin.model_copy(update={"mqtt_timeout_s": 0.5, "modbus_timeout_s": 0.3})})
+    run = SteppedRun(twin_factory, mosquitto, tmp_path / "ems.sqlite", portfolio=portfolio, horizon_hours=8)
     faults = draw_faults(run.served, SLOTS, SEED)
     # the short run squeezes the day's faults into its slots
     for fault in faults:

@@ -59,7 +59,7 @@ def controller_status(store, portfolio, now: dt.datetime) -> dict:
     replan = {"failures_since_last_plan": len(failures),
               "failing_since": local(failures[-1][0]) if failures else None,
               "last_reason": failures[0][3].get("reason") if failures else None}
-    degraded = store.latest_events(("replan-degraded", "plan-input"), limit=1, since=plan["created"] if plan else None)
+    degraded = store.latest_events(("replan-degraded", "plan-input"), limit=1)  # recorded once per episode
     if degraded:
         replan["last_degraded"] = {"time": local(degraded[0][0]), "message": degraded[0][2]}
     bcp = store.latest_events(("bcp-mode",), limit=1)
