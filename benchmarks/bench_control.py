@@ -228,6 +228,60 @@ def outbox_drain_after_outage(per_poll: int, outage_s: float = 3600.0) -> dict |
             "lines_per_poll": per_poll, "poll_s": poll_s}
 
 
+def store_growth_per_day(hours: float = 1.0) -> dict:
+    """Store growth at the reference portfolio's own rates (poll every ``control.poll_s``, re-plan
+    every ``control.replan_minutes``), measured over ``hours`` against the twin and scaled to a day."""
+    from ems.store import Store
+    from tests.conftest import Broker, free_port_block
+    from tests.control_fixtures import SteppedRun, fast_twin_portfolio
+
+    portfolio = fast_twin_portfolio()
+    poll_s, replan_s = portfolio.control.poll_s, portfolio.control.replan_minutes * 60
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Broker(free_port(), Path(tmp)).start()
+        runners = []
+
+        def twin_factory(config_path, broker_, *, clock=None, portfolio=None):
+            from simulations.twin import Twin, TwinOptions, TwinThread
+
+            options = TwinOptions(mqtt_host=broker_.host, mqtt_port=broker_.port, modbus_base_port=free_port_block(40))
+            runner = TwinThread(Twin(portfolio, config_path, options, clock=clock)).start()
+            runners.append(runner)
+            return runner
+
+        async def measure():
+            run = SteppedRun(twin_factory, broker, Path(tmp) / "ems.sqlite", portfolio=portfolio,
+                             horizon_hours=portfolio.planning.horizon_hours)
+            controller = await run.open_controller()
+            await controller.cycle()
+            run.store.checkpoint()
+            before = {t: run.store.count(t) for t in ("telemetry", "plan_points", "setpoints")}
+            size_before = (Path(tmp) / "ems.sqlite").stat().st_size
+            for k in range(1, int(hours * 3600 / poll_s) + 1):
+                await run.advance(poll_s)
+                if k * poll_s % replan_s == 0:
+                    await controller.cycle()
+                else:
+                    await controller.poll()
+                    await controller.apply()
+            run.store.checkpoint()
+            size_after = (Path(tmp) / "ems.sqlite").stat().st_size
+            rows = {t: run.store.count(t) - before[t] for t in before}
+            await run.close_controller()
+            return size_after - size_before, rows
+
+        try:
+            grown, rows = asyncio.run(measure())
+        finally:
+            for runner in runners:
+                runner.stop()
+            broker.stop()
+    scale = 24 / hours
+    return {"mib_per_day": grown * scale / 2**20, "telemetry_rows_per_day": rows["telemetry"] * scale,
+            "plan_point_rows_per_day": rows["plan_points"] * scale, "setpoint_rows_per_day": rows["setpoints"] * scale,
+            "poll_s": poll_s, "replan_minutes": portfolio.control.replan_minutes}
+
+
 def fault_rows() -> list[dict]:
     """Re-plan availability over a week with faults, then the outbox's drain after a 1-hour outage."""
     rows = []
@@ -246,6 +300,10 @@ def fault_rows() -> list[dict]:
                                   ("drain_time", "drain_s", "s"), ("lines_left", "left", "lines")):
             rows.append({"name": name, "metric": metric, "value": drain[key], "unit": unit})
     rows += fault_rows()
+    growth = store_growth_per_day()
+    for metric, key, unit in (("growth", "mib_per_day", "MiB/day"), ("telemetry_rows", "telemetry_rows_per_day", "rows/day"),
+                              ("plan_point_rows", "plan_point_rows_per_day", "rows/day"), ("setpoint_rows", "setpoint_rows_per_day", "rows/day")):
+        rows.append({"name": "control/store-at-reference-rates", "metric": metric, "value": growth[key], "unit": unit})
     return rows
 
 
@@ -265,4 +323,8 @@ def run() -> list[dict]:
     rows.append({"name": "control/week", "metric": "rss_after_day_7", "value": rss[-1], "unit": "MiB"})
     rows.append({"name": "control/week", "metric": "rss_growth_day_1_to_7", "value": rss[-1] - (rss[1] if len(rss) > 1 else rss[0]), "unit": "MiB"})
     rows += fault_rows()
+    growth = store_growth_per_day()
+    for metric, key, unit in (("growth", "mib_per_day", "MiB/day"), ("telemetry_rows", "telemetry_rows_per_day", "rows/day"),
+                              ("plan_point_rows", "plan_point_rows_per_day", "rows/day"), ("setpoint_rows", "setpoint_rows_per_day", "rows/day")):
+        rows.append({"name": "control/store-at-reference-rates", "metric": metric, "value": growth[key], "unit": unit})
     return rows

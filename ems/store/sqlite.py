@@ -192,6 +192,11 @@ class Store:
     def _transaction(self) -> "Store._Transaction":
         return Store._Transaction(self)
 
+    def checkpoint(self) -> None:
+        """Move the write-ahead log into the file (its size then tells what the store holds)."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
