@@ -299,12 +299,15 @@ def fault_rows() -> list[dict]:
         for metric, key, unit in (("backlog_lines", "backlog_lines", "lines"), ("drain_rate", "lines_per_s", "lines/s"),
                                   ("drain_time", "drain_s", "s"), ("lines_left", "left", "lines")):
             rows.append({"name": name, "metric": metric, "value": drain[key], "unit": unit})
-    rows += fault_rows()
-    growth = store_growth_per_day()
-    for metric, key, unit in (("growth", "mib_per_day", "MiB/day"), ("telemetry_rows", "telemetry_rows_per_day", "rows/day"),
-                              ("plan_point_rows", "plan_point_rows_per_day", "rows/day"), ("setpoint_rows", "setpoint_rows_per_day", "rows/day")):
-        rows.append({"name": "control/store-at-reference-rates", "metric": metric, "value": growth[key], "unit": unit})
     return rows
+
+
+def growth_rows() -> list[dict]:
+    growth = store_growth_per_day()
+    return [{"name": "control/store-at-reference-rates", "metric": metric, "value": growth[key], "unit": unit}
+            for metric, key, unit in (("growth", "mib_per_day", "MiB/day"), ("telemetry_rows", "telemetry_rows_per_day", "rows/day"),
+                                      ("plan_point_rows", "plan_point_rows_per_day", "rows/day"),
+                                      ("setpoint_rows", "setpoint_rows_per_day", "rows/day"))]
 
 
 def run() -> list[dict]:
@@ -323,8 +326,5 @@ def run() -> list[dict]:
     rows.append({"name": "control/week", "metric": "rss_after_day_7", "value": rss[-1], "unit": "MiB"})
     rows.append({"name": "control/week", "metric": "rss_growth_day_1_to_7", "value": rss[-1] - (rss[1] if len(rss) > 1 else rss[0]), "unit": "MiB"})
     rows += fault_rows()
-    growth = store_growth_per_day()
-    for metric, key, unit in (("growth", "mib_per_day", "MiB/day"), ("telemetry_rows", "telemetry_rows_per_day", "rows/day"),
-                              ("plan_point_rows", "plan_point_rows_per_day", "rows/day"), ("setpoint_rows", "setpoint_rows_per_day", "rows/day")):
-        rows.append({"name": "control/store-at-reference-rates", "metric": metric, "value": growth[key], "unit": unit})
+    rows += growth_rows()
     return rows
