@@ -252,6 +252,9 @@ class Controller:
             schedule, problem = await self._solve_degrading(start, now)
         except Exception as error:  # any fault in planning: recorded, never the end of the process
             await asyncio.to_thread(self._replan_failed, now, f"{type(error).__name__}: {error}")
+            if self.plan_power_kw is None:  # no plan to follow at all: every writable device to its failsafe
+                await asyncio.gather(*(self._write(d, failsafe_setpoint_kw(self.portfolio, d), now, "failsafe")
+                                       for d in sorted(self.batteries | self.chargers) if d not in self.state.missing()))
             self.figures.plan_s = time.perf_counter() - started
             return None
         if schedule.status == "fallback":
