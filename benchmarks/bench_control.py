@@ -175,6 +175,7 @@ def week_with_faults(slots: int = WEEK_SLOTS, seed: int = SEED) -> dict:
             polls = slots * (SLOT_S // POLL_S) + 1
             rows_per_poll = store.count("telemetry") / polls
             store.close()
+            growth = store_growth_per_day(Path(tmp) / "ems.sqlite")
         finally:
             for runner in runners:
                 runner.stop()
@@ -182,7 +183,7 @@ def week_with_faults(slots: int = WEEK_SLOTS, seed: int = SEED) -> dict:
     return {"slots": len(result.slots), "covered": len(result.slots) - len(uncovered), "faults": len(faults),
             "fallback_plans": statuses.count("fallback"), "device_lost_events": lost, "elapsed_s": elapsed,
             "energy_error_kwh": abs(result.recorded_kwh - result.twin_net_kwh), "battery_net_kwh": result.twin_net_kwh,
-            "rows_per_poll": rows_per_poll}
+            "rows_per_poll": rows_per_poll, "growth": growth}
 
 
 def outbox_drain_after_outage(per_poll: int, outage_s: float = 3600.0) -> dict | None:
@@ -228,58 +229,54 @@ def outbox_drain_after_outage(per_poll: int, outage_s: float = 3600.0) -> dict |
             "lines_per_poll": per_poll, "poll_s": poll_s}
 
 
-def store_growth_per_day(hours: float = 1.0) -> dict:
+def _over_horizon(points: list[tuple], horizon_hours: float) -> list[tuple]:
+    """A plan's points repeated in time until they cover ``horizon_hours`` (the source may be shorter)."""
+    times = sorted({t for t, *_rest in points})
+    span = (times[-1] - times[0]) + (times[1] - times[0])
+    copies = max(1, round(dt.timedelta(hours=horizon_hours) / span))
+    return [(t + k * span, asset, power, soc) for k in range(copies) for t, asset, power, soc in points]
+
+
+def store_growth_per_day(source: Path, hours: float = 1.0) -> dict:
     """Store growth at the reference portfolio's own rates (poll every ``control.poll_s``, re-plan
-    every ``control.replan_minutes``), measured over ``hours`` against the twin and scaled to a day."""
+    every ``control.replan_minutes``): the rows of a real poll, a real plan and the set-points per
+    re-plan, taken from a controller's store (``source``, the week run's), written at those rates
+    for ``hours`` into a fresh store; its size, scaled to a day."""
+    from ems.config import load_portfolio
     from ems.store import Store
-    from tests.conftest import Broker, free_port_block
-    from tests.control_fixtures import SteppedRun, fast_twin_portfolio
 
-    portfolio = fast_twin_portfolio()
-    poll_s, replan_s = portfolio.control.poll_s, portfolio.control.replan_minutes * 60
+    reference = load_portfolio(CONFIG)
+    control = reference.control
+    poll_s, replan_s = control.poll_s, control.replan_minutes * 60
+    real = Store(source, create=False, readonly=True)
+    newest = max(time for _device, time, _quality in real.latest_telemetry())
+    poll_rows = [row[1:] for row in list(real.rows("telemetry", since=newest))[1:]]  # device, quantity, value, quality
+    plan = real.last_plan()
+    points = _over_horizon(real.plan_points(plan["id"]), reference.planning.horizon_hours)
+    setpoints_per_plan = real.count("setpoints") / max(1, real.count("plans"))
+    real.close()
     with tempfile.TemporaryDirectory() as tmp:
-        broker = Broker(free_port(), Path(tmp)).start()
-        runners = []
-
-        def twin_factory(config_path, broker_, *, clock=None, portfolio=None):
-            from simulations.twin import Twin, TwinOptions, TwinThread
-
-            options = TwinOptions(mqtt_host=broker_.host, mqtt_port=broker_.port, modbus_base_port=free_port_block(40))
-            runner = TwinThread(Twin(portfolio, config_path, options, clock=clock)).start()
-            runners.append(runner)
-            return runner
-
-        async def measure():
-            run = SteppedRun(twin_factory, broker, Path(tmp) / "ems.sqlite", portfolio=portfolio,
-                             horizon_hours=portfolio.planning.horizon_hours)
-            controller = await run.open_controller()
-            await controller.cycle()
-            run.store.checkpoint()
-            before = {t: run.store.count(t) for t in ("telemetry", "plan_points", "setpoints")}
-            size_before = (Path(tmp) / "ems.sqlite").stat().st_size
-            for k in range(1, int(hours * 3600 / poll_s) + 1):
-                await run.advance(poll_s)
-                if k * poll_s % replan_s == 0:
-                    await controller.cycle()
-                else:
-                    await controller.poll()
-                    await controller.apply()
-            run.store.checkpoint()
-            size_after = (Path(tmp) / "ems.sqlite").stat().st_size
-            rows = {t: run.store.count(t) - before[t] for t in before}
-            await run.close_controller()
-            return size_after - size_before, rows
-
-        try:
-            grown, rows = asyncio.run(measure())
-        finally:
-            for runner in runners:
-                runner.stop()
-            broker.stop()
+        store = Store(Path(tmp) / "ems.sqlite")
+        store.checkpoint()
+        size_before = (Path(tmp) / "ems.sqlite").stat().st_size
+        polls, plans, setpoints = int(hours * 3600 / poll_s), 0, 0
+        for k in range(polls):
+            at = START + dt.timedelta(seconds=k * poll_s)
+            store.record_telemetry([(at, device, quantity, value, quality) for device, quantity, value, quality in poll_rows])
+            if k * poll_s % replan_s == 0:
+                shift = at - points[0][0]
+                store.record_plan(at, at, 30, "intraday", plan["status"], plan["summary"], [(t + shift, a, p, q) for t, a, p, q in points])
+                plans += 1
+                while setpoints < plans * setpoints_per_plan:
+                    store.record_setpoint(at, "city_hall_bess", 10.0, 10.0, "plan", "ratings: charge 50.0 kW, discharge 50.0 kW")
+                    setpoints += 1
+        store.checkpoint()
+        grown = (Path(tmp) / "ems.sqlite").stat().st_size - size_before
+        store.close()
     scale = 24 / hours
-    return {"mib_per_day": grown * scale / 2**20, "telemetry_rows_per_day": rows["telemetry"] * scale,
-            "plan_point_rows_per_day": rows["plan_points"] * scale, "setpoint_rows_per_day": rows["setpoints"] * scale,
-            "poll_s": poll_s, "replan_minutes": portfolio.control.replan_minutes}
+    return {"mib_per_day": grown * scale / 2**20, "telemetry_rows_per_day": polls * len(poll_rows) * scale,
+            "plan_point_rows_per_day": plans * len(points) * scale, "setpoint_rows_per_day": setpoints * scale,
+            "poll_s": poll_s, "replan_minutes": control.replan_minutes}
 
 
 def fault_rows() -> list[dict]:
@@ -299,15 +296,11 @@ def fault_rows() -> list[dict]:
         for metric, key, unit in (("backlog_lines", "backlog_lines", "lines"), ("drain_rate", "lines_per_s", "lines/s"),
                                   ("drain_time", "drain_s", "s"), ("lines_left", "left", "lines")):
             rows.append({"name": name, "metric": metric, "value": drain[key], "unit": unit})
+    growth = week["growth"]
+    for metric, key, unit in (("growth", "mib_per_day", "MiB/day"), ("telemetry_rows", "telemetry_rows_per_day", "rows/day"),
+                              ("plan_point_rows", "plan_point_rows_per_day", "rows/day"), ("setpoint_rows", "setpoint_rows_per_day", "rows/day")):
+        rows.append({"name": "control/store-at-reference-rates", "metric": metric, "value": growth[key], "unit": unit})
     return rows
-
-
-def growth_rows() -> list[dict]:
-    growth = store_growth_per_day()
-    return [{"name": "control/store-at-reference-rates", "metric": metric, "value": growth[key], "unit": unit}
-            for metric, key, unit in (("growth", "mib_per_day", "MiB/day"), ("telemetry_rows", "telemetry_rows_per_day", "rows/day"),
-                                      ("plan_point_rows", "plan_point_rows_per_day", "rows/day"),
-                                      ("setpoint_rows", "setpoint_rows_per_day", "rows/day"))]
 
 
 def run() -> list[dict]:
@@ -326,5 +319,4 @@ def run() -> list[dict]:
     rows.append({"name": "control/week", "metric": "rss_after_day_7", "value": rss[-1], "unit": "MiB"})
     rows.append({"name": "control/week", "metric": "rss_growth_day_1_to_7", "value": rss[-1] - (rss[1] if len(rss) > 1 else rss[0]), "unit": "MiB"})
     rows += fault_rows()
-    rows += growth_rows()
     return rows
