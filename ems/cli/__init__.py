@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "ems.cli.dispatch",
     "ems.cli.simulate",
     "ems.cli.bcp",
+    "ems.cli.broker",
 )
 
 
