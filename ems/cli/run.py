@@ -85,8 +85,10 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         loop.add_signal_handler(signum, stop.set)
 
     clock = ScaledClock(args.start or dt.datetime.now(dt.timezone.utc), args.speed if args.twin else 1.0)
-    # the store first: a file that is not ours, or not writable, stops here (exit 2) before anything runs
-    store = Store(args.store or portfolio.storage.sqlite_path, mirror=portfolio.storage.influx is not None)
+    # a store that is not ours, or not writable, stops here (exit 2) before anything runs; it is
+    # created only once this process is known to be the only controller
+    store_path = args.store or portfolio.storage.sqlite_path
+    Store.preflight(store_path)
     twin_task = None
     if args.twin:
         from simulations.twin import Twin, TwinOptions
@@ -115,8 +117,8 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         if twin_task is not None:
             twin_stop.set()
             await twin_task
-        store.close()
         return 2
+    store = Store(store_path, mirror=portfolio.storage.influx is not None)
     fleet = None
     if devices.link is not None:  # the dispatcher's vehicle states and plans, on the controller's own connection
         from ems.control.fleetbus import FleetBus

@@ -120,6 +120,22 @@ class Store:
         except OSError as error:
             raise StoreError(f"{self.path}: {error.strerror or error}") from None
 
+    @classmethod
+    def preflight(cls, path: str | Path) -> None:
+        """Check, reading only and creating nothing, that ``path`` can be opened for writing:
+        absent (it will be created) or this program's writable store. Raises StoreError."""
+        store = cls.__new__(cls)
+        store.path = Path(path)
+        if not store.path.exists() or store.path.stat().st_size == 0:
+            return
+        try:
+            store._inspect()
+            store._check_writable()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{store.path}: {error}") from None
+        except OSError as error:
+            raise StoreError(f"{store.path}: {error.strerror or error}") from None
+
     # --- opening -----------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
