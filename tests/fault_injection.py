@@ -8,7 +8,6 @@ import datetime as dt
 import random
 from dataclasses import dataclass, field
 
-from drivers.mqtt.link import BrokerSettings, MqttLink
 from tests.control_fixtures import START, SteppedRun
 
 SLOT_S = 1800  # one re-plan per 30-minute slot
@@ -51,14 +50,11 @@ async def fault_run(run: SteppedRun, broker, slots: int, faults: list[Fault]) ->
     """Run ``slots`` re-plan slots with ``faults``; returns what the checks need (the store has the rest)."""
     controller = await run.open_controller()
     result = FaultRunResult(faults=faults, energy_device="city_hall_bess")
-    operator = MqttLink(BrokerSettings(host=broker.host, port=broker.port, client_id="fault-operator"))
-    operator.start()
-    operator.wait_connected(5)
     bess = run.battery(result.energy_device)
     counters = (bess.energy.import_kwh, bess.energy.export_kwh)
     try:
         for slot in range(slots):
-            await asyncio.to_thread(_apply_faults, run, broker, operator, result.faults, slot)
+            await asyncio.to_thread(_apply_faults, run, broker, result.faults, slot)
             result.slots.append(run.clock.now())
             await controller.cycle(replan=True)
             for _ in range(SLOT_S // POLL_S - 1):
@@ -72,20 +68,19 @@ async def fault_run(run: SteppedRun, broker, slots: int, faults: list[Fault]) ->
         power = [(t, v) for t, v in power if t >= result.slots[0]]
         result.recorded_kwh = sum(v * (t - t0).total_seconds() / 3600 for (t0, _v0), (t, v) in zip(power, power[1:]))
     finally:
-        operator.stop()
         await run.close_controller()
     return result
 
 
-def _apply_faults(run: SteppedRun, broker, operator: MqttLink, faults: list[Fault], slot: int) -> None:
+def _apply_faults(run: SteppedRun, broker, faults: list[Fault], slot: int) -> None:
     for fault in faults:
         if slot == fault.first_slot:
-            _take_away(run, broker, operator, fault)
+            _take_away(run, broker, fault)
         elif slot == fault.first_slot + fault.slots:
             _bring_back(run, broker, fault)
 
 
-def _take_away(run, broker, operator, fault: Fault) -> None:
+def _take_away(run, broker, fault: Fault) -> None:
     if fault.kind == "broker":
         broker.stop()
     elif fault.kind == "battery":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import time
 
 from drivers.mqtt.link import BrokerSettings, MqttLink
