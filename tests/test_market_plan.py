@@ -93,7 +93,7 @@ def test_planning_without_any_stored_prices_exits_2(tmp_path, capsys):
     code = main(["plan", "--config", str(config), "--date", "2026-04-16", "--out", str(tmp_path / "p"), "--inputs", "profiles",
                  "--no-plot"])
     assert code == 2
-    assert "no stored prices: import a JEPX spot file first" in capsys.readouterr().err
+    assert "import a JEPX spot file first" in capsys.readouterr().err
 
 
 def test_price_forecast_knows_holidays_and_the_midday_solar_drop(fixture_days, tmp_path):

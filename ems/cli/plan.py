@@ -17,9 +17,12 @@ def _price_store(portfolio, override: Path | None):
     """The store prices are read from, with [market] only (a plan without it needs none)."""
     if portfolio.market is None:
         return None
-    from ems.store import Store
+    from ems.store import Store, StoreError
 
-    return Store(override or portfolio.storage.sqlite_path)
+    path = Path(override or portfolio.storage.sqlite_path)
+    if not path.exists():
+        raise StoreError(f"{path}: no price store: import a JEPX spot file first (ems prices import)")
+    return Store(path, create=False, readonly=True)
 
 
 def register(subparsers) -> None:

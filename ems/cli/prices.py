@@ -71,7 +71,7 @@ def run_list(args: argparse.Namespace) -> int:
     from ems.store.prices import price_coverage
 
     portfolio = load_portfolio(args.config)
-    store = Store(args.store or portfolio.storage.sqlite_path)
+    store = Store(args.store or portfolio.storage.sqlite_path, create=False, readonly=True)
     try:
         rows = price_coverage(store)
     finally:
@@ -90,7 +90,7 @@ def run_backtest(args: argparse.Namespace) -> int:
     from forecasting.prices import PriceHistoryError, backtest_prices
 
     portfolio = load_portfolio(args.config)
-    store = Store(args.store or portfolio.storage.sqlite_path)
+    store = Store(args.store or portfolio.storage.sqlite_path, create=False, readonly=True)
     try:
         history = prices_between(store, _area(portfolio, args.area), dt.date(1900, 1, 1), dt.date(2999, 12, 31))
     finally:
@@ -117,7 +117,7 @@ def run_imbalance(args: argparse.Namespace) -> int:
     zone = portfolio.portfolio.timezone
     day = args.date or dt.datetime.now(ZoneInfo(zone)).date()
     since, until = day_bounds(day, zone)
-    store = Store(args.store or portfolio.storage.sqlite_path)
+    store = Store(args.store or portfolio.storage.sqlite_path, create=False, readonly=True)
     try:
         rows = slot_balances(store, since, until, site="total")
         summary = imbalance_summary(store, since, until)

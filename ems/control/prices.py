@@ -11,7 +11,7 @@ import pandas as pd
 
 from ems.config.schema import Portfolio
 from ems.market.tariff import DayPrices, retail_prices
-from ems.store import Store
+from ems.store import Store, StoreError
 from ems.store.prices import prices_between
 from forecasting.prices import PriceHistoryError, PriceSite, forecast_prices
 
@@ -38,7 +38,7 @@ def market_day_prices(portfolio: Portfolio, start: pd.Timestamp, hours: float, s
     if settings is None:
         raise ValueError("the portfolio has no [market] section")
     own = store is None
-    store = store or Store(portfolio.storage.sqlite_path)
+    store = store or Store(portfolio.storage.sqlite_path, create=False, readonly=True)
     try:
         dates = plan_dates(start, hours, portfolio.portfolio.timezone)
         first = dates[0] - dt.timedelta(days=settings.price_history_days)
@@ -61,7 +61,7 @@ def live_day_prices(portfolio: Portfolio, start: pd.Timestamp, hours: float, sto
     history it plans on the fixed tariff and says so in the log."""
     try:
         return market_day_prices(portfolio, start, hours, store)
-    except PriceHistoryError as error:
+    except (PriceHistoryError, StoreError) as error:
         log.warning("planning on the fixed tariff: %s", error)
         return None
 
