@@ -162,3 +162,17 @@ def _patient(portfolio):
     update["vehicles"] = tuple(v.model_copy(update={"driver": v.driver.model_copy(update={"timeout_s": 5.0})})
                                if hasattr(v.driver, "timeout_s") else v for v in portfolio.vehicles)
     return portfolio.model_copy(update=update)
+
+
+def test_ems_status_shows_todays_demand_plan_balance(portfolio, tmp_path, capsys):
+    from ems.cli import main
+    from ems.control.following import _slot_start
+    from ems.store.prices import SlotBalance
+
+    slot = _slot_start(dt.datetime.now(dt.timezone.utc))
+    store = Store(tmp_path / "site" / "ems.sqlite")
+    record_slot_balances(store, [SlotBalance(slot, "total", 11.0, 12.5, 37.5, True)])
+    store.close()
+    assert main(["status", "--config", str(tmp_path / "site" / "small.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "demand plan today: 1 slot(s), planned 11.0 kWh, metered 12.5 kWh, |imbalance| 1.50 kWh (38 yen)" in out
