@@ -369,7 +369,7 @@ def k_median(points: list[Point], k: int, detour_factor: float, iterations: int 
         improved = False
         for slot in range(k):
             rest = [c for j, c in enumerate(chosen) if j != slot]
-            base = km[rest].min(axis=0)
+            base = km[rest].min(axis=0) if rest else np.full(n, np.inf)
             candidate_costs = np.minimum(base[None, :], km).mean(axis=1)
             best = int(np.argmin(candidate_costs))
             if candidate_costs[best] < cost - 1e-12:
