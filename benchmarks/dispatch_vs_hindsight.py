@@ -25,7 +25,9 @@ VARIANTS = (
     ("ilp-horizon900", Policy.ILP, {"rebalance_horizon_s": 900.0}),
     ("ilp-horizon450", Policy.ILP, {"rebalance_horizon_s": 450.0}),
     ("ilp-batch10", Policy.ILP, {"batch_interval_s": 10.0}),
+    ("ilp-batch10-horizon900", Policy.ILP, {"batch_interval_s": 10.0, "rebalance_horizon_s": 900.0}),
     ("ilp-to-depot", Policy.ILP, {"rebalance": False}),
+    ("ilp-stay", Policy.ILP, {"idle_rebalance_s": 86400.0}),  # idle taxis wait where they are
     ("insertion", Policy.INSERTION, {}),
     ("no-pooling", Policy.NO_POOLING, {}),
 )
