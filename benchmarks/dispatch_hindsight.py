@@ -52,6 +52,7 @@ class HindsightPlan:
     violations: list[str] = field(default_factory=list)
     rounds: int = 1
     waits: dict[str, float] = field(default_factory=dict)
+    solver_feasible: bool = True
 
     @property
     def served_share(self) -> float:
@@ -88,8 +89,18 @@ def solve_hindsight(requests, fleet: Fleet, router: StraightLineRouter, settings
     data = _trips_data(trips, fleet, router, settings.dwell_s, all_required)
     result = pyvrp.solve(data, MaxRuntime(runtime_s), seed=seed, display=False)
     plan = _retime(result.best, trips, requests, fleet, router, settings, window, pooling)
-    if not result.best.is_feasible():
-        plan.violations.append("PyVRP found no feasible plan")
+    skip: set[int] = set()
+    while plan.violations and not all_required:
+        # riders are optional: leave out the trips whose limits break (the vehicle only gets
+        # earlier to its later trips, so no other limit can break), then re-time
+        broken = {v.split()[0] for v in plan.violations}
+        more = {i for i, trip in enumerate(trips) if any(r.request_id in broken for r in trip.riders)} - skip
+        if not more:
+            break
+        skip |= more
+        plan = _retime(result.best, trips, requests, fleet, router, settings, window, pooling, frozenset(skip))
+    # PyVRP judges its plan on whole seconds rounded up; the exact re-check above is what counts
+    plan.solver_feasible = result.best.is_feasible()
     return plan
 
 
@@ -290,11 +301,13 @@ class _Drive:
     stops: list[tuple[str, str, float]] = field(default_factory=list)
 
 
-def _retime(solution, trips, requests, fleet: Fleet, router, settings: DispatchSettings, window: float, pooling: bool):
+def _retime(solution, trips, requests, fleet: Fleet, router, settings: DispatchSettings, window: float, pooling: bool,
+            skip: frozenset[int] = frozenset()):
     """Drive the solver's visit order with the router's exact legs and check every limit.
 
     A client is a trip (all its stops, leaving the first no earlier than the trip's start
-    window); a shipment's pickup or delivery is one stop of a rider."""
+    window); a shipment's pickup or delivery is one stop of a rider. Trips in ``skip`` are left
+    out (their riders unserved)."""
     routes, waits, violations, total_km = [], {}, [], 0.0
     for route in solution.routes():
         drive = _Drive(fleet.depot, float(route.start_time()))
@@ -302,6 +315,8 @@ def _retime(solution, trips, requests, fleet: Fleet, router, settings: DispatchS
             if activity.is_depot():
                 continue
             if activity.is_client():
+                if activity.idx in skip:
+                    continue
                 trip = trips[activity.idx]
                 for k, (step, rider, _) in enumerate(trip.events):
                     not_before = trip.early_s if k == 0 else -math.inf

@@ -76,7 +76,8 @@ def hindsight_rows(out_dir: Path, config: Path | None = None) -> list[dict]:
         plans[window] = plan
         name = f"dispatch_hindsight_wait{int(plan.wait_window_s)}"
         rows += [_row(name, "vehicle_km", plan.vehicle_km, "km"), _row(name, "mean_wait_s", plan.mean_wait_s, "s"),
-                 _row(name, "served_share", plan.served_share, "share"), _row(name, "violations", len(plan.violations))]
+                 _row(name, "served_share", plan.served_share, "share"), _row(name, "violations", len(plan.violations)),
+                 _row(name, "solver_feasible", plan.solver_feasible)]
     alone = solve_hindsight(log.requests, fleet, router, settings, None, False, runtime_s)
     relaxed = solve_pdp_relaxed(log.requests, fleet, router, settings, runtime_s)
     for name, plan in (("dispatch_hindsight_no_pooling", alone), ("dispatch_hindsight_pdp_no_ride_limit", relaxed)):
@@ -132,7 +133,8 @@ def _per_rider(out_dir, portfolio, settings, router, seats, runtime_s, summary) 
                  _row(name, "hindsight_mean_wait_s", plan.mean_wait_s, "s"),
                  _row(name, "served_share", k["served_share"], "share"),
                  _row(name, "hindsight_served_share", plan.served_share, "share"),
-                 _row(name, "hindsight_violations", len(plan.violations))]
+                 _row(name, "hindsight_violations", len(plan.violations)),
+                 _row(name, "hindsight_solver_feasible", plan.solver_feasible)]
         per[name] = {"km_per_rider": km_per_rider, "hindsight_km_per_rider": hindsight_km_per_rider,
                      "wait": k["mean_wait_s"], "hindsight_wait": plan.mean_wait_s, "served": k["served_share"],
                      "hindsight_served": plan.served_share, "violations": len(plan.violations)}
