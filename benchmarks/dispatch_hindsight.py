@@ -1,13 +1,12 @@
 """References for the dispatcher computed in hindsight (the whole day's requests known).
 
-- :func:`solve_hindsight`: the routes of the same fleet for the same requests, solved as a
-  pickup-and-delivery problem with time windows by PyVRP (its ``Shipment``: paired pickup and
-  drop-off, seats as capacity). Travel uses the dispatcher's router (``StraightLineRouter.leg``,
-  distances in metres and times rounded up to whole seconds for the solver). Each rider's pickup
-  lies in [request time, request time + wait window]; PyVRP has no ride-time limit, so the plan
-  is re-timed in floating point with the router's own legs and every limit (wait, ride time,
-  seats, hours) is checked exactly; a rider whose ride is too long gets the stricter sufficient
-  window "dropped off by request time + max ride" and the problem is solved again.
+- :func:`solve_hindsight`: routes of the same fleet for the same requests, found by PyVRP on
+  pre-formed trips (single riders, and pairs whose shared ride meets both riders' limits).
+  Travel uses the dispatcher's router (``StraightLineRouter.leg``; metres and whole seconds
+  rounded up for the solver); the plan is then re-timed in floating point with the router's own
+  legs and every limit (wait, ride time, seats, hours, return to the depot) is checked exactly.
+- :func:`solve_pdp_relaxed`: PyVRP's own pickup-and-delivery (``Shipment``), which has no
+  ride-time limit: shows how many rides such a plan makes too long.
 - :func:`placement_bound`: the mean wait if all taxis stood at the k-median of the day's request
   origins (k = fleet size) and each request were met by its nearest one, plus half a batch.
 
@@ -50,7 +49,6 @@ class HindsightPlan:
     requests: int
     mean_wait_s: float
     violations: list[str] = field(default_factory=list)
-    rounds: int = 1
     waits: dict[str, float] = field(default_factory=dict)
     solver_feasible: bool = True
 
@@ -129,8 +127,7 @@ class _Trip:
 
     @property
     def first(self) -> Point:
-        step, rider, _ = self.events[0]
-        return rider.origin
+        return self.events[0][1].origin
 
     @property
     def last(self) -> Point:

@@ -6,7 +6,6 @@ ratios. See docs/dispatch.md, "Against the hindsight plan".
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
