@@ -12,12 +12,13 @@ from ems.config import Portfolio, load_portfolio, profile_values
 
 def plan_inputs(config_path: Path, start: pd.Timestamp, step_minutes: int | None = None, horizon_hours: int | None = None,
                 inputs: str = "profiles", history: dict | None = None, portfolio: Portfolio | None = None,
-                **problem_options):
+                store=None, **problem_options):
     """(portfolio, problem) for a plan from ``start``.
 
     ``inputs="profiles"``: PV and load from the config's fixed profiles (exact, for tests);
     ``"forecast"``: from the forecasters (``forecasting.portfolio_forecast``, P50), using the
-    measured ``history`` per asset when given.
+    measured ``history`` per asset when given. With ``[market]``, energy is priced by date
+    from the prices in ``store`` (see ems/control/prices.py) unless ``day_prices`` is given.
     """
     from ems.optimise.inputs import problem_from_portfolio
 
@@ -31,6 +32,13 @@ def plan_inputs(config_path: Path, start: pd.Timestamp, step_minutes: int | None
         steps = (horizon_hours or portfolio.planning.horizon_hours) * 60 // step
         forecast = portfolio_forecast(portfolio, start, steps=steps, step_minutes=step, history=history)
         forecasts_kw = {asset: forecast.p50(asset).to_numpy() for asset in forecast.frames}
+    if portfolio.market is not None and "day_prices" not in problem_options:
+        from ems.control.prices import live_day_prices
+
+        hours = horizon_hours or portfolio.planning.horizon_hours
+        problem_options["day_prices"] = live_day_prices(portfolio, start, hours, store)
+    if portfolio.openadr is not None and "dr_events" not in problem_options:
+        problem_options["dr_events"] = _accepted_events(portfolio, start, step_minutes, horizon_hours)
     problem = problem_from_portfolio(portfolio, start, profiles, forecasts_kw=forecasts_kw, step_minutes=step_minutes,
                                      horizon_hours=horizon_hours, **problem_options)
     return portfolio, problem
@@ -43,7 +51,14 @@ def make_plan(config_path: Path, start: pd.Timestamp, out_dir: Path, *, step_min
     from ems.optimise import fallback_schedule, solve, write_schedule
     from ems.optimise.plot import plot_schedule
 
-    portfolio, problem = plan_inputs(config_path, start, step_minutes, horizon_hours, inputs=inputs, **problem_options)
+    portfolio = problem_options.pop("portfolio", None) or load_portfolio(config_path)
+    if portfolio.market is not None and "day_prices" not in problem_options:  # a plan to submit: no silent fallback
+        from ems.control.prices import market_day_prices
+
+        hours = horizon_hours or portfolio.planning.horizon_hours
+        problem_options["day_prices"] = market_day_prices(portfolio, start, hours, problem_options.get("store"))
+    portfolio, problem = plan_inputs(config_path, start, step_minutes, horizon_hours, inputs=inputs, portfolio=portfolio,
+                                     **problem_options)
     zone = portfolio.portfolio.timezone
     schedule = solve(problem)
     baseline = fallback_schedule(problem, "rule-based baseline")
@@ -57,8 +72,39 @@ def make_plan(config_path: Path, start: pd.Timestamp, out_dir: Path, *, step_min
         "portfolio": portfolio.portfolio.name,
         "inputs": inputs,
     }
+    extra |= _market_summary(problem_options.get("day_prices"), problem, zone)
     summary = write_schedule(schedule, problem, out_dir, extra, timezone=zone)
+    write_plan_of_demand(schedule, problem, out_dir, zone)
     if plot:
         title = f"{portfolio.portfolio.name}: plan from {start:%Y-%m-%d %H:%M %Z}"
         plot_schedule(schedule, problem, Path(out_dir) / "plan.png", zone, title=title)
     return schedule, problem, summary
+
+
+def _accepted_events(portfolio: Portfolio, start: pd.Timestamp, step_minutes: int | None, horizon_hours: int | None):
+    """DR events the VEN accepted (ems/control/ven.py), on the plan's grid."""
+    from ems.control.ven import accepted_dr_specs
+    from ems.optimise.problem import TimeGrid
+
+    step = step_minutes or portfolio.planning.step_minutes
+    hours = horizon_hours or portfolio.planning.horizon_hours
+    return accepted_dr_specs(Path(portfolio.openadr.events_dir), TimeGrid(pd.Timestamp(start), step, hours * 60 // step))
+
+
+def _market_summary(day_prices, problem, zone: str) -> dict:
+    """Where the plan's prices came from: which steps used the price forecast."""
+    if day_prices is None:
+        return {"prices": "tariff"}
+    from ems.control.prices import forecast_slot_times
+
+    slots = forecast_slot_times(day_prices, problem.grid.index, zone)
+    return {"prices": "jepx", "price_dates_published": sorted(str(d) for d in day_prices.spot_yen_per_kwh if d not in day_prices.forecast_dates),
+            "price_dates_forecast": sorted(str(d) for d in day_prices.forecast_dates), "price_forecast_slots": slots}
+
+
+def write_plan_of_demand(schedule, problem, out_dir: Path, zone: str) -> Path:
+    """``demand_plan.csv``: the planned net import per 30-minute slot, by site and in total."""
+    from ems.market.demand_plan import demand_plan_frame, write_demand_plan
+
+    grid_kw = pd.DataFrame({g.site: schedule.power_kw[g.id] for g in problem.grids})
+    return write_demand_plan(demand_plan_frame(grid_kw, problem.grid.step_minutes, zone), out_dir)

@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "ems.cli.dispatch",
     "ems.cli.simulate",
     "ems.cli.bcp",
+    "ems.cli.prices",
+    "ems.cli.dr",
     "ems.cli.broker",
 )
 

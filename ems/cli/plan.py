@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 from pathlib import Path
 
 import pandas as pd
 
 from ems.config import load_portfolio
 from ems.planning import make_plan
+
+
+def _price_store(portfolio, override: Path | None):
+    """The store prices are read from, with [market] only (a plan without it needs none)."""
+    if portfolio.market is None:
+        return None
+    from ems.store import Store, StoreError
+
+    path = Path(override or portfolio.storage.sqlite_path)
+    if not path.exists():
+        raise StoreError(f"{path}: no price store: import a JEPX spot file first (ems prices import)")
+    return Store(path, create=False, readonly=True)
 
 
 def register(subparsers) -> None:
@@ -22,16 +35,32 @@ def register(subparsers) -> None:
     parser.add_argument("--inputs", choices=("forecast", "profiles"), default="forecast",
                         help="PV and load from the forecasters (default) or from the config's fixed profiles")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    parser.add_argument("--store", type=Path, help="with [market]: the store holding the prices (default storage.sqlite_path)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     portfolio = load_portfolio(args.config)
     start = pd.Timestamp(args.date).tz_localize(portfolio.portfolio.timezone)
-    schedule, problem, summary = make_plan(args.config, start, args.out, step_minutes=args.step_minutes,
-                                           horizon_hours=args.horizon_hours, inputs=args.inputs, plot=not args.no_plot)
+    from forecasting.prices import PriceHistoryError
+
+    store = _price_store(portfolio, args.store)
+    try:
+        schedule, problem, summary = make_plan(args.config, start, args.out, step_minutes=args.step_minutes,
+                                               horizon_hours=args.horizon_hours, inputs=args.inputs, plot=not args.no_plot,
+                                               portfolio=portfolio, store=store)
+    except PriceHistoryError as error:
+        print(f"ems plan: no prices for the plan: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if store is not None:
+            store.close()
     print(render_table(schedule, problem, summary))
-    print(f"wrote {args.out / 'schedule.csv'}, {args.out / 'summary.json'}" + ("" if args.no_plot else f", {args.out / 'plan.png'}"))
+    if summary.get("price_dates_forecast"):
+        print(f"prices: JEPX for {', '.join(summary['price_dates_published']) or 'no date'}; "
+              f"forecast for {', '.join(summary['price_dates_forecast'])}")
+    print(f"wrote {args.out / 'schedule.csv'}, {args.out / 'summary.json'}, {args.out / 'demand_plan.csv'}"
+          + ("" if args.no_plot else f", {args.out / 'plan.png'}"))
     return 0
 
 

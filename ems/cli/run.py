@@ -127,6 +127,11 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         fleet = FleetBus(devices.link, {v.id for v in portfolio.vehicles}, clock.now, bounds=FleetBounds.from_portfolio(portfolio))
     controller = Controller(portfolio, args.config, devices, store, clock.now, inputs=args.inputs, fleet=fleet,
                             bcp=BcpSwitch(portfolio, args.config, args.bcp_state_dir))
+    if portfolio.market is not None:  # meter every 30-minute slot against the demand plan; steer to it if asked
+        from ems.control.following import ControllerFollowing, PlanFollower
+
+        controller.following = ControllerFollowing(PlanFollower(portfolio, portfolio.market.imbalance_price_yen_per_kwh,
+                                                                enabled=portfolio.market.follow_plan))
     mode = store.get_state("mode", "live")
     store.record_event(clock.now(), "start", f"controller started in {mode} mode", {"twin": args.twin, "speed": args.speed})
     if controller.resume():
@@ -136,13 +141,16 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
     async def day_ahead(day: dt.date) -> None:
         tomorrow = pd.Timestamp(day + dt.timedelta(days=1)).tz_localize(portfolio.portfolio.timezone)
         out = Path(portfolio.control.day_ahead_dir) / f"{tomorrow:%Y-%m-%d}"
-        await asyncio.to_thread(make_plan, args.config, tomorrow, out, inputs=args.inputs)
+        await asyncio.to_thread(make_plan, args.config, tomorrow, out, inputs=args.inputs, store=store)
         store.record_event(clock.now(), "day-ahead", f"day-ahead plan for {tomorrow:%Y-%m-%d} written to {out}")
 
     async def nightly(day: dt.date) -> None:
         from simulations.nightly import nightly_job  # above the scheduler's floor: handed in from here
 
-        await asyncio.to_thread(nightly_job, args.config, portfolio.control.nightly_dir, clock.now())
+        await asyncio.to_thread(nightly_job, args.config, portfolio.control.nightly_dir, clock.now(),
+                                **_ven_event_files(portfolio, args.config, clock.now()))
+        if portfolio.market is not None:
+            _write_imbalance(store, portfolio, day)
         store.record_event(clock.now(), "nightly", f"nightly simulation written under {portfolio.control.nightly_dir}")
 
     run_nightly = args.nightly if args.nightly is not None else not args.twin
@@ -155,6 +163,7 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         store.record_event(clock.now(), "job-failed", f"first control cycle failed: {type(error).__name__}: {error}",
                            {"job": "cycle", "error": str(error)})
     scheduler.start()
+    ven = await _start_ven(portfolio, args, store, clock, controller)
     sink_task = asyncio.create_task(_flush_influx(store, portfolio, stop)) if portfolio.storage.influx else None
     end = clock.now() + dt.timedelta(hours=args.duration_hours) if args.duration_hours else None
     try:
@@ -166,6 +175,8 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
                 pass
     finally:
         await scheduler.shutdown()
+        if ven is not None:
+            await ven.stop()
         await controller.shutdown()
         await devices.close()
         if sink_task is not None:
@@ -177,6 +188,58 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         store.close()
         print("stopped: devices left at their failsafe set-points", flush=True)
     return 0
+
+
+async def _start_ven(portfolio, args, store, clock, controller):
+    """With [openadr]: the VEN, reporting the controller's grid readings; None without it or when
+    the VTN does not register it (the control loop goes on, the store says why)."""
+    if portfolio.openadr is None:
+        return None
+    from drivers.openadr.ven import VenError
+    from ems.control.ven_service import VenService
+
+    def grid_power_kw(site: str):
+        reading = controller.state.reading(next(g.id for g in portfolio.grid_connections if g.site == site))
+        return None if reading is None else reading.power_kw
+
+    ven = VenService(portfolio, args.config, store, clock.now, inputs=args.inputs, grid_power_kw=grid_power_kw)
+    try:
+        await ven.start()
+    except VenError as error:
+        store.record_event(clock.now(), "openadr", f"VEN not registered: {error}")
+        print(f"ems run: OpenADR VEN not registered: {error}", file=sys.stderr, flush=True)
+        await ven.stop()
+        return None
+    return ven
+
+
+def _write_imbalance(store, portfolio, day: dt.date) -> None:
+    """Beside the night's report: the 30-minute balance of the day that ended (``imbalance.json``)."""
+    import json
+
+    from ems.cli.prices import day_bounds
+    from ems.store.prices import imbalance_summary, slot_balances
+
+    since, until = day_bounds(day - dt.timedelta(days=1), portfolio.portfolio.timezone)
+    night = Path(portfolio.control.nightly_dir) / (day + dt.timedelta(days=1)).isoformat()
+    night.mkdir(parents=True, exist_ok=True)
+    slots = [{"slot_start": b.slot_start.isoformat(), "planned_kwh": round(b.planned_kwh, 3), "metered_kwh": round(b.metered_kwh, 3),
+              "imbalance_kwh": round(b.imbalance_kwh, 3), "imbalance_yen": round(b.imbalance_yen, 1)}
+             for b in slot_balances(store, since, until, site="total")]
+    (night / "imbalance.json").write_text(json.dumps({"day": str(day - dt.timedelta(days=1)), **imbalance_summary(store, since, until),
+                                                      "slots": slots}, indent=1))
+
+
+def _ven_event_files(portfolio, config_path: Path, now: dt.datetime) -> dict:
+    """The nightly simulation's events: the config's own and the VEN's accepted ones of that day."""
+    if portfolio.openadr is None:
+        return {}
+    from ems.control.ven import event_files_on
+    from simulations.nightly import default_event_files, night_date
+
+    day = night_date(now, portfolio.portfolio.timezone)
+    return {"event_files": default_event_files(Path(config_path)) + event_files_on(Path(portfolio.openadr.events_dir), day,
+                                                                                    portfolio.portfolio.timezone)}
 
 
 class BcpSwitch:

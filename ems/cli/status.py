@@ -76,7 +76,15 @@ def controller_status(store, portfolio, now: dt.datetime) -> dict:
                      "message": bcp[0][2] if bcp else None},
         "outbox": {"backlog_lines": store.count("outbox"), "rejected_lines": store.count_events("outbox-rejected")},
         "last_foreign_write": ({"time": local(foreign[0][0]), "message": foreign[0][2], **foreign[0][3]} if foreign else None),
+        "imbalance_today": _imbalance_today(store, now, zone),
     }
+
+
+def _imbalance_today(store, now: dt.datetime, zone) -> dict:
+    """The demand plan's 30-minute balance since local midnight (docs/market.md)."""
+    from ems.store.prices import imbalance_summary
+
+    return imbalance_summary(store, dt.datetime.combine(now.astimezone(zone).date(), dt.time(0), zone))
 
 
 def _devices(store, portfolio, local) -> list[dict]:
@@ -128,4 +136,8 @@ def render(report: dict) -> str:
     lines.append(f"outbox: {outbox['backlog_lines']} line(s) waiting, {outbox['rejected_lines']} refused by the server and kept aside")
     foreign = report["last_foreign_write"]
     lines.append(f"last foreign write: {foreign['time']}: {foreign['message']}" if foreign else "last foreign write: none")
+    balance = report["imbalance_today"]
+    if balance["slots"]:
+        lines.append(f"demand plan today: {balance['slots']} slot(s), planned {balance['planned_kwh']:,.1f} kWh, metered "
+                     f"{balance['metered_kwh']:,.1f} kWh, |imbalance| {balance['imbalance_abs_kwh']:,.2f} kWh ({balance['imbalance_yen']:,.0f} yen)")
     return "\n".join(lines)

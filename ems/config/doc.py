@@ -16,6 +16,7 @@ from ems.config.control import ControlSettings, InfluxSettings, StorageSettings
 from ems.config.dispatch import DispatchSettings
 from ems.config.drivers import ModbusTlsFiles, TwinModbusTls, TwinSettings
 from ems.config.forecasting import ForecastingSettings
+from ems.config.market import MarketSettings, OpenAdrSettings
 
 UNITS = {"_kw": "kW", "_kwh": "kWh", "_kwp": "kWp", "_yen_per_kwh": "yen/kWh", "_yen_per_kg": "yen/kg",
          "_yen_per_kw_month": "yen/kW/month", "_kg_per_kwh": "kg-CO2/kWh", "_kwh_per_km": "kWh/km", "_km": "km",
@@ -34,6 +35,8 @@ SECTIONS = [
     ("[forecasting]", ForecastingSettings, "How PV and load are forecast for plans (see docs/forecasting.md)."),
     ("[dispatch]", DispatchSettings, "The ride-pooling dispatcher (see docs/dispatch.md)."),
     ("[bcp]", BcpSettings, "BCP planning: shelters in an outage (see docs/bcp.md)."),
+    ("[market]", MarketSettings, "Optional: plan on JEPX prices by date and follow the 30-minute demand plan (see docs/market.md)."),
+    ("[openadr]", OpenAdrSettings, "Optional: the OpenADR 2.0b VEN (`ems dr ven`, and inside `ems run`; see docs/market.md)."),
     ("[[sites]]", schema.Site, "A place with its own bus and one grid connection."),
     ("[[grid_connections]]", schema.GridConnection, "One per site."),
     ("[[pv_arrays]]", schema.PvArray, ""),

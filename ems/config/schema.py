@@ -17,6 +17,7 @@ from ems.config.drivers import ModbusTlsFiles, TwinSettings
 from ems.config.forecasting import ForecastingSettings
 from ems.config.dispatch import DispatchSettings
 from ems.config.bcp import BcpSettings
+from ems.config.market import MarketSettings, OpenAdrSettings
 
 SLOTS_PER_DAY = 48  # JEPX 30-minute slots
 
@@ -284,3 +285,5 @@ class Portfolio(Strict):
     forecasting: ForecastingSettings = Field(default_factory=ForecastingSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     bcp: BcpSettings = Field(default_factory=BcpSettings)
+    market: MarketSettings | None = None
+    openadr: OpenAdrSettings | None = None

@@ -94,6 +94,7 @@ class Controller:
         self._bcp_fault = ""
         self._fleet_rejections_seen = 0
         self._plan_notes: set[tuple[str, str, str]] = set()  # fleet-plan problems already recorded as events
+        self.following = None  # ems.control.following.ControllerFollowing: steer each slot to the demand plan
 
     # --- restart ---------------------------------------------------------------------------------
 
@@ -122,6 +123,8 @@ class Controller:
                 for r in readings for name in TELEMETRY_FIELDS if getattr(r, name) is not None]
         rows += [(now, r.device, "missing", 1.0, r.quality.value) for r in readings if r.power_kw is None]
         await asyncio.to_thread(self.store.record_telemetry, rows)
+        if self.following is not None:
+            self.following.after_poll(self, now)
         for device in lost:
             reason = self.state.reading(device).error or "no answer"
             self.store.record_event(now, "device-lost", f"{device} stopped answering ({reason}); failsafe set-point, left out of plans", {"device": device})
@@ -206,7 +209,7 @@ class Controller:
         initial = self.state.battery_soc_kwh() | fleet_socs | self.state.vehicle_soc_kwh()
         return plan_inputs(self.config_path, start, horizon_hours=hours, inputs=inputs or self.inputs, plans=plans, portfolio=self._planning_portfolio(),
                            history=self.history_kw or None, initial_soc_kwh=initial, unavailable=frozenset(self.state.missing()),
-                           reservation=self.reservation)[1]
+                           reservation=self.reservation, store=self.store)[1]
 
     def _usable_plans(self, plans: dict, now: dt.datetime) -> dict:
         """Drop charging windows at chargers that are unknown or not answering: the vehicle is
@@ -267,6 +270,8 @@ class Controller:
             self.store.record_event(now, "fallback", f"solver gave no plan ({schedule.message}); rule-based set-points",
                                     {"reason": schedule.message})
         self.plan_power_kw = schedule.power_kw
+        if self.following is not None:
+            self.following.after_plan(self, now)
         points = [(t.to_pydatetime(), asset, float(v), None) for asset in schedule.power_kw.columns
                   for t, v in schedule.power_kw[asset].items()]
         summary = schedule.summary()
@@ -315,6 +320,8 @@ class Controller:
         live = {d for d in self.batteries | self.chargers if d in self.devices.drivers} - self.state.missing()
         targets = plan_targets(self.plan_power_kw, now, self.state.plugged(), self.batteries & live, self.chargers & live)
         targets = hold_small_changes(self.setpoints_kw, targets, self.portfolio.control.hold_threshold_kw)
+        if self.following is not None:
+            targets = self.following.adjust(self, targets, now)
         changed = [(d, t) for d, t in sorted(targets.items())
                    if not (self.setpoints_kw.get(d) == t and self._device_follows(d, self.written_kw.get(d, t)))]
         # devices answer independently: write them all at once, not one round trip after another

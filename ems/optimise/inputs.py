@@ -7,6 +7,8 @@ step covers, so energy is the same at 5, 15, 30 or 60-minute steps.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import math
 from typing import Mapping
 
@@ -15,6 +17,7 @@ import pandas as pd
 
 from ems.config.schema import Portfolio, Tariff
 from ems.fleet import Reservation, VehiclePlan, plans_from_duties
+from ems.market.tariff import DayPrices
 from ems.optimise.problem import (
     BatterySpec,
     DrEventSpec,
@@ -38,6 +41,26 @@ def slot_series(values: tuple[float, ...] | np.ndarray, grid: TimeGrid, timezone
     slot = (minutes.hour * 60 + minutes.minute) // SLOT_MINUTES
     per_5min = values[slot]
     return per_5min.reshape(grid.steps, grid.step_minutes // 5).mean(axis=1)
+
+
+def dated_slot_series(days: Mapping[dt.date, tuple[float, ...]], grid: TimeGrid, timezone: str) -> np.ndarray:
+    """Map 48 half-hourly values per local date onto the grid (each step averages its slots);
+    every date the grid touches must be in ``days``."""
+    minutes = pd.date_range(grid.start, periods=grid.steps * grid.step_minutes // 5, freq="5min").tz_convert(timezone)
+    slot = (minutes.hour * 60 + minutes.minute) // SLOT_MINUTES
+    dates = minutes.date
+    missing = sorted(set(dates) - set(days))
+    if missing:
+        raise ProblemError(f"no prices for {', '.join(map(str, missing))}")
+    per_5min = np.array([days[d][s] for d, s in zip(dates, slot)], dtype=float)
+    return per_5min.reshape(grid.steps, grid.step_minutes // 5).mean(axis=1)
+
+
+def _with_day_prices(grids: tuple[GridSpec, ...], prices: DayPrices, grid: TimeGrid, timezone: str) -> tuple[GridSpec, ...]:
+    """Prices by date (spot plus the retailer's terms) in place of the fixed tariff's."""
+    imports = dated_slot_series(prices.import_yen_per_kwh, grid, timezone)
+    exports = dated_slot_series(prices.export_yen_per_kwh, grid, timezone)
+    return tuple(dataclasses.replace(g, import_price_yen_per_kwh=imports, export_price_yen_per_kwh=exports) for g in grids)
 
 
 def _grid_spec(connection, tariff: Tariff, grid: TimeGrid, timezone: str) -> GridSpec:
@@ -129,12 +152,14 @@ def problem_from_portfolio(
     horizon_hours: int | None = None,
     step_minutes: int | None = None,
     unavailable: frozenset[str] = frozenset(),
+    day_prices: DayPrices | None = None,
 ) -> Problem:
     """The planning problem for ``portfolio`` from ``start``.
 
     ``profiles``: the 48 values of each named profile. ``forecasts_kw``: per PV array or load
     id, a series on the grid that replaces its profile (PV available output, load demand).
     ``unavailable``: ids of devices left out (no power), e.g. ones that stopped answering.
+    ``day_prices``: import and export prices by date, replacing the tariffs' fixed day.
     """
     planning = portfolio.planning
     step = step_minutes or planning.step_minutes
@@ -151,6 +176,8 @@ def problem_from_portfolio(
 
     site_tariff = {s.id: portfolio.tariffs[s.tariff] for s in portfolio.sites}
     grids = tuple(_grid_spec(g, site_tariff[g.site], grid, zone) for g in portfolio.grid_connections)
+    if day_prices is not None:
+        grids = _with_day_prices(grids, day_prices, grid, zone)
     pvs = tuple(
         PvSpec(pv.id, pv.site, np.minimum(series(pv.id, pv.profile, pv.capacity_kwp), pv.inverter_limit_kw or np.inf),
                pv.curtailable)

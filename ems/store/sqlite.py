@@ -17,7 +17,9 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-SCHEMA_VERSION = 1
+from ems.store.market_schema import MARKET_SCHEMA, MARKET_TABLES
+
+SCHEMA_VERSION = 2
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 SCHEMA = """
@@ -46,9 +48,11 @@ CREATE TABLE job_runs (
     job TEXT NOT NULL, started_ms INTEGER NOT NULL, duration_s REAL NOT NULL, ok INTEGER NOT NULL,
     error TEXT NOT NULL DEFAULT '');
 CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL);
-"""
+""" + MARKET_SCHEMA
 
-TABLES = ("telemetry", "setpoints", "plans", "plan_points", "events", "state", "job_runs", "outbox")
+TABLES = ("telemetry", "setpoints", "plans", "plan_points", "events", "state", "job_runs", "outbox", *MARKET_TABLES)
+# version -> the statements that bring a file of that version to the next one
+MIGRATIONS = {1: MARKET_SCHEMA}
 
 
 class StoreError(RuntimeError):
@@ -106,8 +110,9 @@ class Store:
         if not exists and (readonly or not create):
             raise StoreError(f"{self.path}: no such store (start `ems run` to create one, or give --store)")
         try:
+            version = SCHEMA_VERSION
             if exists:
-                self._inspect()
+                version = self._inspect()
                 if not readonly:
                     self._check_writable()
             else:
@@ -115,6 +120,8 @@ class Store:
             self._db = self._connect()
             if not exists:
                 self._create_schema()
+            elif version < SCHEMA_VERSION:
+                self._migrate(version)
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{self.path}: {error}") from None
         except OSError as error:
@@ -157,8 +164,9 @@ class Store:
         if not os.access(self.path.parent, os.W_OK):
             raise StoreError(f"{self.path}: its directory is read-only; SQLite needs to write its journal beside it")
 
-    def _inspect(self) -> None:
-        """Prove, reading only, that the file is this program's store of this schema version."""
+    def _inspect(self) -> int:
+        """Prove, reading only, that the file is this program's store of this schema version, or
+        of an older one a writer can migrate; returns the file's version."""
         with self.path.open("rb") as handle:
             head = handle.read(len(SQLITE_MAGIC))
         if head != SQLITE_MAGIC:
@@ -177,11 +185,25 @@ class Store:
         if version_row is None or not str(version_row[0]).isdigit():
             raise StoreError(f"{self.path}: no schema version recorded; refusing to touch it")
         version = int(version_row[0])
-        if version != SCHEMA_VERSION:
+        migratable = version < SCHEMA_VERSION and all(v in MIGRATIONS for v in range(version, SCHEMA_VERSION))
+        if migratable and getattr(self, "readonly", False):
+            raise StoreError(f"{self.path}: schema version {version}; open it once for writing (ems run) to migrate it "
+                             f"to version {SCHEMA_VERSION}")
+        if version != SCHEMA_VERSION and not migratable:
             raise StoreError(f"{self.path}: schema version {version}, this program reads version {SCHEMA_VERSION}")
-        missing = set(TABLES) - tables
+        missing = set(TABLES) - tables - (set(MARKET_TABLES) if migratable else set())
         if missing:
             raise StoreError(f"{self.path}: tables missing: {', '.join(sorted(missing))}")
+        return version
+
+    def _migrate(self, version: int) -> None:
+        """Bring an older file up to this version, in one transaction (all or nothing)."""
+        with self._transaction() as db:
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step].strip().split(";\n"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     def _create_schema(self) -> None:
         with self._transaction() as db:
