@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ems.config.control import ControlSettings, StorageSettings
-from ems.config.drivers import TwinSettings
+from ems.config.drivers import EchonetDriver, EchonetNetwork, OcppDriver, OcppServer, TwinSettings
 from ems.config.forecasting import ForecastingSettings
 from ems.config.dispatch import DispatchSettings
 from ems.config.bcp import BcpSettings
@@ -57,7 +57,7 @@ class MqttDriver(Strict):
     timeout_s: float = Field(2.0, gt=0, description="a set-point not acknowledged within it has failed")
 
 
-Driver = Annotated[Union[SimDriver, ModbusDriver, MqttDriver], Field(discriminator="kind")]
+Driver = Annotated[Union[SimDriver, ModbusDriver, MqttDriver, OcppDriver, EchonetDriver], Field(discriminator="kind")]
 
 
 class RegisterSpec(Strict):
@@ -266,6 +266,8 @@ class Portfolio(Strict):
     portfolio: PortfolioInfo
     planning: Planning = Field(default_factory=Planning)
     mqtt: MqttBroker = Field(default_factory=MqttBroker)
+    ocpp: OcppServer = Field(default_factory=OcppServer)
+    echonet: EchonetNetwork = Field(default_factory=EchonetNetwork)
     sites: tuple[Site, ...]
     grid_connections: tuple[GridConnection, ...]
     pv_arrays: tuple[PvArray, ...] = ()
