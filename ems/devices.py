@@ -65,6 +65,8 @@ class DeviceEndpoint:
             return f"ocpp:{s['charge_point_id']}#{s.get('connector', 1)}"
         if self.protocol == "echonet":
             return f"echonet://{s['host']}:{s.get('port', 3610)}/{s.get('instance', 1)}"
+        if self.protocol == "modbus" and s.get("transport") == "rtu":
+            return f"modbus-rtu:{s['serial_port']}/{s.get('unit_id', 1)}"
         return f"modbus://{s['host']}:{s['port']}/{s.get('unit_id', 1)}" if self.protocol == "modbus" else f"mqtt:{s['topic_prefix']}"
 
 
@@ -157,7 +159,8 @@ def _configured(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv:
         if asset_type == "charger":
             settings["bidirectional"] = common.get("bidirectional", False)
         return DeviceEndpoint(asset_id, asset_type, "mqtt", drv.model or DEFAULT_DRIVER.get(asset_type, "mqtt_charger"), settings, False)
-    settings = {**common, "host": drv.host, "port": drv.port, "unit_id": drv.unit_id, "timeout_s": drv.timeout_s}
+    settings = {**common, "host": drv.host, "port": drv.port, "unit_id": drv.unit_id, "timeout_s": drv.timeout_s,
+                **drv.model_dump(include={"transport", "serial_port", "baudrate", "parity", "stopbits", "word_order"})}
     if drv.register_map == "sunspec":
         return DeviceEndpoint(asset_id, asset_type, "modbus", drv.model or DEFAULT_DRIVER[asset_type], settings, False)
     points = {name: spec.model_dump() for name, spec in portfolio.register_maps[drv.register_map].items()}
