@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import json
 import pandas as pd
 import pytest
 import websockets
@@ -17,6 +18,9 @@ from ocpp.v16.enums import Action
 from ocpp.v201 import ChargePoint as Cp201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
+from ocpp.v21 import ChargePoint as Cp21
+from ocpp.v21 import call as call21
+from ocpp.v21 import call_result as result21
 
 from drivers.api import DeviceUnavailable, Quality
 from ems.config import load_portfolio
@@ -270,3 +274,58 @@ def test_a_charge_point_that_returns_gets_its_failsafe_again(tmp_path):
     for cp in (first, second):
         assert cp.cleared[0]["charging_profile_purpose"] == "TxProfile"
         assert cp.profiles[0]["charging_profile_purpose"] == "TxDefaultProfile" and cp.profiles[0]["stack_level"] == 0
+
+
+class Charger21(Cp21):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.profiles: list[dict] = []
+        self.got_profile = asyncio.Event()
+
+    @on("SetChargingProfile")
+    def on_profile(self, evse_id, charging_profile, **_):
+        self.profiles.append(charging_profile)
+        if charging_profile["charging_profile_purpose"] == "TxProfile":
+            self.got_profile.set()
+        return result21.SetChargingProfile(status="Accepted")
+
+    @on("ClearChargingProfile")
+    def on_clear(self, **_):
+        return result21.ClearChargingProfile(status="Accepted")
+
+
+def test_an_ocpp_21_charge_point_is_told_to_discharge_with_a_central_setpoint(tmp_path):
+    portfolio = ocpp_portfolio(tmp_path, {"depot_c05": "CP-DEPOT-05"})
+    portfolio = portfolio.model_copy(update={"vehicles": tuple(v.model_copy(update={"v2g_allowed": True}) for v in portfolio.vehicles)})
+
+    async def scenario():
+        devices = DeviceSet(portfolio, controller_broker(portfolio, CONFIG), {"depot_c05"}, config_path=tmp_path / "site.toml")
+        opening = asyncio.create_task(devices.open())
+        await listening(devices)
+        url = f"ws://127.0.0.1:{portfolio.ocpp.port}/CP-DEPOT-05"
+        async with await connect(url, "ocpp2.1", auth("CP-DEPOT-05", "secret-CP-DEPOT-05")) as ws:
+            cp = Charger21("CP-DEPOT-05", ws)
+            listener = asyncio.create_task(cp.start())
+            await cp.call(call21.BootNotification(charging_station={"model": "Test-V2X", "vendor_name": "Test"}, reason="PowerUp"))
+            await cp.call(call21.TransactionEvent(
+                event_type="Started", timestamp=now_iso(), trigger_reason="Authorized", seq_no=0,
+                transaction_info={"transaction_id": "v2x-1"}, evse={"id": 1, "connector_id": 1},
+                id_token={"id_token": "taxi-05", "type": "Local"},
+                meter_value=[{"timestamp": now_iso(), "sampled_value": [{"value": 55.0, "measurand": "SoC"}]}]))
+            await opening
+            ack = await devices.write("depot_c05", 4.0)
+            await asyncio.wait_for(cp.got_profile.wait(), 2)
+            # hostile input on the same connection: the central system answers and carries on
+            await ws.send("this is not OCPP")
+            await ws.send(json.dumps([2, "x1", "NoSuchAction", {}]))
+            await asyncio.sleep(0.2)
+            still = await devices.drivers["depot_c05"].read()
+            listener.cancel()
+        await devices.close()
+        return cp, ack, still
+
+    cp, ack, still = asyncio.run(scenario())
+    period = cp.profiles[-1]["charging_schedule"][0]["charging_schedule_period"][0]
+    assert period["operation_mode"] == "CentralSetpoint" and period["setpoint"] == pytest.approx(-4000.0)
+    assert ack.applied_kw == pytest.approx(4.0)
+    assert still.quality is Quality.GOOD and still.vehicle_id == "taxi-05" and still.setpoint_kw == pytest.approx(4.0)

@@ -120,7 +120,7 @@ class CentralSystem:
     def silent(self) -> list[str]:
         """Expected charge points that are not connected or have reported nothing yet."""
         return sorted(cp for cp, s in self.sessions.items()
-                      if not s.connected or not all(s.connector(n).status or s.connector(n).meter_at for n in self.connectors.get(cp, {})))
+                      if not s.connected or not all(s.connector(n).reported for n in self.connectors.get(cp, {})))
 
     async def wait_reported(self, timeout_s: float) -> bool:
         """Wait until every expected charge point is connected and has reported; False on timeout."""

@@ -63,7 +63,7 @@ class OcppCharger:
         if session is None or not session.connected:
             return Reading.missing(self.name, f"charge point {s.charge_point_id!r} not connected to the central system")
         state = session.connectors.get(s.connector)
-        if state is None or (state.status is None and state.import_w is None):
+        if state is None or not state.reported:
             return Reading.missing(self.name, f"charge point {s.charge_point_id!r} connector {s.connector} has reported nothing yet")
         plugged = state.plugged
         reading = Reading(

@@ -27,6 +27,11 @@ class ConnectorState:
     setpoint_kw: float | None = None  # the last set-point the charge point accepted
 
     @property
+    def reported(self) -> bool:
+        """The charge point has said something about this connector since it connected."""
+        return self.status is not None or self.meter_at > 0 or self.transaction_id is not None or self.soc_percent is not None
+
+    @property
     def plugged(self) -> bool | None:
         if self.transaction_id is not None:
             return True
