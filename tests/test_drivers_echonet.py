@@ -198,3 +198,75 @@ def test_hostile_datagrams_are_dropped_and_the_node_keeps_answering():
     reading = run_node(node, body)
     assert node.malformed == 4
     assert reading.quality is Quality.GOOD and reading.plugged is False and reading.power_kw == 0.0
+
+
+class FixedObject:
+    """A device object with fixed property values, written here from the class's EPC table."""
+
+    def __init__(self, class_code: int, values: dict[int, bytes], settable: set[int] = frozenset()):
+        from drivers.echonet.frame import Eoj
+
+        self.eoj = Eoj.of(class_code)
+        self.values = dict(values)
+        self.settable = settable
+        self.writes_applied = 0
+
+    def get(self, epc: int) -> bytes | None:
+        return self.values.get(epc)
+
+    def set(self, epc: int, edt: bytes) -> bool:
+        if epc not in self.settable:
+            return False
+        self.values[epc] = edt
+        return True
+
+    def apply(self) -> None:
+        self.writes_applied += 1
+
+
+def read_object(obj: FixedObject, driver_cls, write_kw: float | None = None, **settings):
+    host, port = "127.0.0.1", free_udp_port()
+    node = EchonetNode(host, port, obj)
+
+    async def body():
+        client = EchonetClient("127.0.0.1", 0)
+        driver = driver_cls(EchonetSettings(name="dev", host=host, port=port, **settings), client)
+        try:
+            reading = await driver.read()
+            write = None
+            if write_kw is not None:
+                write = await driver.write(write_kw)
+            return reading, write
+        finally:
+            client.close()
+
+    return run_node(node, body)
+
+
+def test_battery_pv_and_smart_meter_classes_read_in_the_sites_sign_and_units():
+    from drivers.echonet.devices import EchonetBattery, EchonetPv, EchonetSmartMeter
+
+    battery = FixedObject(0x027D, {0xD3: struct.pack(">i", -2500), 0xD6: struct.pack(">I", 12_345), 0xD8: struct.pack(">I", 20_000),
+                                   0xE4: bytes((64,)), 0xDA: bytes((0x43,)), 0xEC: struct.pack(">I", 2500)}, settable={0xDA, 0xEB})
+    reading, write = read_object(battery, EchonetBattery, write_kw=-1.5)
+    assert reading.power_kw == pytest.approx(2.5)  # ECHONET -2500 W (discharging) is +2.5 kW into the bus
+    assert reading.energy_kwh == pytest.approx(32.345) and reading.soc_fraction == pytest.approx(0.64)
+    assert reading.setpoint_kw == pytest.approx(2.5)
+    assert write.applied_kw == pytest.approx(-1.5) and battery.values[0xDA] == bytes((0x42,)) and battery.values[0xEB] == struct.pack(">I", 1500)
+
+    pv = FixedObject(0x0279, {0xE0: struct.pack(">H", 3120), 0xE1: struct.pack(">I", 9_876_543)})
+    reading, _ = read_object(pv, EchonetPv)
+    assert reading.power_kw == pytest.approx(3.12) and reading.energy_kwh == pytest.approx(9876.543)
+
+    meter = FixedObject(0x0288, {0xE7: struct.pack(">i", 1450), 0xE0: struct.pack(">I", 71_234), 0xD3: struct.pack(">I", 1), 0xE1: bytes((0x01,))})
+    reading, _ = read_object(meter, EchonetSmartMeter)
+    assert reading.power_kw == pytest.approx(1.45) and reading.energy_kwh == pytest.approx(7123.4)  # unit 0x01: 0.1 kWh
+
+
+def test_a_node_missing_a_property_answers_get_sna_and_the_reading_leaves_it_out():
+    from drivers.echonet.devices import EchonetBattery
+
+    battery = FixedObject(0x027D, {0xD3: struct.pack(">i", 1000), 0xDA: bytes((0x44,))})  # no SoC, no counters
+    reading, _ = read_object(battery, EchonetBattery)
+    assert reading.quality is Quality.GOOD and reading.power_kw == pytest.approx(-1.0)
+    assert reading.soc_fraction is None and reading.energy_kwh is None and reading.setpoint_kw == 0.0
