@@ -329,3 +329,37 @@ def test_an_ocpp_21_charge_point_is_told_to_discharge_with_a_central_setpoint(tm
     assert period["operation_mode"] == "CentralSetpoint" and period["setpoint"] == pytest.approx(-4000.0)
     assert ack.applied_kw == pytest.approx(4.0)
     assert still.quality is Quality.GOOD and still.vehicle_id == "taxi-05" and still.setpoint_kw == pytest.approx(4.0)
+
+
+def test_security_profile_2_takes_the_password_over_tls_only(tmp_path):
+    import ssl
+
+    from tests.test_drivers_security import make_certificates
+
+    certs = make_certificates(tmp_path)
+    portfolio = ocpp_portfolio(tmp_path, {"depot_c06": "CP-DEPOT-06"})
+    portfolio = portfolio.model_copy(update={"ocpp": portfolio.ocpp.model_copy(update={
+        "security_profile": 2, "cert_file": certs["server.crt"], "key_file": certs["server.key"]})})
+    trust = ssl.create_default_context(cafile=certs["ca.crt"])
+
+    async def scenario():
+        devices = DeviceSet(portfolio, controller_broker(portfolio, CONFIG), {"depot_c06"}, config_path=tmp_path / "site.toml")
+        opening = asyncio.create_task(devices.open())
+        await listening(devices)
+        port, headers = portfolio.ocpp.port, auth("CP-DEPOT-06", "secret-CP-DEPOT-06")
+        with pytest.raises((websockets.InvalidMessage, websockets.InvalidHandshake, OSError, asyncio.TimeoutError)):
+            await connect(f"ws://127.0.0.1:{port}/CP-DEPOT-06", "ocpp1.6", headers)  # no TLS: no handshake
+        async with websockets.connect(f"wss://127.0.0.1:{port}/CP-DEPOT-06", subprotocols=["ocpp1.6"],
+                                      additional_headers=headers, ssl=trust, open_timeout=5) as ws:
+            cp = Charger16("CP-DEPOT-06", ws)
+            listener = asyncio.create_task(cp.start())
+            await cp.call(call16.BootNotification(charge_point_model="Test", charge_point_vendor="Test"))
+            await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+            await opening
+            reading = await devices.drivers["depot_c06"].read()
+            listener.cancel()
+        await devices.close()
+        return reading
+
+    reading = asyncio.run(scenario())
+    assert reading.quality is Quality.GOOD and reading.plugged is False
