@@ -363,3 +363,35 @@ def test_security_profile_2_takes_the_password_over_tls_only(tmp_path):
 
     reading = asyncio.run(scenario())
     assert reading.quality is Quality.GOOD and reading.plugged is False
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda raw: raw["batteries"][0].update(driver={"kind": "ocpp", "charge_point_id": "X"}), r"batteries\[id=city_hall_bess\]\.driver\.kind"),
+    (lambda raw: raw.update(ocpp={"security_profile": 1}), r"ocpp\.credentials_file"),
+    (lambda raw: raw["chargers"][0].update(driver={"kind": "ocpp", "charge_point_id": "bad id!"}), r"chargers\[id=depot_c01\]\.driver\.ocpp\.charge_point_id"),
+    (lambda raw: [c.update(driver={"kind": "ocpp", "charge_point_id": "SAME"}) for c in raw["chargers"][:2]], r"'SAME#1' named by two chargers"),
+    (lambda raw: raw["vehicles"][0].update(driver={"kind": "echonet", "host": "10.0.0.9"}), r"vehicles\[id=taxi-01\]\.driver\.kind"),
+])
+def test_bad_protocol_settings_stop_before_anything_runs(edit, words):
+    import copy
+    import tomllib
+
+    from ems.config import ConfigError, parse_portfolio
+
+    raw = copy.deepcopy(tomllib.loads(CONFIG.read_text()))
+    edit(raw)
+    with pytest.raises(ConfigError, match=words):
+        parse_portfolio(raw, CONFIG)
+
+
+def test_ems_devices_with_a_missing_ocpp_password_file_exits_2_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "site.toml"
+    config.write_text(CONFIG.read_text().replace('id = "depot_c01"\n', 'id = "depot_c01"\ndriver = { kind = "ocpp", charge_point_id = "CP1" }\n', 1)
+                      + '\n[ocpp]\nsecurity_profile = 1\ncredentials_file = "absent-passwords"\n')
+    result = subprocess.run([sys.executable, "-m", "ems", "devices", "--config", str(config), "--only", "depot_c01"],
+                            capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 2
+    assert result.stdout.strip().count("\n") == 0 and "absent-passwords" in result.stdout and "missing" in result.stdout

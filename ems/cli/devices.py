@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         readings, problems = asyncio.run(_read(portfolio, broker, only, setpoints, args.config))
-    except (DeviceConfigError, CredentialsError) as error:
+    except (DeviceConfigError, CredentialsError, OSError) as error:  # OSError: e.g. the OCPP port is taken
         print(f"ems devices: {args.config}: {error}")
         return 2
     rows = [r.as_dict() for r in readings]

@@ -101,7 +101,16 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
 
     store = Store(args.store or portfolio.storage.sqlite_path, mirror=portfolio.storage.influx is not None)
     devices = DeviceSet(portfolio, controller_broker(portfolio, args.config, args.mqtt_host, args.mqtt_port), config_path=args.config)
-    await devices.open()
+    from ems.devices import DeviceConfigError
+
+    try:
+        await devices.open()
+    except (DeviceConfigError, OSError) as error:  # a bad driver table, a password file, a port in use
+        print(f"ems run: {args.config}: {error}", file=sys.stderr)
+        if twin_task is not None:
+            twin_stop.set()
+            await twin_task
+        return 2
     fleet = None
     if devices.link is not None:  # the dispatcher's vehicle states and plans, on the controller's own connection
         from ems.control.fleetbus import FleetBus
