@@ -251,6 +251,8 @@ class DeviceSet:
     async def open(self, connect_timeout_s: float | None = None) -> None:
         """Build the drivers; wait for the broker at most as long as the MQTT devices' timeout."""
         mqtt_timeouts = [e.settings["timeout_s"] for e in self.endpoints if e.protocol == "mqtt"]
+        ocpp_timeouts = [e.settings["timeout_s"] for e in self.endpoints if e.protocol == "ocpp"]
+        ocpp_wait_s = connect_timeout_s or max(ocpp_timeouts, default=0.0)
         connect_timeout_s = connect_timeout_s or max(mqtt_timeouts, default=0.0)
         if mqtt_timeouts:
             self.link = MqttLink(self.broker)
@@ -262,8 +264,7 @@ class DeviceSet:
             await driver.connect()
             self.drivers[endpoint.asset_id] = driver
         if self.csms is not None:
-            ocpp_timeouts = [e.settings["timeout_s"] for e in self.endpoints if e.protocol == "ocpp"]
-            if not await self.csms.wait_reported(max(ocpp_timeouts)):
+            if not await self.csms.wait_reported(ocpp_wait_s):
                 log.warning("OCPP charge points not connected yet: %s; they read as missing until they connect",
                             ", ".join(self.csms.silent()))
         if self.link is not None:

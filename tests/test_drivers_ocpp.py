@@ -140,8 +140,8 @@ def test_a_16_charge_point_boots_reports_and_gets_the_plans_setpoint(tmp_path):
     # on connection: our profiles cleared, failsafe (charge at 3 kW) installed as the default
     assert cp.cleared and cp.profiles[0]["charging_profile_purpose"] == "TxDefaultProfile"
     assert cp.profiles[0]["charging_schedule"]["charging_schedule_period"][0]["limit"] == pytest.approx(3000.0)
-    tx = cp.profiles[-1]
-    assert tx["charging_profile_purpose"] == "TxProfile" and tx["transaction_id"] == transaction
+    tx = next(p for p in cp.profiles if p["charging_profile_purpose"] == "TxProfile")
+    assert tx["transaction_id"] == transaction
     assert tx["charging_schedule"]["charging_rate_unit"] == "W"
     assert tx["charging_schedule"]["charging_schedule_period"][0]["limit"] == pytest.approx(4500.0)
     assert ack.applied_kw == pytest.approx(-4.5) and after.setpoint_kw == pytest.approx(-4.5)
@@ -207,7 +207,7 @@ def test_a_201_charge_point_does_the_same_in_amperes_and_discharge_is_refused(tm
     assert started.id_token_info["status"] == "Accepted" and unknown.id_token_info["status"] == "Invalid"
     assert reading.plugged and reading.vehicle_id == "taxi-02"
     assert reading.power_kw == pytest.approx(-5.5) and reading.soc_fraction == pytest.approx(0.63)
-    evse, tx = cp.profiles[-1]
+    evse, tx = next((e, p) for e, p in cp.profiles if p["charging_profile_purpose"] == "TxProfile")
     assert evse == 1 and tx["transaction_id"] == "tx-77"
     schedule = tx["charging_schedule"][0]
     assert schedule["charging_rate_unit"] == "A"
@@ -220,7 +220,7 @@ def test_wrong_or_missing_password_and_unknown_ids_are_refused_before_any_ocpp(t
 
     async def scenario():
         devices = DeviceSet(portfolio, controller_broker(portfolio, CONFIG), {"depot_c03"}, config_path=tmp_path / "site.toml")
-        opening = asyncio.create_task(devices.open())
+        opening = asyncio.create_task(devices.open(connect_timeout_s=0.2))
         await listening(devices)
         base = f"ws://127.0.0.1:{portfolio.ocpp.port}"
         statuses = []
@@ -325,7 +325,8 @@ def test_an_ocpp_21_charge_point_is_told_to_discharge_with_a_central_setpoint(tm
         return cp, ack, still
 
     cp, ack, still = asyncio.run(scenario())
-    period = cp.profiles[-1]["charging_schedule"][0]["charging_schedule_period"][0]
+    tx = next(p for p in cp.profiles if p["charging_profile_purpose"] == "TxProfile")
+    period = tx["charging_schedule"][0]["charging_schedule_period"][0]
     assert period["operation_mode"] == "CentralSetpoint" and period["setpoint"] == pytest.approx(-4000.0)
     assert ack.applied_kw == pytest.approx(4.0)
     assert still.quality is Quality.GOOD and still.vehicle_id == "taxi-05" and still.setpoint_kw == pytest.approx(4.0)

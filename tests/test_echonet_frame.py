@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.echonet.frame import (
@@ -18,11 +18,13 @@ frames = st.builds(
 )
 
 
+@settings(max_examples=60)
 @given(frames)
 def test_frame_round_trip(frame: Frame):
     assert parse(frame.to_bytes()) == frame
 
 
+@settings(max_examples=40)
 @given(frames)
 def test_layout_is_the_specifications(frame: Frame):
     data = frame.to_bytes()
@@ -39,6 +41,7 @@ def test_a_known_get_frame_byte_for_byte():
     assert frame.to_bytes() == bytes.fromhex("1081 0001 05FF01 027E01 62 01 E4 00")
 
 
+@settings(max_examples=40)
 @given(frames, st.integers(1, 40))
 def test_truncated_frames_are_refused(frame: Frame, cut: int):
     data = frame.to_bytes()
@@ -75,6 +78,7 @@ def test_no_data_codes_read_as_none():
     assert unsigned(b"") is None
 
 
+@settings(max_examples=40)
 @given(st.lists(eojs, max_size=80))
 def test_instance_list_round_trip(objects):
     assert instance_list(encode_instance_list(objects)) == objects

@@ -165,6 +165,7 @@ class CentralSystem:
         handler = HANDLERS[version](charge_point_id, connection, response_timeout=self.config.response_timeout_s)
         handler.attach(session, lambda tag: tag in self.config.id_tags, self.config.heartbeat_s)
         session.handler, session.version, session.connected = handler, version, True
+        session.ready = asyncio.Event()  # set once the failsafe is in place: set-points wait for it
         session.connections += 1
         session.seen()
         log.info("OCPP: %s connected (%s, connection %d)", charge_point_id, version, session.connections)
@@ -187,13 +188,16 @@ class CentralSystem:
     async def _apply_failsafe(self, session: ChargePointSession, handler) -> None:
         """Clear what the controller set before, and install the failsafe default profile."""
         await asyncio.sleep(0)  # let the charge point's first message (its boot) be read first
-        for number, connector in self.connectors.get(session.charge_point_id, {}).items():
-            try:
-                await self._clear(handler, session.version, number)
-                await self._send_profile(handler, session, connector, min(0.0, connector.failsafe_kw), failsafe=True)
+        try:
+            for number, connector in self.connectors.get(session.charge_point_id, {}).items():
                 session.connector(number).setpoint_kw = None
-            except (SetpointFailed, asyncio.TimeoutError, websockets.ConnectionClosed) as error:
-                log.warning("OCPP: %s connector %d: failsafe profile not installed: %s", session.charge_point_id, number, error)
+                try:
+                    await self._clear(handler, session.version, number)
+                    await self._send_profile(handler, session, connector, min(0.0, connector.failsafe_kw), failsafe=True)
+                except (SetpointFailed, asyncio.TimeoutError, websockets.ConnectionClosed) as error:
+                    log.warning("OCPP: %s connector %d: failsafe profile not installed: %s", session.charge_point_id, number, error)
+        finally:
+            session.ready.set()
 
     # --- set-points ------------------------------------------------------------------------
 
@@ -204,6 +208,7 @@ class CentralSystem:
             raise SetpointFailed(charge_point_id, "not connected to the central system")
         config = self.connectors.get(charge_point_id, {}).get(connector, ConnectorConfig(connector))
         handler = session.handler
+        await session.ready.wait()  # never before the (re)connection's failsafe, or it would clear this
         if setpoint_kw > 0:
             await self._discharge(handler, session, config, setpoint_kw)
         else:

@@ -7,6 +7,7 @@ or kWh) and the vehicle's ``SoC`` [%]; per-phase values are left out when the to
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class ChargePointSession:
     disconnected_at: dt.datetime | None = None
     connectors: dict[int, ConnectorState] = field(default_factory=dict)
     handler: object | None = None  # the ocpp ChargePoint object of the live connection
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # the connection's failsafe is in place
 
     def connector(self, number: int) -> ConnectorState:
         return self.connectors.setdefault(number, ConnectorState())
