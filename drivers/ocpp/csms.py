@@ -20,12 +20,14 @@ import binascii
 import datetime as dt
 import hmac
 import ipaddress
+import json
 import logging
 import ssl
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
 import websockets
+from ocpp.v16 import call as call16
 from websockets.asyncio.server import ServerConnection, serve
 
 from drivers.ocpp.handlers import HANDLERS
@@ -229,12 +231,8 @@ class CentralSystem:
             raise SetpointFailed(session.charge_point_id, f"discharge of {setpoint_kw} kW refused: {why}")
 
     async def _vendor_discharge(self, handler, charge_point_id: str, connector: int, setpoint_kw: float) -> None:
-        import json
-
-        from ocpp.v16 import call
-
         data = json.dumps({"connectorId": connector, "dischargeLimitW": round(setpoint_kw * 1000.0)})
-        answer = await handler.call(call.DataTransfer(vendor_id=VENDOR_ID, message_id="SetDischargeLimit", data=data))
+        answer = await handler.call(call16.DataTransfer(vendor_id=VENDOR_ID, message_id="SetDischargeLimit", data=data))
         if answer is None or answer.status != "Accepted":
             raise SetpointFailed(charge_point_id, f"vendor discharge limit not accepted ({getattr(answer, 'status', 'error')})")
 
@@ -253,12 +251,10 @@ class CentralSystem:
         schedule = {"charging_rate_unit": config.rate_unit, "charging_schedule_period": [period]}
         profile = {"stack_level": level, "charging_profile_purpose": purpose, "charging_profile_kind": "Relative"}
         if session.version == "ocpp1.6":
-            from ocpp.v16 import call
-
             profile.update(charging_profile_id=profile_id, charging_schedule=schedule)
             if transaction is not None:
                 profile["transaction_id"] = int(transaction)
-            request = call.SetChargingProfile(connector_id=config.connector, cs_charging_profiles=profile)
+            request = call16.SetChargingProfile(connector_id=config.connector, cs_charging_profiles=profile)
         else:
             schedule["id"] = profile_id
             profile.update(id=profile_id, charging_schedule=[schedule])
@@ -272,10 +268,8 @@ class CentralSystem:
 
     async def _clear(self, handler, version: str, connector: int) -> None:
         if version == "ocpp1.6":
-            from ocpp.v16 import call
-
-            await handler.call(call.ClearChargingProfile(connector_id=connector, charging_profile_purpose="TxProfile"))
-            await handler.call(call.ClearChargingProfile(id=SETPOINT_PROFILE_ID))
+            await handler.call(call16.ClearChargingProfile(connector_id=connector, charging_profile_purpose="TxProfile"))
+            await handler.call(call16.ClearChargingProfile(id=SETPOINT_PROFILE_ID))
         else:
             await handler.call(handler._call.ClearChargingProfile(
                 charging_profile_criteria={"evse_id": connector, "charging_profile_purpose": "TxProfile"}))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+import time
 from typing import Callable
 
 from ocpp.routing import on
@@ -25,7 +26,9 @@ from drivers.ocpp.state import ChargePointSession, apply_meter_values
 
 log = logging.getLogger(__name__)
 
-_transaction_ids = itertools.count(1)
+# 1.6 transaction ids are integers the central system hands out: start from the clock so that a
+# restarted controller never gives out an id a charge point still holds from before.
+_transaction_ids = itertools.count(int(time.time()) % 1_000_000_000)
 
 
 def _now() -> str:
