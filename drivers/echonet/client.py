@@ -57,7 +57,7 @@ class EchonetClient:
         self.multicast_interface = multicast_interface
         self._transport: asyncio.DatagramTransport | None = None
         self._tids = itertools.cycle(range(1, 0x10000))
-        self._pending: dict[int, asyncio.Future] = {}
+        self._pending: dict[int, tuple[str, asyncio.Future]] = {}
         self._collectors: dict[int, list[tuple[str, Frame]]] = {}
         self.malformed = 0
 
@@ -79,7 +79,7 @@ class EchonetClient:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
-        for future in self._pending.values():
+        for _host, future in self._pending.values():
             if not future.done():
                 future.cancel()
         self._pending.clear()
@@ -98,9 +98,13 @@ class EchonetClient:
         if frame.tid in self._collectors:
             self._collectors[frame.tid].append((addr[0], frame))
             return
-        future = self._pending.get(frame.tid)
-        if future is not None and not future.done() and frame.esv not in (Esv.GET, Esv.SETC, Esv.SETI, Esv.INF_REQ):
-            future.set_result((addr[0], frame))
+        host, future = self._pending.get(frame.tid, (None, None))
+        if future is None or future.done() or frame.esv in (Esv.GET, Esv.SETC, Esv.SETI, Esv.INF_REQ):
+            return
+        if addr[0] != host:
+            log.warning("ECHONET Lite: answer with TID %d from %s, expected from %s: ignored", frame.tid, addr[0], host)
+            return
+        future.set_result((addr[0], frame))
 
     async def request(self, host: str, deoj: Eoj, esv: Esv, properties: list[Property], timeout_s: float,
                       port: int = ECHONET_PORT) -> Frame:
@@ -112,7 +116,7 @@ class EchonetClient:
         data = frame.to_bytes()
         where = f"{host}:{port} {deoj}"
         future = asyncio.get_running_loop().create_future()
-        self._pending[tid] = future
+        self._pending[tid] = (host, future)
         try:
             for _attempt in range(2):
                 self._transport.sendto(data, (host, port))
