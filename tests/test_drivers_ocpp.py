@@ -369,9 +369,10 @@ def test_security_profile_2_takes_the_password_over_tls_only(tmp_path):
 @pytest.mark.parametrize("edit, words", [
     (lambda raw: raw["batteries"][0].update(driver={"kind": "ocpp", "charge_point_id": "X"}), r"batteries\[id=city_hall_bess\]\.driver\.kind"),
     (lambda raw: raw.update(ocpp={"security_profile": 1}), r"ocpp\.credentials_file"),
-    (lambda raw: raw["chargers"][0].update(driver={"kind": "ocpp", "charge_point_id": "bad id!"}), r"chargers\[id=depot_c01\]\.driver\.ocpp\.charge_point_id"),
+    (lambda raw: raw["chargers"][0].update(driver={"kind": "ocpp", "charge_point_id": "bad id!"}), r"chargers\[id=depot_c01\]\.driver\.charge_point_id"),
     (lambda raw: [c.update(driver={"kind": "ocpp", "charge_point_id": "SAME"}) for c in raw["chargers"][:2]], r"'SAME#1' named by two chargers"),
     (lambda raw: raw["vehicles"][0].update(driver={"kind": "echonet", "host": "10.0.0.9"}), r"vehicles\[id=taxi-01\]\.driver\.kind"),
+    (lambda raw: raw["batteries"][0].update(driver={"kind": "modbus", "transport": "rtu"}), r"driver: .*a Modbus RTU device needs 'serial_port'"),
 ])
 def test_bad_protocol_settings_stop_before_anything_runs(edit, words):
     import copy

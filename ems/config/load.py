@@ -64,7 +64,7 @@ def _key_path(raw: dict[str, Any], loc: tuple[Any, ...]) -> str:
             node = entry
         else:
             # pydantic names the union member it tried ("modbus", "function-after[...]"); skip those
-            if isinstance(node, dict) and item not in node and parts and str(item) in {"sim", "modbus", "mqtt"}:
+            if isinstance(node, dict) and item not in node and parts and str(item) in {"sim", "modbus", "mqtt", "ocpp", "echonet"}:
                 continue
             parts.append(str(item))
             node = node.get(item) if isinstance(node, dict) else None
