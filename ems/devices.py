@@ -19,6 +19,7 @@ from drivers import registry
 from drivers.api import Ack, Reading
 from drivers.mqtt.credentials import resolve_credentials
 from drivers.mqtt.link import BrokerSettings, MqttLink
+from drivers.mqtt.presence import check_absent, presence_wills
 from ems.config.schema import Portfolio
 from ems.guard import WriteGuard
 
@@ -67,6 +68,8 @@ class DeviceEndpoint:
             return f"echonet://{s['host']}:{s.get('port', 3610)}/{s.get('instance', 1)}"
         if self.protocol == "modbus" and s.get("transport") == "rtu":
             return f"modbus-rtu:{s['serial_port']}/{s.get('unit_id', 1)}"
+        if self.protocol == "modbus" and s.get("tls"):
+            return f"modbus+tls://{s['host']}:{s['port']}/{s.get('unit_id', 1)}"
         return f"modbus://{s['host']}:{s['port']}/{s.get('unit_id', 1)}" if self.protocol == "modbus" else f"mqtt:{s['topic_prefix']}"
 
 
@@ -91,6 +94,8 @@ def endpoints(portfolio: Portfolio) -> list[DeviceEndpoint]:
             common = {"name": asset.id, "rated_power_kw": _rating_kw(asset, asset_type), "invert_sign": asset_type in CONSUMERS}
             if drv.kind == "sim":
                 settings = {**common, "host": twin.modbus_host, "port": twin.modbus_base_port + index, "unit_id": 1, "timeout_s": twin.modbus_timeout_s}
+                if twin.modbus_tls is not None:
+                    settings["tls"] = twin_client_tls(twin.modbus_tls)
                 found.append(DeviceEndpoint(asset.id, asset_type, "modbus", DEFAULT_DRIVER[asset_type], settings, True))
                 index += 1
             else:
@@ -110,6 +115,11 @@ def endpoints(portfolio: Portfolio) -> list[DeviceEndpoint]:
             else:
                 found.append(_configured(portfolio, asset.id, asset_type, drv, common))
     return found
+
+
+def twin_client_tls(tls: Any) -> dict[str, str]:
+    """The client end of the twin's Modbus/TCP Security, as a driver's ``tls`` settings."""
+    return {"ca_file": tls.ca_file, "cert_file": tls.client_cert_file, "key_file": tls.client_key_file}
 
 
 def _twin_protocol(twin: Any, charger: Any) -> str:
@@ -161,6 +171,8 @@ def _configured(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv:
         return DeviceEndpoint(asset_id, asset_type, "mqtt", drv.model or DEFAULT_DRIVER.get(asset_type, "mqtt_charger"), settings, False)
     settings = {**common, "host": drv.host, "port": drv.port, "unit_id": drv.unit_id, "timeout_s": drv.timeout_s,
                 **drv.model_dump(include={"transport", "serial_port", "baudrate", "parity", "stopbits", "word_order"})}
+    if drv.tls is not None:
+        settings["tls"] = drv.tls.model_dump()
     if drv.register_map == "sunspec":
         return DeviceEndpoint(asset_id, asset_type, "modbus", drv.model or DEFAULT_DRIVER[asset_type], settings, False)
     points = {name: spec.model_dump() for name, spec in portfolio.register_maps[drv.register_map].items()}
@@ -218,10 +230,13 @@ class DeviceConfigError(ValueError):
 class DeviceSet:
     """All configured devices, opened together: read them all, write through the guard."""
 
-    def __init__(self, portfolio: Portfolio, broker: BrokerSettings, only: set[str] | None = None,
+    def __init__(self, portfolio: Portfolio, broker: BrokerSettings, only: set[str] | None = None, presence_role: str | None = None,
                  config_path: str | Path | None = None):
         self.portfolio = portfolio
         self.broker = broker
+        # With a role (the controller), the client id is held exclusively on the broker: open()
+        # raises drivers.mqtt.presence.AlreadyRunning if another process holds it.
+        self.presence_role = presence_role
         self.config_path = Path(config_path) if config_path else None
         self.endpoints = [e for e in endpoints(portfolio) if only is None or e.asset_id in only]
         self.guard = WriteGuard(portfolio)
@@ -254,7 +269,11 @@ class DeviceSet:
         ocpp_timeouts = [e.settings["timeout_s"] for e in self.endpoints if e.protocol == "ocpp"]
         ocpp_wait_s = connect_timeout_s or max(ocpp_timeouts, default=0.0)
         connect_timeout_s = connect_timeout_s or max(mqtt_timeouts, default=0.0)
-        if mqtt_timeouts:
+        if mqtt_timeouts and self.presence_role is not None:
+            await asyncio.to_thread(check_absent, self.broker, max(connect_timeout_s, 1.0))
+            will, birth = presence_wills(self.broker.client_id, self.presence_role)
+            self.link = MqttLink(self.broker, will=will, birth=birth)
+        elif mqtt_timeouts:
             self.link = MqttLink(self.broker)
         for endpoint in self.endpoints:
             try:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, AsyncModbusTlsClient
 from pymodbus.exceptions import ModbusException
 
 from drivers.api import DeviceUnavailable
+from drivers.modbus.security import ClientTls, TlsError, client_context
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ class ModbusEndpoint(BaseModel):
     unit_id: int = Field(1, ge=0, le=247)
     timeout_s: float = Field(1.0, gt=0)
     retries: int = Field(1, ge=0, le=5, description="extra attempts, each on a fresh connection")
+    # Modbus/TCP Security (drivers/modbus/security.py): None is plain Modbus TCP.
+    tls: ClientTls | None = Field(None, description="TLS with a client certificate (Modbus/TCP Security)")
     # Modbus RTU (serial) and word order: for building meters on RS-485, and vendors that
     # put a 32-bit value's low word first.
     transport: Literal["tcp", "rtu"] = "tcp"
@@ -111,7 +113,13 @@ class ModbusConnection:
         if ep.transport == "rtu":
             return AsyncModbusSerialClient(ep.serial_port, baudrate=ep.baudrate, parity=ep.parity, stopbits=ep.stopbits,
                                            bytesize=8, timeout=ep.timeout_s, retries=0, reconnect_delay=0)
-        return AsyncModbusTcpClient(ep.host, port=ep.port, timeout=ep.timeout_s, retries=0, reconnect_delay=0)
+        if ep.tls is None:
+            return AsyncModbusTcpClient(ep.host, port=ep.port, timeout=ep.timeout_s, retries=0, reconnect_delay=0)
+        try:
+            context = client_context(ep.tls)
+        except TlsError as error:
+            raise DeviceUnavailable(self.device, str(error)) from None
+        return AsyncModbusTlsClient(ep.host, port=ep.port, sslctx=context, timeout=ep.timeout_s, retries=0, reconnect_delay=0)
 
     async def _request(self, function: str, address: int, call) -> object:
         last_error = "no attempt"

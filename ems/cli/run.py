@@ -66,6 +66,8 @@ def status_line(controller, portfolio) -> str:
 
 
 async def _main(args: argparse.Namespace, portfolio) -> int:
+    from drivers.mqtt.credentials import CredentialsError
+    from drivers.mqtt.presence import AlreadyRunning
     from drivers.sim.clock import ScaledClock
     from ems.control.controller import Controller
     from ems.devices import DeviceSet, controller_broker
@@ -99,18 +101,21 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
             return 2
         print("digital twin serving:\n  " + "\n  ".join(twin.describe()), flush=True)
 
-    store = Store(args.store or portfolio.storage.sqlite_path, mirror=portfolio.storage.influx is not None)
-    devices = DeviceSet(portfolio, controller_broker(portfolio, args.config, args.mqtt_host, args.mqtt_port), config_path=args.config)
     from ems.devices import DeviceConfigError
 
     try:
+        devices = DeviceSet(portfolio, controller_broker(portfolio, args.config, args.mqtt_host, args.mqtt_port),
+                            presence_role="controller", config_path=args.config)
         await devices.open()
-    except (DeviceConfigError, OSError) as error:  # a bad driver table, a password file, a port in use
-        print(f"ems run: {args.config}: {error}", file=sys.stderr)
+    # a second controller would take the first one's session over; a bad driver table, an OCPP
+    # password file or port in use
+    except (AlreadyRunning, CredentialsError, DeviceConfigError, OSError) as error:
+        print(f"ems run: {error}", file=sys.stderr)
         if twin_task is not None:
             twin_stop.set()
             await twin_task
         return 2
+    store = Store(args.store or portfolio.storage.sqlite_path, mirror=portfolio.storage.influx is not None)
     fleet = None
     if devices.link is not None:  # the dispatcher's vehicle states and plans, on the controller's own connection
         from ems.control.fleetbus import FleetBus

@@ -18,6 +18,31 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class ModbusTlsFiles(BaseModel):
+    """Modbus/TCP Security for one device (TLS 1.2+, mutual authentication; conventionally port
+    802). Paths are relative to the portfolio file. See docs/drivers.md, "Security"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ca_file: str = Field(description="PEM CA certificate that signed the device's certificate")
+    cert_file: str = Field(description="PEM certificate the controller presents to the device")
+    key_file: str = Field(description="PEM private key of cert_file")
+
+
+class TwinModbusTls(BaseModel):
+    """Both ends of the twin's Modbus/TCP Security: its simulated devices' server certificate and
+    the client certificate the controller presents to them, from one CA. Paths are relative to
+    the portfolio file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ca_file: str = Field(description="PEM CA certificate that signed both certificates below")
+    server_cert_file: str = Field(description="the simulated devices' certificate (its SAN must match modbus_host)")
+    server_key_file: str = Field(description="PEM private key of server_cert_file")
+    client_cert_file: str = Field(description="the certificate a client of the twin presents")
+    client_key_file: str = Field(description="PEM private key of client_cert_file")
+
+
 class TwinSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -39,6 +64,7 @@ class TwinSettings(BaseModel):
     echonet_network: str = Field("127.0.36.0/24", description="loopback network whose hosts .1, .2, ... the twin's ECHONET Lite nodes take")
     echonet_port: int = Field(3610, ge=1, le=65535, description="UDP port of the twin's ECHONET Lite nodes")
     ocpp_retry_s: float = Field(1.0, gt=0, description="seconds between a twin charge point's connection attempts")
+    modbus_tls: TwinModbusTls | None = Field(None, description="serve the Modbus devices over Modbus/TCP Security (TLS, client certificates)")
 
 
 class _Strict(BaseModel):

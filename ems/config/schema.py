@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ems.config.control import ControlSettings, StorageSettings
-from ems.config.drivers import EchonetDriver, EchonetNetwork, OcppDriver, OcppServer, TwinSettings
+from ems.config.drivers import EchonetDriver, EchonetNetwork, ModbusTlsFiles, OcppDriver, OcppServer, TwinSettings
 from ems.config.forecasting import ForecastingSettings
 from ems.config.dispatch import DispatchSettings
 from ems.config.bcp import BcpSettings
@@ -52,6 +52,7 @@ class ModbusDriver(Strict):
     parity: Literal["N", "E", "O"] = Field("N", description="rtu: none, even or odd")
     stopbits: Literal[1, 2] = Field(1, description="rtu: stop bits")
     word_order: Literal["big", "little"] = Field("big", description="'little': the device sends a 32-bit value's low word first")
+    tls: ModbusTlsFiles | None = Field(None, description="Modbus/TCP Security: TLS with a client certificate (port 802 by convention)")
 
     @field_validator("host")
     @classmethod
