@@ -390,7 +390,10 @@ def test_ems_devices_with_a_missing_ocpp_password_file_exits_2_with_one_line(tmp
     import subprocess
     import sys
 
+    import shutil
+
     config = tmp_path / "site.toml"
+    shutil.copytree(REPO / "config/mosquitto", tmp_path / "mosquitto")  # the MQTT credentials files the config names
     config.write_text(CONFIG.read_text().replace('id = "depot_c01"\n', 'id = "depot_c01"\ndriver = { kind = "ocpp", charge_point_id = "CP1" }\n', 1)
                       + '\n[ocpp]\nsecurity_profile = 1\ncredentials_file = "absent-passwords"\n')
     result = subprocess.run([sys.executable, "-m", "ems", "devices", "--config", str(config), "--only", "depot_c01"],

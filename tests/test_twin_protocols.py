@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,17 +26,15 @@ TOKYO = dt.timezone(dt.timedelta(hours=9))
 def protocol_config(tmp_path) -> tuple:
     base, ocpp_port, udp_port, network = free_port_block(30), free_port(), free_udp_port(), private_network()
     config = tmp_path / "arao.toml"
-    config.write_text(CONFIG.read_text() + f"""
-[ocpp]
-port = {ocpp_port}
-
-[twin]
+    shutil.copytree(REPO / "config/mosquitto", tmp_path / "mosquitto")  # the credentials files the config names
+    twin = f"""[twin]
 modbus_base_port = {base}
 start = 2026-04-15T12:00:00+09:00
 echonet_network = "{network}"
 echonet_port = {udp_port}
 ocpp_retry_s = 0.2
-""")
+"""
+    config.write_text(CONFIG.read_text().replace("[twin]\n", twin, 1) + f"\n[ocpp]\nport = {ocpp_port}\n")
     return config, network
 
 
