@@ -107,6 +107,7 @@ def endpoints(portfolio: Portfolio) -> list[DeviceEndpoint]:
             common = {"name": asset.id}
             if asset_type == "charger":
                 common["bidirectional"] = asset.bidirectional
+                common["rated_power_kw"] = max(asset.charge_power_kw, asset.discharge_power_kw)  # readings beyond it: out-of-range
             if drv.kind == "sim" and asset_type == "charger" and _twin_protocol(twin, asset) != "mqtt":
                 found.append(_twin_charger(portfolio, asset, common, echonet_hosts))
             elif drv.kind == "sim":
@@ -168,6 +169,7 @@ def _configured(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv:
         settings = {"name": asset_id, "topic_prefix": drv.topic_prefix, "timeout_s": drv.timeout_s}
         if asset_type == "charger":
             settings["bidirectional"] = common.get("bidirectional", False)
+            settings["rated_power_kw"] = common.get("rated_power_kw")
         return DeviceEndpoint(asset_id, asset_type, "mqtt", drv.model or DEFAULT_DRIVER.get(asset_type, "mqtt_charger"), settings, False)
     settings = {**common, "host": drv.host, "port": drv.port, "unit_id": drv.unit_id, "timeout_s": drv.timeout_s,
                 **drv.model_dump(include={"transport", "serial_port", "baudrate", "parity", "stopbits", "word_order"})}

@@ -18,6 +18,8 @@ from drivers.api import Ack, DeviceUnavailable, Quality, Reading, utc_now
 from drivers.ocpp.csms import CentralSystem, ConnectorConfig, SetpointFailed
 from drivers.registry import register
 
+OUT_OF_RANGE_MARGIN = 1.2  # as the other drivers: beyond 120 % of the rating is not physical
+
 
 class OcppSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -33,6 +35,7 @@ class OcppSettings(BaseModel):
     v2x: Literal["none", "vendor"] = Field("none", description="1.6: 'vendor' speaks the DataTransfer discharge extension")
     timeout_s: float = Field(5.0, gt=0)
     stale_after_s: float = Field(120.0, gt=0)
+    rated_power_kw: float | None = Field(None, gt=0, description="a reading beyond 120 % of it is out of range")
     id_tags: dict[str, str] = Field(default_factory=dict, description="ID tag -> vehicle id")
 
 
@@ -75,6 +78,8 @@ class OcppCharger:
             vehicle_id=s.id_tags.get(state.id_tag, state.id_tag) if plugged and state.id_tag else None,
             setpoint_kw=state.setpoint_kw,
         )
+        if s.rated_power_kw and reading.power_kw is not None and abs(reading.power_kw) > s.rated_power_kw * OUT_OF_RANGE_MARGIN:
+            return reading.with_quality(Quality.OUT_OF_RANGE, f"power {reading.power_kw:.1f} kW beyond rating {s.rated_power_kw} kW")
         if state.meter_at and time.monotonic() - state.meter_at > s.stale_after_s:
             return reading.with_quality(Quality.STALE, f"last MeterValues {time.monotonic() - state.meter_at:.0f} s ago")
         return reading
