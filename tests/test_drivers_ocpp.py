@@ -400,3 +400,22 @@ def test_ems_devices_with_a_missing_ocpp_password_file_exits_2_with_one_line(tmp
                             capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 2
     assert result.stdout.strip().count("\n") == 0 and "absent-passwords" in result.stdout and "missing" in result.stdout
+
+
+def test_reported_power_beyond_the_rating_is_out_of_range_and_old_meter_values_are_stale():
+    import time
+
+    from drivers.ocpp.csms import CentralSystem, CsmsConfig
+    from drivers.ocpp.driver import OcppCharger, OcppSettings
+
+    csms = CentralSystem(CsmsConfig(port=free_port()))
+    charger = OcppCharger(OcppSettings(name="c", charge_point_id="CP", rated_power_kw=6.0, stale_after_s=60.0), csms)
+    session = csms.sessions["CP"]
+    session.connected = True
+    state = session.connector(1)
+    state.status, state.import_w, state.meter_at = "Charging", 9000.0, time.monotonic()
+    beyond = asyncio.run(charger.read())
+    state.import_w, state.meter_at = 5000.0, time.monotonic() - 120.0
+    old = asyncio.run(charger.read())
+    assert beyond.quality is Quality.OUT_OF_RANGE and beyond.power_kw == pytest.approx(-9.0)
+    assert old.quality is Quality.STALE and old.power_kw == pytest.approx(-5.0)
