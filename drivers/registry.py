@@ -55,7 +55,9 @@ def names() -> list[str]:
 
 def _load_builtin() -> None:
     # Importing the modules runs their @register decorators.
+    import drivers.echonet.devices  # noqa: F401
     import drivers.modbus.sunspec_drivers  # noqa: F401
     import drivers.modbus.vendor  # noqa: F401
     import drivers.mqtt.devices  # noqa: F401
+    import drivers.ocpp.driver  # noqa: F401
     import drivers.template  # noqa: F401

@@ -7,6 +7,7 @@ The mapping of ``kind = "sim"`` assets to the twin's endpoints lives here (and o
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,7 @@ class DeviceEndpoint:
 
     asset_id: str
     asset_type: AssetType
-    protocol: Literal["modbus", "mqtt"]
+    protocol: Literal["modbus", "mqtt", "ocpp", "echonet"]
     driver: str
     settings: dict[str, Any]
     simulated: bool
@@ -61,6 +62,12 @@ class DeviceEndpoint:
     @property
     def where(self) -> str:
         s = self.settings
+        if self.protocol == "ocpp":
+            return f"ocpp:{s['charge_point_id']}#{s.get('connector', 1)}"
+        if self.protocol == "echonet":
+            return f"echonet://{s['host']}:{s.get('port', 3610)}/{s.get('instance', 1)}"
+        if self.protocol == "modbus" and s.get("transport") == "rtu":
+            return f"modbus-rtu:{s['serial_port']}/{s.get('unit_id', 1)}"
         if self.protocol == "modbus" and s.get("tls"):
             return f"modbus+tls://{s['host']}:{s['port']}/{s.get('unit_id', 1)}"
         return f"modbus://{s['host']}:{s['port']}/{s.get('unit_id', 1)}" if self.protocol == "modbus" else f"mqtt:{s['topic_prefix']}"
@@ -93,6 +100,7 @@ def endpoints(portfolio: Portfolio) -> list[DeviceEndpoint]:
                 index += 1
             else:
                 found.append(_configured(portfolio, asset.id, asset_type, drv, common))
+    echonet_hosts = iter(ipaddress.ip_network(twin.echonet_network).hosts())
     for table, asset_type in MQTT_TABLES:
         for asset in getattr(portfolio, table):
             drv = asset.driver
@@ -100,7 +108,9 @@ def endpoints(portfolio: Portfolio) -> list[DeviceEndpoint]:
             if asset_type == "charger":
                 common["bidirectional"] = asset.bidirectional
                 common["rated_power_kw"] = max(asset.charge_power_kw, asset.discharge_power_kw)  # readings beyond it: out-of-range
-            if drv.kind == "sim":
+            if drv.kind == "sim" and asset_type == "charger" and _twin_protocol(twin, asset) != "mqtt":
+                found.append(_twin_charger(portfolio, asset, common, echonet_hosts))
+            elif drv.kind == "sim":
                 settings = {**common, "topic_prefix": f"{twin.topic_root}/{asset.id}", "timeout_s": twin.mqtt_timeout_s}
                 found.append(DeviceEndpoint(asset.id, asset_type, "mqtt", DEFAULT_DRIVER[asset_type], settings, True))
             else:
@@ -113,14 +123,56 @@ def twin_client_tls(tls: Any) -> dict[str, str]:
     return {"ca_file": tls.ca_file, "cert_file": tls.client_cert_file, "key_file": tls.client_key_file}
 
 
+def _twin_protocol(twin: Any, charger: Any) -> str:
+    """How the twin serves a sim charger: V2H points follow ``twin.v2h``, the others ``twin.chargers``."""
+    return twin.v2h if charger.v2h else twin.chargers
+
+
+def charger_failsafe_kw(charger: Any) -> float:
+    """As the controller's failsafe (ems.control.setpoints): configured, else charge at <= 3 kW."""
+    return charger.failsafe_kw if charger.failsafe_kw is not None else -min(3.0, charger.charge_power_kw)
+
+
+def ocpp_id_tags(portfolio: Portfolio) -> dict[str, str]:
+    """ID tag -> vehicle id: every vehicle's own id, plus the ``[ocpp] id_tags`` table."""
+    return {**{v.id: v.id for v in portfolio.vehicles}, **portfolio.ocpp.id_tags}
+
+
+def _twin_charger(portfolio: Portfolio, charger: Any, common: dict, echonet_hosts) -> DeviceEndpoint:
+    twin = portfolio.twin
+    if _twin_protocol(twin, charger) == "echonet":
+        settings = {**common, "host": str(next(echonet_hosts)), "port": twin.echonet_port, "timeout_s": twin.modbus_timeout_s,
+                    "rated_power_kw": max(charger.charge_power_kw, charger.discharge_power_kw)}
+        return DeviceEndpoint(charger.id, "charger", "echonet", "echonet_v2h", settings, True)
+    settings = {**common, "charge_point_id": charger.id, "failsafe_kw": charger_failsafe_kw(charger),
+                "v2x": "vendor" if charger.bidirectional else "none", "timeout_s": twin.mqtt_timeout_s,
+                "id_tags": ocpp_id_tags(portfolio)}
+    return DeviceEndpoint(charger.id, "charger", "ocpp", "ocpp", settings, True)
+
+
+ECHONET_DEFAULT: dict[AssetType, str] = {
+    "grid": "echonet_meter", "load": "echonet_meter", "shelter": "echonet_meter",
+    "pv": "echonet_pv", "battery": "echonet_battery", "charger": "echonet_v2h",
+}
+
+
 def _configured(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
+    if drv.kind == "ocpp":
+        charger = next(c for c in portfolio.chargers if c.id == asset_id)
+        settings = {**common, **drv.model_dump(exclude={"kind"}), "failsafe_kw": charger_failsafe_kw(charger),
+                    "id_tags": ocpp_id_tags(portfolio)}
+        return DeviceEndpoint(asset_id, asset_type, "ocpp", "ocpp", settings, False)
+    if drv.kind == "echonet":
+        settings = {**common, **drv.model_dump(exclude={"kind", "model"})}
+        return DeviceEndpoint(asset_id, asset_type, "echonet", drv.model or ECHONET_DEFAULT[asset_type], settings, False)
     if drv.kind == "mqtt":
         settings = {"name": asset_id, "topic_prefix": drv.topic_prefix, "timeout_s": drv.timeout_s}
         if asset_type == "charger":
             settings["bidirectional"] = common.get("bidirectional", False)
             settings["rated_power_kw"] = common.get("rated_power_kw")
         return DeviceEndpoint(asset_id, asset_type, "mqtt", drv.model or DEFAULT_DRIVER.get(asset_type, "mqtt_charger"), settings, False)
-    settings = {**common, "host": drv.host, "port": drv.port, "unit_id": drv.unit_id, "timeout_s": drv.timeout_s}
+    settings = {**common, "host": drv.host, "port": drv.port, "unit_id": drv.unit_id, "timeout_s": drv.timeout_s,
+                **drv.model_dump(include={"transport", "serial_port", "baudrate", "parity", "stopbits", "word_order"})}
     if drv.tls is not None:
         settings["tls"] = drv.tls.model_dump()
     if drv.register_map == "sunspec":
@@ -150,6 +202,22 @@ def controller_broker(portfolio: Portfolio, config_path: str | Path, host: str |
     )
 
 
+def csms_config(portfolio: Portfolio, config_path: str | Path | None):
+    """The central system's settings, passwords read from the ``[ocpp]`` credentials file."""
+    from drivers.ocpp.credentials import read_passwords
+    from drivers.ocpp.csms import CsmsConfig
+
+    ocpp = portfolio.ocpp
+    base = Path(config_path).parent if config_path else Path(".")
+    passwords = read_passwords(base / ocpp.credentials_file) if ocpp.credentials_file else {}
+    return CsmsConfig(
+        host=ocpp.host, port=ocpp.port, security_profile=ocpp.security_profile, passwords=passwords,
+        id_tags=set(ocpp_id_tags(portfolio)), heartbeat_s=ocpp.heartbeat_s,
+        cert_file=str(base / ocpp.cert_file) if ocpp.cert_file else None,
+        key_file=str(base / ocpp.key_file) if ocpp.key_file else None,
+    )
+
+
 class DeviceConfigError(ValueError):
     """A device's driver settings are wrong; names the device and the driver."""
 
@@ -164,20 +232,44 @@ class DeviceConfigError(ValueError):
 class DeviceSet:
     """All configured devices, opened together: read them all, write through the guard."""
 
-    def __init__(self, portfolio: Portfolio, broker: BrokerSettings, only: set[str] | None = None, presence_role: str | None = None):
+    def __init__(self, portfolio: Portfolio, broker: BrokerSettings, only: set[str] | None = None, presence_role: str | None = None,
+                 config_path: str | Path | None = None):
         self.portfolio = portfolio
         self.broker = broker
         # With a role (the controller), the client id is held exclusively on the broker: open()
         # raises drivers.mqtt.presence.AlreadyRunning if another process holds it.
         self.presence_role = presence_role
+        self.config_path = Path(config_path) if config_path else None
         self.endpoints = [e for e in endpoints(portfolio) if only is None or e.asset_id in only]
         self.guard = WriteGuard(portfolio)
         self.link: MqttLink | None = None
+        self.csms = None  # the OCPP central system, when a charger speaks OCPP
+        self.echonet = None  # the ECHONET Lite socket, when a device speaks it
         self.drivers: dict[str, Any] = {}
+
+    def _resources(self, protocol: str) -> dict[str, Any]:
+        if protocol == "mqtt":
+            return {"link": self.link}
+        if protocol == "ocpp":
+            if self.csms is None:
+                from drivers.ocpp.csms import CentralSystem
+
+                self.csms = CentralSystem(csms_config(self.portfolio, self.config_path))
+            return {"csms": self.csms}
+        if protocol == "echonet":
+            if self.echonet is None:
+                from drivers.echonet.client import EchonetClient
+
+                net = self.portfolio.echonet
+                self.echonet = EchonetClient(net.bind_host, net.bind_port, net.multicast_interface)
+            return {"echonet": self.echonet}
+        return {}
 
     async def open(self, connect_timeout_s: float | None = None) -> None:
         """Build the drivers; wait for the broker at most as long as the MQTT devices' timeout."""
         mqtt_timeouts = [e.settings["timeout_s"] for e in self.endpoints if e.protocol == "mqtt"]
+        ocpp_timeouts = [e.settings["timeout_s"] for e in self.endpoints if e.protocol == "ocpp"]
+        ocpp_wait_s = connect_timeout_s or max(ocpp_timeouts, default=0.0)
         connect_timeout_s = connect_timeout_s or max(mqtt_timeouts, default=0.0)
         if mqtt_timeouts and self.presence_role is not None:
             await asyncio.to_thread(check_absent, self.broker, max(connect_timeout_s, 1.0))
@@ -186,13 +278,16 @@ class DeviceSet:
         elif mqtt_timeouts:
             self.link = MqttLink(self.broker)
         for endpoint in self.endpoints:
-            resources = {"link": self.link} if endpoint.protocol == "mqtt" else {}
             try:
-                driver = registry.create(endpoint.driver, endpoint.settings, **resources)
-            except (ValidationError, KeyError) as error:
+                driver = registry.create(endpoint.driver, endpoint.settings, **self._resources(endpoint.protocol))
+            except (ValidationError, KeyError, ValueError) as error:
                 raise DeviceConfigError(endpoint.asset_id, endpoint.driver, error) from None
             await driver.connect()
             self.drivers[endpoint.asset_id] = driver
+        if self.csms is not None:
+            if not await self.csms.wait_reported(ocpp_wait_s):
+                log.warning("OCPP charge points not connected yet: %s; they read as missing until they connect",
+                            ", ".join(self.csms.silent()))
         if self.link is not None:
             self.link.start()
             if not await asyncio.to_thread(self.link.wait_connected, connect_timeout_s):
@@ -204,6 +299,10 @@ class DeviceSet:
             await driver.close()
         if self.link is not None:
             self.link.stop()
+        if self.csms is not None:
+            await self.csms.stop()
+        if self.echonet is not None:
+            self.echonet.close()
 
     async def read_all(self) -> list[Reading]:
         return list(await asyncio.gather(*(d.read() for d in self.drivers.values())))

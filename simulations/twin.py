@@ -43,6 +43,8 @@ class TwinOptions:
     speed: float | None = None
     start: dt.datetime | None = None
     serve_mqtt: bool = True
+    chargers: str | None = None  # "mqtt" or "ocpp": overrides [twin] chargers
+    v2h: str | None = None  # "mqtt" or "echonet": overrides [twin] v2h
 
 
 @dataclass
@@ -58,8 +60,9 @@ class Twin:
         self.config_path = Path(config_path)
         self.zone = ZoneInfo(portfolio.portfolio.timezone)
         twin = portfolio.twin
-        if options.modbus_base_port is not None:
-            twin = twin.model_copy(update={"modbus_base_port": options.modbus_base_port})
+        protocols = {k: v for k, v in (("chargers", options.chargers), ("v2h", options.v2h)) if v is not None}
+        if options.modbus_base_port is not None or protocols:
+            twin = twin.model_copy(update={"modbus_base_port": options.modbus_base_port or twin.modbus_base_port, **protocols})
             portfolio = portfolio.model_copy(update={"twin": twin})
             self.portfolio = portfolio
         start = options.start or twin.start or dt.datetime.now(dt.timezone.utc)
@@ -166,6 +169,9 @@ class Twin:
                 self.modbus_devices[endpoint.asset_id] = device
                 s = endpoint.settings
                 self.servers[endpoint.asset_id] = ModbusDeviceServer(endpoint.asset_id, device.store, s["host"], s["port"], tls=self._server_tls())
+        from simulations.twin_protocols import ProtocolDevices
+
+        self.protocol_devices = ProtocolDevices(self.portfolio, self.config_path, self.endpoints, self.chargers, self.lock)
         if self.options.serve_mqtt:
             for endpoint in self.endpoints:
                 if endpoint.protocol == "mqtt":
@@ -220,6 +226,10 @@ class Twin:
                 b = self.broker("x")
                 topics = "telemetry,availability,command,ack" if e.asset_type == "charger" else "telemetry,availability"
                 where = f"mqtt://{b.host}:{b.port} {e.settings['topic_prefix']}/{{{topics}}}"
+            elif e.protocol == "ocpp":
+                where = f"OCPP 1.6 charge point {e.settings['charge_point_id']} -> [ocpp] {self.portfolio.ocpp.host}:{self.portfolio.ocpp.port}"
+            elif e.protocol == "echonet":
+                where = f"ECHONET Lite 0x027E node {e.settings['host']}:{e.settings['port']}"
             lines.append(f"{e.asset_id:<24} {e.asset_type:<8} {where}")
         return lines
 
@@ -245,12 +255,14 @@ class Twin:
             await server.start()
         for device in self.mqtt_devices.values():
             device.start()
+        await self.protocol_devices.start()
 
     async def stop(self) -> None:
         # each MQTT client's network thread takes up to a second to end: stop them together
         links = [device.link for device in self.mqtt_devices.values()] + ([self.presence] if self.presence else [])
         await asyncio.gather(*(asyncio.to_thread(link.stop) for link in links))
         self.presence = None
+        await self.protocol_devices.stop()
         for server in self.servers.values():
             await server.stop()
 
@@ -269,6 +281,7 @@ class Twin:
                 if loop.time() >= next_publish:
                     for device in self.mqtt_devices.values():
                         device.publish()
+                    await self.protocol_devices.publish()
                     next_publish = loop.time() + twin.publish_interval_s
                 try:
                     await asyncio.wait_for(stop.wait(), min(twin.step_s, twin.publish_interval_s))

@@ -1,4 +1,4 @@
-"""The one Modbus TCP connection layer every Modbus driver uses.
+"""The one Modbus connection layer every Modbus driver uses (TCP, or RTU on a serial line).
 
 It owns the pymodbus async client, bounds every request by the device's timeout, retries a
 failed request on a fresh connection, reconnects by itself, and turns every failure into
@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pymodbus.client import AsyncModbusTcpClient, AsyncModbusTlsClient
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, AsyncModbusTlsClient
 from pymodbus.exceptions import ModbusException
 
 from drivers.api import DeviceUnavailable
@@ -21,6 +22,7 @@ from drivers.modbus.security import ClientTls, TlsError, client_context
 
 log = logging.getLogger(__name__)
 
+WordOrder = Literal["big", "little"]
 MAX_REGISTERS_PER_READ = 125  # Modbus application protocol limit for function 3/4
 EXCEPTION_NAMES = {
     1: "illegal function",
@@ -45,6 +47,24 @@ class ModbusEndpoint(BaseModel):
     retries: int = Field(1, ge=0, le=5, description="extra attempts, each on a fresh connection")
     # Modbus/TCP Security (drivers/modbus/security.py): None is plain Modbus TCP.
     tls: ClientTls | None = Field(None, description="TLS with a client certificate (Modbus/TCP Security)")
+    # Modbus RTU (serial) and word order: for building meters on RS-485, and vendors that
+    # put a 32-bit value's low word first.
+    transport: Literal["tcp", "rtu"] = "tcp"
+    serial_port: str | None = Field(None, description="RTU: serial device, e.g. /dev/ttyUSB0")
+    baudrate: int = Field(9600, gt=0)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    word_order: WordOrder = "big"
+
+    @model_validator(mode="after")
+    def _rtu_needs_a_port(self) -> "ModbusEndpoint":
+        if self.transport == "rtu" and not self.serial_port:
+            raise ValueError("transport 'rtu' needs serial_port")
+        return self
+
+    @property
+    def where(self) -> str:
+        return f"{self.serial_port} (RTU {self.baudrate} {self.parity}{self.stopbits})" if self.transport == "rtu" else f"{self.host}:{self.port}"
 
 
 class ModbusExceptionResponse(DeviceUnavailable):
@@ -75,21 +95,24 @@ class ModbusConnection:
             return self._client
         await self.close()
         ep = self.endpoint
-        # reconnect_delay=0: reconnection is done here, on demand, within the caller's timeout.
         client = self._new_client()
         try:
             ok = await asyncio.wait_for(client.connect(), ep.timeout_s)
         except (asyncio.TimeoutError, OSError, ModbusException) as error:
             client.close()
-            raise DeviceUnavailable(self.device, f"cannot connect to {ep.host}:{ep.port}: {error!r}") from None
+            raise DeviceUnavailable(self.device, f"cannot connect to {ep.where}: {error!r}") from None
         if not ok:
             client.close()
-            raise DeviceUnavailable(self.device, f"cannot connect to {ep.host}:{ep.port}")
+            raise DeviceUnavailable(self.device, f"cannot connect to {ep.where}")
         self._client = client
         return client
 
-    def _new_client(self) -> AsyncModbusTcpClient:
+    def _new_client(self):
         ep = self.endpoint
+        # reconnect_delay=0: reconnection is done here, on demand, within the caller's timeout.
+        if ep.transport == "rtu":
+            return AsyncModbusSerialClient(ep.serial_port, baudrate=ep.baudrate, parity=ep.parity, stopbits=ep.stopbits,
+                                           bytesize=8, timeout=ep.timeout_s, retries=0, reconnect_delay=0)
         if ep.tls is None:
             return AsyncModbusTcpClient(ep.host, port=ep.port, timeout=ep.timeout_s, retries=0, reconnect_delay=0)
         try:
@@ -143,39 +166,49 @@ class ModbusConnection:
 
 # --- encoding ------------------------------------------------------------------------------
 
-WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "acc32": 2, "float32": 2, "sunssf": 1, "enum16": 1, "bitfield16": 1}
-NOT_IMPLEMENTED = {"int16": 0x8000, "sunssf": 0x8000, "uint16": 0xFFFF, "enum16": 0xFFFF, "int32": 0x80000000, "uint32": 0xFFFFFFFF}
+WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "acc32": 2, "float32": 2, "sunssf": 1, "enum16": 1, "bitfield16": 1,
+         "acc16": 1, "count": 1, "pad": 1, "enum32": 2, "bitfield32": 2, "int64": 4, "uint64": 4, "acc64": 4}
+NOT_IMPLEMENTED = {"int16": 0x8000, "sunssf": 0x8000, "uint16": 0xFFFF, "enum16": 0xFFFF, "int32": 0x80000000, "uint32": 0xFFFFFFFF,
+                   "enum32": 0xFFFFFFFF, "bitfield32": 0xFFFFFFFF, "int64": 0x8000000000000000, "uint64": 0xFFFFFFFFFFFFFFFF}
 
 
-def decode(words: list[int], kind: str) -> float | None:
-    """Big-endian register words to a number; SunSpec's 'not implemented' values give None."""
+def decode(words: list[int], kind: str, word_order: WordOrder = "big") -> float | None:
+    """Register words to a number; SunSpec's 'not implemented' values give None.
+
+    ``word_order = "little"`` is for devices that put the low 16-bit word of a 32/64-bit value
+    first (bytes within each word stay big-endian, as Modbus has them)."""
     raw = 0
-    for word in words[: WIDTH[kind]]:
+    ordered = words[: WIDTH[kind]]
+    for word in reversed(ordered) if word_order == "little" else ordered:
         raw = (raw << 16) | (word & 0xFFFF)
     if NOT_IMPLEMENTED.get(kind) == raw:
         return None
-    if kind in ("int16", "sunssf"):
-        return raw - 0x10000 if raw & 0x8000 else raw
-    if kind == "int32":
-        return raw - 0x100000000 if raw & 0x80000000 else raw
+    bits = 16 * WIDTH[kind]
+    if kind in ("int16", "sunssf", "int32", "int64"):
+        return raw - (1 << bits) if raw & (1 << (bits - 1)) else raw
     if kind == "float32":
         return struct.unpack(">f", raw.to_bytes(4, "big"))[0]
     return raw
 
 
-def encode(value: float, kind: str) -> list[int]:
-    """A number to big-endian register words (rounded for integer types, range-checked)."""
+def encode(value: float, kind: str, word_order: WordOrder = "big") -> list[int]:
+    """A number to register words (rounded for integer types, range-checked)."""
+    words = _encode_big(value, kind)
+    return list(reversed(words)) if word_order == "little" else words
+
+
+def _encode_big(value: float, kind: str) -> list[int]:
     if kind == "float32":
         raw = int.from_bytes(struct.pack(">f", value), "big")
     else:
         number = int(round(value))
         bits = 16 * WIDTH[kind]
-        signed = kind in ("int16", "int32", "sunssf")
+        signed = kind in ("int16", "int32", "int64", "sunssf")
         low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
         if not low <= number <= high:
             raise ValueError(f"{value} does not fit {kind}")
         raw = number & ((1 << bits) - 1)
-    return [(raw >> 16) & 0xFFFF, raw & 0xFFFF] if WIDTH[kind] == 2 else [raw & 0xFFFF]
+    return [(raw >> (16 * i)) & 0xFFFF for i in reversed(range(WIDTH[kind]))]
 
 
 def decode_string(words: list[int]) -> str:

@@ -1,14 +1,16 @@
 """SunSpec models as data, and discovery by scanning from the 'SunS' marker.
 
-Only the points the energy manager uses are listed; offsets count from the model's ID
-register (ID at 0, L at 1), as in the SunSpec information model. A model's length ``L`` is the
+The register tables come from pysunspec2's JSON model definitions (SunSpec's own information
+model), not hand-written copies; offsets count from the model's ID register (ID at 0, L at 1). A model's length ``L`` is the
 number of registers after ID and L. Values are ``raw * 10**sf`` where ``sf`` is the model's
 scale-factor point (``sunssf``); SunSpec's 'not implemented' values read as None.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from importlib import resources
 
 from drivers.api import DeviceUnavailable
 from drivers.modbus.connection import ModbusConnection, decode, decode_string
@@ -41,61 +43,47 @@ class Model:
         raise KeyError(f"model {self.id} has no point {name!r}")
 
 
-COMMON = Model(1, 66, (
-    Point("Mn", 2, "string", size=16),
-    Point("Md", 18, "string", size=16),
-    Point("Opt", 34, "string", size=8),
-    Point("Vr", 42, "string", size=8),
-    Point("SN", 50, "string", size=16),
-    Point("DA", 66, "uint16"),
-))
+SUPPORTED_MODELS = (1, 101, 102, 103, 124, 201, 202, 203, 204, 701, 702, 703, 704, 802)
+INVERTER_MODELS = (103, 102, 101)  # three-phase, split-phase, single-phase: one layout, most phases first
+METER_MODELS = (203, 204, 202, 201)  # wye, delta (Japan's 3-wire 200 V), split-phase, single-phase
 
-INVERTER_THREE_PHASE = Model(103, 50, (
-    Point("A", 2, "uint16", "A_SF"),
-    Point("A_SF", 6, "sunssf"),
-    Point("PhVphA", 10, "uint16", "V_SF"),
-    Point("V_SF", 13, "sunssf"),
-    Point("W", 14, "int16", "W_SF"),
-    Point("W_SF", 15, "sunssf"),
-    Point("Hz", 16, "uint16", "Hz_SF"),
-    Point("Hz_SF", 17, "sunssf"),
-    Point("WH", 24, "acc32", "WH_SF", size=2),
-    Point("WH_SF", 26, "sunssf"),
-    Point("St", 38, "enum16"),
-))
 
-STORAGE_CONTROLS = Model(124, 24, (
-    Point("WChaMax", 2, "uint16", "WChaMax_SF"),
-    Point("StorCtl_Mod", 5, "bitfield16"),
-    Point("MinRsvPct", 7, "uint16", "MinRsvPct_SF"),
-    Point("ChaState", 8, "uint16", "ChaState_SF"),
-    Point("StorAval", 9, "uint16", "StorAval_SF"),
-    Point("ChaSt", 11, "enum16"),
-    Point("OutWRte", 12, "int16", "InOutWRte_SF"),
-    Point("InWRte", 13, "int16", "InOutWRte_SF"),
-    Point("InOutWRte_RvrtTms", 15, "uint16"),
-    Point("WChaMax_SF", 18, "sunssf"),
-    Point("MinRsvPct_SF", 21, "sunssf"),
-    Point("ChaState_SF", 22, "sunssf"),
-    Point("StorAval_SF", 23, "sunssf"),
-    Point("InOutWRte_SF", 25, "sunssf"),
-))
+def load_model(model_id: int) -> Model:
+    """A model's fixed points from pysunspec2's JSON definition (the SunSpec information model).
 
-METER_THREE_PHASE_WYE = Model(203, 105, (
-    Point("A", 2, "int16", "A_SF"),
-    Point("A_SF", 6, "sunssf"),
-    Point("PhV", 7, "int16", "V_SF"),
-    Point("V_SF", 15, "sunssf"),
-    Point("Hz", 16, "int16", "Hz_SF"),
-    Point("Hz_SF", 17, "sunssf"),
-    Point("W", 18, "int16", "W_SF"),
-    Point("W_SF", 22, "sunssf"),
-    Point("TotWhExp", 38, "acc32", "TotWh_SF", size=2),
-    Point("TotWhImp", 46, "acc32", "TotWh_SF", size=2),
-    Point("TotWh_SF", 54, "sunssf"),
-))
+    Points come first, then the groups (a group without a count appears once, as 'Group.Point');
+    a repeating group (its count is a point) ends the fixed part, which is all this reads.
+    """
+    path = resources.files("sunspec2") / "models" / "json" / f"model_{model_id}.json"
+    group = json.loads(path.read_text(encoding="utf-8"))["group"]
+    points: list[Point] = []
+    offset = _add_points(group, "", 0, points)
+    return Model(model_id, offset - 2, tuple(p for p in points if p.name not in ("ID", "L")))
 
-MODELS: dict[int, Model] = {m.id: m for m in (COMMON, INVERTER_THREE_PHASE, STORAGE_CONTROLS, METER_THREE_PHASE_WYE)}
+
+def _add_points(group: dict, prefix: str, offset: int, points: list[Point]) -> int:
+    for spec in group.get("points", []):
+        size = int(spec.get("size", 1))
+        sf = spec.get("sf")
+        sf_name = f"{prefix}{sf}" if isinstance(sf, str) and prefix and any(p.get("name") == sf for p in group["points"]) else sf
+        points.append(Point(f"{prefix}{spec['name']}", offset, spec["type"], sf_name if isinstance(sf_name, str) else None, size))
+        offset += size
+    for child in group.get("groups", []):
+        if isinstance(child.get("count"), str):
+            break  # repeating: its length depends on the device
+        for index in range(int(child.get("count", 1) or 1)):
+            name = child["name"] if int(child.get("count", 1) or 1) == 1 else f"{child['name']}[{index}]"
+            offset = _add_points(child, f"{prefix}{name}.", offset, points)
+    return offset
+
+
+MODELS: dict[int, Model] = {model_id: load_model(model_id) for model_id in SUPPORTED_MODELS}
+COMMON = MODELS[1]
+INVERTER_THREE_PHASE = MODELS[103]
+STORAGE_CONTROLS = MODELS[124]
+METER_THREE_PHASE_WYE = MODELS[203]
+BATTERY_BASE = MODELS[802]
+DER_AC_MEASUREMENT = MODELS[701]
 
 # StorCtl_Mod bits (model 124): bit 0 enforces the charge rate InWRte, bit 1 the discharge rate OutWRte.
 STORCTL_CHARGE = 1
@@ -108,7 +96,7 @@ def decode_point(block: list[int], model: Model, name: str) -> float | str | Non
     words = block[point.offset : point.offset + point.size]
     if point.type == "string":
         return decode_string(words)
-    kind = {"bitfield16": "uint16"}.get(point.type, point.type)
+    kind = {"bitfield16": "uint16", "acc64": "uint64"}.get(point.type, point.type)
     raw = decode(words, kind)
     if raw is None:
         return None

@@ -1,5 +1,6 @@
-"""SunSpec drivers: a PV inverter (models 1 + 103), a meter (1 + 203) and a battery
-(1 + 103 + 124 storage controls). The models are found by scanning, once, from 'SunS'.
+"""SunSpec drivers: a PV inverter (1 + 101/102/103, or DER 701), a meter (1 + 201/202/203/204)
+and a battery (1 + inverter + 124 storage controls, SoC from 802 where 124 lacks it). The models
+are found by scanning, once, from 'SunS'.
 
 Battery set-points (model 124, documented in docs/drivers.md): a discharge of P kW sets
 ``OutWRte = P / WChaMax`` [%] and ``StorCtl_Mod = 2``; a charge sets ``InWRte`` and
@@ -46,35 +47,58 @@ class SunSpecDevice(ModbusDevice):
         block = await self.block(1)
         return {p: sunspec.decode_point(block, sunspec.COMMON, p) for p in ("Mn", "Md", "SN", "Vr")}
 
+    def first_of(self, candidates: tuple[int, ...]) -> int | None:
+        found = self.model_addresses or {}
+        return next((m for m in candidates if m in found), None)
+
 
 def _kw(value: float | None) -> float | None:
     return None if value is None else value / 1000.0
 
 
+class _AcPower(SunSpecDevice):
+    """AC power and energy from an inverter model (103/102/101) or, failing that, DER model 701."""
+
+    async def models(self) -> dict[int, int]:
+        found = await super().models()
+        if not any(m in found for m in (*sunspec.INVERTER_MODELS, 701)):
+            raise DeviceUnavailable(self.name, f"no inverter model (101, 102, 103 or 701) found (device has {sorted(found)})")
+        return found
+
+    async def _ac(self) -> tuple[float | None, float | None]:
+        await self.models()
+        inverter = self.first_of(sunspec.INVERTER_MODELS)
+        if inverter is not None:
+            block, model = await self.block(inverter), sunspec.MODELS[inverter]
+            return _kw(sunspec.decode_point(block, model, "W")), _kw(sunspec.decode_point(block, model, "WH"))
+        block, model = await self.block(701), sunspec.DER_AC_MEASUREMENT
+        return _kw(sunspec.decode_point(block, model, "W")), _kw(sunspec.decode_point(block, model, "TotWhInj"))
+
+
 @register("sunspec_inverter")
-class SunSpecInverter(SunSpecDevice):
+class SunSpecInverter(_AcPower):
     """A PV inverter: AC power out is positive (into the bus); energy is its lifetime yield."""
 
-    required_models = (1, 103)
-
     async def _read(self) -> Reading:
-        block = await self.block(103)
-        model = sunspec.INVERTER_THREE_PHASE
-        return self._good(
-            power_kw=self._signed(_kw(sunspec.decode_point(block, model, "W"))),
-            energy_kwh=_kw(sunspec.decode_point(block, model, "WH")),
-        )
+        power_kw, energy_kwh = await self._ac()
+        return self._good(power_kw=self._signed(power_kw), energy_kwh=energy_kwh)
 
 
 @register("sunspec_meter")
 class SunSpecMeter(SunSpecDevice):
-    """A meter (model 203): import is positive; ``invert_sign`` for a meter on a load."""
+    """A meter (201 single-phase, 202 split-phase, 203 wye, 204 delta): import is positive;
+    ``invert_sign`` for a meter on a load."""
 
-    required_models = (1, 203)
+    async def models(self) -> dict[int, int]:
+        found = await super().models()
+        if not any(m in found for m in sunspec.METER_MODELS):
+            raise DeviceUnavailable(self.name, f"no meter model (201-204) found (device has {sorted(found)})")
+        return found
 
     async def _read(self) -> Reading:
-        block = await self.block(203)
-        model = sunspec.METER_THREE_PHASE_WYE
+        await self.models()
+        model_id = self.first_of(sunspec.METER_MODELS)
+        block, model = await self.block(model_id), sunspec.MODELS[model_id]
         return self._good(
             power_kw=self._signed(_kw(sunspec.decode_point(block, model, "W"))),
             energy_kwh=_kw(sunspec.decode_point(block, model, "TotWhImp")),
@@ -82,20 +106,22 @@ class SunSpecMeter(SunSpecDevice):
 
 
 @register("sunspec_battery")
-class SunSpecBattery(SunSpecDevice):
-    """A battery inverter: power from model 103, SoC and set-points through model 124."""
+class SunSpecBattery(_AcPower):
+    """A battery inverter: power from 103/102/101 (or 701), SoC from 124 (or 802 battery base),
+    set-points through model 124."""
 
-    required_models = (1, 103, 124)
+    required_models = (1, 124)
     writable = True
 
     async def _read(self) -> Reading:
-        inverter = await self.block(103)
+        power_kw, energy_kwh = await self._ac()
         storage = await self.block(124)
-        model = sunspec.STORAGE_CONTROLS
-        soc_percent = sunspec.decode_point(storage, model, "ChaState")
+        soc_percent = sunspec.decode_point(storage, sunspec.STORAGE_CONTROLS, "ChaState")
+        if soc_percent is None and 802 in (self.model_addresses or {}):
+            soc_percent = sunspec.decode_point(await self.block(802), sunspec.BATTERY_BASE, "SoC")
         return self._good(
-            power_kw=_kw(sunspec.decode_point(inverter, sunspec.INVERTER_THREE_PHASE, "W")),
-            energy_kwh=_kw(sunspec.decode_point(inverter, sunspec.INVERTER_THREE_PHASE, "WH")),
+            power_kw=power_kw,
+            energy_kwh=energy_kwh,
             soc_fraction=None if soc_percent is None else soc_percent / 100.0,
             setpoint_kw=_setpoint_from_controls(storage),
         )

@@ -66,7 +66,7 @@ class VendorMapDevice(ModbusDevice):
         if point is None:
             return None
         words = await self.connection.read_registers(point.address, WIDTH[point.type], point.table)
-        raw = decode(words, point.type)
+        raw = decode(words, point.type, self.settings.word_order)
         return None if raw is None else raw * point.scale
 
     async def _read(self) -> Reading:
@@ -82,7 +82,7 @@ class VendorMapDevice(ModbusDevice):
         point = self.points["setpoint_kw"]
         device_value = self._signed(setpoint_kw)
         try:
-            words = encode(device_value / point.scale, point.type)
+            words = encode(device_value / point.scale, point.type, self.settings.word_order)
         except ValueError as error:
             raise DeviceUnavailable(self.name, f"set-point {setpoint_kw} kW: {error} (register {point.address})") from None
         await self.connection.write_registers(point.address, words)

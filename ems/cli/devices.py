@@ -13,11 +13,12 @@ from ems.config import load_portfolio
 
 
 def register(subparsers) -> None:
-    from ems.cli.twin import add_broker_options
+    from ems.cli.twin import add_broker_options, add_protocol_options
 
     parser = subparsers.add_parser("devices", help="read every configured device once and print a table")
     parser.add_argument("--config", required=True, type=Path, help="portfolio TOML file")
     add_broker_options(parser)
+    add_protocol_options(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument("--only", nargs="+", metavar="DEVICE", help="read only these device ids")
     parser.add_argument(
@@ -45,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from ems.devices import controller_broker
 
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    portfolio = load_portfolio(args.config)
+    from ems.cli.twin import with_protocols
+
+    portfolio = with_protocols(load_portfolio(args.config), args)
     setpoints = _setpoints(args.set)
     try:
         broker = controller_broker(portfolio, args.config, args.mqtt_host, args.mqtt_port)
@@ -63,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from ems.devices import DeviceConfigError
 
     try:
-        readings, problems = asyncio.run(_read(portfolio, broker, only, setpoints))
-    except DeviceConfigError as error:
+        readings, problems = asyncio.run(_read(portfolio, broker, only, setpoints, args.config))
+    except (DeviceConfigError, CredentialsError, OSError) as error:  # OSError: e.g. the OCPP port is taken
         print(f"ems devices: {args.config}: {error}")
         return 2
     rows = [r.as_dict() for r in readings]
@@ -77,12 +80,12 @@ def run(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-async def _read(portfolio, broker, only, setpoints):
+async def _read(portfolio, broker, only, setpoints, config_path=None):
     from drivers.api import DeviceUnavailable, NotWritable
     from ems.devices import DeviceSet
     from ems.guard import SetpointRefused
 
-    devices = DeviceSet(portfolio, broker, only)
+    devices = DeviceSet(portfolio, broker, only, config_path=config_path)
     problems = []
     await devices.open()
     try:

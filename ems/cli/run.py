@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from ems.cli.args import aware_datetime
+from ems.cli.twin import add_protocol_options
 from ems.config import load_portfolio
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--mqtt-port", type=int, help="override the config's broker port")
     parser.add_argument("--modbus-base-port", type=int, help="with --twin: first Modbus port of the twin")
     parser.add_argument("--store", type=Path, help="override storage.sqlite_path")
+    add_protocol_options(parser)
     parser.add_argument("--inputs", choices=("forecast", "profiles"), default="forecast")
     parser.add_argument("--nightly", action=argparse.BooleanOptionalAction, default=None,
                         help="run the nightly DR simulation at control.nightly_time (default: on live, off with --twin)")
@@ -94,7 +96,7 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         from simulations.twin import Twin, TwinOptions
 
         options = TwinOptions(mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, modbus_base_port=args.modbus_base_port,
-                              speed=args.speed, start=clock.start)
+                              speed=args.speed, start=clock.start, chargers=args.chargers, v2h=args.v2h)
         twin = Twin(portfolio, args.config, options, clock=clock)
         portfolio = twin.portfolio  # with the twin's ports
         started = asyncio.Event()
@@ -109,10 +111,15 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
             return 2
         print("digital twin serving:\n  " + "\n  ".join(twin.describe()), flush=True)
 
+    from ems.devices import DeviceConfigError
+
     try:
-        devices = DeviceSet(portfolio, controller_broker(portfolio, args.config, args.mqtt_host, args.mqtt_port), presence_role="controller")
+        devices = DeviceSet(portfolio, controller_broker(portfolio, args.config, args.mqtt_host, args.mqtt_port),
+                            presence_role="controller", config_path=args.config)
         await devices.open()
-    except (AlreadyRunning, CredentialsError) as error:  # e.g. a second controller would take the first one's session over
+    # a second controller would take the first one's session over; a bad driver table, an OCPP
+    # password file or port in use
+    except (AlreadyRunning, CredentialsError, DeviceConfigError, OSError) as error:
         print(f"ems run: {error}", file=sys.stderr)
         if twin_task is not None:
             twin_stop.set()

@@ -18,6 +18,19 @@ def add_broker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mqtt-port", type=int, help="override [mqtt].port")
 
 
+def add_protocol_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--chargers", choices=("mqtt", "ocpp"), help="the twin's depot chargers speak MQTT or OCPP 1.6 (override [twin].chargers)")
+    parser.add_argument("--v2h", choices=("mqtt", "echonet"), help="the twin's V2H points speak MQTT or ECHONET Lite (override [twin].v2h)")
+
+
+def with_protocols(portfolio, args: argparse.Namespace):
+    """The portfolio with ``--chargers/--v2h`` applied to its ``[twin]`` section."""
+    update = {k: v for k, v in (("chargers", args.chargers), ("v2h", args.v2h)) if v is not None}
+    if not update:
+        return portfolio
+    return portfolio.model_copy(update={"twin": portfolio.twin.model_copy(update=update)})
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("twin", help="serve the simulated devices (Modbus TCP and MQTT) until stopped")
     parser.add_argument("--config", required=True, type=Path, help="portfolio TOML file")
@@ -26,6 +39,7 @@ def register(subparsers) -> None:
     parser.add_argument("--speed", type=float, help="simulated seconds per real second (override [twin].speed)")
     parser.add_argument("--start", type=dt.datetime.fromisoformat, help="simulated start, ISO 8601 with offset")
     parser.add_argument("--no-mqtt", action="store_true", help="serve only the Modbus devices")
+    add_protocol_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -39,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     portfolio = load_portfolio(args.config)
     options = TwinOptions(
         mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, modbus_base_port=args.modbus_base_port,
-        speed=args.speed, start=args.start, serve_mqtt=not args.no_mqtt,
+        speed=args.speed, start=args.start, serve_mqtt=not args.no_mqtt, chargers=args.chargers, v2h=args.v2h,
     )
     try:
         twin = Twin(portfolio, args.config, options)
@@ -73,7 +87,9 @@ async def _serve(twin) -> int:
 
 
 def _announce(twin) -> None:
-    print(f"twin of {twin.portfolio.portfolio.name}: {len(twin.servers)} Modbus devices, {len(twin.mqtt_devices)} MQTT devices")
+    extra = twin.protocol_devices
+    print(f"twin of {twin.portfolio.portfolio.name}: {len(twin.servers)} Modbus devices, {len(twin.mqtt_devices)} MQTT devices, "
+          f"{len(extra.charge_points)} OCPP charge points, {len(extra.nodes)} ECHONET Lite nodes")
     print(f"clock starts {twin.clock.now().isoformat()} at speed {getattr(twin.clock, 'speed', 1.0)}")
     for line in twin.describe():
         print("  " + line)

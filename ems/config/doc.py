@@ -14,7 +14,7 @@ from ems.config import schema
 from ems.config.bcp import BcpSettings
 from ems.config.control import ControlSettings, InfluxSettings, StorageSettings
 from ems.config.dispatch import DispatchSettings
-from ems.config.drivers import ModbusTlsFiles, TwinModbusTls, TwinSettings
+from ems.config.drivers import EchonetDriver, EchonetNetwork, ModbusTlsFiles, OcppDriver, OcppServer, TwinModbusTls, TwinSettings
 from ems.config.forecasting import ForecastingSettings
 from ems.config.market import MarketSettings, OpenAdrSettings
 
@@ -27,6 +27,8 @@ SECTIONS = [
     ("[portfolio]", schema.PortfolioInfo, "The portfolio as a whole."),
     ("[planning]", schema.Planning, "How plans are made."),
     ("[mqtt]", schema.MqttBroker, "The broker devices and the fleet use. Credentials never go in the TOML."),
+    ("[ocpp]", OcppServer, "The OCPP central system the controller runs for chargers with `kind = \"ocpp\"` (see docs/drivers.md)."),
+    ("[echonet]", EchonetNetwork, "The controller's ECHONET Lite socket (see docs/drivers.md)."),
     ("[control]", ControlSettings, "The live control loop (`ems run`)."),
     ("[storage]", StorageSettings, "Where telemetry, plans, set-points and events are kept."),
     ("[storage.influx]", InfluxSettings, "Optional InfluxDB mirror of the time series."),
@@ -52,6 +54,8 @@ SECTIONS = [
     ("driver = {kind = \"modbus\", ...}", schema.ModbusDriver, "A device on Modbus TCP."),
     ("driver = {kind = \"modbus\", ..., tls = {...}}", ModbusTlsFiles, "Modbus/TCP Security (TLS 1.2+, client certificate) for one device."),
     ("driver = {kind = \"mqtt\", ...}", schema.MqttDriver, "A device on MQTT."),
+    ("driver = {kind = \"ocpp\", ...}", OcppDriver, "A charger connected to the controller's OCPP central system."),
+    ("driver = {kind = \"echonet\", ...}", EchonetDriver, "A V2H unit, battery, PV conditioner or smart meter on ECHONET Lite."),
     ("[register_maps.NAME.POINT]", schema.RegisterSpec, "Vendor register maps for devices that are not SunSpec."),
 ]
 

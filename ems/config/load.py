@@ -94,7 +94,7 @@ def _key_path(raw: dict[str, Any], loc: tuple[Any, ...]) -> str:
             node = entry
         else:
             # pydantic names the union member it tried ("modbus", "function-after[...]"); skip those
-            if isinstance(node, dict) and item not in node and parts and str(item) in {"sim", "modbus", "mqtt"}:
+            if isinstance(node, dict) and item not in node and parts and str(item) in {"sim", "modbus", "mqtt", "ocpp", "echonet"}:
                 continue
             parts.append(str(item))
             node = node.get(item) if isinstance(node, dict) else None
@@ -193,6 +193,17 @@ def _cross_reference_problems(p: Portfolio, path: Path) -> Iterable[tuple[str, s
             drv = asset.driver
             if drv.kind == "modbus" and drv.register_map != "sunspec" and drv.register_map not in p.register_maps:
                 yield f"{table}[id={asset.id}].driver.register_map", f"{drv.register_map!r} is not in [register_maps]"
+            if drv.kind == "ocpp" and table != "chargers":
+                yield f"{table}[id={asset.id}].driver.kind", "'ocpp' is for chargers only"
+            if drv.kind == "echonet" and table == "vehicles":
+                yield f"{table}[id={asset.id}].driver.kind", "a vehicle is not an ECHONET Lite device (its charger is)"
+    ocpp_points = [f"{c.driver.charge_point_id}#{c.driver.connector}" for c in p.chargers if c.driver.kind == "ocpp"]
+    for dup in _duplicates(ocpp_points):
+        yield "chargers.driver", f"charge point and connector {dup!r} named by two chargers"
+    if p.ocpp.security_profile > 0 and not p.ocpp.credentials_file:
+        yield "ocpp.credentials_file", f"security_profile {p.ocpp.security_profile} needs a credentials file of charge point passwords"
+    if p.ocpp.security_profile == 2 and not (p.ocpp.cert_file and p.ocpp.key_file):
+        yield "ocpp", "security_profile 2 needs cert_file and key_file (TLS)"
 
 
 def _overlapping_duties(v, key: str) -> Iterable[tuple[str, str]]:

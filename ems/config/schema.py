@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ems.config.control import ControlSettings, StorageSettings
-from ems.config.drivers import ModbusTlsFiles, TwinSettings
+from ems.config.drivers import EchonetDriver, EchonetNetwork, ModbusTlsFiles, OcppDriver, OcppServer, TwinSettings
 from ems.config.forecasting import ForecastingSettings
 from ems.config.dispatch import DispatchSettings
 from ems.config.bcp import BcpSettings
@@ -41,13 +41,32 @@ class ModbusDriver(Strict):
     """A device reached over Modbus TCP."""
 
     kind: Literal["modbus"]
-    host: str = Field(description="address of the device or gateway")
+    transport: Literal["tcp", "rtu"] = Field("tcp", description="tcp, or rtu for a serial line (RS-485)")
+    host: str = Field("", validate_default=True, description="address of the device or gateway (TCP)")
     port: int = Field(502, ge=1, le=65535, description="TCP port")
     unit_id: int = Field(1, ge=0, le=247, description="Modbus unit (slave) id")
     register_map: str = Field("sunspec", description="'sunspec' or the name of a [register_maps] entry")
     model: str | None = Field(None, description="registered driver name; defaults by asset type")
     timeout_s: float = Field(1.0, gt=0, description="a read or write that takes longer counts as no answer")
+    serial_port: str | None = Field(None, description="rtu: the serial device, e.g. /dev/ttyUSB0")
+    baudrate: int = Field(9600, gt=0, description="rtu: bits per second")
+    parity: Literal["N", "E", "O"] = Field("N", description="rtu: none, even or odd")
+    stopbits: Literal[1, 2] = Field(1, description="rtu: stop bits")
+    word_order: Literal["big", "little"] = Field("big", description="'little': the device sends a 32-bit value's low word first")
     tls: ModbusTlsFiles | None = Field(None, description="Modbus/TCP Security: TLS with a client certificate (port 802 by convention)")
+
+    @field_validator("host")
+    @classmethod
+    def _tcp_needs_host(cls, host: str, info) -> str:
+        if info.data.get("transport", "tcp") == "tcp" and not host:
+            raise ValueError("Field required (a Modbus TCP device needs 'host')")
+        return host
+
+    @model_validator(mode="after")
+    def _rtu_needs_port(self) -> "ModbusDriver":
+        if self.transport == "rtu" and not self.serial_port:
+            raise ValueError("a Modbus RTU device needs 'serial_port'")
+        return self
 
 
 class MqttDriver(Strict):
@@ -59,7 +78,7 @@ class MqttDriver(Strict):
     timeout_s: float = Field(2.0, gt=0, description="a set-point not acknowledged within it has failed")
 
 
-Driver = Annotated[Union[SimDriver, ModbusDriver, MqttDriver], Field(discriminator="kind")]
+Driver = Annotated[Union[SimDriver, ModbusDriver, MqttDriver, OcppDriver, EchonetDriver], Field(discriminator="kind")]
 
 
 class RegisterSpec(Strict):
@@ -268,6 +287,8 @@ class Portfolio(Strict):
     portfolio: PortfolioInfo
     planning: Planning = Field(default_factory=Planning)
     mqtt: MqttBroker = Field(default_factory=MqttBroker)
+    ocpp: OcppServer = Field(default_factory=OcppServer)
+    echonet: EchonetNetwork = Field(default_factory=EchonetNetwork)
     sites: tuple[Site, ...]
     grid_connections: tuple[GridConnection, ...]
     pv_arrays: tuple[PvArray, ...] = ()
