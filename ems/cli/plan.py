@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     schedule, problem, summary = make_plan(args.config, start, args.out, step_minutes=args.step_minutes,
                                            horizon_hours=args.horizon_hours, inputs=args.inputs, plot=not args.no_plot)
     print(render_table(schedule, problem, summary))
-    if any(kwh > 0 for kwh in schedule.load_shed_kwh.values()):
+    if schedule.message:  # load left unserved, or why the rule-based fallback stood in
         print(f"ems plan: warning: {schedule.message}", file=sys.stderr)
     print(f"wrote {args.out / 'schedule.csv'}, {args.out / 'summary.json'}" + ("" if args.no_plot else f", {args.out / 'plan.png'}"))
     return 0
