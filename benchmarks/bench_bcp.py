@@ -5,6 +5,10 @@
   the energy each called vehicle delivers as a multiple of its usable battery.
 * ``citywide-72h``: every site loses the grid, so the fleet has only what it holds: the same
   figures where energy is short.
+* ``blackout-168h``: the shipped week-long blackout of every site (``config/outages/blackout-168h.toml``).
+
+Shelter hours are compared with the energy bound (``ems/bcp/bound.py``): per shelter, and for all
+shelters up together (``hours_all_up`` against ``joint_upper_bound_hours``).
 * ``resilience``: outages of 168 h from every hour of a day (the config's profiles repeat daily,
   so these stand for every hour of a week) on the typhoon's sites, and from every 6 h on the
   city-wide outage (each of those plans uses the solver's full time limit), with and without the
@@ -24,6 +28,7 @@ from ems.config import load_portfolio, profile_values
 
 CONFIG = "config/arao.toml"
 TYPHOON = "config/outages/typhoon-72h.toml"
+BLACKOUT = "config/outages/blackout-168h.toml"
 CITYWIDE = ("name=City-wide, 72 h; start=2026-09-15T14:00+09:00; hours=72; pv_scale=0.3; "
             "sites=city_hall,cultural_centre,taxi_depot,shelter_north,shelter_central,shelter_south")
 
@@ -43,6 +48,12 @@ def _plan_rows(name: str, portfolio, profiles, outage_spec: str, repeats: int) -
         row("plan_s_median", statistics.median(times), "s"),
         row("shelter_hours_share_of_bound_min", min(hours[s] / bound[s] if bound[s] else 1.0 for s in hours), "fraction"),
         row("shelter_hours_share_of_bound_total", sum(hours.values()) / max(1e-9, sum(bound.values())), "fraction"),
+        row("hours_all_up", summary["hours_all_up"], "h"),
+        row("joint_upper_bound_hours", summary["joint_upper_bound_hours"], "h"),
+        *[row(f"hours_up_{s}", hours[s], "h") for s in sorted(hours)],
+        *[row(f"upper_bound_hours_{s}", bound[s], "h") for s in sorted(bound)],
+        row("ride_service_kwh", summary["ride_service_kwh"], "kWh"),
+        row("recharged_kwh", sum(summary["recharged_kwh_by_site"].values()), "kWh"),
         row("served_share", summary["served_share"], "fraction"),
         row("vehicles_assigned", len(summary["vehicles_assigned"]), "count"),
         row("vehicle_km", summary["vehicle_km"], "km"),
@@ -75,6 +86,7 @@ def run() -> list[dict]:
     profiles = {name: profile_values(p, CONFIG) for name, p in portfolio.profiles.items()}
     rows = _plan_rows("typhoon-72h", portfolio, profiles, TYPHOON, repeats=3)
     rows += _plan_rows("citywide-72h", portfolio, profiles, CITYWIDE, repeats=1)
+    rows += _plan_rows("blackout-168h", portfolio, profiles, BLACKOUT, repeats=1)
     rows += _resilience_rows("typhoon-sites", portfolio, profiles, TYPHOON, starts=24, every_hours=1)
     rows += _resilience_rows("citywide", portfolio, profiles, CITYWIDE, starts=4, every_hours=6)
     return rows

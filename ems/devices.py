@@ -18,6 +18,7 @@ from drivers import registry
 from drivers.api import Ack, Reading
 from drivers.mqtt.credentials import resolve_credentials
 from drivers.mqtt.link import BrokerSettings, MqttLink
+from drivers.mqtt.presence import check_absent, presence_wills
 from ems.config.schema import Portfolio
 from ems.guard import WriteGuard
 
@@ -60,6 +61,8 @@ class DeviceEndpoint:
     @property
     def where(self) -> str:
         s = self.settings
+        if self.protocol == "modbus" and s.get("tls"):
+            return f"modbus+tls://{s['host']}:{s['port']}/{s.get('unit_id', 1)}"
         return f"modbus://{s['host']}:{s['port']}/{s.get('unit_id', 1)}" if self.protocol == "modbus" else f"mqtt:{s['topic_prefix']}"
 
 
@@ -84,6 +87,8 @@ def endpoints(portfolio: Portfolio) -> list[DeviceEndpoint]:
             common = {"name": asset.id, "rated_power_kw": _rating_kw(asset, asset_type), "invert_sign": asset_type in CONSUMERS}
             if drv.kind == "sim":
                 settings = {**common, "host": twin.modbus_host, "port": twin.modbus_base_port + index, "unit_id": 1, "timeout_s": twin.modbus_timeout_s}
+                if twin.modbus_tls is not None:
+                    settings["tls"] = twin_client_tls(twin.modbus_tls)
                 found.append(DeviceEndpoint(asset.id, asset_type, "modbus", DEFAULT_DRIVER[asset_type], settings, True))
                 index += 1
             else:
@@ -102,6 +107,11 @@ def endpoints(portfolio: Portfolio) -> list[DeviceEndpoint]:
     return found
 
 
+def twin_client_tls(tls: Any) -> dict[str, str]:
+    """The client end of the twin's Modbus/TCP Security, as a driver's ``tls`` settings."""
+    return {"ca_file": tls.ca_file, "cert_file": tls.client_cert_file, "key_file": tls.client_key_file}
+
+
 def _configured(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
     if drv.kind == "mqtt":
         settings = {"name": asset_id, "topic_prefix": drv.topic_prefix, "timeout_s": drv.timeout_s}
@@ -109,6 +119,8 @@ def _configured(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv:
             settings["bidirectional"] = common.get("bidirectional", False)
         return DeviceEndpoint(asset_id, asset_type, "mqtt", drv.model or DEFAULT_DRIVER.get(asset_type, "mqtt_charger"), settings, False)
     settings = {**common, "host": drv.host, "port": drv.port, "unit_id": drv.unit_id, "timeout_s": drv.timeout_s}
+    if drv.tls is not None:
+        settings["tls"] = drv.tls.model_dump()
     if drv.register_map == "sunspec":
         return DeviceEndpoint(asset_id, asset_type, "modbus", drv.model or DEFAULT_DRIVER[asset_type], settings, False)
     points = {name: spec.model_dump() for name, spec in portfolio.register_maps[drv.register_map].items()}
@@ -150,9 +162,12 @@ class DeviceConfigError(ValueError):
 class DeviceSet:
     """All configured devices, opened together: read them all, write through the guard."""
 
-    def __init__(self, portfolio: Portfolio, broker: BrokerSettings, only: set[str] | None = None):
+    def __init__(self, portfolio: Portfolio, broker: BrokerSettings, only: set[str] | None = None, presence_role: str | None = None):
         self.portfolio = portfolio
         self.broker = broker
+        # With a role (the controller), the client id is held exclusively on the broker: open()
+        # raises drivers.mqtt.presence.AlreadyRunning if another process holds it.
+        self.presence_role = presence_role
         self.endpoints = [e for e in endpoints(portfolio) if only is None or e.asset_id in only]
         self.guard = WriteGuard(portfolio)
         self.link: MqttLink | None = None
@@ -162,7 +177,11 @@ class DeviceSet:
         """Build the drivers; wait for the broker at most as long as the MQTT devices' timeout."""
         mqtt_timeouts = [e.settings["timeout_s"] for e in self.endpoints if e.protocol == "mqtt"]
         connect_timeout_s = connect_timeout_s or max(mqtt_timeouts, default=0.0)
-        if mqtt_timeouts:
+        if mqtt_timeouts and self.presence_role is not None:
+            await asyncio.to_thread(check_absent, self.broker, max(connect_timeout_s, 1.0))
+            will, birth = presence_wills(self.broker.client_id, self.presence_role)
+            self.link = MqttLink(self.broker, will=will, birth=birth)
+        elif mqtt_timeouts:
             self.link = MqttLink(self.broker)
         for endpoint in self.endpoints:
             resources = {"link": self.link} if endpoint.protocol == "mqtt" else {}

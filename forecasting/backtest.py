@@ -1,16 +1,22 @@
 """Rolling-origin backtests and their scores.
 
-From each origin (every ``origin_every`` hours on the local clock, after a warm-up), the model,
-persistence and seasonal naive each forecast ``horizon`` ahead using only the history up to the
-origin. Scores by lead-time bucket (:data:`forecasting.quantiles.LEAD_BUCKETS_H`):
+Data are labelled by interval start. From each issue time ``t`` (every ``origin_every`` hours on
+the local clock, every hour by default, after a warm-up) the model, persistence and seasonal naive
+each forecast the ``horizon`` from ``t`` on, seeing only intervals that have ended by ``t``: the
+interval labelled ``t`` is the first one forecast (lead 1 step), never part of the history.
+Persistence holds the last value up to a 12 h lead and takes the value at the same time of day
+on the last measured day beyond (a value held from a midnight origin would be zero PV all day).
+Scores by lead-time bucket (:data:`forecasting.quantiles.LEAD_BUCKETS_H`), a lead counting to
+the end of its interval:
 
 * ``mae``, ``rmse`` in kW; ``nmae`` = MAE / mean actual over all scored rows of the dataset;
 * ``skill_vs_<reference>`` = 1 - RMSE(model) / RMSE(reference) (positive: the model is better).
 
-The P10/P90 band's coverage is measured out of sample by two-fold cross-validation: quantiles
-fitted on the origins of even weeks are scored on the odd weeks and the other way round (so
-both parts span the whole period); the reported coverage is the mean of the two. The band
-kept for use is then fitted on all origins.
+The P10/P90 band (per lead bucket and hour of day, :mod:`forecasting.quantiles`) is measured
+out of sample by two-fold cross-validation: quantiles fitted on the origins of even weeks are
+scored on the odd weeks and the other way round (so both parts span the whole period); the
+reported coverage, overall and per hour of day, is the mean of the two. The band kept for use
+is then fitted on all origins.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from forecasting.baselines import persistence, seasonal_naive
+from forecasting.baselines import reference_forecasts
 from forecasting.quantiles import LEAD_BUCKETS_H, ResidualQuantiles, coverage, fit_residual_quantiles, lead_bucket_h
 
 Forecaster = Callable[[pd.Series, pd.DatetimeIndex], pd.Series]
@@ -34,7 +40,7 @@ class BacktestSpec:
     horizon: pd.Timedelta
     warmup: pd.Timedelta
     season: pd.Timedelta
-    origin_every: pd.Timedelta = pd.Timedelta(hours=6)
+    origin_every: pd.Timedelta = pd.Timedelta(hours=1)
 
 
 @dataclass
@@ -43,6 +49,7 @@ class BacktestResult:
     rows: pd.DataFrame  # origin, time, lead_h, actual, model, persistence, seasonal_naive, scale, fold, p10, p90
     quantiles: ResidualQuantiles
     coverage_held_out: float  # mean of the two folds, daylight rows only for PV
+    coverage_by_hour: dict[int, float]  # the same per local hour of day of the forecast interval
 
     def table(self) -> pd.DataFrame:
         return score_table(self.rows, self.dataset)
@@ -57,7 +64,7 @@ def origins(index: pd.DatetimeIndex, spec: BacktestSpec) -> list[int]:
     hours, minutes = index.hour.to_numpy(), index.minute.to_numpy()
     aligned = (minutes == 0) & (hours % every_h == 0)
     positions = np.flatnonzero(aligned & np.asarray(index >= first))
-    return [int(p) for p in positions if p + horizon_steps < len(index)]
+    return [int(p) for p in positions if p + horizon_steps <= len(index)]
 
 
 def run_backtest(
@@ -70,44 +77,46 @@ def run_backtest(
     """Roll ``forecaster`` over ``actual``. ``scale(p50, index)`` sets the residual scale (default: P50)."""
     step = actual.index[1] - actual.index[0]
     horizon_steps = int(spec.horizon / step)
-    frames = []
-    for position in origins(actual.index, spec):
-        history = actual.iloc[: position + 1]
-        target = actual.index[position + 1 : position + 1 + horizon_steps]
-        model = forecaster(history, target)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "origin": actual.index[position],
-                    "time": target,
-                    "lead_h": (target - actual.index[position]).total_seconds() / 3600.0,
-                    "actual": actual.iloc[position + 1 : position + 1 + horizon_steps].to_numpy(),
-                    "model": model.to_numpy(),
-                    "persistence": persistence(history, target).to_numpy(),
-                    "seasonal_naive": seasonal_naive(history, target, spec.season).to_numpy(),
-                    "scale": model.to_numpy() if scale is None else scale(model, target),
-                }
-            )
-        )
+    values = actual.to_numpy(dtype=float)
+    filled = actual.ffill().to_numpy(dtype=float)
+    positions, frames = origins(actual.index, spec), []
+    for position in positions:
+        history = actual.iloc[:position]  # intervals that have ended by the issue time
+        target = actual.index[position : position + horizon_steps]
+        model = forecaster(history, target).to_numpy(dtype=float)
+        held, naive = reference_forecasts(values, filled, position, horizon_steps, step, spec.season)
+        frames.append((model, held, naive, model if scale is None else np.asarray(scale(pd.Series(model, index=target), target))))
     if not frames:
         warmup_h, horizon_h = spec.warmup / pd.Timedelta(hours=1), spec.horizon / pd.Timedelta(hours=1)
         raise ValueError(f"{dataset}: too short for a backtest (needs {warmup_h:g} h of warm-up plus the {horizon_h:g} h horizon)")
-    rows = pd.concat(frames, ignore_index=True)
+    steps = np.concatenate([np.arange(p, p + horizon_steps) for p in positions])
+    issued = actual.index[np.repeat(positions, horizon_steps)]
+    target = actual.index[steps]
+    rows = pd.DataFrame({
+        "origin": issued, "time": target, "lead_h": (target + step - issued).total_seconds().to_numpy() / 3600.0,
+        "actual": values[steps], **{name: np.concatenate([f[k] for f in frames])
+                                    for k, name in enumerate(("model", "persistence", "seasonal_naive", "scale"))},
+    })
     week = ((rows["origin"] - rows["origin"].iloc[0]) // pd.Timedelta(days=7)).to_numpy()
     rows["fold"] = week % 2
     daylight = (rows["scale"] > 1e-6 * rows["scale"].abs().max()).to_numpy()
-    held_out_coverage = []
+    hours = rows["time"].dt.hour.to_numpy()
+    held_out, held_out_by_hour = [], []
     for fold in (0, 1):  # fit on one set of alternate weeks, measure on the other, then swap
         fit_rows = rows[rows["fold"] == fold]
-        fitted = fit_residual_quantiles(fit_rows["actual"], fit_rows["model"], fit_rows["scale"], fit_rows["lead_h"])
-        p10, p90 = fitted.band(rows["model"], rows["scale"], rows["lead_h"].to_numpy())
+        fitted = fit_residual_quantiles(fit_rows["actual"], fit_rows["model"], fit_rows["scale"], fit_rows["lead_h"],
+                                        fit_rows["time"].dt.hour)
+        p10, p90 = fitted.band(rows["model"], rows["scale"], rows["lead_h"].to_numpy(), hours)
         held = (rows["fold"] != fold).to_numpy() & daylight
-        held_out_coverage.append(coverage(rows["actual"], p10, p90, held))
-    quantiles = fit_residual_quantiles(rows["actual"], rows["model"], rows["scale"], rows["lead_h"])
-    p10, p90 = quantiles.band(rows["model"], rows["scale"], rows["lead_h"].to_numpy())
+        held_out.append(coverage(rows["actual"], p10, p90, held))
+        held_out_by_hour.append({h: coverage(rows["actual"], p10, p90, held & (hours == h)) for h in range(24)})
+    quantiles = fit_residual_quantiles(rows["actual"], rows["model"], rows["scale"], rows["lead_h"], hours)
+    p10, p90 = quantiles.band(rows["model"], rows["scale"], rows["lead_h"].to_numpy(), hours)
     rows["p10"], rows["p90"] = p10.to_numpy(), p90.to_numpy()
-    cover = float(np.mean(held_out_coverage))
-    return BacktestResult(dataset, rows, quantiles, cover)
+    by_hour = {h: float(np.nanmean([part[h] for part in held_out_by_hour])) for h in range(24)
+               if any(np.isfinite(part[h]) for part in held_out_by_hour)}
+    cover = float(np.mean(held_out))
+    return BacktestResult(dataset, rows, quantiles, cover, by_hour)
 
 
 def score_table(rows: pd.DataFrame, dataset: str) -> pd.DataFrame:
@@ -137,6 +146,17 @@ def score_table(rows: pd.DataFrame, dataset: str) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame.from_records(records)
+
+
+def hour_table(rows: pd.DataFrame, coverage_by_hour: dict[int, float]) -> pd.DataFrame:
+    """MAE [kW] of each model and the band's held-out coverage by local hour of day (all leads)."""
+    scored = rows.dropna(subset=["actual", *MODELS])
+    hours = scored["time"].dt.hour
+    table = pd.DataFrame({m: (scored[m] - scored["actual"]).abs().groupby(hours).mean() for m in MODELS})
+    table["mean_actual"] = scored["actual"].groupby(hours).mean()
+    table["coverage"] = pd.Series(coverage_by_hour, dtype=float)
+    table.index.name = "hour"
+    return table
 
 
 def _skill(rmse: float, reference_rmse: float) -> float:

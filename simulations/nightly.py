@@ -18,9 +18,9 @@ import pandas as pd
 
 from ems.optimise import solve, write_schedule
 from ems.optimise.problem import TimeGrid
-from simulations.baselines import HistoryError, like_days, read_history_csv
+from simulations.baselines import SEARCH_DAYS, HistoryError, adjustment_slots, like_days, read_history_csv, rule_for
 from simulations.day import day_grid, day_problem, kpis, load_inputs, quantiles_for, site_net_import_kw
-from simulations.events import DrEvent, check_event, load_event
+from simulations.events import DrEvent, active_mask, check_event, load_event
 from simulations.forecast_errors import p50_series, sample_series
 from simulations.scenarios import MEASURED, NightContext, Scenario, all_event_specs, scenario_seed
 from simulations.sweep import ResultStore, run_sweep
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 DEFAULT_RUN_AT = dt.time(1, 0)  # local; the controller's scheduler runs nightly_job then
 EVENT_VARIANTS = ((0, 1.0), (-120, 1.0), (120, 1.0), (0, 0.5), (0, 1.5))  # (shift minutes, size factor)
 BLOCK_HOURS = 3
-LIKE_DAYS = 5
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,7 @@ class NightlyOptions:
     rolling: bool = True
     replan_steps: int = 2
     inputs: str = "forecast"  # PV and load quantiles: "forecast" (the forecasters) or "profiles" (config)
+    dr_days: tuple[dt.date, ...] = ()  # past DR days, never like days (besides those flagged in --history)
 
 
 def default_event_files(config_path: Path) -> list[Path]:
@@ -61,12 +61,17 @@ def load_events(paths: list[Path], sites: tuple[str, ...], grid: TimeGrid) -> tu
     return tuple(events)
 
 
-def history_from_plans(config_path: str, date: dt.date, seed: int, quantile_source: str) -> dict[dt.date, dict[str, list[float]]]:
-    """The last 5 like days, each planned without events on a seeded forecast-error sample
-    (standing in for metered history until the product has it)."""
+def history_from_plans(config_path: str, date: dt.date, seed: int, quantile_source: str,
+                       dr_days: frozenset[dt.date] = frozenset(), before_midnight: bool = False) -> dict[dt.date, dict[str, list[float]]]:
+    """The like days, each planned without events on a seeded forecast-error sample (standing in
+    for metered history until the product has it); with ``before_midnight`` (an event's adjustment
+    window starts the day before) also the day before each of them and before ``date``."""
     portfolio, profiles = load_inputs(config_path)
+    days = like_days(date, rule_for(date, "down").days, dr_days)
+    if before_midnight:
+        days = sorted({*days, *(d - dt.timedelta(days=1) for d in (*days, date))}, reverse=True)
     history = {}
-    for day in like_days(date, LIKE_DAYS):
+    for day in days:
         grid = day_grid(portfolio, day)
         quantiles = quantiles_for(quantile_source, config_path, grid)
         series = sample_series(quantiles, scenario_seed(seed, f"history-{day.isoformat()}"), grid.step_minutes)
@@ -76,14 +81,26 @@ def history_from_plans(config_path: str, date: dt.date, seed: int, quantile_sour
     return history
 
 
-def history_from_csv(path: Path, date: dt.date, timezone: str) -> dict[dt.date, dict[str, list[float]]]:
-    measured = read_history_csv(path, timezone)
-    wanted = like_days(date, LIKE_DAYS, exclude=frozenset(d for d in _days_before(date, 60) if d not in measured))
-    return {day: {MEASURED: [float(v) for v in measured[day]]} for day in wanted}
+def history_from_csv(path: Path, date: dt.date, timezone: str) -> tuple[dict[dt.date, dict[str, list[float]]], frozenset[dt.date]]:
+    """Measured days of the ``SEARCH_DAYS`` before ``date`` ({day: {site: values}}) and the past DR
+    days the file flags."""
+    measured, dr_days = read_history_csv(path, timezone)
+    first = date - dt.timedelta(days=SEARCH_DAYS)
+    history: dict[dt.date, dict[str, list[float]]] = {}
+    for site, days in measured.items():
+        for day, values in days.items():
+            if first <= day < date:
+                history.setdefault(day, {})[site] = [float(v) for v in values]
+    if not history:
+        raise HistoryError(f"{path}: no complete day in the {SEARCH_DAYS} days before {date}")
+    return dict(sorted(history.items())), dr_days
 
 
-def _days_before(date: dt.date, count: int) -> list[dt.date]:
-    return [date - dt.timedelta(days=k) for k in range(1, count + 1)]
+def starts_before_midnight(events: tuple[DrEvent, ...], grid: TimeGrid) -> bool:
+    """Whether an event (or one of its variants) has its adjustment window reach into the day before."""
+    shifts = {m for m, _scale in EVENT_VARIANTS}
+    return any(adjustment_slots(active_mask(e.shifted(m, 1.0), grid))[0] < 0 for e in events for m in shifts
+               if grid.start <= e.shifted(m, 1.0).start_on(grid.start) < grid.end)
 
 
 def night_scenarios(ctx: NightContext, grid: TimeGrid, battery_ids: list[str], options: NightlyOptions) -> list[Scenario]:
@@ -135,16 +152,20 @@ def prepare_night(config_path: str | Path, date: dt.date, *, event_files: list[P
     forecast = p50_series(quantiles_for(quantile_source, str(config_path), grid))
     no_event_problem = day_problem(portfolio, profiles, grid.start, forecast)
     no_event = solve(no_event_problem)
+    dr_days = frozenset(options.dr_days)
     if history_csv is not None:
-        history = history_from_csv(Path(history_csv), date, portfolio.portfolio.timezone)
+        history, flagged = history_from_csv(Path(history_csv), date, portfolio.portfolio.timezone)
+        dr_days |= flagged
     elif events:
-        history = history_from_plans(str(config_path), date, options.seed, quantile_source)
+        history = history_from_plans(str(config_path), date, options.seed, quantile_source, dr_days,
+                                     starts_before_midnight(events, grid))
     else:
         history = {}  # only events need a baseline
     ctx = NightContext(
         config_path=str(config_path), date=date, seed=options.seed, events=events, history_kw=history,
         no_event_site_kw={s: [float(v) for v in kw] for s, kw in site_net_import_kw(no_event, no_event_problem).items()},
         no_event_objective_yen=no_event.objective_yen, quantile_source=quantile_source, replan_steps=options.replan_steps,
+        dr_days=tuple(sorted(dr_days)),
     )
     plan_problem = day_problem(portfolio, profiles, grid.start, forecast, dr_events=all_event_specs(ctx, events, grid))
     return Night(ctx, portfolio, grid, solve(plan_problem), plan_problem, no_event, no_event_problem)

@@ -72,8 +72,9 @@ def _event_row(r: dict) -> dict:
         "event_id": r["event_id"], "base_event_id": r["base_event_id"], "direction": r["direction"], "start": r["start"],
         "duration_minutes": r["duration_minutes"], "shift_minutes": s["shift_minutes"], "scale": s["scale"],
         "value_yen": r["value_yen"], "dr_revenue_yen": r["dr_revenue_yen"], "dr_penalty_yen": r["dr_penalty_yen"],
-        "vs_high_4_of_5": r["vs_high_4_of_5"], "vs_plan_without_event": r["vs_plan_without_event"],
-        "high_4_of_5": r["high_4_of_5"], "series_kw": r["series_kw"], "status": r["status"],
+        "vs_baseline": r["vs_baseline"], "vs_planning_baseline": r["vs_planning_baseline"],
+        "vs_plan_without_event": r["vs_plan_without_event"], "baseline": r["baseline"], "series_kw": r["series_kw"],
+        "status": r["status"],
     }
 
 
@@ -155,7 +156,7 @@ def _event_plot(event: dict, timezone: str, date: str) -> str:
     steps = len(series["net_import"])
     hours = np.arange(steps + 1) * 24 / steps
     fig, ax = plt.subplots(figsize=(11, 3.6))
-    ax.stairs(series["high_4_of_5"], hours, color="#f2b701", linewidth=2, label="High 4 of 5 baseline (adjusted)")
+    ax.stairs(series["baseline"], hours, color="#f2b701", linewidth=2, label=f"{event['baseline']['rule']} baseline (adjusted)")
     ax.stairs(series["plan_without_event"], hours, color="#7f7f7f", linewidth=1.6, linestyle="--", label="plan without the event")
     ax.stairs(series["net_import"], hours, color="#11a579", linewidth=2.2, label="plan with the event")
     start = pd.Timestamp(event["start"])
@@ -231,26 +232,29 @@ def _events_section(figures: dict, timezone: str) -> str:
         return "<h2>Demand-response events</h2><p>No event files were given for tomorrow.</p>"
     parts = ["<h2>Demand-response events</h2>",
              "<p class='note'>Value = objective without the event minus objective with it (revenue, penalty and the extra "
-             "energy cost included); positive means the event earns money. The planner settles against the High 4 of 5 "
-             "baseline; delivered energy is also shown against the plan without the event. Each event is also run 2 h "
+             "energy cost included); positive means the event earns money. Delivered energy is settled against the "
+             "guideline's baseline (High 4 of 5 on weekdays, High 2 of 3 on weekends and holidays; Low for up events) "
+             "with the same-day adjustment read from the day's own values with the event, per site; it is also "
+             "shown against the plan without the event. Each event is also run 2 h "
              "earlier and later and at half and 1.5 times its size (the @ variants). An event settled at 0 kWh asks for "
              "power the portfolio does not have then: compare with the flexibility curve below.</p>"]
     rows = []
     for e in figures["event_variants"]:
-        h, p = e["vs_high_4_of_5"], e["vs_plan_without_event"]
+        h, p = e["vs_baseline"], e["vs_plan_without_event"]
         start = pd.Timestamp(e["start"]).tz_convert(timezone)
         rows.append([html.escape(e["event_id"]), e["direction"], f"{start:%H:%M}", f"{e['duration_minutes'] / 60:g} h",
                      _one_decimal(h["requested_kwh"]), _one_decimal(h["settled_kwh"]), _one_decimal(h["delivered_kwh"]),
                      _one_decimal(p["delivered_kwh"]), _yen(e["dr_revenue_yen"]), _yen(e["dr_penalty_yen"]),
                      f"<span class='{'good' if e['value_yen'] >= 0 else 'bad'}'>{_yen(e['value_yen'])}</span>"])
-    parts.append(_table(["event (variant)", "dir.", "start", "length", "requested kWh", "settled kWh (High 4 of 5)",
-                         "delivered kWh vs High 4 of 5", "delivered kWh vs plan without event", "revenue yen",
+    parts.append(_table(["event (variant)", "dir.", "start", "length", "requested kWh", "settled kWh (baseline)",
+                         "delivered kWh vs baseline", "delivered kWh vs plan without event", "revenue yen",
                          "penalty yen", "value yen"], rows))
     for e in figures["events"]:
         parts.append(_img(_event_plot(e, timezone, figures["date"]), e["event_id"]))
-        details = e["high_4_of_5"]
-        parts.append(f"<p class='note'>High 4 of 5 for {html.escape(e['event_id'])}: like days averaged "
-                     f"{', '.join(details['like_days'])}; same-day adjustment {details['adjustment_kw']:+.1f} kW.</p>")
+        details = e["baseline"]
+        sites = "; ".join(f"{html.escape(c)}: days {', '.join(p['like_days'])}, adjustment {p['adjustment_kw']:+.1f} kW "
+                          f"(raw {p['raw_adjustment_kw']:+.1f}, cap {p['cap_kw']:.1f})" for c, p in details["customers"].items())
+        parts.append(f"<p class='note'>{details['rule']} for {html.escape(e['event_id'])}, per site: {sites}.</p>")
     return "".join(parts)
 
 

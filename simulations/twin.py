@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from drivers.modbus.security import ServerTls
 from drivers.mqtt.credentials import resolve_credentials
-from drivers.mqtt.link import BrokerSettings
+from drivers.mqtt.link import BrokerSettings, MqttLink
+from drivers.mqtt.presence import check_absent, presence_wills
 from drivers.sim.clock import Clock, ScaledClock
 from drivers.sim.devices import SunSpecBatteryDevice, SunSpecMeterDevice, SunSpecPvDevice
 from drivers.sim.modbus_server import ModbusDeviceServer
@@ -75,6 +77,7 @@ class Twin:
         self.modbus_devices: dict[str, object] = {}
         self.servers: dict[str, ModbusDeviceServer] = {}
         self.mqtt_devices: dict[str, SimMqttDevice] = {}
+        self.presence: MqttLink | None = None  # holds the twin's client id on the broker while it serves
         self._build_devices()
         self.last_step: dt.datetime | None = None
         self.step(self.clock.now(), 0.0)
@@ -162,11 +165,17 @@ class Twin:
                 device = self._modbus_device(endpoint, physics)
                 self.modbus_devices[endpoint.asset_id] = device
                 s = endpoint.settings
-                self.servers[endpoint.asset_id] = ModbusDeviceServer(endpoint.asset_id, device.store, s["host"], s["port"])
+                self.servers[endpoint.asset_id] = ModbusDeviceServer(endpoint.asset_id, device.store, s["host"], s["port"], tls=self._server_tls())
         if self.options.serve_mqtt:
             for endpoint in self.endpoints:
                 if endpoint.protocol == "mqtt":
                     self.mqtt_devices[endpoint.asset_id] = self._mqtt_device(endpoint)
+
+    def _server_tls(self) -> ServerTls | None:
+        tls = self.portfolio.twin.modbus_tls
+        if tls is None:
+            return None
+        return ServerTls(ca_file=tls.ca_file, cert_file=tls.server_cert_file, key_file=tls.server_key_file)
 
     @staticmethod
     def _modbus_device(endpoint: DeviceEndpoint, physics):
@@ -214,7 +223,24 @@ class Twin:
             lines.append(f"{e.asset_id:<24} {e.asset_type:<8} {where}")
         return lines
 
+    def presence_client_id(self) -> str:
+        """The twin's own MQTT client id (its devices' ids are ``<prefix>-<device>``)."""
+        twin = self.portfolio.twin
+        return f"{twin.client_id_prefix}-{twin.topic_root}".replace("/", "-")
+
+    async def _claim_presence(self) -> None:
+        """Refuse to start if another twin serves this topic root on this broker (AlreadyRunning)."""
+        if not self.mqtt_devices:
+            return
+        client_id = self.presence_client_id()
+        broker = self.broker(client_id)
+        await asyncio.to_thread(check_absent, broker, self.portfolio.twin.mqtt_timeout_s)
+        will, birth = presence_wills(client_id, "digital twin")
+        self.presence = MqttLink(broker, will=will, birth=birth)
+        self.presence.start()
+
     async def start(self) -> None:
+        await self._claim_presence()
         for server in self.servers.values():
             await server.start()
         for device in self.mqtt_devices.values():
@@ -222,7 +248,9 @@ class Twin:
 
     async def stop(self) -> None:
         # each MQTT client's network thread takes up to a second to end: stop them together
-        await asyncio.gather(*(asyncio.to_thread(device.stop) for device in self.mqtt_devices.values()))
+        links = [device.link for device in self.mqtt_devices.values()] + ([self.presence] if self.presence else [])
+        await asyncio.gather(*(asyncio.to_thread(link.stop) for link in links))
+        self.presence = None
         for server in self.servers.values():
             await server.stop()
 

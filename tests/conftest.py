@@ -160,3 +160,54 @@ def twin_factory():
     yield make
     for runner in running:
         runner.stop()
+
+
+# --- certificates and the shipped broker set-up (Modbus/TCP Security, MQTT over TLS) ---------
+
+
+def _openssl(directory: Path, *args: str) -> None:
+    subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+
+def _ec_ca(directory: Path, name: str) -> None:
+    _openssl(directory, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+             "-subj", f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.crt")
+
+
+def _ec_signed(directory: Path, ca: str, name: str, extension: str) -> None:
+    _openssl(directory, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", f"/CN={name}",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr")
+    (directory / f"{name}.ext").write_text(extension + "\n")
+    _openssl(directory, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
+             "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt")
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A throw-away CA with a server certificate for 127.0.0.1 and a client certificate, plus a
+    second, unrelated CA with a client certificate of its own (openssl, EC keys: fast)."""
+
+    directory: Path
+
+    def path(self, name: str) -> str:
+        return str(self.directory / name)
+
+
+@pytest.fixture(scope="session")
+def test_pki(tmp_path_factory) -> Pki:
+    directory = tmp_path_factory.mktemp("pki")
+    _ec_ca(directory, "ca")
+    _ec_signed(directory, "ca", "server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth")
+    _ec_signed(directory, "ca", "client", "extendedKeyUsage=clientAuth")
+    _ec_ca(directory, "other-ca")
+    _ec_signed(directory, "other-ca", "stranger", "extendedKeyUsage=clientAuth")
+    return Pki(directory)
+
+
+SHIPPED_MOSQUITTO = REPO / "config/mosquitto"
+
+
+@pytest.fixture
+def shipped_broker(mosquitto_factory) -> Broker:
+    """A private broker with the shipped password file and ACL (anonymous clients refused)."""
+    return mosquitto_factory(password_file=SHIPPED_MOSQUITTO / "passwd", acl_file=SHIPPED_MOSQUITTO / "acl")

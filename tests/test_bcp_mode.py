@@ -18,8 +18,9 @@ TYPHOON = "config/outages/typhoon-72h.toml"
 
 def test_activation_and_deactivation_are_logged_and_survive_a_restart(tmp_path, capsys):
     state = str(tmp_path / "state")
+    # the typhoon file is a past outage: replaying it needs --force
     assert main(["bcp", "activate", "--config", "config/arao.toml", "--outage", TYPHOON, "--operator", "Tanaka",
-                 "--reason", "typhoon warning level 4", "--state-dir", state]) == 0
+                 "--reason", "typhoon warning level 4", "--state-dir", state, "--force"]) == 0
     # a new process (a restarted controller) sees the mode as it was left
     status = subprocess.run([sys.executable, "-m", "ems", "bcp", "status", "--state-dir", state], capture_output=True, text=True, check=True)
     assert "BCP mode: ACTIVE" in status.stdout and "Typhoon, 72 h" in status.stdout

@@ -26,13 +26,14 @@ def test_one_shelter_one_vehicle_known_answer():
     (visit,) = plan.visits
     assert visit.delivered_kwh == pytest.approx(16.0, abs=1e-4)
     assert visit.lowest_soc_kwh == pytest.approx(3.0, abs=1e-4) == visit.drive_back_floor_kwh
-    # the bound ignores driving: 18 kWh above the minimum is 9 hours
-    assert upper_bound_hours(case) == {"s": 9.0}
+    # the bound counts the energy of the drives there and back: 16 kWh above that floor is 8 hours
+    assert upper_bound_hours(case) == {"s": 8.0}
 
 
 def test_a_vehicle_never_plans_below_the_energy_to_drive_back():
+    # no charger: 72 kWh of load against 31 kWh above the vehicles' floors
     case = problem([shelter("s", 3.0, 24)], [vehicle("v1", 15.0, ["s"], trip_kwh=2.5), vehicle("v2", 30.0, ["s"], trip_kwh=2.5)],
-                   steps=24, chargers=1)
+                   steps=24)
     plan = plan_bcp(case)
     specs = {v.id: v for v in case.vehicles}
     assert plan.visits

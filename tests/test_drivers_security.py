@@ -95,7 +95,7 @@ def test_credentials_come_from_environment_or_file_and_errors_name_only_the_sour
 def test_config_credentials_file_is_resolved_relative_to_the_config(tmp_path):
     (tmp_path / "controller.credentials").write_text("ems-controller:from-file\n")
     config = tmp_path / "arao.toml"
-    text = (REPO / "config/arao.toml").read_text().replace('client_id = "ems-controller"', 'client_id = "ems-controller"\ncredentials_file = "controller.credentials"')
+    text = (REPO / "config/arao.toml").read_text().replace('credentials_file = "mosquitto/controller.credentials"', 'credentials_file = "controller.credentials"')
     config.write_text(text)
     broker = controller_broker(load_portfolio(config), config)
     assert broker.username == "ems-controller" and broker.password.get_secret_value() == "from-file"

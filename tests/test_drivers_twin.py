@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,7 +123,8 @@ def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
 def test_ems_twin_and_ems_devices_from_the_command_line(mosquitto, tmp_path):
     base = free_port_block(30)
     config = tmp_path / "arao.toml"
-    config.write_text(CONFIG.read_text() + f"\n[twin]\nmodbus_base_port = {base}\nstart = 2026-04-15T12:00:00+09:00\n")
+    shutil.copytree(REPO / "config/mosquitto", tmp_path / "mosquitto")  # the credentials files the config names
+    config.write_text(CONFIG.read_text().replace("[twin]\n", f"[twin]\nmodbus_base_port = {base}\nstart = 2026-04-15T12:00:00+09:00\n"))
     twin = subprocess.Popen(
         [sys.executable, "-m", "ems", "twin", "--config", str(config), "--mqtt-port", str(mosquitto.port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
@@ -167,7 +169,8 @@ def test_ems_twin_and_ems_devices_from_the_command_line(mosquitto, tmp_path):
 def test_ems_devices_reports_missing_devices_when_no_twin_runs(tmp_path):
     base = free_port_block(30)
     config = tmp_path / "arao.toml"
-    config.write_text(CONFIG.read_text() + f"\n[twin]\nmodbus_base_port = {base}\nmodbus_timeout_s = 0.3\nmqtt_timeout_s = 0.3\n")
+    shutil.copytree(REPO / "config/mosquitto", tmp_path / "mosquitto")
+    config.write_text(CONFIG.read_text().replace("[twin]\n", f"[twin]\nmodbus_base_port = {base}\nmodbus_timeout_s = 0.3\nmqtt_timeout_s = 0.3\n"))
     result = run_cli("devices", "--config", str(config), "--mqtt-port", str(base + 35), "--json", "--only", "city_hall_bess", "depot_c01")
     rows = json.loads(result.stdout)
     assert [(r["device"], r["quality"]) for r in rows] == [("city_hall_bess", "missing"), ("depot_c01", "missing")]

@@ -13,7 +13,7 @@ from drivers.mqtt.link import BrokerSettings, MqttLink
 from ems.config import load_portfolio
 from ems.control.controller import Controller
 from ems.control.fleetbus import FleetBus, FleetPublisher
-from ems.fleet import ChargingWindow, Position, Reservation, VehiclePlan, VehicleState, VehicleStatus
+from ems.fleet import ChargeCall, ChargingWindow, Position, Reservation, ShelterCall, VehiclePlan, VehicleState, VehicleStatus
 
 NOW = dt.datetime(2026, 4, 15, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
 
@@ -65,6 +65,24 @@ def test_states_and_plans_cross_as_the_same_types(pair):
     bus.publish_reservation(reservation)
     assert _wait(lambda: publisher.reservation is not None)
     assert publisher.reservation == reservation
+
+
+def test_a_reservation_with_charge_calls_crosses_and_an_old_one_still_parses(pair):
+    bus, publisher, link = pair
+    later = NOW + dt.timedelta(hours=4)
+    reservation = Reservation(
+        issued=NOW, keep_energy_kwh={"taxi-01": 6.5},
+        shelter_calls=(ShelterCall(vehicle_id="taxi-01", shelter_id="north_school_gym", from_time=later),),
+        charge_calls=(ChargeCall(vehicle_id="taxi-01", site_id="taxi_depot", from_time=NOW, until_time=later, target_kwh=30.0),))
+    bus.publish_reservation(reservation)
+    assert _wait(lambda: publisher.reservation == reservation)
+    # a publisher that predates charge calls: its message still parses, with none
+    old = {"issued": NOW.isoformat(), "keep_energy_kwh": {"taxi-02": 12.0}, "shelter_calls": []}
+    link.publish("ems/reservations", json.dumps(old).encode(), retain=True)
+    assert _wait(lambda: publisher.reservation is not None and publisher.reservation.keep_energy_kwh == {"taxi-02": 12.0})
+    assert publisher.reservation.charge_calls == ()
+    # and a reservation without charge calls is sent exactly as before the addition
+    assert set(json.loads(Reservation(issued=NOW, keep_energy_kwh={"taxi-02": 12.0}).model_dump_json())) == set(old)
 
 
 @pytest.mark.parametrize("topic,payload,reason", [

@@ -25,11 +25,12 @@ def test_forecast_is_a_registered_command():
 
 def test_load_backtest_prints_table_writes_json_and_plot(tmp_path, capsys):
     out_json, out_png = tmp_path / "bt.json", tmp_path / "bt.png"
-    code = run(["forecast", "backtest", "--kind", "load", "--data", "pmdarima:taylor", "--horizon", "48h",
+    code = run(["forecast", "backtest", "--kind", "load", "--data", "pmdarima:taylor", "--horizon", "48h", "--origin-every", "6h", "--by-hour",
                 "--config", str(ARAO), "--json", str(out_json), "--plot", str(out_png)])
     printed = capsys.readouterr().out
     assert code == 0
-    assert "skill_vs_snaive" in printed and "P10-P90 coverage" in printed
+    assert "skill_vs_snaive" in printed and "P10-P90 coverage" in printed and "by local hour of day: 00h" in printed
+    assert "by local hour of day (all leads)" in printed
     assert "beats persistence and seasonal naive everywhere: yes" in printed
     rows = json.loads(out_json.read_text())
     assert len(rows) == 3 * 8 and all(set(r) == JSON_KEYS for r in rows)

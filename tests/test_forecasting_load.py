@@ -67,7 +67,11 @@ def test_baselines():
     index = half_hours("2026-06-01", 8)
     history = pd.Series(np.arange(len(index), dtype=float), index=index)
     ahead = pd.date_range(index[-1] + pd.Timedelta(minutes=30), periods=96, freq="30min")
-    assert (persistence(history, ahead) == len(index) - 1).all()
+    held = persistence(history, ahead).to_numpy()
+    # up to a 12 h lead the last value is held; beyond, the same time of day on the last day
+    assert (held[:24] == len(index) - 1).all()
+    np.testing.assert_array_equal(held[24:48], history.to_numpy()[-24:])
+    np.testing.assert_array_equal(held[48:], history.to_numpy()[-48:])
     naive = seasonal_naive(history, ahead, pd.Timedelta(days=1))
     # the first day ahead repeats the last measured day; the second day repeats it too
     np.testing.assert_array_equal(naive.to_numpy()[:48], history.to_numpy()[-48:])
@@ -90,7 +94,7 @@ def test_temperature_term_learns_a_cooling_slope():
 @pytest.fixture(scope="module")
 def taylor_backtest():
     settings = LoadSettings(holiday_country="GB", holiday_subdivision="ENG")
-    spec = BacktestSpec(pd.Timedelta("48h"), pd.Timedelta(weeks=4), pd.Timedelta(days=7))
+    spec = BacktestSpec(pd.Timedelta("48h"), pd.Timedelta(weeks=4), pd.Timedelta(days=7), pd.Timedelta(hours=6))
     return run_backtest("taylor", taylor_demand_kw(), lambda h, i: forecast_load_kw(h, i, settings), spec)
 
 
@@ -124,7 +128,7 @@ def test_backtest_tolerates_gaps_in_the_measurements():
     demand.iloc[rng.choice(len(demand), size=len(demand) // 20, replace=False)] = np.nan
     demand.iloc[30 * 48 : 31 * 48] = np.nan  # a whole day lost
     settings = LoadSettings(holiday_country="GB", holiday_subdivision="ENG")
-    spec = BacktestSpec(pd.Timedelta("48h"), pd.Timedelta(weeks=4), pd.Timedelta(days=7))
+    spec = BacktestSpec(pd.Timedelta("48h"), pd.Timedelta(weeks=4), pd.Timedelta(days=7), pd.Timedelta(hours=6))
     result = run_backtest("taylor-gappy", demand, lambda h, i: forecast_load_kw(h, i, settings), spec)
     assert result.rows["model"].notna().all()
     table = result.table()

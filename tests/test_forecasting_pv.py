@@ -97,7 +97,7 @@ def test_pv_backtest_on_real_weather_beats_baselines_day_ahead_and_band_is_calib
     weather = tmy.weather.loc["2001-03-01":"2001-06-30"]
     actual = pv_power_kw(system, weather)
     clear = clearsky_pv_kw(system, actual.index)
-    spec = BacktestSpec(pd.Timedelta("48h"), pd.Timedelta(days=14), pd.Timedelta(days=1))
+    spec = BacktestSpec(pd.Timedelta("48h"), pd.Timedelta(days=14), pd.Timedelta(days=1), pd.Timedelta(hours=6))
     result = run_backtest("greensboro", actual, lambda h, i: forecast_pv_kw(h, clear, i), spec,
                           scale=lambda p, i: clear.reindex(i).to_numpy())
     skills = day_ahead_skills(result.table())

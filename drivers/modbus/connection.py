@@ -13,10 +13,11 @@ import logging
 import struct
 
 from pydantic import BaseModel, ConfigDict, Field
-from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusTcpClient, AsyncModbusTlsClient
 from pymodbus.exceptions import ModbusException
 
 from drivers.api import DeviceUnavailable
+from drivers.modbus.security import ClientTls, TlsError, client_context
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class ModbusEndpoint(BaseModel):
     unit_id: int = Field(1, ge=0, le=247)
     timeout_s: float = Field(1.0, gt=0)
     retries: int = Field(1, ge=0, le=5, description="extra attempts, each on a fresh connection")
+    # Modbus/TCP Security (drivers/modbus/security.py): None is plain Modbus TCP.
+    tls: ClientTls | None = Field(None, description="TLS with a client certificate (Modbus/TCP Security)")
 
 
 class ModbusExceptionResponse(DeviceUnavailable):
@@ -73,7 +76,7 @@ class ModbusConnection:
         await self.close()
         ep = self.endpoint
         # reconnect_delay=0: reconnection is done here, on demand, within the caller's timeout.
-        client = AsyncModbusTcpClient(ep.host, port=ep.port, timeout=ep.timeout_s, retries=0, reconnect_delay=0)
+        client = self._new_client()
         try:
             ok = await asyncio.wait_for(client.connect(), ep.timeout_s)
         except (asyncio.TimeoutError, OSError, ModbusException) as error:
@@ -84,6 +87,16 @@ class ModbusConnection:
             raise DeviceUnavailable(self.device, f"cannot connect to {ep.host}:{ep.port}")
         self._client = client
         return client
+
+    def _new_client(self) -> AsyncModbusTcpClient:
+        ep = self.endpoint
+        if ep.tls is None:
+            return AsyncModbusTcpClient(ep.host, port=ep.port, timeout=ep.timeout_s, retries=0, reconnect_delay=0)
+        try:
+            context = client_context(ep.tls)
+        except TlsError as error:
+            raise DeviceUnavailable(self.device, str(error)) from None
+        return AsyncModbusTlsClient(ep.host, port=ep.port, sslctx=context, timeout=ep.timeout_s, retries=0, reconnect_delay=0)
 
     async def _request(self, function: str, address: int, call) -> object:
         last_error = "no attempt"

@@ -13,11 +13,12 @@ import logging
 from typing import Callable
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusTcpServer, ModbusTlsServer
 from pymodbus.simulator import SimData, SimDevice
 
 from drivers.modbus import sunspec
 from drivers.modbus.connection import encode, encode_string
+from drivers.modbus.security import ServerTls, server_context
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ class RegisterStore:
         return [0]
 
     async def async_getValues(self, device_id: int, func_code: int, address: int, count: int = 1):
-        if func_code not in READ_FUNCTIONS or not self.contains(address, count):
+        # a write of one register (function 6) is answered with the register read back: allow it
+        if func_code not in READ_FUNCTIONS | WRITE_FUNCTIONS or not self.contains(address, count):
             return ExcCodes.ILLEGAL_ADDRESS
         return list(self.get(address, count))
 
@@ -117,20 +119,28 @@ class SunSpecImage:
 
 
 class ModbusDeviceServer:
-    """One pymodbus TCP server for one device's register store, started and stopped at will."""
+    """One pymodbus TCP server for one device's register store, started and stopped at will.
 
-    def __init__(self, name: str, store: RegisterStore, host: str = "127.0.0.1", port: int = 0):
+    With ``tls`` it speaks Modbus/TCP Security instead: TLS 1.2+, and a client must present a
+    certificate signed by ``tls.ca_file`` or the handshake fails (drivers/modbus/security.py).
+    """
+
+    def __init__(self, name: str, store: RegisterStore, host: str = "127.0.0.1", port: int = 0, tls: ServerTls | None = None):
         self.name = name
         self.store = store
         self.host = host
         self.port = port
+        self.tls = tls
         self._server: ModbusTcpServer | None = None
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
         # pymodbus needs some datastore to construct; requests are then answered from ours.
         placeholder = SimDevice(id=0, simdata=[SimData(0, values=0)])
-        server = ModbusTcpServer(placeholder, address=(self.host, self.port))
+        if self.tls is None:
+            server = ModbusTcpServer(placeholder, address=(self.host, self.port))
+        else:
+            server = ModbusTlsServer(placeholder, address=(self.host, self.port), sslctx=server_context(self.tls))
         server.context = self.store
         self._task = asyncio.create_task(server.serve_forever(), name=f"modbus-{self.name}")
         for _ in range(200):  # wait until it listens (at most ~2 s)
@@ -142,7 +152,7 @@ class ModbusDeviceServer:
             self._task = None
             raise OSError(f"{self.name}: cannot listen on {self.host}:{self.port} ({error})")
         self._server = server
-        log.info("%s: Modbus TCP on %s:%d", self.name, self.host, self.port)
+        log.info("%s: Modbus %s on %s:%d", self.name, "TCP" if self.tls is None else "TCP Security (TLS)", self.host, self.port)
 
     async def stop(self) -> None:
         if self._server is not None:

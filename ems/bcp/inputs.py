@@ -16,6 +16,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from ems.bcp.depot import charging_sites, duty_profile
 from ems.bcp.outage import Outage
 from ems.bcp.problem import (
     BcpProblem,
@@ -45,18 +46,6 @@ def outage_grid(outage: Outage, step_minutes: int) -> TimeGrid:
     return TimeGrid(start=pd.Timestamp(outage.start), step_minutes=step_minutes, steps=steps)
 
 
-def charging_sites(portfolio: Portfolio, outage: Outage) -> tuple[ChargingSiteSpec, ...]:
-    """Sites that keep the grid and have chargers: where vehicles recharge during the outage."""
-    specs = []
-    for site in portfolio.sites:
-        chargers = [c for c in portfolio.chargers if c.site == site.id]
-        if site.id in outage.sites or not chargers:
-            continue
-        specs.append(ChargingSiteSpec(site=site.id, chargers=len(chargers), charge_kw=min(c.charge_power_kw for c in chargers),
-                                      efficiency=min(c.efficiency for c in chargers)))
-    return tuple(specs)
-
-
 def _home_site(portfolio: Portfolio, vehicle) -> str | None:
     chargers = {c.id: c for c in portfolio.chargers}
     if vehicle.home_charger is not None:
@@ -75,8 +64,9 @@ def bcp_problem_from_portfolio(
 
     ``initial_soc_kwh`` (vehicle or battery id -> kWh) overrides the config's
     ``initial_soc_fraction``. Shelters whose site keeps the grid need nothing and are listed in
-    ``sheltered_with_grid``. Vehicles that do not allow discharging stay in the ride service.
-    With ``include_fleet=False`` no vehicle is offered (the "without the taxi fleet" case).
+    ``sheltered_with_grid``. Vehicles that do not allow discharging stay in the ride service; their
+    charging takes its share of their home site's import limit (:mod:`ems.bcp.depot`). With
+    ``include_fleet=False`` no vehicle is offered (the "without the taxi fleet" case).
     """
     settings = portfolio.bcp
     initial_soc_kwh = dict(initial_soc_kwh or {})
@@ -84,7 +74,8 @@ def bcp_problem_from_portfolio(
     grid = outage_grid(outage, settings.step_minutes)
     sites = {s.id: s for s in portfolio.sites}
     chargers = {c.id: c for c in portfolio.chargers}
-    hubs = charging_sites(portfolio, outage)
+    service_only = tuple(v.id for v in portfolio.vehicles if include_fleet and not v.v2g_allowed and v.home_charger is not None)
+    hubs = charging_sites(portfolio, outage, grid, profiles, service_only)
 
     def road_km(a: str, b: str) -> float:
         return straight_line_km(sites[a], sites[b]) * settings.detour_factor
@@ -140,6 +131,7 @@ def bcp_problem_from_portfolio(
             to_km[s.id] = max(road_km(hub, s.site), road_km(home, s.site))
             back_km[s.id] = road_km(s.site, hub)
         per_km = vehicle.consumption_kwh_per_km
+        service_kwh, service_away = duty_profile(vehicle, grid, zone)
         vehicles.append(VehicleSpec(
             id=vehicle.id, soc_min_kwh=vehicle.battery_kwh * vehicle.soc_min_fraction,
             soc_max_kwh=vehicle.battery_kwh * vehicle.soc_max_fraction,
@@ -148,7 +140,7 @@ def bcp_problem_from_portfolio(
             trip_back_kwh={s: km * per_km for s, km in back_km.items()},
             trip_to_h={s: km / settings.speed_km_per_h for s, km in to_km.items()},
             trip_back_h={s: km / settings.speed_km_per_h for s, km in back_km.items()},
-            trip_to_km=to_km, trip_back_km=back_km,
+            trip_to_km=to_km, trip_back_km=back_km, service_kwh=service_kwh, service_away=service_away,
         ))
 
     return BcpProblem(

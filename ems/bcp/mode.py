@@ -4,6 +4,10 @@
 (replaced atomically) and append each action to ``<state-dir>/bcp_mode.log`` (JSON lines,
 never rewritten). The controller reads :meth:`BcpModeStore.current` at start-up and every
 cycle; nothing here talks to a device. The clock is passed in.
+
+An outage that has already ended, or that starts more than :data:`ACTIVATION_LEAD` ahead, is
+most likely a wrong file or a wrong date: activating it needs ``force`` (``--force``), and the
+record keeps why it was forced.
 """
 
 from __future__ import annotations
@@ -19,10 +23,26 @@ from ems.bcp.outage import Outage
 
 MODE_FILE = "bcp_mode.json"
 LOG_FILE = "bcp_mode.log"
+ACTIVATION_LEAD = dt.timedelta(days=7)  # an outage further ahead than this is not activated without force
 
 
 class BcpModeError(RuntimeError):
     """An operator action that does not fit the current mode (e.g. activating twice)."""
+
+
+class BcpActivationRefused(BcpModeError):
+    """The outage is over, or too far ahead, and the activation was not forced."""
+
+
+def activation_problem(outage: Outage, now: dt.datetime) -> str | None:
+    """Why activating ``outage`` at ``now`` needs force, or None if it does not."""
+    if outage.end <= now:
+        return f"outage {outage.name!r} ended at {outage.end.isoformat()}, before now ({now.isoformat()})"
+    if outage.start > now + ACTIVATION_LEAD:
+        ahead_days = (outage.start - now) / dt.timedelta(days=1)
+        return (f"outage {outage.name!r} starts at {outage.start.isoformat()}, {ahead_days:.1f} days ahead "
+                f"(more than {ACTIVATION_LEAD.days} days)")
+    return None
 
 
 class BcpMode(BaseModel):
@@ -34,6 +54,7 @@ class BcpMode(BaseModel):
     reason: str = ""
     config: str | None = None
     outage: Outage | None = None
+    forced: str = ""  # why the activation needed --force (empty: it did not)
 
 
 class BcpModeStore:
@@ -61,10 +82,20 @@ class BcpModeStore:
         mode = self.current()
         return mode is not None and mode.active
 
-    def activate(self, outage: Outage, config: str, operator: str, now: dt.datetime, reason: str = "") -> BcpMode:
+    def activate(self, outage: Outage, config: str, operator: str, now: dt.datetime, reason: str = "",
+                 force: bool = False) -> BcpMode:
+        """Switch BCP mode on; refused (:class:`BcpActivationRefused`) for an outage that is over or
+        starts more than a week ahead unless ``force``."""
         if self.is_active():
             raise BcpModeError(f"BCP mode is already active since {self.current().since.isoformat()}; deactivate it first")
-        return self._record(BcpMode(active=True, since=now, operator=operator, reason=reason, config=config, outage=outage), "activate")
+        if now.tzinfo is None:
+            raise BcpModeError("the time of an operator action must be timezone-aware")
+        problem = activation_problem(outage, now)
+        if problem is not None and not force:
+            raise BcpActivationRefused(f"{problem}: not activated; check the outage, or give --force to activate it anyway")
+        mode = BcpMode(active=True, since=now, operator=operator, reason=reason, config=config, outage=outage,
+                       forced=problem or "")
+        return self._record(mode, "activate")
 
     def deactivate(self, operator: str, now: dt.datetime, reason: str = "") -> BcpMode:
         if not self.is_active():

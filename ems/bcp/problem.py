@@ -57,6 +57,18 @@ class VehicleSpec:
     trip_back_h: dict[str, float]  # shelter -> driving time back to a charger [h]
     trip_to_km: dict[str, float]
     trip_back_km: dict[str, float]
+    # The ride service, for as long as the vehicle is not called to a shelter (None: no duties):
+    service_kwh: np.ndarray | None = None  # energy its duties drive in each step [kWh]
+    service_away: np.ndarray | None = None  # share of each step it is on the road for them, 0..1
+
+    def service_kwh_in(self, steps: list[int]) -> float:
+        return 0.0 if self.service_kwh is None else float(sum(self.service_kwh[t] for t in steps))
+
+    def parked_share_in(self, steps: list[int]) -> float:
+        """Share of these steps it is off duty (free to charge) while in the ride service."""
+        if self.service_away is None or not steps:
+            return 1.0
+        return 1.0 - float(sum(self.service_away[t] for t in steps)) / len(steps)
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,15 @@ class ChargingSiteSpec:
     chargers: int
     charge_kw: float  # per charger
     efficiency: float
+    # What the site's grid connection can give the chargers in each step: import limit + the
+    # site's PV - its own load - charging of taxis that stay in service and cannot discharge
+    # [kW, grid side]; None: no limit beyond the chargers.
+    import_headroom_kw: np.ndarray | None = None
+
+    def headroom_kw(self, t: int) -> float:
+        """Most power all its chargers draw together in step t [kW, grid side]."""
+        full = self.chargers * self.charge_kw
+        return full if self.import_headroom_kw is None else min(full, max(0.0, float(self.import_headroom_kw[t])))
 
 
 @dataclass(frozen=True)
@@ -76,6 +97,9 @@ class BcpSolverSettings:
     vehicle_call_weight_kwh: float = 0.05  # per vehicle taken from the ride service
     drive_weight_kwh: float = 0.001  # per kWh driven (on top of the energy it costs)
     dwell_weight_kwh: float = 0.0001  # per vehicle-hour at a shelter, so idle vehicles go back to service
+    service_weight_kwh: float = 0.1  # per kWh driven in the ride service by a vehicle not called
+    terminal_weight_kwh: float = 0.01  # per kWh left in store (batteries, vehicles) at the outage's end
+    secondary_time_limit_s: float = 1.0  # search time when the start already serves every kWh of critical load
 
 
 @dataclass(frozen=True)
@@ -130,3 +154,12 @@ class BcpProblem:
             missing = [s for s in shelter_ids if s not in v.trip_to_kwh or s not in v.trip_back_kwh]
             if missing:
                 raise BcpProblemError(f"vehicle {v.id}: no trip energy to shelters {', '.join(missing)}")
+            for name in ("service_kwh", "service_away"):
+                values = getattr(v, name)
+                if values is not None and (len(values) != self.steps or np.min(values) < 0):
+                    raise BcpProblemError(f"vehicle {v.id}: {name} needs {self.steps} values, none negative")
+            if v.service_away is not None and np.max(v.service_away) > 1:
+                raise BcpProblemError(f"vehicle {v.id}: service_away is a share of each step, at most 1")
+        for c in self.charging_sites:
+            if c.import_headroom_kw is not None and len(c.import_headroom_kw) != self.steps:
+                raise BcpProblemError(f"charging site {c.site}: import_headroom_kw has {len(c.import_headroom_kw)} values, expected {self.steps}")

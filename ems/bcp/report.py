@@ -103,8 +103,10 @@ def _table(headers: list[str], rows: list[list]) -> str:
 
 def render_html(summary: dict, title: str, supply_png: str, fleet_png: str) -> str:
     names = summary.get("shelter_names", {})
-    shelters = [[f"{names[s]} ({s})" if s in names else s, f"{h:.0f}", f"{summary['upper_bound_hours'][s]:.0f}", f"{summary['served_kwh_by_shelter'].get(s, 0):.1f}"]
+    shelters = [[f"{names[s]} ({s})" if s in names else s, f"{h:.0f}", f"{summary['upper_bound_hours'][s]:.0f}",
+                 f"{summary['hours_share_of_bound'][s] * 100:.0f} %", f"{summary['served_kwh_by_shelter'].get(s, 0):.1f}"]
                 for s, h in summary["shelter_hours"].items()]
+    shelters.append(["all shelters together", f"{summary['hours_all_up']:.0f}", f"{summary['joint_upper_bound_hours']:.0f}", "", ""])
     visits = [[v["vehicle"], v["shelter"], v["arrive"][5:16].replace("T", " "), v["leave"][5:16].replace("T", " "),
                f"{v['delivered_kwh']:.1f}", f"{v['lowest_soc_kwh']:.1f}", f"{v['drive_back_floor_kwh']:.1f}"] for v in summary["visits"]]
     service = ", ".join(summary["vehicles_in_ride_service"]) or "none"
@@ -119,9 +121,11 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{t
 in the ride service: {html.escape(service)}.</p>
 <p class="note">Energy on board at the start: {html.escape(str(summary.get("state", "config initial_soc_fraction")))}.</p>
 <h2>Shelters</h2>
-{_table(["shelter", "hours up", "upper bound, h", "served, kWh"], shelters)}
+{_table(["shelter", "hours up", "upper bound, h", "of bound", "served, kWh"], shelters)}
 <p class="note">Hours up: from the start of the outage until the first hour the critical load is not fully served.
-Upper bound: the same for a shelter that had its battery, its PV and the whole fleet to itself, with no driving (docs/bcp.md).</p>
+Upper bound: the hours the energy allows (the fleet's energy on board above its floor, what the chargers can put back under
+the grid-kept site's import limit, the shelter's PV and batteries), for a shelter that had the fleet to itself and for all
+shelters together; no plan can do better (docs/bcp.md).</p>
 <img alt="supply per shelter" src="data:image/png;base64,{supply_png}" width="100%">
 <h2>Vehicles</h2>
 {_table(["vehicle", "shelter", "arrive", "leave", "delivered, kWh", "lowest on board, kWh", "floor (min + drive back), kWh"], visits)}

@@ -3,7 +3,9 @@ representative period, plan it, and count the hours each shelter survives.
 
 Each start is planned once for the longest duration; the hours survived in an outage of d hours
 are min(hours up, d), and the probability of surviving d hours is the share of starts with at
-least d hours up. The same runs without the fleet give the fleet's value to the shelters.
+least d hours up. The same runs without the fleet give the fleet's value to the shelters. Each
+run also keeps the shelter's upper bound (:mod:`ems.bcp.bound`), so the statistics say how far
+the plans are from what the energy allows.
 """
 
 from __future__ import annotations
@@ -27,21 +29,26 @@ def survival_runs(portfolio: Portfolio, profiles: Mapping, sites: tuple[str, ...
         outage = Outage(name="resilience", start=start, duration_hours=hours, sites=sites, pv_scale=pv_scale)
         for with_fleet in (True, False):
             plan = plan_bcp(bcp_problem_from_portfolio(portfolio, outage, profiles, initial_soc_kwh, include_fleet=with_fleet))
+            bounds = plan.all_upper_bound_hours()
             for shelter, up_h in plan.shelter_hours().items():
                 rows.append({"start": start.isoformat(), "with_fleet": with_fleet, "shelter": shelter, "hours_up": up_h,
-                             "solve_s": plan.solve_s})
+                             "bound_hours": bounds[shelter], "solve_s": plan.solve_s})
     return pd.DataFrame(rows)
 
 
 def survival_statistics(runs: pd.DataFrame, durations: list[float]) -> pd.DataFrame:
-    """Per fleet case, shelter and duration: hours survived (min, mean, max) and P(survive)."""
+    """Per fleet case, shelter and duration: hours survived (min, mean, max), P(survive), and the
+    same mean and probability for the upper bound (what no plan can beat)."""
     rows = []
     for (with_fleet, shelter), group in runs.groupby(["with_fleet", "shelter"]):
         for d in durations:
             survived = group["hours_up"].clip(upper=d)
+            bound = group["bound_hours"].clip(upper=d) if "bound_hours" in group else survived
             rows.append({"with_fleet": bool(with_fleet), "shelter": shelter, "duration_hours": d,
                          "hours_min": float(survived.min()), "hours_mean": round(float(survived.mean()), 2),
-                         "hours_max": float(survived.max()), "probability": round(float((group["hours_up"] >= d - 1e-9).mean()), 4)})
+                         "hours_max": float(survived.max()), "probability": round(float((group["hours_up"] >= d - 1e-9).mean()), 4),
+                         "bound_hours_mean": round(float(bound.mean()), 2),
+                         "bound_probability": round(float((bound >= d - 1e-9).mean()), 4)})
     return pd.DataFrame(rows)
 
 

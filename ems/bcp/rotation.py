@@ -4,8 +4,10 @@ Block by block, shelters in priority order: the shelter's battery covers what PV
 uncovered as far as it can; the vehicles already plugged in stay while they still hold more than
 the minimum plus the drive back; when they cannot cover the rest, the fullest vehicles waiting
 at a charger come (while V2H points are free); a vehicle with nothing left to give drives back
-and charges. Every step it takes satisfies the MILP's constraints, so fixing the MILP's
-placements to it always gives a feasible plan.
+and charges, unless the shelter has PV to spare in the block: then it stays plugged in and
+stores the surplus for the night (with no grid-kept charger, the shelters' PV is all the fleet
+can get). Every step it takes satisfies the MILP's constraints, so fixing the MILP's placements
+to it always gives a feasible plan.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ def rule_based_rotation(problem: BcpProblem) -> dict[tuple[str, str, int], int]:
     charge_kw = min((c.charge_kw for c in problem.charging_sites), default=0.0)
     charge_efficiency = min((c.efficiency for c in problem.charging_sites), default=1.0)
     uncovered = {s.id: [sum(max(0.0, s.demand_kw[t] - s.pv_kw[t]) for t in block) * dt_h for block in blocks] for s in shelters}
+    surplus_kwh = {s.id: [max(0.0, float(s.pv_kw[t] - s.demand_kw[t])) * dt_h for t in range(problem.steps)] for s in shelters}
+    surplus = {s.id: [sum(min(surplus_kwh[s.id][t], s.v2h_points * s.v2h_charge_kw * dt_h) for t in block) for block in blocks]
+               for s in shelters}
     placed: dict[tuple[str, str, int], int] = {}
     for k, block in enumerate(blocks):
         hours = len(block) * dt_h
@@ -39,7 +44,8 @@ def rule_based_rotation(problem: BcpProblem) -> dict[tuple[str, str, int], int]:
             need = uncovered[shelter.id][k]
             from_battery = min(need, battery_kwh[shelter.id], battery_kw[shelter.id] * hours)
             battery_kwh[shelter.id] -= from_battery
-            rest = min(need - from_battery, _spare_for(shelter, k, shelters, uncovered, battery_kwh, soc, vehicles, problem, blocks))
+            rest = min(need - from_battery, _spare_for(shelter, k, shelters, uncovered, surplus, battery_kwh, soc, vehicles, problem, blocks))
+            to_store = {t: surplus_kwh[shelter.id][t] for t in block}  # PV the vehicles plugged in here may take, per step
             eff = shelter.v2h_efficiency
 
             def can_give(v: str, arriving: bool) -> float:
@@ -49,9 +55,12 @@ def rule_based_rotation(problem: BcpProblem) -> dict[tuple[str, str, int], int]:
                 plugged_h = hours - (spec.trip_to_h[shelter.id] if arriving else 0.0)
                 return max(0.0, min((soc[v] - trip - floor) * eff, shelter.v2h_discharge_kw * plugged_h))
 
+            def can_store(v: str) -> bool:
+                return surplus[shelter.id][k] >= MIN_USEFUL_KWH and soc[v] + MIN_USEFUL_KWH < vehicles[v].soc_max_kwh
+
             present = [v for v in vehicles if where[v] == shelter.id]
             for v in list(present):
-                if rest <= 0 or can_give(v, False) < MIN_USEFUL_KWH:
+                if (rest <= 0 or can_give(v, False) < MIN_USEFUL_KWH) and not can_store(v):
                     present.remove(v)
                     where[v], moved[v] = None, "left"
                     soc[v] -= vehicles[v].trip_back_kwh[shelter.id]
@@ -78,23 +87,34 @@ def rule_based_rotation(problem: BcpProblem) -> dict[tuple[str, str, int], int]:
                 soc[v] -= given / eff
                 rest -= given
                 placed[(v, shelter.id, k)] = 1
+                if moved.get(v) != "arrived":  # an arriving vehicle is counted as storing nothing (safe side)
+                    for t in block:
+                        stored = min(to_store[t], shelter.v2h_charge_kw * dt_h, (vehicles[v].soc_max_kwh - soc[v]) / eff)
+                        if stored > 0:
+                            soc[v] += stored * eff
+                            to_store[t] -= stored
         at_charger = sorted((v for v in vehicles if where[v] is None), key=lambda v: soc[v])[:chargers]
+        budget_kwh = sum(c.headroom_kw(t) for c in problem.charging_sites for t in block) * dt_h  # the import limit, grid side
         for v in at_charger:
             share = 1.0
             if moved.get(v) == "left":
                 share -= max(vehicles[v].trip_back_h.values()) / hours
-            soc[v] = min(vehicles[v].soc_max_kwh, soc[v] + charge_kw * hours * max(0.0, share) * charge_efficiency)
+            drawn = min(charge_kw * hours * max(0.0, share), budget_kwh, (vehicles[v].soc_max_kwh - soc[v]) / charge_efficiency)
+            budget_kwh -= max(0.0, drawn)
+            soc[v] += max(0.0, drawn) * charge_efficiency
     return placed
 
 
-def _spare_for(shelter, k, shelters, uncovered, battery_kwh, soc, vehicles, problem, blocks) -> float:
+def _spare_for(shelter, k, shelters, uncovered, surplus, battery_kwh, soc, vehicles, problem, blocks) -> float:
     """Fleet energy a shelter may take in block k without starving shelters of higher priority
-    later: what the fleet holds and can still charge, less their remaining uncovered need."""
+    later: what the fleet holds and can still charge (at chargers and from the shelters' PV),
+    less their remaining uncovered need."""
     higher = [s for s in shelters if s.priority < shelter.priority]
     if not higher:
         return float("inf")
-    remaining_h = sum(len(b) for b in blocks[k:]) * problem.step_h
-    recharge = sum(c.chargers * c.charge_kw * c.efficiency for c in problem.charging_sites) * remaining_h
-    fleet = sum(max(0.0, soc[v] - spec.soc_min_kwh) for v, spec in vehicles.items()) + recharge
+    recharge = sum(c.headroom_kw(t) * c.efficiency for c in problem.charging_sites
+                   for block in blocks[k:] for t in block) * problem.step_h
+    from_pv = sum(sum(surplus[s.id][k:]) * s.v2h_efficiency for s in shelters)
+    fleet = sum(max(0.0, soc[v] - spec.soc_min_kwh) for v, spec in vehicles.items()) + recharge + from_pv
     owed = sum(max(0.0, sum(uncovered[s.id][k:]) - battery_kwh[s.id]) for s in higher)
     return max(0.0, fleet - owed)

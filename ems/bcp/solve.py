@@ -14,7 +14,7 @@ import pyomo.environ as pyo
 from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs
 
-from ems.bcp.bound import upper_bound_hours
+from ems.bcp.bound import joint_upper_bound_hours, upper_bound_hours
 from ems.bcp.build import OBJECTIVE_TERMS, BcpBuild
 from ems.bcp.components.vehicle import rotation_blocks
 from ems.bcp.model import build_bcp_model
@@ -27,9 +27,9 @@ class BcpSolveError(RuntimeError):
     """HiGHS ended without any plan."""
 
 
-def _highs(problem: BcpProblem, warmstart: bool = False) -> Highs:
+def _highs(problem: BcpProblem, warmstart: bool = False, time_limit_s: float | None = None) -> Highs:
     solver = Highs()
-    solver.config.time_limit = problem.settings.time_limit_s
+    solver.config.time_limit = problem.settings.time_limit_s if time_limit_s is None else time_limit_s
     solver.config.mip_gap = problem.settings.mip_gap
     solver.config.load_solution = False
     solver.config.stream_solver = False
@@ -68,7 +68,12 @@ def plan_bcp(problem: BcpProblem) -> BcpPlan:
         # the start is within the gap of what serving every kWh would be worth: nothing to search for
         gap = round(max(0.0, best_possible - start.best_feasible_objective) / max(abs(start.best_feasible_objective), 1e-9), 6)
         return read_plan(build, "optimal", gap, build_s, time.perf_counter() - started, float(start.best_feasible_objective))
-    results = _highs(problem, warmstart=True).solve(build.model)
+    # a start that already serves every kWh of critical load leaves only the ride service, calls,
+    # driving and stored energy to improve: a shorter search (status then says whether it did)
+    time_limit_s = problem.settings.time_limit_s
+    if serves_everything(build):
+        time_limit_s = min(time_limit_s, problem.settings.secondary_time_limit_s)
+    results = _highs(problem, warmstart=True, time_limit_s=time_limit_s).solve(build.model)
     solve_s = time.perf_counter() - started
     improved = _solved(results) and results.best_feasible_objective > start.best_feasible_objective + 1e-6
     if improved:
@@ -85,6 +90,13 @@ def plan_bcp(problem: BcpProblem) -> BcpPlan:
     else:
         status = "time_limit" if improved else "rule_based"
     return read_plan(build, status, gap, build_s, solve_s, float(best))
+
+
+def serves_everything(build: BcpBuild, tolerance_kwh: float = 1e-4) -> bool:
+    """True if the values loaded in the model serve every shelter's critical load in full."""
+    m = build.model
+    return all(pyo.value(m.shelter_served_kw[s.id, t]) >= s.demand_kw[t] - tolerance_kwh
+               for s in build.problem.shelters for t in build.steps)
 
 
 def objective_bound(build: BcpBuild) -> float:
@@ -129,12 +141,16 @@ def read_plan(build: BcpBuild, status: str, gap, build_s: float, solve_s: float,
     soc = pd.DataFrame({v.id: [pyo.value(m.vehicle_soc_kwh[v.id, k]) for k in range(len(blocks) + 1)] for v in problem.vehicles},
                        index=pd.DatetimeIndex(block_starts))
     delivered, km, visits = {}, {}, []
+    charge_site = pd.DataFrame("", index=pd.DatetimeIndex(block_starts[:-1]), columns=[v.id for v in problem.vehicles])
     for v in problem.vehicles:
         delivered[v.id], km[v.id] = 0.0, 0.0
         column = location.columns.get_loc(v.id)
         for k, block in enumerate(blocks):
             if sum(pyo.value(m.vehicle_charging[v.id, c.site, k]) for c in problem.charging_sites) > 1e-3:
                 location.iloc[block, column] = "at charger"
+            charged = {c.site: pyo.value(m.vehicle_grid_charge_kwh[v.id, c.site, k]) for c in problem.charging_sites}
+            if charged and max(charged.values()) > 1e-3:
+                charge_site.iloc[k, column] = max(charged, key=charged.get)
         for s in shelters:
             if (v.id, s, 0) not in m.vehicle_at:
                 continue
@@ -155,6 +171,11 @@ def read_plan(build: BcpBuild, status: str, gap, build_s: float, solve_s: float,
         vehicle_location=location, vehicle_soc_kwh=soc, battery_soc_kwh=battery_soc, vehicle_delivered_kwh=delivered,
         vehicle_km=km, visits=tuple(sorted(visits, key=lambda x: (x.arrive, x.vehicle_id))),
         upper_bound_hours=upper_bound_hours(problem), objective_terms=terms,
+        joint_upper_bound_hours=joint_upper_bound_hours(problem), vehicle_charge_site=charge_site,
+        service_kwh={v.id: sum(pyo.value(m.vehicle_service_kwh[v.id, k]) for k in range(len(blocks))) for v in problem.vehicles},
+        grid_charge_kwh=pd.DataFrame({c.site: [sum(pyo.value(m.vehicle_grid_charge_kwh[v.id, c.site, k]) for v in problem.vehicles)
+                                               for k in range(len(blocks))] for c in problem.charging_sites},
+                                     index=pd.DatetimeIndex(block_starts[:-1]), columns=[c.site for c in problem.charging_sites]),
     )
 
 

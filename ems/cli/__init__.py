@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "ems.cli.dispatch",
     "ems.cli.simulate",
     "ems.cli.bcp",
+    "ems.cli.broker",
 )
 
 

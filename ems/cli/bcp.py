@@ -51,6 +51,8 @@ def register(subparsers) -> None:
         if name == "activate":
             command.add_argument("--config", required=True, type=Path, help="portfolio TOML file")
             command.add_argument("--outage", required=True, help="outage TOML file or spec")
+            command.add_argument("--force", action="store_true",
+                                 help="activate even an outage that has ended or starts more than a week ahead (the record says why)")
         command.set_defaults(handler={"activate": run_activate, "deactivate": run_deactivate, "status": run_status}[name])
 
 
@@ -61,17 +63,23 @@ def _now(portfolio_timezone: str = "Asia/Tokyo") -> dt.datetime:
 
 
 def run_activate(args: argparse.Namespace) -> int:
-    from ems.bcp.mode import BcpModeError, BcpModeStore
+    from ems.bcp.mode import BcpActivationRefused, BcpModeError, BcpModeStore
 
     inputs = _inputs(args)
     if inputs is None:
         return 2
     portfolio, _profiles, outage = inputs
     try:
-        mode = BcpModeStore(args.state_dir).activate(outage, str(args.config), args.operator, _now(portfolio.portfolio.timezone), args.reason)
+        mode = BcpModeStore(args.state_dir).activate(outage, str(args.config), args.operator, _now(portfolio.portfolio.timezone),
+                                                     args.reason, force=args.force)
+    except BcpActivationRefused as error:
+        print(f"ems: {args.outage}: {error}", file=sys.stderr)
+        return 2
     except BcpModeError as error:
         print(f"ems: {error}", file=sys.stderr)
         return 1
+    if mode.forced:
+        print(f"forced: {mode.forced}")
     print(f"BCP mode ACTIVE since {mode.since.isoformat()} by {mode.operator}: {outage.name}, sites {', '.join(outage.sites)}")
     print(f"recorded in {args.state_dir / 'bcp_mode.json'} and {args.state_dir / 'bcp_mode.log'}")
     return 0
@@ -206,11 +214,13 @@ def run_drill(args: argparse.Namespace) -> int:
 
 
 def render_summary(summary: dict, title: str) -> str:
-    lines = [title, "", f"{'shelter':<26}{'hours up':>10}{'bound h':>9}{'served kWh':>12}", "-" * 57]
+    lines = [title, "", f"{'shelter':<26}{'hours up':>10}{'bound h':>9}{'of bound':>10}{'served kWh':>12}", "-" * 67]
     for shelter, hours in summary["shelter_hours"].items():
         lines.append(f"{shelter:<26}{hours:>10.0f}{summary['upper_bound_hours'][shelter]:>9.0f}"
-                     f"{summary['served_kwh_by_shelter'].get(shelter, 0.0):>12.1f}")
+                     f"{summary['hours_share_of_bound'][shelter] * 100:>9.0f}%{summary['served_kwh_by_shelter'].get(shelter, 0.0):>12.1f}")
     lines += [
+        f"{'all together':<26}{summary['hours_all_up']:>10.0f}{summary['joint_upper_bound_hours']:>9.0f}",
+        "(bound: energy on board + what the chargers can put back under the import limit + shelter PV and batteries)",
         "",
         f"critical energy served {summary['critical_energy_served_kwh']:.1f} of {summary['critical_energy_demand_kwh']:.1f} kWh"
         f" ({summary['served_share'] * 100:.1f} %)",

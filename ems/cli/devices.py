@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import logging
 from pathlib import Path
 
@@ -48,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     setpoints = _setpoints(args.set)
     try:
         broker = controller_broker(portfolio, args.config, args.mqtt_host, args.mqtt_port)
+        # its own client id: reading the devices never takes the running controller's session over
+        broker = broker.model_copy(update={"client_id": f"{broker.client_id}-devices-{os.getpid()}"})
     except CredentialsError as error:
         print(f"ems devices: {error}")
         return 2

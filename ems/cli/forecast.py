@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -21,9 +22,11 @@ def register(subparsers) -> None:
 
     backtest = commands.add_parser("backtest", help="roll a forecaster over history and score it by lead time")
     backtest.add_argument("--kind", choices=("pv", "load"), required=True)
-    backtest.add_argument("--data", action="append", required=True, metavar="FILE",
-                          help="TMY3 file, time,value CSV, or a shipped name (see 'ems forecast datasets'); repeatable")
+    backtest.add_argument("--data", action="append", metavar="FILE",
+                          help="TMY3 file, time,value CSV, or a shipped name (see 'ems forecast datasets'); repeatable "
+                               "(default: pvlib:723170TYA.CSV, Greensboro NC, for pv; pmdarima:taylor for load)")
     backtest.add_argument("--horizon", default="48h", help="forecast horizon, e.g. 48h (default)")
+    backtest.add_argument("--origin-every", default="1h", help="time between forecast issue times, e.g. 1h (default), 6h")
     backtest.add_argument("--config", default=DEFAULT_CONFIG, help="portfolio file (PV: the array modelled)")
     backtest.add_argument("--asset", help="PV: the array modelled (default: the first); load: its peak_kw checks units")
     backtest.add_argument("--tz", help="zone of CSV times without offset (default: the portfolio's)")
@@ -32,6 +35,7 @@ def register(subparsers) -> None:
         "--plot", metavar="FILE", help="PNG of forecast against actual (default out/forecast-<kind>-<dataset>.png)"
     )
     backtest.add_argument("--quantiles-out", metavar="FILE", help="write the fitted P10/P90 residual table as JSON")
+    backtest.add_argument("--by-hour", action="store_true", help="also print MAE and band coverage by local hour of day")
     backtest.set_defaults(handler=_backtest)
 
     datasets = commands.add_parser("datasets", help="list the real datasets shipped in installed packages")
@@ -59,9 +63,21 @@ def _horizon(text: str) -> pd.Timedelta:
     return horizon
 
 
+def _origin_every(text: str) -> pd.Timedelta:
+    """Raise ValueError naming the flag unless ``text`` is a whole number of hours dividing 24."""
+    try:
+        every = pd.Timedelta(text)
+    except ValueError:
+        raise ValueError(f"--origin-every {text!r} is not a duration such as 1h") from None
+    hours = every / pd.Timedelta(hours=1)
+    if hours < 1 or hours != int(hours) or 24 % int(hours):
+        raise ValueError(f"--origin-every {text!r} must be a whole number of hours dividing 24 (1h, 2h, 3h, 6h, ...)")
+    return every
+
+
 def _backtest(args: argparse.Namespace) -> int:
     from forecasting.backtest import day_ahead_skills, run_backtest
-    from forecasting.datasets import load_data, pv_data
+    from forecasting.datasets import DEFAULT_DATA, load_data, pv_data
     from forecasting.loaders import DataFileError
     from forecasting.plot import plot_backtest
     from forecasting.settings import load_settings, pv_settings
@@ -69,22 +85,34 @@ def _backtest(args: argparse.Namespace) -> int:
     portfolio = load_portfolio(args.config)
     tz = args.tz or portfolio.portfolio.timezone
     horizon = _horizon(args.horizon)
+    try:
+        origin_every = _origin_every(args.origin_every)
+    except ValueError as error:
+        print(f"ems forecast backtest: {error}", file=sys.stderr)
+        return 2
     settings = portfolio.forecasting
     tables, results = [], []
+    args.data = args.data or [DEFAULT_DATA[args.kind]]
     for data in args.data:
         try:
             if args.kind == "pv":
                 dataset = pv_data(data, _array_spec(portfolio, args.asset), horizon, tz, pv_settings(settings))
             else:
                 dataset = load_data(data, horizon, tz, load_settings(settings), _load_peak_kw(portfolio, args.asset))
-            result = run_backtest(dataset.name, dataset.actual_kw, dataset.forecaster, dataset.spec, dataset.scale)
+            spec = replace(dataset.spec, origin_every=origin_every)
+            result = run_backtest(dataset.name, dataset.actual_kw, dataset.forecaster, spec, dataset.scale)
         except (DataFileError, ValueError) as error:
             print(f"ems forecast backtest: {error}", file=sys.stderr)
             return 2
         table = result.table()
         tables.append(table)
         results.append(result)
-        _print_table(dataset.name, dataset.note, table, result.coverage_held_out)
+        _print_table(dataset.name, dataset.note, table, result.coverage_held_out, result.coverage_by_hour)
+        if args.by_hour:
+            from forecasting.backtest import hour_table
+
+            print("by local hour of day (all leads): MAE [kW] and P10-P90 coverage of held-out actuals")
+            print(hour_table(result.rows, result.coverage_by_hour).to_string(float_format=lambda v: f"{v:,.3f}"))
         default_plot = Path("out") / f"forecast-{args.kind}-{_slug(dataset.name)}.png"
         plot = Path(args.plot) if args.plot and len(args.data) == 1 else default_plot
         plot_backtest(result.rows, f"{args.kind.upper()} {dataset.name}", plot)
@@ -95,8 +123,11 @@ def _backtest(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(combined.to_dict(orient="records"), indent=2))
         print(f"table: {args.json}")
     if args.quantiles_out:
-        q = results[-1].quantiles
-        Path(args.quantiles_out).write_text(json.dumps({"lead_h": q.lead_h, "q10": q.q10, "q90": q.q90}, indent=2))
+        q, result = results[-1].quantiles, results[-1]
+        Path(args.quantiles_out).write_text(json.dumps({
+            "lead_h": q.lead_h, "q10": q.q10, "q90": q.q90, "hour_q10": q.hour_q10, "hour_q90": q.hour_q90,
+            "coverage_held_out": result.coverage_held_out,
+            "coverage_by_hour": {str(h): c for h, c in result.coverage_by_hour.items()}}, indent=2))
         print(f"quantiles: {args.quantiles_out}")
     day_ahead = day_ahead_skills(combined)
     beaten = bool(((day_ahead["skill_vs_persistence"] > 0) & (day_ahead["skill_vs_seasonal_naive"] > 0)).all())
@@ -126,7 +157,7 @@ def _load_peak_kw(portfolio, asset: str | None) -> float | None:
     return loads[asset].peak_kw
 
 
-def _print_table(name: str, note: str, table: pd.DataFrame, coverage: float) -> None:
+def _print_table(name: str, note: str, table: pd.DataFrame, coverage: float, by_hour: dict[int, float]) -> None:
     print(f"== {name}: {note}")
     wide = table.pivot(index="lead_h", columns="model", values="mae")
     model = table[table["model"] == "model"].set_index("lead_h")
@@ -143,6 +174,7 @@ def _print_table(name: str, note: str, table: pd.DataFrame, coverage: float) -> 
     )
     print(shown.to_string(float_format=lambda v: f"{v:,.3f}" if abs(v) < 100 else f"{v:,.0f}"))
     print(f"P10-P90 coverage of held-out actuals (two-fold, alternate weeks): {coverage:.1%}")
+    print("  by local hour of day: " + "  ".join(f"{h:02d}h {c:.0%}" for h, c in sorted(by_hour.items())))
 
 
 def _slug(name: str) -> str:

@@ -64,6 +64,8 @@ def status_line(controller, portfolio) -> str:
 
 
 async def _main(args: argparse.Namespace, portfolio) -> int:
+    from drivers.mqtt.credentials import CredentialsError
+    from drivers.mqtt.presence import AlreadyRunning
     from drivers.sim.clock import ScaledClock
     from ems.control.controller import Controller
     from ems.devices import DeviceSet, controller_broker
@@ -97,9 +99,16 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
             return 2
         print("digital twin serving:\n  " + "\n  ".join(twin.describe()), flush=True)
 
+    try:
+        devices = DeviceSet(portfolio, controller_broker(portfolio, args.config, args.mqtt_host, args.mqtt_port), presence_role="controller")
+        await devices.open()
+    except (AlreadyRunning, CredentialsError) as error:  # e.g. a second controller would take the first one's session over
+        print(f"ems run: {error}", file=sys.stderr)
+        if twin_task is not None:
+            twin_stop.set()
+            await twin_task
+        return 2
     store = Store(args.store or portfolio.storage.sqlite_path, mirror=portfolio.storage.influx is not None)
-    devices = DeviceSet(portfolio, controller_broker(portfolio, args.config, args.mqtt_host, args.mqtt_port))
-    await devices.open()
     fleet = None
     if devices.link is not None:  # the dispatcher's vehicle states and plans, on the controller's own connection
         from ems.control.fleetbus import FleetBus

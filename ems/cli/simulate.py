@@ -16,7 +16,10 @@ def register(subparsers) -> None:
     nightly.add_argument("--date", required=True, type=dt.date.fromisoformat, help="day simulated, YYYY-MM-DD (local)")
     nightly.add_argument("--out", required=True, type=Path, help="output directory (rerun into it to resume)")
     nightly.add_argument("--events", type=Path, nargs="*", help="DR event files (default: events/*.toml next to the config)")
-    nightly.add_argument("--history", type=Path, help="CSV time,value of measured net import of the event sites [kW]")
+    nightly.add_argument("--history", type=Path,
+                         help="CSV time,value[,site][,dr_event] of measured net import [kW] (dr_event=1: a past DR day)")
+    nightly.add_argument("--dr-days", type=_dates, default=(), metavar="DATE,...",
+                         help="past DR days (YYYY-MM-DD, comma-separated): never taken as like days")
     nightly.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786 (default: local processes)")
     nightly.add_argument("--workers", type=int, help="local worker processes (default: all cores; 1 runs in this process)")
     nightly.add_argument("--inputs", choices=("forecast", "profiles"), default="forecast",
@@ -37,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from simulations.nightly import NightlyOptions, run_nightly
 
     options = NightlyOptions(samples=args.samples, seed=args.seed, flexibility=args.flexibility,
-                             event_variants=not args.no_variants, rolling=not args.no_rolling, inputs=args.inputs)
+                             event_variants=not args.no_variants, rolling=not args.no_rolling, inputs=args.inputs,
+                             dr_days=args.dr_days)
     try:
         figures = run_nightly(args.config, args.date, args.out, event_files=args.events, history_csv=args.history,
                               scheduler=args.scheduler, workers=args.workers, options=options, progress=not args.quiet)
@@ -61,14 +65,22 @@ def summary_text(figures: dict) -> str:
         c = spread["energy_cost_yen"]
         lines.append(f"cost over {spread['samples']} forecast-error samples: P10 {c['p10']:,.0f}  P50 {c['p50']:,.0f}  P90 {c['p90']:,.0f} yen")
     for e in figures["events"]:
-        h, p = e["vs_high_4_of_5"], e["vs_plan_without_event"]
-        lines.append(f"event {e['event_id']}: requested {h['requested_kwh']:.0f} kWh, delivered {_kwh(h['delivered_kwh'])} kWh vs High 4 of 5, "
+        h, p = e["vs_baseline"], e["vs_plan_without_event"]
+        lines.append(f"event {e['event_id']}: requested {h['requested_kwh']:.0f} kWh, delivered {_kwh(h['delivered_kwh'])} kWh "
+                     f"vs {e['baseline']['rule']} (adjustment {e['baseline']['adjustment_kw']:+.1f} kW), "
                      f"{_kwh(p['delivered_kwh'])} kWh vs plan without event; value {e['value_yen']:,.0f} yen")
     pf = figures.get("perfect_foresight")
     if pf:
         lines.append(f"rolling plan {pf['rolling_objective_yen']:,.0f} yen vs perfect foresight {pf['perfect_objective_yen']:,.0f} yen "
                      f"(rule-based {pf['rule_objective_yen']:,.0f}): captures {pf['captured_savings']:.1%} of the saving")
     return "\n".join(lines)
+
+
+def _dates(text: str) -> tuple[dt.date, ...]:
+    try:
+        return tuple(dt.date.fromisoformat(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected dates YYYY-MM-DD separated by commas") from None
 
 
 def _kwh(value: float) -> str:

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import logging
 import signal
+import sys
 from pathlib import Path
 
 from ems.config import load_portfolio
@@ -57,11 +58,16 @@ async def _serve(twin) -> int:
     def started() -> None:
         _announce(twin)
 
+    from drivers.mqtt.presence import AlreadyRunning
+
     try:
         await twin.run(stop, on_started=started)
     except OSError as error:
         print(f"ems twin: cannot serve: {error}")
         return 1
+    except AlreadyRunning as error:  # another twin serves this topic root on this broker
+        print(f"ems twin: {error}", file=sys.stderr)
+        return 2
     print("twin stopped")
     return 0
 

@@ -14,7 +14,7 @@ from ems.config import schema
 from ems.config.bcp import BcpSettings
 from ems.config.control import ControlSettings, InfluxSettings, StorageSettings
 from ems.config.dispatch import DispatchSettings
-from ems.config.drivers import TwinSettings
+from ems.config.drivers import ModbusTlsFiles, TwinModbusTls, TwinSettings
 from ems.config.forecasting import ForecastingSettings
 
 UNITS = {"_kw": "kW", "_kwh": "kWh", "_kwp": "kWp", "_yen_per_kwh": "yen/kWh", "_yen_per_kg": "yen/kg",
@@ -30,6 +30,7 @@ SECTIONS = [
     ("[storage]", StorageSettings, "Where telemetry, plans, set-points and events are kept."),
     ("[storage.influx]", InfluxSettings, "Optional InfluxDB mirror of the time series."),
     ("[twin]", TwinSettings, "Where the digital twin serves simulated (`kind = \"sim\"`) devices."),
+    ("[twin.modbus_tls]", TwinModbusTls, "Optional: the twin's Modbus devices speak Modbus/TCP Security (see docs/drivers.md, \"Security\")."),
     ("[forecasting]", ForecastingSettings, "How PV and load are forecast for plans (see docs/forecasting.md)."),
     ("[dispatch]", DispatchSettings, "The ride-pooling dispatcher (see docs/dispatch.md)."),
     ("[bcp]", BcpSettings, "BCP planning: shelters in an outage (see docs/bcp.md)."),
@@ -46,6 +47,7 @@ SECTIONS = [
     ("[profiles.NAME]", schema.Profile, "Daily shapes referred to by PV arrays, loads and shelters."),
     ("driver = {kind = \"sim\"}", schema.SimDriver, "Every asset's `driver` table; simulated by the digital twin."),
     ("driver = {kind = \"modbus\", ...}", schema.ModbusDriver, "A device on Modbus TCP."),
+    ("driver = {kind = \"modbus\", ..., tls = {...}}", ModbusTlsFiles, "Modbus/TCP Security (TLS 1.2+, client certificate) for one device."),
     ("driver = {kind = \"mqtt\", ...}", schema.MqttDriver, "A device on MQTT."),
     ("[register_maps.NAME.POINT]", schema.RegisterSpec, "Vendor register maps for devices that are not SunSpec."),
 ]
@@ -61,7 +63,7 @@ def _unit(name: str) -> str:
 def _type_name(annotation) -> str:
     text = getattr(annotation, "__name__", None) if typing.get_origin(annotation) is None else None
     text = text or str(annotation).replace("typing.", "").replace("ems.config.schema.", "")
-    text = text.replace("NoneType", "none").replace("datetime.time", "time").replace("pydantic.types.", "")
+    text = text.replace("ems.config.drivers.", "").replace("NoneType", "none").replace("datetime.time", "time").replace("pydantic.types.", "")
     return text.replace(" | ", " or ").replace("|", " or ")
 
 

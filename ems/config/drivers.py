@@ -14,6 +14,31 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class ModbusTlsFiles(BaseModel):
+    """Modbus/TCP Security for one device (TLS 1.2+, mutual authentication; conventionally port
+    802). Paths are relative to the portfolio file. See docs/drivers.md, "Security"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ca_file: str = Field(description="PEM CA certificate that signed the device's certificate")
+    cert_file: str = Field(description="PEM certificate the controller presents to the device")
+    key_file: str = Field(description="PEM private key of cert_file")
+
+
+class TwinModbusTls(BaseModel):
+    """Both ends of the twin's Modbus/TCP Security: its simulated devices' server certificate and
+    the client certificate the controller presents to them, from one CA. Paths are relative to
+    the portfolio file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ca_file: str = Field(description="PEM CA certificate that signed both certificates below")
+    server_cert_file: str = Field(description="the simulated devices' certificate (its SAN must match modbus_host)")
+    server_key_file: str = Field(description="PEM private key of server_cert_file")
+    client_cert_file: str = Field(description="the certificate a client of the twin presents")
+    client_key_file: str = Field(description="PEM private key of client_cert_file")
+
+
 class TwinSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -30,3 +55,4 @@ class TwinSettings(BaseModel):
     credentials_file: str | None = Field(None, description="'user:password' file for the twin devices")
     modbus_timeout_s: float = Field(1.0, gt=0, description="timeout of a client reading a twin device")
     mqtt_timeout_s: float = Field(2.0, gt=0, description="timeout of a client reading or commanding a twin device")
+    modbus_tls: TwinModbusTls | None = Field(None, description="serve the Modbus devices over Modbus/TCP Security (TLS, client certificates)")

@@ -62,9 +62,38 @@ def parse_portfolio(raw: dict[str, Any], path: str | Path = "<memory>") -> Portf
         raise ConfigError(path, [(_key_path(raw, e["loc"]), e["msg"]) for e in error.errors()]) from None
     problems = list(_quoted_numbers(raw, portfolio))
     problems += list(_cross_reference_problems(portfolio, Path(path)))
+    portfolio, tls_problems = _resolve_tls_files(portfolio, Path(path).parent)
+    problems += tls_problems
     if problems:
         raise ConfigError(path, problems)
     return portfolio
+
+
+def _resolve_tls_files(p: Portfolio, base: Path) -> tuple[Portfolio, list[tuple[str, str]]]:
+    """Modbus TLS certificate paths made absolute (relative to the portfolio file), each checked."""
+    problems: list[tuple[str, str]] = []
+
+    def resolved(files, key: str):
+        absolute = {}
+        for name, value in files.model_dump().items():
+            file = Path(value) if Path(value).is_absolute() else base / value
+            if not file.is_file():
+                problems.append((f"{key}.{name}", f"no such file: {file}"))
+            absolute[name] = str(file)
+        return files.model_copy(update=absolute)
+
+    updates = {}
+    if p.twin.modbus_tls is not None:
+        updates["twin"] = p.twin.model_copy(update={"modbus_tls": resolved(p.twin.modbus_tls, "twin.modbus_tls")})
+    for table in ("grid_connections", "pv_arrays", "loads", "batteries", "shelters"):
+        group = getattr(p, table)
+        if any(a.driver.kind == "modbus" and a.driver.tls is not None for a in group):
+            updates[table] = tuple(
+                a.model_copy(update={"driver": a.driver.model_copy(update={"tls": resolved(a.driver.tls, f"{table}[id={a.id}].driver.tls")})})
+                if a.driver.kind == "modbus" and a.driver.tls is not None else a
+                for a in group
+            )
+    return (p.model_copy(update=updates) if updates else p), problems
 
 
 def _key_path(raw: dict[str, Any], loc: tuple[Any, ...]) -> str:

@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ems.config.control import ControlSettings, StorageSettings
-from ems.config.drivers import TwinSettings
+from ems.config.drivers import ModbusTlsFiles, TwinSettings
 from ems.config.forecasting import ForecastingSettings
 from ems.config.dispatch import DispatchSettings
 from ems.config.bcp import BcpSettings
@@ -46,6 +46,7 @@ class ModbusDriver(Strict):
     register_map: str = Field("sunspec", description="'sunspec' or the name of a [register_maps] entry")
     model: str | None = Field(None, description="registered driver name; defaults by asset type")
     timeout_s: float = Field(1.0, gt=0, description="a read or write that takes longer counts as no answer")
+    tls: ModbusTlsFiles | None = Field(None, description="Modbus/TCP Security: TLS with a client certificate (port 802 by convention)")
 
 
 class MqttDriver(Strict):

@@ -19,6 +19,7 @@ import pandas as pd
 
 from drivers.api import DeviceUnavailable, NotWritable, Reading
 from ems.config.schema import Portfolio
+from ems.control.foreign import find_foreign_writes, watched_devices
 from ems.control.setpoints import failsafe_setpoint_kw, hold_small_changes, plan_targets
 from ems.control.state import LiveState
 from ems.fleet import Reservation, plans_from_duties
@@ -96,6 +97,7 @@ class Controller:
     async def poll(self) -> list[Reading]:
         started = time.perf_counter()
         now = self.clock()
+        expected_kw = dict(self.written_kw)  # before reading: a write during the poll is not foreign
         readings = await self.devices.read_all()
         lost, back = self.state.update(readings, now)
         rows = [(now, r.device, name, float(getattr(r, name)), r.quality.value)
@@ -110,6 +112,10 @@ class Controller:
                 self.figures.failsafe.append(device)
         for device in back:
             self.store.record_event(now, "device-back", f"{device} answers again; back in the next plan", {"device": device})
+        ratings = {b.id: max(b.charge_power_kw, b.discharge_power_kw) for b in self.portfolio.batteries}
+        for seen in find_foreign_writes(readings, expected_kw, self.written_kw, watched_devices(self.devices, ratings)):
+            self.store.record_event(now, "foreign_write", seen.message(), seen.details())
+            await self._write(seen.device, self.setpoints_kw.get(seen.device, seen.expected_kw), now, "reassert")
         self.figures.poll_s = time.perf_counter() - started
         return readings
 

@@ -12,7 +12,7 @@ import datetime as dt
 from enum import Enum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -93,17 +93,49 @@ class ShelterCall(Contract):
     from_time: AwareDatetime
 
 
+class ChargeCall(Contract):
+    """Before its shelter call, the vehicle charges at ``site_id`` from ``from_time`` until
+    ``until_time`` to hold ``target_kwh`` when it leaves."""
+
+    vehicle_id: str
+    site_id: str
+    from_time: AwareDatetime
+    until_time: AwareDatetime
+    target_kwh: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ChargeCall":
+        if self.until_time <= self.from_time:
+            raise ValueError("until_time must be after from_time")
+        return self
+
+
 class Reservation(Contract):
-    """The energy manager's word to the dispatcher (``ems/reservations``)."""
+    """The energy manager's word to the dispatcher (``ems/reservations``).
+
+    ``keep_energy_kwh`` never exceeds what the vehicle holds when the reservation is issued;
+    energy the plan adds first is asked for by a ``charge_calls`` entry (when and where).
+    ``charge_calls`` was added later: it is left out of the JSON when empty, so a reservation
+    without one is the same message as before, and a message without it still parses.
+    """
 
     issued: AwareDatetime
     keep_energy_kwh: dict[str, float] = Field(default_factory=dict)
     shelter_calls: tuple[ShelterCall, ...] = ()
+    charge_calls: tuple[ChargeCall, ...] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_empty_additions(self, handler):
+        data = handler(self)
+        if not self.charge_calls:
+            data.pop("charge_calls", None)
+        return data
 
 
 from ems.fleet.duties import plans_from_duties  # noqa: E402  (uses the types above)
 
 __all__ = [
+    "ChargeCall",
     "ChargingWindow",
     "Position",
     "Reservation",

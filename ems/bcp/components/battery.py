@@ -9,6 +9,11 @@
 In an outage the battery may go down to its normal-operation minimum: the BCP reserve is what
 normal plans keep for this moment. It charges only from the shelter's PV (or a vehicle); losses
 keep it from charging and discharging at once, so no binary is needed.
+
+Terminal value: ``terminal_weight_kwh`` x soc_kwh[b,T] (the energy left at the outage's end).
+Without it a kWh stored in the last hours is worth nothing, and PV at the end of the outage would
+be curtailed rather than put into an empty battery; at 1 % of a served kWh it never wins over
+serving the load.
 """
 
 from __future__ import annotations
@@ -25,3 +30,4 @@ def add_battery_constraints(build: BcpBuild) -> None:
         for t in build.steps:
             build.into_bus(spec.shelter_id, t, 1.0, m.bcp_battery_discharge_kw[b, t])
             build.into_bus(spec.shelter_id, t, -1.0, m.bcp_battery_charge_kw[b, t])
+        build.value("terminal_value", problem.settings.terminal_weight_kwh, m.bcp_battery_soc_kwh[b, problem.steps])

@@ -32,7 +32,25 @@ Energy [kWh], at block boundaries:
          so at no moment does a vehicle at a shelter hold less than its minimum plus the drive
          back; lowest = min(soc_min_kwh, initial energy) for a vehicle that starts below it)
     called[v] >= at[v,s,k]                                                           (``vehicle_called_if_used``)
-    charging[v,c,k] <= called[v]   (a vehicle left in the ride service is not planned here)  (``vehicle_charge_if_called``)
+
+The ride service. A vehicle not called (called[v] = 0) drives its duties and charges only while
+off duty; a called one leaves the service for the whole outage and may charge at any time:
+
+    0 <= service_kwh[v,k] <= duty_kwh[v,k] * (1 - called[v])                 (``vehicle_service_if_not_called``)
+    charging[v,c,k] <= parked[v,k] + (1 - parked[v,k]) * called[v]          (``vehicle_charge_when_parked``)
+
+duty_kwh[v,k]: energy its duties drive in block k; parked[v,k]: share of block k it is off duty.
+service_kwh is taken from soc in ``vehicle_soc_balance`` and valued at ``service_weight_kwh``
+per kWh (0.1: a kWh of critical load at the lowest priority is worth ten of ride service), so
+the service runs on what the shelters do not need.
+
+The grid-kept charging site's import limit: all its chargers together draw no more than the
+headroom its grid connection leaves (import limit + its PV - its load - charging by taxis that
+stay in service and cannot discharge):
+
+    sum_v grid_charge_kwh[v,c,k] <= sum_{t in k} headroom_kw[c,t] * dt      (``charging_site_import``)
+
+Terminal value: ``terminal_weight_kwh`` x soc[v,K] (energy on board at the outage's end).
 
 The fleet's power into shelter s in step t (in block k):
 
@@ -86,6 +104,9 @@ def add_vehicle_constraints(build: BcpBuild) -> None:
     m.vehicle_shelter_charge_kwh = pyo.Var(vsk, bounds=(0.0, None))
     m.vehicle_grid_charge_kwh = pyo.Var(vck, bounds=(0.0, None))
     m.vehicle_called = pyo.Var(list(vehicles), bounds=(0.0, 1.0))
+    duty_kwh = {(v, k): spec.service_kwh_in(blocks[k]) for v, spec in vehicles.items() for k in K}
+    parked = {(v, k): spec.parked_share_in(blocks[k]) for v, spec in vehicles.items() for k in K}
+    m.vehicle_service_kwh = pyo.Var(vk, bounds=lambda _m, v, k: (0.0, duty_kwh[v, k]))
 
     def soc_bounds(_m, v, k):
         spec = vehicles[v]
@@ -127,14 +148,18 @@ def add_vehicle_constraints(build: BcpBuild) -> None:
         charged = (pyo.quicksum(sites[c].efficiency * _m.vehicle_grid_charge_kwh[v, c, k] for c in sites)
                    + pyo.quicksum(shelters[s].v2h_efficiency * _m.vehicle_shelter_charge_kwh[v, s, k] for s in shelters))
         delivered = pyo.quicksum(_m.vehicle_delivered_kwh[v, s, k] / shelters[s].v2h_efficiency for s in shelters)
-        return _m.vehicle_soc_kwh[v, k + 1] == _m.vehicle_soc_kwh[v, k] + charged - delivered - driven(_m, v, k)
+        return _m.vehicle_soc_kwh[v, k + 1] == _m.vehicle_soc_kwh[v, k] + charged - delivered - driven(_m, v, k) - _m.vehicle_service_kwh[v, k]
 
     m.vehicle_soc_balance = pyo.Constraint(vk, rule=soc_balance)
     m.vehicle_drive_back_reserve = pyo.Constraint(vsk, rule=lambda _m, v, s, k: (
         _m.vehicle_soc_kwh[v, k] - driven(_m, v, k) - _m.vehicle_delivered_kwh[v, s, k] / shelters[s].v2h_efficiency
         >= lowest_kwh(vehicles[v]) + (vehicles[v].soc_min_kwh + vehicles[v].trip_back_kwh[s] - lowest_kwh(vehicles[v])) * _m.vehicle_at[v, s, k]))
     m.vehicle_called_if_used = pyo.Constraint(vsk, rule=lambda _m, v, s, k: _m.vehicle_called[v] >= _m.vehicle_at[v, s, k])
-    m.vehicle_charge_if_called = pyo.Constraint(vck, rule=lambda _m, v, c, k: _m.vehicle_charging[v, c, k] <= _m.vehicle_called[v])
+    m.vehicle_service_if_not_called = pyo.Constraint(vk, rule=lambda _m, v, k: (
+        _m.vehicle_service_kwh[v, k] <= duty_kwh[v, k] * (1 - _m.vehicle_called[v])))
+    m.vehicle_charge_when_parked = pyo.Constraint(vck, rule=lambda _m, v, c, k: (
+        _m.vehicle_charging[v, c, k] <= parked[v, k] + (1 - parked[v, k]) * _m.vehicle_called[v]))
+    add_charging_site_import(build, blocks)
 
     add_fleet_power(build, shelters, blocks)
     weights = problem.settings
@@ -145,6 +170,19 @@ def add_vehicle_constraints(build: BcpBuild) -> None:
                 build.value("drive_cost", -weights.drive_weight_kwh * spec.trip_to_kwh[s], m.vehicle_arrives[v, s, k])
                 build.value("drive_cost", -weights.drive_weight_kwh * spec.trip_back_kwh[s], m.vehicle_leaves[v, s, k])
                 build.value("dwell_cost", -weights.dwell_weight_kwh * hours[k], m.vehicle_at[v, s, k])
+        for k in K:
+            build.value("service_value", weights.service_weight_kwh, m.vehicle_service_kwh[v, k])
+        build.value("terminal_value", weights.terminal_weight_kwh, m.vehicle_soc_kwh[v, len(blocks)])
+
+
+def add_charging_site_import(build: BcpBuild, blocks: list[list[int]]) -> None:
+    """The chargers of a grid-kept site draw no more than its connection's headroom, per block [kWh]."""
+    m, dt_h = build.model, build.step_h
+    vehicles = [v.id for v in build.problem.vehicles]
+    sites = {c.site: c for c in build.problem.charging_sites if c.import_headroom_kw is not None}
+    index = [(c, k) for c in sites for k in range(len(blocks)) if vehicles]
+    m.charging_site_import = pyo.Constraint(index, rule=lambda _m, c, k: (
+        pyo.quicksum(_m.vehicle_grid_charge_kwh[v, c, k] for v in vehicles) <= sum(sites[c].headroom_kw(t) for t in blocks[k]) * dt_h))
 
 
 def add_fleet_power(build: BcpBuild, shelters: dict, blocks: list[list[int]]) -> None:
