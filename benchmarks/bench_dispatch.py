@@ -4,6 +4,12 @@
     10-hour service day, replayed with the ILP (pooling), insertion and no-pooling policies.
     A sweep then replays the same log on larger fleets (copies of the configured taxis) to show
     what the wait and the pooling saving need.
+(c) Hindsight: the same logs solved with every request known in advance (PyVRP, see
+    ``benchmarks.dispatch_hindsight``) on the same travel model, fleet, rider limits and hours;
+    the dispatcher's km and wait as ratios of that plan, the 12-taxi placement bound on wait,
+    the dispatcher variants tried (the km/wait trade-off curve), seeds 0-3 and an 800-request
+    log per rider served, and a day on 30 kWh batteries (energy rules). ``DISPATCH_HINDSIGHT_S``
+    sets PyVRP's time per solve (default 30 s).
 (b) Scale-up: 500 four-seat vehicles and 10,000 requests per hour in a 30 km square; the wall
     time of each 30 s batch assignment (``DISPATCH_BENCH_MINUTES`` simulated minutes, default 20).
 """
@@ -35,9 +41,9 @@ CITY_FIGURES = ("served_share", "mean_wait_s", "p95_wait_s", "shared_ride_share"
 UNITS = {"mean_wait_s": "s", "p95_wait_s": "s", "vehicle_km": "km", "assign_ms_p95": "ms"}
 
 
-def _city_log(out_dir: Path, portfolio):
-    path = out_dir / "requests_200.csv"
-    generate_requests(DAY, 200, portfolio.portfolio.timezone, seed=0).to_csv(path, index=False)
+def _city_log(out_dir: Path, portfolio, n_requests: int = 200, seed: int = 0):
+    path = out_dir / f"requests_{n_requests}_seed{seed}.csv"
+    generate_requests(DAY, n_requests, portfolio.portfolio.timezone, seed=seed).to_csv(path, index=False)
     info = portfolio.portfolio
     return read_requests(path, ServiceArea(Point(info.latitude_deg, info.longitude_deg), info.service_area_km), info.timezone, 4)
 
@@ -147,8 +153,10 @@ def scale_up(minutes: float, policy: Policy = Policy.ILP, n_vehicles: int = 500,
 
 
 def run() -> list[dict]:
+    from benchmarks.dispatch_vs_hindsight import hindsight_rows
+
     out_dir = Path("out/bench_dispatch")
     out_dir.mkdir(parents=True, exist_ok=True)
     minutes = float(os.environ.get("DISPATCH_BENCH_MINUTES", "20"))
-    return (city_scale(out_dir) + fleet_sweep(out_dir) + scale_up(minutes, Policy.ILP)
+    return (hindsight_rows(out_dir) + city_scale(out_dir) + fleet_sweep(out_dir) + scale_up(minutes, Policy.ILP)
             + scale_up(minutes, Policy.ILP, reassign=False) + scale_up(minutes, Policy.INSERTION))

@@ -7,13 +7,17 @@ Rules (pure functions of the state passed in; the simulated or live clock is an 
   drive to the nearest charger (``dispatch.routes``).
 - A vehicle called to a shelter (``Reservation.shelter_calls``) takes no trip it cannot finish
   before driving there; from the call time it goes to the shelter and stays.
-- An idle vehicle charges when it is below ``low_soc_fraction`` (at once: service would fail
-  otherwise), or when it holds less than its next ``charge_lookahead_h`` of expected driving and
+- An idle vehicle charges at once when it is below its charge-now level
+  (``ems.config.dispatch.charge_now_kwh``: ``low_soc_fraction`` of the battery, never less than
+  the floor plus an hour of expected driving, so an idle vehicle too empty for a typical trip is
+  never left waiting), or when it holds less than its next ``charge_lookahead_h`` of expected driving and
   the forecast demand is at or below the day's mean (the time that costs least service). It goes
-  to the free charger it reaches soonest (its home charger on a tie) and takes riders again at
-  ``charge_release_fraction``.
+  to the free charger it reaches soonest with its floor kept (its home charger on a tie) and
+  takes riders again at ``charge_release_fraction``.
 - An idle vehicle that has waited ``idle_rebalance_s`` moves toward forecast demand (the
-  hotspots are shared out in proportion to their rates) or, without a forecast, to the depot.
+  hotspots are shared out in proportion to their rates) or, without a forecast, to the depot; a
+  move is made only if the vehicle can still reach the nearest charger from its target with its
+  floor kept (it can always be brought back).
   Outside its hours it returns to its home charger.
 """
 
@@ -29,7 +33,7 @@ import numpy as np
 from dispatch.clock import ServiceClock
 from dispatch.model import Point, Stop, StopKind
 from dispatch.router import Router
-from ems.config.dispatch import DispatchSettings
+from ems.config.dispatch import DispatchSettings, charge_now_kwh
 from ems.config.schema import Portfolio
 from ems.fleet import ChargingWindow, Reservation, VehiclePlan
 
@@ -168,18 +172,21 @@ class IdleVehicle:
 
 def needs_charge(vehicle: IdleVehicle, now_s, settings, floor, forecast: DemandForecast | None) -> bool:
     spec = vehicle.spec
-    if vehicle.soc_kwh < settings.low_soc_fraction * spec.battery_kwh:
+    if vehicle.soc_kwh < charge_now_kwh(settings, spec.battery_kwh, floor, spec.consumption_kwh_per_km):
         return True
     if vehicle.soc_kwh >= energy_needed_kwh(spec, now_s, settings, floor):
         return False
     return forecast is None or forecast.rate_per_h(now_s) <= forecast.mean_rate_per_h()
 
 
-def choose_charger(position: Point, spec: VehicleSpec, free: Sequence[ChargerSpec], router: Router) -> ChargerSpec | None:
-    """The free charger reached soonest (home charger first on a tie)."""
+def choose_charger(position: Point, spec: VehicleSpec, free: Sequence[ChargerSpec], router: Router,
+                   soc_kwh: float = float("inf"), floor: float = 0.0) -> ChargerSpec | None:
+    """The free charger reached soonest (home charger first on a tie) among those reached with
+    ``floor`` kept; if none is, the one reached with the most energy left."""
     if not free:
         return None
-    return min(free, key=lambda c: (router.leg(position, c.point)[1], c.charger_id != spec.home_charger))
+    reachable = [c for c in free if soc_kwh - router.leg(position, c.point)[0] * spec.consumption_kwh_per_km >= floor]
+    return min(reachable or free, key=lambda c: (router.leg(position, c.point)[1], c.charger_id != spec.home_charger))
 
 
 def idle_moves(
@@ -214,7 +221,7 @@ def idle_moves(
             continue
         if vehicle.plugged_charger is None and needs_charge(vehicle, now_s, settings, floor_kwh(spec, reservation), forecast):
             free = [c for c in setup.chargers if c.charger_id not in taken]
-            charger = choose_charger(vehicle.position, spec, free, router)
+            charger = choose_charger(vehicle.position, spec, free, router, vehicle.soc_kwh, floor_kwh(spec, reservation))
             if charger is not None:
                 moves[spec.vehicle_id] = _charger_stop(charger, StopKind.CHARGER)
                 taken.add(charger.charger_id)
@@ -225,8 +232,16 @@ def idle_moves(
             positioned.append(vehicle)
         elif vehicle.heading is None:
             settled.append(vehicle)
-    moves.update(_reposition(positioned, settled, now_s, setup, settings, router, forecast))
+    floors = {v.spec.vehicle_id: floor_kwh(v.spec, reservation) for v in positioned}
+    moves.update(_reposition(positioned, settled, now_s, setup, settings, router, forecast, floors))
     return moves
+
+
+def can_come_back(vehicle: IdleVehicle, target: Point, setup: FleetSetup, router: Router, floor: float) -> bool:
+    """The vehicle reaches ``target`` and then the charger nearest to it with ``floor`` kept."""
+    back_km = min((router.leg(target, c.point)[0] for c in setup.chargers), default=router.leg(target, setup.depot)[0])
+    km = router.leg(vehicle.position, target)[0] + back_km
+    return vehicle.soc_kwh - km * vehicle.spec.consumption_kwh_per_km >= floor
 
 
 def _home_or_nearest(vehicle: IdleVehicle, setup: FleetSetup, router: Router, taken: set[str]):
@@ -243,7 +258,7 @@ def _depot(setup: FleetSetup) -> Stop:
     return Stop(StopKind.DEPOT, setup.depot, place_id="depot")
 
 
-def _reposition(vehicles, settled, now_s, setup, settings, router, forecast) -> dict[str, Stop]:
+def _reposition(vehicles, settled, now_s, setup, settings, router, forecast, floors) -> dict[str, Stop]:
     """Move idle vehicles where they best cover the forecast demand of the next ``rebalance_horizon_s``.
 
     Coverage is the demand-weighted distance from each forecast hotspot to its nearest idle
@@ -274,6 +289,10 @@ def _reposition(vehicles, settled, now_s, setup, settings, router, forecast) -> 
     anchors = [v.target if v.heading is StopKind.REBALANCE else v.position for v in vehicles]
     cover = np.array([[router.leg(a, p)[0] for p in points] for a in anchors + [v.position for v in settled]])
     drive = np.array([[router.leg(v.position, p)[0] for p in points] for v in vehicles])
+    for i, v in enumerate(vehicles):  # a move it could not come back from is never worth it
+        for j, p in enumerate(points):
+            if not can_come_back(v, p, setup, router, floors[v.spec.vehicle_id]):
+                drive[i, j] = np.inf
     moves: dict[str, Stop] = {}
     movable = list(range(len(vehicles)))
     while movable:

@@ -23,7 +23,7 @@ from dispatch.fleet import (
 from dispatch.model import Point, Rejection, Request, Stop, StopKind, VehicleView
 from dispatch.router import Router
 from dispatch.routes import RouteContext
-from ems.config.dispatch import DispatchSettings
+from ems.config.dispatch import DispatchSettings, charge_now_kwh
 from ems.fleet import Position, Reservation, VehiclePlan, VehicleState, VehicleStatus
 
 
@@ -60,6 +60,8 @@ class SimVehicle:
     charging_stops: int = 0
     max_load: int = 0
     min_soc_kwh: float = float("inf")
+    km_by_purpose: dict[str, float] = field(default_factory=dict)
+    idle_low_s: float = 0.0  # idle, not charging nor driving to charge, below its charge-now level
     timeline: list[tuple[float, str, float, int]] = field(default_factory=list)
 
     @property
@@ -99,6 +101,7 @@ class SimulationResult:
     end_s: float
     policy: str
     reassignments: int = 0
+    floors_kwh: dict[str, float] = field(default_factory=dict)
 
 
 class Simulation:
@@ -110,7 +113,7 @@ class Simulation:
         requests: tuple[Request, ...],
         router: Router,
         settings: DispatchSettings,
-        policy: Policy = Policy.ILP,
+        policy: Policy | None = None,
         forecast: DemandForecast | None = None,
         reservation: Reservation | None = None,
     ):
@@ -118,7 +121,7 @@ class Simulation:
         self.requests = sorted(requests, key=lambda r: r.time_s)
         self.router = router
         self.settings = settings
-        self.policy = policy
+        self.policy = Policy(settings.policy) if policy is None else policy
         self.forecast = forecast
         self.reservation = reservation
         self.ctx = RouteContext(router, settings.dwell_s, tuple(c.point for c in setup.chargers))
@@ -163,7 +166,7 @@ class Simulation:
             now += step
         return SimulationResult(
             self.riders, self.vehicles, self.assign_ms, self.plans, self._states(now), now, self.policy.value,
-            self.reassignments,
+            self.reassignments, {v: floor_kwh(x.spec, self.reservation) for v, x in self.vehicles.items()},
         )
 
     def _assign(self, arrived: list[Request], now: float) -> None:
@@ -254,15 +257,16 @@ class Simulation:
                 km, travel_s = self.router.leg(vehicle.position, target.point)
                 leg = vehicle.leg = Leg(vehicle.position, target.point, vehicle.ready_s, travel_s, km)
             arrival_s = leg.start_s + leg.travel_s
+            purpose = _purpose(vehicle, target)
             if arrival_s <= until:
-                self._drive(vehicle, leg.km - leg.driven_km)
+                self._drive(vehicle, leg.km - leg.driven_km, purpose)
                 vehicle.position = target.point
                 vehicle.leg = None
                 self._arrive(vehicle, target, arrival_s)
             else:
                 # part of the way: the leg keeps its total time, so the vehicle always arrives
                 fraction = (until - leg.start_s) / leg.travel_s
-                self._drive(vehicle, leg.km * fraction - leg.driven_km)
+                self._drive(vehicle, leg.km * fraction - leg.driven_km, purpose)
                 leg.driven_km = leg.km * fraction
                 vehicle.position = Point(
                     leg.origin.lat + (leg.target.lat - leg.origin.lat) * fraction,
@@ -275,8 +279,9 @@ class Simulation:
         if vehicle.plugged is not None:
             self._charge(vehicle, until)
 
-    def _drive(self, vehicle: SimVehicle, km: float) -> None:
+    def _drive(self, vehicle: SimVehicle, km: float, purpose: str) -> None:
         vehicle.km += km
+        vehicle.km_by_purpose[purpose] = vehicle.km_by_purpose.get(purpose, 0.0) + km
         vehicle.energy_kwh += km * vehicle.spec.consumption_kwh_per_km
         vehicle.soc_kwh -= km * vehicle.spec.consumption_kwh_per_km
         vehicle.min_soc_kwh = min(vehicle.min_soc_kwh, vehicle.soc_kwh)
@@ -334,7 +339,12 @@ class Simulation:
 
     def _record(self, now: float) -> None:
         for vehicle in self.vehicles.values():
-            vehicle.timeline.append((now, vehicle.status().value, vehicle.soc_kwh, vehicle.load))
+            status = vehicle.status()
+            vehicle.timeline.append((now, status.value, vehicle.soc_kwh, vehicle.load))
+            spec = vehicle.spec
+            low = charge_now_kwh(self.settings, spec.battery_kwh, floor_kwh(spec, self.reservation), spec.consumption_kwh_per_km)
+            if status is VehicleStatus.IDLE and vehicle.soc_kwh < low and spec.shift_at(now) is not None:
+                vehicle.idle_low_s += self.settings.batch_interval_s
 
     def _plans(self, now: float) -> dict[str, VehiclePlan]:
         plans = {}
@@ -356,6 +366,16 @@ class Simulation:
             )
             for v in self.vehicles.values()
         }
+
+
+def _purpose(vehicle: SimVehicle, target: Stop) -> str:
+    """What a km is driven for (docs/dispatch.md, "km by purpose")."""
+    if vehicle.load > 0:
+        return "with_riders"
+    if target.kind is StopKind.PICKUP:
+        return "to_pickup"
+    return {StopKind.REBALANCE: "rebalancing", StopKind.CHARGER: "to_charger", StopKind.DEPOT: "to_depot",
+            StopKind.SHELTER: "to_shelter"}.get(target.kind, "other")
 
 
 def _check_reservation(reservation: Reservation | None, setup: FleetSetup) -> None:
@@ -384,6 +404,8 @@ def kpis(result: SimulationResult) -> dict[str, float]:
     empty_km = sum(v.empty_km for v in vehicles)
     occupied_km = km - empty_km
     assign = np.array(result.assign_ms) if result.assign_ms else np.array([0.0])
+    purposes = ("with_riders", "to_pickup", "rebalancing", "to_charger", "to_depot", "to_shelter")
+    by_purpose = {f"km_{p}": sum(v.km_by_purpose.get(p, 0.0) for v in vehicles) for p in purposes}
     return {
         "requests": len(riders),
         "served": len(served),
@@ -398,7 +420,16 @@ def kpis(result: SimulationResult) -> dict[str, float]:
         "energy_kwh": sum(v.energy_kwh for v in vehicles),
         "charging_stops": sum(v.charging_stops for v in vehicles),
         "reassigned_riders": result.reassignments,
+        **by_purpose,
+        "vehicles_below_floor": sum(v.min_soc_kwh < floor - 1e-9 for v, floor in _floors(result)),
+        "min_soc_above_floor_kwh": min((v.min_soc_kwh - floor for v, floor in _floors(result)), default=float("nan")),
+        "idle_low_vehicle_h": sum(v.idle_low_s for v in vehicles) / 3600.0,
         "assign_ms_p50": float(np.percentile(assign, 50)),
         "assign_ms_p95": float(np.percentile(assign, 95)),
         "batches": len(result.assign_ms),
     }
+
+
+def _floors(result: SimulationResult):
+    """(vehicle, its floor) of the vehicles that drove at all."""
+    return [(v, result.floors_kwh.get(vid, 0.0)) for vid, v in result.vehicles.items() if v.min_soc_kwh < float("inf")]

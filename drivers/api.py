@@ -17,6 +17,7 @@ A read never raises for a device that does not answer: it returns a :class:`Read
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Protocol, runtime_checkable
@@ -85,6 +86,31 @@ class Reading:
             "setpoint_kw": self.setpoint_kw,
             "error": self.error,
         }
+
+
+OUT_OF_RANGE_MARGIN = 1.2  # a power beyond 120 % of the rating is not physical
+NUMERIC_FIELDS = ("power_kw", "energy_kwh", "soc_fraction", "setpoint_kw")
+
+
+def check_reading(reading: Reading, rated_power_kw: float | None = None) -> Reading:
+    """A good reading checked against physics: every number finite (a float register reading
+    NaN or infinity), power within the rating (with a margin), state of charge within 0..1.
+    A reading that fails is ``out-of-range`` and its error names the device and the field."""
+    if reading.quality is not Quality.GOOD:
+        return reading
+    for name in NUMERIC_FIELDS:
+        value = getattr(reading, name)
+        if value is not None and not math.isfinite(value):
+            return reading.with_quality(Quality.OUT_OF_RANGE, f"{reading.device}: field {name}: {value} is not a finite number")
+    if rated_power_kw is not None:
+        for name in ("power_kw", "setpoint_kw"):
+            value = getattr(reading, name)
+            if value is not None and abs(value) > rated_power_kw * OUT_OF_RANGE_MARGIN:
+                return reading.with_quality(Quality.OUT_OF_RANGE,
+                                            f"{reading.device}: field {name}: {value:.1f} kW beyond the rating of {rated_power_kw} kW")
+    if reading.soc_fraction is not None and not 0.0 <= reading.soc_fraction <= 1.0:
+        return reading.with_quality(Quality.OUT_OF_RANGE, f"{reading.device}: field soc: {reading.soc_fraction:.3f} outside 0..1")
+    return reading
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,7 @@ def endpoints(portfolio: Portfolio) -> list[DeviceEndpoint]:
             common = {"name": asset.id}
             if asset_type == "charger":
                 common["bidirectional"] = asset.bidirectional
+                common["rated_power_kw"] = max(asset.charge_power_kw, asset.discharge_power_kw)  # readings beyond it: out-of-range
             if drv.kind == "sim":
                 settings = {**common, "topic_prefix": f"{twin.topic_root}/{asset.id}", "timeout_s": twin.mqtt_timeout_s}
                 found.append(DeviceEndpoint(asset.id, asset_type, "mqtt", DEFAULT_DRIVER[asset_type], settings, True))
@@ -117,6 +118,7 @@ def _configured(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv:
         settings = {"name": asset_id, "topic_prefix": drv.topic_prefix, "timeout_s": drv.timeout_s}
         if asset_type == "charger":
             settings["bidirectional"] = common.get("bidirectional", False)
+            settings["rated_power_kw"] = common.get("rated_power_kw")
         return DeviceEndpoint(asset_id, asset_type, "mqtt", drv.model or DEFAULT_DRIVER.get(asset_type, "mqtt_charger"), settings, False)
     settings = {**common, "host": drv.host, "port": drv.port, "unit_id": drv.unit_id, "timeout_s": drv.timeout_s}
     if drv.tls is not None:

@@ -24,8 +24,9 @@ def free_port() -> int:
 class MetricsServer:
     """Start, stop and restart one server on a fixed port and data directory."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, extra_args: tuple[str, ...] = ()):
         self.data_dir, self.port, self.process = data_dir, free_port(), None
+        self.extra_args = extra_args
 
     @property
     def url(self) -> str:
@@ -34,7 +35,7 @@ class MetricsServer:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [BINARY, f"-storageDataPath={self.data_dir}", f"-httpListenAddr=127.0.0.1:{self.port}",
-             "-search.latencyOffset=0s", "-retentionPeriod=100y", "-loggerLevel=ERROR"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "-search.latencyOffset=0s", "-retentionPeriod=100y", "-loggerLevel=ERROR", *self.extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:

@@ -8,12 +8,11 @@ import logging
 
 from pydantic import Field
 
-from drivers.api import DeviceUnavailable, NotWritable, Quality, Reading, utc_now
+from drivers.api import DeviceUnavailable, NotWritable, Quality, Reading, check_reading, utc_now
 from drivers.modbus.connection import ModbusConnection, ModbusEndpoint
 
 log = logging.getLogger(__name__)
 
-OUT_OF_RANGE_MARGIN = 1.2  # a reading beyond 120 % of the rating is not physical
 
 
 class ModbusSettings(ModbusEndpoint):
@@ -78,11 +77,5 @@ class ModbusDevice(abc.ABC):
 
 
 def check_range(reading: Reading, rated_power_kw: float | None) -> Reading:
-    if reading.quality is not Quality.GOOD:
-        return reading
-    if rated_power_kw is not None and reading.power_kw is not None:
-        if abs(reading.power_kw) > rated_power_kw * OUT_OF_RANGE_MARGIN:
-            return reading.with_quality(Quality.OUT_OF_RANGE, f"power {reading.power_kw:.1f} kW beyond rating {rated_power_kw} kW")
-    if reading.soc_fraction is not None and not 0.0 <= reading.soc_fraction <= 1.0:
-        return reading.with_quality(Quality.OUT_OF_RANGE, f"state of charge {reading.soc_fraction:.3f} outside 0..1")
-    return reading
+    """See :func:`drivers.api.check_reading` (finite, within the rating, SoC within 0..1)."""
+    return check_reading(reading, rated_power_kw)

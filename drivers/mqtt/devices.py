@@ -16,7 +16,7 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from drivers.api import Ack, DeviceUnavailable, NotWritable, Quality, Reading
+from drivers.api import Ack, DeviceUnavailable, NotWritable, Quality, Reading, check_reading
 from drivers.mqtt.link import MqttLink
 from drivers.mqtt.payload import OFFLINE, ONLINE, Command, CommandAck, PayloadError, Telemetry, parse
 from drivers.registry import register
@@ -35,6 +35,7 @@ class MqttDeviceSettings(BaseModel):
     stale_after_s: float = Field(30.0, gt=0, description="telemetry older than this (receive time) is stale")
     resend_interval_s: float = Field(0.5, gt=0)
     bidirectional: bool = False
+    rated_power_kw: float | None = Field(None, gt=0, description="power and set-point beyond this (with a margin) are out-of-range")
 
 
 class MqttDevice:
@@ -93,7 +94,10 @@ class MqttDevice:
             return Reading.missing(self.name, f"offline ({self.prefix}/availability)")
         if telemetry is None:
             return Reading.missing(self.name, f"no telemetry on {self.prefix}/telemetry within {self.settings.timeout_s} s")
-        reading = self._reading(telemetry)
+        reading = check_reading(self._reading(telemetry), self.settings.rated_power_kw)
+        if reading.quality is Quality.OUT_OF_RANGE:
+            log.warning("%s: reading on %s/telemetry out of range: %s", self.name, self.prefix, reading.error)
+            return reading
         age_s = time.monotonic() - received_at
         if age_s > self.settings.stale_after_s:
             return reading.with_quality(Quality.STALE, f"telemetry {age_s:.0f} s old")

@@ -14,6 +14,7 @@ import sys
 COMMAND_MODULES = (
     "ems.cli.plan",
     "ems.cli.export",
+    "ems.cli.status",
     "ems.cli.run",
     "ems.cli.twin",
     "ems.cli.devices",
@@ -36,13 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from ems.config import ConfigError
+    from ems.store import StoreError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.handler(args) or 0)
-    except ConfigError as error:
+    except (ConfigError, StoreError) as error:
         print(f"ems: {error}", file=sys.stderr)
         return 2
 

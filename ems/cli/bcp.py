@@ -119,7 +119,7 @@ def state_from_store(path: Path, portfolio, lookback_days: int = 7) -> tuple[dic
     from ems.store import Store, StoreError
 
     try:
-        store = Store(path)
+        store = Store(path, create=False, readonly=True)
     except StoreError as error:
         raise ConfigError(path, [("(store)", str(error))]) from None
     since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=lookback_days)

@@ -2,7 +2,7 @@
 
     ems dispatch generate --config config/arao.toml --date 2026-04-15 --requests 200 --out requests.csv
     ems dispatch simulate --config config/arao.toml --requests requests.csv --out out/dispatch
-    ems dispatch simulate ... --policy no-pooling      (or insertion; default ilp)
+    ems dispatch simulate ... --policy no-pooling      (or insertion; default: [dispatch] policy)
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def register(subparsers) -> None:
     simulate.add_argument("--config", required=True, help="portfolio file (TOML)")
     simulate.add_argument("--requests", required=True, help="request log (CSV)")
     simulate.add_argument("--out", required=True, help="output directory")
-    simulate.add_argument("--policy", choices=["ilp", "insertion", "no-pooling"], default="ilp")
+    simulate.add_argument("--policy", choices=["ilp", "insertion", "no-pooling"], default=None,
+                          help="overrides [dispatch] policy (default ilp)")
     simulate.add_argument("--reservations", help="energy manager's Reservation (JSON) to honour")
     simulate.set_defaults(handler=_simulate)
 
@@ -103,6 +104,7 @@ def _simulate(args: argparse.Namespace) -> int:
         return 2
     setup = fleet_from_portfolio(portfolio, log.clock.date)
     forecast = DemandModel(len(log.requests))
+    args.policy = args.policy or settings.policy
     simulation = Simulation(setup, log.requests, router, settings, Policy(args.policy), forecast, reservation)
     result = simulation.run()
     figures = write_outputs(result, log.clock, args.out)

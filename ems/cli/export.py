@@ -16,6 +16,7 @@ from ems.config import load_portfolio
 def register(subparsers) -> None:
     parser = subparsers.add_parser("export", help="export stored telemetry, set-points or events")
     parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--store", type=Path, help="the store to read (default: storage.sqlite_path); never created")
     parser.add_argument("--since", type=aware_datetime, help="ISO 8601 time with offset (inclusive)")
     parser.add_argument("--until", type=aware_datetime, help="ISO 8601 time with offset (exclusive)")
     parser.add_argument("--table", default="telemetry", choices=("telemetry", "setpoints", "events", "job_runs"))
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from ems.store import Store
 
     portfolio = load_portfolio(args.config)
-    store = Store(portfolio.storage.sqlite_path)
+    store = Store(args.store or portfolio.storage.sqlite_path, create=False, readonly=True)
     rows = store.rows(args.table, args.since, args.until)
     columns = next(rows)
     frame = pd.DataFrame(list(rows), columns=columns)

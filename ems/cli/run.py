@@ -59,8 +59,14 @@ def status_line(controller, portfolio) -> str:
     fleet_kwh = sum(fleet.values())
     figures = controller.figures
     cost = "--" if figures.plan_cost_yen is None else f"{figures.plan_cost_yen:,.0f}"
-    return (f"{now:%Y-%m-%d %H:%M} | grid kW {' '.join(sites)} | fleet {fleet_kwh:.0f} kWh ({len(fleet)} reporting)"
-            f" | plan {figures.plan_status or '--'} {cost} yen solve {figures.solve_s:.2f} s | missing {len(controller.state.missing())}")
+    health = controller.health
+    if health.failing_since is not None:  # never the old plan's word while re-planning fails
+        since = health.failing_since.astimezone(now.tzinfo)
+        plan = f"re-plan failing since {since:%H:%M} ({health.reason[:120]})"
+    else:
+        plan = f"plan {figures.plan_status or '--'} {cost} yen solve {figures.solve_s:.2f} s"
+    return (f"{now.isoformat(' ', 'minutes')} | grid kW {' '.join(sites)} | fleet {fleet_kwh:.0f} kWh ({len(fleet)} reporting)"
+            f" | {plan} | missing {len(controller.state.missing())}")
 
 
 async def _main(args: argparse.Namespace, portfolio) -> int:
@@ -79,6 +85,10 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         loop.add_signal_handler(signum, stop.set)
 
     clock = ScaledClock(args.start or dt.datetime.now(dt.timezone.utc), args.speed if args.twin else 1.0)
+    # a store that is not ours, or not writable, stops here (exit 2) before anything runs; it is
+    # created only once this process is known to be the only controller
+    store_path = args.store or portfolio.storage.sqlite_path
+    Store.preflight(store_path)
     twin_task = None
     if args.twin:
         from simulations.twin import Twin, TwinOptions
@@ -108,12 +118,13 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
             twin_stop.set()
             await twin_task
         return 2
-    store = Store(args.store or portfolio.storage.sqlite_path, mirror=portfolio.storage.influx is not None)
+    store = Store(store_path, mirror=portfolio.storage.influx is not None)
     fleet = None
     if devices.link is not None:  # the dispatcher's vehicle states and plans, on the controller's own connection
         from ems.control.fleetbus import FleetBus
+        from ems.fleet.bounds import FleetBounds
 
-        fleet = FleetBus(devices.link, {v.id for v in portfolio.vehicles}, clock.now)
+        fleet = FleetBus(devices.link, {v.id for v in portfolio.vehicles}, clock.now, bounds=FleetBounds.from_portfolio(portfolio))
     controller = Controller(portfolio, args.config, devices, store, clock.now, inputs=args.inputs, fleet=fleet,
                             bcp=BcpSwitch(portfolio, args.config, args.bcp_state_dir))
     mode = store.get_state("mode", "live")
@@ -136,8 +147,13 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
 
     run_nightly = args.nightly if args.nightly is not None else not args.twin
     scheduler = ControlScheduler(controller, portfolio.control, store, speed=clock.speed, day_ahead=day_ahead,
-                                 nightly=nightly if run_nightly else None)
-    await controller.cycle()
+                                 nightly=nightly if run_nightly else None, retention_days=portfolio.storage.retention_days)
+    try:
+        await controller.cycle()
+    except Exception as error:  # the first cycle is a job like the others: recorded, the scheduler retries
+        log.exception("first control cycle failed")
+        store.record_event(clock.now(), "job-failed", f"first control cycle failed: {type(error).__name__}: {error}",
+                           {"job": "cycle", "error": str(error)})
     scheduler.start()
     sink_task = asyncio.create_task(_flush_influx(store, portfolio, stop)) if portfolio.storage.influx else None
     end = clock.now() + dt.timedelta(hours=args.duration_hours) if args.duration_hours else None

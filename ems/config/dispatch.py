@@ -7,7 +7,7 @@ Every key has a default, so a portfolio without a ``[dispatch]`` table is valid.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Iterable, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -47,6 +47,9 @@ class DispatchSettings(BaseModel):
     max_trip_size: int = Field(3, ge=1, le=4, description="new requests one vehicle may take in one batch")
     candidates_per_vehicle: int = Field(8, ge=1, description="requests per vehicle considered for shared trips")
     vehicles_per_request: int = Field(20, ge=1, description="nearest vehicles considered for each request")
+    policy: Literal["ilp", "insertion", "no-pooling"] = Field(
+        "ilp", description="assignment policy of every batch, in the replay and the live service alike"
+    )
     reassign: bool = Field(
         True, description="riders not yet picked up may move to another vehicle at a later batch (ilp, no-pooling)"
     )
@@ -62,3 +65,46 @@ class DispatchSettings(BaseModel):
     def max_ride_s(self, direct_s: float) -> float:
         """Longest in-vehicle time allowed for a ride whose direct time is ``direct_s`` [s]."""
         return direct_s + max(self.max_detour_fraction * direct_s, self.max_detour_min_s)
+
+
+class _EnergyVehicle(Protocol):
+    id: str
+    battery_kwh: float
+    consumption_kwh_per_km: float
+    soc_min_fraction: float
+    reserve_kwh: float
+
+
+def charge_now_kwh(settings: DispatchSettings, battery_kwh: float, floor_kwh: float, consumption_kwh_per_km: float) -> float:
+    """Below this an idle vehicle goes to charge at once [kWh]: ``low_soc_fraction`` of the battery,
+    and never less than the floor plus one hour of expected driving, so a vehicle too empty to
+    take a typical trip is charging, not waiting."""
+    return max(settings.low_soc_fraction * battery_kwh, floor_kwh + settings.expected_km_per_hour * consumption_kwh_per_km)
+
+
+def energy_threshold_problems(settings: DispatchSettings, vehicles: Iterable[_EnergyVehicle]) -> Iterable[tuple[str, str]]:
+    """(key, problem) for each vehicle whose energy thresholds contradict each other.
+
+    The floor is ``soc_min_fraction x battery_kwh + reserve_kwh``. "Charge now"
+    (``dispatch.low_soc_fraction``) below the floor would leave a vehicle unable to take riders
+    yet not charging; a release level (``dispatch.charge_release_fraction``) at or below the
+    charge-now level would send a vehicle back to charge as soon as it is released."""
+    for v in vehicles:
+        floor = v.soc_min_fraction * v.battery_kwh + v.reserve_kwh
+        low = settings.low_soc_fraction * v.battery_kwh
+        if low < floor:
+            yield (
+                "dispatch.low_soc_fraction",
+                f"{settings.low_soc_fraction} x battery_kwh {v.battery_kwh:g} of vehicles[id={v.id}] = {low:.2f} kWh is "
+                f"below its floor soc_min_fraction x battery_kwh + reserve_kwh = {floor:.2f} kWh; "
+                f"use at least {floor / v.battery_kwh:.3f} or lower the vehicle's reserve_kwh",
+            )
+        now = charge_now_kwh(settings, v.battery_kwh, floor, v.consumption_kwh_per_km)
+        release = settings.charge_release_fraction * v.battery_kwh
+        if release <= now:
+            yield (
+                "dispatch.charge_release_fraction",
+                f"{settings.charge_release_fraction} x battery_kwh {v.battery_kwh:g} of vehicles[id={v.id}] = {release:.2f} kWh "
+                f"is not above its charge-now level {now:.2f} kWh (floor plus expected_km_per_hour of driving); "
+                f"use more than {now / v.battery_kwh:.3f}",
+            )

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
+from ems.config.dispatch import energy_threshold_problems
 from ems.config.schema import Portfolio, Profile, SLOTS_PER_DAY
 
 
@@ -160,6 +161,7 @@ def _duplicates(values: Iterable[str]) -> list[str]:
 
 
 def _cross_reference_problems(p: Portfolio, path: Path) -> Iterable[tuple[str, str]]:
+    yield from energy_threshold_problems(p.dispatch, p.vehicles)
     try:
         ZoneInfo(p.portfolio.timezone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,19 @@ class CycleFigures:
     failsafe: list[str] = field(default_factory=list)
 
 
+@dataclass
+class ReplanHealth:
+    """Whether re-planning works; kept in the store (state ``replan``) for ``ems status``."""
+
+    failing_since: dt.datetime | None = None
+    reason: str = ""
+    failures: int = 0  # re-plans without a plan since the last good one
+
+    def as_state(self) -> dict:
+        since = self.failing_since.isoformat() if self.failing_since else None
+        return {"failing_since": since, "reason": self.reason, "failures": self.failures}
+
+
 class Controller:
     def __init__(self, portfolio: Portfolio, config_path: str | Path, devices: Any, store: Store,
                  clock: Callable[[], dt.datetime], *, inputs: str = "forecast", horizon_hours: int | None = None,
@@ -76,6 +90,10 @@ class Controller:
         self.bcp = bcp
         self.bcp_since: dt.datetime | None = None
         self.bcp_sites: frozenset[str] = frozenset()
+        self.health = ReplanHealth()
+        self._bcp_fault = ""
+        self._fleet_rejections_seen = 0
+        self._plan_notes: set[tuple[str, str, str]] = set()  # fleet-plan problems already recorded as events
 
     # --- restart ---------------------------------------------------------------------------------
 
@@ -100,7 +118,7 @@ class Controller:
         expected_kw = dict(self.written_kw)  # before reading: a write during the poll is not foreign
         readings = await self.devices.read_all()
         lost, back = self.state.update(readings, now)
-        rows = [(now, r.device, name, float(getattr(r, name)), r.quality.value)
+        rows = [(now, r.device, name, _finite(getattr(r, name)), r.quality.value)
                 for r in readings for name in TELEMETRY_FIELDS if getattr(r, name) is not None]
         rows += [(now, r.device, "missing", 1.0, r.quality.value) for r in readings if r.power_kw is None]
         await asyncio.to_thread(self.store.record_telemetry, rows)
@@ -143,6 +161,29 @@ class Controller:
             self.store.record_event(now, "bcp-mode", "BCP mode off: normal operation")
         return self.bcp_since is not None
 
+    def _follow_bcp_mode(self, now: dt.datetime) -> None:
+        """Follow the BCP switch; an unreadable switch keeps the mode in force and is recorded."""
+        try:
+            self.check_bcp_mode()
+        except Exception as error:  # the operator's record is unreadable: the known mode stays
+            reason = f"{type(error).__name__}: {error}"
+            if reason != self._bcp_fault:
+                mode = "on" if self.bcp_since else "off"
+                self.store.record_event(now, "bcp-mode-unreadable", f"BCP mode switch unreadable ({reason}); BCP mode stays {mode}",
+                                        {"reason": reason})
+            self._bcp_fault = reason
+        else:
+            self._bcp_fault = ""
+
+    def _record_fleet_rejections(self, now: dt.datetime) -> None:
+        """Fleet messages rejected since the last re-plan become events (the bus only logs them)."""
+        if self.fleet is None or not hasattr(self.fleet, "rejections_since"):
+            return
+        total, new = self.fleet.rejections_since(self._fleet_rejections_seen)
+        for topic, reason in new:
+            self.store.record_event(now, "fleet-rejected", f"fleet message on {topic} rejected: {reason}", {"topic": topic, "reason": reason})
+        self._fleet_rejections_seen = total
+
     def _planning_portfolio(self) -> Portfolio:
         """In BCP mode, batteries at the outage's sites keep all they can hold."""
         if not self.bcp_sites:
@@ -151,20 +192,42 @@ class Controller:
                           for b in self.portfolio.batteries)
         return self.portfolio.model_copy(update={"batteries": batteries})
 
-    def _problem(self, start: pd.Timestamp):
+    def _problem(self, start: pd.Timestamp, inputs: str | None = None, use_fleet: bool = True):
         now = self.clock()
         plugged = self.state.plugged()
         hours = self.horizon_hours or self.portfolio.planning.horizon_hours
         plans = plans_from_duties(self.portfolio, start.to_pydatetime(), (start + pd.Timedelta(hours=hours)).to_pydatetime())
         fleet_socs = {}
-        if self.fleet is not None:  # the dispatcher's word on where each vehicle will be wins over duties
+        if self.fleet is not None and use_fleet:  # the dispatcher's word on where each vehicle will be wins over duties
             plans |= self.fleet.plans
             fleet_socs = {v: s.soc_kwh for v, s in self.fleet.states.items()}
         plans = {v: reconcile_plan(p, now, plugged[v], self.step) if v in plugged else p for v, p in plans.items()}
+        plans = self._usable_plans(plans, now)
         initial = self.state.battery_soc_kwh() | fleet_socs | self.state.vehicle_soc_kwh()
-        return plan_inputs(self.config_path, start, horizon_hours=hours, inputs=self.inputs, plans=plans, portfolio=self._planning_portfolio(),
+        return plan_inputs(self.config_path, start, horizon_hours=hours, inputs=inputs or self.inputs, plans=plans, portfolio=self._planning_portfolio(),
                            history=self.history_kw or None, initial_soc_kwh=initial, unavailable=frozenset(self.state.missing()),
                            reservation=self.reservation)[1]
+
+    def _usable_plans(self, plans: dict, now: dt.datetime) -> dict:
+        """Drop charging windows at chargers that are unknown or not answering: the vehicle is
+        planned as away for them, every other asset as usual. Each new case is recorded once."""
+        missing = self.state.missing()
+        usable = {}
+        for vehicle, plan in plans.items():
+            kept = []
+            for window in plan.windows:
+                reason = ("unknown charger" if window.charger_id not in self.chargers
+                          else "charger not answering" if window.charger_id in missing else "")
+                if not reason:
+                    kept.append(window)
+                elif (vehicle, window.charger_id, reason) not in self._plan_notes:
+                    self._plan_notes.add((vehicle, window.charger_id, reason))
+                    self.store.record_event(now, "plan-input", f"{vehicle}: charging window at {window.charger_id} left out ({reason})",
+                                            {"vehicle": vehicle, "charger": window.charger_id, "reason": reason})
+            usable[vehicle] = plan if len(kept) == len(plan.windows) else plan.model_copy(update={"windows": tuple(kept)})
+        # a charger that answers again is noted anew if it fails again
+        self._plan_notes = {note for note in self._plan_notes if note[1] in missing or note[1] not in self.chargers}
+        return usable
 
     async def refresh_history(self, days: int = 14) -> None:
         """Measured PV output and load of the last ``days`` for the forecasters (magnitudes, kW)."""
@@ -178,30 +241,70 @@ class Controller:
         self.history_kw = history
 
     async def replan(self):
-        """Re-solve from the start of the current step with the latest state; store the plan."""
-        from ems.optimise import solve
+        """Re-solve from the start of the current step with the latest state; store the plan.
 
+        Never raises: when the problem cannot be built from the live inputs it is built again
+        from the configured duties and profiles (the dispatcher's plans and the forecasters left
+        out); when that fails too, the failure is recorded, the last plan's set-points stay,
+        and ``None`` is returned.
+        """
         started = time.perf_counter()
         now = self.clock()
         zone = self.portfolio.portfolio.timezone
         start = pd.Timestamp(now).tz_convert(zone).floor(f"{self.portfolio.planning.step_minutes}min")
-        await asyncio.to_thread(self.check_bcp_mode)
-        problem = await asyncio.to_thread(self._problem, start)
-        schedule = await asyncio.to_thread(solve, problem)
+        try:
+            await asyncio.to_thread(self._follow_bcp_mode, now)
+            await asyncio.to_thread(self._record_fleet_rejections, now)
+            schedule, problem = await self._solve_degrading(start, now)
+        except Exception as error:  # any fault in planning: recorded, never the end of the process
+            await asyncio.to_thread(self._replan_failed, now, f"{type(error).__name__}: {error}")
+            if self.plan_power_kw is None:  # no plan to follow at all: every writable device to its failsafe
+                await asyncio.gather(*(self._write(d, failsafe_setpoint_kw(self.portfolio, d), now, "failsafe")
+                                       for d in sorted(self.batteries | self.chargers) if d not in self.state.missing()))
+            self.figures.plan_s = time.perf_counter() - started
+            return None
         if schedule.status == "fallback":
-            self.store.record_event(now, "fallback", f"solver gave no plan ({schedule.message}); rule-based set-points")
+            self.store.record_event(now, "fallback", f"solver gave no plan ({schedule.message}); rule-based set-points",
+                                    {"reason": schedule.message})
         self.plan_power_kw = schedule.power_kw
         points = [(t.to_pydatetime(), asset, float(v), None) for asset in schedule.power_kw.columns
                   for t, v in schedule.power_kw[asset].items()]
         summary = schedule.summary()
         self.plan_id = await asyncio.to_thread(self.store.record_plan, now, start.to_pydatetime(), problem.grid.step_minutes,
                                                "intraday", schedule.status, summary, points)
+        if self.health.failing_since is not None:
+            self.store.record_event(now, "replan-recovered", f"re-planning works again after {self.health.failures} failed re-plan(s)")
+        self.health = ReplanHealth()
+        self.store.set_state("replan", self.health.as_state(), now)
         if self.fleet is not None:
             self.reservation = self.reservation.model_copy(update={"issued": now})
             self.fleet.publish_reservation(self.reservation)
         self.figures.plan_s = time.perf_counter() - started
         self.figures.plan_status, self.figures.plan_cost_yen, self.figures.solve_s = schedule.status, schedule.cost_yen, schedule.solve_s
         return schedule
+
+    async def _solve_degrading(self, start: pd.Timestamp, now: dt.datetime):
+        """(schedule, problem) from the live inputs, else from the config's duties and profiles."""
+        from ems.optimise import solve
+
+        try:
+            problem = await asyncio.to_thread(self._problem, start, self.inputs)
+        except Exception as error:  # a bad input of any kind: plan again on the configured ones
+            reason = f"{type(error).__name__}: {error}"
+            log.warning("re-plan inputs rejected (%s); planning on the configured duties and profiles", reason)
+            self.store.record_event(now, "replan-degraded", f"live plan inputs rejected ({reason}); planned on configured duties and profiles",
+                                    {"reason": reason})
+            problem = await asyncio.to_thread(self._problem, start, "profiles", False)
+        return await asyncio.to_thread(solve, problem), problem
+
+    def _replan_failed(self, now: dt.datetime, reason: str) -> None:
+        log.error("re-plan failed: %s; the last plan's set-points stay", reason)
+        if self.health.failing_since is None:
+            self.health.failing_since = now
+        self.health.reason, self.health.failures = reason, self.health.failures + 1
+        self.store.record_event(now, "replan-failed", f"re-plan failed ({reason}); the last plan's set-points stay", {"reason": reason})
+        self.store.set_state("replan", self.health.as_state(), now)
+        self.figures.plan_status = "failed"
 
     async def apply(self) -> dict[str, float]:
         """Write the current plan step's set-points (held against small changes) through the guard."""
@@ -259,3 +362,9 @@ class Controller:
         for device in sorted(self.batteries | self.chargers):
             await self._write(device, failsafe_setpoint_kw(self.portfolio, device), now, "shutdown")
         self.store.record_event(now, "shutdown", "controller stopped; devices left at their failsafe set-points")
+
+
+def _finite(value: float) -> float | None:
+    """A reading's value as stored: a non-finite one (NaN, inf) is never written as a value."""
+    value = float(value)
+    return value if math.isfinite(value) else None

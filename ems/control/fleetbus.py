@@ -4,8 +4,11 @@ in, the energy manager's reservations out, as JSON of the same pydantic types us
 Topics: ``fleet/<vehicle>/state`` (VehicleState), ``fleet/<vehicle>/plan`` (VehiclePlan), both
 published retained at QoS 1 by the dispatcher; ``ems/reservations`` (Reservation), retained, by
 the energy manager. A message that is malformed, oversized, for an unknown vehicle, names
-another vehicle than its topic, is older than the last good one or older than ``max_age_s`` is
-rejected with a log line naming the topic and the reason; the last good message is kept.
+another vehicle than its topic, is physically impossible (:mod:`ems.fleet.bounds`: a state of
+charge beyond the battery, a plan naming a charger the portfolio lacks), is older than the last
+good one or older than ``max_age_s`` is rejected with a log line naming the topic and the field;
+the last good message is kept and a rejected one never becomes "last good". An empty retained
+payload (the publisher cleared its message) forgets the vehicle's state or plan.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from drivers.mqtt.link import MqttLink
 from ems.fleet import Reservation, VehiclePlan, VehicleState
+from ems.fleet.bounds import FleetBounds
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +43,18 @@ def plan_topic(vehicle_id: str) -> str:
 class FleetBus:
     """The energy manager's end: keeps the last good state and plan of every vehicle."""
 
-    def __init__(self, link: MqttLink, vehicle_ids: set[str], clock: Callable[[], dt.datetime], max_age_s: float = 900.0):
+    def __init__(self, link: MqttLink, vehicle_ids: set[str], clock: Callable[[], dt.datetime], max_age_s: float = 900.0,
+                 bounds: FleetBounds | None = None):
         self.link = link
         self.vehicle_ids = set(vehicle_ids)
+        self.bounds = bounds or FleetBounds()
         self.clock = clock
         self.max_age = dt.timedelta(seconds=max_age_s)
         self._lock = threading.Lock()
         self._states: dict[str, VehicleState] = {}
         self._plans: dict[str, VehiclePlan] = {}
         self.rejected: collections.deque[tuple[str, str]] = collections.deque(maxlen=200)
+        self.rejected_total = 0  # all rejections so far (the deque keeps the latest)
         link.subscribe("fleet/+/state", self._on_state)
         link.subscribe("fleet/+/plan", self._on_plan)
 
@@ -61,9 +68,17 @@ class FleetBus:
         with self._lock:
             return dict(self._plans)
 
+    def rejections_since(self, seen: int) -> tuple[int, list[tuple[str, str]]]:
+        """(total so far, the (topic, reason) rejected after the first ``seen``, as far as kept)."""
+        with self._lock:
+            new = min(self.rejected_total - seen, len(self.rejected))
+            return self.rejected_total, list(self.rejected)[len(self.rejected) - new:] if new > 0 else []
+
     def _reject(self, topic: str, reason: str) -> None:
         log.warning("fleet message on %s rejected: %s; last good state kept", topic, reason)
-        self.rejected.append((topic, reason))  # after the log line: readers may wait on this
+        with self._lock:
+            self.rejected_total += 1
+            self.rejected.append((topic, reason))  # after the log line: readers may wait on this
 
     def _parse(self, topic: str, payload: bytes, model: type[BaseModel]):
         parts = topic.split("/")
@@ -80,6 +95,9 @@ class FleetBus:
             return self._reject(topic, f"field {field}: {first['msg']}")
         if message.vehicle_id != vehicle:
             return self._reject(topic, f"field vehicle_id: {message.vehicle_id!r} does not match the topic")
+        problem = self.bounds.check_state(message) if isinstance(message, VehicleState) else self.bounds.check_plan(message)
+        if problem is not None:
+            return self._reject(topic, f"field {problem[0]}: {problem[1]}")
         return message
 
     def _fresh(self, topic: str, stamp: dt.datetime, last: dt.datetime | None, field: str) -> bool:
@@ -96,6 +114,12 @@ class FleetBus:
 
     def _accept(self, topic: str, payload: bytes, model: type[BaseModel], stamp_field: str, latest: dict) -> None:
         """Keep a message in ``latest`` if it parses, fits its topic and is fresh and in order."""
+        parts = topic.split("/")
+        if not payload and len(parts) == 3 and parts[1] in self.vehicle_ids:
+            with self._lock:
+                latest.pop(parts[1], None)
+            log.info("fleet message on %s cleared by its publisher; forgotten", topic)
+            return
         message = self._parse(topic, payload, model)
         if message is None:
             return

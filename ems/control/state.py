@@ -52,7 +52,8 @@ class LiveState:
 
     def _good(self, device: str) -> Reading | None:
         reading = self.reading(device)
-        return reading if reading is not None and reading.quality != Quality.MISSING else None
+        # an out-of-range reading is not physical: its values never seed a plan
+        return reading if reading is not None and reading.quality not in (Quality.MISSING, Quality.OUT_OF_RANGE) else None
 
     def battery_soc_kwh(self) -> dict[str, float]:
         socs = {}

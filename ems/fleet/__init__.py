@@ -25,7 +25,8 @@ AwareDatetime = Annotated[dt.datetime, AfterValidator(_aware)]
 
 
 class Contract(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no inf or NaN anywhere: JSON's 1e309 parses as infinity and would pass a ``ge`` bound
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class VehicleStatus(str, Enum):

@@ -1,6 +1,9 @@
 """The controller's jobs in one process (APScheduler 3, asyncio): telemetry polling, intraday
-re-plans, the day-ahead plan before the market gate, the nightly simulation, forecast refresh
-and a watchdog.
+re-plans, the day-ahead plan before the market gate, the nightly simulation, forecast refresh,
+the store's retention and a watchdog.
+
+A job that fails is recorded (``job_runs`` and a ``job-failed`` event) and runs again at its next
+time: a fault in one job never ends the process.
 
 Jobs never overlap themselves (``max_instances=1``); a late job runs once, not once per missed
 run (``coalesce``); every run's duration is recorded in the store. Intervals are in simulated
@@ -15,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -52,8 +54,9 @@ class DailyTrigger:
 
 class ControlScheduler:
     def __init__(self, controller: Controller, settings: ControlSettings, store: Store, speed: float = 1.0,
-                 day_ahead: DailyJob | None = None, nightly: DailyJob | None = None):
+                 day_ahead: DailyJob | None = None, nightly: DailyJob | None = None, retention_days: float | None = None):
         self.controller = controller
+        self.retention_days = retention_days
         self.settings = settings
         self.store = store
         self.speed = speed
@@ -90,21 +93,41 @@ class ControlScheduler:
             self.inflight.add(task)
             started_clock, started = self.controller.clock(), time.perf_counter()
             ok = False
+            error = ""
             try:
                 await job()
                 ok = True
-            finally:  # a failure is recorded here and still reaches APScheduler, which logs it
-                failure = sys.exc_info()[1]
-                error = "" if ok else f"{type(failure).__name__}: {failure}"
+            except Exception as failure:  # contained: recorded, and the job runs again at its next time
+                error = f"{type(failure).__name__}: {failure}"
+                log.exception("job %s failed", name)
+            finally:
                 duration = time.perf_counter() - started
                 self.durations_s.setdefault(name, []).append(duration)
                 self.last_run[name] = self.controller.clock()
-                self.store.record_job_run(name, started_clock, duration, ok, error)
                 self.inflight.discard(task)
+                self._record_run(name, started_clock, duration, ok, error)
 
         interval = self._interval(every_simulated_s)
         self.scheduler.add_job(timed, "interval", seconds=interval, id=name, name=name, misfire_grace_time=max(1, int(interval * 2)),
                                next_run_time=dt.datetime.now(dt.timezone.utc))
+
+    def _record_run(self, name: str, started: dt.datetime, duration_s: float, ok: bool, error: str) -> None:
+        try:
+            self.store.record_job_run(name, started, duration_s, ok, error)
+            if not ok:
+                self.store.record_event(self.controller.clock(), "job-failed", f"job {name} failed: {error}", {"job": name, "error": error})
+        except Exception:  # the store itself failing must not end the scheduler either; the log keeps it
+            log.exception("job %s: could not record its run", name)
+
+    async def _retention(self) -> None:
+        days = self.retention_days
+        if days is None:
+            return
+        now = self.controller.clock()
+        dropped = await asyncio.to_thread(self.store.drop_before, now - dt.timedelta(days=days))
+        if any(dropped.values()):
+            text = ", ".join(f"{n} {t}" for t, n in dropped.items() if n)
+            self.store.record_event(now, "retention", f"dropped rows older than {days:g} days: {text}", dropped)
 
     async def _poll(self) -> None:
         await self.controller.poll()
@@ -143,6 +166,7 @@ class ControlScheduler:
         self._add("forecast", self.controller.refresh_history, s.forecast_refresh_minutes * 60)
         self._add("daily", self._daily, 60)
         self._add("watchdog", self._watchdog, s.watchdog_s)
+        self._add("retention", self._retention, 3600)
         self.scheduler.start()
 
     async def shutdown(self) -> None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import os
 import sqlite3
+import stat
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -62,6 +65,11 @@ def from_ms(time_ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(time_ms / 1000, tz=dt.timezone.utc)
 
 
+def finite_or_none(value: float | None) -> float | None:
+    """NaN and infinity are never stored as values (a reading's quality says what happened)."""
+    return value if value is None or math.isfinite(value) else None
+
+
 def _escape_tag(value: str) -> str:
     return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
@@ -74,7 +82,7 @@ def line_protocol(measurement: str, tags: dict[str, str], fields: dict[str, floa
             continue
         if isinstance(value, str):
             parts.append(f'{key}="{value.replace(chr(34), chr(92) + chr(34))}"')
-        else:
+        elif math.isfinite(float(value)):  # line protocol has no NaN or infinity
             parts.append(f"{key}={float(value)!r}")
     return f"{measurement}{tag_text} {','.join(parts)} {time_ms}"
 
@@ -82,51 +90,105 @@ def line_protocol(measurement: str, tags: dict[str, str], fields: dict[str, floa
 class Store:
     """A handle on one SQLite file. Thread-safe: APScheduler jobs share it."""
 
-    def __init__(self, path: str | Path, mirror: bool = False):
+    def __init__(self, path: str | Path, mirror: bool = False, *, create: bool = True, readonly: bool = False):
+        """Open the store at ``path``.
+
+        Nothing is written to an existing file before it is proven to be this project's store
+        of this schema version: it is first inspected through a read-only connection. A missing
+        file is created only with ``create`` (the controller); readers pass ``create=False`` and
+        ``readonly=True``. Any problem is a :class:`StoreError` naming the file.
+        """
         self.path = Path(path)
         self.mirror = mirror  # queue time series for an InfluxDB sink
+        self.readonly = readonly
         self._lock = threading.RLock()
-        self._check_file()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._ensure_schema()
+        exists = self.path.exists() and self.path.stat().st_size > 0
+        if not exists and (readonly or not create):
+            raise StoreError(f"{self.path}: no such store (start `ems run` to create one, or give --store)")
+        try:
+            if exists:
+                self._inspect()
+                if not readonly:
+                    self._check_writable()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = self._connect()
+            if not exists:
+                self._create_schema()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path}: {error}") from None
+        except OSError as error:
+            raise StoreError(f"{self.path}: {error.strerror or error}") from None
+
+    @classmethod
+    def preflight(cls, path: str | Path) -> None:
+        """Check, reading only and creating nothing, that ``path`` can be opened for writing:
+        absent (it will be created) or this program's writable store. Raises StoreError."""
+        store = cls.__new__(cls)
+        store.path = Path(path)
+        if not store.path.exists() or store.path.stat().st_size == 0:
+            return
+        try:
+            store._inspect()
+            store._check_writable()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{store.path}: {error}") from None
+        except OSError as error:
+            raise StoreError(f"{store.path}: {error.strerror or error}") from None
 
     # --- opening -----------------------------------------------------------------------------
 
-    def _check_file(self) -> None:
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return
+    def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA query_only=ON")
+            return db
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    def _check_writable(self) -> None:
+        mode = self.path.stat().st_mode
+        # the write bits say what the operator intends, even for root, who ignores them
+        if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(self.path, os.W_OK):
+            raise StoreError(f"{self.path}: read-only file (no write permission); the controller must write its store")
+        if not os.access(self.path.parent, os.W_OK):
+            raise StoreError(f"{self.path}: its directory is read-only; SQLite needs to write its journal beside it")
+
+    def _inspect(self) -> None:
+        """Prove, reading only, that the file is this program's store of this schema version."""
         with self.path.open("rb") as handle:
             head = handle.read(len(SQLITE_MAGIC))
         if head != SQLITE_MAGIC:
-            raise StoreError(f"{self.path}: not an SQLite database (refusing to overwrite it)")
-
-    def _ensure_schema(self) -> None:
+            raise StoreError(f"{self.path}: not an SQLite database (refusing to touch it)")
+        probe = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        except sqlite3.DatabaseError as error:
-            raise StoreError(f"{self.path}: unreadable SQLite file ({error}); refusing to overwrite it") from None
-        if not tables:
-            with self._transaction() as db:
-                for statement in SCHEMA.strip().split(";\n"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            return
+            try:
+                tables = {row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                version_row = probe.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() if "meta" in tables else None
+            except sqlite3.DatabaseError as error:
+                raise StoreError(f"{self.path}: unreadable or corrupt SQLite file ({error}); refusing to touch it") from None
+        finally:
+            probe.close()
         if "meta" not in tables:
-            raise StoreError(f"{self.path}: an SQLite file of another program (no 'meta' table); refusing to use it")
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None or not row[0].isdigit():
-            raise StoreError(f"{self.path}: no schema version recorded; refusing to use it")
-        version = int(row[0])
+            raise StoreError(f"{self.path}: an SQLite file of another program (no 'meta' table); refusing to touch it")
+        if version_row is None or not str(version_row[0]).isdigit():
+            raise StoreError(f"{self.path}: no schema version recorded; refusing to touch it")
+        version = int(version_row[0])
         if version != SCHEMA_VERSION:
             raise StoreError(f"{self.path}: schema version {version}, this program reads version {SCHEMA_VERSION}")
         missing = set(TABLES) - tables
         if missing:
             raise StoreError(f"{self.path}: tables missing: {', '.join(sorted(missing))}")
+
+    def _create_schema(self) -> None:
+        with self._transaction() as db:
+            for statement in SCHEMA.strip().split(";\n"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     class _Transaction:
         def __init__(self, store: "Store"):
@@ -146,6 +208,11 @@ class Store:
     def _transaction(self) -> "Store._Transaction":
         return Store._Transaction(self)
 
+    def checkpoint(self) -> None:
+        """Move the write-ahead log into the file (its size then tells what the store holds)."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -154,7 +221,7 @@ class Store:
 
     def record_telemetry(self, rows: Iterable[tuple[dt.datetime, str, str, float | None, str]]) -> int:
         """Rows of (time, device, quantity, value, quality); returns how many were stored."""
-        rows = [(to_ms(t), device, quantity, value, quality) for t, device, quantity, value, quality in rows]
+        rows = [(to_ms(t), device, quantity, finite_or_none(value), quality) for t, device, quantity, value, quality in rows]
         with self._transaction() as db:
             db.executemany("INSERT INTO telemetry VALUES (?, ?, ?, ?, ?)", rows)
             if self.mirror:
@@ -247,6 +314,59 @@ class Store:
         with self._lock:
             return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
+    # --- retention ---------------------------------------------------------------------------
+
+    def drop_before(self, before: dt.datetime) -> dict[str, int]:
+        """Drop telemetry, set-points, job runs and plans older than ``before`` (the last plan is
+        always kept, so a restart can resume it); events are kept. Returns rows dropped per table."""
+        cut = to_ms(before)
+        dropped = {}
+        with self._transaction() as db:
+            last_plan = db.execute("SELECT value FROM state WHERE key='last_plan_id'").fetchone()
+            keep_plan = json.loads(last_plan[0]) if last_plan else -1
+            old_plans = "SELECT id FROM plans WHERE created_ms < ? AND id != ?"
+            dropped["plan_points"] = db.execute(f"DELETE FROM plan_points WHERE plan_id IN ({old_plans})", (cut, keep_plan)).rowcount
+            dropped["plans"] = db.execute("DELETE FROM plans WHERE created_ms < ? AND id != ?", (cut, keep_plan)).rowcount
+            for table, column in (("telemetry", "time_ms"), ("setpoints", "time_ms"), ("job_runs", "started_ms")):
+                dropped[table] = db.execute(f"DELETE FROM {table} WHERE {column} < ?", (cut,)).rowcount
+        return dropped
+
+    def latest_events(self, kinds: tuple[str, ...], limit: int = 1, since: dt.datetime | None = None) -> list[tuple]:
+        """The newest events of the given kinds: (time, kind, message, data), newest first."""
+        marks = ",".join("?" * len(kinds))
+        lo = to_ms(since) if since else -(2**62)
+        with self._lock:
+            rows = self._db.execute(f"SELECT time_ms, kind, message, data FROM events WHERE kind IN ({marks}) AND time_ms >= ? "
+                                    "ORDER BY time_ms DESC, rowid DESC LIMIT ?", (*kinds, lo, limit)).fetchall()
+        return [(from_ms(t), kind, message, json.loads(data)) for t, kind, message, data in rows]
+
+    def count_events(self, kind: str, since: dt.datetime | None = None) -> int:
+        lo = to_ms(since) if since else -(2**62)
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM events WHERE kind=? AND time_ms >= ?", (kind, lo)).fetchone()[0])
+
+    def latest_telemetry(self) -> list[tuple[str, dt.datetime, str]]:
+        """Per device: (device, time of its latest row, that row's quality)."""
+        with self._lock:
+            rows = self._db.execute("SELECT device, MAX(time_ms), quality FROM telemetry GROUP BY device").fetchall()
+        return [(device, from_ms(t), quality) for device, t, quality in rows]
+
+    def last_good_time(self, device: str) -> dt.datetime | None:
+        with self._lock:
+            row = self._db.execute("SELECT MAX(time_ms) FROM telemetry WHERE device=? AND quality='good'", (device,)).fetchone()
+        return from_ms(row[0]) if row and row[0] is not None else None
+
+    def plan_times(self) -> list[dt.datetime]:
+        """When each stored plan was made, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT created_ms FROM plans ORDER BY id").fetchall()
+        return [from_ms(row[0]) for row in rows]
+
+    def last_plan(self) -> dict | None:
+        with self._lock:
+            row = self._db.execute("SELECT MAX(id) FROM plans").fetchone()
+        return self.plan(row[0]) if row and row[0] is not None else None
+
     # --- outbox (for the InfluxDB sink) ------------------------------------------------------
 
     def outbox_batch(self, limit: int) -> list[tuple[int, str]]:
@@ -256,3 +376,10 @@ class Store:
     def outbox_ack(self, last_id: int) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM outbox WHERE id <= ?", (last_id,))
+
+    def outbox_reject(self, line_id: int, line: str, reason: str, time: dt.datetime) -> None:
+        """Move a line the server refused for good out of the outbox, into an event (kept, not sent)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM outbox WHERE id = ?", (line_id,))
+            db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (to_ms(time), "outbox-rejected", f"InfluxDB refused a line: {reason}",
+                                                                  json.dumps({"line": line, "reason": reason})))
