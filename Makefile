@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DATE ?= 2026-04-15
 
-.PHONY: install demo test bench clean
+.PHONY: install system-deps demo test bench clean
 
 install: $(STAMP)
 
@@ -19,7 +19,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/ems plan --config config/arao.toml --date $(DEMO_DATE) --out out/demo
 
-test: $(STAMP)
+# The services the tests talk to (Mosquitto, mbpoll, VictoriaMetrics, ...): installed with
+# apt-get where missing, or the one command to run is printed. The list lives in .ci/run.
+system-deps:
+	@bash .ci/run --system-deps
+
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

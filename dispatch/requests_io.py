@@ -30,7 +30,10 @@ class RequestFileError(ValueError):
         self.problems = problems
         shown = problems[:MAX_REPORTED]
         more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-        super().__init__(f"{path}: invalid request log\n  " + "\n  ".join(shown) + more)
+        if len(problems) == 1:  # the common case reads as one line
+            super().__init__(f"{path}: invalid request log: {problems[0]}")
+        else:
+            super().__init__(f"{path}: invalid request log\n  " + "\n  ".join(shown) + more)
 
 
 @dataclass(frozen=True)
@@ -60,13 +63,19 @@ def read_requests(path: str | Path, area: ServiceArea, timezone: str, max_seats:
         handle = path.open(newline="", encoding="utf-8")
     except FileNotFoundError:
         raise RequestFileError(path, ["no such file"]) from None
+    except IsADirectoryError:
+        raise RequestFileError(path, ["is a directory, not a request log"]) from None
     with handle:
         reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise RequestFileError(path, ["the file is empty (expected a header row)"])
-        _check_header(path, [h.strip() for h in header])
-        rows = list(enumerate(reader, start=2))
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise RequestFileError(path, ["the file is empty (expected a header row)"])
+            _check_header(path, [h.strip() for h in header])
+            rows = list(enumerate(reader, start=2))
+        except UnicodeDecodeError as error:
+            what = f"not UTF-8 text (undecodable byte 0x{error.object[error.start]:02x})"
+            raise RequestFileError(path, [what]) from None
     problems: list[str] = []
     parsed: list[tuple[str, dt.datetime, Point, Point, int]] = []
     seen: set[str] = set()

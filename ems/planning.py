@@ -28,8 +28,8 @@ def plan_inputs(config_path: Path, start: pd.Timestamp, step_minutes: int | None
     if inputs == "forecast":
         from forecasting import portfolio_forecast
 
-        step = step_minutes or portfolio.planning.step_minutes
-        steps = (horizon_hours or portfolio.planning.horizon_hours) * 60 // step
+        step = step_minutes if step_minutes is not None else portfolio.planning.step_minutes
+        steps = (horizon_hours if horizon_hours is not None else portfolio.planning.horizon_hours) * 60 // step
         forecast = portfolio_forecast(portfolio, start, steps=steps, step_minutes=step, history=history)
         forecasts_kw = {asset: forecast.p50(asset).to_numpy() for asset in forecast.frames}
     if portfolio.market is not None and "day_prices" not in problem_options:
@@ -49,6 +49,7 @@ def make_plan(config_path: Path, start: pd.Timestamp, out_dir: Path, *, step_min
     """Plan from ``start`` and write ``schedule.csv``, ``summary.json`` (with the rule-based
     baseline's cost) and ``plan.png`` into ``out_dir``; returns (schedule, problem, summary)."""
     from ems.optimise import fallback_schedule, solve, write_schedule
+    from ems.optimise.schedule import stored_energy_change_kwh
     from ems.optimise.plot import plot_schedule
 
     portfolio = problem_options.pop("portfolio", None) or load_portfolio(config_path)
@@ -64,6 +65,10 @@ def make_plan(config_path: Path, start: pd.Timestamp, out_dir: Path, *, step_min
     baseline = fallback_schedule(problem, "rule-based baseline")
     extra = {
         "baseline_cost_yen": round(baseline.cost_yen, 2),
+        "baseline_energy_cost_yen": round(baseline.energy_cost_yen, 2),
+        "baseline_demand_charge_yen": round(baseline.demand_charge_yen, 2),
+        "stored_energy_change_kwh": round(stored_energy_change_kwh(schedule, problem), 3),
+        "baseline_stored_energy_change_kwh": round(stored_energy_change_kwh(baseline, problem), 3),
         "baseline_objective_yen": round(baseline.objective_yen, 2),
         "baseline_co2_kg": round(baseline.shortfalls["co2_kg"], 3),
         "start": start.isoformat(),

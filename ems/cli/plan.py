@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from ems.cli.args import horizon_hours, one_line_errors, plan_date
 from ems.config import load_portfolio
 from ems.planning import make_plan
 
@@ -26,12 +26,12 @@ def _price_store(portfolio, override: Path | None):
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("plan", help="plan a day (schedule.csv, summary.json, plan.png)")
+    parser = one_line_errors(subparsers.add_parser("plan", help="plan a day (schedule.csv, summary.json, plan.png)"))
     parser.add_argument("--config", required=True, type=Path, help="portfolio TOML file")
-    parser.add_argument("--date", required=True, type=dt.date.fromisoformat, help="first day planned, YYYY-MM-DD (local)")
+    parser.add_argument("--date", required=True, type=plan_date, help="first day planned, YYYY-MM-DD (local)")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--step-minutes", type=int, choices=(5, 10, 15, 30, 60), help="override planning.step_minutes")
-    parser.add_argument("--horizon-hours", type=int, help="override planning.horizon_hours")
+    parser.add_argument("--horizon-hours", type=horizon_hours, help="override planning.horizon_hours (1 to 168)")
     parser.add_argument("--inputs", choices=("forecast", "profiles"), default="forecast",
                         help="PV and load from the forecasters (default) or from the config's fixed profiles")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
@@ -41,6 +41,9 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     portfolio = load_portfolio(args.config)
+    if args.out.exists() and not args.out.is_dir():
+        print(f"ems plan: --out {args.out}: exists and is not a directory", file=sys.stderr)
+        return 2
     start = pd.Timestamp(args.date).tz_localize(portfolio.portfolio.timezone)
     from forecasting.prices import PriceHistoryError
 
@@ -56,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
     print(render_table(schedule, problem, summary))
+    if schedule.message:  # load left unserved, or why the rule-based fallback stood in
+        print(f"ems plan: warning: {schedule.message}", file=sys.stderr)
     if summary.get("price_dates_forecast"):
         print(f"prices: JEPX for {', '.join(summary['price_dates_published']) or 'no date'}; "
               f"forecast for {', '.join(summary['price_dates_forecast'])}")
@@ -64,28 +69,41 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_table(schedule, problem, summary: dict) -> str:
+def _site_row(schedule, problem, site: str) -> tuple:
     dt_h = problem.grid.step_h
     power = schedule.power_kw
-    rows = []
-    for site in problem.sites:
-        grid = next(g for g in problem.grids if g.site == site)
-        net = power[grid.id]
-        pv = sum((power[p.id] for p in problem.pvs if p.site == site), pd.Series(0.0, index=power.index))
-        storage = [b.id for b in problem.batteries if b.site == site]
-        battery_kwh = float(power[storage].clip(lower=0).sum().sum() * dt_h) if storage else 0.0
-        ev_kwh = sum(float(-power[e.id].where([s == site for s in e.charger_site], 0.0).clip(upper=0).sum() * dt_h) for e in problem.evs)
-        rows.append((site, net.clip(lower=0).sum() * dt_h, abs(net.clip(upper=0).sum()) * dt_h, pv.sum() * dt_h,
-                     battery_kwh, ev_kwh, net.max()))
-    header = f"{'site':<18}{'import kWh':>12}{'export kWh':>12}{'PV kWh':>10}{'batt out kWh':>14}{'EV in kWh':>11}{'peak kW':>9}"
+    grid = next(g for g in problem.grids if g.site == site)
+    net = power[grid.id]
+    pv = sum((power[p.id] for p in problem.pvs if p.site == site), pd.Series(0.0, index=power.index))
+    storage = [b.id for b in problem.batteries if b.site == site]
+    battery_kwh = float(power[storage].clip(lower=0).sum().sum() * dt_h) if storage else 0.0
+    ev_kwh = sum(float(-power[e.id].where([s == site for s in e.charger_site], 0.0).clip(upper=0).sum() * dt_h) for e in problem.evs)
+    return (site, net.clip(lower=0).sum() * dt_h, abs(net.clip(upper=0).sum()) * dt_h, pv.sum() * dt_h, battery_kwh, ev_kwh,
+            net.max(), schedule.load_shed_kwh.get(site, 0.0))
+
+
+def render_table(schedule, problem, summary: dict) -> str:
+    rows = [_site_row(schedule, problem, site) for site in problem.sites]
+    header = (f"{'site':<18}{'import kWh':>12}{'export kWh':>12}{'PV kWh':>10}{'batt out kWh':>14}{'EV in kWh':>11}"
+              f"{'peak kW':>9}{'unserved kWh':>14}")
     lines = [header, "-" * len(header)]
-    lines += [f"{r[0]:<18}{r[1]:>12.1f}{r[2]:>12.1f}{r[3]:>10.1f}{r[4]:>14.1f}{r[5]:>11.1f}{r[6]:>9.1f}" for r in rows]
-    savings = summary["baseline_cost_yen"] - summary["cost_yen"]
+    lines += [f"{r[0]:<18}{r[1]:>12.1f}{r[2]:>12.1f}{r[3]:>10.1f}{r[4]:>14.1f}{r[5]:>11.1f}{r[6]:>9.1f}{r[7]:>14.1f}" for r in rows]
+    hours = problem.grid.steps * problem.grid.step_h
+    energy, baseline_energy = summary["energy_cost_yen"], summary["baseline_energy_cost_yen"]
+    demand, baseline_demand = summary["demand_charge_yen"], summary["baseline_demand_charge_yen"]
     lines += [
         "",
         f"status {summary['solver_status']}  gap {summary['mip_gap']}  build {summary['build_s']:.2f} s  solve {summary['solve_s']:.2f} s",
-        f"cost {summary['cost_yen']:,.0f} yen (rule-based baseline {summary['baseline_cost_yen']:,.0f} yen, saving {savings:,.0f} yen)",
+        f"energy cost {energy:,.0f} yen over {hours:g} h (energy, CO2 price, degradation; rule-based baseline "
+        f"{baseline_energy:,.0f} yen, saving {baseline_energy - energy:,.0f} yen)",
+        f"  stored energy at the end {summary['stored_energy_change_kwh']:+,.1f} kWh (baseline "
+        f"{summary['baseline_stored_energy_change_kwh']:+,.1f} kWh): the energy cost does not value it, the objective does",
+        f"demand charge {demand:,.0f} yen (baseline {baseline_demand:,.0f} yen): a new peak above the contract demand, "
+        f"billed for all the months the tariff says, not for these {hours:g} h alone",
+        f"total {energy + demand:,.0f} yen (baseline {baseline_energy + baseline_demand:,.0f} yen, saving "
+        f"{baseline_energy + baseline_demand - energy - demand:,.0f} yen, of which {baseline_demand - demand:,.0f} yen demand charge)",
         f"CO2 {summary['co2_kg']:,.1f} kg (baseline {summary['baseline_co2_kg']:,.1f} kg)  objective {summary['objective_yen']:,.0f} yen",
-        f"EV target shortfall {summary['ev_target_shortfall_kwh']:.1f} kWh  BCP reserve shortfall {summary['bcp_shortfall_kwh_h']:.1f} kWh*h",
+        f"EV target shortfall {summary['ev_target_shortfall_kwh']:.1f} kWh  BCP reserve shortfall {summary['bcp_shortfall_kwh_h']:.1f} kWh*h"
+        f"  unserved load {summary['load_shed_total_kwh']:.1f} kWh",
     ]
     return "\n".join(lines)

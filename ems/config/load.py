@@ -6,6 +6,7 @@ one :class:`ConfigError` naming the file, the key path and the problem.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections import Counter
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ems.config.dispatch import energy_threshold_problems
 from ems.config.schema import Portfolio, Profile, SLOTS_PER_DAY
@@ -26,7 +27,10 @@ class ConfigError(ValueError):
         self.path = str(path)
         self.problems = list(problems)
         lines = [f"{self.path}: {key}: {what}" for key, what in self.problems]
-        super().__init__("invalid portfolio file\n" + "\n".join(lines))
+        if len(lines) == 1:  # the common case reads as one line
+            super().__init__(f"invalid portfolio file: {lines[0]}")
+        else:
+            super().__init__("invalid portfolio file\n" + "\n".join(lines))
 
 
 def load_portfolio(path: str | Path) -> Portfolio:
@@ -36,6 +40,13 @@ def load_portfolio(path: str | Path) -> Portfolio:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(path, [("(file)", "no such file")]) from None
+    except IsADirectoryError:
+        raise ConfigError(path, [("(file)", "is a directory, not a portfolio file")]) from None
+    except UnicodeDecodeError as error:
+        what = f"not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start})"
+        raise ConfigError(path, [("(file)", what)]) from None
+    except OSError as error:
+        raise ConfigError(path, [("(file)", error.strerror or str(error))]) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, [("(syntax)", str(error))]) from None
     return parse_portfolio(raw, path)
@@ -43,11 +54,15 @@ def load_portfolio(path: str | Path) -> Portfolio:
 
 def parse_portfolio(raw: dict[str, Any], path: str | Path = "<memory>") -> Portfolio:
     """Validate an already-parsed mapping (``path`` is used in messages and for relative CSVs)."""
+    not_finite = list(_non_finite_numbers(raw))
+    if not_finite:
+        raise ConfigError(path, not_finite)
     try:
         portfolio = Portfolio.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(path, [(_key_path(raw, e["loc"]), e["msg"]) for e in error.errors()]) from None
-    problems = list(_cross_reference_problems(portfolio, Path(path)))
+    problems = list(_quoted_numbers(raw, portfolio))
+    problems += list(_cross_reference_problems(portfolio, Path(path)))
     portfolio, tls_problems = _resolve_tls_files(portfolio, Path(path).parent)
     problems += tls_problems
     if problems:
@@ -99,6 +114,46 @@ def _key_path(raw: dict[str, Any], loc: tuple[Any, ...]) -> str:
             parts.append(str(item))
             node = node.get(item) if isinstance(node, dict) else None
     return ".".join(parts) or "(top)"
+
+
+def _walk(raw: Any, parsed: Any, key: str = "") -> Iterable[tuple[str, Any, Any]]:
+    """(key path, raw value, validated value) of every leaf of ``raw``; ``parsed`` is the model
+    (or None where the model has no counterpart)."""
+    if isinstance(raw, dict):
+        for name, value in raw.items():
+            child = parsed.get(name) if isinstance(parsed, dict) else _field_value(parsed, name)
+            yield from _walk(value, child, f"{key}.{name}" if key else str(name))
+    elif isinstance(raw, list):
+        for i, value in enumerate(raw):
+            child = parsed[i] if isinstance(parsed, (list, tuple)) and i < len(parsed) else None
+            label = f"id={value['id']}" if isinstance(value, dict) and "id" in value else str(i)
+            yield from _walk(value, child, f"{key}[{label}]")
+    else:
+        yield key, raw, parsed
+
+
+def _field_value(model: Any, name: str) -> Any:
+    if not isinstance(model, BaseModel):
+        return None
+    for field_name, info in type(model).model_fields.items():
+        if name in (field_name, info.alias):
+            return getattr(model, field_name)
+    return None
+
+
+def _non_finite_numbers(raw: dict[str, Any]) -> Iterable[tuple[str, str]]:
+    """TOML allows ``inf`` and ``nan``; no limit, price or rating of a portfolio may be either."""
+    for key, value, _parsed in _walk(raw, None):
+        if isinstance(value, float) and not math.isfinite(value):
+            yield key, f"{value} is not a finite number"
+
+
+def _quoted_numbers(raw: dict[str, Any], portfolio: Portfolio) -> Iterable[tuple[str, str]]:
+    """A number the schema accepted from a quoted string or a boolean ("120", true): pydantic
+    converts them, but a quoted number in a portfolio file is a typo more often than not."""
+    for key, value, parsed in _walk(raw, portfolio):
+        if isinstance(value, (str, bool)) and isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
+            yield key, f"expected a number, got {value!r}; write it without quotes"
 
 
 def _duplicates(values: Iterable[str]) -> list[str]:

@@ -263,6 +263,11 @@ class Planning(Strict):
     terminal_value_yen_per_kwh: float | None = Field(
         None, ge=0, description="value of energy left in storage at the horizon's end; default: 90 % of the mean import price over the horizon"
     )
+    unserved_load_yen_per_kwh: float = Field(
+        10_000.0, gt=0,
+        description="price of each kWh of load left unserved where the grid cannot carry it (import limit, outage); "
+                    "keep it above every other penalty, it is the last resort",
+    )
 
     @field_validator("step_minutes")
     @classmethod

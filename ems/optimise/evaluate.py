@@ -43,10 +43,10 @@ def evaluate(problem: Problem, power_kw: pd.DataFrame) -> tuple[dict[str, float]
     terms = {name: 0.0 for name in (
         "energy_cost_yen", "carbon_cost_yen", "demand_charge_yen", "degradation_yen", "throughput_epsilon_yen",
         "ev_shortfall_yen", "drive_shortfall_yen", "bcp_shortfall_yen", "dr_revenue_yen", "dr_penalty_yen",
-        "terminal_value_yen")}
+        "terminal_value_yen", "unserved_load_yen")}
     report = {"co2_kg": 0.0, "grid_import_kwh": 0.0, "grid_export_kwh": 0.0, "pv_kwh": 0.0, "pv_curtailed_kwh": 0.0,
               "ev_target_shortfall_kwh": 0.0, "drive_shortfall_kwh": 0.0, "bcp_shortfall_kwh_h": 0.0,
-              "dr_shortfall_kwh": 0.0, "peak_import_kw": 0.0}
+              "dr_shortfall_kwh": 0.0, "peak_import_kw": 0.0, "load_shed_total_kwh": 0.0}
     soc_frame = {}
     for g in problem.grids:
         net = power_kw[g.id].to_numpy()
@@ -91,8 +91,19 @@ def evaluate(problem: Problem, power_kw: pd.DataFrame) -> tuple[dict[str, float]
             report["bcp_shortfall_kwh_h"] += short * dt_h
             terms["bcp_shortfall_yen"] += s.bcp_shortfall_penalty_yen_per_kwh * dt_h * short
         terms["terminal_value_yen"] -= s.terminal_value_yen_per_kwh * (soc[-1] - ev.initial_soc_kwh)
+    shed_kwh = float(sum(shed.sum() for shed in load_shed_kw(problem, power_kw).values()) * dt_h)
+    report["load_shed_total_kwh"] = shed_kwh
+    terms["unserved_load_yen"] = s.unserved_load_yen_per_kwh * shed_kwh
     _dr_terms(problem, power_kw, terms, report)
     return terms, report, pd.DataFrame(soc_frame, index=power_kw.index)
+
+
+def load_shed_kw(problem: Problem, power_kw: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per site, the load left unserved in each step [kW]: demand minus the load's power drawn."""
+    shed = {site: np.zeros(problem.grid.steps) for site in problem.sites}
+    for load in problem.loads:
+        shed[load.site] += np.clip(load.demand_kw + power_kw[load.id].to_numpy(), 0, None)
+    return shed
 
 
 def _storage_terms(terms: dict, s, dt_h: float, p: np.ndarray, degradation: float) -> None:

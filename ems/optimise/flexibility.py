@@ -11,7 +11,7 @@ variable and one constraint per step of the window::
 and the objective ``schedule objective - reward_yen_per_kw * flex_kw``. The reward is far above
 any price, so the solve finds the largest constant ``flex_kw`` first and, among plans that
 deliver it, the cheapest. The soft constraints of the schedule (EV departure targets, driving
-energy, BCP reserves) get penalties above the reward, so flexibility is never bought by
+energy, BCP reserves, unserved load) get penalties above the reward, so flexibility is never bought by
 breaking them. Its cost is the schedule objective (priced with the caller's problem) minus the
 reference plan's.
 """
@@ -64,6 +64,7 @@ def solve_flexibility(problem: Problem, steps: Sequence[int], direction: Literal
         ev_shortfall_penalty_yen_per_kwh=HARD_PENALTY_YEN_PER_KWH,
         bcp_shortfall_penalty_yen_per_kwh=HARD_PENALTY_YEN_PER_KWH,
         drive_shortfall_penalty_yen_per_kwh=HARD_PENALTY_YEN_PER_KWH,
+        unserved_load_yen_per_kwh=HARD_PENALTY_YEN_PER_KWH,
     )
     hard_problem = dataclasses.replace(problem, settings=hard)
     window = np.zeros(problem.grid.steps, dtype=bool)

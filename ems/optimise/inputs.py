@@ -162,8 +162,8 @@ def problem_from_portfolio(
     ``day_prices``: import and export prices by date, replacing the tariffs' fixed day.
     """
     planning = portfolio.planning
-    step = step_minutes or planning.step_minutes
-    hours = horizon_hours or planning.horizon_hours
+    step = step_minutes if step_minutes is not None else planning.step_minutes
+    hours = horizon_hours if horizon_hours is not None else planning.horizon_hours
     grid = TimeGrid(start=pd.Timestamp(start), step_minutes=step, steps=hours * 60 // step)
     zone = portfolio.portfolio.timezone
     forecasts_kw = forecasts_kw or {}
@@ -210,6 +210,7 @@ def problem_from_portfolio(
         mip_gap=planning.mip_gap,
         ev_shortfall_penalty_yen_per_kwh=planning.ev_shortfall_penalty_yen_per_kwh,
         bcp_shortfall_penalty_yen_per_kwh=planning.bcp_shortfall_penalty_yen_per_kwh,
+        unserved_load_yen_per_kwh=planning.unserved_load_yen_per_kwh,
         terminal_value_yen_per_kwh=(
             planning.terminal_value_yen_per_kwh if planning.terminal_value_yen_per_kwh is not None else 0.9 * mean_import
         ),

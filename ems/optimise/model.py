@@ -33,6 +33,7 @@ OBJECTIVE_TERMS = (
     "dr_revenue_yen",
     "dr_penalty_yen",
     "terminal_value_yen",
+    "unserved_load_yen",
 )
 
 

@@ -148,6 +148,8 @@ class SolverSettings:
     bcp_shortfall_penalty_yen_per_kwh: float = 200.0
     drive_shortfall_penalty_yen_per_kwh: float = 5000.0
     terminal_value_yen_per_kwh: float = 0.0
+    # Load left unserved where the grid cannot carry it (import limit, outage): the last resort.
+    unserved_load_yen_per_kwh: float = 10_000.0
     # A tiny cost on storage throughput: it breaks ties so the LP never charges and
     # discharges at once when that is free (zero prices); far below any real price.
     throughput_epsilon_yen_per_kwh: float = 1e-3
@@ -168,6 +170,8 @@ class Problem:
     def validate(self) -> "Problem":
         """Raise :class:`ProblemError` naming the first inconsistency found."""
         steps = self.grid.steps
+        if not 0 < self.settings.unserved_load_yen_per_kwh < float("inf"):
+            raise ProblemError("settings: unserved_load_yen_per_kwh must be a positive finite price")
         ids = [a.id for group in (self.grids, self.pvs, self.loads, self.batteries, self.evs) for a in group]
         if len(set(ids)) != len(ids):
             raise ProblemError(f"duplicate asset ids: {sorted({i for i in ids if ids.count(i) > 1})}")

@@ -3,7 +3,9 @@
 Rules, per site and step: PV runs at its forecast (curtailed only past the export limit); EVs
 charge at full power from plug-in until full, never discharge; batteries self-consume (charge
 from surplus, discharge to cover the deficit, never below their BCP reserve); the grid takes
-the rest, EV charging being cut first if the import limit would be exceeded.
+the rest within its limits: past the import limit (0 in an outage) EV charging is cut first,
+then load is left unserved (ordinary loads before shelter loads); past the export limit PV is
+curtailed, curtailable arrays first, then the others (as their grid protection would).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ def rule_based_power(problem: Problem) -> pd.DataFrame:
                 for ev in site_evs:
                     ev_charge[ev.id] *= 1 - cut / ev_kw
                 deficit -= cut
+            if deficit > import_limit:
+                deficit -= _shed_load(problem, site, t, deficit - import_limit, power)
             export_limit = grid.export_limit_kw if grid.available else 0.0
             curtail = max(0.0, -deficit - export_limit)
             _curtail_pv(problem, site, t, curtail, power)
@@ -78,11 +82,20 @@ def _self_consume(problem: Problem, site: str, t: int, dt_h: float, deficit: flo
     return deficit
 
 
+def _shed_load(problem: Problem, site: str, t: int, shed_kw: float, power: dict) -> float:
+    """Leave up to ``shed_kw`` of the site's load unserved, ordinary loads first; returns the kW shed."""
+    shed_total = 0.0
+    for load in sorted((ld for ld in problem.loads if ld.site == site), key=lambda ld: ld.kind == "shelter_load"):
+        cut = min(float(load.demand_kw[t]), shed_kw - shed_total)
+        power[load.id][t] += cut
+        shed_total += cut
+    return shed_total
+
+
 def _curtail_pv(problem: Problem, site: str, t: int, curtail_kw: float, power: dict) -> None:
-    for pv in problem.pvs:
-        if pv.site != site:
-            continue
+    arrays = sorted((pv for pv in problem.pvs if pv.site == site), key=lambda pv: not pv.curtailable)
+    for pv in arrays:
         available = float(pv.available_kw[t])
-        cut = min(available, curtail_kw) if pv.curtailable else 0.0
+        cut = min(available, curtail_kw)
         power[pv.id][t] = available - cut
         curtail_kw -= cut

@@ -31,6 +31,7 @@ class Schedule:
     solve_s: float = 0.0
     message: str = ""
     shortfalls: dict[str, float] = field(default_factory=dict)
+    load_shed_kwh: dict[str, float] = field(default_factory=dict)  # per site, load left unserved [kWh]
 
     @property
     def objective_yen(self) -> float:
@@ -40,6 +41,18 @@ class Schedule:
     def cost_yen(self) -> float:
         """Money paid for energy and demand: what an invoice would show."""
         return self.objective_terms.get("energy_cost_yen", 0.0) + self.objective_terms.get("demand_charge_yen", 0.0)
+
+    @property
+    def energy_cost_yen(self) -> float:
+        """What the horizon's energy costs: bought minus sold, the CO2 price and battery
+        degradation. The demand charge is apart: a new peak is billed for months, not for the
+        hours of one plan."""
+        return sum(self.objective_terms.get(term, 0.0) for term in ("energy_cost_yen", "carbon_cost_yen", "degradation_yen"))
+
+    @property
+    def demand_charge_yen(self) -> float:
+        """The charge for a new peak above the contract demand, all its billed months [yen]."""
+        return self.objective_terms.get("demand_charge_yen", 0.0)
 
     def long_frame(self, problem: Problem, timezone: str | None = None) -> pd.DataFrame:
         """Long form with columns ``time,site,asset,kind,power_kw,soc_kwh``."""
@@ -78,6 +91,9 @@ class Schedule:
         return {
             "objective_yen": round(self.objective_yen, 2),
             "cost_yen": round(self.cost_yen, 2),
+            "energy_cost_yen": round(self.energy_cost_yen, 2),
+            "demand_charge_yen": round(self.demand_charge_yen, 2),
+            "load_shed_kwh": {site: round(kwh, 3) for site, kwh in self.load_shed_kwh.items()},
             "co2_kg": round(self.shortfalls.get("co2_kg", 0.0), 3),
             "solver_status": self.status,
             "mip_gap": self.mip_gap,
@@ -87,6 +103,13 @@ class Schedule:
             "objective_terms_yen": {k: round(v, 2) for k, v in self.objective_terms.items()},
             **{k: round(v, 3) for k, v in self.shortfalls.items() if k != "co2_kg"},
         }
+
+
+def stored_energy_change_kwh(schedule: Schedule, problem: Problem) -> float:
+    """Energy held in batteries and vehicles at the horizon's end minus at its start [kWh]
+    (vehicles' driving included): what a short plan leaves for later."""
+    initial = sum(b.initial_soc_kwh for b in problem.batteries) + sum(v.initial_soc_kwh for v in problem.evs)
+    return float(schedule.soc_kwh.iloc[-1].sum() - initial) if len(schedule.soc_kwh.columns) else 0.0
 
 
 def write_schedule(schedule: Schedule, problem: Problem, out_dir: str | Path, extra_summary: dict | None = None,

@@ -20,6 +20,7 @@ from ems.optimise.model import build_model
 from ems.optimise.problem import Problem
 from ems.optimise.rules import rule_based_power
 from ems.optimise.schedule import Schedule
+from ems.optimise.unserved import load_shed_kwh_by_site, unserved_message
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +80,21 @@ def solve(problem: Problem) -> Schedule:
     report["load_s"] = load_s
     soc = read_soc(build, power.index)
     report["read_s"] = time.perf_counter() - started
+    unserved = unserved_message(problem, power)
+    if unserved:
+        log.info("plan leaves load unserved: %s", unserved)
     return Schedule(power_kw=power, soc_kwh=soc, status=status, objective_terms=terms,
-                    mip_gap=round(gap, 6), build_s=build_s, solve_s=solve_s, shortfalls=report)
+                    mip_gap=round(gap, 6), build_s=build_s, solve_s=solve_s, message=unserved, shortfalls=report,
+                    load_shed_kwh=load_shed_kwh_by_site(problem, power))
 
 
 def fallback_schedule(problem: Problem, reason: str, build_s: float = 0.0, solve_s: float = 0.0) -> Schedule:
     power = rule_based_power(problem)
     terms, report, soc = evaluate(problem, power)
+    unserved = unserved_message(problem, power)
     return Schedule(power_kw=power, soc_kwh=soc, status="fallback", objective_terms=terms, mip_gap=None,
-                    build_s=build_s, solve_s=solve_s, message=reason, shortfalls=report)
+                    build_s=build_s, solve_s=solve_s, message="; ".join(filter(None, (reason, unserved))),
+                    shortfalls=report, load_shed_kwh=load_shed_kwh_by_site(problem, power))
 
 
 def _values(var) -> dict:
@@ -118,8 +125,9 @@ def read_power(build: ModelBuild) -> pd.DataFrame:
     pv_values = _values(m.pv_kw)
     for pv in problem.pvs:
         power[pv.id] = np.array([pv_values[pv.id, t] for t in range(steps)]) if pv.curtailable else pv.available_kw.astype(float)
+    shed = _values(m.load_shed_kw)
     for load in problem.loads:
-        power[load.id] = -load.demand_kw.astype(float)
+        power[load.id] = np.array([shed.get((load.id, t), 0.0) for t in range(steps)]) - load.demand_kw.astype(float)
     charge, discharge = _values(m.battery_charge_kw), _values(m.battery_discharge_kw)
     for b in problem.batteries:
         power[b.id] = np.array([discharge[b.id, t] - charge[b.id, t] for t in range(steps)])
