@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -42,11 +43,35 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
+def own_stream(stream):
+    """A text stream on a duplicate of ``stream``'s file descriptor.
+
+    Pyomo's HiGHS interface redirects descriptors 1 and 2 (and swaps ``sys.stdout``) for the
+    length of every solve, and the controller solves in worker threads: a status line or a log
+    record written meanwhile would be swallowed, or written to the capture after it closed
+    (``ValueError: I/O operation on closed file``), which ended ``ems run``. A duplicate keeps
+    pointing at the terminal or the journal.
+    """
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return stream  # an in-process caller's stream without a descriptor (tests)
+    return os.fdopen(os.dup(fd), "w", buffering=1, encoding=getattr(stream, "encoding", None) or "utf-8",
+                     errors="replace")
+
+
+def _own_log_streams() -> None:
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr, sys.__stderr__):
+            handler.setStream(own_stream(handler.stream))
+
+
 def run(args: argparse.Namespace) -> int:
     portfolio = load_portfolio(args.config)  # a bad file stops here, before anything runs
     if not args.twin and args.speed != 1.0:
         print("ems run: --speed needs --twin (live devices run in real time)")
         return 2
+    _own_log_streams()
     return asyncio.run(_main(args, portfolio))
 
 
@@ -173,9 +198,10 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
     ven = await _start_ven(portfolio, args, store, clock, controller)
     sink_task = asyncio.create_task(_flush_influx(store, portfolio, stop)) if portfolio.storage.influx else None
     end = clock.now() + dt.timedelta(hours=args.duration_hours) if args.duration_hours else None
+    console = own_stream(sys.stdout)  # status lines reach the terminal while a solve captures stdout
     try:
         while not stop.is_set() and (end is None or clock.now() < end):
-            print(status_line(controller, portfolio), flush=True)
+            print(status_line(controller, portfolio), file=console, flush=True)
             try:
                 await asyncio.wait_for(stop.wait(), args.status_every_s)
             except asyncio.TimeoutError:
@@ -193,7 +219,9 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
             twin_stop.set()
             await twin_task
         store.close()
-        print("stopped: devices left at their failsafe set-points", flush=True)
+        print("stopped: devices left at their failsafe set-points", file=console, flush=True)
+        if console is not sys.stdout:
+            console.close()
     return 0
 
 
