@@ -82,3 +82,47 @@ def test_only_watched_devices_written_before_the_poll_and_readable_are_judged():
     assert find_foreign_writes(readings, expected, current, {**watched, "lost": 0.5}) == [ForeignWrite("bess", -50.0, 10.0)]
     # within the tolerance (register resolution) nothing is reported
     assert find_foreign_writes([reading("bess", 10.3)], expected, expected, watched) == []
+
+
+def test_a_write_still_waiting_for_its_answer_during_a_poll_is_not_foreign(twin_factory, mosquitto, tmp_path):
+    """The re-plan's write and the poll overlap: the battery already holds the new value while
+    the write waits for its answer. That is the controller's own write, not someone else's, and
+    the poll must not put the old value back."""
+    run = SteppedRun(twin_factory, mosquitto, tmp_path / "store.sqlite", start=EVENING, horizon_hours=6)
+
+    async def scenario():
+        controller = await run.open_controller()
+        try:
+            await controller.cycle()
+            old_kw = controller.written_kw["city_hall_bess"]
+            new_kw = old_kw + 10.0 if old_kw < 0 else old_kw - 10.0
+            driver = controller.devices.drivers["city_hall_bess"]
+            landed, answer = asyncio.Event(), asyncio.Event()
+            real_write = driver.write
+
+            async def slow_answer(setpoint_kw):  # the device takes the value; this answer comes late
+                ack = await real_write(setpoint_kw)
+                if not landed.is_set():
+                    landed.set()
+                    await asyncio.wait_for(answer.wait(), 30)
+                return ack
+
+            driver.write = slow_answer
+            writing = asyncio.create_task(controller._write("city_hall_bess", new_kw, controller.clock(), "plan"))
+            await landed.wait()
+            await controller.poll()  # reads new_kw while the controller still records old_kw as written
+            answer.set()
+            await writing
+            return new_kw, run.battery("city_hall_bess").setpoint_kw
+        finally:
+            await run.close_controller()
+
+    new_kw, held_kw = asyncio.run(scenario())
+    assert held_kw == pytest.approx(new_kw, abs=0.1)
+    from ems.store import Store
+
+    store = Store(tmp_path / "store.sqlite")
+    kinds = [row[1] for row in list(store.rows("events"))[1:]]
+    reasserted = [row for row in list(store.rows("setpoints"))[1:] if row[4] == "reassert"]
+    store.close()
+    assert "foreign_write" not in kinds and reasserted == []

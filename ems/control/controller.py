@@ -80,6 +80,10 @@ class Controller:
         self.plan_id: int | None = None
         self.setpoints_kw: dict[str, float] = {}  # what the plan asked for (held against small changes)
         self.written_kw: dict[str, float] = {}  # what the guard let through and the device took
+        # writes started per device, and those still waiting for their answer: a poll judges a
+        # device's set-point only when no write to it began or was under way while it read
+        self.writes_started: dict[str, int] = {}
+        self.writes_in_flight: dict[str, int] = {}
         self.figures = CycleFigures()
         self.step = dt.timedelta(minutes=portfolio.planning.step_minutes)
         self.history_kw: dict[str, pd.Series] = {}
@@ -117,6 +121,7 @@ class Controller:
         started = time.perf_counter()
         now = self.clock()
         expected_kw = dict(self.written_kw)  # before reading: a write during the poll is not foreign
+        started_before = dict(self.writes_started)
         readings = await self.devices.read_all()
         lost, back = self.state.update(readings, now)
         rows = [(now, r.device, name, _finite(getattr(r, name)), r.quality.value)
@@ -134,7 +139,9 @@ class Controller:
         for device in back:
             self.store.record_event(now, "device-back", f"{device} answers again; back in the next plan", {"device": device})
         ratings = {b.id: max(b.charge_power_kw, b.discharge_power_kw) for b in self.portfolio.batteries}
-        for seen in find_foreign_writes(readings, expected_kw, self.written_kw, watched_devices(self.devices, ratings)):
+        settled_kw = {d: v for d, v in expected_kw.items()
+                      if self.writes_started.get(d, 0) == started_before.get(d, 0) and not self.writes_in_flight.get(d)}
+        for seen in find_foreign_writes(readings, settled_kw, self.written_kw, watched_devices(self.devices, ratings)):
             self.store.record_event(now, "foreign_write", seen.message(), seen.details())
             await self._write(seen.device, self.setpoints_kw.get(seen.device, seen.expected_kw), now, "reassert")
         self.figures.poll_s = time.perf_counter() - started
@@ -343,11 +350,15 @@ class Controller:
         except SetpointRefused as refused:
             self.store.record_setpoint(now, device, requested_kw, None, "refused", refused.reason)
             return 0
+        self.writes_started[device] = self.writes_started.get(device, 0) + 1
+        self.writes_in_flight[device] = self.writes_in_flight.get(device, 0) + 1
         try:
             ack = await driver.write(decision.allowed_kw)
         except (DeviceUnavailable, NotWritable) as error:
             self.store.record_setpoint(now, device, requested_kw, None, "failed", str(error))
             return 0
+        finally:
+            self.writes_in_flight[device] -= 1
         status = "clamped" if decision.clamped else why
         self.store.record_setpoint(now, device, requested_kw, ack.applied_kw, status, "; ".join(decision.reasons))
         self.setpoints_kw[device] = requested_kw
