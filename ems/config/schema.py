@@ -8,7 +8,7 @@ single place where a key is declared. Units are name suffixes: ``_kw``, ``_kwh``
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -78,7 +78,8 @@ class MqttDriver(Strict):
     timeout_s: float = Field(2.0, gt=0, description="a set-point not acknowledged within it has failed")
 
 
-Driver = Annotated[SimDriver | ModbusDriver | MqttDriver | OcppDriver | EchonetDriver, Field(discriminator="kind")]
+# Union, not `|`: docs/config.md renders the annotation, and the reference keeps its wording
+Driver = Annotated[Union[SimDriver, ModbusDriver, MqttDriver, OcppDriver, EchonetDriver], Field(discriminator="kind")]  # noqa: UP007
 
 
 class RegisterSpec(Strict):
