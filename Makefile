@@ -6,14 +6,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DATE ?= 2026-04-15
 
-.PHONY: install system-deps demo test bench clean
+.PHONY: install system-deps demo test lint constraints bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# constraints.txt holds the exact versions the tests last passed with, so a fresh machine
+# installs those; `make constraints` refreshes it.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -27,8 +29,25 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
+# ruff (rules in pyproject.toml) over the whole tree, then mypy on the packages listed there
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+# Re-resolve the newest versions pyproject.toml allows in a scratch venv and pin them all.
+# Then run `make install lint test` (the stamp follows constraints.txt) and commit the file if green.
+CONSTRAINTS_VENV := out/constraints-venv
+constraints:
+	rm -rf $(CONSTRAINTS_VENV)
+	$(PYTHON) -m venv $(CONSTRAINTS_VENV)
+	$(CONSTRAINTS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CONSTRAINTS_VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	{ echo "# exact versions \`make install\` and CI install; refresh with \`make constraints\`"; \
+	  $(CONSTRAINTS_VENV)/bin/python -m pip freeze --exclude-editable; } > constraints.txt
+	rm -rf $(CONSTRAINTS_VENV)
+
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(PY) -m benchmarks --out out/bench.json
 
 clean:

@@ -195,7 +195,7 @@ def outbox_drain_after_outage(per_poll: int, outage_s: float = 3600.0) -> dict |
     if binary is None:
         return None
     poll_s = load_portfolio(CONFIG).control.poll_s
-    start = dt.datetime(2026, 4, 15, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 4, 15, tzinfo=dt.UTC)
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         store = Store(Path(tmp) / "ems.sqlite", mirror=True)

@@ -23,9 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.harness import free_port_block, percentile, start_broker
+
 POLLS = 40
 SINGLE_READS = 100
-from benchmarks.harness import free_port_block, percentile, start_broker
 
 CONFIG = Path(__file__).resolve().parent.parent / "config/arao.toml"
 

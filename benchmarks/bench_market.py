@@ -86,18 +86,18 @@ def latency_rows(events: int = 3) -> list[dict]:
                                          requested_poll_freq=dt.timedelta(seconds=1), show_fingerprint=False)
         server.add_handler("on_create_party_registration", lambda info: ("bench-ven-id", "reg-1"))
         await server.run()
-        service = VenService(portfolio, config, store, lambda: dt.datetime.now(dt.timezone.utc), inputs="profiles")
+        service = VenService(portfolio, config, store, lambda: dt.datetime.now(dt.UTC), inputs="profiles")
         await service.start()
         try:
             for k in range(events):
-                now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=40 + 60 * k)
+                now = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=40 + 60 * k)
                 start = now.replace(minute=30 * (now.minute // 30), second=0, microsecond=0)
                 created = time.perf_counter()
                 event_id = server.add_event(ven_id="bench-ven-id", signal_name="LOAD_DISPATCH", signal_type="delta",
                                             intervals=[{"dtstart": start, "duration": dt.timedelta(minutes=60), "signal_payload": -5.0}])
                 while event_id not in service.decisions:
                     await asyncio.sleep(0.05)
-                plan_start = pd.Timestamp(dt.datetime.now(dt.timezone.utc)).tz_convert("Asia/Tokyo").floor("30min")
+                plan_start = pd.Timestamp(dt.datetime.now(dt.UTC)).tz_convert("Asia/Tokyo").floor("30min")
                 _p, problem = await asyncio.to_thread(plan_inputs, config, plan_start, inputs="profiles", portfolio=portfolio)
                 if any(e.id.startswith(event_id) for e in problem.dr_events):
                     latencies.append(time.perf_counter() - created)

@@ -6,10 +6,10 @@ with negative midday prices, where the charge/discharge binaries are needed."""
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import subprocess
 import sys
 from pathlib import Path
-import statistics
 
 import numpy as np
 import pandas as pd

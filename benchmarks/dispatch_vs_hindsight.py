@@ -145,9 +145,10 @@ def _small_batteries(out_dir, config, summary) -> list[dict]:
     """The reference day on 30 kWh batteries starting at 35 %. The shipped low_soc_fraction (0.25,
     7.5 kWh) is below a 30 kWh taxi's floor (3 + 5 kWh) and is rejected by the validator, so this
     run uses 0.3."""
+    import tomllib
+
     from benchmarks.bench_dispatch import _city_log
     from ems.config.load import parse_portfolio
-    import tomllib
 
     raw = tomllib.loads(Path(config).read_text())
     for vehicle in raw["vehicles"]:

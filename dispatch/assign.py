@@ -36,9 +36,9 @@ travel).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Sequence
 
 import highspy
 import numpy as np

@@ -24,9 +24,10 @@ Rules (pure functions of the state passed in; the simulated or live clock is an 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file backend)
+import matplotlib.pyplot as plt
 
-from dispatch.clock import ServiceClock  # noqa: E402
-from dispatch.simulate import SimulationResult, kpis  # noqa: E402
+from dispatch.clock import ServiceClock
+from dispatch.simulate import SimulationResult, kpis
 
 STATUS_COLOURS = {
     "on-trip": "tab:blue",

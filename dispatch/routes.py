@@ -14,8 +14,8 @@ A route is feasible when, driven from the vehicle's start at the router's times 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from dispatch.model import Point, Reason, Request, Stop, StopKind, VehicleView
 from dispatch.router import Router, great_circle_km

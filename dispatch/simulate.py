@@ -17,7 +17,14 @@ import numpy as np
 
 from dispatch.assign import Policy, assign_batch
 from dispatch.fleet import (
-    SHIFT_OVERRUN_S, DemandForecast, FleetSetup, IdleVehicle, VehicleSpec, floor_kwh, idle_moves, shelter_call,
+    SHIFT_OVERRUN_S,
+    DemandForecast,
+    FleetSetup,
+    IdleVehicle,
+    VehicleSpec,
+    floor_kwh,
+    idle_moves,
+    shelter_call,
     vehicle_plan,
 )
 from dispatch.model import Point, Rejection, Request, Stop, StopKind, VehicleView

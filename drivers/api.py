@@ -48,7 +48,7 @@ class NotWritable(Exception):
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,10 @@ class Reading:
     error: str | None = None
 
     @classmethod
-    def missing(cls, device: str, error: str, time: dt.datetime | None = None) -> "Reading":
+    def missing(cls, device: str, error: str, time: dt.datetime | None = None) -> Reading:
         return cls(device=device, time=time or utc_now(), quality=Quality.MISSING, error=error)
 
-    def with_quality(self, quality: Quality, error: str | None = None) -> "Reading":
+    def with_quality(self, quality: Quality, error: str | None = None) -> Reading:
         return replace(self, quality=quality, error=error or self.error)
 
     def as_dict(self) -> dict:

@@ -6,7 +6,8 @@ mapping (validated into the class's typed settings), :func:`names` lists what is
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -55,9 +56,9 @@ def names() -> list[str]:
 
 def _load_builtin() -> None:
     # Importing the modules runs their @register decorators.
-    import drivers.echonet.devices  # noqa: F401
-    import drivers.modbus.sunspec_drivers  # noqa: F401
-    import drivers.modbus.vendor  # noqa: F401
-    import drivers.mqtt.devices  # noqa: F401
-    import drivers.ocpp.driver  # noqa: F401
+    import drivers.echonet.devices
+    import drivers.modbus.sunspec_drivers
+    import drivers.modbus.vendor
+    import drivers.mqtt.devices
+    import drivers.ocpp.driver
     import drivers.template  # noqa: F401

@@ -49,8 +49,8 @@ def make_plan(config_path: Path, start: pd.Timestamp, out_dir: Path, *, step_min
     """Plan from ``start`` and write ``schedule.csv``, ``summary.json`` (with the rule-based
     baseline's cost) and ``plan.png`` into ``out_dir``; returns (schedule, problem, summary)."""
     from ems.optimise import fallback_schedule, solve, write_schedule
-    from ems.optimise.schedule import stored_energy_change_kwh
     from ems.optimise.plot import plot_schedule
+    from ems.optimise.schedule import stored_energy_change_kwh
 
     portfolio = problem_options.pop("portfolio", None) or load_portfolio(config_path)
     if portfolio.market is not None and "day_prices" not in problem_options:  # a plan to submit: no silent fallback

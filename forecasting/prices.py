@@ -25,9 +25,9 @@ forecast, a solar forecast per slot may be passed instead (``solar_kw_per_kwp``)
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping
 
 import numpy as np
 import pandas as pd

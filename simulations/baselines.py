@@ -21,9 +21,9 @@ Each customer (site) gets its own baseline; an event's baseline is the sum over 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import holidays
 import numpy as np

@@ -69,7 +69,7 @@ class SignalInterval(_Strict):
     target_kw: float | None = Field(None, description="net import to stay below (down) or above (up)")
 
     @model_validator(mode="after")
-    def _one_payload(self) -> "SignalInterval":
+    def _one_payload(self) -> SignalInterval:
         if (self.requested_kw is None) == (self.target_kw is None):
             raise ValueError("give exactly one of requested_kw or target_kw")
         return self
@@ -101,7 +101,7 @@ class DrEvent(_Strict):
             return day_start + pd.Timedelta(hours=clock.hour, minutes=clock.minute)
         return pd.Timestamp(value).tz_convert(day_start.tz)
 
-    def shifted(self, minutes: int, scale: float) -> "DrEvent":
+    def shifted(self, minutes: int, scale: float) -> DrEvent:
         """The same event moved by ``minutes`` and with every request scaled by ``scale``."""
         start = self.active_period.start
         if re.fullmatch(r"\d{2}:\d{2}", start):

@@ -17,8 +17,8 @@ generator is seeded from (seed, asset id), so a sample is the same on any worker
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import numpy as np
 

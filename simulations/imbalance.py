@@ -167,7 +167,7 @@ def _targets(problem: Problem, plan_kw: pd.DataFrame, t: int) -> tuple[dict[str,
 
 
 def _slot(now: dt.datetime) -> dt.datetime:
-    utc = now.astimezone(dt.timezone.utc)
+    utc = now.astimezone(dt.UTC)
     return utc.replace(minute=30 * (utc.minute // 30), second=0, microsecond=0)
 
 

@@ -22,7 +22,7 @@ from simulations.baselines import SEARCH_DAYS, HistoryError, adjustment_slots, l
 from simulations.day import day_grid, day_problem, kpis, load_inputs, quantiles_for, site_net_import_kw
 from simulations.events import DrEvent, active_mask, check_event, load_event
 from simulations.forecast_errors import p50_series, sample_series
-from simulations.scenarios import MEASURED, NightContext, Scenario, all_event_specs, scenario_seed
+from simulations.scenarios import NightContext, Scenario, all_event_specs, scenario_seed
 from simulations.sweep import ResultStore, run_sweep
 
 log = logging.getLogger(__name__)

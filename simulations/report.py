@@ -11,12 +11,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from ems.optimise.plot import plot_schedule  # noqa: E402
-from simulations.day import kpis  # noqa: E402
+from ems.optimise.plot import plot_schedule
+from simulations.day import kpis
 
 KPI_LABELS = {
     "energy_cost_yen": ("Energy cost", "yen", "{:,.0f}"),

@@ -22,7 +22,15 @@ from ems.optimise import solve
 from ems.optimise.flexibility import solve_flexibility
 from ems.optimise.problem import DrEventSpec, TimeGrid
 from simulations.baselines import HistoryError, dr_baseline
-from simulations.day import day_grid, day_problem, kpis, load_inputs, quantiles_for, scope_net_import_kw, site_net_import_kw
+from simulations.day import (
+    day_grid,
+    day_problem,
+    kpis,
+    load_inputs,
+    quantiles_for,
+    scope_net_import_kw,
+    site_net_import_kw,
+)
 from simulations.events import DrEvent, active_mask, delivered, dr_specs
 from simulations.forecast_errors import p50_series, sample_series
 from simulations.rolling import day_outcome_dict, rolling_day

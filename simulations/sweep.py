@@ -14,9 +14,9 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from simulations.scenarios import NightContext, Scenario, run_scenario
 

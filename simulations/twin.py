@@ -65,7 +65,7 @@ class Twin:
             twin = twin.model_copy(update={"modbus_base_port": options.modbus_base_port or twin.modbus_base_port, **protocols})
             portfolio = portfolio.model_copy(update={"twin": twin})
             self.portfolio = portfolio
-        start = options.start or twin.start or dt.datetime.now(dt.timezone.utc)
+        start = options.start or twin.start or dt.datetime.now(dt.UTC)
         self.clock = clock or ScaledClock(start, options.speed or twin.speed)
         self.options = options
         self.lock = threading.Lock()  # physics is touched by the stepping loop and MQTT threads
@@ -285,7 +285,7 @@ class Twin:
                     next_publish = loop.time() + twin.publish_interval_s
                 try:
                     await asyncio.wait_for(stop.wait(), min(twin.step_s, twin.publish_interval_s))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         finally:
             await self.stop()
@@ -310,11 +310,11 @@ class TwinThread:
 
         try:
             asyncio.run(main())
-        except BaseException as error:  # noqa: BLE001 - handed to the starting thread
+        except BaseException as error:
             self._error = error
             self._ready.set()
 
-    def start(self, timeout_s: float = 10.0) -> "TwinThread":
+    def start(self, timeout_s: float = 10.0) -> TwinThread:
         self._thread.start()
         if not self._ready.wait(timeout_s) or self._error is not None:
             raise RuntimeError(f"twin did not start: {self._error!r}")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ems.bcp.problem import BcpProblem, BcpSolverSettings, ChargingSiteSpec, ShelterSpec, StationaryBatterySpec, VehicleSpec
+from ems.bcp.problem import (
+    BcpProblem,
+    BcpSolverSettings,
+    ChargingSiteSpec,
+    ShelterSpec,
+    StationaryBatterySpec,
+    VehicleSpec,
+)
 
 START = pd.Timestamp("2026-09-15 14:00", tz="Asia/Tokyo")
 

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+# fixtures shared by several test modules, registered here so no test module imports them
+pytest_plugins = ["tests.optimise_fixtures", "tests.store_fixtures"]
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 REPO = Path(__file__).resolve().parent.parent
 
@@ -86,7 +89,7 @@ class Broker:
             lines.append("user root")
         return "\n".join(lines) + "\n"
 
-    def start(self) -> "Broker":
+    def start(self) -> Broker:
         conf = self.directory / f"mosquitto-{self.port}.conf"
         conf.write_text(self.config_text())
         self.process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -189,7 +189,7 @@ def test_drill_takes_the_latest_state_from_the_store(tmp_path):
 
     path = tmp_path / "ems.sqlite"
     store = Store(path)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     store.record_telemetry([
         (now - dt.timedelta(minutes=10), "shelter_north_bess", "soc_fraction", 0.9, "good"),
         (now - dt.timedelta(minutes=5), "shelter_north_bess", "soc_fraction", 0.25, "good"),  # the latest counts

@@ -54,7 +54,8 @@ def test_resilience_command_reports_the_fleet_value(tmp_path):
 def test_outage_spec_round_trips_any_valid_outage():
     import datetime as dt
 
-    from hypothesis import given, settings, strategies as st
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
 
     from ems.bcp import load_outage
 

@@ -14,7 +14,7 @@ from ems.store import Store
 from ems.store.prices import imbalance_summary, record_slot_balances, slot_balances
 from tests.market_fixtures import write_market_portfolio
 
-T0 = dt.datetime(2026, 4, 15, 3, 0, tzinfo=dt.timezone.utc)  # 12:00 in Japan, a slot boundary
+T0 = dt.datetime(2026, 4, 15, 3, 0, tzinfo=dt.UTC)  # 12:00 in Japan, a slot boundary
 
 
 @pytest.fixture
@@ -169,7 +169,7 @@ def test_ems_status_shows_todays_demand_plan_balance(portfolio, tmp_path, capsys
     from ems.control.following import _slot_start
     from ems.store.prices import SlotBalance
 
-    slot = _slot_start(dt.datetime.now(dt.timezone.utc))
+    slot = _slot_start(dt.datetime.now(dt.UTC))
     store = Store(tmp_path / "site" / "ems.sqlite")
     record_slot_balances(store, [SlotBalance(slot, "total", 11.0, 12.5, 37.5, True)])
     store.close()

@@ -9,7 +9,6 @@ from dispatch.assign import Policy, assign_batch
 from dispatch.model import Reason, StopKind
 from dispatch.router import great_circle_km
 from ems.config.dispatch import DispatchSettings
-
 from tests.dispatch_fixtures import CENTRE, check_route, context, east, north, request, vehicle
 
 SETTINGS = DispatchSettings()

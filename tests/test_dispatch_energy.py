@@ -18,7 +18,6 @@ from dispatch.simulate import Simulation, kpis
 from ems.config import ConfigError
 from ems.config.dispatch import DispatchSettings, charge_now_kwh
 from ems.config.load import parse_portfolio
-
 from tests.dispatch_fixtures import CENTRE, DEPOT, east, north, request
 
 SETTINGS = DispatchSettings()

@@ -12,7 +12,6 @@ from dispatch.model import Point, StopKind
 from dispatch.router import StraightLineRouter
 from ems.config.dispatch import DispatchSettings
 from ems.fleet import Reservation, ShelterCall, VehiclePlan
-
 from tests.dispatch_fixtures import CENTRE, DEPOT, east, north
 
 SETTINGS = DispatchSettings()

@@ -11,7 +11,6 @@ pytest.importorskip("pyvrp")
 from benchmarks.dispatch_hindsight import Fleet, _trip, form_trips, k_median, placement_bound, solve_hindsight
 from dispatch.router import StraightLineRouter
 from ems.config.dispatch import DispatchSettings
-
 from tests.dispatch_fixtures import CENTRE, DEPOT, east, north, request
 
 SETTINGS = DispatchSettings()

@@ -11,7 +11,6 @@ from dispatch.fleet import ChargerSpec, FleetSetup, VehicleSpec
 from dispatch.router import StraightLineRouter
 from dispatch.simulate import Simulation, kpis
 from ems.config.dispatch import DispatchSettings
-
 from tests.dispatch_fixtures import CENTRE, DEPOT, north, request
 
 HOURS = ((8 * 3600.0, 18 * 3600.0),)

@@ -13,8 +13,8 @@ import pytest
 from dispatch.assign import Policy
 from dispatch.demand import DemandModel, generate_requests
 from dispatch.fleet import fleet_from_portfolio
-from dispatch.requests_io import ServiceArea, read_requests
 from dispatch.model import Point
+from dispatch.requests_io import ServiceArea, read_requests
 from dispatch.router import make_router
 from dispatch.simulate import Simulation, kpis
 from ems.cli import dispatch as dispatch_cli

@@ -23,7 +23,7 @@ from drivers.sim.modbus_server import ModbusDeviceServer
 from drivers.sim.physics import SimBattery, SimMeter, SimPv
 from tests.conftest import free_port
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOON = dt.datetime(2026, 4, 15, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo
 
 
@@ -65,7 +65,7 @@ def test_scan_walks_the_model_chain_from_the_suns_marker():
 
 @pytest.mark.parametrize("capacity_kwp, expected_sf", [(0.3, -1), (10.0, 0), (60.0, 1)])
 def test_pv_reads_are_scaled_by_the_sunspec_scale_factor(capacity_kwp, expected_sf):
-    pv = SimPv("pv", capacity_kwp, flat_profile(0.7234), dt.timezone.utc)
+    pv = SimPv("pv", capacity_kwp, flat_profile(0.7234), dt.UTC)
     pv.step(NOON, 0.0)
     pv.energy.import_kwh = 1234.0
     served = SunSpecPvDevice(pv)
@@ -126,7 +126,7 @@ def test_battery_setpoint_round_trip_and_soc_follows():
 
 
 def test_meter_and_inverter_are_not_writable():
-    served = SunSpecPvDevice(SimPv("pv", 10.0, flat_profile(0.5), dt.timezone.utc))
+    served = SunSpecPvDevice(SimPv("pv", 10.0, flat_profile(0.5), dt.UTC))
 
     async def check(port, _server):
         driver = SunSpecInverter(settings(SunSpecInverter, port))
@@ -138,7 +138,7 @@ def test_meter_and_inverter_are_not_writable():
 
 
 def test_modbus_exception_response_is_reported_not_a_crash(caplog):
-    served = SunSpecPvDevice(SimPv("pv", 10.0, flat_profile(0.5), dt.timezone.utc))
+    served = SunSpecPvDevice(SimPv("pv", 10.0, flat_profile(0.5), dt.UTC))
     points = {"power_kw": {"address": 100, "type": "int16", "scale": 0.1}}
 
     async def check(port, _server):
@@ -159,7 +159,7 @@ def test_modbus_exception_response_is_reported_not_a_crash(caplog):
 
 
 def test_stopped_server_reads_missing_within_timeout_and_recovers():
-    served = SunSpecPvDevice(SimPv("pv", 10.0, flat_profile(0.5), dt.timezone.utc))
+    served = SunSpecPvDevice(SimPv("pv", 10.0, flat_profile(0.5), dt.UTC))
     served.physics.step(NOON, 0.0)
     served.refresh()
 
@@ -280,7 +280,7 @@ def test_mbpoll_reads_the_suns_marker_and_power(modbus_twin):
 def test_a_changed_model_layout_is_scanned_again():
     from drivers.sim.modbus_server import SunSpecImage
 
-    first = SunSpecPvDevice(SimPv("pv", 10.0, flat_profile(0.5), dt.timezone.utc))
+    first = SunSpecPvDevice(SimPv("pv", 10.0, flat_profile(0.5), dt.UTC))
     first.physics.step(NOON, 0.0)
     first.refresh()
     moved = SunSpecImage([sunspec.COMMON, sunspec.METER_THREE_PHASE_WYE, sunspec.INVERTER_THREE_PHASE])

@@ -13,7 +13,9 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from drivers.api import DeviceUnavailable, NotWritable, Quality
@@ -23,7 +25,7 @@ from drivers.mqtt.payload import MAX_PAYLOAD_BYTES, Command, PayloadError, Telem
 from drivers.sim.mqtt_device import SimMqttCharger, SimMqttVehicle
 from drivers.sim.physics import SimCharger, SimVehicle
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 4, 15, 3, 0, tzinfo=UTC)
 
 

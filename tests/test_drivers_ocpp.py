@@ -7,6 +7,7 @@ import asyncio
 import base64
 import datetime as dt
 import json
+
 import pandas as pd
 import pytest
 import websockets
@@ -15,12 +16,12 @@ from ocpp.v16 import ChargePoint as Cp16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action
-from ocpp.v201 import ChargePoint as Cp201
-from ocpp.v201 import call as call201
-from ocpp.v201 import call_result as result201
 from ocpp.v21 import ChargePoint as Cp21
 from ocpp.v21 import call as call21
 from ocpp.v21 import call_result as result21
+from ocpp.v201 import ChargePoint as Cp201
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
 
 from drivers.api import DeviceUnavailable, Quality
 from ems.config import load_portfolio
@@ -30,11 +31,11 @@ from ems.devices import DeviceSet, controller_broker
 from tests.conftest import REPO, free_port
 
 CONFIG = REPO / "config/arao.toml"
-NOW = dt.datetime(2026, 4, 15, 1, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 4, 15, 1, 0, tzinfo=dt.UTC)
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def ocpp_portfolio(tmp_path, version_ids: dict[str, str], rate_unit: str = "W"):
@@ -387,10 +388,9 @@ def test_bad_protocol_settings_stop_before_anything_runs(edit, words):
 
 
 def test_ems_devices_with_a_missing_ocpp_password_file_exits_2_with_one_line(tmp_path):
+    import shutil
     import subprocess
     import sys
-
-    import shutil
 
     config = tmp_path / "site.toml"
     shutil.copytree(REPO / "config/mosquitto", tmp_path / "mosquitto")  # the MQTT credentials files the config names

@@ -7,7 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.echonet.frame import (
-    Eoj, Esv, Frame, FrameError, Property, encode_instance_list, instance_list, parse, signed, to_signed, to_unsigned, unsigned,
+    Eoj,
+    Esv,
+    Frame,
+    FrameError,
+    Property,
+    encode_instance_list,
+    instance_list,
+    parse,
+    signed,
+    to_signed,
+    to_unsigned,
+    unsigned,
 )
 
 eojs = st.builds(Eoj, st.integers(0, 255), st.integers(0, 255), st.integers(0, 255))

@@ -13,7 +13,16 @@ from drivers.mqtt.link import BrokerSettings, MqttLink
 from ems.config import load_portfolio
 from ems.control.controller import Controller
 from ems.control.fleetbus import FleetBus, FleetPublisher
-from ems.fleet import ChargeCall, ChargingWindow, Position, Reservation, ShelterCall, VehiclePlan, VehicleState, VehicleStatus
+from ems.fleet import (
+    ChargeCall,
+    ChargingWindow,
+    Position,
+    Reservation,
+    ShelterCall,
+    VehiclePlan,
+    VehicleState,
+    VehicleStatus,
+)
 
 NOW = dt.datetime(2026, 4, 15, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from forecasting.backtest import BacktestSpec, run_backtest
 from forecasting.baselines import persistence, seasonal_naive

@@ -19,9 +19,9 @@ def portfolio():
 
 def test_without_history_every_asset_gets_a_banded_forecast(portfolio):
     forecast = portfolio_forecast(portfolio, START, steps=7 * 48, step_minutes=30)
-    ids = {a.id for a in portfolio.pv_arrays} | {l.id for l in portfolio.loads}
+    ids = {a.id for a in portfolio.pv_arrays} | {load.id for load in portfolio.loads}
     assert set(forecast.frames) == ids
-    for asset, frame in forecast.frames.items():
+    for _asset, frame in forecast.frames.items():
         assert list(frame.columns) == ["p50_kw", "p10_kw", "p90_kw"]
         assert frame.index.equals(forecast.index) and str(frame.index.tz) == "Asia/Tokyo"
         assert (frame["p10_kw"] <= frame["p50_kw"]).all() and (frame["p50_kw"] <= frame["p90_kw"]).all()

@@ -15,8 +15,8 @@ import subprocess
 
 import pytest
 
-from ems.control.foreign import ForeignWrite, find_foreign_writes
 from drivers.api import Quality, Reading
+from ems.control.foreign import ForeignWrite, find_foreign_writes
 from tests.control_fixtures import SteppedRun
 
 EVENING = dt.datetime(2026, 4, 15, 19, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
@@ -69,7 +69,7 @@ def test_a_foreign_sunspec_write_is_recorded_and_undone(twin_factory, mosquitto,
 
 
 def reading(device: str, setpoint_kw: float | None, quality: Quality = Quality.GOOD) -> Reading:
-    return Reading(device=device, time=dt.datetime(2026, 4, 15, 3, tzinfo=dt.timezone.utc), quality=quality,
+    return Reading(device=device, time=dt.datetime(2026, 4, 15, 3, tzinfo=dt.UTC), quality=quality,
                    power_kw=0.0, setpoint_kw=setpoint_kw)
 
 

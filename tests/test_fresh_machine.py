@@ -38,3 +38,13 @@ def test_with_everything_present_it_installs_nothing():
     assert all(shutil.which(tool) for tool in PROBED) and Path("/usr/sbin/mosquitto").exists()
     result = subprocess.run(["bash", ".ci/run", "--system-deps"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stderr == ""
+
+
+def test_ci_lints_before_testing_and_installs_the_tested_versions():
+    steps = [line.strip() for line in Path(".ci/run").read_text().splitlines() if line.strip().startswith("make ")]
+    assert steps == ["make lint", "make test"]
+    install = subprocess.run(["make", "-n", "-B", "install"], capture_output=True, text=True, check=True).stdout
+    assert "pip install --quiet -c constraints.txt -e '.[dev]'" in install
+    pinned = [line for line in Path("constraints.txt").read_text().splitlines() if line and not line.startswith("#")]
+    assert pinned and all("==" in line for line in pinned)
+    assert not any(line.lower().startswith("arao-ems") for line in pinned)  # the project itself is not pinned

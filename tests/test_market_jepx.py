@@ -13,7 +13,13 @@ from ems.market.jepx import JepxFormatError, read_spot_csv
 from ems.store import SCHEMA_VERSION, Store
 from ems.store.prices import price_coverage, prices_between
 from tests.market_fixtures import (
-    AREA_COLUMNS, FIXTURE_LAST, LATER_COLUMNS, REAL_HEADER, SPOT_FIXTURE, spot_bytes, write_market_portfolio,
+    AREA_COLUMNS,
+    FIXTURE_LAST,
+    LATER_COLUMNS,
+    REAL_HEADER,
+    SPOT_FIXTURE,
+    spot_bytes,
+    write_market_portfolio,
 )
 
 DAY = dt.date(2026, 4, 15)

@@ -20,7 +20,7 @@ from ems.store.prices import store_prices
 from forecasting.prices import PriceHistoryError, backtest_prices, forecast_prices
 from tests.market_fixtures import FIXTURE_LAST, SPOT_FIXTURE, write_market_portfolio
 
-NOW = dt.datetime(2026, 4, 15, 12, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 4, 15, 12, tzinfo=dt.UTC)
 ADDERS = 5.0 + 0.5 + 3.5  # wheeling + fees + surcharge of the test portfolio
 
 

@@ -181,8 +181,9 @@ def test_a_second_twin_or_controller_on_the_broker_is_refused(ems_broker, tmp_pa
 def test_ems_broker_with_tls_refuses_plain_connections(tmp_path, test_pki):
     import shutil
 
-    from drivers.mqtt.link import BrokerSettings, MqttLink
     from pydantic import SecretStr
+
+    from drivers.mqtt.link import BrokerSettings, MqttLink
 
     shutil.copytree(REPO / "config/mosquitto", tmp_path / "mosquitto")
     port = free_port()

@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from simulations.baselines import (
-    HistoryError, adjustment_slots, dr_baseline, is_holiday_like, like_days, read_history_csv, rule_for,
+    HistoryError,
+    adjustment_slots,
+    dr_baseline,
+    is_holiday_like,
+    like_days,
+    read_history_csv,
+    rule_for,
 )
 
 D = dt.date
@@ -161,7 +167,7 @@ def test_measured_history_flags_and_gaps_decide_the_like_days(tmp_path):
 def test_a_night_run_at_one_in_the_morning_simulates_the_next_day():
     from simulations.nightly import night_date
 
-    run_at = dt.datetime(2026, 4, 13, 16, 0, tzinfo=dt.timezone.utc)  # 01:00 on 14 April in Tokyo
+    run_at = dt.datetime(2026, 4, 13, 16, 0, tzinfo=dt.UTC)  # 01:00 on 14 April in Tokyo
     assert night_date(run_at, "Asia/Tokyo") == D(2026, 4, 15)
     with pytest.raises(ValueError, match="timezone-aware"):
         night_date(dt.datetime(2026, 4, 14, 1, 0), "Asia/Tokyo")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ems.optimise import BatterySpec, GridSpec, LoadSpec, Problem, SolverSettings, TimeGrid, solve
 from simulations.events import EventFileError, check_event, delivered, dr_specs, load_event, parse_event, requested_kw
-
-import pandas as pd
 
 START = pd.Timestamp("2026-04-15 00:00", tz="Asia/Tokyo")
 
@@ -135,8 +134,9 @@ def test_events_that_do_not_fit_the_portfolio_or_the_day_are_rejected(tmp_path, 
 
 
 def test_the_example_event_files_parse_and_fit_the_reference_portfolio():
-    from ems.config import load_portfolio
     from pathlib import Path
+
+    from ems.config import load_portfolio
 
     portfolio = load_portfolio("config/arao.toml")
     grid = TimeGrid(start=START, step_minutes=30, steps=48)

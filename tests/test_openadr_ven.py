@@ -84,13 +84,13 @@ def test_an_event_from_the_vtn_is_answered_by_the_flexibility_and_reaches_the_pl
     config = write_market_portfolio(tmp_path / "site", extra=openadr_section(port, events_dir))
     portfolio = load_portfolio(config)
     store = Store(tmp_path / "site" / "ems.sqlite")
-    start = next_slot(dt.datetime.now(dt.timezone.utc))
+    start = next_slot(dt.datetime.now(dt.UTC))
     telemetry = {"hall": 12.5, "depot": 3.25}
 
     async def scenario():
         vtn = Vtn(port)
         await vtn.server.run()
-        service = VenService(portfolio, config, store, lambda: dt.datetime.now(dt.timezone.utc), inputs="profiles",
+        service = VenService(portfolio, config, store, lambda: dt.datetime.now(dt.UTC), inputs="profiles",
                              grid_power_kw=telemetry.get)
         try:
             await service.start()

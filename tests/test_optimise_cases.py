@@ -7,7 +7,7 @@ import pytest
 
 from ems.optimise import solve
 from ems.optimise.model import storage_binary_steps
-from tests.optimise_fixtures import battery, ev, grid_spec, load, problem, pv, reference_schedule  # noqa: F401
+from tests.optimise_fixtures import battery, ev, grid_spec, load, problem, pv
 
 
 def test_two_price_arbitrage_matches_the_hand_optimum():

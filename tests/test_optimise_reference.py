@@ -10,7 +10,7 @@ import pytest
 from ems.optimise import solve
 from ems.optimise.evaluate import storage_soc_kwh
 from ems.optimise.model import storage_binary_steps
-from tests.optimise_fixtures import battery, ev, grid_spec, load, problem, pv, reference_problem, reference_schedule  # noqa: F401
+from tests.optimise_fixtures import battery, ev, grid_spec, load, problem, pv, reference_problem
 
 
 def test_energy_balances_at_every_site_and_step(reference_schedule):

@@ -12,9 +12,8 @@ import pytest
 
 from ems.store import SCHEMA_VERSION, Store, StoreError
 from ems.store.influx import InfluxSink
-from tests.store_fixtures import metrics_server  # noqa: F401
 
-T0 = dt.datetime(2026, 4, 15, 0, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 4, 15, 0, 0, tzinfo=dt.UTC)
 
 
 def _telemetry(n: int, offset: int = 0):

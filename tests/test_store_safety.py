@@ -20,7 +20,7 @@ from ems.store import SCHEMA_VERSION, Store, StoreError
 from ems.store.influx import InfluxSink
 from tests.conftest import free_port
 
-T0 = dt.datetime(2026, 4, 15, 0, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 4, 15, 0, 0, tzinfo=dt.UTC)
 CONFIG = "config/arao.toml"
 
 

@@ -17,7 +17,15 @@ import socket
 import struct
 
 from drivers.echonet.frame import (
-    CONTROLLER, NODE_PROFILE, Eoj, Esv, Frame, FrameError, Property, instance_list, parse,
+    CONTROLLER,
+    NODE_PROFILE,
+    Eoj,
+    Esv,
+    Frame,
+    FrameError,
+    Property,
+    instance_list,
+    parse,
 )
 
 log = logging.getLogger(__name__)
@@ -37,7 +45,7 @@ class EchonetError(Exception):
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, client: "EchonetClient"):
+    def __init__(self, client: EchonetClient):
         self.client = client
 
     def datagram_received(self, data: bytes, addr) -> None:
@@ -123,7 +131,7 @@ class EchonetClient:
                 try:
                     _source, answer = await asyncio.wait_for(asyncio.shield(future), timeout_s / 2)
                     return answer
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
             raise EchonetError(where, f"no answer to ESV 0x{esv:02X} within {timeout_s} s")
         finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -58,7 +59,7 @@ class EchonetDevice(abc.ABC):
     async def connect(self) -> None:
         await self.client.open()
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - an optional hook: most devices have nothing to close
         """The client is shared and closed by its owner."""
 
     async def _get(self, epcs: list[int]) -> dict[int, bytes]:
@@ -106,7 +107,7 @@ class _StorageLike(EchonetDevice):
     """Shared by the battery and the V2H unit: 0xD3 power, 0xD6/0xD8 energy, 0xE4 SoC, 0xDA mode."""
 
     writable = True
-    EPCS = [0xD3, 0xD6, 0xD8, 0xE4, 0xDA, 0xEB, 0xEC]
+    EPCS: ClassVar[list[int]] = [0xD3, 0xD6, 0xD8, 0xE4, 0xDA, 0xEB, 0xEC]
 
     def _storage_values(self, values: dict[int, bytes]) -> dict:
         soc = unsigned(values.get(0xE4, b""))
@@ -144,7 +145,7 @@ class _StorageLike(EchonetDevice):
             await asyncio.wait_for(self.client.set(s.host, self.eoj, values, s.timeout_s, s.port), s.timeout_s + 0.1)
         except EchonetError as error:
             raise DeviceUnavailable(self.name, f"set-point {setpoint_kw} kW not acknowledged: {error.reason}") from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DeviceUnavailable(self.name, f"set-point {setpoint_kw} kW not acknowledged within {s.timeout_s} s") from None
         return Ack(self.name, setpoint_kw, watts / 1000.0 * (1 if setpoint_kw >= 0 else -1))
 

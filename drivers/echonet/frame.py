@@ -49,7 +49,7 @@ class Eoj:
     instance: int = 1
 
     @classmethod
-    def of(cls, class_code: int, instance: int = 1) -> "Eoj":
+    def of(cls, class_code: int, instance: int = 1) -> Eoj:
         """From a 16-bit class code such as 0x027E (group 0x02, class 0x7E)."""
         return cls(class_code >> 8, class_code & 0xFF, instance)
 

@@ -32,7 +32,7 @@ class ModbusDevice(abc.ABC):
         self.name = settings.name
         self.connection = ModbusConnection(settings.name, settings)
 
-    async def connect(self) -> None:
+    async def connect(self) -> None:  # noqa: B027 - an optional hook, overridden where a device needs it
         """Nothing to do up front: the connection is opened (and re-opened) on demand."""
 
     async def close(self) -> None:
@@ -42,7 +42,7 @@ class ModbusDevice(abc.ABC):
         """One reading, within the device's timeout; never raises for a silent device."""
         try:
             reading = await asyncio.wait_for(self._read(), self.settings.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.connection.close()
             reading = Reading.missing(self.name, f"no answer within {self.settings.timeout_s} s")
         except DeviceUnavailable as error:
@@ -56,7 +56,7 @@ class ModbusDevice(abc.ABC):
             raise NotWritable(self.name)
         try:
             return await asyncio.wait_for(self._write(setpoint_kw), self.settings.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.connection.close()
             raise DeviceUnavailable(self.name, f"set-point not confirmed within {self.settings.timeout_s} s") from None
 

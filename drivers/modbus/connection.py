@@ -57,7 +57,7 @@ class ModbusEndpoint(BaseModel):
     word_order: WordOrder = "big"
 
     @model_validator(mode="after")
-    def _rtu_needs_a_port(self) -> "ModbusEndpoint":
+    def _rtu_needs_a_port(self) -> ModbusEndpoint:
         if self.transport == "rtu" and not self.serial_port:
             raise ValueError("transport 'rtu' needs serial_port")
         return self
@@ -98,7 +98,7 @@ class ModbusConnection:
         client = self._new_client()
         try:
             ok = await asyncio.wait_for(client.connect(), ep.timeout_s)
-        except (asyncio.TimeoutError, OSError, ModbusException) as error:
+        except (TimeoutError, OSError, ModbusException) as error:
             client.close()
             raise DeviceUnavailable(self.device, f"cannot connect to {ep.where}: {error!r}") from None
         if not ok:
@@ -123,7 +123,7 @@ class ModbusConnection:
 
     async def _request(self, function: str, address: int, call) -> object:
         last_error = "no attempt"
-        for attempt in range(self.endpoint.retries + 1):
+        for _attempt in range(self.endpoint.retries + 1):
             async with self._lock:
                 try:
                     client = await self._connected_client()
@@ -131,7 +131,7 @@ class ModbusConnection:
                 except DeviceUnavailable as error:
                     last_error = error.reason
                     continue
-                except (asyncio.TimeoutError, OSError, ModbusException) as error:
+                except (TimeoutError, OSError, ModbusException) as error:
                     last_error = f"{function} at register {address}: {type(error).__name__} {error}".strip()
                     await self.close()
                     continue

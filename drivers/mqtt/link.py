@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion

@@ -57,7 +57,7 @@ class AlreadyRunning(RuntimeError):
 
 def presence_wills(client_id: str, role: str) -> tuple[Will, Will]:
     """(last will, birth) announcing this process on ``presence/<client id>``."""
-    record = PresenceRecord(role=role, pid=os.getpid(), host=socket.gethostname(), since=dt.datetime.now(dt.timezone.utc))
+    record = PresenceRecord(role=role, pid=os.getpid(), host=socket.gethostname(), since=dt.datetime.now(dt.UTC))
     topic = presence_topic(client_id)
     return Will(topic=topic, payload=OFFLINE), Will(topic=topic, payload=record.model_dump_json())
 

@@ -179,7 +179,7 @@ class CentralSystem:
         finally:
             if session.handler is handler:
                 session.connected, session.handler = False, None
-                session.disconnected_at = dt.datetime.now(dt.timezone.utc)
+                session.disconnected_at = dt.datetime.now(dt.UTC)
                 log.warning("OCPP: %s disconnected; its readings are missing until it returns", charge_point_id)
 
     def _spawn(self, coroutine) -> None:
@@ -196,7 +196,7 @@ class CentralSystem:
                 try:
                     await self._clear(handler, session.version, number)
                     await self._send_profile(handler, session, connector, min(0.0, connector.failsafe_kw), failsafe=True)
-                except (SetpointFailed, asyncio.TimeoutError, websockets.ConnectionClosed) as error:
+                except (TimeoutError, SetpointFailed, websockets.ConnectionClosed) as error:
                     log.warning("OCPP: %s connector %d: failsafe profile not installed: %s", session.charge_point_id, number, error)
         finally:
             session.ready.set()

@@ -92,6 +92,6 @@ class OcppCharger:
             applied = await asyncio.wait_for(self.csms.set_power(s.charge_point_id, s.connector, setpoint_kw), s.timeout_s)
         except SetpointFailed as error:
             raise DeviceUnavailable(self.name, error.reason) from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DeviceUnavailable(self.name, f"set-point {setpoint_kw} kW not answered within {s.timeout_s} s") from None
         return Ack(self.name, setpoint_kw, applied)

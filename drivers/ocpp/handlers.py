@@ -13,14 +13,14 @@ import datetime as dt
 import itertools
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action as Action16
-from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v21 import ChargePoint as ChargePoint21
+from ocpp.v201 import ChargePoint as ChargePoint201
 
 from drivers.ocpp.state import ChargePointSession, apply_meter_values
 
@@ -32,7 +32,7 @@ _transaction_ids = itertools.count(int(time.time()) % 1_000_000_000)
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 class CsmsSide:

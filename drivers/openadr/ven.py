@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class Ven:
     def __init__(self, ven_name: str, vtn_url: str, on_event: EventHandler,
                  telemetry: dict[str, Callable[[], float | None]] | None = None, sampling_s: float = 60.0,
                  cert_file: str | None = None, key_file: str | None = None, vtn_fingerprint: str | None = None,
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)):
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)):
         from openleadr import OpenADRClient
 
         signed = cert_file is not None and key_file is not None
@@ -129,7 +129,7 @@ class Ven:
         library_log.setLevel(logging.CRITICAL)  # its connection errors would repeat what VenError says
         try:
             await asyncio.wait_for(self.client.run(), timeout_s)
-        except (asyncio.TimeoutError, OSError) as error:
+        except (TimeoutError, OSError) as error:
             raise VenError(f"VTN {self.client.vtn_url}: no registration ({error.__class__.__name__}: {error})") from None
         finally:
             library_log.setLevel(level)

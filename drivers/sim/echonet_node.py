@@ -16,7 +16,15 @@ import threading
 
 from drivers.echonet.client import MULTICAST_GROUP, join_multicast
 from drivers.echonet.frame import (
-    Eoj, Esv, Frame, FrameError, Property, encode_instance_list, parse, to_signed, to_unsigned,
+    Eoj,
+    Esv,
+    Frame,
+    FrameError,
+    Property,
+    encode_instance_list,
+    parse,
+    to_signed,
+    to_unsigned,
 )
 from drivers.sim.physics import SimCharger
 
@@ -75,7 +83,7 @@ class V2hObject:
 
 
 class _NodeProtocol(asyncio.DatagramProtocol):
-    def __init__(self, node: "EchonetNode"):
+    def __init__(self, node: EchonetNode):
         self.node = node
 
     def datagram_received(self, data: bytes, addr) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer, ModbusTlsServer
@@ -162,6 +162,6 @@ class ModbusDeviceServer:
             self._task.cancel()
             try:
                 await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the server is gone either way
+            except (asyncio.CancelledError, Exception):
                 pass
             self._task = None

@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import threading
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from drivers.mqtt.link import BrokerSettings, MqttLink, Will
 from drivers.mqtt.payload import OFFLINE, ONLINE, Command, CommandAck, PayloadError, Telemetry, parse

@@ -34,13 +34,13 @@ VENDOR_ID = "jp.arao.ems"
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 class _Wire(ChargePoint):
     """The charge point's handlers for what the central system sends."""
 
-    owner: "SimOcppChargePoint"
+    owner: SimOcppChargePoint
 
     @on(Action.set_charging_profile)
     def on_set_profile(self, connector_id: int, cs_charging_profiles: dict, **_):
@@ -177,7 +177,7 @@ class SimOcppChargePoint:
         try:
             await self._follow_vehicle(wire)
             await wire.call(call.MeterValues(connector_id=1, meter_value=[self.meter_value()], transaction_id=self.transaction_id))
-        except (websockets.ConnectionClosed, asyncio.TimeoutError) as error:
+        except (TimeoutError, websockets.ConnectionClosed) as error:
             log.debug("%s: publish failed: %r", self.name, error)
 
     # --- connection ----------------------------------------------------------------------------
@@ -192,13 +192,13 @@ class SimOcppChargePoint:
                 async with websockets.connect(f"{self.url}/{self.name}", subprotocols=["ocpp1.6"], additional_headers=headers,
                                               ssl=self.ssl_context, open_timeout=5) as ws:
                     await self._session(ws, stop)
-            except (OSError, websockets.WebSocketException, asyncio.TimeoutError) as error:
+            except (TimeoutError, OSError, websockets.WebSocketException) as error:
                 log.debug("%s: central system not reachable: %r", self.name, error)
             self._wire = None
             self.connected.clear()
             try:
                 await asyncio.wait_for(stop.wait(), self.retry_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _session(self, ws, stop: asyncio.Event) -> None:

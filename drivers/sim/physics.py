@@ -70,7 +70,7 @@ class SimMeter:
 class SimLoad(SimMeter):
     peak_kw: float = 0.0
     profile: tuple[float, ...] = ()
-    zone: ZoneInfo = ZoneInfo("UTC")
+    zone: ZoneInfo = ZoneInfo("UTC")  # noqa: RUF009 - ZoneInfo instances are immutable and cached
 
     def step(self, now: dt.datetime, dt_s: float) -> None:
         super().step(now, dt_s)

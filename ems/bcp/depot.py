@@ -17,7 +17,7 @@ vehicle is on the road and the energy it drives (a shift's energy spread evenly 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Mapping
+from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
 import numpy as np

@@ -11,7 +11,7 @@ home charger (else the depot), so the first trip to a shelter is costed as the l
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,6 @@ from ems.bcp.outage import Outage
 from ems.bcp.problem import (
     BcpProblem,
     BcpSolverSettings,
-    ChargingSiteSpec,
     ShelterSpec,
     StationaryBatterySpec,
     VehicleSpec,

@@ -3,9 +3,8 @@ and what it holds, the visits it makes, and the figures of the drill report (doc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import math
+from dataclasses import dataclass, field
 
 import pandas as pd
 

@@ -11,7 +11,7 @@ the plans are from what the energy allows.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Mapping
+from collections.abc import Mapping
 
 import pandas as pd
 

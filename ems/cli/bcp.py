@@ -122,7 +122,7 @@ def state_from_store(path: Path, portfolio, lookback_days: int = 7) -> tuple[dic
         store = Store(path, create=False, readonly=True)
     except StoreError as error:
         raise ConfigError(path, [("(store)", str(error))]) from None
-    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=lookback_days)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=lookback_days)
     state, newest = {}, None
     try:
         sources = [(b.id, b.id, b.capacity_kwh) for b in portfolio.batteries] + [(v.id, v.id, v.battery_kwh) for v in portfolio.vehicles]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import logging
+import os
 from pathlib import Path
 
 from ems.config import load_portfolio

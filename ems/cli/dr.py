@@ -45,7 +45,7 @@ async def _serve(args: argparse.Namespace, portfolio) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    service = VenService(portfolio, args.config, store, lambda: dt.datetime.now(dt.timezone.utc), inputs=args.inputs)
+    service = VenService(portfolio, args.config, store, lambda: dt.datetime.now(dt.UTC), inputs=args.inputs)
     try:
         await service.start()
     except VenError as error:
@@ -57,7 +57,7 @@ async def _serve(args: argparse.Namespace, portfolio) -> int:
           f"accepted events go to {portfolio.openadr.events_dir}", flush=True)
     try:
         await asyncio.wait_for(stop.wait(), args.duration_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     finally:
         await service.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -10,7 +11,6 @@ import pandas as pd
 
 from ems.cli.args import aware_datetime
 from ems.config import load_portfolio
-
 
 
 def register(subparsers) -> None:
@@ -28,6 +28,13 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ems.store import Store
 
+    if args.format == "parquet":
+        if args.out is None:
+            print("ems export: --out is required for parquet", file=sys.stderr)
+            return 2
+        if importlib.util.find_spec("pyarrow") is None:  # an optional extra: say which before reading anything
+            print("ems export: --format parquet needs pyarrow: pip install 'arao-ems[parquet]'", file=sys.stderr)
+            return 2
     portfolio = load_portfolio(args.config)
     store = Store(args.store or portfolio.storage.sqlite_path, create=False, readonly=True)
     rows = store.rows(args.table, args.since, args.until)
@@ -36,9 +43,6 @@ def run(args: argparse.Namespace) -> int:
     time_column = "started_ms" if args.table == "job_runs" else "time_ms"
     frame.insert(0, "time", pd.to_datetime(frame.pop(time_column), unit="ms", utc=True))
     if args.format == "parquet":
-        if args.out is None:
-            print("ems export: --out is required for parquet", file=sys.stderr)
-            return 2
         frame.to_parquet(args.out, index=False)
     elif args.out is None:
         frame.to_csv(sys.stdout, index=False)

@@ -59,7 +59,7 @@ def run_import(args: argparse.Namespace) -> int:
         return 2
     store = Store(args.store or portfolio.storage.sqlite_path)
     try:
-        count = store_prices(store, area, spot.days, spot.source, dt.datetime.now(dt.timezone.utc))
+        count = store_prices(store, area, spot.days, spot.source, dt.datetime.now(dt.UTC))
     finally:
         store.close()
     print(f"imported {count} dates of {area} prices ({spot.first} to {spot.last}) from {args.file}")

@@ -111,7 +111,7 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
-    clock = ScaledClock(args.start or dt.datetime.now(dt.timezone.utc), args.speed if args.twin else 1.0)
+    clock = ScaledClock(args.start or dt.datetime.now(dt.UTC), args.speed if args.twin else 1.0)
     # a store that is not ours, or not writable, stops here (exit 2) before anything runs; it is
     # created only once this process is known to be the only controller
     store_path = args.store or portfolio.storage.sqlite_path
@@ -204,7 +204,7 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
             print(status_line(controller, portfolio), file=console, flush=True)
             try:
                 await asyncio.wait_for(stop.wait(), args.status_every_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
     finally:
         await scheduler.shutdown()
@@ -306,7 +306,7 @@ async def _flush_influx(store, portfolio, stop: asyncio.Event) -> None:
         await asyncio.to_thread(sink.flush, store)
         try:
             await asyncio.wait_for(stop.wait(), portfolio.storage.influx.flush_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     await asyncio.to_thread(sink.flush, store)
     sink.close()

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     path = args.store or Path(portfolio.storage.sqlite_path)
     store = Store(path, create=False, readonly=True)
     try:
-        report = controller_status(store, portfolio, dt.datetime.now(dt.timezone.utc))
+        report = controller_status(store, portfolio, dt.datetime.now(dt.UTC))
     finally:
         store.close()
     print(json.dumps(report, indent=2) if args.json else render(report))

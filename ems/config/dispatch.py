@@ -7,7 +7,8 @@ Every key has a default, so a portfolio without a ``[dispatch]`` table is valid.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable, Literal, Protocol
+from collections.abc import Iterable
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -55,7 +56,7 @@ class DispatchSettings(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _consistent(self) -> "DispatchSettings":
+    def _consistent(self) -> DispatchSettings:
         if self.service_end <= self.service_start:
             raise ValueError("service_end must be after service_start (same day)")
         if not self.low_soc_fraction < self.charge_release_fraction <= self.charge_target_fraction:
@@ -68,11 +69,17 @@ class DispatchSettings(BaseModel):
 
 
 class _EnergyVehicle(Protocol):
-    id: str
-    battery_kwh: float
-    consumption_kwh_per_km: float
-    soc_min_fraction: float
-    reserve_kwh: float
+    # read-only members, so frozen config models and plain dataclasses both match
+    @property
+    def id(self) -> str: ...
+    @property
+    def battery_kwh(self) -> float: ...
+    @property
+    def consumption_kwh_per_km(self) -> float: ...
+    @property
+    def soc_min_fraction(self) -> float: ...
+    @property
+    def reserve_kwh(self) -> float: ...
 
 
 def charge_now_kwh(settings: DispatchSettings, battery_kwh: float, floor_kwh: float, consumption_kwh_per_km: float) -> float:

@@ -14,7 +14,15 @@ from ems.config import schema
 from ems.config.bcp import BcpSettings
 from ems.config.control import ControlSettings, InfluxSettings, StorageSettings
 from ems.config.dispatch import DispatchSettings
-from ems.config.drivers import EchonetDriver, EchonetNetwork, ModbusTlsFiles, OcppDriver, OcppServer, TwinModbusTls, TwinSettings
+from ems.config.drivers import (
+    EchonetDriver,
+    EchonetNetwork,
+    ModbusTlsFiles,
+    OcppDriver,
+    OcppServer,
+    TwinModbusTls,
+    TwinSettings,
+)
 from ems.config.forecasting import ForecastingSettings
 from ems.config.market import MarketSettings, OpenAdrSettings
 
@@ -23,7 +31,7 @@ UNITS = {"_kw": "kW", "_kwh": "kWh", "_kwp": "kWp", "_yen_per_kwh": "yen/kWh", "
          "_deg": "degree", "_s": "s", "_fraction": "fraction of capacity", "_minutes": "min", "_hours": "h",
          "_efficiency": "fraction", "efficiency": "fraction"}
 
-SECTIONS = [
+SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("[portfolio]", schema.PortfolioInfo, "The portfolio as a whole."),
     ("[planning]", schema.Planning, "How plans are made."),
     ("[mqtt]", schema.MqttBroker, "The broker devices and the fleet use. Credentials never go in the TOML."),

@@ -12,7 +12,6 @@ control loop reach a sim asset at exactly that place. See docs/drivers.md.
 from __future__ import annotations
 
 import datetime as dt
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field

@@ -9,15 +9,16 @@ from __future__ import annotations
 import math
 import tomllib
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from ems.config.dispatch import energy_threshold_problems
-from ems.config.schema import Portfolio, Profile, SLOTS_PER_DAY
+from ems.config.schema import SLOTS_PER_DAY, Portfolio, Profile
 
 
 class ConfigError(ValueError):
@@ -83,7 +84,7 @@ def _resolve_tls_files(p: Portfolio, base: Path) -> tuple[Portfolio, list[tuple[
             absolute[name] = str(file)
         return files.model_copy(update=absolute)
 
-    updates = {}
+    updates: dict[str, Any] = {}
     if p.twin.modbus_tls is not None:
         updates["twin"] = p.twin.model_copy(update={"modbus_tls": resolved(p.twin.modbus_tls, "twin.modbus_tls")})
     for table in ("grid_connections", "pv_arrays", "loads", "batteries", "shelters"):
@@ -170,7 +171,7 @@ def _cross_reference_problems(p: Portfolio, path: Path) -> Iterable[tuple[str, s
     site_ids = [s.id for s in p.sites]
     for dup in _duplicates(site_ids):
         yield f"sites[id={dup}]", "duplicate site id"
-    assets = {
+    assets: dict[str, tuple[Any, ...]] = {
         "grid_connections": p.grid_connections,
         "pv_arrays": p.pv_arrays,
         "loads": p.loads,
@@ -272,7 +273,7 @@ def _overlapping_duties(v, key: str) -> Iterable[tuple[str, str]]:
             end += 24 * 60
         spans.append((start, end))
     spans.sort()
-    for (s1, e1), (s2, _e2) in zip(spans, spans[1:]):
+    for (_s1, e1), (s2, _e2) in zip(spans, spans[1:]):
         if s2 < e1:
             yield f"{key}.duties", "duties overlap in time"
     if spans and spans[-1][1] - 24 * 60 > spans[0][0]:

@@ -12,11 +12,11 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ems.config.bcp import BcpSettings
 from ems.config.control import ControlSettings, StorageSettings
+from ems.config.dispatch import DispatchSettings
 from ems.config.drivers import EchonetDriver, EchonetNetwork, ModbusTlsFiles, OcppDriver, OcppServer, TwinSettings
 from ems.config.forecasting import ForecastingSettings
-from ems.config.dispatch import DispatchSettings
-from ems.config.bcp import BcpSettings
 from ems.config.market import MarketSettings, OpenAdrSettings
 
 SLOTS_PER_DAY = 48  # JEPX 30-minute slots
@@ -63,7 +63,7 @@ class ModbusDriver(Strict):
         return host
 
     @model_validator(mode="after")
-    def _rtu_needs_port(self) -> "ModbusDriver":
+    def _rtu_needs_port(self) -> ModbusDriver:
         if self.transport == "rtu" and not self.serial_port:
             raise ValueError("a Modbus RTU device needs 'serial_port'")
         return self
@@ -78,7 +78,8 @@ class MqttDriver(Strict):
     timeout_s: float = Field(2.0, gt=0, description="a set-point not acknowledged within it has failed")
 
 
-Driver = Annotated[Union[SimDriver, ModbusDriver, MqttDriver, OcppDriver, EchonetDriver], Field(discriminator="kind")]
+# Union, not `|`: docs/config.md renders the annotation, and the reference keeps its wording
+Driver = Annotated[Union[SimDriver, ModbusDriver, MqttDriver, OcppDriver, EchonetDriver], Field(discriminator="kind")]  # noqa: UP007
 
 
 class RegisterSpec(Strict):
@@ -161,7 +162,7 @@ class Battery(Asset):
     failsafe_kw: float = Field(0.0, description="set-point when the controller loses the device or the plan")
 
     @model_validator(mode="after")
-    def _soc_window(self) -> "Battery":
+    def _soc_window(self) -> Battery:
         if self.soc_min_fraction >= self.soc_max_fraction:
             raise ValueError("soc_min_fraction must be below soc_max_fraction")
         if self.bcp_reserve_kwh > self.capacity_kwh * self.soc_max_fraction:
@@ -242,7 +243,7 @@ class Profile(Strict):
     csv: str | None = Field(None, description="path relative to the config file")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "Profile":
+    def _one_source(self) -> Profile:
         if (self.values is None) == (self.csv is None):
             raise ValueError("give exactly one of 'values' or 'csv'")
         if self.values is not None:

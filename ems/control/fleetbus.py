@@ -17,7 +17,7 @@ import collections
 import datetime as dt
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from pydantic import BaseModel, ValidationError
 

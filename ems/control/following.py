@@ -178,7 +178,7 @@ def _hours(since: dt.datetime, until: dt.datetime) -> float:
 def _slot_start(now: dt.datetime) -> dt.datetime:
     """Start of the 30-minute slot holding ``now``, in UTC (slots align with local half hours in
     Japan and in every zone whose offset is a whole number of half hours)."""
-    utc = now.astimezone(dt.timezone.utc)
+    utc = now.astimezone(dt.UTC)
     return utc.replace(minute=30 * (utc.minute // 30), second=0, microsecond=0)
 
 

@@ -14,8 +14,9 @@ set-point is reported the same way, which is what an operator wants to hear abou
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from drivers.api import Quality, Reading
 

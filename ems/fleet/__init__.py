@@ -67,7 +67,7 @@ class ChargingWindow(Contract):
     trip_energy_kwh: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ChargingWindow":
+    def _ordered(self) -> ChargingWindow:
         if self.plug_out <= self.plug_in:
             raise ValueError("plug_out must be after plug_in")
         return self
@@ -81,7 +81,7 @@ class VehiclePlan(Contract):
     windows: tuple[ChargingWindow, ...] = ()
 
     @model_validator(mode="after")
-    def _no_overlap(self) -> "VehiclePlan":
+    def _no_overlap(self) -> VehiclePlan:
         for first, second in zip(self.windows, self.windows[1:]):
             if second.plug_in < first.plug_out:
                 raise ValueError("charging windows overlap or are out of order")
@@ -105,7 +105,7 @@ class ChargeCall(Contract):
     target_kwh: float = Field(ge=0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ChargeCall":
+    def _ordered(self) -> ChargeCall:
         if self.until_time <= self.from_time:
             raise ValueError("until_time must be after from_time")
         return self

@@ -23,7 +23,7 @@ class FleetBounds:
     charger_ids: frozenset[str] | None = None  # None: chargers are not checked
 
     @classmethod
-    def from_portfolio(cls, portfolio) -> "FleetBounds":
+    def from_portfolio(cls, portfolio) -> FleetBounds:
         return cls({v.id: v.battery_kwh for v in portfolio.vehicles}, frozenset(c.id for c in portfolio.chargers))
 
     def check_state(self, state: VehicleState) -> tuple[str, str] | None:

@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from ems.config.market import MarketSettings
 from ems.config.schema import Tariff

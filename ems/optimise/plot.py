@@ -4,15 +4,16 @@ the model imports this module."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from ems.optimise.problem import Problem  # noqa: E402
-from ems.optimise.schedule import Schedule  # noqa: E402
+from ems.optimise.problem import Problem
+from ems.optimise.schedule import Schedule
 
 KIND_COLOURS = {"grid": "#7f7f7f", "pv": "#f2b701", "battery": "#3969ac", "ev": "#11a579", "load": "#e73f74"}
 
@@ -26,7 +27,7 @@ def power_by_kind(schedule: Schedule, problem: Problem) -> pd.DataFrame:
 
 def plot_schedule(schedule: Schedule, problem: Problem, path: str | Path, timezone: str, title: str = "") -> Path:
     by_kind = power_by_kind(schedule, problem)
-    index = by_kind.index.tz_convert(timezone)
+    index = cast(pd.DatetimeIndex, by_kind.index).tz_convert(timezone)
     fig, axes = plt.subplots(3, 1, figsize=(12, 10), sharex=True, gridspec_kw={"height_ratios": [3, 2, 1.3]})
     ax = axes[0]
     positive, negative = by_kind.clip(lower=0), by_kind.clip(upper=0)

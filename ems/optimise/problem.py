@@ -167,7 +167,7 @@ class Problem:
     dr_events: tuple[DrEventSpec, ...] = ()
     settings: SolverSettings = field(default_factory=SolverSettings)
 
-    def validate(self) -> "Problem":
+    def validate(self) -> Problem:
         """Raise :class:`ProblemError` naming the first inconsistency found."""
         steps = self.grid.steps
         if not 0 < self.settings.unserved_load_yen_per_kwh < float("inf"):
@@ -191,7 +191,8 @@ class Problem:
             check_series(g.id, "import_price_yen_per_kwh", g.import_price_yen_per_kwh)
             check_series(g.id, "export_price_yen_per_kwh", g.export_price_yen_per_kwh)
             check_series(g.id, "co2_kg_per_kwh", g.co2_kg_per_kwh, nonnegative=True)
-        for asset in (*self.pvs, *self.loads, *self.batteries):
+        located: tuple[PvSpec | LoadSpec | BatterySpec, ...] = (*self.pvs, *self.loads, *self.batteries)
+        for asset in located:
             if asset.site not in self.sites:
                 raise ProblemError(f"{asset.id}: site {asset.site!r} is not in the problem")
         for pv in self.pvs:

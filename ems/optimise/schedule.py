@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -56,7 +57,7 @@ class Schedule:
 
     def long_frame(self, problem: Problem, timezone: str | None = None) -> pd.DataFrame:
         """Long form with columns ``time,site,asset,kind,power_kw,soc_kwh``."""
-        index = self.power_kw.index
+        index = cast(pd.DatetimeIndex, self.power_kw.index)
         times = index.tz_convert(timezone) if timezone else index
         iso = [t.isoformat() for t in times]
         frames = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,7 @@ def solve(problem: Problem) -> Schedule:
     report["solver_objective_yen"] = float(best)
     report["binary_count"] = float(sum(len(getattr(build.model, f"{name}_on")) for name in ("battery_charging", "ev_charging", "grid_importing")))
     report["load_s"] = load_s
-    soc = read_soc(build, power.index)
+    soc = read_soc(build, cast(pd.DatetimeIndex, power.index))
     report["read_s"] = time.perf_counter() - started
     unserved = unserved_message(problem, power)
     if unserved:

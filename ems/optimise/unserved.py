@@ -7,6 +7,8 @@ turns the unserved power of a schedule into figures and one readable sentence pe
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pandas as pd
 
@@ -48,7 +50,7 @@ def unserved_message(problem: Problem, power_kw: pd.DataFrame) -> str:
         limit = f"import limit {grid.import_limit_kw:g} kW of {grid.id}" if grid.available else f"no grid at {grid.id} (outage)"
         storage = [b.id for b in problem.batteries if b.site == site]
         behind = f"storage {', '.join(storage)} exhausted" if storage else "no storage at the site"
-        hours = ", ".join(_ranges(power_kw.index, mask, step))
+        hours = ", ".join(_ranges(cast(pd.DatetimeIndex, power_kw.index), mask, step))
         parts.append(f"site {site!r}: {shed.sum() * problem.grid.step_h:.1f} kWh of load unserved ({hours}; demand up to "
                      f"{demand[mask].max():.1f} kW against the {limit}, {behind})")
     return "; ".join(parts)

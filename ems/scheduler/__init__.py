@@ -19,8 +19,8 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES
@@ -109,7 +109,7 @@ class ControlScheduler:
 
         interval = self._interval(every_simulated_s)
         self.scheduler.add_job(timed, "interval", seconds=interval, id=name, name=name, misfire_grace_time=max(1, int(interval * 2)),
-                               next_run_time=dt.datetime.now(dt.timezone.utc))
+                               next_run_time=dt.datetime.now(dt.UTC))
 
     def _record_run(self, name: str, started: dt.datetime, duration_s: float, ok: bool, error: str) -> None:
         try:

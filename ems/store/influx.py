@@ -43,7 +43,7 @@ class InfluxSink:
         self.rejected = 0
 
     @classmethod
-    def from_settings(cls, settings) -> "InfluxSink":
+    def from_settings(cls, settings) -> InfluxSink:
         token = os.environ.get(settings.token_env, "") if settings.token_env else ""
         return cls(settings.url, settings.org, settings.bucket, token, settings.timeout_s)
 
@@ -78,7 +78,7 @@ class InfluxSink:
             if len(batch) == 1:
                 reason = f"HTTP {status}: {(error.body or error.reason or '').strip()[:300]}"
                 log.error("InfluxDB at %s refused a line for good (%s); moved aside: %s", self.url, reason, batch[0][1][:200])
-                store.outbox_reject(batch[0][0], batch[0][1], reason, dt.datetime.now(dt.timezone.utc))
+                store.outbox_reject(batch[0][0], batch[0][1], reason, dt.datetime.now(dt.UTC))
                 self.rejected += 1
                 return 0
             half = len(batch) // 2  # find the refused lines by halves; the others go through

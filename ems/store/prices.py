@@ -8,8 +8,8 @@ balance is kept per (slot start, site) with ``site = "total"`` for the balancing
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from ems.store.sqlite import Store, from_ms, to_ms
 

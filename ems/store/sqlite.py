@@ -14,8 +14,9 @@ import os
 import sqlite3
 import stat
 import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ems.store.market_schema import MARKET_SCHEMA, MARKET_TABLES
 
@@ -66,7 +67,7 @@ def to_ms(time: dt.datetime) -> int:
 
 
 def from_ms(time_ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(time_ms / 1000, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(time_ms / 1000, tz=dt.UTC)
 
 
 def finite_or_none(value: float | None) -> float | None:
@@ -213,7 +214,7 @@ class Store:
             db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     class _Transaction:
-        def __init__(self, store: "Store"):
+        def __init__(self, store: Store):
             self.store = store
 
         def __enter__(self) -> sqlite3.Connection:
@@ -227,7 +228,7 @@ class Store:
             finally:
                 self.store._lock.release()
 
-    def _transaction(self) -> "Store._Transaction":
+    def _transaction(self) -> Store._Transaction:
         return Store._Transaction(self)
 
     def checkpoint(self) -> None:
