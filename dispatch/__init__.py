@@ -1,4 +1,4 @@
-"""The ride-pooling dispatcher (DESIGN.md section 6).
+"""The ride-pooling dispatcher (docs/dispatch.md).
 
 Layout: ``model`` (requests, stops, vehicle views), ``router`` (travel time and distance),
 ``routes`` (evaluating and inserting into a vehicle's stop sequence), ``assign`` (the pure batch

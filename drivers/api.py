@@ -1,4 +1,4 @@
-"""The capability API every driver speaks (DESIGN.md section 3).
+"""The capability API every driver speaks (docs/architecture.md, Contracts).
 
 Small protocols instead of one base class: a :class:`Meter` reads power and energy; a
 :class:`Battery` also reads state of charge and takes a power set-point; a :class:`Charger`

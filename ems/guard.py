@@ -1,4 +1,4 @@
-"""The one clamp every set-point passes (DESIGN.md section 2): configured ratings and limits.
+"""The one clamp every set-point passes (docs/architecture.md, Contracts): configured ratings and limits.
 
 A battery set-point is held within its charge and discharge ratings and kept from pushing the
 SoC past its configured window; a charger's within its ratings, zero without a plugged vehicle,

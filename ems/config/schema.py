@@ -2,7 +2,7 @@
 
 Every key, its unit and its default are documented in ``docs/config.md``; this module is the
 single place where a key is declared. Units are name suffixes: ``_kw``, ``_kwh``, ``_yen``,
-``_deg``, ``_km``. Sign convention (DESIGN.md section 3): power into a site's bus is positive.
+``_deg``, ``_km``. Sign convention (docs/architecture.md, Contracts): power into a site's bus is positive.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The fleet contract over MQTT (DESIGN.md section 3): the dispatcher's vehicle states and plans
+"""The fleet contract over MQTT (docs/architecture.md, Contracts): the dispatcher's vehicle states and plans
 in, the energy manager's reservations out, as JSON of the same pydantic types used in-process.
 
 Topics: ``fleet/<vehicle>/state`` (VehicleState), ``fleet/<vehicle>/plan`` (VehiclePlan), both

@@ -1,4 +1,4 @@
-"""The fleet contract shared by the dispatcher and the energy manager (DESIGN.md section 3).
+"""The fleet contract shared by the dispatcher and the energy manager (docs/architecture.md, Contracts).
 
 The dispatcher publishes :class:`VehicleState` and :class:`VehiclePlan`; the energy manager
 publishes :class:`Reservation`. Live they travel as JSON over MQTT (``fleet/<vehicle>/state``,

@@ -1,7 +1,7 @@
 """Bring a vehicle's expected charging windows in line with what the charger reports now.
 
 A vehicle that came back early, left early or arrives late is re-planned at the next cycle,
-not treated as an error (DESIGN.md section 3):
+not treated as an error (docs/architecture.md, Contracts):
 
 - plugged in now, inside a window: that window, with the charger it is really on;
 - plugged in now, outside any window (back early): the next window starts now;

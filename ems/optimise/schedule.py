@@ -1,6 +1,6 @@
 """The optimiser's output: per asset and step, power and (for storage) energy, with the
 objective's terms and the solver's figures. Written out as ``schedule.csv`` (long form) and
-``summary.json`` (DESIGN.md section 3).
+``summary.json`` (docs/architecture.md, Contracts).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One function per physical component of the MILP (DESIGN.md section 4)."""
+"""One function per physical component of the MILP (docs/optimiser.md)."""
 
 from ems.optimise.components.balance import add_site_balance_constraints
 from ems.optimise.components.battery import add_battery_constraints

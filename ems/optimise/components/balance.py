@@ -1,4 +1,4 @@
-"""Energy balance of every site's bus, every step (generator view, DESIGN.md section 3):
+"""Energy balance of every site's bus, every step (generator view, docs/architecture.md, Contracts):
 
     sum over the site's assets of power_kw[a,t] = 0        [kW]
 
