@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -32,12 +33,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def free_port_block(count: int, attempts: int = 50) -> int:
-    """The first of ``count`` consecutive free TCP ports on 127.0.0.1."""
+# Blocks are drawn below the kernel's ephemeral range (ip_local_port_range starts at 32768 on
+# Linux): ports there are never handed to outgoing connections, so a block found free stays free
+# until the twin binds it, however many clients the other tests open meanwhile.
+BLOCK_PORTS_FROM, BLOCK_PORTS_TO = 20000, 32000
+
+
+def free_port_block(count: int, attempts: int = 200) -> int:
+    """The first of ``count`` consecutive free TCP ports on 127.0.0.1, below the ephemeral range."""
+    rng = random.Random()
     for _ in range(attempts):
-        base = free_port()
-        if base + count > 65000:
-            continue
+        base = rng.randrange(BLOCK_PORTS_FROM, BLOCK_PORTS_TO - count)
         sockets = []
         try:
             for port in range(base, base + count):
