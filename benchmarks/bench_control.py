@@ -106,6 +106,20 @@ def _sqlite_throughput(points: int = 200_000, batch: int = 1000) -> float:
     return points / elapsed
 
 
+def _start_victoria_metrics(binary: str, data_dir: str, port: int) -> subprocess.Popen:
+    """VictoriaMetrics (the InfluxDB-compatible server of the tests) on 127.0.0.1:port, once healthy."""
+    server = subprocess.Popen([binary, f"-storageDataPath={data_dir}/vm", f"-httpListenAddr=127.0.0.1:{port}",
+                               "-retentionPeriod=100y", "-loggerLevel=ERROR"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5).read()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server
+
+
 def _influx_throughput(points: int = 100_000) -> float | None:
     from ems.store import Store
     from ems.store.influx import InfluxSink
@@ -115,16 +129,8 @@ def _influx_throughput(points: int = 100_000) -> float | None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        server = subprocess.Popen([binary, f"-storageDataPath={tmp}/vm", f"-httpListenAddr=127.0.0.1:{port}",
-                                   "-retentionPeriod=100y", "-loggerLevel=ERROR"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = _start_victoria_metrics(binary, tmp, port)
         try:
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5).read()
-                    break
-                except OSError:
-                    time.sleep(0.1)
             store = Store(Path(tmp) / "t.sqlite", mirror=True)
             rows = _telemetry_rows(points)
             for i in range(0, points, 5000):
@@ -207,16 +213,8 @@ def outbox_drain_after_outage(per_poll: int, outage_s: float = 3600.0) -> dict |
             if k % 120 == 0:
                 assert sink.flush(store) == 0 and sink.down
         backlog = store.count("outbox")
-        server = subprocess.Popen([binary, f"-storageDataPath={tmp}/vm", f"-httpListenAddr=127.0.0.1:{port}",
-                                   "-retentionPeriod=100y", "-loggerLevel=ERROR"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = _start_victoria_metrics(binary, tmp, port)
         try:
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5).read()
-                    break
-                except OSError:
-                    time.sleep(0.1)
             started = time.perf_counter()
             sent = sink.flush(store)
             elapsed = time.perf_counter() - started

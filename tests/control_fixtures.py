@@ -7,6 +7,7 @@ import datetime as dt
 import time
 from pathlib import Path
 
+from drivers.mqtt.link import BrokerSettings, MqttLink
 from drivers.sim.clock import ManualClock
 from ems.config import load_portfolio
 from ems.control.controller import Controller
@@ -66,3 +67,21 @@ class SteppedRun:
 
     def battery(self, battery_id: str):
         return self.twin.physics[battery_id]
+
+
+def mqtt_link(broker, client_id: str) -> MqttLink:
+    """A connected MQTT client of a test, as an operator's or a dispatcher's process would be."""
+    link = MqttLink(BrokerSettings(host=broker.host, port=broker.port, client_id=client_id))
+    link.start()
+    assert link.wait_connected(5)
+    return link
+
+
+def wait_until(condition, timeout_s: float = 3.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout_s`` passes; whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False

@@ -8,32 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 
-from drivers.mqtt.link import BrokerSettings, MqttLink
 from ems.cli.status import controller_status
 from ems.control.fleetbus import FleetBus, plan_topic
 from ems.fleet import ChargingWindow, VehiclePlan
 from ems.fleet.bounds import FleetBounds
-from tests.control_fixtures import START, SteppedRun
+from tests.control_fixtures import START, SteppedRun, mqtt_link, wait_until
 
 ON_DUTY = START + dt.timedelta(hours=2)  # 08:00: taxi-01 is out on its 07:00-12:00 shift
 
-
-def _link(broker, client_id: str) -> MqttLink:
-    link = MqttLink(BrokerSettings(host=broker.host, port=broker.port, client_id=client_id))
-    link.start()
-    assert link.wait_connected(5)
-    return link
-
-
-def _wait(condition, timeout_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _events(store) -> list[tuple]:
@@ -47,12 +30,12 @@ def _battery_writes(store, since_ms: int) -> set[str]:
 
 def test_an_offline_charger_while_its_taxi_is_on_duty_leaves_only_that_charger_out(twin_factory, mosquitto, tmp_path):
     run = SteppedRun(twin_factory, mosquitto, tmp_path / "ems.sqlite", start=ON_DUTY)
-    operator = _link(mosquitto, "test-operator")
+    operator = mqtt_link(mosquitto, "test-operator")
 
     async def scenario():
         controller = await run.open_controller()
         operator.publish("arao/depot_c01/availability", "offline", retain=True)
-        assert _wait(lambda: run.devices.drivers["depot_c01"]._availability == "offline")
+        assert wait_until(lambda: run.devices.drivers["depot_c01"]._availability == "offline")
         before_ms = int(run.clock.now().timestamp() * 1000)
         figures = await controller.cycle()
         report = controller_status(run.store, run.served, run.clock.now())
@@ -83,7 +66,7 @@ def test_an_offline_charger_while_its_taxi_is_on_duty_leaves_only_that_charger_o
 
 def test_a_retained_plan_naming_an_unknown_charger_is_rejected_and_never_kept(twin_factory, mosquitto, tmp_path):
     run = SteppedRun(twin_factory, mosquitto, tmp_path / "ems.sqlite", start=ON_DUTY)
-    dispatcher = _link(mosquitto, "test-dispatcher")
+    dispatcher = mqtt_link(mosquitto, "test-dispatcher")
     now = ON_DUTY
 
     def plan(charger: str, energy_kwh: float = 30.0) -> str:
@@ -97,16 +80,16 @@ def test_a_retained_plan_naming_an_unknown_charger_is_rejected_and_never_kept(tw
         controller.fleet = bus
         await asyncio.sleep(0.2)
         dispatcher.publish(plan_topic("taxi-01"), plan("depot_c05"), retain=True)
-        assert _wait(lambda: "taxi-01" in bus.plans)
+        assert wait_until(lambda: "taxi-01" in bus.plans)
         good = bus.plans["taxi-01"]
         dispatcher.publish(plan_topic("taxi-01"), plan("depot_c99"), retain=True)
-        assert _wait(lambda: len(bus.rejected) >= 1)
+        assert wait_until(lambda: len(bus.rejected) >= 1)
         kept_after_bad = bus.plans["taxi-01"]
         figures = await controller.cycle()
         dispatcher.publish(plan_topic("taxi-01"), plan("depot_c05", energy_kwh=400.0), retain=True)
-        assert _wait(lambda: len(bus.rejected) >= 2)
+        assert wait_until(lambda: len(bus.rejected) >= 2)
         dispatcher.publish(plan_topic("taxi-01"), "", retain=True)  # the dispatcher clears its message
-        assert _wait(lambda: "taxi-01" not in bus.plans)
+        assert wait_until(lambda: "taxi-01" not in bus.plans)
         second = await controller.replan()
         events = _events(run.store)
         report = controller_status(run.store, run.served, run.clock.now())

@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from drivers.mqtt.link import BrokerSettings, MqttLink
 from ems.config import load_portfolio
 from ems.control.controller import Controller
 from ems.control.fleetbus import FleetBus, FleetPublisher
@@ -23,24 +22,10 @@ from ems.fleet import (
     VehicleState,
     VehicleStatus,
 )
+from tests.control_fixtures import mqtt_link, wait_until
 
 NOW = dt.datetime(2026, 4, 15, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
 
-
-def _link(broker, client_id: str) -> MqttLink:
-    link = MqttLink(BrokerSettings(host=broker.host, port=broker.port, client_id=client_id))
-    link.start()
-    assert link.wait_connected(5)
-    return link
-
-
-def _wait(condition, timeout_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _state(vehicle="taxi-01", soc=20.0, at=NOW) -> VehicleState:
@@ -50,7 +35,7 @@ def _state(vehicle="taxi-01", soc=20.0, at=NOW) -> VehicleState:
 
 @pytest.fixture
 def pair(mosquitto):
-    ems_link, dispatcher_link = _link(mosquitto, "ems-controller"), _link(mosquitto, "dispatcher")
+    ems_link, dispatcher_link = mqtt_link(mosquitto, "ems-controller"), mqtt_link(mosquitto, "dispatcher")
     bus = FleetBus(ems_link, {"taxi-01", "taxi-02"}, lambda: NOW)
     publisher = FleetPublisher(dispatcher_link)
     time.sleep(0.2)  # subscriptions in place
@@ -66,13 +51,13 @@ def test_states_and_plans_cross_as_the_same_types(pair):
         charger_id="depot_c02", plug_in=NOW, plug_out=NOW + dt.timedelta(hours=3), departure_energy_kwh=25.0, trip_energy_kwh=12.0),))
     publisher.publish_state(state)
     publisher.publish_plan(plan)
-    assert _wait(lambda: "taxi-01" in bus.states and "taxi-02" in bus.plans)
+    assert wait_until(lambda: "taxi-01" in bus.states and "taxi-02" in bus.plans)
     assert bus.states["taxi-01"] == state
     assert bus.plans["taxi-02"] == plan
 
     reservation = Reservation(issued=NOW, keep_energy_kwh={"taxi-01": 18.0})
     bus.publish_reservation(reservation)
-    assert _wait(lambda: publisher.reservation is not None)
+    assert wait_until(lambda: publisher.reservation is not None)
     assert publisher.reservation == reservation
 
 
@@ -84,11 +69,11 @@ def test_a_reservation_with_charge_calls_crosses_and_an_old_one_still_parses(pai
         shelter_calls=(ShelterCall(vehicle_id="taxi-01", shelter_id="north_school_gym", from_time=later),),
         charge_calls=(ChargeCall(vehicle_id="taxi-01", site_id="taxi_depot", from_time=NOW, until_time=later, target_kwh=30.0),))
     bus.publish_reservation(reservation)
-    assert _wait(lambda: publisher.reservation == reservation)
+    assert wait_until(lambda: publisher.reservation == reservation)
     # a publisher that predates charge calls: its message still parses, with none
     old = {"issued": NOW.isoformat(), "keep_energy_kwh": {"taxi-02": 12.0}, "shelter_calls": []}
     link.publish("ems/reservations", json.dumps(old).encode(), retain=True)
-    assert _wait(lambda: publisher.reservation is not None and publisher.reservation.keep_energy_kwh == {"taxi-02": 12.0})
+    assert wait_until(lambda: publisher.reservation is not None and publisher.reservation.keep_energy_kwh == {"taxi-02": 12.0})
     assert publisher.reservation.charge_calls == ()
     # and a reservation without charge calls is sent exactly as before the addition
     assert set(json.loads(Reservation(issued=NOW, keep_energy_kwh={"taxi-02": 12.0}).model_dump_json())) == set(old)
@@ -107,10 +92,10 @@ def test_bad_fleet_messages_are_rejected_and_the_last_good_state_kept(pair, capl
     bus, publisher, link = pair
     good = _state(soc=21.5, at=NOW - dt.timedelta(minutes=1))
     publisher.publish_state(good)
-    assert _wait(lambda: "taxi-01" in bus.states)
+    assert wait_until(lambda: "taxi-01" in bus.states)
     with caplog.at_level(logging.WARNING, logger="ems.control.fleetbus"):
         link.publish(topic, payload)
-        assert _wait(lambda: len(bus.rejected) > 0)
+        assert wait_until(lambda: len(bus.rejected) > 0)
     assert reason in bus.rejected[-1][1] and bus.rejected[-1][0] == topic
     assert topic in caplog.text
     assert bus.states["taxi-01"] == good
@@ -119,9 +104,9 @@ def test_bad_fleet_messages_are_rejected_and_the_last_good_state_kept(pair, capl
 def test_an_older_state_does_not_replace_a_newer_one(pair):
     bus, publisher, _link_ = pair
     publisher.publish_state(_state(soc=30.0, at=NOW))
-    assert _wait(lambda: "taxi-01" in bus.states)
+    assert wait_until(lambda: "taxi-01" in bus.states)
     publisher.publish_state(_state(soc=10.0, at=NOW - dt.timedelta(minutes=5)))
-    assert _wait(lambda: len(bus.rejected) > 0)
+    assert wait_until(lambda: len(bus.rejected) > 0)
     assert bus.states["taxi-01"].soc_kwh == 30.0
 
 
