@@ -10,13 +10,14 @@ import pytest
 from ems.config import load_portfolio
 from ems.control.fleetbus import FleetBus, state_topic
 from ems.fleet.bounds import FleetBounds
-from tests.test_fleet_bus import NOW, _link, _state, _wait
+from tests.control_fixtures import mqtt_link, wait_until
+from tests.test_fleet_bus import NOW, _state
 
 
 @pytest.fixture
 def bounded(mosquitto):
     portfolio = load_portfolio("config/arao.toml")
-    ems_link, dispatcher_link = _link(mosquitto, "ems-controller"), _link(mosquitto, "dispatcher")
+    ems_link, dispatcher_link = mqtt_link(mosquitto, "ems-controller"), mqtt_link(mosquitto, "dispatcher")
     bus = FleetBus(ems_link, {v.id for v in portfolio.vehicles}, lambda: NOW, bounds=FleetBounds.from_portfolio(portfolio))
     yield bus, dispatcher_link
     ems_link.stop()
@@ -32,11 +33,11 @@ def test_an_impossible_state_of_charge_is_rejected_with_topic_and_field(bounded,
     bus, dispatcher = bounded
     good = _state(soc=21.0)
     dispatcher.publish(state_topic("taxi-01"), good.model_dump_json(), retain=True)
-    assert _wait(lambda: "taxi-01" in bus.states)
+    assert wait_until(lambda: "taxi-01" in bus.states)
     body = json.loads(_state(soc=1.0, at=NOW + dt.timedelta(seconds=5)).model_dump_json())
     text = json.dumps(body).replace('"soc_kwh": 1.0', f'"soc_kwh": {soc_text}')
     dispatcher.publish(state_topic("taxi-01"), text, retain=True)
-    assert _wait(lambda: bus.rejected_total >= 1)
+    assert wait_until(lambda: bus.rejected_total >= 1)
     assert bus.rejected[-1] == ("fleet/taxi-01/state", reason)
     assert bus.states["taxi-01"] == good  # the last good state stays
 
@@ -45,7 +46,7 @@ def test_a_state_naming_an_unknown_charger_is_rejected(bounded):
     bus, dispatcher = bounded
     body = _state(soc=10.0).model_copy(update={"charger_id": "depot_c99"}).model_dump_json()
     dispatcher.publish(state_topic("taxi-01"), body, retain=True)
-    assert _wait(lambda: bus.rejected_total >= 1)
+    assert wait_until(lambda: bus.rejected_total >= 1)
     assert bus.rejected[-1] == ("fleet/taxi-01/state", "field charger_id: unknown charger 'depot_c99'")
     assert "taxi-01" not in bus.states
 
@@ -56,7 +57,7 @@ def test_charger_telemetry_beyond_its_rating_is_out_of_range_naming_device_and_f
     from drivers.api import Quality
     from drivers.mqtt.devices import MqttCharger, MqttDeviceSettings
 
-    ems_link, device_link = _link(mosquitto, "ems-controller"), _link(mosquitto, "depot-c01")
+    ems_link, device_link = mqtt_link(mosquitto, "ems-controller"), mqtt_link(mosquitto, "depot-c01")
     settings = MqttDeviceSettings(name="depot_c01", topic_prefix="arao/depot_c01", timeout_s=1.0, bidirectional=True, rated_power_kw=6.0)
     charger = MqttCharger(settings, ems_link)
 
