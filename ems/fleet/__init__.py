@@ -73,19 +73,57 @@ class ChargingWindow(Contract):
         return self
 
 
+class StopKind(str, Enum):
+    PICKUP = "pickup"
+    DROPOFF = "dropoff"
+    CHARGER = "charger"
+    SHELTER = "shelter"
+    DEPOT = "depot"
+    REBALANCE = "rebalance"
+
+
+class RouteStop(Contract):
+    """One stop of the route a vehicle is driving: where, what for, and when the dispatcher
+    expects it there (``eta``). ``rider_ids`` are the riders picked up or dropped off at the
+    stop; ``charger_id`` names the charger at a charger or shelter stop."""
+
+    kind: StopKind
+    position: Position
+    eta: AwareDatetime
+    rider_ids: tuple[str, ...] = ()
+    charger_id: str | None = None
+    shelter_id: str | None = None
+
+
 class VehiclePlan(Contract):
-    """The dispatcher's expectation for one vehicle (``fleet/<vehicle>/plan``)."""
+    """The dispatcher's expectation for one vehicle (``fleet/<vehicle>/plan``).
+
+    ``route`` is the sequence of stops the vehicle drives next, in order. It was added with the
+    live dispatcher: it is left out of the JSON when empty, so a plan without a route is the
+    same message as before, and a message without it still parses.
+    """
 
     vehicle_id: str
     issued: AwareDatetime
     windows: tuple[ChargingWindow, ...] = ()
+    route: tuple[RouteStop, ...] = ()
 
     @model_validator(mode="after")
     def _no_overlap(self) -> VehiclePlan:
         for first, second in zip(self.windows, self.windows[1:]):
             if second.plug_in < first.plug_out:
                 raise ValueError("charging windows overlap or are out of order")
+        for first, second in zip(self.route, self.route[1:]):
+            if second.eta < first.eta:
+                raise ValueError("route stops are out of order (eta decreasing)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_empty_additions(self, handler):
+        data = handler(self)
+        if not self.route:
+            data.pop("route", None)
+        return data
 
 
 class ShelterCall(Contract):
@@ -140,7 +178,9 @@ __all__ = [
     "ChargingWindow",
     "Position",
     "Reservation",
+    "RouteStop",
     "ShelterCall",
+    "StopKind",
     "VehiclePlan",
     "VehicleState",
     "VehicleStatus",

@@ -48,4 +48,7 @@ class FleetBounds:
                     return f"{where}.{name}", f"{value} is not a finite number"
                 if capacity is not None and value > capacity + SOC_TOLERANCE_KWH:
                     return f"{where}.{name}", f"{value} kWh exceeds the vehicle's battery of {capacity} kWh"
+        for index, stop in enumerate(plan.route):
+            if stop.charger_id is not None and self.charger_ids is not None and stop.charger_id not in self.charger_ids:
+                return f"route.{index}.charger_id", f"unknown charger {stop.charger_id!r}"
         return None
