@@ -175,7 +175,7 @@ class Charger(Asset):
     discharge_power_kw: float = Field(0.0, ge=0, description="0 for a charge-only charger")
     efficiency: float = Field(0.95, gt=0, le=1, description="one-way, each direction")
     v2h: bool = Field(False, description="can feed a building or shelter (vehicle-to-home/building)")
-    failsafe_kw: float | None = Field(None, description="default: charge-only at the safe power")
+    failsafe_kw: float | None = Field(None, description="default: charge-only at control.charger_failsafe_kw or the rating if lower")
 
     @property
     def bidirectional(self) -> bool:
@@ -261,6 +261,11 @@ class Planning(Strict):
     mip_gap: float = Field(0.005, ge=0, lt=1, description="relative MIP gap at which the solver stops")
     ev_shortfall_penalty_yen_per_kwh: float = Field(500.0, gt=0, description="price of each kWh an EV leaves short of its departure target")
     bcp_shortfall_penalty_yen_per_kwh: float = Field(200.0, gt=0, description="price of each kWh below a BCP reserve, per hour")
+    drive_shortfall_penalty_yen_per_kwh: float = Field(
+        5_000.0, gt=0, description="price of each kWh a vehicle's duty needs that its battery cannot hold (a duty left undone)")
+    throughput_epsilon_yen_per_kwh: float = Field(
+        1e-3, ge=0, description="tiny cost on storage throughput that breaks ties, so a plan never charges and discharges at once "
+                                "when that is free; keep it far below any real price")
     terminal_value_yen_per_kwh: float | None = Field(
         None, ge=0, description="value of energy left in storage at the horizon's end; default: 90 % of the mean import price over the horizon"
     )

@@ -18,6 +18,7 @@ import pandas as pd
 from ems.config.schema import Portfolio, Tariff
 from ems.fleet import Reservation, VehiclePlan, plans_from_duties
 from ems.market.tariff import DayPrices
+from ems.optimise.components.base import PortfolioInputs
 from ems.optimise.problem import (
     BatterySpec,
     DrEventSpec,
@@ -30,6 +31,7 @@ from ems.optimise.problem import (
     SolverSettings,
     TimeGrid,
 )
+from ems.optimise.registry import COMPONENTS
 
 SLOT_MINUTES = 30
 
@@ -210,10 +212,15 @@ def problem_from_portfolio(
         mip_gap=planning.mip_gap,
         ev_shortfall_penalty_yen_per_kwh=planning.ev_shortfall_penalty_yen_per_kwh,
         bcp_shortfall_penalty_yen_per_kwh=planning.bcp_shortfall_penalty_yen_per_kwh,
+        drive_shortfall_penalty_yen_per_kwh=planning.drive_shortfall_penalty_yen_per_kwh,
         unserved_load_yen_per_kwh=planning.unserved_load_yen_per_kwh,
+        throughput_epsilon_yen_per_kwh=planning.throughput_epsilon_yen_per_kwh,
         terminal_value_yen_per_kwh=(
             planning.terminal_value_yen_per_kwh if planning.terminal_value_yen_per_kwh is not None else 0.9 * mean_import
         ),
     )
+    further = PortfolioInputs(portfolio=portfolio, grid=grid, timezone=zone, series=series, initial_soc_kwh=initial_soc_kwh,
+                              unavailable=unavailable)
+    assets = tuple(spec for component in COMPONENTS for spec in component.specs_from_portfolio(further))
     return Problem(grid=grid, sites=tuple(s.id for s in portfolio.sites), grids=grids, pvs=pvs, loads=loads,
-                   batteries=batteries, evs=evs, dr_events=dr_events, settings=settings).validate()
+                   batteries=batteries, evs=evs, dr_events=dr_events, settings=settings, assets=assets).validate()
