@@ -13,6 +13,7 @@ from ems.optimise.components.base import Component
 from ems.optimise.components.battery import BatteryComponent
 from ems.optimise.components.demand_response import DemandResponseComponent
 from ems.optimise.components.ev import EvComponent
+from ems.optimise.components.flexible_load import FlexibleLoadComponent
 from ems.optimise.components.grid import GridComponent
 from ems.optimise.components.load import LoadComponent
 from ems.optimise.components.pv import PvComponent
@@ -24,6 +25,7 @@ COMPONENTS: tuple[Component, ...] = (
     BatteryComponent(),
     EvComponent(),
     DemandResponseComponent(),
+    FlexibleLoadComponent(),
 )
 
 # Every objective term, each once, in the order the components declare them.
