@@ -1,10 +1,12 @@
 """Rule-based schedule: the baseline a plan is compared to, and the fallback when a solve fails.
 
-Rules, per site and step: PV runs at its forecast (curtailed only past the export limit); EVs
-charge at full power from plug-in until full, never discharge; batteries self-consume (charge
-from surplus, discharge to cover the deficit, never below their BCP reserve); the grid takes
-the rest within its limits: past the import limit (0 in an outage) EV charging is cut first,
-then load is left unserved (ordinary loads before shelter loads); past the export limit PV is
+Rules, per site and step (each kind's part lives in its component, run in registry order): PV
+runs at its forecast (curtailed only past the export limit); EVs charge at full power from
+plug-in until full, never discharge; flexible loads draw at full power from their window's
+opening until their energy is in; batteries self-consume (charge from surplus, discharge to
+cover the deficit, never below their BCP reserve); the grid takes the rest within its limits:
+past the import limit (0 in an outage) flexible loads wait first, then EV charging is cut, then
+load is left unserved (ordinary loads before shelter loads); past the export limit PV is
 curtailed, curtailable arrays first, then the others (as their grid protection would).
 """
 
