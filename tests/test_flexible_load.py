@@ -80,6 +80,22 @@ def test_rule_based_fallback_runs_from_the_opening_and_waits_first_at_the_import
     assert planned.power_kw["site_grid"].max() <= 6.0 + 1e-6
 
 
+def test_flexibility_shifts_the_load_within_its_window_and_never_drops_it():
+    from ems.optimise.flexibility import solve_flexibility
+
+    steps = 6
+    p = problem(steps, [grid_spec(steps, [5.0, 5.0, 20.0, 21.0, 20.0, 20.0])], loads=(load(steps, 2.0),),
+                assets=(heater(steps, [(0, 4, 15.0)], penalty=300.0),))
+    reference = solve(p)
+    assert reference.power_kw["heater"].to_numpy() == pytest.approx([-5, -5, -5, 0, 0, 0], abs=1e-6)
+    net = reference.power_kw["site_grid"].to_numpy()
+    result = solve_flexibility(p, [0, 1], "down", net)
+    # steps 2 and 3 hold at most 10 of the 15 kWh, so 2.5 kW must stay in each of steps 0 and 1:
+    # shedding more would leave the heater's energy undelivered, which flexibility never buys
+    assert result.flex_kw == pytest.approx(2.5, abs=1e-6)
+    assert result.net_import_kw.sum() == pytest.approx(6 * 2.0 + 15.0, abs=1e-6)
+
+
 def test_an_unregistered_spec_is_refused_by_name():
     @dataclasses.dataclass(frozen=True)
     class Kettle:
