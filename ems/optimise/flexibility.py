@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pyomo.environ as pyo
@@ -68,7 +68,7 @@ def solve_flexibility(problem: Problem, steps: Sequence[int], direction: Literal
         unserved_load_yen_per_kwh=HARD_PENALTY_YEN_PER_KWH,
     )
     # a further kind names its slack price shortfall_penalty_yen_per_kwh (docs/adding-an-asset-kind.md)
-    assets = tuple(dataclasses.replace(spec, shortfall_penalty_yen_per_kwh=HARD_PENALTY_YEN_PER_KWH)
+    assets = tuple(dataclasses.replace(cast(Any, spec), shortfall_penalty_yen_per_kwh=HARD_PENALTY_YEN_PER_KWH)
                    if hasattr(spec, "shortfall_penalty_yen_per_kwh") else spec for spec in problem.assets)
     hard_problem = dataclasses.replace(problem, settings=hard, assets=assets)
     window = np.zeros(problem.grid.steps, dtype=bool)
