@@ -26,6 +26,7 @@ from ems.optimise.build import ModelBuild, add_exclusive_flows, add_storage
 from ems.optimise.components.base import (
     Component,
     Evaluation,
+    PortfolioInputs,
     RuleState,
     ScheduleRows,
     SeriesCheck,
@@ -34,7 +35,7 @@ from ems.optimise.components.base import (
     storage_soc_kwh,
     var_values,
 )
-from ems.optimise.problem import Problem, ProblemError
+from ems.optimise.problem import BatterySpec, Problem, ProblemError
 
 if TYPE_CHECKING:
     from ems.config.schema import Portfolio
@@ -81,6 +82,20 @@ class BatteryComponent(Component):
 
     def specs(self, problem: Problem) -> tuple:
         return problem.batteries
+
+    def specs_from_portfolio(self, inputs: PortfolioInputs) -> tuple:
+        """Energies from the capacity and its fractions; the measured energy, else the configured start."""
+        return tuple(
+            BatterySpec(
+                id=b.id, site=b.site, capacity_kwh=b.capacity_kwh,
+                soc_min_kwh=b.capacity_kwh * b.soc_min_fraction, soc_max_kwh=b.capacity_kwh * b.soc_max_fraction,
+                charge_max_kw=b.charge_power_kw, discharge_max_kw=b.discharge_power_kw,
+                charge_efficiency=b.charge_efficiency, discharge_efficiency=b.discharge_efficiency,
+                initial_soc_kwh=inputs.initial_soc_kwh.get(b.id, b.capacity_kwh * b.initial_soc_fraction),
+                degradation_yen_per_kwh=b.degradation_cost_yen_per_kwh, reserve_kwh=b.bcp_reserve_kwh,
+            )
+            for b in inputs.portfolio.batteries if b.id not in inputs.unavailable
+        )
 
     def validate(self, problem: Problem, check_series: SeriesCheck) -> None:
         for b in problem.batteries:

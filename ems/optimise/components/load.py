@@ -23,13 +23,14 @@ from ems.optimise.build import ModelBuild
 from ems.optimise.components.base import (
     Component,
     Evaluation,
+    PortfolioInputs,
     RuleState,
     ScheduleRows,
     SeriesCheck,
     SiteStep,
     var_values,
 )
-from ems.optimise.problem import Problem, ProblemError
+from ems.optimise.problem import LoadSpec, Problem, ProblemError
 
 
 def shed_steps(problem: Problem, site: str) -> np.ndarray:
@@ -73,6 +74,11 @@ class LoadComponent(Component):
 
     def specs(self, problem: Problem) -> tuple:
         return problem.loads
+
+    def specs_from_portfolio(self, inputs: PortfolioInputs) -> tuple:
+        """Demand: the forecast, else the profile (peak 1.0) times ``peak_kw``. Never left out:
+        a load that stopped answering still draws."""
+        return tuple(LoadSpec(ld.id, ld.site, inputs.series(ld.id, ld.profile, ld.peak_kw)) for ld in inputs.portfolio.loads)
 
     def validate(self, problem: Problem, check_series: SeriesCheck) -> None:
         for load in problem.loads:

@@ -16,13 +16,14 @@ from ems.optimise.build import ModelBuild
 from ems.optimise.components.base import (
     Component,
     Evaluation,
+    PortfolioInputs,
     RuleState,
     ScheduleRows,
     SeriesCheck,
     SiteStep,
     var_values,
 )
-from ems.optimise.problem import Problem, ProblemError
+from ems.optimise.problem import Problem, ProblemError, PvSpec
 
 
 def add_pv_constraints(build: ModelBuild) -> None:
@@ -47,6 +48,14 @@ class PvComponent(Component):
 
     def specs(self, problem: Problem) -> tuple:
         return problem.pvs
+
+    def specs_from_portfolio(self, inputs: PortfolioInputs) -> tuple:
+        """Available output: the forecast, else the profile per kWp times the capacity, clipped at the inverter."""
+        return tuple(
+            PvSpec(pv.id, pv.site, np.minimum(inputs.series(pv.id, pv.profile, pv.capacity_kwp), pv.inverter_limit_kw or np.inf),
+                   pv.curtailable)
+            for pv in inputs.portfolio.pv_arrays if pv.id not in inputs.unavailable
+        )
 
     def validate(self, problem: Problem, check_series: SeriesCheck) -> None:
         for pv in problem.pvs:
