@@ -70,7 +70,7 @@ def make_plan(config_path: Path, start: pd.Timestamp, out_dir: Path, *, step_min
         "stored_energy_change_kwh": round(stored_energy_change_kwh(schedule, problem), 3),
         "baseline_stored_energy_change_kwh": round(stored_energy_change_kwh(baseline, problem), 3),
         "baseline_objective_yen": round(baseline.objective_yen, 2),
-        "baseline_co2_kg": round(baseline.shortfalls["co2_kg"], 3),
+        "baseline_co2_kg": round(baseline.report.co2_kg, 3),
         "start": start.isoformat(),
         "step_minutes": problem.grid.step_minutes,
         "steps": problem.grid.steps,

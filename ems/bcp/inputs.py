@@ -145,8 +145,7 @@ def bcp_problem_from_portfolio(
     return BcpProblem(
         start=grid.start, step_minutes=grid.step_minutes, steps=grid.steps, shelters=tuple(shelters),
         batteries=tuple(batteries), vehicles=tuple(vehicles), charging_sites=hubs,
-        settings=BcpSolverSettings(time_limit_s=settings.time_limit_s, mip_gap=settings.mip_gap,
-                                   priority_weight_ratio=settings.priority_weight_ratio),
+        settings=BcpSolverSettings(**{key: getattr(settings, key) for key in BcpSolverSettings.__dataclass_fields__}),
         excluded_vehicles=excluded, sheltered_with_grid=tuple(with_grid),
         rotation_steps=max(1, settings.rotation_hours * 60 // settings.step_minutes),
     )
