@@ -78,8 +78,8 @@ class VenService:
             return False, f"starts {request.starts[0].isoformat()}, before the current step", None
         # the event's own earlier version must not shape the reference it is measured against
         withdraw(events_dir(self.portfolio), event.event_id)
-        _portfolio, problem = plan_inputs(self.config_path, start, horizon_hours=horizon_hours_for(start, request),
-                                          inputs=self.inputs, portfolio=self.portfolio, store=self.store)
+        problem = plan_inputs(self.config_path, start, horizon_hours=horizon_hours_for(start, request),
+                              inputs=self.inputs, portfolio=self.portfolio, store=self.store).problem
         reference = solve(problem)
         net_all = sum(reference.power_kw[g.id].to_numpy() for g in problem.grids)
         net_sites = sum(reference.power_kw[g.id].to_numpy() for g in problem.grids if g.site in request.sites)
