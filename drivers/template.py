@@ -3,7 +3,11 @@
 1. Copy this file next to the protocol it speaks, rename the class and the registered name.
 2. Declare its typed ``Settings`` (pydantic); ``drivers.registry.create(name, mapping)``
    validates a config table into them, tests call ``Cls(Cls.Settings(...))`` directly.
-3. ``read()`` must return within the timeout and never raise for a silent device: return
+3. Shared connections it takes from its host (the MQTT link, the OCPP central system, the
+   ECHONET Lite socket) go in ``needs`` on the class and arrive as constructor keywords of
+   those names (``drivers.api.SHARED_CONNECTIONS``); this one needs none. Nothing else to
+   wire: the registry finds the module by walking ``drivers/``.
+4. ``read()`` must return within the timeout and never raise for a silent device: return
    ``Reading.missing(...)`` instead. ``write()`` raises ``NotWritable`` for a read-only device
    and ``DeviceUnavailable`` when a set-point cannot be delivered.
 """

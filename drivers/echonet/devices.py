@@ -46,6 +46,7 @@ class EchonetSettings(BaseModel):
 
 class EchonetDevice(abc.ABC):
     Settings = EchonetSettings
+    needs = frozenset({"echonet"})
     class_code = 0
     writable = False
 

@@ -42,6 +42,7 @@ class MqttDevice:
     """Base: keeps the last valid telemetry and the availability of one device prefix."""
 
     Settings = MqttDeviceSettings
+    needs = frozenset({"link"})
     writable = False
 
     def __init__(self, settings: MqttDeviceSettings, link: MqttLink):

@@ -42,6 +42,7 @@ class OcppSettings(BaseModel):
 @register("ocpp")
 class OcppCharger:
     Settings = OcppSettings
+    needs = frozenset({"csms"})
     writable = True
 
     def __init__(self, settings: OcppSettings, csms: CentralSystem):
