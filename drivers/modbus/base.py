@@ -24,7 +24,7 @@ class ModbusSettings(ModbusEndpoint):
 class ModbusDevice(abc.ABC):
     """Base of the Modbus drivers: subclasses implement ``_read()`` and, if writable, ``_write()``."""
 
-    Settings = ModbusSettings
+    Settings: type[ModbusSettings] = ModbusSettings
     writable = False
 
     def __init__(self, settings: ModbusSettings):
