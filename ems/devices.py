@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -65,16 +66,12 @@ class DeviceEndpoint:
 
     @property
     def where(self) -> str:
-        s = self.settings
-        if self.protocol == "ocpp":
-            return f"ocpp:{s['charge_point_id']}#{s.get('connector', 1)}"
-        if self.protocol == "echonet":
-            return f"echonet://{s['host']}:{s.get('port', 3610)}/{s.get('instance', 1)}"
-        if self.protocol == "modbus" and s.get("transport") == "rtu":
-            return f"modbus-rtu:{s['serial_port']}/{s.get('unit_id', 1)}"
-        if self.protocol == "modbus" and s.get("tls"):
-            return f"modbus+tls://{s['host']}:{s['port']}/{s.get('unit_id', 1)}"
-        return f"modbus://{s['host']}:{s['port']}/{s.get('unit_id', 1)}" if self.protocol == "modbus" else f"mqtt:{s['topic_prefix']}"
+        """How the device is reached, as its driver says (``where(settings)`` on the driver class)."""
+        try:
+            describe = getattr(registry.driver_class(self.driver), "where", None)
+        except KeyError:
+            return f"{self.protocol}: unknown driver {self.driver!r}"
+        return describe(self.settings) if describe is not None else self.driver
 
 
 def _rating_kw(asset: Any, asset_type: AssetType) -> float | None:
@@ -161,20 +158,31 @@ ECHONET_DEFAULT: dict[AssetType, str] = {
 
 
 def _configured(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
-    if drv.kind == "ocpp":
-        charger = next(c for c in portfolio.chargers if c.id == asset_id)
-        settings = {**common, **drv.model_dump(exclude={"kind"}), "failsafe_kw": charger_failsafe_kw(charger),
-                    "id_tags": ocpp_id_tags(portfolio)}
-        return DeviceEndpoint(asset_id, asset_type, "ocpp", "ocpp", settings, False)
-    if drv.kind == "echonet":
-        settings = {**common, **drv.model_dump(exclude={"kind", "model"})}
-        return DeviceEndpoint(asset_id, asset_type, "echonet", drv.model or ECHONET_DEFAULT[asset_type], settings, False)
-    if drv.kind == "mqtt":
-        settings = {"name": asset_id, "topic_prefix": drv.topic_prefix, "timeout_s": drv.timeout_s}
-        if asset_type == "charger":
-            settings["bidirectional"] = common.get("bidirectional", False)
-            settings["rated_power_kw"] = common.get("rated_power_kw")
-        return DeviceEndpoint(asset_id, asset_type, "mqtt", drv.model or DEFAULT_DRIVER.get(asset_type, "mqtt_charger"), settings, False)
+    """A real device: its config ``driver`` table (by ``kind``) to a driver and its settings."""
+    return CONFIGURED[drv.kind](portfolio, asset_id, asset_type, drv, common)
+
+
+def _ocpp_endpoint(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
+    charger = next(c for c in portfolio.chargers if c.id == asset_id)
+    settings = {**common, **drv.model_dump(exclude={"kind"}), "failsafe_kw": charger_failsafe_kw(charger),
+                "id_tags": ocpp_id_tags(portfolio)}
+    return DeviceEndpoint(asset_id, asset_type, "ocpp", "ocpp", settings, False)
+
+
+def _echonet_endpoint(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
+    settings = {**common, **drv.model_dump(exclude={"kind", "model"})}
+    return DeviceEndpoint(asset_id, asset_type, "echonet", drv.model or ECHONET_DEFAULT[asset_type], settings, False)
+
+
+def _mqtt_endpoint(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
+    settings = {"name": asset_id, "topic_prefix": drv.topic_prefix, "timeout_s": drv.timeout_s}
+    if asset_type == "charger":
+        settings["bidirectional"] = common.get("bidirectional", False)
+        settings["rated_power_kw"] = common.get("rated_power_kw")
+    return DeviceEndpoint(asset_id, asset_type, "mqtt", drv.model or DEFAULT_DRIVER.get(asset_type, "mqtt_charger"), settings, False)
+
+
+def _modbus_endpoint(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
     settings = {**common, "host": drv.host, "port": drv.port, "unit_id": drv.unit_id, "timeout_s": drv.timeout_s,
                 **drv.model_dump(include={"transport", "serial_port", "baudrate", "parity", "stopbits", "word_order"})}
     if drv.tls is not None:
@@ -184,6 +192,12 @@ def _configured(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv:
     points = {name: spec.model_dump() for name, spec in portfolio.register_maps[drv.register_map].items()}
     settings.update(map_name=drv.register_map, points=points)
     return DeviceEndpoint(asset_id, asset_type, "modbus", drv.model or "modbus_vendor", settings, False)
+
+
+# One entry per ``kind`` of a config ``driver`` table (ems/config), other than the twin's "sim".
+CONFIGURED: dict[str, Callable[[Portfolio, str, AssetType, Any, dict], DeviceEndpoint]] = {
+    "ocpp": _ocpp_endpoint, "echonet": _echonet_endpoint, "mqtt": _mqtt_endpoint, "modbus": _modbus_endpoint,
+}
 
 
 def controller_broker(portfolio: Portfolio, config_path: str | Path, host: str | None = None, port: int | None = None) -> BrokerSettings:

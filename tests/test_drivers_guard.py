@@ -177,6 +177,30 @@ def test_an_unknown_driver_names_the_device_before_anything_opens():
     assert devices.link is None and devices.drivers == {}
 
 
+def test_every_kind_of_config_driver_table_has_its_endpoint_builder():
+    import typing
+
+    from ems.config.schema import Driver
+    from ems.devices import CONFIGURED
+
+    kinds = {typing.get_args(cls.model_fields["kind"].annotation)[0] for cls in typing.get_args(typing.get_args(Driver)[0])}
+    assert kinds - {"sim"} == set(CONFIGURED)
+
+
+def test_each_driver_says_where_its_device_is_reached():
+    portfolio = load_portfolio(CONFIG)
+    served = portfolio.model_copy(update={"twin": portfolio.twin.model_copy(update={"chargers": "ocpp", "v2h": "echonet"})})
+    where = {e.asset_id: e.where for e in endpoints(served)}
+    port = served.twin.modbus_base_port
+    assert where["city_hall_bess"].startswith(f"modbus://{served.twin.modbus_host}:") and where["city_hall_bess"].endswith("/1")
+    assert where[served.grid_connections[0].id] == f"modbus://{served.twin.modbus_host}:{port}/1"
+    assert where[served.vehicles[0].id] == f"mqtt:{served.twin.topic_root}/{served.vehicles[0].id}"
+    v2h = next(c for c in served.chargers if c.v2h)
+    other = next(c for c in served.chargers if not c.v2h)
+    assert where[v2h.id].startswith("echonet://") and where[v2h.id].endswith(f":{served.twin.echonet_port}/1")
+    assert where[other.id] == f"ocpp:{other.id}#1"
+
+
 def test_every_device_of_the_reference_portfolio_builds():
     portfolio = load_portfolio(CONFIG)
     built = DeviceSet(portfolio, controller_broker(portfolio, CONFIG))

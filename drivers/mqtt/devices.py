@@ -13,6 +13,8 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,6 +46,10 @@ class MqttDevice:
     Settings = MqttDeviceSettings
     needs = frozenset({"link"})
     writable = False
+
+    @staticmethod
+    def where(settings: Mapping[str, Any]) -> str:
+        return f"mqtt:{settings['topic_prefix']}"
 
     def __init__(self, settings: MqttDeviceSettings, link: MqttLink):
         self.settings = settings
