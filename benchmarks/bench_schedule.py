@@ -63,7 +63,7 @@ def _peak_rss_mib(problem: str, args: str = "") -> float:
 
 
 def reference_problem():
-    return plan_inputs(REFERENCE, pd.Timestamp("2026-04-15", tz="Asia/Tokyo"))[1]
+    return plan_inputs(REFERENCE, pd.Timestamp("2026-04-15", tz="Asia/Tokyo")).problem
 
 
 def run() -> list[dict]:

@@ -117,7 +117,7 @@ def test_an_event_from_the_vtn_is_answered_by_the_flexibility_and_reaches_the_pl
 
     # and a term of the live plan, over the event's two steps, which the plan keeps
     plan_start = pd.Timestamp(start).tz_convert("Asia/Tokyo") - pd.Timedelta(hours=1)
-    _portfolio, problem = plan_inputs(config, plan_start, horizon_hours=24, inputs="profiles", portfolio=portfolio)
+    problem = plan_inputs(config, plan_start, horizon_hours=24, inputs="profiles", portfolio=portfolio).problem
     assert [e.requested_kw for e in problem.dr_events] == [1.0]
     active = np.flatnonzero(problem.dr_events[0].active)
     assert [problem.grid.index[t] for t in active] == [pd.Timestamp(start) + pd.Timedelta(minutes=30 * k) for k in range(2)]

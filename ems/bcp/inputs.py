@@ -100,11 +100,11 @@ def bcp_problem_from_portfolio(
 
     batteries = []
     for battery in portfolio.batteries:
-        shelter = next((s for s in shelters if s.site == battery.site), None)
-        if shelter is None:
+        served = next((s for s in shelters if s.site == battery.site), None)
+        if served is None:
             continue  # a battery away from any shelter in the outage cannot reach a critical load
         batteries.append(StationaryBatterySpec(
-            id=battery.id, shelter_id=shelter.id,
+            id=battery.id, shelter_id=served.id,
             soc_min_kwh=battery.capacity_kwh * battery.soc_min_fraction,
             soc_max_kwh=battery.capacity_kwh * battery.soc_max_fraction,
             initial_soc_kwh=initial_soc_kwh.get(battery.id, battery.capacity_kwh * battery.initial_soc_fraction),
