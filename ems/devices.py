@@ -23,6 +23,7 @@ from drivers.mqtt.link import BrokerSettings, MqttLink
 from drivers.mqtt.presence import check_absent, presence_wills
 from ems.config.schema import Portfolio
 from ems.guard import WriteGuard
+from ems.optimise.registry import component_of
 
 if TYPE_CHECKING:
     from drivers.echonet.client import EchonetClient
@@ -129,9 +130,11 @@ def _twin_protocol(twin: Any, charger: Any) -> str:
     return twin.v2h if charger.v2h else twin.chargers
 
 
-def charger_failsafe_kw(charger: Any) -> float:
-    """As the controller's failsafe (ems.control.setpoints): configured, else charge at <= 3 kW."""
-    return charger.failsafe_kw if charger.failsafe_kw is not None else -min(3.0, charger.charge_power_kw)
+def charger_failsafe_kw(portfolio: Portfolio, charger: Any) -> float:
+    """The charger's safe set-point as its kind defines it, the same the controller sends
+    (configured, else charge-only at ``control.charger_failsafe_kw`` or the rating if lower)."""
+    failsafe = component_of("ev").failsafe_kw(portfolio, charger.id)
+    return failsafe if failsafe is not None else 0.0
 
 
 def ocpp_id_tags(portfolio: Portfolio) -> dict[str, str]:
@@ -145,7 +148,7 @@ def _twin_charger(portfolio: Portfolio, charger: Any, common: dict, echonet_host
         settings = {**common, "host": str(next(echonet_hosts)), "port": twin.echonet_port, "timeout_s": twin.modbus_timeout_s,
                     "rated_power_kw": max(charger.charge_power_kw, charger.discharge_power_kw)}
         return DeviceEndpoint(charger.id, "charger", "echonet", "echonet_v2h", settings, True)
-    settings = {**common, "charge_point_id": charger.id, "failsafe_kw": charger_failsafe_kw(charger),
+    settings = {**common, "charge_point_id": charger.id, "failsafe_kw": charger_failsafe_kw(portfolio, charger),
                 "v2x": "vendor" if charger.bidirectional else "none", "timeout_s": twin.mqtt_timeout_s,
                 "id_tags": ocpp_id_tags(portfolio)}
     return DeviceEndpoint(charger.id, "charger", "ocpp", "ocpp", settings, True)
@@ -164,7 +167,7 @@ def _configured(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv:
 
 def _ocpp_endpoint(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
     charger = next(c for c in portfolio.chargers if c.id == asset_id)
-    settings = {**common, **drv.model_dump(exclude={"kind"}), "failsafe_kw": charger_failsafe_kw(charger),
+    settings = {**common, **drv.model_dump(exclude={"kind"}), "failsafe_kw": charger_failsafe_kw(portfolio, charger),
                 "id_tags": ocpp_id_tags(portfolio)}
     return DeviceEndpoint(asset_id, asset_type, "ocpp", "ocpp", settings, False)
 

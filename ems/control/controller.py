@@ -23,7 +23,7 @@ from drivers.api import DeviceUnavailable, NotWritable, Reading
 from ems.config.schema import Portfolio
 from ems.control.collaborators import Bcp, Devices, Fleet
 from ems.control.foreign import find_foreign_writes, watched_devices
-from ems.control.setpoints import failsafe_setpoint_kw, hold_small_changes, plan_targets
+from ems.control.setpoints import failsafe_setpoint_kw, hold_small_changes, setpoint_targets, writable_devices
 from ems.control.state import LiveState
 from ems.fleet import Reservation, plans_from_duties
 from ems.fleet.reconcile import reconcile_plan
@@ -81,6 +81,7 @@ class Controller:
         self.state = LiveState(portfolio)
         self.batteries = {b.id for b in portfolio.batteries}
         self.chargers = {c.id for c in portfolio.chargers}
+        self.writable = writable_devices(portfolio)  # every kind's set-point devices (the optimiser's registry)
         self.plan_power_kw: pd.DataFrame | None = None
         self.plan_id: int | None = None
         self.setpoints_kw: dict[str, float] = {}  # what the plan asked for (held against small changes)
@@ -137,7 +138,7 @@ class Controller:
             last = self.state.reading(device)
             reason = (last.error if last is not None else None) or "no answer"
             self.store.record_event(now, "device-lost", f"{device} stopped answering ({reason}); failsafe set-point, left out of plans", {"device": device})
-            if device in self.batteries | self.chargers:
+            if device in self.writable:
                 await self._write(device, failsafe_setpoint_kw(self.portfolio, device), now, "failsafe")
                 self.figures.failsafe.append(device)
         for device in back:
@@ -276,7 +277,7 @@ class Controller:
             await asyncio.to_thread(self._replan_failed, now, f"{type(error).__name__}: {error}")
             if self.plan_power_kw is None:  # no plan to follow at all: every writable device to its failsafe
                 await asyncio.gather(*(self._write(d, failsafe_setpoint_kw(self.portfolio, d), now, "failsafe")
-                                       for d in sorted(self.batteries | self.chargers) if d not in self.state.missing()))
+                                       for d in sorted(self.writable) if d not in self.state.missing()))
             self.figures.plan_s = time.perf_counter() - started
             return None
         if schedule.status == "fallback":
@@ -330,8 +331,8 @@ class Controller:
         now = self.clock()
         if self.plan_power_kw is None:
             return {}
-        live = {d for d in self.batteries | self.chargers if d in self.devices.drivers} - self.state.missing()
-        targets = plan_targets(self.plan_power_kw, now, self.state.plugged(), self.batteries & live, self.chargers & live)
+        live = {d for d in self.writable if d in self.devices.drivers} - self.state.missing()
+        targets = setpoint_targets(self.portfolio, self.plan_power_kw, now, self.state.plugged(), live)
         targets = hold_small_changes(self.setpoints_kw, targets, self.portfolio.control.hold_threshold_kw)
         if self.following is not None:
             targets = self.following.adjust(self, targets, now)
@@ -383,7 +384,7 @@ class Controller:
     async def shutdown(self) -> None:
         """Leave every writable device in its safe state before the process ends."""
         now = self.clock()
-        for device in sorted(self.batteries | self.chargers):
+        for device in sorted(self.writable):
             await self._write(device, failsafe_setpoint_kw(self.portfolio, device), now, "shutdown")
         self.store.record_event(now, "shutdown", "controller stopped; devices left at their failsafe set-points")
 

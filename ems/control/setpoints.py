@@ -52,11 +52,11 @@ def plan_targets(plan_power_kw: pd.DataFrame, now: dt.datetime, plugged: dict[st
 def hold_small_changes(previous: dict[str, float], targets: dict[str, float], threshold_kw: float) -> dict[str, float]:
     """Keep the previous set-point where the new target moves less than ``threshold_kw``;
     a move to or from zero always goes through (start and stop are never held back)."""
-    held = {}
+    held: dict[str, float] = {}
     for device, target in targets.items():
         before = previous.get(device)
         keep = before is not None and abs(target - before) <= threshold_kw and (target == 0.0) == (before == 0.0)
-        held[device] = before if keep else target
+        held[device] = before if keep and before is not None else target
     return held
 
 
