@@ -16,6 +16,8 @@ def register(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--users", type=Path, help="the users file (default: console.users_file)")
+    parser.add_argument("--dispatch-store", type=Path, default=Path("out/dispatch/live.sqlite"),
+                        help="the live dispatcher's store, read for rides and positions (default out/dispatch/live.sqlite)")
     parser.set_defaults(handler=run)
 
 
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as error:
             print(f"ems serve: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
             return 2
-        app = create_app(portfolio, args.config, store, users_path=args.users)
+        app = create_app(portfolio, args.config, store, users_path=args.users, dispatch_store=args.dispatch_store)
         users = app.state.console.users
         print(f"console on http://{args.host}:{args.port}/ (store {store.path}, users {users.path})", flush=True)
         if not users.all():

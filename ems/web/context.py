@@ -35,6 +35,7 @@ class Console:
     secret: bytes
     clock: Callable[[], dt.datetime] = utc_now
     replan_now: Callable[[], None] | None = None
+    dispatch_store: Path | None = None  # the live dispatcher's SQLite file (riders, vehicle positions), read only
     extras: dict[str, Any] = field(default_factory=dict)  # for pages that need more (job runners, caches)
 
     @property
