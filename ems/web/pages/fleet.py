@@ -41,7 +41,7 @@ def fleet(console: Console, request: Request) -> dict:
     portfolio = console.portfolio
     dispatcher = dispatcher_view(console.dispatch_store)
     latest = latest_values(console.store, [v.id for v in portfolio.vehicles])
-    project = projection(portfolio.portfolio.latitude_deg, portfolio.portfolio.longitude_deg, portfolio.portfolio.service_area_km)
+    project = projection(portfolio.portfolio.latitude_deg, portfolio.portfolio.longitude_deg, sketch_side_km(portfolio))
     shelter_sites = {s.site for s in portfolio.shelters}
     sites = {}
     for site in portfolio.sites:
@@ -61,7 +61,7 @@ def fleet(console: Console, request: Request) -> dict:
             if home is None:
                 continue
             angle = 2 * math.pi * n / max(len(portfolio.vehicles), 1)  # around the home site, so none hides another
-            x, y = home["x"] + 28 * math.cos(angle), home["y"] + 28 * math.sin(angle)
+            x, y = home["x"] + 70 * math.cos(angle), home["y"] + 70 * math.sin(angle)
             source = "home"
         vehicles.append({"id": vehicle.id, "x": round(x, 1), "y": round(y, 1), "source": source,
                          "soc_fraction": None if soc is None or soc[1] is None else round(soc[1], 3)})
@@ -70,12 +70,23 @@ def fleet(console: Console, request: Request) -> dict:
     capacity = {v.id: v.battery_kwh for v in portfolio.vehicles}
     return {
         "now": iso(now, zone), "start": iso(start, zone), "end": iso(start + dt.timedelta(days=1), zone),
-        "map": {"size": MAP_SIZE, "sites": list(sites.values()), "vehicles": vehicles},
+        "map": {"size": MAP_SIZE, "side_km": round(sketch_side_km(portfolio), 2), "sites": list(sites.values()),
+                "vehicles": vehicles},
         "rides": {"available": dispatcher["available"], "source": dispatcher["source"], "by_status": dispatcher["riders"],
                   "served": dispatcher["riders"].get("served", 0),
                   "waiting": dispatcher["riders"].get("received", 0) + dispatcher["riders"].get("promised", 0)},
         "soc": {vehicle: [[iso(t, zone), round(v * capacity[vehicle], 2)] for t, v in values] for vehicle, values in sorted(series.items())},
     }
+
+
+def sketch_side_km(portfolio) -> float:
+    """Side of the square drawn: the sites with a margin around the city centre (the service
+    area is usually much larger than the part of it where the sites are)."""
+    info = portfolio.portfolio
+    km_per_deg_lon = KM_PER_DEG_LAT * math.cos(math.radians(info.latitude_deg))
+    reach = [max(abs(s.latitude_deg - info.latitude_deg) * KM_PER_DEG_LAT, abs(s.longitude_deg - info.longitude_deg) * km_per_deg_lon)
+             for s in portfolio.sites]
+    return min(max(2.6 * max(reach, default=0.0), 1.0), info.service_area_km)
 
 
 def projection(centre_lat: float, centre_lon: float, side_km: float):

@@ -12,13 +12,20 @@
   var COLOURS = {grid: "#5470c6", pv: "#fac858", load: "#91cc75", battery: "#ee6666", ev: "#73c0de"};
   var KINDS = ["grid", "pv", "battery", "ev", "load"];
 
+  // Times arrive as ISO strings in the portfolio's zone (Asia/Tokyo, with its offset). ECharts
+  // draws a time axis in the browser's zone; without the offset it reads the wall-clock time
+  // as local, so the axis shows Tokyo time on any machine (Japan has no daylight saving).
+  function wall(text) { return typeof text === "string" ? text.slice(0, 19) : text; }
+  function points(rows) { return (rows || []).map(function (row) { return [wall(row[0]), row[1]]; }); }
+
   function timeAxis(data) {
-    return {type: "time", min: data.start, max: data.end, axisLabel: {hideOverlap: true, formatter: "{HH}:{mm}\n{MM}-{dd}"}};
+    return {type: "time", min: wall(data.start), max: wall(data.end),
+            axisLabel: {hideOverlap: true, formatter: "{HH}:{mm}\n{MM}-{dd}"}};
   }
 
   function nowLine(data) {
     return {symbol: "none", silent: true, lineStyle: {color: "#b42318", type: "solid", width: 2},
-            label: {formatter: NAMES.now}, data: [{xAxis: data.now}]};
+            label: {formatter: NAMES.now}, data: [{xAxis: wall(data.now)}]};
   }
 
   charts.sitePower = function (data, el) {
@@ -26,19 +33,19 @@
     var series = [];
     KINDS.forEach(function (kind) {
       if (site.planned[kind]) {
-        series.push({name: NAMES[kind], type: "bar", stack: "plan", data: site.planned[kind], barCategoryGap: "0%",
+        series.push({name: NAMES[kind], type: "bar", stack: "plan", data: points(site.planned[kind]), barCategoryGap: "0%",
                      itemStyle: {color: COLOURS[kind], opacity: 0.75}});
       }
     });
     KINDS.forEach(function (kind) {
       if (site.measured[kind]) {
-        series.push({name: NAMES[kind] + " (" + NAMES.measured + ")", type: "line", data: site.measured[kind], showSymbol: false,
+        series.push({name: NAMES[kind] + " (" + NAMES.measured + ")", type: "line", data: points(site.measured[kind]), showSymbol: false,
                      lineStyle: {color: COLOURS[kind], width: 2, type: "dashed"}, itemStyle: {color: COLOURS[kind]}});
       }
     });
     var bands = (data.dr_events || []).filter(function (e) { return e.sites.length === 0 || e.sites.indexOf(site.id) >= 0; })
-      .map(function (e) { return [{name: NAMES[e.direction] || e.direction, xAxis: e.start}, {xAxis: e.end}]; });
-    series.push({name: NAMES.price, type: "line", step: "start", yAxisIndex: 1, data: site.import_price, showSymbol: false,
+      .map(function (e) { return [{name: NAMES[e.direction] || e.direction, xAxis: wall(e.start)}, {xAxis: wall(e.end)}]; });
+    series.push({name: NAMES.price, type: "line", step: "start", yAxisIndex: 1, data: points(site.import_price), showSymbol: false,
                  lineStyle: {color: "#666", width: 1}, itemStyle: {color: "#666"},
                  markLine: nowLine(data), markArea: {silent: true, itemStyle: {color: "rgba(181,71,8,0.12)"}, data: bands}});
     return {
@@ -54,7 +61,7 @@
 
   charts.storageSoc = function (data) {
     var series = Object.keys(data.storage).map(function (id) {
-      return {name: id, type: "line", showSymbol: false, data: data.storage[id].measured};
+      return {name: id, type: "line", showSymbol: false, data: points(data.storage[id].measured)};
     });
     if (series.length) { series[0].markLine = nowLine(data); }
     return {animation: false, tooltip: {trigger: "axis"}, legend: {type: "scroll", top: 0},
@@ -64,7 +71,7 @@
 
   charts.vehicleSoc = function (data) {
     var series = Object.keys(data.soc).map(function (id) {
-      return {name: id, type: "line", showSymbol: false, data: data.soc[id]};
+      return {name: id, type: "line", showSymbol: false, data: points(data.soc[id])};
     });
     if (series.length) { series[0].markLine = nowLine(data); }
     return {animation: false, tooltip: {trigger: "axis"}, legend: {type: "scroll", top: 0},
