@@ -17,6 +17,7 @@ import pytest
 
 from ems.config import load_portfolio
 from ems.store.reads import setpoint_log
+from tests.conftest import REPO
 from tests.web_fixtures import CONFIG
 
 PAGES = ["/", "/schedule", "/fleet", "/devices", "/audit"]
@@ -56,6 +57,20 @@ def test_now_shows_the_stored_plan_the_gate_and_the_baseline_figures(console, we
         summary["baseline_energy_cost_yen"] + summary["baseline_demand_charge_yen"]
         - summary["energy_cost_yen"] - summary["demand_charge_yen"], abs=0.01)
     assert not now["bcp_mode"]["active"]
+
+
+def test_now_shows_who_switched_bcp_mode_on_for_which_outage(console, web_run, tmp_path):
+    from ems.bcp.mode import BcpModeStore
+    from ems.bcp.outage import load_outage
+
+    console.login("taro")
+    assert console.get("/api/").json()["bcp_mode"]["switch"] is None
+    outage = load_outage(REPO / "config" / "outages" / "typhoon-72h.toml")
+    BcpModeStore(tmp_path / "bcp").activate(outage, str(CONFIG), "hanako", outage.start, reason="typhoon drill", force=True)
+    switch = console.get("/api/").json()["bcp_mode"]["switch"]
+    assert switch["active"] and switch["operator"] == "hanako" and switch["outage"]["name"] == outage.name
+    banner = console.get("/", headers={"accept": "text/html"}).text
+    assert "hanako" in banner and outage.name in banner and "bcp-on" in banner
 
 
 def test_schedule_plan_balances_at_every_site_and_matches_the_stored_points(console, portfolio):

@@ -222,7 +222,7 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         from ems.web.app import create_app
         from ems.web.server import ConsoleThread
 
-        app = create_app(portfolio, args.config, store, clock=clock.now,
+        app = create_app(portfolio, args.config, store, clock=clock.now, bcp_state_dir=args.bcp_state_dir,
                          replan_now=lambda: loop.call_soon_threadsafe(scheduler.take_replan_request))
         web = ConsoleThread(app, http_socket).start()
         print(f"console on http://{args.http[0]}:{args.http[1]}/", flush=True)
