@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 if TYPE_CHECKING:
     from ems.config import Portfolio
     from ems.store import Store
-    from ems.web.auth import Users
+    from ems.web.users import Users
 
 
 def utc_now() -> dt.datetime:

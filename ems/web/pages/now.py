@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 
+from ems.web.assets import iso
 from ems.web.context import Console
 from ems.web.i18n import LABELS
 from ems.web.pages import NavItem, page
@@ -70,10 +71,9 @@ def bcp_switch(console: Console) -> dict | None:
     if mode is None:
         return None
     outage = mode.outage
-    return {"active": mode.active, "since": console.local(mode.since).isoformat(timespec="seconds"), "operator": mode.operator,
+    return {"active": mode.active, "since": iso(mode.since, console.zone), "operator": mode.operator,
             "reason": mode.reason, "outage": None if outage is None else {
-                "name": outage.name, "start": console.local(outage.start).isoformat(timespec="seconds"),
-                "end": console.local(outage.end).isoformat(timespec="seconds")}}
+                "name": outage.name, "start": iso(outage.start, console.zone), "end": iso(outage.end, console.zone)}}
 
 
 def gate(now: dt.datetime, zone) -> dict:
