@@ -67,9 +67,9 @@ def test_a_hand_edited_users_file_with_a_bad_entry_is_named(tmp_path):
 
 
 def test_serve_stops_before_anything_runs_without_a_store_or_with_its_port_taken(tmp_path):
-    missing = ems("serve", "--config", str(CONFIG), "--store", str(tmp_path / "none.sqlite"), "--port", str(free_port()))
+    missing = ems("serve", "--config", str(CONFIG), "--store", str(tmp_path / "none.sqlite"), "--port", str(free_port()), cwd=tmp_path)
     assert missing.returncode == 2 and "no such store" in missing.stderr
-    assert not (tmp_path / "none.sqlite").exists()
+    assert not (tmp_path / "none.sqlite").exists() and not (tmp_path / "var").exists()  # nothing made
     store = tmp_path / "ems.sqlite"
     Store(store).close()
     with socket.socket() as taken:
@@ -83,7 +83,7 @@ def test_serve_stops_before_anything_runs_without_a_store_or_with_its_port_taken
 def test_serve_names_the_missing_web_extra(tmp_path):
     script = ("import sys; sys.modules['fastapi'] = None; from ems.cli import main; "
               f"sys.exit(main(['serve', '--config', {str(CONFIG)!r}]))")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert done.returncode == 2 and "'web' extra" in done.stderr and "fastapi" in done.stderr
 
 
@@ -202,3 +202,13 @@ def wait_for(condition, timeout_s: float) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def test_serve_names_a_broken_users_file_before_serving(tmp_path):
+    store = tmp_path / "ems.sqlite"
+    Store(store).close()
+    users = tmp_path / "users.toml"
+    users.write_text('[users.hanako]\nrole = "operator"\npassword_hash = "plain-text"\n')
+    done = ems("serve", "--config", str(CONFIG), "--store", str(store), "--users", str(users), "--port", str(free_port()),
+               cwd=tmp_path)
+    assert done.returncode == 2 and f"{users}: users.hanako.password_hash" in done.stderr

@@ -37,18 +37,23 @@ def run(args: argparse.Namespace) -> int:
         return 2
     portfolio = load_portfolio(args.config)  # a bad file stops here, before anything runs
     from ems.store import Store
-    from ems.web.app import create_app
+    from ems.web.app import ConsoleSetupError, console_files, create_app
     from ems.web.context import shifted_clock, utc_now
     from ems.web.server import bind, serve_forever
 
     store = Store(args.store or portfolio.storage.sqlite_path, create=False)  # audit entries and requests are written
     try:
         try:
+            secret, users_path = console_files(portfolio, args.users)
+        except ConsoleSetupError as error:
+            print(f"ems serve: {error}", file=sys.stderr)
+            return 2
+        try:
             sock = bind(args.host, args.port)
         except OSError as error:
             print(f"ems serve: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
             return 2
-        app = create_app(portfolio, args.config, store, users_path=args.users, dispatch_store=args.dispatch_store,
+        app = create_app(portfolio, args.config, store, users_path=users_path, secret=secret, dispatch_store=args.dispatch_store,
                          bcp_state_dir=args.bcp_state_dir,
                          clock=shifted_clock(args.at) if args.at else utc_now)
         users = app.state.console.users

@@ -18,6 +18,29 @@ from ems.web.users import Users
 STATIC = Path(__file__).parent / "static"
 
 
+class ConsoleSetupError(RuntimeError):
+    """The console's users file or secret cannot be used; the message names the file."""
+
+
+def console_files(portfolio, users_path: str | Path | None = None) -> tuple[bytes, Path]:
+    """The session key (made on first start) and the users file, checked before serving."""
+    from ems.web.users import UsersError, read_users
+
+    settings = portfolio.console
+    users = Path(users_path or settings.users_file)
+    try:
+        secret = load_or_create_secret(settings.secret_file)
+        if users.exists():
+            read_users(users)
+    except UsersError as error:
+        raise ConsoleSetupError(str(error)) from None
+    except ValueError as error:
+        raise ConsoleSetupError(str(error)) from None
+    except OSError as error:
+        raise ConsoleSetupError(f"{error.filename or settings.secret_file}: {error.strerror or error}") from None
+    return secret, users
+
+
 def create_app(portfolio, config_path: str | Path, store, *, users_path: str | Path | None = None,
                secret: bytes | None = None, clock: Callable[[], dt.datetime] = utc_now,
                replan_now: Callable[[], None] | None = None, dispatch_store: str | Path | None = None,
