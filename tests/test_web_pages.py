@@ -221,3 +221,10 @@ def test_text_from_the_store_is_escaped(console):
     audit.record(console.app.state.console, "hanako", "operator", "<script>alert(1)</script>", "done")
     page = console.get("/audit", headers={"accept": "text/html"}).text
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+@pytest.mark.parametrize("path", ["/", "/devices"])
+def test_now_and_devices_refresh_themselves(console, path):
+    console.login("taro")
+    page = console.get(path, headers={"accept": "text/html", "HX-Request": "true"}).text
+    assert f'<main hx-get="{path}" hx-trigger="every 30s" hx-select="main"' in page
