@@ -160,8 +160,8 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         await asyncio.wait({twin_task, waiting}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
         if not started.is_set():
             waiting.cancel()
-            error = twin_task.exception() if twin_task.done() else "did not start within 30 s"
-            print(f"ems run: the digital twin could not start: {error}", file=sys.stderr)
+            reason = twin_task.exception() if twin_task.done() else "did not start within 30 s"
+            print(f"ems run: the digital twin could not start: {reason}", file=sys.stderr)
             return 2
         print("digital twin serving:\n  " + "\n  ".join(twin.describe()), flush=True)
 

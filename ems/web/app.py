@@ -43,7 +43,7 @@ def console_files(portfolio, users_path: str | Path | None = None) -> tuple[byte
 
 def create_app(portfolio, config_path: str | Path, store, *, users_path: str | Path | None = None,
                secret: bytes | None = None, clock: Callable[[], dt.datetime] = utc_now,
-               replan_now: Callable[[], None] | None = None, dispatch_store: str | Path | None = None,
+               replan_now: Callable[[], object] | None = None, dispatch_store: str | Path | None = None,
                bcp_state_dir: str | Path = "var/ems") -> FastAPI:
     """The console on ``store`` (opened for writing: audit entries and re-plan requests go there).
 

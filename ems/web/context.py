@@ -40,7 +40,7 @@ class Console:
     users: Users
     secret: bytes
     clock: Callable[[], dt.datetime] = utc_now
-    replan_now: Callable[[], None] | None = None
+    replan_now: Callable[[], object] | None = None
     dispatch_store: Path | None = None  # the live dispatcher's SQLite file (riders, vehicle positions), read only
     bcp_state_dir: Path = Path("var/ems")  # where the operator's BCP switch is recorded (ems.bcp.mode.BcpModeStore)
     extras: dict[str, Any] = field(default_factory=dict)  # for pages that need more (job runners, caches)
