@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "ems.cli.prices",
     "ems.cli.dr",
     "ems.cli.broker",
+    "ems.cli.serve",
+    "ems.cli.users",
 )
 
 

@@ -40,6 +40,7 @@ def register(subparsers) -> None:
     parser.add_argument("--bcp-state-dir", type=Path, default=Path("var/ems"),
                         help="where `ems bcp activate` records BCP mode (default var/ems), read every re-plan")
     parser.add_argument("--status-every-s", type=float, default=2.0, help="real seconds between status lines")
+    parser.add_argument("--http", metavar="HOST:PORT", help="serve the operators' console from this process (docs/console.md)")
     parser.set_defaults(handler=run)
 
 
@@ -71,6 +72,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.twin and args.speed != 1.0:
         print("ems run: --speed needs --twin (live devices run in real time)")
         return 2
+    if args.http:  # checked before anything runs
+        from ems.web.server import missing_web_extra, parse_address
+
+        try:
+            args.http = parse_address(args.http)
+        except ValueError as error:
+            print(f"ems run: --http {error}", file=sys.stderr)
+            return 2
+        if missing_web_extra():
+            print(f"ems run: --http needs the 'web' extra ({missing_web_extra()} is not installed): pip install 'arao-ems[web]'",
+                  file=sys.stderr)
+            return 2
     _own_log_streams()
     return asyncio.run(_main(args, portfolio))
 
@@ -116,6 +129,15 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
     # created only once this process is known to be the only controller
     store_path = args.store or portfolio.storage.sqlite_path
     Store.preflight(store_path)
+    http_socket = None
+    if args.http:  # a port in use stops here, before devices are touched
+        from ems.web.server import bind
+
+        try:
+            http_socket = bind(*args.http)
+        except OSError as error:
+            print(f"ems run: --http cannot listen on {args.http[0]}:{args.http[1]}: {error.strerror or error}", file=sys.stderr)
+            return 2
     twin_task = None
     if args.twin:
         from simulations.twin import Twin, TwinOptions
@@ -195,6 +217,15 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         store.record_event(clock.now(), "job-failed", f"first control cycle failed: {type(error).__name__}: {error}",
                            {"job": "cycle", "error": str(error)})
     scheduler.start()
+    web = None
+    if http_socket is not None:  # the console in a thread; a re-plan request reaches the scheduler on this loop
+        from ems.web.app import create_app
+        from ems.web.server import ConsoleThread
+
+        app = create_app(portfolio, args.config, store, clock=clock.now,
+                         replan_now=lambda: loop.call_soon_threadsafe(scheduler.take_replan_request))
+        web = ConsoleThread(app, http_socket).start()
+        print(f"console on http://{args.http[0]}:{args.http[1]}/", flush=True)
     ven = await _start_ven(portfolio, args, store, clock, controller)
     sink_task = asyncio.create_task(_flush_influx(store, portfolio, stop)) if portfolio.storage.influx else None
     end = clock.now() + dt.timedelta(hours=args.duration_hours) if args.duration_hours else None
@@ -207,6 +238,8 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
             except TimeoutError:
                 pass
     finally:
+        if web is not None:
+            await asyncio.to_thread(web.stop)
         await scheduler.shutdown()
         if ven is not None:
             await ven.stop()

@@ -12,6 +12,7 @@ from pydantic_core import PydanticUndefined
 
 from ems.config import schema
 from ems.config.bcp import BcpSettings
+from ems.config.console import ConsoleSettings
 from ems.config.control import ControlSettings, InfluxSettings, StorageSettings
 from ems.config.dispatch import DispatchSettings
 from ems.config.drivers import (
@@ -47,6 +48,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("[bcp]", BcpSettings, "BCP planning: shelters in an outage (see docs/bcp.md)."),
     ("[market]", MarketSettings, "Optional: plan on JEPX prices by date and follow the 30-minute demand plan (see docs/market.md)."),
     ("[openadr]", OpenAdrSettings, "Optional: the OpenADR 2.0b VEN (`ems dr ven`, and inside `ems run`; see docs/market.md)."),
+    ("[console]", ConsoleSettings, "The operators' console (`ems serve`, `ems run --http`; see docs/console.md)."),
     ("[[sites]]", schema.Site, "A place with its own bus and one grid connection."),
     ("[[grid_connections]]", schema.GridConnection, "One per site."),
     ("[[pv_arrays]]", schema.PvArray, ""),

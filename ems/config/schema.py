@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ems.config.bcp import BcpSettings
+from ems.config.console import ConsoleSettings
 from ems.config.control import ControlSettings, StorageSettings
 from ems.config.dispatch import DispatchSettings
 from ems.config.drivers import EchonetDriver, EchonetNetwork, ModbusTlsFiles, OcppDriver, OcppServer, TwinSettings
@@ -314,3 +315,4 @@ class Portfolio(Strict):
     bcp: BcpSettings = Field(default_factory=BcpSettings)
     market: MarketSettings | None = None
     openadr: OpenAdrSettings | None = None
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)

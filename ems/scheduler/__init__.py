@@ -29,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from ems.config.control import ControlSettings
 from ems.control.controller import Controller
 from ems.store import Store
+from ems.store.requests import latest_replan_request
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class ControlScheduler:
         self.skipped: dict[str, int] = {}  # runs skipped because the previous one was still going
         self.inflight: set[asyncio.Task] = set()
         self.stalled: set[str] = set()
+        self.replan_request_id = int(latest_replan_request(store).get("id", 0))  # older requests are not acted on
         self.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
         # APScheduler warns on every skipped overlap; they are counted in self.skipped instead
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
@@ -129,7 +131,21 @@ class ControlScheduler:
             text = ", ".join(f"{n} {t}" for t, n in dropped.items() if n)
             self.store.record_event(now, "retention", f"dropped rows older than {days:g} days: {text}", dropped)
 
+    def take_replan_request(self) -> bool:
+        """Re-plan now if an operator asked for it since the last check (``ems.store.requests``):
+        the re-plan job is moved to now, so it never overlaps a re-plan under way."""
+        request = latest_replan_request(self.store)
+        if int(request.get("id", 0)) <= self.replan_request_id:
+            return False
+        self.replan_request_id = int(request["id"])
+        self.store.record_event(self.controller.clock(), "replan-requested",
+                                f"re-plan requested by {request.get('user')}", request)
+        if self.scheduler.running and self.scheduler.get_job("replan") is not None:
+            self.scheduler.modify_job("replan", next_run_time=dt.datetime.now(dt.UTC))
+        return True
+
     async def _poll(self) -> None:
+        self.take_replan_request()
         await self.controller.poll()
         await self.controller.apply()  # between plans, set-points follow the current plan's step
 
