@@ -25,6 +25,7 @@ def register(subparsers) -> None:
     drill.add_argument("--outage", required=True, help="outage TOML file, or a spec 'start=...; hours=72; sites=a,b'")
     drill.add_argument("--state", type=Path, help="JSON of the energy on board: {\"soc_kwh\": {id: kWh}}; wins over the store and the twin")
     drill.add_argument("--store", type=Path, help="the controller's store to take the latest state from (default: storage.sqlite_path, if it exists)")
+    drill.add_argument("--no-store", action="store_true", help="start from the config's initial state of charge, not from the store")
     drill.add_argument("--out", type=Path, default=Path("out/bcp-drill"), help="report directory (default out/bcp-drill)")
     drill.add_argument("--no-fleet", action="store_true", help="plan with the stationary batteries and PV only")
     drill.add_argument("--progress", action="store_true", help="print a line 'progress K/N: step' as each step starts (for the console)")
@@ -200,9 +201,10 @@ def run_drill(args: argparse.Namespace) -> int:
     _step(args, 1)
     state, source = {}, "config initial_soc_fraction"
     store_path = args.store or Path(portfolio.storage.sqlite_path)
-    if not args.twin and store_path.is_file():
+    from_store = not args.twin and not args.no_store
+    if from_store and store_path.is_file():
         state, source = state_from_store(store_path, portfolio)
-    elif args.store is not None and not args.twin:
+    elif from_store and args.store is not None:
         raise ConfigError(args.store, [("(file)", "no such store")])
     if args.twin:
         from simulations.bcp_drill import twin_snapshot

@@ -25,6 +25,8 @@ PAGE_MODULES = (
     "ems.web.pages.now",
     "ems.web.pages.audit",
     "ems.web.pages.actions",
+    "ems.web.pages.bcp",
+    "ems.web.pages.nightly",
 )
 
 

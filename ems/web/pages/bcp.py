@@ -228,7 +228,7 @@ async def _switch(request: Request, user, action: str):
                 refused = (400, str(error))
     if refused is None:
         try:
-            if action == "bcp-activate":
+            if outage is not None:
                 mode = await run_in_threadpool(mode_store.activate, outage, str(state.config_path), user.name, state.now(), reason)
             else:
                 mode = await run_in_threadpool(mode_store.deactivate, user.name, state.now(), reason)
