@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ems.cli.args import aware_datetime
 from ems.config import load_portfolio
 
 
@@ -16,6 +17,11 @@ def register(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--users", type=Path, help="the users file (default: console.users_file)")
+    parser.add_argument("--dispatch-store", type=Path, default=Path("out/dispatch/live.sqlite"),
+                        help="the live dispatcher's store, read for rides and positions (default out/dispatch/live.sqlite)")
+    parser.add_argument("--at", type=aware_datetime, metavar="TIME",
+                        help="show the store as at this time, running on from it (a store of a past twin run); "
+                             "default: the wall clock")
     parser.set_defaults(handler=run)
 
 
@@ -30,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     portfolio = load_portfolio(args.config)  # a bad file stops here, before anything runs
     from ems.store import Store
     from ems.web.app import create_app
+    from ems.web.context import shifted_clock, utc_now
     from ems.web.server import bind, serve_forever
 
     store = Store(args.store or portfolio.storage.sqlite_path, create=False)  # audit entries and requests are written
@@ -39,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         except OSError as error:
             print(f"ems serve: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
             return 2
-        app = create_app(portfolio, args.config, store, users_path=args.users)
+        app = create_app(portfolio, args.config, store, users_path=args.users, dispatch_store=args.dispatch_store,
+                         clock=shifted_clock(args.at) if args.at else utc_now)
         users = app.state.console.users
         print(f"console on http://{args.host}:{args.port}/ (store {store.path}, users {users.path})", flush=True)
         if not users.all():

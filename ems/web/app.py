@@ -20,11 +20,12 @@ STATIC = Path(__file__).parent / "static"
 
 def create_app(portfolio, config_path: str | Path, store, *, users_path: str | Path | None = None,
                secret: bytes | None = None, clock: Callable[[], dt.datetime] = utc_now,
-               replan_now: Callable[[], None] | None = None) -> FastAPI:
+               replan_now: Callable[[], None] | None = None, dispatch_store: str | Path | None = None) -> FastAPI:
     """The console on ``store`` (opened for writing: audit entries and re-plan requests go there).
 
     ``users_path`` and ``secret`` default to the config's ``[console]`` files; ``clock`` is the
-    controller's (a twin's scaled clock) when served from ``ems run --http``.
+    controller's (a twin's scaled clock) when served from ``ems run --http``; ``dispatch_store``
+    is the live dispatcher's store (``ems dispatch serve --store``), read for the Fleet page.
     """
     from ems.web import auth
     from ems.web.i18n import LANGUAGES
@@ -34,7 +35,7 @@ def create_app(portfolio, config_path: str | Path, store, *, users_path: str | P
     state = Console(portfolio=portfolio, config_path=Path(config_path), store=store,
                     users=Users(users_path or settings.users_file),
                     secret=secret if secret is not None else load_or_create_secret(settings.secret_file),
-                    clock=clock, replan_now=replan_now)
+                    clock=clock, replan_now=replan_now, dispatch_store=Path(dispatch_store) if dispatch_store else None)
     app = FastAPI(title="arao-ems console", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.console = state
     app.middleware("http")(auth.session_middleware)

@@ -19,6 +19,12 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def shifted_clock(at: dt.datetime) -> Callable[[], dt.datetime]:
+    """A clock that reads ``at`` now and runs on in real time (to look at a past run's store)."""
+    offset = at - utc_now()
+    return lambda: utc_now() + offset
+
+
 @dataclass
 class Console:
     """One per application, at ``request.app.state.console`` (``console(request)`` in a handler).
@@ -35,6 +41,7 @@ class Console:
     secret: bytes
     clock: Callable[[], dt.datetime] = utc_now
     replan_now: Callable[[], None] | None = None
+    dispatch_store: Path | None = None  # the live dispatcher's SQLite file (riders, vehicle positions), read only
     extras: dict[str, Any] = field(default_factory=dict)  # for pages that need more (job runners, caches)
 
     @property

@@ -16,10 +16,12 @@ REQUIRED = ("fastapi", "uvicorn", "jinja2", "argon2", "multipart")
 
 def missing_web_extra() -> str | None:
     """The first package of the ``web`` extra that is not installed, or None."""
-    import importlib.util
+    import importlib
 
     for name in REQUIRED:
-        if importlib.util.find_spec(name) is None:
+        try:
+            importlib.import_module(name)
+        except ImportError:
             return name
     return None
 

@@ -23,6 +23,9 @@ from fastapi.responses import JSONResponse
 
 PAGE_MODULES = (
     "ems.web.pages.now",
+    "ems.web.pages.schedule",
+    "ems.web.pages.fleet",
+    "ems.web.pages.devices",
     "ems.web.pages.audit",
     "ems.web.pages.actions",
     "ems.web.pages.bcp",
