@@ -8,13 +8,17 @@ still resolve. ``ems_serve(...)`` starts the console on a free port and waits fo
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_CONFIG = REPO / "config" / "arao.toml"
@@ -94,3 +98,36 @@ def ems_serve(config: Path, store: Path, workdir: Path, extra_args: tuple[str, .
             time.sleep(0.2)
     process.kill()
     raise RuntimeError(f"ems serve did not answer /healthz within {timeout_s} s: {log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def nights(tmp_path_factory) -> Path:
+    """Two nights of the nightly job (the callable the controller's scheduler runs) on the small
+    portfolio of the nightly tests, 2026-04-15 and 2026-04-16, under ``<dir>/nightly``."""
+    from simulations.nightly import NightlyOptions, nightly_job
+    from tests.nightly_fixtures import write_small_portfolio
+
+    directory = tmp_path_factory.mktemp("nights")
+    config = write_small_portfolio(directory / "portfolio")
+    options = NightlyOptions(samples=3, flexibility="blocks", event_variants=False, unavailable=False, rolling=False,
+                             inputs="profiles")
+    for day in (14, 15):  # 21:00 in Tokyo: the night simulates the next day
+        nightly_job(config, directory / "nightly", dt.datetime(2026, 4, day, 12, 0, tzinfo=dt.UTC), workers=1, options=options)
+    return directory / "nightly"
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium driven by Playwright (headless; its own browser download is never used)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: .ci/run installs the Debian package 'chromium'")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+        yield browser
+        browser.close()

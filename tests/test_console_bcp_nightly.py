@@ -4,7 +4,6 @@ nightly job wrote."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -25,22 +24,6 @@ def ops(console, tmp_path):
     jobs = state.extras.get("drill_jobs")
     if jobs is not None:
         jobs.stop_all()
-
-
-@pytest.fixture(scope="session")
-def nights(tmp_path_factory) -> Path:
-    """Two nights of the nightly job (the callable the controller's scheduler runs) on the small
-    portfolio of the nightly tests: 2026-04-15 and 2026-04-16."""
-    from simulations.nightly import NightlyOptions, nightly_job
-    from tests.nightly_fixtures import write_small_portfolio
-
-    directory = tmp_path_factory.mktemp("nights")
-    config = write_small_portfolio(directory / "portfolio")
-    options = NightlyOptions(samples=3, flexibility="blocks", event_variants=False, unavailable=False, rolling=False,
-                             inputs="profiles")
-    for day in (14, 15):
-        nightly_job(config, directory / "nightly", dt.datetime(2026, 4, day, 12, 0, tzinfo=dt.UTC), workers=1, options=options)
-    return directory / "nightly"
 
 
 def poll(client, job_id: str, timeout_s: float = 240.0) -> dict:

@@ -238,20 +238,26 @@ async def _switch(request: Request, user, action: str):
             refused = (409, str(error))
     if refused is not None:
         await run_in_threadpool(audit.record, state, user.name, user.role, action, "refused", refused[1], reason=reason)
-        if "text/html" in request.headers.get("accept", "") and not _wants_fragment(request):
+        if _wants_fragment(request):  # the panel again, with what was refused and why
+            return render(request, "bcp_mode.html", _mode_panel(state) | {"error": refused[1]})
+        if "text/html" in request.headers.get("accept", ""):
             return render(request, "error.html", {"status": refused[0], "detail": refused[1]}, status_code=refused[0])
-        return _answer_error(request, *refused)
+        raise HTTPException(*refused)
     what = f"{outage.name}, sites {', '.join(outage.sites)}" if outage is not None else "normal operation"
     await run_in_threadpool(audit.record, state, user.name, user.role, action, "done", f"{what}: {reason}", reason=reason,
                             outage=outage.name if outage is not None else None)
     data = {"active": mode.active, "since": mode.since, "operator": mode.operator, "reason": mode.reason,
             "outage": outage.name if outage is not None else None}
     if _wants_fragment(request):
-        return render(request, "bcp_mode.html", {"mode": mode_view(state), "confirm_words": [state.portfolio.portfolio.name, CONFIRM_WORD],
-                                                  "outage_files": drill_jobs(state).outage_files()})
+        return render(request, "bcp_mode.html", _mode_panel(state))
     if "text/html" in request.headers.get("accept", ""):
         return RedirectResponse("/bcp#mode", status_code=303)
     return JSONResponse(jsonable(data))
+
+
+def _mode_panel(state: Console) -> dict:
+    return {"mode": mode_view(state), "confirm_words": [state.portfolio.portfolio.name, CONFIRM_WORD],
+            "outage_files": drill_jobs(state).outage_files()}
 
 
 @router.post("/api/bcp/activate")
