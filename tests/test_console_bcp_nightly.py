@@ -66,9 +66,10 @@ def test_a_drill_runs_from_start_to_result(ops):
     assert max(body["seen_steps"]) == 5  # the command's progress lines reached the page
     summary, supply = body["result"]["summary"], body["result"]["supply"]
     assert set(summary["shelter_hours"]) == {"north_school_gym", "central_community_hall", "south_school_gym"}
-    # the state came from the console's store (its readings are from April, older than the drill's
-    # 7-day look-back on the wall clock, so it says so and falls back to the config's state)
-    assert summary["state"].startswith(f"store {Path(ops.store.path).resolve()}")
+    # the energy on board came from the twin run's readings in the console's store, as at the console's clock
+    assert summary["state"].startswith(f"store {Path(ops.store.path).resolve()}: ")
+    assert "batteries and vehicles, latest reading 2026-04-14T23:" in summary["state"]  # 08:xx in Tokyo
+    assert summary["initial_soc_kwh"]
     for shelter, hours in summary["shelter_hours"].items():
         assert 0 <= hours <= summary["upper_bound_hours"][shelter] + 1e-6
         assert len(supply[shelter]["time"]) == 12 * 60 // summary["step_minutes"]

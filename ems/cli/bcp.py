@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from ems.cli.args import aware_datetime
 from ems.config import ConfigError, load_portfolio, profile_values
 
 
@@ -25,6 +26,8 @@ def register(subparsers) -> None:
     drill.add_argument("--outage", required=True, help="outage TOML file, or a spec 'start=...; hours=72; sites=a,b'")
     drill.add_argument("--state", type=Path, help="JSON of the energy on board: {\"soc_kwh\": {id: kWh}}; wins over the store and the twin")
     drill.add_argument("--store", type=Path, help="the controller's store to take the latest state from (default: storage.sqlite_path, if it exists)")
+    drill.add_argument("--as-of", type=aware_datetime, metavar="TIME",
+                       help="look for the store's latest state in the week before this time (default now; for a past twin run's store)")
     drill.add_argument("--no-store", action="store_true", help="start from the config's initial state of charge, not from the store")
     drill.add_argument("--out", type=Path, default=Path("out/bcp-drill"), help="report directory (default out/bcp-drill)")
     drill.add_argument("--no-fleet", action="store_true", help="plan with the stationary batteries and PV only")
@@ -114,7 +117,7 @@ def run_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def state_from_store(path: Path, portfolio, lookback_days: int = 7) -> tuple[dict[str, float], str]:
+def state_from_store(path: Path, portfolio, lookback_days: int = 7, as_of: dt.datetime | None = None) -> tuple[dict[str, float], str]:
     """The latest good state of charge in the controller's store: batteries and vehicles from
     their own telemetry; a vehicle without any, from its home charger's reading (the vehicle
     plugged there reports through it)."""
@@ -124,7 +127,7 @@ def state_from_store(path: Path, portfolio, lookback_days: int = 7) -> tuple[dic
         store = Store(path, create=False, readonly=True)
     except StoreError as error:
         raise ConfigError(path, [("(store)", str(error))]) from None
-    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=lookback_days)
+    since = (as_of or dt.datetime.now(dt.UTC)) - dt.timedelta(days=lookback_days)
     state, newest = {}, None
     try:
         sources = [(b.id, b.id, b.capacity_kwh) for b in portfolio.batteries] + [(v.id, v.id, v.battery_kwh) for v in portfolio.vehicles]
@@ -203,7 +206,7 @@ def run_drill(args: argparse.Namespace) -> int:
     store_path = args.store or Path(portfolio.storage.sqlite_path)
     from_store = not args.twin and not args.no_store
     if from_store and store_path.is_file():
-        state, source = state_from_store(store_path, portfolio)
+        state, source = state_from_store(store_path, portfolio, as_of=args.as_of)
     elif from_store and args.store is not None:
         raise ConfigError(args.store, [("(file)", "no such store")])
     if args.twin:

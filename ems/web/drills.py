@@ -102,7 +102,7 @@ class DrillJobs:
             parsed.check_against(load_portfolio(self.config_path), "outage")
         except OutageError as error:
             raise DrillRefused(str(error)) from None
-        return argument, parsed.name
+        return argument, parsed.name if argument != outage or parsed.name != "outage" else outage[:80]
 
     # --- jobs -----------------------------------------------------------------------------------
 
@@ -121,7 +121,7 @@ class DrillJobs:
             command = [sys.executable, "-m", "ems", "bcp", "drill", "--config", str(self.config_path), "--outage", argument,
                        "--out", str(out), "--progress"]
             if state == "store" and self.store_path is not None:
-                command += ["--store", str(self.store_path)]
+                command += ["--store", str(self.store_path), "--as-of", now.isoformat()]
             elif state == "config":
                 command += ["--no-store"]
             job = DrillJob(id=job_id, operator=operator, outage=outage.strip(), outage_name=name, state=state,

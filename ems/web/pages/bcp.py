@@ -157,7 +157,7 @@ async def start_drill(request: Request, user: Operator):
     source = str(form.get("state") or "store")
     resilience = str(form.get("resilience") or "") in ("on", "true", "1")
     try:
-        job = await run_in_threadpool(drill_jobs(state).start, outage, source, user.name, resilience)
+        job = await run_in_threadpool(drill_jobs(state).start, outage, source, user.name, resilience, state.now())
     except DrillRefused as error:
         await run_in_threadpool(audit.record, state, user.name, user.role, "bcp-drill", "refused", str(error), outage=outage[:200])
         return _answer_error(request, 400, str(error))
