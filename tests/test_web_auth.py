@@ -161,3 +161,24 @@ def test_pages_forbid_framing_and_foreign_scripts(console):
     page = console.get("/login")
     assert page.headers["x-frame-options"] == "DENY"
     assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_repeated_wrong_passwords_lock_the_name_for_a_while_even_with_the_right_one(console):
+    from ems.web.auth import FAILED_LOGINS_ALLOWED
+
+    for _attempt in range(FAILED_LOGINS_ALLOWED):
+        assert console.login("hanako", "guess-guess-guess").status_code == 401
+    locked = console.login("hanako")  # the right password, too late
+    assert locked.status_code == 429
+    assert console.get("/api/").status_code == 401
+    assert audit_rows(console.store)[0].items() >= {"user": "hanako", "action": "login", "outcome": "refused"}.items()
+    assert "failed logins" in console.store.latest_events(("audit",), limit=1)[0][2]
+    assert console.login("taro").status_code == 303  # other names are not affected
+
+
+def test_a_users_file_broken_while_serving_lets_nobody_in(console, tmp_path):
+    console.login("taro")
+    assert console.get("/api/").status_code == 200
+    (tmp_path / "users.toml").write_text("[users.taro\nrole = ")
+    assert console.get("/api/").status_code == 401
+    assert console.login("taro").status_code == 401

@@ -102,7 +102,8 @@ def console(web_run, tmp_path):
     portfolio = load_portfolio(CONFIG)
     portfolio = portfolio.model_copy(update={"control": portfolio.control.model_copy(update={"day_ahead_dir": str(web_run.day_ahead_dir)})})
     store = Store(store_path, create=False)
-    app = create_app(portfolio, CONFIG, store, users_path=users, secret=b"k" * 64, clock=lambda: web_run.end)
+    app = create_app(portfolio, CONFIG, store, users_path=users, secret=b"k" * 64, clock=lambda: web_run.end,
+                     bcp_state_dir=tmp_path / "bcp")
     with TestClient(app, base_url="http://127.0.0.1") as client:
         yield ConsoleClient(client, store, app)
     store.close()

@@ -84,6 +84,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"ems run: --http needs the 'web' extra ({missing_web_extra()} is not installed): pip install 'arao-ems[web]'",
                   file=sys.stderr)
             return 2
+        from ems.web.app import ConsoleSetupError, console_files
+
+        try:
+            args.http_secret = console_files(portfolio)[0]
+        except ConsoleSetupError as error:
+            print(f"ems run: --http: {error}", file=sys.stderr)
+            return 2
     _own_log_streams()
     return asyncio.run(_main(args, portfolio))
 
@@ -222,7 +229,7 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         from ems.web.app import create_app
         from ems.web.server import ConsoleThread
 
-        app = create_app(portfolio, args.config, store, clock=clock.now,
+        app = create_app(portfolio, args.config, store, clock=clock.now, bcp_state_dir=args.bcp_state_dir, secret=args.http_secret,
                          replan_now=lambda: loop.call_soon_threadsafe(scheduler.take_replan_request))
         web = ConsoleThread(app, http_socket).start()
         print(f"console on http://{args.http[0]}:{args.http[1]}/", flush=True)

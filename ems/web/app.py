@@ -18,14 +18,39 @@ from ems.web.users import Users
 STATIC = Path(__file__).parent / "static"
 
 
+class ConsoleSetupError(RuntimeError):
+    """The console's users file or secret cannot be used; the message names the file."""
+
+
+def console_files(portfolio, users_path: str | Path | None = None) -> tuple[bytes, Path]:
+    """The session key (made on first start) and the users file, checked before serving."""
+    from ems.web.users import UsersError, read_users
+
+    settings = portfolio.console
+    users = Path(users_path or settings.users_file)
+    try:
+        secret = load_or_create_secret(settings.secret_file)
+        if users.exists():
+            read_users(users)
+    except UsersError as error:
+        raise ConsoleSetupError(str(error)) from None
+    except ValueError as error:
+        raise ConsoleSetupError(str(error)) from None
+    except OSError as error:
+        raise ConsoleSetupError(f"{error.filename or settings.secret_file}: {error.strerror or error}") from None
+    return secret, users
+
+
 def create_app(portfolio, config_path: str | Path, store, *, users_path: str | Path | None = None,
                secret: bytes | None = None, clock: Callable[[], dt.datetime] = utc_now,
-               replan_now: Callable[[], None] | None = None, dispatch_store: str | Path | None = None) -> FastAPI:
+               replan_now: Callable[[], None] | None = None, dispatch_store: str | Path | None = None,
+               bcp_state_dir: str | Path = "var/ems") -> FastAPI:
     """The console on ``store`` (opened for writing: audit entries and re-plan requests go there).
 
     ``users_path`` and ``secret`` default to the config's ``[console]`` files; ``clock`` is the
     controller's (a twin's scaled clock) when served from ``ems run --http``; ``dispatch_store``
-    is the live dispatcher's store (``ems dispatch serve --store``), read for the Fleet page.
+    is the live dispatcher's store (``ems dispatch serve --store``), read for the Fleet page;
+    ``bcp_state_dir`` is where ``ems bcp activate`` records BCP mode (``ems run --bcp-state-dir``).
     """
     from ems.web import auth
     from ems.web.i18n import LANGUAGES
@@ -35,7 +60,8 @@ def create_app(portfolio, config_path: str | Path, store, *, users_path: str | P
     state = Console(portfolio=portfolio, config_path=Path(config_path), store=store,
                     users=Users(users_path or settings.users_file),
                     secret=secret if secret is not None else load_or_create_secret(settings.secret_file),
-                    clock=clock, replan_now=replan_now, dispatch_store=Path(dispatch_store) if dispatch_store else None)
+                    clock=clock, replan_now=replan_now, dispatch_store=Path(dispatch_store) if dispatch_store else None,
+                    bcp_state_dir=Path(bcp_state_dir))
     app = FastAPI(title="arao-ems console", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.console = state
     app.middleware("http")(auth.session_middleware)

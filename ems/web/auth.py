@@ -27,6 +27,9 @@ from ems.web.users import User
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+FAILED_LOGINS_ALLOWED = 5  # per user name within FAILED_LOGIN_WINDOW_S; then that name is refused until the window passes
+FAILED_LOGIN_WINDOW_S = 600.0
+AUDITED_FAILURES_PER_WINDOW = 100  # beyond this, failed logins go to the process log only (a stranger cannot fill the store)
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -145,17 +148,40 @@ async def login(request: Request, _csrf: CsrfChecked):
     from ems.web.render import render
 
     form = await request.form()
-    name, password = str(form.get("username", "")), str(form.get("password", ""))
+    name, password = str(form.get("username", ""))[:64], str(form.get("password", ""))
     target = safe_next(str(form.get("next", "/")))
     state = console(request)
+    failures = state.extras.setdefault("failed_logins", {})
+    now_s = wall_s()
+    recent = [t for t in failures.get(name, []) if now_s - t < FAILED_LOGIN_WINDOW_S]
+    client = request.client.host if request.client else None
+    if len(recent) >= FAILED_LOGINS_ALLOWED:  # guessing stops here, without even checking the password
+        _failed_login(state, name, client, f"{len(recent)} failed logins within {FAILED_LOGIN_WINDOW_S / 60:.0f} minutes",
+                      now_s)
+        return render(request, "login.html", {"next": target, "failed": True, "throttled": True, "no_users": False},
+                      status_code=429)
     user = await asyncio.to_thread(state.users.authenticate, name, password)  # argon2 takes ~50 ms: off the loop
     if user is None:
-        audit.record(state, name[:64] or None, None, "login", "refused", "wrong user name or password",
-                     client=request.client.host if request.client else None)
+        failures[name] = [*recent, now_s][-FAILED_LOGINS_ALLOWED:]
+        if len(failures) > 1000:  # names tried at random: forget those outside the window
+            for stale in [n for n, times in failures.items() if now_s - times[-1] >= FAILED_LOGIN_WINDOW_S]:
+                del failures[stale]
+        _failed_login(state, name, client, "wrong user name or password", now_s)
         return render(request, "login.html", {"next": target, "failed": True, "no_users": False}, status_code=401)
+    failures.pop(name, None)
     request.state.session = Session.fresh(wall_s(), state.settings.session_hours * 3600, user=user.name)
-    audit.record(state, user.name, user.role, "login", client=request.client.host if request.client else None)
+    audit.record(state, user.name, user.role, "login", client=client)
     return RedirectResponse(target, status_code=303)
+
+
+def _failed_login(state, name: str, client: str | None, reason: str, now_s: float) -> None:
+    audited = [t for t in state.extras.get("audited_login_failures", []) if now_s - t < FAILED_LOGIN_WINDOW_S]
+    if len(audited) < AUDITED_FAILURES_PER_WINDOW:
+        audit.record(state, name[:64] or None, None, "login", "refused", reason, client=client)
+        audited.append(now_s)
+    else:
+        log.warning("login refused for %r from %s: %s (not audited: too many failures)", name[:64], client, reason)
+    state.extras["audited_login_failures"] = audited
 
 
 @router.post("/logout", include_in_schema=False)

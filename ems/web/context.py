@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 if TYPE_CHECKING:
     from ems.config import Portfolio
     from ems.store import Store
-    from ems.web.auth import Users
+    from ems.web.users import Users
 
 
 def utc_now() -> dt.datetime:
@@ -42,6 +42,7 @@ class Console:
     clock: Callable[[], dt.datetime] = utc_now
     replan_now: Callable[[], None] | None = None
     dispatch_store: Path | None = None  # the live dispatcher's SQLite file (riders, vehicle positions), read only
+    bcp_state_dir: Path = Path("var/ems")  # where the operator's BCP switch is recorded (ems.bcp.mode.BcpModeStore)
     extras: dict[str, Any] = field(default_factory=dict)  # for pages that need more (job runners, caches)
 
     @property

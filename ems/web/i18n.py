@@ -21,6 +21,7 @@ LABELS: dict[str, dict[str, str]] = {
     "login.password": {"ja": "パスワード", "en": "Password"},
     "login.submit": {"ja": "ログイン", "en": "Log in"},
     "login.failed": {"ja": "ユーザー名またはパスワードが違います", "en": "Wrong user name or password"},
+    "login.throttled": {"ja": "ログインの失敗が続いたため、しばらく受け付けません", "en": "Too many failed logins: try again later"},
     "login.no_users": {"ja": "ユーザーがいません: ems users add NAME --role operator で作成してください",
                        "en": "No users yet: create one with ems users add NAME --role operator"},
     "logout": {"ja": "ログアウト", "en": "Log out"},

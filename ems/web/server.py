@@ -7,6 +7,8 @@ else starts (uvicorn would log it and exit the process from its thread).
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import threading
 import time
@@ -52,8 +54,24 @@ def bind(host: str, port: int) -> socket.socket:
 def _server(app, sock: socket.socket):
     import uvicorn
 
+    class Server(uvicorn.Server):
+        """SIGINT and SIGTERM end the server gracefully and the process with 0 (uvicorn would
+        raise the signal again after its shutdown, and the process would die of it)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():  # inside ems run: the controller owns signals
+                yield
+                return
+            previous = {number: signal.signal(number, self.handle_exit) for number in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for number, handler in previous.items():
+                    signal.signal(number, handler)
+
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, server_header=False)
-    return uvicorn.Server(config)
+    return Server(config)
 
 
 def serve_forever(app, sock: socket.socket) -> None:
@@ -67,7 +85,6 @@ class ConsoleThread:
     def __init__(self, app, sock: socket.socket):
         self.sock = sock
         self.server = _server(app, sock)
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the controller owns signals
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, name="console", daemon=True)
 
     def start(self, timeout_s: float = 10.0) -> ConsoleThread:

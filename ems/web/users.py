@@ -14,6 +14,7 @@ Imports no web framework: the command line uses it without the ``web`` extra's s
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 import threading
@@ -21,6 +22,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 ROLES = ("viewer", "operator")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MIN_PASSWORD_CHARS = 8
@@ -75,7 +77,11 @@ class Users:
                 return {}
             stamp = (info.st_mtime_ns, info.st_size)
             if stamp != self._stamp:
-                self._users = read_users(self.path)
+                try:
+                    self._users = read_users(self.path)
+                except UsersError as error:  # fail closed: nobody is logged in until the file is mended
+                    log.error("%s; every login refused until it is mended", error)
+                    self._users = {}
                 self._stamp = stamp
             return self._users
 

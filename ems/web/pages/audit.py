@@ -23,5 +23,6 @@ LABELS.update({
 
 @page(router, "/audit", "audit.html")
 def audit_log(console: Console, request: Request) -> dict:
-    limit = min(max(int(request.query_params.get("limit", 200)), 1), 5000)
+    text = request.query_params.get("limit", "200")
+    limit = min(max(int(text), 1), 5000) if text.isdigit() else 200
     return {"entries": audit.entries(console, limit)}

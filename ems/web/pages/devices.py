@@ -47,7 +47,7 @@ def devices(console: Console, request: Request) -> dict:
         if "missing" in values and (main is None or values["missing"][0] >= main[0]) and info.kind != "vehicle":
             quality = values["missing"][2]
         state = "never read" if main is None else (quality if quality != "good" else
-                                                   ("stale" if newest and newest - read_at > behind else "ok"))
+                                                   ("stale" if newest and read_at and newest - read_at > behind else "ok"))
         protocol, where = address(info.driver)
         last = setpoints.get(info.id)
         rows.append({"device": info.id, "kind": info.kind, "site": info.site, "readings": readings, "quality": quality,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 
+from ems.web.assets import iso
 from ems.web.context import Console
 from ems.web.i18n import LABELS
 from ems.web.pages import NavItem, page
@@ -20,6 +21,9 @@ GATE_TIME = dt.time(10, 0)  # JEPX day-ahead gate closure, local time
 LABELS.update({
     "now.bcp_on": {"ja": "BCPモード運転中", "en": "BCP mode ACTIVE"},
     "now.bcp_off": {"ja": "通常運転", "en": "Normal operation"},
+    "now.bcp_switched": {"ja": "BCPモードに切替済 (制御側の反映待ち)", "en": "BCP mode switched on (the controller follows at its next re-plan)"},
+    "now.bcp_by": {"ja": "操作者", "en": "by"},
+    "now.bcp_outage": {"ja": "停電", "en": "outage"},
     "now.last_plan": {"ja": "最新の計画", "en": "Last plan"},
     "now.status": {"ja": "状態", "en": "status"},
     "now.gap": {"ja": "ギャップ", "en": "gap"},
@@ -51,7 +55,25 @@ def now(console: Console, request: Request) -> dict:
     if plan is not None and status["last_plan"] is not None:
         status["last_plan"]["gap"] = plan["summary"].get("mip_gap")
         status["last_plan"]["kind"] = plan["kind"]
+    status["bcp_mode"]["switch"] = bcp_switch(console)
     return {**status, "gate": gate(time, console.zone), "kpi": baseline_kpi(Path(console.portfolio.control.day_ahead_dir))}
+
+
+def bcp_switch(console: Console) -> dict | None:
+    """The operator's BCP switch as recorded (who, since when, which outage, why); the store's
+    ``bcp-mode`` event says when the controller followed it."""
+    from ems.bcp.mode import BcpModeError, BcpModeStore
+
+    try:
+        mode = BcpModeStore(console.bcp_state_dir).current()
+    except BcpModeError as error:
+        return {"error": str(error)}
+    if mode is None:
+        return None
+    outage = mode.outage
+    return {"active": mode.active, "since": iso(mode.since, console.zone), "operator": mode.operator,
+            "reason": mode.reason, "outage": None if outage is None else {
+                "name": outage.name, "start": iso(outage.start, console.zone), "end": iso(outage.end, console.zone)}}
 
 
 def gate(now: dt.datetime, zone) -> dict:
