@@ -19,7 +19,8 @@ SPEC_12H = "start=2026-09-15T14:00+09:00; hours=12; sites=shelter_north,shelter_
 def ops(console, tmp_path):
     """The console with its BCP state, drills and nights in this test's directory."""
     state = console.app.state.console
-    state.extras.update({"bcp_state_dir": str(tmp_path / "bcp"), "drills_dir": str(tmp_path / "drills")})
+    state.bcp_state_dir = tmp_path / "bcp"
+    state.extras["drills_dir"] = str(tmp_path / "drills")
     yield console
     jobs = state.extras.get("drill_jobs")
     if jobs is not None:

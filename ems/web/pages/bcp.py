@@ -83,8 +83,8 @@ LABELS.update({
 
 
 def bcp_state_dir(state: Console) -> Path:
-    """Where BCP mode is kept: the same default as ``ems run`` and ``ems bcp activate`` (var/ems)."""
-    return Path(state.extras.get("bcp_state_dir", "var/ems"))
+    """Where BCP mode is kept (``ems serve --bcp-state-dir``, as given to ``ems run``; default var/ems)."""
+    return Path(state.bcp_state_dir)
 
 
 def drill_jobs(state: Console) -> DrillJobs:
