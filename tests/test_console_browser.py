@@ -178,6 +178,7 @@ def test_bcp_mode_on_and_off_with_the_confirmation(page, served):
     assert (workdir / "var" / "ems" / "bcp_mode.json").is_file()
     shot(page, "bcp-mode-on")
     page.goto("/")
+    assert page.locator(".banner.bcp-on").is_visible()  # the Now page reads the same record
     shot(page, "now-bcp-on")
 
     page.goto("/bcp")

@@ -20,6 +20,7 @@ import secrets
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -68,7 +69,9 @@ class DrillJob:
 
 
 class DrillJobs:
-    def __init__(self, config_path: Path, store_path: Path | None, root: Path):
+    def __init__(self, config_path: Path, store_path: Path | None, root: Path,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)):
+        self.clock = clock  # the console's (a past run's time under `ems serve --at`)
         self.config_path = Path(config_path)
         self.store_path = store_path
         self.root = Path(root)
@@ -114,7 +117,7 @@ class DrillJobs:
         with self._lock:
             if any(p.poll() is None for p in self._running.values()):
                 raise DrillBusy("a drill is still running; wait for it to finish")
-            now = now or dt.datetime.now(dt.UTC)
+            now = now or self.clock()
             job_id = f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
             out = self.root / job_id
             out.mkdir(parents=True)
@@ -152,7 +155,7 @@ class DrillJobs:
         job.status = "done" if code == 0 else "failed"
         job.error = "" if code == 0 else (error.strip().splitlines() or [f"exit code {code}"])[-1][:500]
         job.step_text = "finished" if code == 0 else "failed"
-        job.finished = dt.datetime.now(dt.UTC).isoformat()
+        job.finished = self.clock().isoformat()
         self._save(job)
         with self._lock:
             self._running.pop(job.id, None)

@@ -91,7 +91,7 @@ def drill_jobs(state: Console) -> DrillJobs:
     jobs = state.extras.get("drill_jobs")
     if jobs is None:
         root = Path(state.extras.get("drills_dir", "out/drills")).resolve()
-        jobs = state.extras["drill_jobs"] = DrillJobs(state.config_path, Path(state.store.path).resolve(), root)
+        jobs = state.extras["drill_jobs"] = DrillJobs(state.config_path, Path(state.store.path).resolve(), root, clock=state.now)
     return jobs
 
 
