@@ -119,9 +119,12 @@ def nights(tmp_path_factory) -> Path:
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """Debian's Chromium driven by Playwright (headless; its own browser download is never used)."""
+    """Debian's Chromium driven by Playwright (headless; its own browser download is never used).
+
+    Module scope: Playwright's sync API keeps an event loop running in this thread while it is
+    open, which would refuse every later ``asyncio.run`` of other test modules."""
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium is not installed: .ci/run installs the Debian package 'chromium'")
     from playwright.sync_api import sync_playwright
