@@ -221,3 +221,25 @@ def test_text_from_the_store_is_escaped(console):
     audit.record(console.app.state.console, "hanako", "operator", "<script>alert(1)</script>", "done")
     page = console.get("/audit", headers={"accept": "text/html"}).text
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+@pytest.mark.parametrize("path", ["/", "/devices"])
+def test_now_and_devices_refresh_themselves(console, path):
+    console.login("taro")
+    page = console.get(path, headers={"accept": "text/html", "HX-Request": "true"}).text
+    assert f'<main hx-get="{path}" hx-trigger="every 30s" hx-select="main"' in page
+
+
+def test_storage_shows_measured_soc_and_the_day_ahead_plans_soc(console, web_run, portfolio):
+    console.login("taro")
+    data = console.get("/api/schedule").json()
+    storage, end = data["storage"], dt.datetime.fromisoformat(data["end"])
+    assert set(storage) == {b.id for b in portfolio.batteries}
+    capacity = {b.id: b.capacity_kwh for b in portfolio.batteries}
+    rows = list(csv.DictReader((web_run.day_ahead_dir / "2026-04-16" / "schedule.csv").open()))
+    for battery, shown in storage.items():
+        planned = [(r["time"], float(r["soc_kwh"])) for r in rows
+                   if r["asset"] == battery and dt.datetime.fromisoformat(r["time"]) < end]  # the 48 h window only
+        assert len(planned) == 48
+        assert [(t, v) for t, v in shown["day_ahead"]] == [(t, pytest.approx(v, abs=0.01)) for t, v in planned]
+        assert shown["measured"] and all(0 <= v <= capacity[battery] for _t, v in shown["measured"])

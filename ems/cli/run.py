@@ -229,7 +229,9 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         from ems.web.app import create_app
         from ems.web.server import ConsoleThread
 
-        app = create_app(portfolio, args.config, store, clock=clock.now, bcp_state_dir=args.bcp_state_dir, secret=args.http_secret,
+        # its own connection: a long page query never holds the lock the control loop writes under
+        app = create_app(portfolio, args.config, Store(store_path, create=False), clock=clock.now,
+                         bcp_state_dir=args.bcp_state_dir, secret=args.http_secret,
                          replan_now=lambda: loop.call_soon_threadsafe(scheduler.take_replan_request))
         web = ConsoleThread(app, http_socket).start()
         print(f"console on http://{args.http[0]}:{args.http[1]}/", flush=True)
@@ -247,6 +249,7 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
     finally:
         if web is not None:
             await asyncio.to_thread(web.stop)
+            web.app.state.console.store.close()
         await scheduler.shutdown()
         if ven is not None:
             await ven.stop()

@@ -30,14 +30,22 @@ def latest_values(store: Store, devices: list[str]) -> dict[str, dict[str, tuple
     return found
 
 
-def latest_setpoints(store: Store) -> dict[str, dict]:
-    """Per device: its newest set-point row (time, requested_kw, written_kw, status, reason)."""
-    query = ("SELECT s.device, s.time_ms, s.requested_kw, s.written_kw, s.status, s.reason FROM setpoints s JOIN "
-             "(SELECT device, MAX(rowid) AS newest FROM setpoints GROUP BY device) m ON s.rowid = m.newest")
+def latest_setpoints(store: Store, devices: list[str], scan_limit: int = 200_000) -> dict[str, dict]:
+    """Per device of ``devices``: its newest set-point row (time, requested_kw, written_kw, status,
+    reason). Read newest first along the time index until every device is found (or
+    ``scan_limit`` rows: a device never written to does not make it read the whole table)."""
+    wanted = set(devices)
+    found: dict[str, dict] = {}
     with store._lock:
-        rows = store._db.execute(query).fetchall()
-    return {device: {"time": from_ms(t), "requested_kw": requested, "written_kw": written, "status": status, "reason": reason}
-            for device, t, requested, written, status, reason in rows}
+        cursor = store._db.execute("SELECT device, time_ms, requested_kw, written_kw, status, reason FROM setpoints "
+                                   "ORDER BY time_ms DESC, rowid DESC LIMIT ?", (scan_limit,))
+        for device, t, requested, written, status, reason in cursor:
+            if device in wanted and device not in found:
+                found[device] = {"time": from_ms(t), "requested_kw": requested, "written_kw": written, "status": status,
+                                 "reason": reason}
+                if len(found) == len(wanted):
+                    break
+    return found
 
 
 def setpoint_log(store: Store, since: dt.datetime, until: dt.datetime | None = None, limit: int = 500) -> list[dict]:

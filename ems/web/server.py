@@ -83,6 +83,7 @@ class ConsoleThread:
     """The console served from a daemon thread; ``stop()`` lets requests under way finish."""
 
     def __init__(self, app, sock: socket.socket):
+        self.app = app
         self.sock = sock
         self.server = _server(app, sock)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, name="console", daemon=True)

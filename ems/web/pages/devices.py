@@ -34,7 +34,7 @@ def devices(console: Console, request: Request) -> dict:
     zone = console.zone
     assets = asset_index(console.portfolio)
     latest = latest_values(console.store, list(assets))
-    setpoints = latest_setpoints(console.store)
+    setpoints = latest_setpoints(console.store, list(assets))
     newest = max((time for values in latest.values() for time, _v, _q in values.values()), default=None)
     behind = dt.timedelta(seconds=STALE_POLLS * console.portfolio.control.poll_s)
     rows = []

@@ -79,7 +79,7 @@ def schedule(console: Console, request: Request) -> dict:
                                            "kind": plan["kind"], "start": iso(plan["start"], zone)},
         "sites": sites,
         "dr_events": _dr_events(console, zone),
-        "storage": _storage(console, assets, start, now),
+        "storage": _storage(console, assets, start, end, now),
         "vehicles": vehicles(console, assets, now),
         "setpoints": [{**row, "time": iso(row["time"], zone)}
                       for row in setpoint_log(console.store, now - dt.timedelta(hours=SETPOINT_LOG_HOURS), now, limit=300)],
@@ -165,13 +165,33 @@ def _dr_events(console: Console, zone) -> list[dict]:
     return events
 
 
-def _storage(console: Console, assets, start, now) -> dict:
-    """Measured state of charge of each battery [kWh], 5-minute means."""
+def _storage(console: Console, assets, start, end, now) -> dict:
+    """Each battery's state of charge [kWh]: measured (5-minute means) and as the day-ahead plans
+    of the window's dates planned it (their ``schedule.csv``; intraday plans store no SoC)."""
     batteries = {a.id: a for a in assets.values() if a.kind == "battery"}
     series = series_of(console.store, list(batteries), "soc_fraction", start, now + dt.timedelta(seconds=1), MEASURED_BUCKET_S)
-    return {device: {"capacity_kwh": batteries[device].capacity_kwh,
-                     "measured": [[iso(t, console.zone), round(v * (batteries[device].capacity_kwh or 0), 2)] for t, v in values]}
-            for device, values in sorted(series.items())}
+    planned = _day_ahead_soc(Path(console.portfolio.control.day_ahead_dir), set(batteries), start, end)
+    return {device: {"capacity_kwh": info.capacity_kwh,
+                     "measured": [[iso(t, console.zone), round(v * (info.capacity_kwh or 0), 2)] for t, v in series.get(device, [])],
+                     "day_ahead": [[iso(t, console.zone), v] for t, v in planned.get(device, [])]}
+            for device, info in sorted(batteries.items())}
+
+
+def _day_ahead_soc(directory: Path, devices: set[str], start: dt.datetime, end: dt.datetime) -> dict[str, list]:
+    found: dict[str, list] = defaultdict(list)
+    day = start.date()
+    while dt.datetime.combine(day, dt.time(0), start.tzinfo) < end:
+        path = directory / day.isoformat() / "schedule.csv"
+        day += dt.timedelta(days=1)
+        if not path.is_file():
+            continue
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                if row.get("asset") in devices and row.get("soc_kwh"):
+                    time_point = dt.datetime.fromisoformat(row["time"])
+                    if start <= time_point < end:
+                        found[row["asset"]].append((time_point, round(float(row["soc_kwh"]), 2)))
+    return found
 
 
 def vehicles(console: Console, assets, now: dt.datetime) -> list[dict]:

@@ -5,9 +5,9 @@
   var lang = document.documentElement.lang === "en" ? "en" : "ja";
   var NAMES = {
     ja: {grid: "系統", pv: "太陽光", load: "負荷", battery: "蓄電池", ev: "EV", measured: "実測", price: "買電単価", now: "現在",
-         up: "DR 上げ", down: "DR 下げ", kw: "kW", yen: "円/kWh", kwh: "kWh"},
+         up: "DR 上げ", down: "DR 下げ", kw: "kW", yen: "円/kWh", kwh: "kWh", dayAhead: "前日計画"},
     en: {grid: "grid", pv: "PV", load: "load", battery: "battery", ev: "EV", measured: "measured", price: "import price", now: "now",
-         up: "DR up", down: "DR down", kw: "kW", yen: "yen/kWh", kwh: "kWh"}
+         up: "DR up", down: "DR down", kw: "kW", yen: "yen/kWh", kwh: "kWh", dayAhead: "day-ahead plan"}
   }[lang];
   var COLOURS = {grid: "#5470c6", pv: "#fac858", load: "#91cc75", battery: "#ee6666", ev: "#73c0de"};
   var KINDS = ["grid", "pv", "battery", "ev", "load"];
@@ -60,8 +60,17 @@
   };
 
   charts.storageSoc = function (data) {
-    var series = Object.keys(data.storage).map(function (id) {
-      return {name: id, type: "line", showSymbol: false, data: points(data.storage[id].measured)};
+    var palette = ["#5470c6", "#91cc75", "#fac858", "#ee6666", "#73c0de", "#3ba272", "#fc8452", "#9a60b4"];
+    var series = [];
+    Object.keys(data.storage).forEach(function (id, n) {
+      var colour = palette[n % palette.length];
+      series.push({name: id, type: "line", showSymbol: false, data: points(data.storage[id].measured),
+                   lineStyle: {color: colour, width: 2}, itemStyle: {color: colour}});
+      if (data.storage[id].day_ahead.length) {
+        series.push({name: id + " (" + NAMES.dayAhead + ")", type: "line", step: "end", showSymbol: false,
+                     data: points(data.storage[id].day_ahead), lineStyle: {color: colour, width: 1, type: "dashed"},
+                     itemStyle: {color: colour}});
+      }
     });
     if (series.length) { series[0].markLine = nowLine(data); }
     return {animation: false, tooltip: {trigger: "axis"}, legend: {type: "scroll", top: 0},
