@@ -160,8 +160,8 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         await asyncio.wait({twin_task, waiting}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
         if not started.is_set():
             waiting.cancel()
-            error = twin_task.exception() if twin_task.done() else "did not start within 30 s"
-            print(f"ems run: the digital twin could not start: {error}", file=sys.stderr)
+            failure = twin_task.exception() if twin_task.done() else "did not start within 30 s"
+            print(f"ems run: the digital twin could not start: {failure}", file=sys.stderr)
             return 2
         print("digital twin serving:\n  " + "\n  ".join(twin.describe()), flush=True)
 
@@ -229,10 +229,13 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         from ems.web.app import create_app
         from ems.web.server import ConsoleThread
 
+        def replan_now() -> None:
+            loop.call_soon_threadsafe(scheduler.take_replan_request)
+
         # its own connection: a long page query never holds the lock the control loop writes under
         app = create_app(portfolio, args.config, Store(store_path, create=False), clock=clock.now,
                          bcp_state_dir=args.bcp_state_dir, secret=args.http_secret,
-                         replan_now=lambda: loop.call_soon_threadsafe(scheduler.take_replan_request))
+                         replan_now=replan_now)
         web = ConsoleThread(app, http_socket).start()
         print(f"console on http://{args.http[0]}:{args.http[1]}/", flush=True)
     ven = await _start_ven(portfolio, args, store, clock, controller)
