@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 # fixtures shared by several test modules, registered here so no test module imports them
-pytest_plugins = ["tests.optimise_fixtures", "tests.store_fixtures", "tests.web_fixtures"]
+pytest_plugins = ["tests.optimise_fixtures", "tests.store_fixtures", "tests.web_fixtures", "tests.console_fixtures"]
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 REPO = Path(__file__).resolve().parent.parent

@@ -91,6 +91,28 @@ def test_report_is_self_contained_html_with_plots(drill):
     assert "north_school_gym" in html
 
 
+def test_supply_csv_adds_up_to_the_served_energy_of_bcp_json(drill):
+    import csv
+
+    summary = json.loads((drill / "bcp.json").read_text())
+    with (drill / "supply.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    step_h = summary["step_minutes"] / 60
+    assert {r["shelter"] for r in rows} == set(summary["shelter_hours"])
+    assert len(rows) == len(summary["shelter_hours"]) * summary["duration_hours"] / step_h
+    for shelter, served_kwh in summary["served_kwh_by_shelter"].items():
+        assert sum(float(r["served_kw"]) for r in rows if r["shelter"] == shelter) * step_h == pytest.approx(served_kwh, abs=0.05)
+        assert all(float(r["served_kw"]) <= float(r["demand_kw"]) + 1e-3 for r in rows if r["shelter"] == shelter)
+
+
+def test_progress_lines_name_each_step_in_order(tmp_path, capsys):
+    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_12H, "--no-fleet", "--progress",
+                 "--out", str(tmp_path / "drill")]) == 0
+    steps = [line for line in capsys.readouterr().out.splitlines() if line.startswith("progress ")]
+    assert [s.split(":")[0] for s in steps] == [f"progress {k}/5" for k in range(1, 6)]
+    assert steps[3].endswith("solving the BCP problem")
+
+
 def test_state_file_sets_the_energy_on_board(tmp_path, drill):
     empty = {f"taxi-{i:02d}": 4.0 for i in range(1, 11)} | {"shelter_north_bess": 2.0, "shelter_south_bess": 2.0}
     state = tmp_path / "state.json"

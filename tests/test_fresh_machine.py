@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-PROBED = ("mosquitto_sub", "mbpoll", "victoria-metrics", "openssl")  # found through PATH by .ci/run
+PROBED = ("mosquitto_sub", "mbpoll", "victoria-metrics", "openssl", "chromium", "systemd-analyze")  # found through PATH by .ci/run
 
 
 def test_make_test_installs_system_packages_before_pytest():
@@ -30,7 +30,8 @@ def test_without_apt_or_root_it_stops_with_the_one_command(tmp_path):
     command = result.stderr.strip().splitlines()[-1]
     prefix = "apt-get install -y " if os.getuid() == 0 else "sudo apt-get install -y "
     assert command.startswith(prefix)
-    assert set(command.removeprefix(prefix).split()) >= {"mosquitto-clients", "mbpoll", "victoria-metrics", "openssl"}
+    assert set(command.removeprefix(prefix).split()) >= {"mosquitto-clients", "mbpoll", "victoria-metrics", "openssl",
+                                                          "chromium", "systemd"}
 
 
 def test_with_everything_present_it_installs_nothing():

@@ -1,4 +1,5 @@
-"""The drill report: ``bcp.json`` (figures) and ``report.html`` (self-contained, PNGs inline)."""
+"""The drill report: ``bcp.json`` (figures), ``supply.csv`` (each shelter's supply step by step,
+for charts drawn elsewhere, e.g. the console) and ``report.html`` (self-contained, PNGs inline)."""
 
 from __future__ import annotations
 
@@ -87,10 +88,34 @@ def fleet_figure(plan: BcpPlan, timezone: str):
     return fig
 
 
+def supply_rows(plan: BcpPlan) -> list[dict]:
+    """Long form of each shelter's supply: time (UTC, ISO), shelter, critical load, served, PV used,
+    stationary battery and vehicles (net into the shelter's bus), kW."""
+    rows = []
+    for shelter in plan.demand_kw.columns:
+        for time, demand, served, pv, battery, vehicle in zip(
+                plan.demand_kw.index, plan.demand_kw[shelter], plan.served_kw[shelter], plan.pv_kw[shelter],
+                plan.battery_kw[shelter], plan.vehicle_kw[shelter], strict=True):
+            rows.append({"time": time.isoformat(), "shelter": shelter, "demand_kw": round(float(demand), 3),
+                         "served_kw": round(float(served), 3), "pv_kw": round(float(pv), 3),
+                         "battery_kw": round(float(battery), 3), "vehicle_kw": round(float(vehicle), 3)})
+    return rows
+
+
+def write_supply_csv(plan: BcpPlan, path: Path) -> None:
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, ["time", "shelter", "demand_kw", "served_kw", "pv_kw", "battery_kw", "vehicle_kw"])
+        writer.writeheader()
+        writer.writerows(supply_rows(plan))
+
+
 def write_report(plan: BcpPlan, out: Path, title: str, timezone: str, extra: dict | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     summary = plan.summary() | (extra or {})
     (out / "bcp.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    write_supply_csv(plan, out / "supply.csv")
     supply, fleet = _png(supply_figure(plan, timezone)), _png(fleet_figure(plan, timezone))
     (out / "report.html").write_text(render_html(summary, title, supply, fleet), encoding="utf-8")
     return summary

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from ems.cli.args import aware_datetime
 from ems.config import ConfigError, load_portfolio, profile_values
 
 
@@ -25,8 +26,12 @@ def register(subparsers) -> None:
     drill.add_argument("--outage", required=True, help="outage TOML file, or a spec 'start=...; hours=72; sites=a,b'")
     drill.add_argument("--state", type=Path, help="JSON of the energy on board: {\"soc_kwh\": {id: kWh}}; wins over the store and the twin")
     drill.add_argument("--store", type=Path, help="the controller's store to take the latest state from (default: storage.sqlite_path, if it exists)")
+    drill.add_argument("--as-of", type=aware_datetime, metavar="TIME",
+                       help="look for the store's latest state in the week before this time (default now; for a past twin run's store)")
+    drill.add_argument("--no-store", action="store_true", help="start from the config's initial state of charge, not from the store")
     drill.add_argument("--out", type=Path, default=Path("out/bcp-drill"), help="report directory (default out/bcp-drill)")
     drill.add_argument("--no-fleet", action="store_true", help="plan with the stationary batteries and PV only")
+    drill.add_argument("--progress", action="store_true", help="print a line 'progress K/N: step' as each step starts (for the console)")
     drill.add_argument("--twin", action="store_true", help="start the digital twin and take the energy on board from its devices, read over Modbus and MQTT")
     drill.add_argument("--mqtt-host", help="with --twin: broker address (default: the config's)")
     drill.add_argument("--mqtt-port", type=int, help="with --twin: broker port (default: the config's)")
@@ -112,7 +117,7 @@ def run_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def state_from_store(path: Path, portfolio, lookback_days: int = 7) -> tuple[dict[str, float], str]:
+def state_from_store(path: Path, portfolio, lookback_days: int = 7, as_of: dt.datetime | None = None) -> tuple[dict[str, float], str]:
     """The latest good state of charge in the controller's store: batteries and vehicles from
     their own telemetry; a vehicle without any, from its home charger's reading (the vehicle
     plugged there reports through it)."""
@@ -122,7 +127,7 @@ def state_from_store(path: Path, portfolio, lookback_days: int = 7) -> tuple[dic
         store = Store(path, create=False, readonly=True)
     except StoreError as error:
         raise ConfigError(path, [("(store)", str(error))]) from None
-    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=lookback_days)
+    since = (as_of or dt.datetime.now(dt.UTC)) - dt.timedelta(days=lookback_days)
     state: dict[str, float] = {}
     newest: dt.datetime | None = None
     try:
@@ -179,20 +184,32 @@ def _inputs(args):
     return portfolio, profiles, outage
 
 
+DRILL_STEPS = ("loading the portfolio and the outage", "reading the energy on board", "building the BCP problem",
+               "solving the BCP problem", "writing the report")
+
+
+def _step(args: argparse.Namespace, index: int) -> None:
+    if getattr(args, "progress", False):
+        print(f"progress {index + 1}/{len(DRILL_STEPS)}: {DRILL_STEPS[index]}", flush=True)
+
+
 def run_drill(args: argparse.Namespace) -> int:
     from ems.bcp import bcp_problem_from_portfolio, plan_bcp
     from ems.bcp.report import write_report
 
+    _step(args, 0)
     inputs = _inputs(args)
     if inputs is None:
         return 2
     portfolio, profiles, outage = inputs
+    _step(args, 1)
     state: dict[str, float] = {}
     source = "config initial_soc_fraction"
     store_path = args.store or Path(portfolio.storage.sqlite_path)
-    if not args.twin and store_path.is_file():
-        state, source = state_from_store(store_path, portfolio)
-    elif args.store is not None and not args.twin:
+    from_store = not args.twin and not args.no_store
+    if from_store and store_path.is_file():
+        state, source = state_from_store(store_path, portfolio, as_of=args.as_of)
+    elif from_store and args.store is not None:
         raise ConfigError(args.store, [("(file)", "no such store")])
     if args.twin:
         from simulations.bcp_drill import twin_snapshot
@@ -202,8 +219,11 @@ def run_drill(args: argparse.Namespace) -> int:
         source = f"digital twin: {len(snapshot.soc_kwh)} batteries and vehicles read over Modbus and MQTT"
     if args.state is not None:  # a state file, when given, wins
         state, source = state | read_state(args.state, portfolio), str(args.state)
+    _step(args, 2)
     problem = bcp_problem_from_portfolio(portfolio, outage, profiles, state, include_fleet=not args.no_fleet)
+    _step(args, 3)
     plan = plan_bcp(problem)
+    _step(args, 4)
     title = f"BCP drill: {outage.name}, {portfolio.portfolio.name}"
     extra = {"drill": True, "outage": outage.model_dump(mode="json"), "state": source, "initial_soc_kwh": {k: round(v, 3) for k, v in state.items()}}
     summary = write_report(plan, args.out, title, portfolio.portfolio.timezone, extra)
@@ -211,7 +231,8 @@ def run_drill(args: argparse.Namespace) -> int:
     reservation = plan.reservation(problem.start)
     (args.out / "reservation.json").write_text(reservation.model_dump_json(indent=2))
     print(render_summary(summary, title))
-    print(f"wrote {args.out / 'report.html'}, {args.out / 'bcp.json'}, {args.out / 'reservation.json'} (drill: nothing was sent)")
+    print(f"wrote {args.out / 'report.html'}, {args.out / 'bcp.json'}, {args.out / 'supply.csv'}, {args.out / 'reservation.json'}"
+          " (drill: nothing was sent)")
     return 0
 
 

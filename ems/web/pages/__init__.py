@@ -28,6 +28,8 @@ PAGE_MODULES = (
     "ems.web.pages.devices",
     "ems.web.pages.audit",
     "ems.web.pages.actions",
+    "ems.web.pages.bcp",
+    "ems.web.pages.nightly",
 )
 
 
