@@ -123,12 +123,14 @@ def test_a_killed_dispatcher_and_a_restarted_broker_lose_no_rider(live, tmp_path
         with sqlite3.connect(tmp_path / "dispatch.sqlite") as db:
             stored = {row[0] for row in db.execute("SELECT request_id FROM dispatch_riders WHERE vehicle_id IS NOT NULL")}
         assert promised_before <= stored  # no rider was told of a pickup the store does not hold
+        waiting = {rid for rid in promised_before if rider.final()[rid]["status"] != "dropped_off"}
+        assert waiting  # riders were promised, or on board, when it died
         time.sleep(2.0)  # requests keep coming while it is away: the broker queues them
         restarted = live.serve("--expected-requests", "40", name="serve-2")
         assert wait_until(lambda: "restored" in live.log_text("serve-2"), 60), live.log_text("serve-2")
-        # then the broker goes away for a moment, mid-run
-        live.wait_simulated(START + dt.timedelta(hours=2))
-        live.broker.restart(down_s=1.0)
+        # then the broker goes away for a while (10 simulated minutes), while requests still come
+        live.wait_simulated(START + dt.timedelta(hours=1))
+        live.broker.restart(down_s=3.0)
         assert feeder.wait(180) == 0, live.log_text("feed")
         assert wait_until(lambda: all(rider.final().get(r.request_id, {}).get("status") in FINAL for r in log.requests), 240)
     finally:
@@ -141,6 +143,7 @@ def test_a_killed_dispatcher_and_a_restarted_broker_lose_no_rider(live, tmp_path
     # every request got an answer, and every rider promised a pickup was dropped off
     assert {r.request_id for r in log.requests} <= set(final)
     assert all(final[rid]["status"] == "dropped_off" for rid in promised_before), {rid: rider.statuses(rid) for rid in promised_before}
+    assert all(final[rid]["status"] == "dropped_off" for rid in waiting)
     assert "restored" in live.log_text("serve-2")
     with sqlite3.connect(tmp_path / "dispatch.sqlite") as db:
         assert db.execute("SELECT count(*) FROM dispatch_riders WHERE status NOT IN ('dropped_off', 'rejected')").fetchone()[0] == 0
