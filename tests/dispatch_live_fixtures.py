@@ -76,8 +76,9 @@ class LiveRun:
         log = (self.directory / f"{name}.log").open("ab")
         return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=REPO)
 
-    def start_serving(self, *extra: str, boot_s: float = 20.0) -> subprocess.Popen:
-        """The dispatcher, its clock reading START ``boot_s`` from now; back once it is subscribed."""
+    def start_serving(self, *extra: str, boot_s: float = 40.0) -> subprocess.Popen:
+        """The dispatcher, its clock reading START ``boot_s`` from now (time for it and the feeder to
+        start on a loaded machine); back once it is subscribed."""
         self.epoch = time.time() + boot_s
         process = self.serve(*extra)
         if not wait_until(lambda: "dispatcher-arao: connected" in self.log_text() or process.poll() is not None, boot_s):

@@ -148,7 +148,7 @@ def test_a_killed_dispatcher_and_a_restarted_broker_lose_no_rider(live, tmp_path
     with sqlite3.connect(tmp_path / "dispatch.sqlite") as db:
         assert db.execute("SELECT count(*) FROM dispatch_riders WHERE status NOT IN ('dropped_off', 'rejected')").fetchone()[0] == 0
 
-def test_a_reservation_withdraws_the_called_vehicle_to_its_shelter(live, tmp_path):
+def test_a_reservation_withdraws_the_called_vehicle_and_a_second_dispatcher_is_refused(live, tmp_path):
     portfolio = load_portfolio(CONFIG)
     shelter_id, shelter = fleet_from_portfolio(portfolio, START.date()).shelters[0]
     call_at = START + dt.timedelta(minutes=40)
@@ -156,6 +156,10 @@ def test_a_reservation_withdraws_the_called_vehicle_to_its_shelter(live, tmp_pat
                     topics=("fleet/taxi-01/state", "fleet/taxi-01/plan"))
     serve = live.start_serving()
     try:
+        # one dispatcher per broker: a second one is refused before it takes the first one's session
+        second = live.serve("--store", str(tmp_path / "second.sqlite"), name="serve-second")
+        assert second.wait(60) == 2
+        assert "is already connected" in live.log_text("serve-second") and "dispatcher-arao" in live.log_text("serve-second")
         live.wait_simulated(START + dt.timedelta(minutes=5))
         reservation = Reservation(issued=START + dt.timedelta(minutes=5), keep_energy_kwh={"taxi-01": 12.0},
                                   shelter_calls=(ShelterCall(vehicle_id="taxi-01", shelter_id=shelter_id, from_time=call_at),))

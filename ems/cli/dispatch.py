@@ -49,6 +49,7 @@ def register(subparsers) -> None:
                        help="requests expected in the day: the demand forecast behind charging and rebalancing")
     serve.add_argument("--policy", choices=["ilp", "insertion", "no-pooling"], default=None,
                        help="overrides [dispatch] policy (default ilp)")
+    serve.add_argument("--out", help="on stopping, write the riders' and fleet's KPIs of the run (kpis.json) here")
     serve.set_defaults(handler=_serve)
 
     feed = commands.add_parser("feed", help="publish a request log on rides/request in simulated time")
@@ -210,10 +211,30 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         link.stop()
         store.close()
+    if args.out:
+        _write_live_kpis(service, Path(args.out))
     c = service.counters
     print(f"dispatcher stopped: {c.batches} batches, {c.received} requests received, {c.refused} refused, "
           f"{c.duplicates} duplicates", flush=True)
     return 0
+
+
+def _write_live_kpis(service, out: Path) -> None:
+    """The replay's KPI definitions over the riders this service has received (kpis.json)."""
+    import json
+
+    from dispatch.fleet import floor_kwh
+    from dispatch.simulate import SimulationResult, kpis
+
+    engine = service.engine
+    now = service.next_s - service.settings.batch_interval_s
+    result = SimulationResult(engine.riders, engine.vehicles, engine.assign_ms, engine._plans(now), engine._states(now), now,
+                              engine.policy.value, engine.reassignments,
+                              {v: floor_kwh(x.spec, engine.reservation) for v, x in engine.vehicles.items()})
+    figures = kpis(result) if engine.riders else {"requests": 0}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "kpis.json").write_text(json.dumps({"policy": engine.policy.value, **figures}, indent=2) + "\n")
+    print(f"wrote {out / 'kpis.json'}", flush=True)
 
 
 def _feed(args: argparse.Namespace) -> int:
