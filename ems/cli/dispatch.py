@@ -56,6 +56,8 @@ def register(subparsers) -> None:
     _live_options(feed)
     feed.add_argument("--requests", required=True, help="request log (CSV, as for simulate)")
     feed.add_argument("--client-id", default="ride-feeder", help="MQTT client id")
+    feed.add_argument("--lead-s", type=float, default=0.5,
+                      help="send each request this many real seconds before its time (the dispatcher holds it until then)")
     feed.set_defaults(handler=_feed)
 
 
@@ -262,7 +264,7 @@ def _feed(args: argparse.Namespace) -> int:
     print(f"feeding {len(log.requests)} requests of {log.clock.date} from {clock.now().isoformat(timespec='seconds')} "
           f"at speed {clock.speed:g}", flush=True)
     try:
-        published, acknowledged = feed(log, link, clock, stop)
+        published, acknowledged = feed(log, link, clock, stop, lead_real_s=max(0.0, args.lead_s))
     finally:
         link.stop()
     print(f"published {published} requests, {acknowledged} acknowledged by the broker", flush=True)
