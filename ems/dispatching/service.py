@@ -252,16 +252,17 @@ class DispatchService:
             spec = vehicle.spec
             if report.soc is not None:
                 vehicle.soc_kwh = report.soc * spec.battery_kwh
-            if report.position is not None and vehicle.plugged is None:
-                vehicle.position = report.position
-                if vehicle.leg is not None:
-                    vehicle.leg = None
-                    vehicle.ready_s = max(vehicle.ready_s, min(report.time_s, now))
             if report.plugged and report.charger_id in self.charger_ids and vehicle.plugged != report.charger_id and not vehicle.stops:
                 vehicle.plugged, vehicle.task, vehicle.leg = report.charger_id, None, None
                 vehicle.position = self.setup.charger(report.charger_id).point
             elif report.plugged is False and vehicle.plugged is not None and report.time_s >= self.plugged_since.get(vehicle_id, now) + interval:
                 vehicle.plugged = None  # left its charger: idle where it is
+                vehicle.ready_s = max(vehicle.ready_s, now)
+            if report.position is not None and vehicle.plugged is None:
+                vehicle.position = report.position
+                if vehicle.leg is not None:  # the rest of the leg is driven from where it really is
+                    vehicle.leg = None
+                    vehicle.ready_s = max(vehicle.ready_s, min(report.time_s, now))
 
     def _charge_calls(self, now: float) -> None:
         """The energy manager's charge calls: a vehicle without riders goes to a charger at the
