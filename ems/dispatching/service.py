@@ -17,6 +17,8 @@ import threading
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
+
 from dispatch.assign import Policy
 from dispatch.demand import DemandModel
 from dispatch.engine import Engine, SimVehicle
@@ -317,5 +319,8 @@ class DispatchService:
         for vehicle_id, state in self.engine._states(now).items():
             self.publisher.publish_state(state)
             plan = plans[vehicle_id]
-            self.publisher.publish_plan(VehiclePlan(vehicle_id=vehicle_id, issued=plan.issued, windows=plan.windows,
-                                                    route=routes[vehicle_id]))
+            try:
+                plan = VehiclePlan(vehicle_id=vehicle_id, issued=plan.issued, windows=plan.windows, route=routes[vehicle_id])
+            except ValidationError as error:  # never stop the service over one plan: publish it without its route
+                log.error("route of %s not published: %s", vehicle_id, error.errors()[0]["msg"])
+            self.publisher.publish_plan(plan)
