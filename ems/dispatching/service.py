@@ -227,7 +227,7 @@ class DispatchService:
             key = f"{status.value}:{record.vehicle_id}"
             if status is RideStatus.RECEIVED or key == told:
                 continue
-            if status is RideStatus.REJECTED:
+            if record.rejection is not None:
                 rejection = record.rejection
                 messages.append(StatusMessage(id=request_id, status=status, time=at, reason=rejection.reason.value,
                                               message=rejection.message))
