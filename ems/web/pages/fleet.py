@@ -8,12 +8,13 @@ import math
 
 from fastapi import APIRouter, Request
 
-from ems.store.reads import latest_values, series_of
+from ems.store.reads import latest_values
 from ems.web.assets import iso, local_day
 from ems.web.context import Console
 from ems.web.dispatch_view import dispatcher_view
 from ems.web.i18n import LABELS
 from ems.web.pages import NavItem, page
+from ems.web.series_cache import bucketed_series
 
 router = APIRouter()
 NAV = NavItem("/fleet", "nav.fleet", order=30)
@@ -65,7 +66,7 @@ def fleet(console: Console, request: Request) -> dict:
             source = "home"
         vehicles.append({"id": vehicle.id, "x": round(x, 1), "y": round(y, 1), "source": source,
                          "soc_fraction": None if soc is None or soc[1] is None else round(soc[1], 3)})
-    series = series_of(console.store, [v.id for v in portfolio.vehicles], "soc_fraction", start, now + dt.timedelta(seconds=1),
+    series = bucketed_series(console.extras, console.store, [v.id for v in portfolio.vehicles], "soc_fraction", start, now + dt.timedelta(seconds=1),
                        SOC_BUCKET_S)
     capacity = {v.id: v.battery_kwh for v in portfolio.vehicles}
     return {

@@ -14,12 +14,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
-from ems.store.reads import latest_values, series_of, setpoint_log
+from ems.store.reads import latest_values, setpoint_log
 from ems.web.assets import asset_index, iso, local_day
 from ems.web.auth import Viewer
 from ems.web.context import Console, console
 from ems.web.i18n import LABELS
 from ems.web.pages import NavItem, page
+from ems.web.series_cache import bucketed_series
 
 router = APIRouter()
 NAV = NavItem("/schedule", "nav.schedule", order=20)
@@ -103,7 +104,7 @@ def _planned(console: Console, plan: dict, assets, start, end) -> dict:
 def _measured(console: Console, assets, start, now) -> dict:
     """Per site and kind: measured [time, kW] in 5-minute means (chargers stand for their vehicles)."""
     devices = [a.id for a in assets.values() if a.kind in ("grid", "pv", "load", "battery", "charger")]
-    series = series_of(console.store, devices, "power_kw", start, now + dt.timedelta(seconds=1), MEASURED_BUCKET_S)
+    series = bucketed_series(console.extras, console.store, devices, "power_kw", start, now + dt.timedelta(seconds=1), MEASURED_BUCKET_S)
     sums: dict[str, dict[str, dict[dt.datetime, float]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
     for device, values in series.items():
         info = assets[device]
@@ -169,7 +170,7 @@ def _storage(console: Console, assets, start, end, now) -> dict:
     """Each battery's state of charge [kWh]: measured (5-minute means) and as the day-ahead plans
     of the window's dates planned it (their ``schedule.csv``; intraday plans store no SoC)."""
     batteries = {a.id: a for a in assets.values() if a.kind == "battery"}
-    series = series_of(console.store, list(batteries), "soc_fraction", start, now + dt.timedelta(seconds=1), MEASURED_BUCKET_S)
+    series = bucketed_series(console.extras, console.store, list(batteries), "soc_fraction", start, now + dt.timedelta(seconds=1), MEASURED_BUCKET_S)
     planned = _day_ahead_soc(Path(console.portfolio.control.day_ahead_dir), set(batteries), start, end)
     return {device: {"capacity_kwh": info.capacity_kwh,
                      "measured": [[iso(t, console.zone), round(v * (info.capacity_kwh or 0), 2)] for t, v in series.get(device, [])],
