@@ -10,7 +10,8 @@ import asyncio
 import datetime as dt
 
 from ems.cli.status import controller_status
-from ems.control.fleetbus import FleetBus, plan_topic
+from ems.control.fleetbus import FleetBus
+from ems.fleet.publisher import plan_topic
 from ems.fleet import ChargingWindow, VehiclePlan
 from ems.fleet.bounds import FleetBounds
 from tests.control_fixtures import START, SteppedRun, mqtt_link, wait_until

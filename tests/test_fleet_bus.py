@@ -11,7 +11,8 @@ import pytest
 
 from ems.config import load_portfolio
 from ems.control.controller import Controller
-from ems.control.fleetbus import FleetBus, FleetPublisher
+from ems.control.fleetbus import FleetBus
+from ems.dispatching.bus import mqtt_fleet_publisher
 from ems.fleet import (
     ChargeCall,
     ChargingWindow,
@@ -37,7 +38,7 @@ def _state(vehicle="taxi-01", soc=20.0, at=NOW) -> VehicleState:
 def pair(mosquitto):
     ems_link, dispatcher_link = mqtt_link(mosquitto, "ems-controller"), mqtt_link(mosquitto, "dispatcher")
     bus = FleetBus(ems_link, {"taxi-01", "taxi-02"}, lambda: NOW)
-    publisher = FleetPublisher(dispatcher_link)
+    publisher = mqtt_fleet_publisher(dispatcher_link)
     time.sleep(0.2)  # subscriptions in place
     yield bus, publisher, dispatcher_link
     ems_link.stop()

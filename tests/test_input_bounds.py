@@ -8,7 +8,8 @@ import json
 import pytest
 
 from ems.config import load_portfolio
-from ems.control.fleetbus import FleetBus, state_topic
+from ems.control.fleetbus import FleetBus
+from ems.fleet.publisher import state_topic
 from ems.fleet.bounds import FleetBounds
 from tests.control_fixtures import mqtt_link, wait_until
 from tests.test_fleet_bus import NOW, _state

@@ -40,6 +40,7 @@ class BrokerSettings(BaseModel):
     password: SecretStr | None = None  # SecretStr: never printed by repr or logs
     reconnect_min_s: float = Field(0.2, gt=0)
     reconnect_max_s: float = Field(5.0, gt=0)
+    clean_session: bool = Field(True, description="False: the broker keeps subscriptions and queued QoS 1 messages while away")
 
 
 class Will(BaseModel):
@@ -60,7 +61,9 @@ class MqttLink:
         self.connections = 0  # how many times the link has (re)connected
         self.last_error: str | None = None
         protocol = mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=protocol)
+        # MQTT 5 has clean_start at connect instead; a persistent session is 3.1.1's clean_session False
+        session = {"clean_session": settings.clean_session} if protocol == mqtt.MQTTv311 else {}
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=protocol, **session)
         if settings.username:
             password = settings.password.get_secret_value() if settings.password else None
             client.username_pw_set(settings.username, password)

@@ -1,5 +1,6 @@
-"""The fleet contract over MQTT (docs/architecture.md, Contracts): the dispatcher's vehicle states and plans
-in, the energy manager's reservations out, as JSON of the same pydantic types used in-process.
+"""The energy manager's end of the fleet contract over MQTT (docs/architecture.md, Contracts): the
+dispatcher's vehicle states and plans in, the reservations out, as JSON of the same pydantic types
+used in-process. The dispatcher's end is ``ems.fleet.publisher`` (bound to MQTT in ``ems.dispatching``).
 
 Topics: ``fleet/<vehicle>/state`` (VehicleState), ``fleet/<vehicle>/plan`` (VehiclePlan), both
 published retained at QoS 1 by the dispatcher; ``ems/reservations`` (Reservation), retained, by
@@ -24,20 +25,12 @@ from pydantic import BaseModel, ValidationError
 from drivers.mqtt.link import MqttLink
 from ems.fleet import Reservation, VehiclePlan, VehicleState
 from ems.fleet.bounds import FleetBounds
+from ems.fleet.publisher import RESERVATIONS_TOPIC, plan_topic, state_topic
 
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES = 64 * 1024
-RESERVATIONS_TOPIC = "ems/reservations"
 FUTURE_TOLERANCE = dt.timedelta(seconds=60)
-
-
-def state_topic(vehicle_id: str) -> str:
-    return f"fleet/{vehicle_id}/state"
-
-
-def plan_topic(vehicle_id: str) -> str:
-    return f"fleet/{vehicle_id}/plan"
 
 
 class FleetBus:
@@ -138,34 +131,3 @@ class FleetBus:
 
     def publish_reservation(self, reservation: Reservation) -> None:
         self.link.publish(RESERVATIONS_TOPIC, reservation.model_dump_json(), retain=True)
-
-
-class FleetPublisher:
-    """The dispatcher's end: publishes states and plans, reads the energy manager's reservations."""
-
-    def __init__(self, link: MqttLink):
-        self.link = link
-        self._reservation: Reservation | None = None
-        self._lock = threading.Lock()
-        link.subscribe(RESERVATIONS_TOPIC, self._on_reservation)
-
-    def publish_state(self, state: VehicleState) -> None:
-        self.link.publish(state_topic(state.vehicle_id), state.model_dump_json(), retain=True)
-
-    def publish_plan(self, plan: VehiclePlan) -> None:
-        self.link.publish(plan_topic(plan.vehicle_id), plan.model_dump_json(), retain=True)
-
-    @property
-    def reservation(self) -> Reservation | None:
-        with self._lock:
-            return self._reservation
-
-    def _on_reservation(self, topic: str, payload: bytes) -> None:
-        try:
-            reservation = Reservation.model_validate_json(payload)
-        except ValidationError as error:
-            first = error.errors()[0]
-            log.warning("reservation on %s rejected: field %s: %s", topic, ".".join(map(str, first["loc"])), first["msg"])
-            return
-        with self._lock:
-            self._reservation = reservation
