@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 STOP_TIMEOUT_S = 30.0
 STARTUP_S = 20.0  # real seconds given to the processes to start before simulated time begins
-RIDES_TOPICS = ("rides/request", "rides/+/status", "fleet/+/state", "fleet/+/plan", "ems/reservations")
+RECORDED_TOPICS = ("rides/+/status", "ems/reservations")
 
 
 class CityError(ValueError):
@@ -177,6 +177,8 @@ def prepare(options: CityOptions) -> Prepared:
     start_time = options.start or dt.time(first.hour)
     start = dt.datetime.combine(log.clock.date, start_time, tzinfo=zone)
     end = start + dt.timedelta(hours=options.hours)
+    if not any(start <= log.clock.to_datetime(r.time_s) < end for r in log.requests):
+        raise CityError(f"--requests {options.requests}: no request falls between {start:%H:%M} and {end:%H:%M} (--start, --hours)")
     bcp_at = None
     if (options.bcp_at is None) != (options.outage is None):
         raise CityError("--bcp-at and --outage go together: the time of the operator's switch and the outage it is for")
@@ -193,8 +195,8 @@ def prepare(options: CityOptions) -> Prepared:
 
 
 class BusRecorder:
-    """Every rider and fleet message heard on the broker, as JSON lines (the dispatcher's output
-    as the riders and the energy manager receive it)."""
+    """Every answer to a rider and every reservation heard on the broker, as JSON lines (what
+    the dispatcher and the energy manager said; logged in as the read-only ``observer``)."""
 
     def __init__(self, options: CityOptions, host: str, port: int, path: Path):
         from drivers.mqtt.credentials import resolve_credentials
@@ -206,7 +208,7 @@ class BusRecorder:
         self._lock = threading.Lock()
         self.link = MqttLink(BrokerSettings(host=host, port=port, client_id=f"city-recorder-{os.getpid()}", username=user,
                                             password=password))
-        for topic in RIDES_TOPICS:
+        for topic in RECORDED_TOPICS:
             self.link.subscribe(topic, self._on_message)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
@@ -265,11 +267,19 @@ def run_city(options: CityOptions, echo=print) -> dict:
     modbus_base = free_port_block(64)
     twin = process("twin", _ems("twin", *common, *timing, "--modbus-base-port", str(modbus_base),
                                 "--record", str(out / "twin"), "--record-every-s", repr(options.record_every_s)))
-    dispatcher = process("dispatcher", _ems("dispatch", "serve", *common, *timing, "--store", str(out / "dispatch.sqlite")))
+    dispatch_timing = [*timing, "--epoch", repr(epoch_s)]
+    credentials = options.config.parent / "mosquitto"
+    dispatcher = process("dispatcher", _ems("dispatch", "serve", *common, *dispatch_timing, "--store", str(out / "dispatch.sqlite"),
+                                            "--expected-requests", str(prepared.requests),
+                                            "--credentials", str(credentials / "dispatcher.credentials")))
     controller = process("controller", _ems("run", *common, *timing, "--twin-process", "--modbus-base-port", str(modbus_base),
                                             "--store", str(out / "ems.sqlite"), "--bcp-state-dir", str(out / "bcp"),
                                             "--inputs", "profiles", "--status-every-s", "5"))
-    feeder = process("feeder", _ems("dispatch", "feed", *common, *timing, "--requests", str(options.requests)))
+    # the feeder gets the requests of the run's hours only, so it ends by itself once all are acknowledged
+    in_run = out / "requests-in-run.csv"
+    _requests_between(options.requests, prepared.start, prepared.end, in_run)
+    feeder = process("feeder", _ems("dispatch", "feed", *common, *dispatch_timing, "--requests", str(in_run),
+                                    "--credentials", str(credentials / "rider.credentials")))
     recorder = BusRecorder(options, host, port, out / "bus.jsonl")
     codes: dict[str, int | None] = {}
     activation: dict | None = None
@@ -294,9 +304,16 @@ def run_city(options: CityOptions, echo=print) -> dict:
     finally:
         # the feeder and the dispatcher first, then the controller (its last poll sees the fleet
         # parked), then the twin, which writes its record as it stops, and the broker last
+        if feeder.popen is not None:  # its last request may be under way as the run ends
+            try:
+                feeder.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
         for p in (feeder, dispatcher, controller, twin):
             if p.popen is not None:
                 codes[p.name] = p.stop()
+                if p is dispatcher:
+                    time.sleep(min(5.0, 120.0 / options.speed + 1.0))  # the controller polls the fleet as it stands
         recorder.stop()
         if broker is not None:
             codes["broker"] = broker.stop()
@@ -306,6 +323,19 @@ def run_city(options: CityOptions, echo=print) -> dict:
         summary["failed_processes"] = failed
         (out / "city.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary
+
+
+def _requests_between(source: Path, start: dt.datetime, end: dt.datetime, target: Path) -> int:
+    import csv
+
+    with source.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    header, body = rows[0], rows[1:]
+    column = header.index("time")
+    kept = [row for row in body if start <= dt.datetime.fromisoformat(row[column]) < end]
+    with target.open("w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows([header, *kept])
+    return len(kept)
 
 
 def _activate_bcp(options: CityOptions, out: Path, now: dt.datetime, echo) -> dict:

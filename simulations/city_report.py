@@ -32,25 +32,31 @@ def _bus(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def riders(bus: list[dict]) -> dict:
-    """Served share, waits and shared rides from the riders' status messages."""
-    requests, status = {}, {}
+def riders(bus: list[dict], requests: dict[str, pd.Timestamp]) -> dict:
+    """Served share, waits and shared rides from the riders' status messages; ``requests`` are
+    the request times of the log's requests that fell inside the run."""
+    status: dict[str, dict] = {}
     for message in bus:
         topic, body = message["topic"], message["payload"] or {}
-        if topic == "rides/request" and isinstance(body, dict) and "id" in body:
-            requests[str(body["id"])] = body
-        elif topic.startswith("rides/") and topic.endswith("/status") and isinstance(body, dict):
-            rider = topic.split("/")[1]
-            status.setdefault(rider, {})[str(body.get("status"))] = body
-    waits, shared = [], 0
+        if topic.startswith("rides/") and topic.endswith("/status") and isinstance(body, dict):
+            status.setdefault(topic.split("/")[1], {})[str(body.get("status"))] = body
+    waits = []
+    on_board: dict[str, list[tuple[pd.Timestamp, pd.Timestamp, str]]] = {}
     for rider, states in status.items():
-        picked, request = states.get("picked_up"), requests.get(rider)
-        if picked is not None and request is not None and "time" in picked and "time" in request:
-            waits.append((pd.Timestamp(picked["time"]) - pd.Timestamp(request["time"])).total_seconds())
-        if any(s.get("shared") for s in states.values()):
-            shared += 1
+        picked, dropped = states.get("picked_up"), states.get("dropped_off")
+        if picked is not None and rider in requests and "time" in picked:
+            waits.append((pd.Timestamp(picked["time"]) - requests[rider]).total_seconds())
+        if picked is not None and dropped is not None and picked.get("vehicle_id"):
+            on_board.setdefault(picked["vehicle_id"], []).append((pd.Timestamp(picked["time"]), pd.Timestamp(dropped["time"]), rider))
+    shared = set()  # riders on board together with another rider at some moment
+    for rides in on_board.values():
+        for a in rides:
+            for b in rides:
+                if a[2] != b[2] and a[0] < b[1] and b[0] < a[1]:
+                    shared.add(a[2])
     served = sum("dropped_off" in s for s in status.values())
-    total = len(requests) or len(status)
+    total = len(requests)
+    shared = len(shared)
     return {
         "requests": total,
         "accepted": sum("accepted" in s for s in status.values()),
@@ -93,9 +99,11 @@ def energy(portfolio, store: Path, start: dt.datetime, end: dt.datetime) -> dict
         exports = (-rows["value"]).clip(lower=0) * hours
         imported += float(imports.sum())
         exported += float(exports.sum())
-        cost += float((imports * slots.map(lambda s: tariff.import_price_yen_per_kwh[s])).sum()
-                      - (exports * slots.map(lambda s: tariff.export_price_yen_per_kwh[s])).sum())
-        co2 += float((imports * slots.map(lambda s: tariff.co2_kg_per_kwh[s])).sum())
+        buy = slots.map(dict(enumerate(tariff.import_price_yen_per_kwh)))
+        sell = slots.map(dict(enumerate(tariff.export_price_yen_per_kwh)))
+        factor = slots.map(dict(enumerate(tariff.co2_kg_per_kwh)))
+        cost += float((imports * buy).sum() - (exports * sell).sum())
+        co2 += float((imports * factor).sum())
     # the portfolio's import at each poll: readings of one poll share a time to the second
     grid["second"] = grid["time"].dt.floor("s")
     total = grid.groupby("second")["value"].sum()
@@ -135,6 +143,31 @@ def chargers(twin_dir: Path, bcp_at: dt.datetime | None, portfolio) -> tuple[dic
                 "hours_fed": round(float(step_h[after["power"] > FEEDING_KW].sum()), 2),
             }
     return {"charging_kwh_by_site": charging, "v2h_kwh_to_shelters": v2h}, bcp
+
+
+def shelter_calls(bus: list[dict], twin_dir: Path, portfolio) -> list[dict]:
+    """The taxis the energy manager called to shelters (``ems/reservations``), when from, and
+    when each plugged into a V2H point of its shelter (the twin's record)."""
+    calls: dict[tuple[str, str], str] = {}
+    for message in bus:
+        body = message["payload"]
+        if message["topic"] == "ems/reservations" and isinstance(body, dict):
+            for call in body.get("shelter_calls", ()):
+                calls.setdefault((call["vehicle_id"], call["shelter_id"]), call["from_time"])
+    path = twin_dir / "twin_vehicles.csv"
+    record = pd.read_csv(path, parse_dates=["time"]) if path.exists() else pd.DataFrame()
+    points = {s.id: set(s.v2h_points) for s in portfolio.shelters}
+    out = []
+    for (vehicle, shelter), from_time in sorted(calls.items()):
+        arrived = None
+        if not record.empty:
+            rows = record[(record["vehicle"] == vehicle) & record["charger_id"].isin(points.get(shelter, set()))]
+            arrived = rows["time"].min() if len(rows) else None
+        late = (pd.Timestamp(arrived) - pd.Timestamp(from_time)).total_seconds() / 60.0 if arrived is not None else None
+        out.append({"vehicle": vehicle, "shelter": shelter, "from_time": from_time,
+                    "plugged_at": arrived.isoformat() if arrived is not None else None,
+                    "plugged_after_call_min": round(late, 1) if late is not None else None})
+    return out
 
 
 def fleet_soc(portfolio, store: Path, twin_dir: Path) -> dict:
@@ -183,17 +216,22 @@ def build_report(prepared, options, out: Path, exit_codes: dict, activation: dic
     portfolio = prepared.portfolio
     store, twin_dir = out / "ems.sqlite", out / "twin"
     bus = _bus(out / "bus.jsonl")
+    log = pd.read_csv(options.requests, usecols=["request_id", "time"])
+    times = pd.to_datetime(log["time"], utc=False).map(pd.Timestamp)
+    inside = {str(r): t for r, t in zip(log["request_id"], times) if prepared.start <= t < prepared.end}
     charging, bcp = chargers(twin_dir, prepared.bcp_at, portfolio)
     summary = {
         "run": {"start": prepared.start.isoformat(), "end": prepared.end.isoformat(), "speed": options.speed,
                 "requests_file": str(options.requests), "exit_codes": exit_codes},
-        "riders": {**riders(bus), "vehicle_km": vehicle_km(twin_dir)},
+        "riders": {**riders(bus, inside), "vehicle_km": vehicle_km(twin_dir)},
         "energy": {**energy(portfolio, store, prepared.start, prepared.end), **charging},
         "fleet_soc": fleet_soc(portfolio, store, twin_dir),
         "replans": replans(store),
     }
     if prepared.bcp_at is not None:
-        summary["bcp"] = {"switched_at": prepared.bcp_at.isoformat(), "activation": activation, "shelters": bcp}
+        summary["bcp"] = {"switched_at": prepared.bcp_at.isoformat(), "activation": activation,
+                          "replan_minutes": portfolio.control.replan_minutes,
+                          "shelter_calls": shelter_calls(bus, twin_dir, portfolio), "shelters": bcp}
     (out / "city.json").write_text(json.dumps(summary, indent=1, default=str))
     (out / "report.html").write_text(render_html(summary, twin_dir), encoding="utf-8")
     return summary
@@ -248,7 +286,9 @@ def render_html(summary: dict, twin_dir: Path) -> str:
              _table({v: f"stored {x['stored_kwh']} kWh, twin {x['twin_kwh']} kWh" for v, x in summary["fleet_soc"]["vehicles"].items()}),
              "<h2>Re-plans</h2>", _table(summary["replans"])]
     if "bcp" in summary:
-        parts += ["<h2>BCP switch</h2>", _table({"switched at": summary["bcp"]["switched_at"]}),
+        calls = {f"{c['vehicle']} to {c['shelter']}": f"called from {c['from_time']}, plugged in {c['plugged_at'] or 'not yet'}"
+                 for c in summary["bcp"]["shelter_calls"]}
+        parts += ["<h2>BCP switch</h2>", _table({"switched at": summary["bcp"]["switched_at"]}), _table(calls),
                   _table({k: v for k, v in summary["bcp"]["shelters"].items()})]
     parts += ["<h2>Processes</h2>", _table(summary["run"]["exit_codes"]), "</body></html>"]
     return "\n".join(parts)

@@ -196,7 +196,8 @@ class Twin:
             if getattr(self, "_router", None) is None:
                 self._router = make_router(settings.speed_kmh, settings.detour_factor, road_graph)
             config = next(v for v in self.portfolio.vehicles if v.id == plan.vehicle_id)
-            follower = RouteFollower(vehicle, self._router, config.consumption_kwh_per_km, settings.dwell_s)
+            v2h_points = {s.id: s.v2h_points for s in self.portfolio.shelters}
+            follower = RouteFollower(vehicle, self._router, config.consumption_kwh_per_km, settings.dwell_s, v2h_points)
         with self.lock:
             self.followers[plan.vehicle_id] = follower
             follower.follow(plan, now or self.clock.now())

@@ -4,7 +4,8 @@ A vehicle that has received a route drives it on :mod:`dispatch.motion`, the mov
 of the dispatcher (the router's distance and time, ``consumption_kwh_per_km`` of the vehicle,
 ``dwell_s`` at riders' stops, a pickup never left before its expected time). It loses the
 energy of every km as it goes, and on arriving at a charger, depot or shelter stop that names
-a charger it plugs in there, if no other vehicle holds that charger. While it drives it is
+a charger it plugs in there, if no other vehicle holds that charger (at a shelter stop that names no charger,
+into a free V2H point of the shelter). While it drives it is
 plugged into nothing, so its charger has no vehicle and takes no power whatever is written to
 it. A new plan replaces the route from where the vehicle is at that moment; a vehicle plugged
 into the charger its new route starts at stays plugged. A vehicle that never received a route
@@ -35,8 +36,10 @@ def _epoch_s(moment: dt.datetime) -> float:
 class RouteFollower:
     """One vehicle on the dispatcher's route."""
 
-    def __init__(self, vehicle: SimEv, router: Router, consumption_kwh_per_km: float, dwell_s: float):
+    def __init__(self, vehicle: SimEv, router: Router, consumption_kwh_per_km: float, dwell_s: float,
+                 v2h_points: dict[str, tuple[str, ...]] | None = None):
         self.vehicle = vehicle
+        self.v2h_points = v2h_points or {}  # shelter id -> its V2H chargers, for a shelter stop naming none
         self.router = router
         self.consumption_kwh_per_km = consumption_kwh_per_km
         self.dwell_s = dwell_s
@@ -98,7 +101,7 @@ class RouteFollower:
             self._km = where.km
         vehicle.position = (where.position.lat, where.position.lon)
         at_stop = self._plug_stop(where.reached, _epoch_s(now)) if not where.driving else None
-        wanted = at_stop.charger_id if at_stop is not None else None
+        wanted = self._charger_at(at_stop, chargers_taken) if at_stop is not None else None
         if wanted is None:
             if vehicle.charger_id is not None and (where.driving or where.reached > 0):
                 vehicle.charger_id = None
@@ -116,12 +119,23 @@ class RouteFollower:
         vehicle.charger_id = wanted
         self.waiting_for_charger = None
 
+    def _charger_at(self, stop: RouteStop, chargers_taken: set[str]) -> str | None:
+        """The charger named by the stop; at a shelter stop naming none, the shelter's V2H point
+        this vehicle holds, or else its first free one (all taken: the first, to wait for)."""
+        if stop.charger_id is not None or stop.kind is not StopKind.SHELTER:
+            return stop.charger_id
+        points = self.v2h_points.get(stop.shelter_id or "", ())
+        if self.vehicle.charger_id in points:
+            return self.vehicle.charger_id
+        free = [c for c in points if c not in chargers_taken]
+        return (free or list(points) or [None])[0]
+
     def _plug_stop(self, reached: int, now_s: float) -> RouteStop | None:
         """The plug stop the vehicle stands at now, or None."""
         if reached == 0 or self.motion is None:
             return None
         stop = self.stops[reached - 1]
-        if stop.kind not in PLUG_STOPS or stop.charger_id is None:
+        if stop.kind not in PLUG_STOPS or (stop.charger_id is None and stop.kind is not StopKind.SHELTER):
             return None
         leave_s = self.motion.legs[reached - 1].leave_s
         if reached < len(self.stops) and now_s >= leave_s:

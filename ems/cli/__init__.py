@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "ems.cli.prices",
     "ems.cli.dr",
     "ems.cli.broker",
+    "ems.cli.city",
 )
 
 

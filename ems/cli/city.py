@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import signal
 import sys
 from pathlib import Path
 
@@ -41,11 +42,18 @@ def run(args: argparse.Namespace) -> int:
     options = CityOptions(config=args.config, requests=args.requests, speed=args.speed, hours=args.hours, out=args.out,
                           mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, start=args.start, bcp_at=args.bcp_at,
                           outage=args.outage, startup_s=args.startup_s)
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)  # stop the processes it started, as for Ctrl-C
     try:
         summary = run_city(options, echo=lambda line: print(line, flush=True))
     except CityError as error:
         print(f"ems city: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("ems city: interrupted; every process it started was stopped", file=sys.stderr)
+        return 130
     riders, fleet = summary["riders"], summary["fleet_soc"]
     print(f"riders: {riders['served']} of {riders['requests']} served; fleet SoC stored vs twin: largest difference "
           f"{fleet['largest_difference_kwh']} kWh; {summary['replans']['count']} plans")
