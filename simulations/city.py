@@ -57,11 +57,22 @@ class Process:
     log_path: Path
     popen: subprocess.Popen | None = None
     exit_code: int | None = None
+    cpu_s: float | None = None  # user + system CPU time at the stop (Linux /proc)
+    started_at: float = 0.0
+    wall_s: float | None = None
     _log: object = field(default=None, repr=False)
 
     def start(self, env: dict[str, str]) -> None:
         self._log = self.log_path.open("w", encoding="utf-8")
         self.popen = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.started_at = time.monotonic()
+
+    def _cpu_s(self) -> float | None:
+        try:
+            fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError, AttributeError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -70,6 +81,8 @@ class Process:
         """SIGTERM, then wait; SIGKILL only if it does not end (the exit code then says so)."""
         if self.popen is None:
             return None
+        self.cpu_s = self._cpu_s()
+        self.wall_s = time.monotonic() - self.started_at
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
             try:
@@ -318,7 +331,10 @@ def run_city(options: CityOptions, echo=print) -> dict:
         if broker is not None:
             codes["broker"] = broker.stop()
     failed = {name: code for name, code in codes.items() if code not in (0, None) and name != "broker"}
-    summary = build_report(prepared, options, out, codes, activation)
+    usage = {p.name: {"cpu_s": round(p.cpu_s, 2), "wall_s": round(p.wall_s or 0.0, 2),
+                      "cpu_share": round(p.cpu_s / p.wall_s, 3) if p.wall_s else None}
+             for p in processes if p.cpu_s is not None}
+    summary = build_report(prepared, options, out, codes, activation, usage)
     if failed:
         summary["failed_processes"] = failed
         (out / "city.json").write_text(json.dumps(summary, indent=1, default=str))

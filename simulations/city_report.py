@@ -212,7 +212,7 @@ def vehicle_km(twin_dir: Path) -> float | None:
     return round(sum(v["odometer_km"] for v in json.loads(path.read_text())["vehicles"].values()), 3)
 
 
-def build_report(prepared, options, out: Path, exit_codes: dict, activation: dict | None) -> dict:
+def build_report(prepared, options, out: Path, exit_codes: dict, activation: dict | None, usage: dict | None = None) -> dict:
     portfolio = prepared.portfolio
     store, twin_dir = out / "ems.sqlite", out / "twin"
     bus = _bus(out / "bus.jsonl")
@@ -222,7 +222,7 @@ def build_report(prepared, options, out: Path, exit_codes: dict, activation: dic
     charging, bcp = chargers(twin_dir, prepared.bcp_at, portfolio)
     summary = {
         "run": {"start": prepared.start.isoformat(), "end": prepared.end.isoformat(), "speed": options.speed,
-                "requests_file": str(options.requests), "exit_codes": exit_codes},
+                "requests_file": str(options.requests), "exit_codes": exit_codes, "processes": usage or {}},
         "riders": {**riders(bus, inside), "vehicle_km": vehicle_km(twin_dir)},
         "energy": {**energy(portfolio, store, prepared.start, prepared.end), **charging},
         "fleet_soc": fleet_soc(portfolio, store, twin_dir),
@@ -290,5 +290,7 @@ def render_html(summary: dict, twin_dir: Path) -> str:
                  for c in summary["bcp"]["shelter_calls"]}
         parts += ["<h2>BCP switch</h2>", _table({"switched at": summary["bcp"]["switched_at"]}), _table(calls),
                   _table({k: v for k, v in summary["bcp"]["shelters"].items()})]
-    parts += ["<h2>Processes</h2>", _table(summary["run"]["exit_codes"]), "</body></html>"]
+    processes = summary["run"]["processes"]
+    parts += ["<h2>Processes</h2>", _table({name: f"exit {code}; CPU {_fmt(processes.get(name, {}))}"
+                                             for name, code in summary["run"]["exit_codes"].items()}), "</body></html>"]
     return "\n".join(parts)

@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 
 from dispatch.model import Point
-from dispatch.motion import RouteMotion, Waypoint
+from dispatch.motion import RouteMotion, Waypoint, Where
 from dispatch.router import Router
 from drivers.sim.physics import SimEv
 from ems.fleet import RouteStop, StopKind, VehiclePlan
@@ -52,6 +52,7 @@ class RouteFollower:
     def follow(self, plan: VehiclePlan, now: dt.datetime) -> None:
         """Drive ``plan.route`` from where the vehicle is ``now``."""
         vehicle = self.vehicle
+        self._advance(now)  # the route driven so far counts up to now, not only to the last step
         self.plan_issued = plan.issued
         start = Point(*vehicle.position) if vehicle.position is not None else None
         stops = plan.route
@@ -89,17 +90,10 @@ class RouteFollower:
 
     def step(self, now: dt.datetime, chargers_taken: set[str], known_chargers: set[str]) -> None:
         """Move the vehicle to where the route has it at ``now``; plug in or out."""
-        motion = self.motion
-        if motion is None:
+        where = self._advance(now)
+        if where is None:
             return
         vehicle = self.vehicle
-        where = motion.at(_epoch_s(now))
-        driven_km = where.km - self._km
-        if driven_km > 0:
-            vehicle.soc_kwh = max(0.0, vehicle.soc_kwh - driven_km * self.consumption_kwh_per_km)
-            vehicle.odometer_km += driven_km
-            self._km = where.km
-        vehicle.position = (where.position.lat, where.position.lon)
         at_stop = self._plug_stop(where.reached, _epoch_s(now)) if not where.driving else None
         wanted = self._charger_at(at_stop, chargers_taken) if at_stop is not None else None
         if wanted is None:
@@ -118,6 +112,20 @@ class RouteFollower:
             return
         vehicle.charger_id = wanted
         self.waiting_for_charger = None
+
+    def _advance(self, now: dt.datetime) -> Where | None:
+        """Move the vehicle along the route to ``now``: position, km and the energy they took."""
+        if self.motion is None:
+            return None
+        vehicle = self.vehicle
+        where = self.motion.at(_epoch_s(now))
+        driven_km = where.km - self._km
+        if driven_km > 0:
+            vehicle.soc_kwh = max(0.0, vehicle.soc_kwh - driven_km * self.consumption_kwh_per_km)
+            vehicle.odometer_km += driven_km
+            self._km = where.km
+        vehicle.position = (where.position.lat, where.position.lon)
+        return where
 
     def _charger_at(self, stop: RouteStop, chargers_taken: set[str]) -> str | None:
         """The charger named by the stop; at a shelter stop naming none, the shelter's V2H point

@@ -5,6 +5,7 @@ and records."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -68,10 +69,13 @@ def test_every_taxis_stored_soc_is_within_half_a_kwh_of_the_twins(city_day):
 
 def test_the_bcp_switch_sends_the_called_taxis_to_their_shelters_in_time(city_day):
     result, out = city_day
-    bcp = json.loads((out / "city.json").read_text())["bcp"]
+    summary = json.loads((out / "city.json").read_text())
+    bcp = summary["bcp"]
     assert bcp["activation"]["exit_code"] == 0
-    calls = bcp["shelter_calls"]
-    assert calls, "the energy manager called no taxi to a shelter"
+    end = dt.datetime.fromisoformat(summary["run"]["end"])
+    margin = dt.timedelta(minutes=bcp["replan_minutes"])
+    calls = [c for c in bcp["shelter_calls"] if dt.datetime.fromisoformat(c["from_time"]) + margin <= end]
+    assert calls, f"the energy manager called no taxi to a shelter within the run: {bcp['shelter_calls']}"
     for call in calls:
         # each called taxi is plugged into a V2H point of its shelter by the call time plus one re-plan
         assert call["plugged_after_call_min"] is not None, call
@@ -84,7 +88,7 @@ def test_the_bcp_switch_sends_the_called_taxis_to_their_shelters_in_time(city_da
 def test_the_shelters_v2h_points_deliver_energy_after_the_switch(city_day):
     result, out = city_day
     bcp = json.loads((out / "city.json").read_text())["bcp"]
-    called = {call["shelter"] for call in bcp["shelter_calls"]}
+    called = {call["shelter"] for call in bcp["shelter_calls"] if call["plugged_at"] is not None}
     assert called
     for shelter in called:
         assert bcp["shelters"][shelter]["first_kwh_after_min"] is not None, bcp["shelters"][shelter]

@@ -179,3 +179,29 @@ def test_without_a_plan_the_taxis_keep_their_duties():
     for _ in range(90):  # to 07:30: its 07:00 duty took it away
         twin.step(clock.advance(60), 60)
     assert taxi.charger_id is None and not twin.followers
+
+
+def test_a_route_reissued_between_two_steps_loses_no_distance():
+    """The dispatcher re-publishes every batch, faster than the twin steps at high speed: the
+    taxi still covers the ground of the time between."""
+    from simulations.twin import Twin, TwinOptions
+
+    portfolio = load_portfolio(CONFIG)
+    settings = portfolio.dispatch
+    router = StraightLineRouter(settings.speed_kmh, settings.detour_factor)
+    clock = ManualClock(START)
+    twin = Twin(portfolio, CONFIG, TwinOptions(serve_mqtt=False), clock=clock)
+    depot, north = site(portfolio, "taxi_depot"), site(portfolio, "shelter_north")
+    km, travel_s = router.leg(depot, north)
+    assert travel_s > 150
+    for seconds in (0, 30, 60, 90):  # four plans, one step at the end
+        now = START + dt.timedelta(seconds=seconds)
+        clock.advance(30 if seconds else 0)
+        twin.follow_plan(VehiclePlan(vehicle_id="taxi-03", issued=now, route=(
+            stop(StopKind.SHELTER, north, START + dt.timedelta(seconds=travel_s), shelter_id="north_school_gym"),)), now)
+    twin.step(clock.advance(30), 30)
+    taxi = twin.vehicles["taxi-03"]
+    assert taxi.position == pytest.approx(tuple(along(depot, north, 120 / travel_s)))
+    assert taxi.odometer_km == pytest.approx(km * 120 / travel_s)
+    twin.step(clock.advance(travel_s), travel_s)
+    assert taxi.charger_id == "shelter_north_v2h1"  # a shelter stop naming no charger: its first free V2H point
