@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 STOP_TIMEOUT_S = 30.0
 STARTUP_S = 20.0  # real seconds given to the processes to start before simulated time begins
-RECORDED_TOPICS = ("rides/+/status", "ems/reservations")
+RECORDED_TOPICS = ("rides/+/status", "ems/reservations", "fleet/+/plan")
 
 
 class CityError(ValueError):
@@ -208,8 +208,9 @@ def prepare(options: CityOptions) -> Prepared:
 
 
 class BusRecorder:
-    """Every answer to a rider and every reservation heard on the broker, as JSON lines (what
-    the dispatcher and the energy manager said; logged in as the read-only ``observer``)."""
+    """Every answer to a rider, every reservation and every plan sending a taxi to a shelter
+    heard on the broker, as JSON lines (what the dispatcher and the energy manager said; logged
+    in as the read-only ``observer``)."""
 
     def __init__(self, options: CityOptions, host: str, port: int, path: Path):
         from drivers.mqtt.credentials import resolve_credentials
@@ -229,6 +230,8 @@ class BusRecorder:
             body = json.loads(payload) if payload else None
         except ValueError:
             body = {"unparsed": payload[:200].decode(errors="replace")}
+        if topic.startswith("fleet/") and not _drives_to_shelter(body):
+            return  # of the plans only those sending a taxi to a shelter are kept (its planned arrival)
         with self._lock:
             self._file.write(json.dumps({"received": time.time(), "topic": topic, "payload": body}) + "\n")
 
@@ -241,6 +244,10 @@ class BusRecorder:
         self.link.stop()
         with self._lock:
             self._file.close()
+
+
+def _drives_to_shelter(plan) -> bool:
+    return isinstance(plan, dict) and any(isinstance(s, dict) and s.get("kind") == "shelter" for s in plan.get("route", ()))
 
 
 def _ems(*args: str) -> list[str]:

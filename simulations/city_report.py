@@ -146,14 +146,20 @@ def chargers(twin_dir: Path, bcp_at: dt.datetime | None, portfolio) -> tuple[dic
 
 
 def shelter_calls(bus: list[dict], twin_dir: Path, portfolio) -> list[dict]:
-    """The taxis the energy manager called to shelters (``ems/reservations``), when from, and
-    when each plugged into a V2H point of its shelter (the twin's record)."""
+    """The taxis the energy manager called to shelters (``ems/reservations``), when from; when
+    the dispatcher first planned each to arrive (the shelter stop's ``eta`` in its first plan
+    with one); and when each plugged into a V2H point of its shelter (the twin's record)."""
     calls: dict[tuple[str, str], str] = {}
+    planned: dict[str, str] = {}
     for message in bus:
         body = message["payload"]
         if message["topic"] == "ems/reservations" and isinstance(body, dict):
             for call in body.get("shelter_calls", ()):
                 calls.setdefault((call["vehicle_id"], call["shelter_id"]), call["from_time"])
+        elif message["topic"].startswith("fleet/") and isinstance(body, dict):
+            stop = next((s for s in body.get("route", ()) if s.get("kind") == "shelter"), None)
+            if stop is not None:
+                planned.setdefault(str(body.get("vehicle_id")), stop["eta"])
     path = twin_dir / "twin_vehicles.csv"
     record = pd.read_csv(path, parse_dates=["time"]) if path.exists() else pd.DataFrame()
     points = {s.id: set(s.v2h_points) for s in portfolio.shelters}
@@ -163,11 +169,17 @@ def shelter_calls(bus: list[dict], twin_dir: Path, portfolio) -> list[dict]:
         if not record.empty:
             rows = record[(record["vehicle"] == vehicle) & record["charger_id"].isin(points.get(shelter, set()))]
             arrived = rows["time"].min() if len(rows) else None
-        late = (pd.Timestamp(arrived) - pd.Timestamp(from_time)).total_seconds() / 60.0 if arrived is not None else None
-        out.append({"vehicle": vehicle, "shelter": shelter, "from_time": from_time,
+        out.append({"vehicle": vehicle, "shelter": shelter, "from_time": from_time, "planned_arrival": planned.get(vehicle),
                     "plugged_at": arrived.isoformat() if arrived is not None else None,
-                    "plugged_after_call_min": round(late, 1) if late is not None else None})
+                    "plugged_after_call_min": _minutes(arrived, from_time),
+                    "plugged_after_planned_arrival_min": _minutes(arrived, planned.get(vehicle))})
     return out
+
+
+def _minutes(later, earlier) -> float | None:
+    if later is None or earlier is None:
+        return None
+    return round((pd.Timestamp(later) - pd.Timestamp(earlier)).total_seconds() / 60.0, 1)
 
 
 def fleet_soc(portfolio, store: Path, twin_dir: Path) -> dict:
@@ -286,7 +298,8 @@ def render_html(summary: dict, twin_dir: Path) -> str:
              _table({v: f"stored {x['stored_kwh']} kWh, twin {x['twin_kwh']} kWh" for v, x in summary["fleet_soc"]["vehicles"].items()}),
              "<h2>Re-plans</h2>", _table(summary["replans"])]
     if "bcp" in summary:
-        calls = {f"{c['vehicle']} to {c['shelter']}": f"called from {c['from_time']}, plugged in {c['plugged_at'] or 'not yet'}"
+        calls = {f"{c['vehicle']} to {c['shelter']}": f"called from {c['from_time']}, planned to arrive {c['planned_arrival'] or '-'}, "
+                                                        f"plugged in {c['plugged_at'] or 'not yet'}"
                  for c in summary["bcp"]["shelter_calls"]}
         parts += ["<h2>BCP switch</h2>", _table({"switched at": summary["bcp"]["switched_at"]}), _table(calls),
                   _table({k: v for k, v in summary["bcp"]["shelters"].items()})]
