@@ -52,10 +52,15 @@ class RouteFollower:
     def follow(self, plan: VehiclePlan, now: dt.datetime) -> None:
         """Drive ``plan.route`` from where the vehicle is ``now``."""
         vehicle = self.vehicle
-        self._advance(now)  # the route driven so far counts up to now, not only to the last step
+        where = self._advance(now)  # the route driven so far counts up to now, not only to the last step
         self.plan_issued = plan.issued
         start = Point(*vehicle.position) if vehicle.position is not None else None
         stops = plan.route
+        standing_at = self._plug_stop(where.reached, _epoch_s(now)) if where is not None and not where.driving else None
+        if not stops and standing_at is not None:
+            # "stay where you are" while standing at a charging stop (arrived since the last step,
+            # not yet plugged): stay there, plugged
+            stops = (standing_at,)
         if start is None:
             start = Point(stops[0].position.lat, stops[0].position.lon) if stops else Point(0.0, 0.0)
         if vehicle.charger_id is not None:

@@ -205,3 +205,24 @@ def test_a_route_reissued_between_two_steps_loses_no_distance():
     assert taxi.odometer_km == pytest.approx(km * 120 / travel_s)
     twin.step(clock.advance(travel_s), travel_s)
     assert taxi.charger_id == "shelter_north_v2h1"  # a shelter stop naming no charger: its first free V2H point
+
+
+def test_an_empty_route_after_arriving_at_a_shelter_leaves_the_taxi_plugged_in_there():
+    """The dispatcher's next plan for a taxi at its shelter has no stops left: the taxi that
+    arrived since the twin's last step still plugs in there."""
+    from simulations.twin import Twin, TwinOptions
+
+    portfolio = load_portfolio(CONFIG)
+    router = StraightLineRouter(portfolio.dispatch.speed_kmh, portfolio.dispatch.detour_factor)
+    clock = ManualClock(START)
+    twin = Twin(portfolio, CONFIG, TwinOptions(serve_mqtt=False), clock=clock)
+    depot, central = site(portfolio, "taxi_depot"), site(portfolio, "shelter_central")
+    travel_s = router.leg(depot, central)[1]
+    twin.follow_plan(VehiclePlan(vehicle_id="taxi-08", issued=START, route=(
+        stop(StopKind.SHELTER, central, START + dt.timedelta(seconds=travel_s), shelter_id="central_community_hall"),)), START)
+    arrived = clock.advance(travel_s + 10)  # no twin step in between
+    twin.follow_plan(VehiclePlan(vehicle_id="taxi-08", issued=arrived, route=()), arrived)
+    twin.step(clock.advance(5), 5)
+    taxi = twin.vehicles["taxi-08"]
+    assert taxi.position == (central.lat, central.lon)
+    assert taxi.charger_id == "shelter_central_v2h1" and twin.chargers["shelter_central_v2h1"].vehicle is taxi
