@@ -11,9 +11,9 @@ import datetime as dt
 
 from ems.cli.status import controller_status
 from ems.control.fleetbus import FleetBus
-from ems.fleet.publisher import plan_topic
 from ems.fleet import ChargingWindow, VehiclePlan
 from ems.fleet.bounds import FleetBounds
+from ems.fleet.publisher import plan_topic
 from tests.control_fixtures import START, SteppedRun, mqtt_link, wait_until
 
 ON_DUTY = START + dt.timedelta(hours=2)  # 08:00: taxi-01 is out on its 07:00-12:00 shift

@@ -124,7 +124,8 @@ def test_the_controller_plans_on_the_dispatchers_windows_and_state():
     window = ChargingWindow(charger_id="depot_c05", plug_in=start + dt.timedelta(hours=1),
                             plug_out=start + dt.timedelta(hours=4), departure_energy_kwh=40.0, trip_energy_kwh=20.0)
     fleet = _Plans({"taxi-01": VehiclePlan(vehicle_id="taxi-01", issued=start, windows=(window,))},
-                   {"taxi-01": _state(soc=12.0, at=start)})
+                   # on the road until its window: a state saying it is charging now would re-plan it as back early
+                   {"taxi-01": _state(soc=12.0, at=start).model_copy(update={"status": VehicleStatus.ON_TRIP, "charger_id": None})})
     controller = Controller(portfolio, "config/arao.toml", None, None, lambda: start, inputs="profiles", horizon_hours=12, fleet=fleet)
     import pandas as pd
 

@@ -9,8 +9,8 @@ import pytest
 
 from ems.config import load_portfolio
 from ems.control.fleetbus import FleetBus
-from ems.fleet.publisher import state_topic
 from ems.fleet.bounds import FleetBounds
+from ems.fleet.publisher import state_topic
 from tests.control_fixtures import mqtt_link, wait_until
 from tests.test_fleet_bus import NOW, _state
 

@@ -33,6 +33,8 @@ def register(subparsers) -> None:
     parser.add_argument("--certfile", type=Path, help="server certificate (PEM), needed when [mqtt].tls = true")
     parser.add_argument("--keyfile", type=Path, help="server private key (PEM), needed when [mqtt].tls = true")
     parser.add_argument("--require-certificate", action="store_true", help="with TLS: clients must present a certificate signed by [mqtt].ca_file")
+    parser.add_argument("--persistence", type=Path, metavar="DIR",
+                        help="keep sessions, queued QoS 1 messages and retained messages in DIR across restarts")
     parser.add_argument("--print-config", action="store_true", help="print the broker configuration and exit")
     parser.set_defaults(handler=run)
 
@@ -62,7 +64,8 @@ def broker_config(args: argparse.Namespace, work: Path) -> str:
         f"# a private copy (mode 0600) of {password_file}",
         f"password_file {private_passwd}",
         f"acl_file {acl_file.resolve()}",
-        "persistence false",
+        *([f"persistence true\npersistence_location {args.persistence.resolve()}/\nautosave_interval 5"]
+          if getattr(args, "persistence", None) else ["persistence false"]),
         "log_dest stdout",
         "log_type error",
         "log_type warning",

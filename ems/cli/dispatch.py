@@ -49,12 +49,15 @@ def register(subparsers) -> None:
                        help="requests expected in the day: the demand forecast behind charging and rebalancing")
     serve.add_argument("--policy", choices=["ilp", "insertion", "no-pooling"], default=None,
                        help="overrides [dispatch] policy (default ilp)")
+    serve.add_argument("--out", help="on stopping, write the riders' and fleet's KPIs of the run (kpis.json) here")
     serve.set_defaults(handler=_serve)
 
     feed = commands.add_parser("feed", help="publish a request log on rides/request in simulated time")
     _live_options(feed)
     feed.add_argument("--requests", required=True, help="request log (CSV, as for simulate)")
     feed.add_argument("--client-id", default="ride-feeder", help="MQTT client id")
+    feed.add_argument("--lead-s", type=float, default=0.5,
+                      help="send each request this many real seconds before its time (the dispatcher holds it until then)")
     feed.set_defaults(handler=_feed)
 
 
@@ -210,10 +213,30 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         link.stop()
         store.close()
+    if args.out:
+        _write_live_kpis(service, Path(args.out))
     c = service.counters
     print(f"dispatcher stopped: {c.batches} batches, {c.received} requests received, {c.refused} refused, "
           f"{c.duplicates} duplicates", flush=True)
     return 0
+
+
+def _write_live_kpis(service, out: Path) -> None:
+    """The replay's KPI definitions over the riders this service has received (kpis.json)."""
+    import json
+
+    from dispatch.fleet import floor_kwh
+    from dispatch.simulate import SimulationResult, kpis
+
+    engine = service.engine
+    now = service.next_s - service.settings.batch_interval_s
+    result = SimulationResult(engine.riders, engine.vehicles, engine.assign_ms, engine._plans(now), engine._states(now), now,
+                              engine.policy.value, engine.reassignments,
+                              {v: floor_kwh(x.spec, engine.reservation) for v, x in engine.vehicles.items()})
+    figures = kpis(result) if engine.riders else {"requests": 0}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "kpis.json").write_text(json.dumps({"policy": engine.policy.value, **figures}, indent=2) + "\n")
+    print(f"wrote {out / 'kpis.json'}", flush=True)
 
 
 def _feed(args: argparse.Namespace) -> int:
@@ -241,7 +264,7 @@ def _feed(args: argparse.Namespace) -> int:
     print(f"feeding {len(log.requests)} requests of {log.clock.date} from {clock.now().isoformat(timespec='seconds')} "
           f"at speed {clock.speed:g}", flush=True)
     try:
-        published, acknowledged = feed(log, link, clock, stop)
+        published, acknowledged = feed(log, link, clock, stop, lead_real_s=max(0.0, args.lead_s))
     finally:
         link.stop()
     print(f"published {published} requests, {acknowledged} acknowledged by the broker", flush=True)

@@ -25,7 +25,7 @@ from ems.control.foreign import find_foreign_writes, watched_devices
 from ems.control.setpoints import failsafe_setpoint_kw, hold_small_changes, plan_targets
 from ems.control.state import LiveState
 from ems.fleet import Reservation, plans_from_duties
-from ems.fleet.reconcile import reconcile_plan
+from ems.fleet.reconcile import reconcile_fleet
 from ems.guard import SetpointRefused
 from ems.planning import plan_inputs
 from ems.store import Store
@@ -33,6 +33,7 @@ from ems.store import Store
 log = logging.getLogger(__name__)
 
 TELEMETRY_FIELDS = ("power_kw", "energy_kwh", "soc_fraction", "setpoint_kw")
+FLEET_STATE_MAX_AGE = dt.timedelta(minutes=15)  # an older dispatcher state no longer says where a vehicle is
 
 
 @dataclass
@@ -208,11 +209,12 @@ class Controller:
         plugged = self.state.plugged()
         hours = self.horizon_hours or self.portfolio.planning.horizon_hours
         plans = plans_from_duties(self.portfolio, start.to_pydatetime(), (start + pd.Timedelta(hours=hours)).to_pydatetime())
-        fleet_socs = {}
+        states = {}
         if self.fleet is not None and use_fleet:  # the dispatcher's word on where each vehicle will be wins over duties
             plans |= self.fleet.plans
-            fleet_socs = {v: s.soc_kwh for v, s in self.fleet.states.items()}
-        plans = {v: reconcile_plan(p, now, plugged[v], self.step) if v in plugged else p for v, p in plans.items()}
+            states = self.fleet.states
+        # late, unplugged or off-plan vehicles re-planned around; a stale dispatcher state's SoC left out
+        plans, fleet_socs = reconcile_fleet(plans, states, now, plugged, self.step, FLEET_STATE_MAX_AGE)
         plans = self._usable_plans(plans, now)
         initial = self.state.battery_soc_kwh() | fleet_socs | self.state.vehicle_soc_kwh()
         return plan_inputs(self.config_path, start, horizon_hours=hours, inputs=inputs or self.inputs, plans=plans, portfolio=self._planning_portfolio(),

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from drivers.mqtt.link import MqttLink
 from ems.fleet import Reservation, VehiclePlan, VehicleState
 from ems.fleet.bounds import FleetBounds
-from ems.fleet.publisher import RESERVATIONS_TOPIC, plan_topic, state_topic
+from ems.fleet.publisher import RESERVATIONS_TOPIC
 
 log = logging.getLogger(__name__)
 

@@ -95,6 +95,9 @@ def parse_request(payload: bytes, area: ServiceArea, max_seats: int, clock: Serv
     if ride.passengers > max_seats:
         raise RequestRefused(f"field passengers: {ride.passengers} is more than any vehicle's {max_seats} seats", ride.id)
     at = ride.earliest_pickup if ride.earliest_pickup is not None and ride.earliest_pickup > ride.time else ride.time
+    if not 0 <= clock.to_s(at) < 86400:
+        raise RequestRefused(f"field time: {at.isoformat()} is not on the service day {clock.date.isoformat()} "
+                             f"(is the dispatcher's clock the feeder's? --start, --speed, --epoch)", ride.id)
     return Request(ride.id, clock.to_s(at), Point(ride.origin.lat, ride.origin.lon),
                    Point(ride.destination.lat, ride.destination.lon), ride.passengers)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ems.fleet import VehiclePlan
+from ems.fleet import VehiclePlan, VehicleState, VehicleStatus
 
 
 def reconcile_plan(plan: VehiclePlan, now: dt.datetime, plugged_charger: str | None, step: dt.timedelta) -> VehiclePlan:
@@ -37,3 +37,39 @@ def reconcile_plan(plan: VehiclePlan, now: dt.datetime, plugged_charger: str | N
         else:
             windows[current] = window.model_copy(update={"plug_out": now})
     return plan.model_copy(update={"windows": tuple(windows)})
+
+
+ON_THE_ROAD = (VehicleStatus.ON_TRIP, VehicleStatus.TO_CHARGER, VehicleStatus.IDLE, VehicleStatus.RESERVED_FOR_SHELTER)
+
+
+def reconcile_fleet(
+    plans: dict[str, VehiclePlan],
+    states: dict[str, VehicleState],
+    now: dt.datetime,
+    plugged: dict[str, str | None],
+    step: dt.timedelta,
+    max_state_age: dt.timedelta,
+) -> tuple[dict[str, VehiclePlan], dict[str, float]]:
+    """The fleet as the energy manager plans it at ``now``: each plan reconciled with where the
+    vehicle really is, and the state of charge of each vehicle the dispatcher reported lately.
+
+    Where the vehicle is comes from its charger's telemetry (``plugged``: vehicle -> charger, or
+    None when known to be unplugged) and, for a vehicle no charger reports, from the
+    dispatcher's state if it is fresh (at most ``max_state_age`` old): plugged at its
+    ``charger_id`` when charging, on the road otherwise. A vehicle that is late, left early,
+    unplugged or elsewhere than its plan says is re-planned by :func:`reconcile_plan`; one of
+    which nothing fresh is known keeps its plan. A stale state's SoC is not used.
+    """
+    fresh = {v: s for v, s in states.items() if now - s.time <= max_state_age}
+    reconciled = {}
+    for vehicle_id, plan in plans.items():
+        if vehicle_id in plugged:
+            where: str | None = plugged[vehicle_id]
+        elif vehicle_id in fresh:
+            state = fresh[vehicle_id]
+            where = state.charger_id if state.status is VehicleStatus.CHARGING else None
+        else:
+            reconciled[vehicle_id] = plan
+            continue
+        reconciled[vehicle_id] = reconcile_plan(plan, now, where, step)
+    return reconciled, {v: s.soc_kwh for v, s in fresh.items()}
