@@ -26,7 +26,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 STOP_TIMEOUT_S = 30.0
-STARTUP_S = 20.0  # real seconds given to the processes to start before simulated time begins
+STARTUP_S = 40.0  # real seconds given to the processes to start (5-30 s each on a loaded machine) before simulated time begins
 RECORDED_TOPICS = ("rides/+/status", "ems/reservations", "fleet/+/plan")
 
 
@@ -262,7 +262,7 @@ def run_city(options: CityOptions, echo=print) -> dict:
     prepared = prepare(options)
     out = options.out
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    for stale in ("ems.sqlite", "dispatch.sqlite", "bcp/bcp_mode.json", "bcp/bcp_mode.log"):
+    for stale in ("ems.sqlite", "dispatch.sqlite", "bcp/bcp_mode.json", "bcp/bcp_mode.log", "dispatcher/kpis.json"):
         (out / stale).unlink(missing_ok=True)
     config = str(options.config)
     processes: list[Process] = []
@@ -289,7 +289,7 @@ def run_city(options: CityOptions, echo=print) -> dict:
                                 "--record", str(out / "twin"), "--record-every-s", repr(options.record_every_s)))
     dispatch_timing = [*timing, "--epoch", repr(epoch_s)]
     credentials = options.config.parent / "mosquitto"
-    dispatcher = process("dispatcher", _ems("dispatch", "serve", *common, *dispatch_timing, "--store", str(out / "dispatch.sqlite"),
+    dispatcher = process("dispatcher", _ems("dispatch", "serve", *common, *dispatch_timing, "--store", str(out / "dispatch.sqlite"), "--out", str(out / "dispatcher"),
                                             "--expected-requests", str(prepared.requests),
                                             "--credentials", str(credentials / "dispatcher.credentials")))
     controller = process("controller", _ems("run", *common, *timing, "--twin-process", "--modbus-base-port", str(modbus_base),

@@ -240,6 +240,9 @@ def build_report(prepared, options, out: Path, exit_codes: dict, activation: dic
         "fleet_soc": fleet_soc(portfolio, store, twin_dir),
         "replans": replans(store),
     }
+    kpis = out / "dispatcher" / "kpis.json"
+    if kpis.exists():  # the dispatcher's own figures of the riders it received (the replay's definitions)
+        summary["dispatcher_kpis"] = json.loads(kpis.read_text())
     if prepared.bcp_at is not None:
         summary["bcp"] = {"switched_at": prepared.bcp_at.isoformat(), "activation": activation,
                           "replan_minutes": portfolio.control.replan_minutes,

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--mqtt-port", type=int, help="its port")
     parser.add_argument("--bcp-at", type=_clock_time, help="switch BCP mode on at this local time, HH:MM (`ems bcp activate`)")
     parser.add_argument("--outage", help="the outage the BCP switch is for (file or spec, docs/bcp.md)")
-    parser.add_argument("--startup-s", type=float, default=20.0, help="real seconds the processes get to start (default 20)")
+    parser.add_argument("--startup-s", type=float, default=40.0, help="real seconds the processes get to start (default 40)")
     parser.set_defaults(handler=run)
 
 
