@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 PLAN_DAYS = 7  # vehicles' plug windows are computed this far ahead, and renewed a day early
 MAX_PLAN_BYTES = 64 * 1024
+MAX_PLAN_AGE = dt.timedelta(minutes=15)  # an older plan is not driven (the dispatcher re-plans every batch)
 PLANS_TOPIC = "fleet/+/plan"
 
 
@@ -227,6 +228,9 @@ class Twin:
             return f"field {'.'.join(str(p) for p in first['loc']) or '(root)'}: {first['msg']}"
         if plan.vehicle_id != vehicle_id:
             return f"field vehicle_id: {plan.vehicle_id!r} is not the topic's vehicle {vehicle_id!r}"
+        now = self.clock.now()
+        if plan.issued < now - MAX_PLAN_AGE:  # e.g. a retained plan of an earlier run on the same broker
+            return f"field issued: {plan.issued.isoformat()} is more than {MAX_PLAN_AGE.total_seconds():.0f} s before now ({now.isoformat()})"
         follower = self.followers.get(vehicle_id)
         if follower is not None and follower.plan_issued is not None and plan.issued < follower.plan_issued:
             return f"field issued: {plan.issued.isoformat()} is older than the plan being driven ({follower.plan_issued.isoformat()})"

@@ -144,6 +144,7 @@ def test_bad_plans_are_refused_by_name_and_the_route_driven_stays(running):
     bad = {
         "fleet/taxi-02/plan": [b"{not json", good.model_copy(update={"vehicle_id": "taxi-03"}).model_dump_json(),
                                good.model_copy(update={"issued": now - dt.timedelta(hours=1)}).model_dump_json(),
+                               good.model_copy(update={"issued": now - dt.timedelta(minutes=1)}).model_dump_json(),
                                json.loads(good.model_dump_json()) | {"route": [
                                    {"kind": "charger", "position": {"lat": 33.0, "lon": 130.4}, "eta": now.isoformat(),
                                     "charger_id": "no_such_charger"}]}],
@@ -153,9 +154,10 @@ def test_bad_plans_are_refused_by_name_and_the_route_driven_stays(running):
         for payload in payloads:
             body = json.dumps(payload) if isinstance(payload, dict) else payload
             dispatcher.publish(topic, body).wait_for_publish(2)
-    assert wait_until(lambda: len(twin.plans_rejected) == 5, 5), twin.plans_rejected
+    assert wait_until(lambda: len(twin.plans_rejected) == 6, 5), twin.plans_rejected
     reasons = " | ".join(reason for _topic, reason in twin.plans_rejected)
-    for words in ("(root)", "vehicle_id", "issued", "no_such_charger", "unknown vehicle 'taxi-99'"):
+    for words in ("(root)", "vehicle_id", "more than 900 s before now", "older than the plan being driven", "no_such_charger",
+                  "unknown vehicle 'taxi-99'"):
         assert words in reasons
     assert twin.followers["taxi-02"].stops == good.route
 
