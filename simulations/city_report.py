@@ -117,7 +117,7 @@ def chargers(twin_dir: Path, bcp_at: dt.datetime | None, portfolio) -> tuple[dic
     path = twin_dir / "twin_chargers.csv"
     if not path.exists():
         return {}, {}
-    frame = pd.read_csv(path)
+    frame = pd.read_csv(path).drop_duplicates(["time", "charger"], keep="last")
     frame["time"] = pd.to_datetime(frame["time"], utc=True)
     last = frame.sort_values("time").groupby("charger").last()
     charging = last.groupby("site")["charged_kwh"].sum().round(3).to_dict()
@@ -276,6 +276,34 @@ def _soc_chart(twin_dir: Path) -> str:
     return f'<img alt="taxis SoC" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
 
 
+def _charging_chart(twin_dir: Path, bcp_at: str | None) -> str:
+    """Charger power by site through the day (negative: into the taxis, positive: out of them)."""
+    path = twin_dir / "twin_chargers.csv"
+    if not path.exists():
+        return "<p>no twin record</p>"
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = pd.read_csv(path, parse_dates=["time"]).drop_duplicates(["time", "charger"], keep="last")
+    by_site = frame.groupby(["time", "site"])["power_kw"].sum().unstack("site").fillna(0.0)
+    figure, axis = plt.subplots(figsize=(9, 3))
+    for site in by_site.columns:
+        axis.plot(by_site.index, by_site[site], label=site, linewidth=1)
+    if bcp_at:
+        axis.axvline(pd.Timestamp(bcp_at), color="red", linestyle="--", label="BCP switch")
+    axis.set_ylabel("charger power [kW]\n(+ out of the taxis)")
+    axis.legend(fontsize=7)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return f'<img alt="charging by site" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
 def _table(rows: dict) -> str:
     cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows.items())
     return f"<table>{cells}</table>"
@@ -296,6 +324,8 @@ def render_html(summary: dict, twin_dir: Path) -> str:
              "<h2>Riders</h2>", _table(summary["riders"]),
              "<h2>Taxis' state of charge (the twin's record)</h2>", _soc_chart(twin_dir),
              "<h2>Energy</h2>", _table(summary["energy"]),
+             "<h3>Charging at the depot and V2H at the shelters (the twin's chargers)</h3>",
+             _charging_chart(twin_dir, summary.get("bcp", {}).get("switched_at")),
              "<h2>Fleet SoC: stored by the energy manager against the twin</h2>",
              _table({"largest difference [kWh]": summary["fleet_soc"]["largest_difference_kwh"]}),
              _table({v: f"stored {x['stored_kwh']} kWh, twin {x['twin_kwh']} kWh" for v, x in summary["fleet_soc"]["vehicles"].items()}),

@@ -24,6 +24,7 @@ class TwinRecorder:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.every = dt.timedelta(seconds=every_s)
         self.next_row: dt.datetime | None = None
+        self.last_row: dt.datetime | None = None
         self._file = (self.directory / "twin_vehicles.csv").open("w", newline="", encoding="utf-8")
         self._csv = csv.writer(self._file)
         self._csv.writerow(VEHICLE_COLUMNS)
@@ -36,6 +37,7 @@ class TwinRecorder:
         if self.next_row is not None and now < self.next_row:
             return
         self.next_row = now + self.every
+        self.last_row = now
         with self.twin.lock:
             rows = [self._row(now, name, v) for name, v in self.twin.vehicles.items()]
             chargers = [(now.isoformat(), name, *self.sites[name], round(c.power_kw, 4), round(c.energy.export_kwh, 4),
@@ -52,8 +54,9 @@ class TwinRecorder:
                 round(vehicle.odometer_km, 4), int(name in self.twin.followers))
 
     def close(self, now: dt.datetime) -> None:
-        self.next_row = None  # the last state always gets its row
-        self.record(now)
+        if self.last_row != now:  # the last state always gets its row, once
+            self.next_row = None
+            self.record(now)
         self._file.close()
         self._chargers_file.close()
         twin = self.twin
