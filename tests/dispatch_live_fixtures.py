@@ -25,6 +25,7 @@ CONFIG = REPO / "config/arao.toml"
 DATE = dt.date(2026, 4, 15)
 START = dt.datetime(2026, 4, 15, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
 RIDER = ("rider", "rider-example-only")
+TWIN = ("twin", "twin-example-only")
 
 
 @dataclass

@@ -185,3 +185,38 @@ def test_a_reservation_withdraws_the_called_vehicle_and_a_second_dispatcher_is_r
     heading = [p for p in plans if p.route and p.route[-1].kind.value == "shelter"]
     assert heading and heading[0].route[-1].shelter_id == shelter_id
     assert "following the reservation" in live.log_text()
+
+
+def test_what_a_vehicle_reports_sets_the_dispatchers_vehicle_and_a_stale_report_does_not(live, tmp_path):
+    from tests.dispatch_live_fixtures import TWIN
+
+    twin = Rider(live.broker, user=TWIN, client_id="twin-taxi-01", topics=())
+    watcher = Rider(live.broker, user=("ems-controller", "controller-example-only"), client_id="test-ems", topics=("fleet/taxi-01/state",))
+    serve = live.start_serving()
+    where = {"lat": 32.975, "lon": 130.452}
+
+    def states():
+        with watcher.lock:
+            return [VehicleState.model_validate_json(p) for t, p in watcher.raw if t.endswith("/state")]
+
+    def report(at: dt.datetime, soc: float) -> None:
+        body = {"time": at.isoformat(), "soc": soc, "plugged": False, **where}
+        twin.client.publish("arao/taxi-01/telemetry", json.dumps(body), qos=1, retain=True).wait_for_publish(5)
+
+    try:
+        live.wait_simulated(START + dt.timedelta(minutes=10))
+        assert states()[-1].soc_kwh > 20.0  # the engine's own model (started at 22 kWh)
+        sent = live.simulated_now()
+        report(sent, 0.4)  # unplugged, 16 kWh, out in the city
+        assert wait_until(lambda: any(s.time > sent and abs(s.soc_kwh - 16.0) < 0.5 for s in states()), 30), states()[-1]
+        taken = next(s for s in states() if s.time > sent and abs(s.soc_kwh - 16.0) < 0.5)
+        assert taken.charger_id is None and abs(taken.position.lat - where["lat"]) < 0.01 and abs(taken.position.lon - where["lon"]) < 0.01
+        # a report two hours old says nothing about now: the engine's vehicle stands
+        stale_sent = live.simulated_now()
+        report(stale_sent - dt.timedelta(hours=2), 0.2)
+        live.wait_simulated(stale_sent + dt.timedelta(minutes=5))
+        assert all(s.soc_kwh > 12.0 for s in states() if s.time > stale_sent)  # never the stale 8 kWh
+    finally:
+        assert stop(serve) == 0
+        twin.close()
+        watcher.close()

@@ -62,8 +62,8 @@ class MqttLink:
         self.last_error: str | None = None
         protocol = mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311
         # MQTT 5 has clean_start at connect instead; a persistent session is 3.1.1's clean_session False
-        session = {"clean_session": settings.clean_session} if protocol == mqtt.MQTTv311 else {}
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=protocol, **session)
+        clean_session = settings.clean_session if protocol == mqtt.MQTTv311 else None
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=protocol, clean_session=clean_session)
         if settings.username:
             password = settings.password.get_secret_value() if settings.password else None
             client.username_pw_set(settings.username, password)
@@ -77,7 +77,7 @@ class MqttLink:
             )
         if will is not None:
             client.will_set(will.topic, will.payload, qos=1, retain=will.retain)
-        client.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)
+        client.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)  # type: ignore[arg-type]  # paho takes float seconds
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -140,4 +140,4 @@ class MqttLink:
         with self._lock:
             handlers = [h for f, hs in self._handlers.items() if mqtt.topic_matches_sub(f, message.topic) for h in hs]
         for handler in handlers:
-            handler(message.topic, message.payload)
+            handler(message.topic, bytes(message.payload))

@@ -17,6 +17,8 @@ import threading
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
+
 from dispatch.assign import Policy
 from dispatch.demand import DemandModel
 from dispatch.engine import Engine, SimVehicle
@@ -225,7 +227,7 @@ class DispatchService:
             key = f"{status.value}:{record.vehicle_id}"
             if status is RideStatus.RECEIVED or key == told:
                 continue
-            if status is RideStatus.REJECTED:
+            if record.rejection is not None:
                 rejection = record.rejection
                 messages.append(StatusMessage(id=request_id, status=status, time=at, reason=rejection.reason.value,
                                               message=rejection.message))
@@ -252,16 +254,17 @@ class DispatchService:
             spec = vehicle.spec
             if report.soc is not None:
                 vehicle.soc_kwh = report.soc * spec.battery_kwh
-            if report.position is not None and vehicle.plugged is None:
-                vehicle.position = report.position
-                if vehicle.leg is not None:
-                    vehicle.leg = None
-                    vehicle.ready_s = max(vehicle.ready_s, min(report.time_s, now))
             if report.plugged and report.charger_id in self.charger_ids and vehicle.plugged != report.charger_id and not vehicle.stops:
                 vehicle.plugged, vehicle.task, vehicle.leg = report.charger_id, None, None
                 vehicle.position = self.setup.charger(report.charger_id).point
             elif report.plugged is False and vehicle.plugged is not None and report.time_s >= self.plugged_since.get(vehicle_id, now) + interval:
                 vehicle.plugged = None  # left its charger: idle where it is
+                vehicle.ready_s = max(vehicle.ready_s, now)
+            if report.position is not None and vehicle.plugged is None:
+                vehicle.position = report.position
+                if vehicle.leg is not None:  # the rest of the leg is driven from where it really is
+                    vehicle.leg = None
+                    vehicle.ready_s = max(vehicle.ready_s, min(report.time_s, now))
 
     def _charge_calls(self, now: float) -> None:
         """The energy manager's charge calls: a vehicle without riders goes to a charger at the
@@ -316,5 +319,8 @@ class DispatchService:
         for vehicle_id, state in self.engine._states(now).items():
             self.publisher.publish_state(state)
             plan = plans[vehicle_id]
-            self.publisher.publish_plan(VehiclePlan(vehicle_id=vehicle_id, issued=plan.issued, windows=plan.windows,
-                                                    route=routes[vehicle_id]))
+            try:
+                plan = VehiclePlan(vehicle_id=vehicle_id, issued=plan.issued, windows=plan.windows, route=routes[vehicle_id])
+            except ValidationError as error:  # never stop the service over one plan: publish it without its route
+                log.error("route of %s not published: %s", vehicle_id, error.errors()[0]["msg"])
+            self.publisher.publish_plan(plan)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from dispatch.clock import ServiceClock
 from dispatch.model import Point
-from ems.config.schema import Portfolio
+from ems.config.schema import MqttDriver, Portfolio
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def vehicle_topics(portfolio: Portfolio) -> dict[str, str]:
     topics = {}
     for vehicle in portfolio.vehicles:
         driver = vehicle.driver
-        prefix = driver.topic_prefix if getattr(driver, "kind", "") == "mqtt" else f"{portfolio.twin.topic_root}/{vehicle.id}"
+        prefix = driver.topic_prefix if isinstance(driver, MqttDriver) else f"{portfolio.twin.topic_root}/{vehicle.id}"
         topics[f"{prefix.rstrip('/')}/telemetry"] = vehicle.id
     return topics
 

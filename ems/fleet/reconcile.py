@@ -12,6 +12,7 @@ not treated as an error (docs/architecture.md, Contracts):
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from ems.fleet import VehiclePlan, VehicleState, VehicleStatus
 
@@ -43,8 +44,8 @@ ON_THE_ROAD = (VehicleStatus.ON_TRIP, VehicleStatus.TO_CHARGER, VehicleStatus.ID
 
 
 def reconcile_fleet(
-    plans: dict[str, VehiclePlan],
-    states: dict[str, VehicleState],
+    plans: Mapping[str, VehiclePlan],
+    states: Mapping[str, VehicleState],
     now: dt.datetime,
     plugged: dict[str, str | None],
     step: dt.timedelta,

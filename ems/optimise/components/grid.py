@@ -15,9 +15,23 @@ demand charge on a new peak above the contract demand.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
 import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild, add_exclusive_flows
+from ems.optimise.components.base import (
+    Component,
+    Evaluation,
+    RuleState,
+    ScheduleRows,
+    SeriesCheck,
+    largest_both_ways,
+    var_values,
+)
+from ems.optimise.problem import Problem
 
 
 def add_grid_constraints(build: ModelBuild) -> None:
@@ -54,3 +68,55 @@ def add_grid_constraints(build: ModelBuild) -> None:
             build.cost("energy_cost_yen", float(g.import_price_yen_per_kwh[t]) * dt_h, imp)
             build.cost("energy_cost_yen", -float(g.export_price_yen_per_kwh[t]) * dt_h, exp)
             build.cost("carbon_cost_yen", float(g.co2_kg_per_kwh[t]) * g.carbon_price_yen_per_kg * dt_h, imp)
+
+
+class GridComponent(Component):
+    """The site's connection: the slack of the rule-based plan (it takes what the site still
+    needs within its limits; ``rules.py`` settles it), so it has no rule hooks of its own."""
+
+    kind = "grid"
+    objective_terms = ("energy_cost_yen", "carbon_cost_yen", "demand_charge_yen")
+
+    def specs(self, problem: Problem) -> tuple:
+        return problem.grids
+
+    def validate(self, problem: Problem, check_series: SeriesCheck) -> None:
+        for g in problem.grids:
+            check_series(g.id, "import_price_yen_per_kwh", g.import_price_yen_per_kwh)
+            check_series(g.id, "export_price_yen_per_kwh", g.export_price_yen_per_kwh)
+            check_series(g.id, "co2_kg_per_kwh", g.co2_kg_per_kwh, nonnegative=True)
+
+    def build(self, build: ModelBuild) -> None:
+        add_grid_constraints(build)
+
+    def read_power(self, build: ModelBuild) -> dict[str, np.ndarray]:
+        imports, exports = var_values(build.model.grid_import_kw), var_values(build.model.grid_export_kw)
+        return {g.id: np.array([imports[g.id, t] - exports[g.id, t] for t in build.steps]) for g in build.problem.grids}
+
+    def simultaneous_flows_kw(self, build: ModelBuild) -> dict[str, float]:
+        imports, exports = var_values(build.model.grid_import_kw), var_values(build.model.grid_export_kw)
+        return {"simultaneous_import_export_kw": largest_both_ways(imports, exports)}
+
+    def binary_count(self, build: ModelBuild) -> int:
+        return len(build.model.grid_importing_on)
+
+    def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
+        terms, report, dt_h = ledger.terms, ledger.report, problem.grid.step_h
+        for g in problem.grids:
+            net = power_kw[g.id].to_numpy()
+            imp, exp = np.clip(net, 0, None), np.clip(-net, 0, None)
+            terms["energy_cost_yen"] += float(np.sum(imp * g.import_price_yen_per_kwh - exp * g.export_price_yen_per_kwh) * dt_h)
+            co2 = float(np.sum(imp * g.co2_kg_per_kwh) * dt_h)
+            report.co2_kg += co2
+            terms["carbon_cost_yen"] += co2 * g.carbon_price_yen_per_kg
+            report.grid_import_kwh += float(imp.sum() * dt_h)
+            report.grid_export_kwh += float(exp.sum() * dt_h)
+            report.peak_import_kw = max(report.peak_import_kw, float(imp.max(initial=0.0)))
+            if g.contract_demand_kw is not None and g.demand_charge_yen_per_kw > 0 and g.available:
+                terms["demand_charge_yen"] += g.demand_charge_yen_per_kw * max(0.0, float(imp.max(initial=0.0)) - g.contract_demand_kw)
+
+    def rule_start(self, state: RuleState) -> None:
+        state.power |= {g.id: np.zeros(state.problem.grid.steps) for g in state.problem.grids}
+
+    def schedule_rows(self, problem: Problem, soc_kwh: pd.DataFrame) -> Iterable[ScheduleRows]:
+        return [ScheduleRows(g.id, self.kind, g.site) for g in problem.grids]
