@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DATE ?= 2026-04-15
 
-.PHONY: install system-deps demo test lint constraints bench clean
+.PHONY: install system-deps demo test lint constraints bench city clean
 
 install: $(STAMP)
 
@@ -49,6 +49,16 @@ constraints:
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(PY) -m benchmarks --out out/bench.json
+
+# A 6-hour reference day (13:00-19:00) as separate processes on a private broker that `ems city`
+# starts and stops, with BCP mode switched on at 14:00 for the three shelters (docs/city.md).
+CITY_OUT ?= out/city
+CITY_SPEED ?= 60
+city: $(STAMP)
+	$(VENV)/bin/ems dispatch generate --config config/arao.toml --date $(DEMO_DATE) --requests 120 --seed 0 --out $(CITY_OUT)/requests.csv
+	$(VENV)/bin/ems city --config config/arao.toml --requests $(CITY_OUT)/requests.csv --speed $(CITY_SPEED) --hours 6 \
+		--start 13:00 --bcp-at 14:00 --outage "start=$(DEMO_DATE)T14:00+09:00; hours=8; sites=shelter_north,shelter_central,shelter_south" \
+		--out $(CITY_OUT)
 
 clean:
 	rm -rf out .pytest_cache

@@ -80,7 +80,7 @@ async def _protocols() -> tuple[list[float], list[float], list[float]]:
     from drivers.ocpp.driver import OcppCharger, OcppSettings
     from drivers.sim.echonet_node import EchonetNode, V2hObject
     from drivers.sim.ocpp_charge_point import SimOcppChargePoint
-    from drivers.sim.physics import SimCharger, SimVehicle
+    from drivers.sim.physics import SimCharger, SimEv
 
     lock = threading.Lock()
     with socket.socket() as s:
@@ -96,7 +96,7 @@ async def _protocols() -> tuple[list[float], list[float], list[float]]:
     stop = asyncio.Event()
     points = []
     for i in range(OCPP_CHARGE_POINTS):
-        physics = SimCharger(f"cp-{i:03d}", 6.0, 6.0, vehicle=SimVehicle(f"taxi-{i:03d}", 40.0, 20.0))
+        physics = SimCharger(f"cp-{i:03d}", 6.0, 6.0, vehicle=SimEv(f"taxi-{i:03d}", 40.0, 20.0))
         points.append(SimOcppChargePoint(physics, f"ws://127.0.0.1:{ocpp_port}", lock, retry_s=0.2))
     tasks = [asyncio.create_task(cp.run(stop)) for cp in points]
     nodes = [EchonetNode(f"127.77.0.{i + 1}", udp_port, V2hObject(SimCharger(f"v2h-{i}", 6.0, 6.0), lock)) for i in range(ECHONET_NODES)]

@@ -24,15 +24,19 @@ from drivers.sim.clock import Clock, ScaledClock
 from drivers.sim.devices import SunSpecBatteryDevice, SunSpecMeterDevice, SunSpecPvDevice
 from drivers.sim.modbus_server import ModbusDeviceServer
 from drivers.sim.mqtt_device import SimMqttCharger, SimMqttDevice, SimMqttVehicle
-from drivers.sim.physics import PlugWindow, SimBattery, SimCharger, SimLoad, SimMeter, SimPv, SimVehicle
+from drivers.sim.physics import PlugWindow, SimBattery, SimCharger, SimEv, SimLoad, SimMeter, SimPv
 from ems.config import profile_values
 from ems.config.schema import Portfolio
 from ems.devices import DeviceEndpoint, endpoints
-from ems.fleet import plans_from_duties
+from ems.fleet import VehiclePlan, plans_from_duties
+from simulations.twin_routes import RouteFollower
 
 log = logging.getLogger(__name__)
 
 PLAN_DAYS = 7  # vehicles' plug windows are computed this far ahead, and renewed a day early
+MAX_PLAN_BYTES = 64 * 1024
+MAX_PLAN_AGE = dt.timedelta(minutes=15)  # an older plan is not driven (the dispatcher re-plans every batch)
+PLANS_TOPIC = "fleet/+/plan"
 
 
 @dataclass
@@ -45,6 +49,8 @@ class TwinOptions:
     serve_mqtt: bool = True
     chargers: str | None = None  # "mqtt" or "ocpp": overrides [twin] chargers
     v2h: str | None = None  # "mqtt" or "echonet": overrides [twin] v2h
+    record_dir: Path | None = None  # the twin's own record of its vehicles and chargers (simulations.twin_record)
+    record_every_s: float = 300.0  # simulated seconds between recorded rows
 
 
 @dataclass
@@ -72,8 +78,11 @@ class Twin:
         self.endpoints = [e for e in endpoints(portfolio) if e.simulated]
         self.sites: dict[str, Site] = {s.id: Site() for s in portfolio.sites}
         self.physics: dict[str, object] = {}
-        self.vehicles: dict[str, SimVehicle] = {}
+        self.vehicles: dict[str, SimEv] = {}
         self.chargers: dict[str, SimCharger] = {}
+        self.followers: dict[str, RouteFollower] = {}  # vehicles driving the dispatcher's routes
+        self.plans_received = 0
+        self.plans_rejected: list[tuple[str, str]] = []  # (topic, reason)
         self._build_physics()
         self.plans_until = self.clock.now()
         self._refresh_plans(self.clock.now())
@@ -114,10 +123,14 @@ class Twin:
             charger = SimCharger(c.id, c.charge_power_kw, c.discharge_power_kw, c.efficiency)
             self.chargers[c.id] = charger
             self._add(c.site, charger)
+        sites = {s.id: (s.latitude_deg, s.longitude_deg) for s in p.sites}
+        charger_sites = {c.id: c.site for c in p.chargers}
         for v in p.vehicles:
-            self.vehicles[v.id] = SimVehicle(
+            home = charger_sites.get(v.home_charger) if v.home_charger else None
+            self.vehicles[v.id] = SimEv(
                 v.id, v.battery_kwh, v.initial_soc_fraction * v.battery_kwh,
                 soc_min_fraction=v.soc_min_fraction, soc_max_fraction=v.soc_max_fraction, v2g_allowed=v.v2g_allowed,
+                position=sites.get(home or p.portfolio.depot_site),
             )
 
     def _add(self, site: str, device) -> None:
@@ -142,8 +155,14 @@ class Twin:
             for device in self.physics.values():
                 if not isinstance(device, SimMeter) or isinstance(device, SimLoad):
                     device.step(now, dt_s)
-            for vehicle in self.vehicles.values():
-                vehicle.step(now, dt_s)
+            taken = {v.charger_id for v in self.vehicles.values() if v.charger_id}
+            for name, vehicle in self.vehicles.items():
+                follower = self.followers.get(name)
+                if follower is None:
+                    vehicle.step(now, dt_s)
+                else:
+                    follower.step(now, taken - {vehicle.charger_id}, set(self.chargers))
+                    taken = {v.charger_id for v in self.vehicles.values() if v.charger_id}
             plugged = {v.charger_id: v for v in self.vehicles.values() if v.charger_id}
             for charger in self.chargers.values():
                 vehicle = plugged.get(charger.name)
@@ -158,6 +177,67 @@ class Twin:
             for device in self.modbus_devices.values():
                 device.refresh()
         self.last_step = now
+
+    # --- the dispatcher's routes --------------------------------------------------------------
+
+    def follow_plan(self, plan: VehiclePlan, now: dt.datetime | None = None) -> None:
+        """Drive ``plan.route`` from now on (a plan without a route leaves a vehicle that never
+        had one on its plug windows)."""
+        vehicle = self.vehicles[plan.vehicle_id]
+        follower = self.followers.get(plan.vehicle_id)
+        if follower is None:
+            if not plan.route:
+                return
+            from dispatch.router import make_router
+
+            settings = self.portfolio.dispatch
+            road_graph = settings.road_graph_file
+            if road_graph is not None and not Path(road_graph).is_absolute():
+                road_graph = str(self.config_path.parent / road_graph)
+            if getattr(self, "_router", None) is None:
+                self._router = make_router(settings.speed_kmh, settings.detour_factor, road_graph)
+            config = next(v for v in self.portfolio.vehicles if v.id == plan.vehicle_id)
+            v2h_points = {s.id: s.v2h_points for s in self.portfolio.shelters}
+            follower = RouteFollower(vehicle, self._router, config.consumption_kwh_per_km, settings.dwell_s, v2h_points)
+        with self.lock:
+            self.followers[plan.vehicle_id] = follower
+            follower.follow(plan, now or self.clock.now())
+            self.plans_received += 1
+
+    def _on_plan(self, topic: str, payload: bytes) -> None:
+        reason = self._plan_problem(topic, payload)
+        if isinstance(reason, str):
+            self.plans_rejected.append((topic, reason))
+            log.warning("twin: plan on %s rejected: %s", topic, reason)
+            return
+        self.follow_plan(reason)
+
+    def _plan_problem(self, topic: str, payload: bytes) -> VehiclePlan | str:
+        """The plan, or why it is refused (naming the field)."""
+        if not payload:
+            return "empty payload (plan cleared)"
+        if len(payload) > MAX_PLAN_BYTES:
+            return f"payload of {len(payload)} bytes exceeds {MAX_PLAN_BYTES}"
+        vehicle_id = topic.split("/")[1] if topic.count("/") == 2 else ""
+        if vehicle_id not in self.vehicles:
+            return f"unknown vehicle {vehicle_id!r}"
+        try:
+            plan = VehiclePlan.model_validate_json(payload)
+        except ValueError as error:
+            first = error.errors()[0] if hasattr(error, "errors") else {"loc": (), "msg": str(error)}
+            return f"field {'.'.join(str(p) for p in first['loc']) or '(root)'}: {first['msg']}"
+        if plan.vehicle_id != vehicle_id:
+            return f"field vehicle_id: {plan.vehicle_id!r} is not the topic's vehicle {vehicle_id!r}"
+        now = self.clock.now()
+        if plan.issued < now - MAX_PLAN_AGE:  # e.g. a retained plan of an earlier run on the same broker
+            return f"field issued: {plan.issued.isoformat()} is more than {MAX_PLAN_AGE.total_seconds():.0f} s before now ({now.isoformat()})"
+        follower = self.followers.get(vehicle_id)
+        if follower is not None and follower.plan_issued is not None and plan.issued < follower.plan_issued:
+            return f"field issued: {plan.issued.isoformat()} is older than the plan being driven ({follower.plan_issued.isoformat()})"
+        for index, stop in enumerate(plan.route):
+            if stop.charger_id is not None and stop.charger_id not in self.chargers:
+                return f"field route.{index}.charger_id: unknown charger {stop.charger_id!r}"
+        return plan
 
     # --- serving -----------------------------------------------------------------------------
 
@@ -247,6 +327,8 @@ class Twin:
         await asyncio.to_thread(check_absent, broker, self.portfolio.twin.mqtt_timeout_s)
         will, birth = presence_wills(client_id, "digital twin")
         self.presence = MqttLink(broker, will=will, birth=birth)
+        if self.vehicles:  # the dispatcher's routes, on the twin's own connection
+            self.presence.subscribe(PLANS_TOPIC, self._on_plan)
         self.presence.start()
 
     async def start(self) -> None:
@@ -269,6 +351,11 @@ class Twin:
     async def run(self, stop: asyncio.Event, on_started=None) -> None:
         """Serve and step until ``stop`` is set; ``on_started()`` is called once all listen."""
         twin = self.portfolio.twin
+        recorder = None
+        if self.options.record_dir is not None:
+            from simulations.twin_record import TwinRecorder
+
+            recorder = TwinRecorder(self, self.options.record_dir, self.options.record_every_s)
         try:
             await self.start()
             if on_started is not None:
@@ -278,6 +365,8 @@ class Twin:
             while not stop.is_set():
                 now = self.clock.now()
                 self.step(now, (now - self.last_step).total_seconds() if self.last_step else 0.0)
+                if recorder is not None:
+                    recorder.record(now)
                 if loop.time() >= next_publish:
                     for device in self.mqtt_devices.values():
                         device.publish()
@@ -288,6 +377,8 @@ class Twin:
                 except TimeoutError:
                     pass
         finally:
+            if recorder is not None:
+                recorder.close(self.last_step or self.clock.now())
             await self.stop()
 
 

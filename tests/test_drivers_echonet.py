@@ -15,7 +15,7 @@ from drivers.api import DeviceUnavailable, Quality
 from drivers.echonet.client import EchonetClient
 from drivers.echonet.devices import EchonetSettings, EchonetV2h
 from drivers.sim.echonet_node import EchonetNode, V2hObject
-from drivers.sim.physics import SimCharger, SimVehicle
+from drivers.sim.physics import SimCharger, SimEv
 from ems.config import load_portfolio
 from ems.devices import endpoints
 from tests.conftest import REPO
@@ -104,7 +104,7 @@ def test_the_v2h_driver_reads_and_commands_a_twin_node(twin_factory):
     endpoint = next(e for e in endpoints(runner.twin.portfolio) if e.protocol == "echonet")
     charger = runner.twin.chargers[endpoint.asset_id]
     with runner.twin.lock:  # a vehicle that may discharge, plugged in
-        charger.vehicle = SimVehicle("taxi-test", 40.0, 20.0, v2g_allowed=True)
+        charger.vehicle = SimEv("taxi-test", 40.0, 20.0, v2g_allowed=True)
 
     async def session():
         client = EchonetClient("127.0.0.1", 0)
@@ -141,7 +141,7 @@ def run_node(node: EchonetNode, body):
 
 def test_a_setc_answered_with_sna_is_a_failed_write_and_changes_nothing():
     host, port = "127.0.0.1", free_udp_port()
-    charger = SimCharger("v2h-locked", 6.0, 6.0, vehicle=SimVehicle("taxi-x", 40.0, 20.0, v2g_allowed=True))
+    charger = SimCharger("v2h-locked", 6.0, 6.0, vehicle=SimEv("taxi-x", 40.0, 20.0, v2g_allowed=True))
     node = EchonetNode(host, port, V2hObject(charger, threading.Lock()), refuse_writes=True)
 
     async def body():

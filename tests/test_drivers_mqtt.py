@@ -23,7 +23,7 @@ from drivers.mqtt.devices import MqttCharger, MqttVehicle
 from drivers.mqtt.link import BrokerSettings, MqttLink
 from drivers.mqtt.payload import MAX_PAYLOAD_BYTES, Command, PayloadError, Telemetry, parse
 from drivers.sim.mqtt_device import SimMqttCharger, SimMqttVehicle
-from drivers.sim.physics import SimCharger, SimVehicle
+from drivers.sim.physics import SimCharger, SimEv
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 4, 15, 3, 0, tzinfo=UTC)
@@ -37,7 +37,7 @@ class Rig:
     """A simulated charger with a plugged vehicle on the broker, and the controller's driver."""
 
     def __init__(self, broker, protocol: str = "3.1.1", controller: dict | None = None, device: dict | None = None, root: str = "test"):
-        self.vehicle = SimVehicle("taxi-01", 40.0, 20.0, v2g_allowed=True, charger_id="c1")
+        self.vehicle = SimEv("taxi-01", 40.0, 20.0, v2g_allowed=True, charger_id="c1")
         self.charger = SimCharger("c1", 6.0, 6.0, vehicle=self.vehicle)
         lock = threading.Lock()
         self.device = SimMqttCharger(self.charger, f"{root}/c1", broker_settings(broker, "twin-c1", protocol=protocol, reconnect_max_s=0.5, **(device or {})), lambda: NOW, lock)

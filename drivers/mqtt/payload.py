@@ -55,6 +55,8 @@ class Telemetry(Payload):
     soc: float | None = Field(None, ge=0, le=1, description="vehicle state of charge, fraction")
     charger_id: str | None = Field(None, max_length=64, description="a vehicle: the charger it is plugged into")
     setpoint_kw: float | None = Field(None, ge=-1000, le=1000)
+    lat: float | None = Field(None, ge=-90, le=90, description="a vehicle: where it is, degrees")
+    lon: float | None = Field(None, ge=-180, le=180)
 
     _time = field_validator("time")(_aware)
 

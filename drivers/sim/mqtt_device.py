@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from drivers.mqtt.link import BrokerSettings, MqttLink, Will
 from drivers.mqtt.payload import OFFLINE, ONLINE, Command, CommandAck, PayloadError, Telemetry, parse
-from drivers.sim.physics import SimCharger, SimVehicle
+from drivers.sim.physics import SimCharger, SimEv
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +55,15 @@ class SimMqttDevice(abc.ABC):
 
 
 class SimMqttVehicle(SimMqttDevice):
-    def __init__(self, vehicle: SimVehicle, prefix: str, broker: BrokerSettings, clock, lock):
+    def __init__(self, vehicle: SimEv, prefix: str, broker: BrokerSettings, clock, lock):
         super().__init__(vehicle.name, prefix, broker, clock, lock)
         self.vehicle = vehicle
 
     def telemetry(self) -> Telemetry:
         v = self.vehicle
-        return Telemetry(time=self.clock(), soc=round(v.soc_fraction, 4), plugged=v.charger_id is not None, charger_id=v.charger_id)
+        lat, lon = v.position if v.position is not None else (None, None)
+        return Telemetry(time=self.clock(), soc=round(v.soc_fraction, 4), plugged=v.charger_id is not None, charger_id=v.charger_id,
+                         lat=lat, lon=lon)
 
 
 class SimMqttCharger(SimMqttDevice):

@@ -135,7 +135,11 @@ class PlugWindow:
 
 
 @dataclass
-class SimVehicle:
+class SimEv:
+    """A simulated electric vehicle (a taxi of the twin): its battery, where it is, what it is
+    plugged into. Without a route it follows its plug windows (``step``); on a route the twin
+    moves it (``simulations.twin_routes``), and ``position`` and ``odometer_km`` change."""
+
     name: str
     battery_kwh: float
     soc_kwh: float
@@ -145,6 +149,8 @@ class SimVehicle:
     windows: tuple[PlugWindow, ...] = ()
     charger_id: str | None = None
     trip_energy_due_kwh: float = 0.0  # consumed by the trip under way, charged on return
+    position: tuple[float, float] | None = None  # (lat, lon) in degrees, when known
+    odometer_km: float = 0.0
 
     @property
     def soc_fraction(self) -> float:
@@ -177,7 +183,7 @@ class SimCharger:
     charge_power_kw: float
     discharge_power_kw: float = 0.0
     efficiency: float = 0.95
-    vehicle: SimVehicle | None = None  # plugged vehicle, set by the twin each step
+    vehicle: SimEv | None = None  # plugged vehicle, set by the twin each step
     setpoint_kw: float = 0.0
     power_kw: float = 0.0
     energy: EnergyCounters = field(default_factory=EnergyCounters)

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "ems.cli.broker",
     "ems.cli.serve",
     "ems.cli.users",
+    "ems.cli.city",
 )
 
 

@@ -26,8 +26,11 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="run the live control loop (or against the digital twin)")
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--twin", action="store_true", help="start the digital twin and control it over the real protocols")
-    parser.add_argument("--speed", type=float, default=1.0, help="with --twin: simulated seconds per real second")
-    parser.add_argument("--start", type=aware_datetime, help="with --twin: simulated start time (default now)")
+    parser.add_argument("--twin-process", action="store_true",
+                        help="control a twin that another process serves (`ems twin`): run on its simulated clock "
+                             "(--start, --speed, EMS_CLOCK_EPOCH) and its ports (--modbus-base-port)")
+    parser.add_argument("--speed", type=float, default=1.0, help="with --twin or --twin-process: simulated seconds per real second")
+    parser.add_argument("--start", type=aware_datetime, help="with --twin or --twin-process: simulated start time (default now)")
     parser.add_argument("--duration-hours", type=float, help="stop after this much (simulated) time")
     parser.add_argument("--mqtt-host", help="override the config's broker host")
     parser.add_argument("--mqtt-port", type=int, help="override the config's broker port")
@@ -69,8 +72,11 @@ def _own_log_streams() -> None:
 
 def run(args: argparse.Namespace) -> int:
     portfolio = load_portfolio(args.config)  # a bad file stops here, before anything runs
-    if not args.twin and args.speed != 1.0:
-        print("ems run: --speed needs --twin (live devices run in real time)")
+    if args.twin and args.twin_process:
+        print("ems run: --twin starts a twin in this process, --twin-process controls another one's: give one")
+        return 2
+    if not (args.twin or args.twin_process) and args.speed != 1.0:
+        print("ems run: --speed needs --twin or --twin-process (live devices run in real time)")
         return 2
     if args.http:  # checked before anything runs
         from ems.web.server import missing_web_extra, parse_address
@@ -131,7 +137,8 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
-    clock = ScaledClock(args.start or dt.datetime.now(dt.UTC), args.speed if args.twin else 1.0)
+    simulated = args.twin or args.twin_process
+    clock = ScaledClock(args.start or dt.datetime.now(dt.UTC), args.speed if simulated else 1.0)
     # a store that is not ours, or not writable, stops here (exit 2) before anything runs; it is
     # created only once this process is known to be the only controller
     store_path = args.store or portfolio.storage.sqlite_path
@@ -146,6 +153,8 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
             print(f"ems run: --http cannot listen on {args.http[0]}:{args.http[1]}: {error.strerror or error}", file=sys.stderr)
             return 2
     twin_task = None
+    if args.twin_process and args.modbus_base_port is not None:  # where the other process serves the twin
+        portfolio = portfolio.model_copy(update={"twin": portfolio.twin.model_copy(update={"modbus_base_port": args.modbus_base_port})})
     if args.twin:
         from simulations.twin import Twin, TwinOptions
 
@@ -194,7 +203,8 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         controller.following = ControllerFollowing(PlanFollower(portfolio, portfolio.market.imbalance_price_yen_per_kwh,
                                                                 enabled=portfolio.market.follow_plan))
     mode = store.get_state("mode", "live")
-    store.record_event(clock.now(), "start", f"controller started in {mode} mode", {"twin": args.twin, "speed": args.speed})
+    store.record_event(clock.now(), "start", f"controller started in {mode} mode", {"twin": args.twin, "twin_process": args.twin_process,
+                                                                                 "speed": args.speed})
     if controller.resume():
         await controller.poll()
         await controller.apply()  # no gap: the stored plan's set-points go out after the first poll
@@ -214,7 +224,7 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
             _write_imbalance(store, portfolio, day)
         store.record_event(clock.now(), "nightly", f"nightly simulation written under {portfolio.control.nightly_dir}")
 
-    run_nightly = args.nightly if args.nightly is not None else not args.twin
+    run_nightly = args.nightly if args.nightly is not None else not simulated
     scheduler = ControlScheduler(controller, portfolio.control, store, speed=clock.speed, day_ahead=day_ahead,
                                  nightly=nightly if run_nightly else None, retention_days=portfolio.storage.retention_days)
     try:

@@ -39,6 +39,9 @@ def register(subparsers) -> None:
     parser.add_argument("--speed", type=float, help="simulated seconds per real second (override [twin].speed)")
     parser.add_argument("--start", type=dt.datetime.fromisoformat, help="simulated start, ISO 8601 with offset")
     parser.add_argument("--no-mqtt", action="store_true", help="serve only the Modbus devices")
+    parser.add_argument("--record", type=Path, help="write the twin's own record here: twin_vehicles.csv while it runs, "
+                                                     "twin_final.json when it stops")
+    parser.add_argument("--record-every-s", type=float, default=300.0, help="simulated seconds between recorded rows (default 300)")
     add_protocol_options(parser)
     parser.set_defaults(handler=run)
 
@@ -50,10 +53,13 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     if args.start is not None and args.start.tzinfo is None:
         raise SystemExit("ems twin: --start needs a UTC offset, e.g. 2026-04-15T06:00:00+09:00")
+    if args.record_every_s <= 0:
+        raise SystemExit("ems twin: --record-every-s must be positive")
     portfolio = load_portfolio(args.config)
     options = TwinOptions(
         mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, modbus_base_port=args.modbus_base_port,
         speed=args.speed, start=args.start, serve_mqtt=not args.no_mqtt, chargers=args.chargers, v2h=args.v2h,
+        record_dir=args.record, record_every_s=args.record_every_s,
     )
     try:
         twin = Twin(portfolio, args.config, options)
