@@ -18,6 +18,8 @@ from dispatch.router import StraightLineRouter
 from dispatch.simulate import Simulation, kpis
 from ems.config import load_portfolio
 
+# station rebalancing on 10 s batches, stations priced on the next 450 s of demand
+STATIONS_BATCH10 = {"rebalance_method": "stations", "batch_interval_s": 10.0, "rebalance_window_s": 450.0}
 # dispatcher variants tried on the reference log: (name, policy, settings changes)
 VARIANTS = (
     ("ilp", Policy.ILP, {}),
@@ -29,15 +31,15 @@ VARIANTS = (
     ("ilp-stay", Policy.ILP, {"idle_rebalance_s": 86400.0}),  # idle taxis wait where they are
     ("ilp-transport", Policy.ILP, {"rebalance_method": "transport"}),
     ("ilp-stations", Policy.ILP, {"rebalance_method": "stations"}),
-    ("ilp-stations-batch10", Policy.ILP, {"rebalance_method": "stations", "batch_interval_s": 10.0}),
+    ("ilp-stations-batch10", Policy.ILP, STATIONS_BATCH10),
     ("insertion", Policy.INSERTION, {}),
     ("no-pooling", Policy.NO_POOLING, {}),
-    ("no-pooling-stations", Policy.NO_POOLING, {"rebalance_method": "stations"}),
+    ("no-pooling-stations-batch10", Policy.NO_POOLING, STATIONS_BATCH10),
 )
 # pooled variant -> its own no-pooling run (the pooling saving)
-POOLING_PAIRS = (("ilp", "no-pooling"), ("ilp-stations", "no-pooling-stations"))
+POOLING_PAIRS = (("ilp", "no-pooling"), ("ilp-stations-batch10", "no-pooling-stations-batch10"))
 # variants replayed on seeds 0-3 and the 800-request log, per rider served
-PER_RIDER_VARIANTS = ("ilp", "ilp-stations")
+PER_RIDER_VARIANTS = ("ilp", "ilp-stations-batch10")
 WAIT_WINDOWS = (None, 300.0, 180.0)  # hindsight plans: the rider limit, then tighter waits
 
 
