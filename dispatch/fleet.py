@@ -17,7 +17,8 @@ Rules (pure functions of the state passed in; the simulated or live clock is an 
 - An idle vehicle that has waited ``idle_rebalance_s`` moves toward forecast demand (the
   hotspots are shared out in proportion to their rates) or, without a forecast, to the depot; a
   move is made only if the vehicle can still reach the nearest charger from its target with its
-  floor kept (it can always be brought back).
+  floor kept (it can always be brought back). With ``rebalance_method`` "stations" or
+  "transport" the moves come from the LPs of ``dispatch.rebalance`` instead, with the same check.
   Outside its hours it returns to its home charger.
 """
 
@@ -206,8 +207,8 @@ def idle_moves(
 
     A vehicle plugged in only to wait (not locked for a low battery) counts as idle once it
     holds ``charge_release_fraction``: standing at the depot is not a reason to stay there.
-    ``busy`` are the vehicles on a trip: (last stop, when they are free there); the transport
-    rebalancer counts those free within its window as covering demand there.
+    ``busy`` are the vehicles on a trip: (last stop, when they are free there); the station and
+    transport rebalancers count those free within their window as covering demand there.
     """
     moves: dict[str, Stop] = {}
     taken = set(taken_chargers)
