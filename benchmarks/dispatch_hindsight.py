@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dispatch.model import Point, Request
-from dispatch.router import EARTH_RADIUS_KM, StraightLineRouter
+from dispatch.router import StraightLineRouter
 from ems.config.dispatch import DispatchSettings
+from ems.fleet.geo import EARTH_RADIUS_KM
 
 PRIZE = 10_000_000  # per rider when serving all is impossible: one more rider beats any km saving
 

@@ -18,6 +18,8 @@ from dispatch.router import StraightLineRouter
 from dispatch.simulate import Simulation, kpis
 from ems.config import load_portfolio
 
+# station rebalancing on 10 s batches, stations priced on the next 450 s of demand
+STATIONS_BATCH10 = {"rebalance_method": "stations", "batch_interval_s": 10.0, "rebalance_window_s": 450.0}
 # dispatcher variants tried on the reference log: (name, policy, settings changes)
 VARIANTS = (
     ("ilp", Policy.ILP, {}),
@@ -27,9 +29,17 @@ VARIANTS = (
     ("ilp-batch10-horizon900", Policy.ILP, {"batch_interval_s": 10.0, "rebalance_horizon_s": 900.0}),
     ("ilp-to-depot", Policy.ILP, {"rebalance": False}),
     ("ilp-stay", Policy.ILP, {"idle_rebalance_s": 86400.0}),  # idle taxis wait where they are
+    ("ilp-transport", Policy.ILP, {"rebalance_method": "transport"}),
+    ("ilp-stations", Policy.ILP, {"rebalance_method": "stations"}),
+    ("ilp-stations-batch10", Policy.ILP, STATIONS_BATCH10),
     ("insertion", Policy.INSERTION, {}),
     ("no-pooling", Policy.NO_POOLING, {}),
+    ("no-pooling-stations-batch10", Policy.NO_POOLING, STATIONS_BATCH10),
 )
+# pooled variant -> its own no-pooling run (the pooling saving)
+POOLING_PAIRS = (("ilp", "no-pooling"), ("ilp-stations-batch10", "no-pooling-stations-batch10"))
+# variants replayed on seeds 0-3 and the 800-request log, per rider served
+PER_RIDER_VARIANTS = ("ilp", "ilp-stations-batch10")
 WAIT_WINDOWS = (None, 300.0, 180.0)  # hindsight plans: the rider limit, then tighter waits
 
 
@@ -99,8 +109,11 @@ def hindsight_rows(out_dir: Path, config: Path | None = None) -> list[dict]:
                  _row(name, "wait_ratio_to_bound", k["mean_wait_s"] / bound["mean_wait_s"], "x"),
                  _row(name, "served_share", k["served_share"], "share")]
         rows += [_row(name, key, value, "km") for key, value in k.items() if key.startswith("km_")]
-    saving = 1 - figures["ilp"]["vehicle_km"] / figures["no-pooling"]["vehicle_km"]
-    rows.append(_row("dispatch_vs_hindsight_ilp", "pooling_saving_vs_own_no_pooling", saving, "share"))
+    summary["pooling_saving"] = {}
+    for pooled, alone_variant in POOLING_PAIRS:
+        saving = 1 - figures[pooled]["vehicle_km"] / figures[alone_variant]["vehicle_km"]
+        rows.append(_row(f"dispatch_vs_hindsight_{pooled}", "pooling_saving_vs_own_no_pooling", saving, "share"))
+        summary["pooling_saving"][pooled] = saving
     summary["variants"] = {v: {key: k[key] for key in ("vehicle_km", "mean_wait_s", "served_share", "km_with_riders",
                                                       "km_to_pickup", "km_rebalancing", "km_to_charger", "km_to_depot")}
                            for v, k in figures.items()}
@@ -123,20 +136,23 @@ def _per_rider(out_dir, portfolio, settings, router, seats, runtime_s, summary) 
         setup = fleet_from_portfolio(portfolio, log.clock.date)
         plan = solve_hindsight(log.requests, _fleet(setup, len(setup.vehicles), seats), router, settings, None, True,
                                runtime_s, all_required=n_requests <= 200)
-        k = _replay(setup, log, settings, Policy(settings.policy))
-        name = f"dispatch_vs_hindsight_{n_requests}req_seed{seed}"
-        km_per_rider = k["vehicle_km"] / max(k["served"], 1)
         hindsight_km_per_rider = plan.vehicle_km / max(plan.served, 1)
-        rows += [_row(name, "km_per_rider_ratio", km_per_rider / hindsight_km_per_rider, "x"),
-                 _row(name, "mean_wait_s", k["mean_wait_s"], "s"),
-                 _row(name, "hindsight_mean_wait_s", plan.mean_wait_s, "s"),
-                 _row(name, "served_share", k["served_share"], "share"),
-                 _row(name, "hindsight_served_share", plan.served_share, "share"),
-                 _row(name, "hindsight_violations", len(plan.violations)),
-                 _row(name, "hindsight_solver_feasible", plan.solver_feasible)]
-        per[name] = {"km_per_rider": km_per_rider, "hindsight_km_per_rider": hindsight_km_per_rider,
-                     "wait": k["mean_wait_s"], "hindsight_wait": plan.mean_wait_s, "served": k["served_share"],
-                     "hindsight_served": plan.served_share, "violations": len(plan.violations)}
+        for variant, policy, changes in VARIANTS:
+            if variant not in PER_RIDER_VARIANTS:
+                continue
+            k = _replay(setup, log, settings.model_copy(update=changes), policy)
+            name = f"dispatch_vs_hindsight_{n_requests}req_seed{seed}" + ("" if variant == "ilp" else f"_{variant}")
+            km_per_rider = k["vehicle_km"] / max(k["served"], 1)
+            rows += [_row(name, "km_per_rider_ratio", km_per_rider / hindsight_km_per_rider, "x"),
+                     _row(name, "mean_wait_s", k["mean_wait_s"], "s"),
+                     _row(name, "hindsight_mean_wait_s", plan.mean_wait_s, "s"),
+                     _row(name, "served_share", k["served_share"], "share"),
+                     _row(name, "hindsight_served_share", plan.served_share, "share"),
+                     _row(name, "hindsight_violations", len(plan.violations)),
+                     _row(name, "hindsight_solver_feasible", plan.solver_feasible)]
+            per[name] = {"km_per_rider": km_per_rider, "hindsight_km_per_rider": hindsight_km_per_rider,
+                         "wait": k["mean_wait_s"], "hindsight_wait": plan.mean_wait_s, "served": k["served_share"],
+                         "hindsight_served": plan.served_share, "violations": len(plan.violations)}
     summary["per_rider"] = per
     return rows
 
@@ -144,7 +160,7 @@ def _per_rider(out_dir, portfolio, settings, router, seats, runtime_s, summary) 
 def _small_batteries(out_dir, config, summary) -> list[dict]:
     """The reference day on 30 kWh batteries starting at 35 %. The shipped low_soc_fraction (0.25,
     7.5 kWh) is below a 30 kWh taxi's floor (3 + 5 kWh) and is rejected by the validator, so this
-    run uses 0.3."""
+    run uses 0.3. Replayed with the coverage and the station rebalancing."""
     import tomllib
 
     from benchmarks.bench_dispatch import _city_log
@@ -157,18 +173,30 @@ def _small_batteries(out_dir, config, summary) -> list[dict]:
     portfolio = parse_portfolio(raw, config)
     log = _city_log(out_dir, portfolio)
     setup = fleet_from_portfolio(portfolio, log.clock.date)
-    k = _replay(setup, log, portfolio.dispatch, Policy(portfolio.dispatch.policy))
-    name = "dispatch_city_30kwh"
-    summary["battery_30kwh"] = {key: k[key] for key in ("served_share", "mean_wait_s", "vehicle_km", "vehicles_below_floor",
-                                                         "min_soc_above_floor_kwh", "idle_low_vehicle_h", "charging_stops")}
-    return [_row(name, key, value) for key, value in summary["battery_30kwh"].items()]
+    rows = []
+    for method in ("coverage", "stations"):
+        settings = portfolio.dispatch.model_copy(update={"rebalance_method": method})
+        k = _replay(setup, log, settings, Policy(settings.policy))
+        name = "dispatch_city_30kwh" + ("" if method == "coverage" else f"_{method}")
+        key = "battery_30kwh" + ("" if method == "coverage" else f"_{method}")
+        summary[key] = {f: k[f] for f in ("served_share", "mean_wait_s", "vehicle_km", "vehicles_below_floor",
+                                          "min_soc_above_floor_kwh", "idle_low_vehicle_h", "charging_stops")}
+        rows += [_row(name, f, value) for f, value in summary[key].items()]
+    return rows
 
 
 def _print_table(summary: dict, reference_km: float) -> None:
     print("  dispatcher against the hindsight plan (200 requests, seed 0, 12 taxis)")
     print(f"    hindsight (PyVRP, every limit checked): {reference_km:.1f} km; placement bound on wait "
           f"{summary['placement_bound_s']:.1f} s")
-    print(f"    {'variant':<16}{'km':>9}{'km ratio':>10}{'wait s':>9}{'served':>8}{'rebal km':>10}")
+    print(f"    {'variant':<22}{'km':>9}{'km ratio':>10}{'wait s':>9}{'served':>8}{'rebal km':>10}")
     for variant, k in summary["variants"].items():
-        print(f"    {variant:<16}{k['vehicle_km']:>9.1f}{k['vehicle_km'] / reference_km:>10.2f}{k['mean_wait_s']:>9.1f}"
+        print(f"    {variant:<22}{k['vehicle_km']:>9.1f}{k['vehicle_km'] / reference_km:>10.2f}{k['mean_wait_s']:>9.1f}"
               f"{k['served_share']:>8.1%}{k['km_rebalancing']:>10.1f}")
+    for pooled, saving in summary["pooling_saving"].items():
+        print(f"    pooling saving of {pooled} against its own no-pooling run: {saving:.1%}")
+    print(f"    {'log':<40}{'km/rider ratio':>15}{'wait s':>9}{'served':>8}{'hindsight served':>18}")
+    for name, figures in summary["per_rider"].items():
+        print(f"    {name.removeprefix('dispatch_vs_hindsight_'):<40}"
+              f"{figures['km_per_rider'] / figures['hindsight_km_per_rider']:>15.2f}{figures['wait']:>9.1f}"
+              f"{figures['served']:>8.1%}{figures['hindsight_served']:>18.1%}")

@@ -44,8 +44,18 @@ import highspy
 import numpy as np
 
 from dispatch.model import REASON_TEXT, BatchResult, Reason, Rejection, Request, Stop, StopKind, VehicleView
-from dispatch.routes import Failure, RouteContext, RoutePlan, best_insertion, evaluate, most_telling, rider_stops
+from dispatch.routes import (
+    Failure,
+    Insertion,
+    RouteContext,
+    RoutePlan,
+    best_insertion,
+    evaluate,
+    most_telling,
+    rider_stops,
+)
 from ems.config.dispatch import DispatchSettings
+from ems.fleet.geo import great_circle_km_many
 
 
 class Policy(str, Enum):
@@ -62,9 +72,9 @@ class Trip:
     cost: float
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Batch:
-    """Working data of one batch."""
+    """Working data of one batch (built by ``_prepare`` with every field named)."""
 
     vehicles: dict[str, VehicleView]
     requests: dict[str, Request]  # new and movable promised ones
@@ -84,7 +94,9 @@ class _Batch:
             held.setdefault(vehicle_id, []).append(request_id)
         return held
 
-    def insert(self, vehicle_id: str, stops: tuple[Stop, ...], request_id: str, new_ids: frozenset[str]):
+    def insert(self, vehicle_id: str, stops: tuple[Stop, ...], request_id: str, new_ids: frozenset[str]) -> Insertion | Reason:
+        """One rider into ``stops``: the cheapest placement, or appended after the last drop-off
+        without pooling; the reason when it cannot be done."""
         vehicle = self.vehicles[vehicle_id]
         pickup, dropoff = self.stops[request_id]
         if not self.pooling:
@@ -98,11 +110,11 @@ class _Batch:
         return max(0.0, plan.end_s - self.base_end_s[vehicle_id]) + self.settings.wait_weight * waits
 
 
-def _append(vehicle: VehicleView, stops, pickup: Stop, dropoff: Stop, ctx: RouteContext):
+def _append(vehicle: VehicleView, stops, pickup: Stop, dropoff: Stop, ctx: RouteContext) -> Insertion | Reason:
     result = evaluate(vehicle, stops + (pickup, dropoff), ctx)
     if isinstance(result, Failure):
         return result.reason
-    return result, result.end_s
+    return Insertion(result, result.end_s)
 
 
 def assign_batch(
@@ -163,7 +175,10 @@ def _prepare(vehicles, requests, promised, ctx, settings, pooling: bool) -> _Bat
         stops[request.request_id] = rider_stops(request, direct_s, settings.max_wait_s, settings.max_ride_s(direct_s))
     by_id = {r.request_id: r for r in requests}
     by_id.update({r: promised_by_id[r] for r in holder})
-    return _Batch(usable, by_id, stops, base_end, ctx, settings, pooling, kept, holder, current_plans)
+    return _Batch(
+        vehicles=usable, requests=by_id, stops=stops, base_end_s=base_end, ctx=ctx, settings=settings, pooling=pooling,
+        kept_stops=kept, promised=holder, current=current_plans,
+    )
 
 
 def _candidate_vehicles(batch: _Batch) -> tuple[dict[str, list[str]], dict[str, list[Reason]]]:
@@ -172,17 +187,15 @@ def _candidate_vehicles(batch: _Batch) -> tuple[dict[str, list[str]], dict[str, 
     reasons: dict[str, list[Reason]] = {r: [] for r in batch.requests}
     if not ids:
         return {r: [] for r in batch.requests}, reasons
-    lat = np.radians([batch.vehicles[v].start.lat for v in ids])
-    lon = np.radians([batch.vehicles[v].start.lon for v in ids])
+    lat = np.array([batch.vehicles[v].start.lat for v in ids])
+    lon = np.array([batch.vehicles[v].start.lon for v in ids])
     start_s = np.array([batch.vehicles[v].start_s for v in ids])
     router = batch.ctx.router
-    seconds_per_rad = 6371.0088 * router.min_road_factor / router.speed_kmh * 3600.0
+    seconds_per_km = router.min_road_factor / router.speed_kmh * 3600.0
     seats = np.array([batch.vehicles[v].seats for v in ids])
     candidates = {}
     for request_id, request in batch.requests.items():
-        o_lat, o_lon = np.radians(request.origin.lat), np.radians(request.origin.lon)
-        h = np.sin((lat - o_lat) / 2) ** 2 + np.cos(lat) * np.cos(o_lat) * np.sin((lon - o_lon) / 2) ** 2
-        arrive = start_s + 2 * np.arcsin(np.sqrt(np.minimum(h, 1.0))) * seconds_per_rad
+        arrive = start_s + great_circle_km_many(lat, lon, request.origin.lat, request.origin.lon) * seconds_per_km
         latest = batch.stops[request_id][0].latest_s
         ok = (arrive <= latest) & (seats >= request.passengers)
         if not ok.any():
@@ -204,7 +217,7 @@ def _single_trips(batch: _Batch, candidates, reasons) -> list[Trip]:
             if isinstance(found, Reason):
                 reasons[request_id].append(found)
                 continue
-            plan = found[0]
+            plan = found.plan
             trips.append(Trip(vehicle_id, new, plan, batch.trip_cost(vehicle_id, plan, new)))
     return trips
 
@@ -224,11 +237,11 @@ def _greedy(batch: _Batch, candidates) -> list[Trip]:
             found = batch.insert(vehicle_id, routes[vehicle_id], request.request_id, new_ids)
             if isinstance(found, Reason):
                 continue
-            added = found[0].end_s - (plans[vehicle_id].end_s if vehicle_id in plans else batch.base_end_s[vehicle_id])
-            wait = found[0].pickup_s[request.request_id] - request.time_s
+            added = found.plan.end_s - (plans[vehicle_id].end_s if vehicle_id in plans else batch.base_end_s[vehicle_id])
+            wait = found.plan.pickup_s[request.request_id] - request.time_s
             score = added + batch.settings.wait_weight * wait
             if best is None or score < best[0]:
-                best = (score, vehicle_id, found[0])
+                best = (score, vehicle_id, found.plan)
         if best is not None:
             _, vehicle_id, plan = best
             routes[vehicle_id] = plan.stops
@@ -312,9 +325,9 @@ def _grow(batch: _Batch, vehicle_id: str, ids: frozenset[str], level: dict) -> T
         found = batch.insert(vehicle_id, smaller.plan.stops, member, ids)
         if isinstance(found, Reason):
             continue
-        cost = batch.trip_cost(vehicle_id, found[0], ids)
+        cost = batch.trip_cost(vehicle_id, found.plan, ids)
         if best is None or cost < best.cost:
-            best = Trip(vehicle_id, ids, found[0], cost)
+            best = Trip(vehicle_id, ids, found.plan, cost)
     return best
 
 

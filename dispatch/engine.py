@@ -21,6 +21,7 @@ from dispatch.fleet import (
     FleetSetup,
     IdleVehicle,
     VehicleSpec,
+    busy_vehicles,
     floor_kwh,
     idle_moves,
     shelter_call,
@@ -223,7 +224,9 @@ class Engine:
         ]
         taken = {v.plugged for v in self.vehicles.values() if v.plugged}
         taken |= {v.task.place_id for v in self.vehicles.values() if v.task and v.task.kind in (StopKind.CHARGER, StopKind.DEPOT)}
-        moves = idle_moves(idle, now, self.setup, self.settings, self.router, taken, self.forecast, self.reservation)
+        moves = idle_moves(idle, now, self.setup, self.settings, self.router, taken, self.forecast, self.reservation,
+                           busy_vehicles((self._view(v, now) for v in self.vehicles.values() if v.stops),
+                                         self.router, self.settings.dwell_s))
         for vehicle_id, stop in moves.items():
             vehicle = self.vehicles[vehicle_id]
             vehicle.task = stop

@@ -17,14 +17,15 @@ Rules (pure functions of the state passed in; the simulated or live clock is an 
 - An idle vehicle that has waited ``idle_rebalance_s`` moves toward forecast demand (the
   hotspots are shared out in proportion to their rates) or, without a forecast, to the depot; a
   move is made only if the vehicle can still reach the nearest charger from its target with its
-  floor kept (it can always be brought back).
+  floor kept (it can always be brought back). With ``rebalance_method`` "stations" or
+  "transport" the moves come from the LPs of ``dispatch.rebalance`` instead, with the same check.
   Outside its hours it returns to its home charger.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -32,7 +33,8 @@ from typing import Protocol
 import numpy as np
 
 from dispatch.clock import ServiceClock
-from dispatch.model import Point, Stop, StopKind
+from dispatch.model import Point, Stop, StopKind, VehicleView
+from dispatch.rebalance import Coverer, Mover, station_moves, transport_moves, weighted_k_median
 from dispatch.router import Router
 from ems.config.dispatch import DispatchSettings, charge_now_kwh
 from ems.config.schema import Portfolio
@@ -199,11 +201,14 @@ def idle_moves(
     taken_chargers: set[str],
     forecast: DemandForecast | None,
     reservation: Reservation | None,
+    busy: Sequence[tuple[Point, float]] = (),
 ) -> dict[str, Stop]:
     """Where each idle vehicle should go next (vehicles left out stay where they are).
 
     A vehicle plugged in only to wait (not locked for a low battery) counts as idle once it
     holds ``charge_release_fraction``: standing at the depot is not a reason to stay there.
+    ``busy`` are the vehicles on a trip: (last stop, when they are free there); the station and
+    transport rebalancers count those free within their window as covering demand there.
     """
     moves: dict[str, Stop] = {}
     taken = set(taken_chargers)
@@ -234,8 +239,87 @@ def idle_moves(
         elif vehicle.heading is None:
             settled.append(vehicle)
     floors = {v.spec.vehicle_id: floor_kwh(v.spec, reservation) for v in positioned}
-    moves.update(_reposition(positioned, settled, now_s, setup, settings, router, forecast, floors))
+    if settings.rebalance and forecast is not None and settings.rebalance_method == "stations":
+        moves.update(_stations(positioned, settled, idle, busy, now_s, setup, settings, router, forecast, floors))
+    elif settings.rebalance and forecast is not None and settings.rebalance_method == "transport":
+        moves.update(_transport(positioned, settled, busy, now_s, setup, settings, router, forecast, floors))
+    else:
+        moves.update(_reposition(positioned, settled, now_s, setup, settings, router, forecast, floors))
     return moves
+
+
+def _stations(vehicles, settled, idle, busy, now_s, setup, settings, router, forecast, floors) -> dict[str, Stop]:
+    """``dispatch.rebalance.station_moves`` to the stations of the forecast demand at ``now_s``."""
+    if not vehicles:
+        return {}
+    stations, shares = _station_points(tuple(forecast.hotspots(now_s)), len(setup.vehicles), router)
+    held = [v.position for v in settled] + [v.position for v in vehicles if v.heading is None]
+    held += [v.target for v in idle if v.heading is StopKind.REBALANCE and v.target is not None]
+    movers = [
+        Mover(v.spec.vehicle_id, v.position, v.position,
+              lambda p, v=v: can_come_back(v, p, setup, router, floors[v.spec.vehicle_id]))
+        for v in vehicles if v.heading is None
+    ]
+    if not movers:
+        return {}
+    # a station is worth the pickup km it saves over the window's demand in its catchment (as much
+    # as one vehicle takes), each km priced as the batch prices a pickup km (1 + wait_weight);
+    # without it that demand comes from the nearest vehicle already standing (or free soon)
+    window_h = settings.rebalance_window_s / 3600.0
+    expected = forecast.rate_per_h(now_s + settings.rebalance_window_s / 2) * window_h
+    cover = held + [point for point, free_s in busy if free_s < now_s + settings.rebalance_window_s]
+    far = [min((router.leg(c, s)[0] for c in cover), default=float(np.mean([router.leg(m.position, s)[0] for m in movers])))
+           for s in stations]
+    values = [(1.0 + settings.wait_weight) * min(expected * share, settings.vehicle_rides_per_h * window_h) * d
+              for share, d in zip(shares, far)]
+    return station_moves(movers, stations, held, lambda a, b: router.leg(a, b)[0], values)
+
+
+@lru_cache(maxsize=16)  # memo only: the same hotspots and fleet give the same stations
+def _station_points(hotspots: tuple[tuple[Point, float], ...], k: int, router: Router):
+    """The k-median stations of the hotspots and the share of the demand nearest each."""
+    points = [p for p, _ in hotspots]
+    weights = [w for _, w in hotspots]
+    chosen = weighted_k_median(points, weights, k, lambda a, b: router.leg(a, b)[0])
+    catchment = dict.fromkeys(chosen, 0.0)
+    for p, w in hotspots:
+        catchment[min(chosen, key=lambda c: router.leg(p, points[c])[0])] += w
+    total = sum(catchment.values()) or 1.0
+    return tuple(points[c] for c in chosen), tuple(catchment[c] / total for c in chosen)
+
+
+def _transport(vehicles, settled, busy, now_s, setup, settings, router, forecast, floors) -> dict[str, Stop]:
+    """``dispatch.rebalance.transport_moves`` on the fleet's idle and soon-free vehicles."""
+    if not vehicles:
+        return {}
+    window_s = settings.rebalance_window_s
+    # every idle vehicle is placed again each batch; one driving to a target may keep going there
+    # (measured: keeping such vehicles on their targets drove more km, docs/dispatch.md)
+    movers = [
+        Mover(v.spec.vehicle_id, v.position, v.target if v.heading is StopKind.REBALANCE and v.target else v.position,
+              lambda p, v=v: can_come_back(v, p, setup, router, floors[v.spec.vehicle_id]))
+        for v in vehicles
+    ]
+    window_h = window_s / 3600.0
+    coverers = [Coverer(v.position, window_h) for v in settled]
+    coverers += [Coverer(point, (now_s + window_s - free_s) / 3600.0) for point, free_s in busy if free_s < now_s + window_s]
+    expected = forecast.rate_per_h(now_s + window_s / 2) * window_h
+    hotspots = forecast.hotspots(now_s + window_s / 2)
+    return transport_moves(movers, coverers, hotspots, expected, window_h, settings.vehicle_rides_per_h,
+                           settings.wait_weight, lambda a, b: router.leg(a, b)[0])
+
+
+def busy_vehicles(views: Iterable[VehicleView], router: Router, dwell_s: float) -> list[tuple[Point, float]]:
+    """(last stop, time it is left) of each vehicle on a trip: where and when it is free again."""
+    out = []
+    for view in views:
+        here, t = view.start, view.start_s
+        for stop in view.stops:
+            t += router.leg(here, stop.point)[1] + dwell_s
+            here = stop.point
+        if view.stops:
+            out.append((here, t))
+    return out
 
 
 def can_come_back(vehicle: IdleVehicle, target: Point, setup: FleetSetup, router: Router, floor: float) -> bool:

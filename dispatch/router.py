@@ -18,8 +18,7 @@ import networkx as nx
 import numpy as np
 
 from dispatch.model import Point
-
-EARTH_RADIUS_KM = 6371.0088
+from ems.fleet import geo
 
 
 class RouterError(ValueError):
@@ -38,9 +37,8 @@ class Router(Protocol):
 
 
 def great_circle_km(a: Point, b: Point) -> float:
-    lat1, lon1, lat2, lon2 = map(math.radians, (a.lat, a.lon, b.lat, b.lon))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+    """``ems.fleet.geo.great_circle_km`` between two dispatcher points [km]."""
+    return geo.great_circle_km(a.lat, a.lon, b.lat, b.lon)
 
 
 class StraightLineRouter:

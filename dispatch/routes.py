@@ -59,6 +59,14 @@ class RoutePlan:
 
 
 @dataclass(frozen=True)
+class Insertion:
+    """A rider placed into a route: the new route and what the placement cost (see ``best_insertion``)."""
+
+    plan: RoutePlan
+    cost: float
+
+
+@dataclass(frozen=True)
 class Failure:
     reason: Reason
     request_id: str
@@ -135,15 +143,15 @@ def best_insertion(
     new_ids: frozenset[str],
     wait_weight: float = 0.0,
     request_time_s: float = 0.0,
-) -> tuple[RoutePlan, float] | Reason:
+) -> Insertion | Reason:
     """The cheapest feasible way to add one rider's pickup and drop-off to ``stops``.
 
     Cost is the route's end time plus ``wait_weight`` times the rider's wait [s]; existing
-    stops keep their order. Returns ``(plan, cost)`` or the most telling reason it cannot be done.
+    stops keep their order. Returns the :class:`Insertion` or the most telling reason it cannot be done.
     """
     if vehicle.start_s + ctx.lower_bound_s(vehicle.start, pickup.point) > pickup.latest_s:
         return Reason.NO_VEHICLE_IN_TIME
-    best: tuple[RoutePlan, float] | None = None
+    best: Insertion | None = None
     reasons: list[Reason] = []
     n = len(stops)
     for i in range(n + 1):
@@ -154,8 +162,8 @@ def best_insertion(
                 reasons.append(_blame(result, new_ids))
                 continue
             cost = result.end_s + wait_weight * (result.pickup_s[pickup.request_id] - request_time_s)
-            if best is None or cost < best[1]:
-                best = (result, cost)
+            if best is None or cost < best.cost:
+                best = Insertion(result, cost)
     if best is not None:
         return best
     return most_telling(reasons)

@@ -233,3 +233,19 @@ def test_promised_riders_are_never_lost_and_keep_their_limits_when_moved(policy,
     for request_id, vehicle_id in second.reassigned.items():
         assert first.assigned[request_id] != vehicle_id
         assert request_id in {s.request_id for s in routes[vehicle_id]}
+
+
+def test_insertion_names_its_plan_and_cost_and_a_failure_its_reason():
+    from dispatch.routes import Insertion, best_insertion, rider_stops
+
+    ctx = context()
+    ride = request("a", east(CENTRE, 0.5), north(CENTRE, 2.0))
+    direct_s = ctx.router.leg(ride.origin, ride.destination)[1]
+    pickup, dropoff = rider_stops(ride, direct_s, SETTINGS.max_wait_s, SETTINGS.max_ride_s(direct_s))
+    near = vehicle("v1", CENTRE)
+    found = best_insertion(near, (), pickup, dropoff, ctx, frozenset({"a"}), wait_weight=2.0, request_time_s=ride.time_s)
+    assert isinstance(found, Insertion)
+    assert found.plan.stops == (pickup, dropoff)
+    assert found.cost == pytest.approx(found.plan.end_s + 2.0 * (found.plan.pickup_s["a"] - ride.time_s))
+    far = vehicle("v2", north(CENTRE, -40.0))  # 40 km away: 80 min at 30 km/h, beyond the 10 min wait
+    assert best_insertion(far, (), pickup, dropoff, ctx, frozenset({"a"})) is Reason.NO_VEHICLE_IN_TIME

@@ -111,14 +111,16 @@ def test_release_at_or_below_the_charge_now_level_is_rejected():
         parse_portfolio(raw, "arao.toml")
 
 
-def test_small_batteries_never_drop_below_their_floor_and_never_idle_nearly_empty():
+@pytest.mark.parametrize("method", ["coverage", "transport", "stations"])
+def test_small_batteries_never_drop_below_their_floor_and_never_idle_nearly_empty(method):
     # three 12 kWh taxis (floor 6.2 kWh, charge now below 8 kWh) start at 8.5 kWh; demand is
     # forecast 8 km away, where rebalancing without the energy check would strand them
     specs = tuple(spec(f"v{i}", 12.0, 8.5, home=f"c{i}") for i in range(3))
     chargers = tuple(ChargerSpec(f"c{i}", DEPOT, 3.0) for i in range(3))
     setup = FleetSetup(specs, chargers, DEPOT, CLOCK)
     hotspot = north(DEPOT, 8.0)
-    settings = DispatchSettings(service_end=dt.time(9, 30), idle_rebalance_s=60.0, batch_interval_s=60.0)
+    settings = DispatchSettings(service_end=dt.time(9, 30), idle_rebalance_s=60.0, batch_interval_s=60.0,
+                                rebalance_method=method)
     requests = tuple(
         request(f"r{i}", north(DEPOT, 1.0 + i % 4), east(DEPOT, 2.0 + i % 3), time_s=8 * 3600.0 + 600.0 * i) for i in range(8)
     )

@@ -35,3 +35,19 @@ def test_the_configured_policy_is_the_one_the_replay_runs(policy, shared):
 def test_an_unknown_policy_is_rejected():
     with pytest.raises(ValueError, match="policy"):
         DispatchSettings(policy="greedy")
+
+
+def test_an_unknown_rebalancing_method_in_a_portfolio_is_rejected_naming_the_key():
+    import tomllib
+    from pathlib import Path
+
+    from ems.config import ConfigError
+    from ems.config.load import parse_portfolio
+
+    config = Path(__file__).resolve().parent.parent / "config" / "arao.toml"
+    raw = tomllib.loads(config.read_text())
+    raw.setdefault("dispatch", {})["rebalance_method"] = "teleport"
+    with pytest.raises(ConfigError, match=r"dispatch\.rebalance_method"):
+        parse_portfolio(raw, config)
+    raw["dispatch"]["rebalance_method"] = "stations"
+    assert parse_portfolio(raw, config).dispatch.rebalance_method == "stations"

@@ -26,18 +26,14 @@ from ems.bcp.problem import (
     VehicleSpec,
 )
 from ems.config.schema import Portfolio, Site
+from ems.fleet.geo import great_circle_km
 from ems.optimise.inputs import slot_series
 from ems.optimise.problem import TimeGrid
-
-EARTH_RADIUS_KM = 6371.0
 
 
 def straight_line_km(a: Site, b: Site) -> float:
     """Great-circle (haversine) distance between two sites [km]."""
-    lat1, lat2 = math.radians(a.latitude_deg), math.radians(b.latitude_deg)
-    dlat, dlon = lat2 - lat1, math.radians(b.longitude_deg - a.longitude_deg)
-    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
+    return great_circle_km(a.latitude_deg, a.longitude_deg, b.latitude_deg, b.longitude_deg)
 
 
 def outage_grid(outage: Outage, step_minutes: int) -> TimeGrid:

@@ -43,6 +43,16 @@ class DispatchSettings(BaseModel):
     rebalance_horizon_s: float = Field(
         1800.0, gt=0, description="a rebalancing move must save more pickup km over this much forecast demand than it drives"
     )
+    rebalance_method: Literal["coverage", "transport", "stations"] = Field(
+        "coverage",
+        description="'coverage': greedy moves over rebalance_horizon_s; 'transport': a facility-location MIP per batch "
+        "on the demand of rebalance_window_s, counting vehicles about to be free; 'stations': each idle vehicle "
+        "once to a free station of the forecast demand's k-median (k = fleet size), least km in total",
+    )
+    rebalance_window_s: float = Field(900.0, gt=0, description="forecast demand the transport rebalancer places vehicles for")
+    vehicle_rides_per_h: float = Field(
+        4.0, gt=0, description="rides one vehicle can take per hour (transport rebalancer: how much demand one covers)"
+    )
     wait_weight: float = Field(3.0, ge=0, description="cost of a second of rider wait relative to one of driving")
     ilp_time_limit_s: float = Field(2.0, gt=0, description="HiGHS time limit per batch; insertion is the fallback")
     max_trip_size: int = Field(3, ge=1, le=4, description="new requests one vehicle may take in one batch")
