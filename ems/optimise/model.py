@@ -11,6 +11,7 @@ import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild, add_objective_terms
 from ems.optimise.components import (
+    add_grid_exchange_cuts,
     add_battery_constraints,
     add_demand_response_constraints,
     add_ev_constraints,
@@ -77,6 +78,7 @@ def build_model(problem: Problem, extra_binary_steps: np.ndarray | None = None) 
     add_ev_constraints(build)
     add_demand_response_constraints(build)
     add_site_balance_constraints(build)
+    add_grid_exchange_cuts(build)
     add_objective(build)
     return build
 
