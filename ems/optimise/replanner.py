@@ -24,10 +24,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import highspy
 import numpy as np
+import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild
 from ems.optimise.components.load import shed_steps
@@ -84,18 +85,37 @@ def _site_data_at(problem: Problem, site: str, steps: np.ndarray) -> bytes:
 
 
 @dataclass
+class _Maps:
+    """Columns and rows of the numbers a re-plan writes, as index arrays (asset order of the problem)."""
+
+    grid_import: np.ndarray  # [grid, t] -> column
+    grid_export: np.ndarray
+    pv: np.ndarray  # [curtailable pv, t]
+    shed: np.ndarray  # shed columns, with their load's position and step
+    shed_load: np.ndarray
+    shed_step: np.ndarray
+    battery_soc: np.ndarray  # [battery, t] for t = 0..steps
+    ev_soc: np.ndarray
+    ev_charge: np.ndarray  # [ev, t]
+    ev_discharge: np.ndarray
+    ev_drive: np.ndarray
+    ev_balance: np.ndarray  # rows
+    bus: np.ndarray  # [site, t] -> row (-1: no row)
+    ev_site: np.ndarray  # [ev, t] -> the position of the site whose bus the vehicle is on now (-1: none)
+    target_rows: list  # per ev: rows of its departure targets
+    target_cols: list  # per ev: the SoC column each target row reads now
+
+
+@dataclass
 class _Loaded:
     """A model loaded in HiGHS, with where each re-planned number sits in it."""
 
     key: str
     build: ModelBuild
     highs: highspy.Highs
-    col: dict  # id(pyomo var) -> column
-    row: dict  # pyomo constraint data -> row
-    variables: list  # (pyomo var, column) for reading the solution back
+    maps: _Maps
+    variables: list  # pyomo vars in column order, for reading the solution back
     objective_constant: float
-    ev_bus_rows: dict = field(default_factory=dict)  # column -> the bus row it is in now (or None)
-    ev_target_cols: dict = field(default_factory=dict)  # target row -> the SoC column it reads now
     last_solution: np.ndarray | None = None
 
 
@@ -146,161 +166,151 @@ class Replanner:
 
 
 def _load(key: str, build: ModelBuild) -> _Loaded:
-    """Hand the model to HiGHS once (APPSI's loader) and keep its index maps."""
-    for var in build.model.component_data_objects(ctype=_var_type(), descend_into=True):
+    """Hand the model to HiGHS once (APPSI's loader) and record the index maps of a re-plan."""
+    m, problem = build.model, build.problem
+    for var in m.component_data_objects(ctype=pyo.Var, descend_into=True):
         if var.fixed:  # a column with equal bounds, not a constant folded into rows: a re-plan moves it
             value = var.value
             var.unfix()
             var.setlb(value)
             var.setub(value)
-    solver = _highs(build.problem.settings)
-    solver.set_instance(build.model)
-    highs = solver._solver_model
-    col = dict(solver._pyomo_var_to_solver_var_map)
-    row = dict(solver._pyomo_con_to_solver_con_map)
-    m = build.model
-    variables = [(v, col[id(v)]) for v in m.component_data_objects(ctype=_var_type(), descend_into=True) if id(v) in col]
+    solver = _highs(problem.settings)
+    solver.set_instance(m)
+    col_of, row_of = solver._pyomo_var_to_solver_var_map, solver._pyomo_con_to_solver_con_map
+    variables: list = [None] * len(col_of)
+    for var in m.component_data_objects(ctype=pyo.Var, descend_into=True):
+        if id(var) in col_of:
+            variables[col_of[id(var)]] = var
+    steps, sites = range(problem.grid.steps), {s: i for i, s in enumerate(problem.sites)}
+
+    def cols(var, ids, times) -> np.ndarray:
+        return np.array([[col_of[id(var[a, t])] for t in times] for a in ids], dtype=np.int32).reshape(len(ids), len(times))
+
+    def rows(con, ids, times) -> np.ndarray:
+        return np.array([[row_of[con[a, t]] for t in times] for a in ids], dtype=np.int32).reshape(len(ids), len(times))
+
+    grids, evs = [g.id for g in problem.grids], [ev.id for ev in problem.evs]
+    loads = {ld.id: i for i, ld in enumerate(problem.loads)}
+    shed_keys = list(m.load_shed_kw.keys())
+    bus = np.full((len(sites), len(steps)), -1, dtype=np.int32)
+    for (site, t), con in m.site_balance.items():
+        bus[sites[site], t] = row_of[con]
+    maps = _Maps(
+        grid_import=cols(m.grid_import_kw, grids, steps), grid_export=cols(m.grid_export_kw, grids, steps),
+        pv=cols(m.pv_kw, [pv.id for pv in problem.pvs if pv.curtailable], steps),
+        shed=np.array([col_of[id(m.load_shed_kw[k])] for k in shed_keys], dtype=np.int32),
+        shed_load=np.array([loads[k[0]] for k in shed_keys], dtype=int), shed_step=np.array([k[1] for k in shed_keys], dtype=int),
+        battery_soc=cols(m.battery_soc_kwh, [b.id for b in problem.batteries], range(problem.grid.steps + 1)),
+        ev_soc=cols(m.ev_soc_kwh, evs, range(problem.grid.steps + 1)),
+        ev_charge=cols(m.ev_charge_kw, evs, steps), ev_discharge=cols(m.ev_discharge_kw, evs, steps),
+        ev_drive=cols(m.ev_drive_shortfall_kwh, evs, steps), ev_balance=rows(m.ev_soc_balance, evs, steps),
+        bus=bus, ev_site=_ev_sites(problem, sites),
+        target_rows=[[row_of[m.ev_departure_target[ev.id, k]] for k, _e in ev.departure_targets] for ev in problem.evs],
+        target_cols=[[col_of[id(m.ev_soc_kwh[ev.id, k])] for k, _e in ev.departure_targets] for ev in problem.evs],
+    )
     constant = float(sum(build.objective_constant.values()))
-    loaded = _Loaded(key=key, build=build, highs=highs, col=col, row=row, variables=variables, objective_constant=constant)
-    problem = build.problem
-    for ev in problem.evs:
-        for t in range(problem.grid.steps):
-            site = ev.charger_site[t]
-            bus = row.get(m.site_balance[site, t]) if site is not None else None
-            loaded.ev_bus_rows[col[id(m.ev_charge_kw[ev.id, t])]] = bus
-            loaded.ev_bus_rows[col[id(m.ev_discharge_kw[ev.id, t])]] = bus
-        for (k, _energy), target_row in zip(ev.departure_targets, _target_rows(loaded, ev), strict=True):
-            loaded.ev_target_cols[target_row] = col[id(m.ev_soc_kwh[ev.id, k])]
-    return loaded
+    return _Loaded(key=key, build=build, highs=solver._solver_model, maps=maps, variables=variables, objective_constant=constant)
 
 
-def _var_type():
-    import pyomo.environ as pyo
-
-    return pyo.Var
-
-
-def _target_rows(loaded: _Loaded, ev) -> list[int]:
-    """The rows of ``ev``'s departure targets, in the order of the problem the model was built from."""
-    m, built = loaded.build.model, loaded.build.problem
-    spec = next(e for e in built.evs if e.id == ev.id)
-    return [loaded.row[m.ev_departure_target[ev.id, k]] for k, _energy in spec.departure_targets]
+def _ev_sites(problem: Problem, sites: dict) -> np.ndarray:
+    """[ev, t] -> position of the site of the charger the vehicle is on (-1 while away)."""
+    return np.array([[sites[c] if c is not None else -1 for c in ev.charger_site] for ev in problem.evs],
+                    dtype=int).reshape(len(problem.evs), problem.grid.steps)
 
 
 def _update(loaded: _Loaded, problem: Problem) -> None:
     """Write the numbers of ``problem`` that differ from re-plan to re-plan into the loaded model."""
-    h, m, col, row = loaded.highs, loaded.build.model, loaded.col, loaded.row
-    dt_h, steps, settings = problem.grid.step_h, problem.grid.steps, problem.settings
-    cost_cols: list[int] = []
-    costs: list[float] = []
-    bound_cols: list[int] = []
-    lower: list[float] = []
-    upper: list[float] = []
+    h, maps, dt_h = loaded.highs, loaded.maps, problem.grid.step_h
+    steps = problem.grid.steps
+    import_cost = np.array([(g.import_price_yen_per_kwh + g.co2_kg_per_kwh * g.carbon_price_yen_per_kg) * dt_h
+                            for g in problem.grids]).reshape(maps.grid_import.shape)
+    export_cost = np.array([-g.export_price_yen_per_kwh * dt_h for g in problem.grids]).reshape(maps.grid_export.shape)
+    _costs(h, np.concatenate([maps.grid_import.ravel(), maps.grid_export.ravel()]),
+           np.concatenate([import_cost.ravel(), export_cost.ravel()]))
 
-    def bound(var, lo: float, hi: float) -> None:
-        bound_cols.append(col[id(var)])
-        lower.append(lo)
-        upper.append(hi)
+    columns, lower, upper = [], [], []
 
-    for g in problem.grids:
-        import_cost = (g.import_price_yen_per_kwh + g.co2_kg_per_kwh * g.carbon_price_yen_per_kg) * dt_h
-        export_cost = -g.export_price_yen_per_kwh * dt_h
-        for t in range(steps):
-            cost_cols += [col[id(m.grid_import_kw[g.id, t])], col[id(m.grid_export_kw[g.id, t])]]
-            costs += [float(import_cost[t]), float(export_cost[t])]
-    for pv in problem.pvs:
-        if pv.curtailable:
-            for t in range(steps):
-                bound(m.pv_kw[pv.id, t], 0.0, float(pv.available_kw[t]))
-    for key in m.load_shed_kw:
-        load = next(ld for ld in problem.loads if ld.id == key[0])
-        bound(m.load_shed_kw[key], 0.0, float(load.demand_kw[key[1]]))
-    initial_kwh = 0.0
-    for b in problem.batteries:
-        _soc_bounds(m.battery_soc_kwh, b.id, b.soc_min_kwh, b.soc_max_kwh, b.initial_soc_kwh, steps, bound)
-        initial_kwh += b.initial_soc_kwh
-    row_rows: list[int] = []
-    row_values: list[float] = []
-    for ev in problem.evs:
-        initial_kwh += ev.initial_soc_kwh
-        _soc_bounds(m.ev_soc_kwh, ev.id, ev.soc_min_kwh, ev.soc_max_kwh, ev.initial_soc_kwh, steps, bound)
-        for t in range(steps):
-            bound(m.ev_charge_kw[ev.id, t], 0.0, float(ev.charge_max_kw[t]))
-            bound(m.ev_discharge_kw[ev.id, t], 0.0, float(ev.discharge_max_kw[t]))
-            bound(m.ev_drive_shortfall_kwh[ev.id, t], 0.0, float(ev.drive_kwh[t]))
-            row_rows.append(row[m.ev_soc_balance[ev.id, t]])
-            row_values.append(float(ev.drive_kwh[t]))  # soc[t+1] - soc[t] - ... - shortfall == -drive
-            _move_to_bus(loaded, m, ev.id, t, ev.charger_site[t])
-        _move_targets(loaded, m, ev)
-    if row_rows:
-        rhs = -np.array(row_values)
-        h.changeRowsBounds(len(row_rows), np.array(row_rows, dtype=np.int32), rhs, rhs)
-    bus_rows, bus_rhs = [], []
+    def bound(cols: np.ndarray, lo, hi) -> None:
+        columns.append(cols.ravel())
+        lower.append(np.broadcast_to(np.asarray(lo, dtype=float), cols.shape).ravel())
+        upper.append(np.broadcast_to(np.asarray(hi, dtype=float), cols.shape).ravel())
+
+    curtailable = [pv.available_kw for pv in problem.pvs if pv.curtailable]
+    bound(maps.pv, 0.0, np.array(curtailable).reshape(maps.pv.shape))
+    demand = np.array([ld.demand_kw for ld in problem.loads]).reshape(len(problem.loads), steps)
+    bound(maps.shed, 0.0, demand[maps.shed_load, maps.shed_step] if len(maps.shed) else np.zeros(0))
+    for stores, soc in ((problem.batteries, maps.battery_soc), (problem.evs, maps.ev_soc)):
+        for i, store in enumerate(stores):
+            initial = store.initial_soc_kwh
+            bound(soc[i, :1], initial, initial)
+            bound(soc[i, 1:], min(store.soc_min_kwh, initial), max(store.soc_max_kwh, initial))
+    if problem.evs:
+        bound(maps.ev_charge, 0.0, np.array([ev.charge_max_kw for ev in problem.evs]))
+        bound(maps.ev_discharge, 0.0, np.array([ev.discharge_max_kw for ev in problem.evs]))
+        drive = np.array([ev.drive_kwh for ev in problem.evs], dtype=float)
+        bound(maps.ev_drive, 0.0, drive)
+        _row_bounds(h, maps.ev_balance.ravel(), -drive.ravel(), -drive.ravel())  # soc[t+1] - soc[t] - ... - shortfall = -drive
+        _move_to_buses(h, maps, _ev_sites(problem, {s: i for i, s in enumerate(problem.sites)}))
+        _move_targets(h, maps, problem)
+    if columns:
+        h.changeColsBounds(int(sum(len(c) for c in columns)), np.concatenate(columns).astype(np.int32),
+                           np.concatenate(lower), np.concatenate(upper))
     constant = _bus_constants(problem)
-    for (site, t), value in constant.items():
-        con = m.site_balance[site, t] if (site, t) in m.site_balance else None
-        if con is not None:
-            bus_rows.append(row[con])
-            bus_rhs.append(-value)
-    if bus_rows:
-        rhs = np.array(bus_rhs)
-        h.changeRowsBounds(len(bus_rows), np.array(bus_rows, dtype=np.int32), rhs, rhs)
-    h.changeColsCost(len(cost_cols), np.array(cost_cols, dtype=np.int32), np.array(costs))
-    h.changeColsBounds(len(bound_cols), np.array(bound_cols, dtype=np.int32), np.array(lower), np.array(upper))
+    present = maps.bus >= 0
+    _row_bounds(h, maps.bus[present], -constant[present], -constant[present])
+
     built = loaded.build.problem
     built_initial = sum(b.initial_soc_kwh for b in built.batteries) + sum(ev.initial_soc_kwh for ev in built.evs)
-    offset = loaded.objective_constant + settings.terminal_value_yen_per_kwh * (initial_kwh - built_initial)
+    initial_kwh = sum(b.initial_soc_kwh for b in problem.batteries) + sum(ev.initial_soc_kwh for ev in problem.evs)
+    offset = loaded.objective_constant + problem.settings.terminal_value_yen_per_kwh * (initial_kwh - built_initial)
     h.changeObjectiveOffset(offset)
-    loaded.build.problem = problem  # read-back maps the solution onto the new problem's assets
     loaded.objective_constant = offset
+    loaded.build.problem = problem  # read-back maps the solution onto the new problem's assets
 
 
-def _soc_bounds(soc, asset: str, soc_min: float, soc_max: float, initial: float, steps: int, bound) -> None:
-    """The stored energy's bounds widened to include the initial energy; the first one fixed."""
-    bound(soc[asset, 0], initial, initial)
-    lo, hi = min(soc_min, initial), max(soc_max, initial)
-    for t in range(1, steps + 1):
-        bound(soc[asset, t], lo, hi)
+def _costs(h: highspy.Highs, cols: np.ndarray, values: np.ndarray) -> None:
+    h.changeColsCost(len(cols), cols.astype(np.int32), values.astype(float))
 
 
-def _move_to_bus(loaded: _Loaded, m, ev_id: str, t: int, site: str | None) -> None:
-    """Put the vehicle's charge and discharge of step ``t`` on the bus of ``site`` (on none while away)."""
-    bus = loaded.row[m.site_balance[site, t]] if site is not None else None
-    for var, coef in ((m.ev_charge_kw[ev_id, t], -1.0), (m.ev_discharge_kw[ev_id, t], 1.0)):
-        column = loaded.col[id(var)]
-        now = loaded.ev_bus_rows.get(column)
-        if now == bus:
-            continue
-        if now is not None:
-            loaded.highs.changeCoeff(now, column, 0.0)
-        if bus is not None:
-            loaded.highs.changeCoeff(bus, column, coef)
-        loaded.ev_bus_rows[column] = bus
+def _row_bounds(h: highspy.Highs, rows: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+    if len(rows):
+        h.changeRowsBounds(len(rows), rows.astype(np.int32), lower.astype(float), upper.astype(float))
 
 
-def _move_targets(loaded: _Loaded, m, ev) -> None:
+def _move_to_buses(h: highspy.Highs, maps: _Maps, sites: np.ndarray) -> None:
+    """Put each vehicle's charge and discharge on the bus of the site it is plugged in at (on none
+    while away); only the steps whose site changed are touched."""
+    for i, t in zip(*np.nonzero(sites != maps.ev_site), strict=True):
+        old, new = maps.ev_site[i, t], sites[i, t]
+        for column, coef in ((maps.ev_charge[i, t], -1.0), (maps.ev_discharge[i, t], 1.0)):
+            if old >= 0:
+                h.changeCoeff(int(maps.bus[old, t]), int(column), 0.0)
+            if new >= 0:
+                h.changeCoeff(int(maps.bus[new, t]), int(column), coef)
+        maps.ev_site[i, t] = new
+
+
+def _move_targets(h: highspy.Highs, maps: _Maps, problem: Problem) -> None:
     """Each departure target's row reads the SoC of its (new) departure step, at its (new) energy."""
-    h = loaded.highs
-    for (k, energy), target_row in zip(ev.departure_targets, _target_rows(loaded, ev), strict=True):
-        column = loaded.col[id(m.ev_soc_kwh[ev.id, k])]
-        now = loaded.ev_target_cols[target_row]
-        if now != column:
-            h.changeCoeff(target_row, now, 0.0)
-            h.changeCoeff(target_row, column, 1.0)
-            loaded.ev_target_cols[target_row] = column
-        h.changeRowBounds(target_row, float(energy), highspy.kHighsInf)
+    for i, ev in enumerate(problem.evs):
+        for j, (k, energy) in enumerate(ev.departure_targets):
+            row, column = maps.target_rows[i][j], int(maps.ev_soc[i, k])
+            if maps.target_cols[i][j] != column:
+                h.changeCoeff(row, maps.target_cols[i][j], 0.0)
+                h.changeCoeff(row, column, 1.0)
+                maps.target_cols[i][j] = column
+            h.changeRowBounds(row, float(energy), highspy.kHighsInf)
 
 
-def _bus_constants(problem: Problem) -> dict:
-    """(site, t) -> the bus's constant [kW]: PV that cannot be curtailed less the demand."""
-    constant = {(site, t): 0.0 for site in problem.sites for t in range(problem.grid.steps)}
+def _bus_constants(problem: Problem) -> np.ndarray:
+    """[site, t] -> the bus's constant [kW]: PV that cannot be curtailed less the demand."""
+    sites = {s: i for i, s in enumerate(problem.sites)}
+    constant = np.zeros((len(sites), problem.grid.steps))
     for pv in problem.pvs:
         if not pv.curtailable:
-            for t in range(problem.grid.steps):
-                constant[(pv.site, t)] += float(pv.available_kw[t])
+            constant[sites[pv.site]] += pv.available_kw
     for load in problem.loads:
-        for t in range(problem.grid.steps):
-            constant[(load.site, t)] -= float(load.demand_kw[t])
+        constant[sites[load.site]] -= load.demand_kw
     return constant
 
 
@@ -336,8 +346,8 @@ def _run(loaded: _Loaded, problem: Problem, build_s: float, load_s: float) -> Sc
     started = time.perf_counter()
     values = np.asarray(h.getSolution().col_value)
     loaded.last_solution = values
-    for var, column in loaded.variables:
-        var.set_value(float(values[column]), skip_validation=True)
+    for var, value in zip(loaded.variables, values.tolist(), strict=True):
+        var.set_value(value, skip_validation=True)
     best = float(info.objective_function_value)
     is_mip = h.getLp().integrality_ and any(i != highspy.HighsVarType.kContinuous for i in h.getLp().integrality_)
     bound = float(info.mip_dual_bound) if is_mip else None
