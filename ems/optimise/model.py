@@ -11,11 +11,11 @@ import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild, add_objective_terms
 from ems.optimise.components import (
-    add_grid_exchange_cuts,
     add_battery_constraints,
     add_demand_response_constraints,
     add_ev_constraints,
     add_grid_constraints,
+    add_grid_exchange_cuts,
     add_load_constraints,
     add_pv_constraints,
     add_site_balance_constraints,

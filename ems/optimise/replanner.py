@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ import pyomo.environ as pyo
 from ems.optimise.build import ModelBuild
 from ems.optimise.components.load import shed_steps
 from ems.optimise.model import build_model, storage_binary_steps
-from ems.optimise.problem import Problem
+from ems.optimise.problem import BatterySpec, EvSpec, Problem
 from ems.optimise.schedule import Schedule
 from ems.optimise.solve import _highs, fallback_schedule, solved_schedule
 
@@ -122,29 +123,34 @@ class _Loaded:
 class Replanner:
     """Plans one problem after another, updating the loaded model when the structure allows.
 
-    Not thread-safe: one re-planner per planning loop. ``solve`` never raises for a solver
+    Calls are serialised (the loaded model is shared state). ``solve`` never raises for a solver
     fault (the rule-based fallback answers, as with :func:`ems.optimise.solve`).
     """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()  # one solve at a time on the loaded model
         self._loaded: _Loaded | None = None
         self.builds = 0  # how many times a model was built and loaded
         self.updates = 0  # how many re-plans updated the loaded model
 
     def solve(self, problem: Problem) -> Schedule:
+        with self._lock:
+            return self._solve(problem)
+
+    def _solve(self, problem: Problem) -> Schedule:
         problem.validate()
         key = structure_key(problem)
         started = time.perf_counter()
-        if self._loaded is not None and self._loaded.key == key:
-            loaded = self._loaded
+        loaded = self._loaded if self._loaded is not None and self._loaded.key == key else None
+        if loaded is not None:
             try:
                 _update(loaded, problem)
-            except Exception:
-                self._loaded = None
-                raise
-            build_s, load_s, cold = 0.0, time.perf_counter() - started, False
-            self.updates += 1
-        else:
+                build_s, load_s, cold = 0.0, time.perf_counter() - started, False
+                self.updates += 1
+            except Exception as error:  # never plan on a half-updated model: build afresh
+                log.warning("updating the loaded model failed (%s: %s); building it again", type(error).__name__, error)
+                loaded = None
+        if loaded is None:
             self._loaded = None
             build = build_model(problem)
             build_s = time.perf_counter() - started
@@ -239,11 +245,12 @@ def _update(loaded: _Loaded, problem: Problem) -> None:
     bound(maps.pv, 0.0, np.array(curtailable).reshape(maps.pv.shape))
     demand = np.array([ld.demand_kw for ld in problem.loads]).reshape(len(problem.loads), steps)
     bound(maps.shed, 0.0, demand[maps.shed_load, maps.shed_step] if len(maps.shed) else np.zeros(0))
-    for stores, soc in ((problem.batteries, maps.battery_soc), (problem.evs, maps.ev_soc)):
-        for i, store in enumerate(stores):
-            initial = store.initial_soc_kwh
-            bound(soc[i, :1], initial, initial)
-            bound(soc[i, 1:], min(store.soc_min_kwh, initial), max(store.soc_max_kwh, initial))
+    stores: list[tuple[BatterySpec | EvSpec, np.ndarray]] = [(b, maps.battery_soc[i]) for i, b in enumerate(problem.batteries)]
+    stores += [(ev, maps.ev_soc[i]) for i, ev in enumerate(problem.evs)]
+    for store, soc in stores:  # the first energy fixed, the bounds widened to include it
+        initial = store.initial_soc_kwh
+        bound(soc[:1], initial, initial)
+        bound(soc[1:], min(store.soc_min_kwh, initial), max(store.soc_max_kwh, initial))
     if problem.evs:
         bound(maps.ev_charge, 0.0, np.array([ev.charge_max_kw for ev in problem.evs]))
         bound(maps.ev_discharge, 0.0, np.array([ev.discharge_max_kw for ev in problem.evs]))
@@ -274,7 +281,8 @@ def _costs(h: highspy.Highs, cols: np.ndarray, values: np.ndarray) -> None:
 
 def _row_bounds(h: highspy.Highs, rows: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
     if len(rows):
-        h.changeRowsBounds(len(rows), rows.astype(np.int32), lower.astype(float), upper.astype(float))
+        # (highspy's type stubs lack changeRowsBounds; it is there since 1.7)
+        h.changeRowsBounds(len(rows), rows.astype(np.int32), lower.astype(float), upper.astype(float))  # type: ignore[attr-defined]
 
 
 def _move_to_buses(h: highspy.Highs, maps: _Maps, sites: np.ndarray) -> None:

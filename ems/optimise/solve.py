@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+
 import numpy as np
 import pandas as pd
 from pyomo.contrib.appsi.base import TerminationCondition

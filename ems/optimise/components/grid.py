@@ -19,9 +19,8 @@ demand charge on a new peak above the contract demand.
 
 from __future__ import annotations
 
-import pyomo.environ as pyo
-
 import numpy as np
+import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild, add_exclusive_flows
 from ems.optimise.problem import GridSpec, Problem
