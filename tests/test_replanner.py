@@ -141,3 +141,19 @@ def test_fit_like_with_a_battery_keeps_the_grid_one_way():
         # the grid never carries more than the site draws or gives
         grid = schedule.power_kw["site_grid"].to_numpy()
         assert np.all(grid <= 3.0 + 5.0 + 1e-6) and np.all(-grid <= 8.0 + 5.0 + 1e-6)
+
+
+def test_a_rolling_day_is_replanned_on_one_model():
+    """Plans of the reference portfolio a step apart (prices, profiles, windows and departures
+    move on, some departures leave the horizon, the energy is the previous plan's): every
+    re-plan updates the one model and equals the cold solve of the same problem."""
+    from benchmarks.bench_replan import reference_sequence, with_state
+
+    replanner, previous = Replanner(), None
+    for problem in reference_sequence(4):
+        problem = with_state(problem, previous)
+        replanned, cold = replanner.solve(problem), solve(problem)
+        assert replanned.status == cold.status == "optimal"
+        assert replanned.objective_yen == pytest.approx(cold.objective_yen, abs=problem.settings.mip_gap * abs(cold.objective_yen))
+        previous = replanned
+    assert (replanner.builds, replanner.updates) == (1, 3)

@@ -21,6 +21,7 @@ updating drops it, and the next call builds afresh.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -45,7 +46,7 @@ def structure_key(problem: Problem) -> str:
     """A digest of everything that shapes the model; two problems with the same key differ only in
     the numbers a re-plan writes into the loaded model (see the module docstring)."""
     g, s = problem.grid, problem.settings
-    parts: list = [g.step_minutes, g.steps, problem.sites, repr(s)]
+    parts: list = [g.step_minutes, g.steps, problem.sites, repr(dataclasses.replace(s, terminal_value_yen_per_kwh=0.0))]
     binaries = storage_binary_steps(problem)
     parts.append(binaries.tobytes())
     for grid in problem.grids:
@@ -66,7 +67,7 @@ def structure_key(problem: Problem) -> str:
                   b.charge_efficiency, b.discharge_efficiency, b.degradation_yen_per_kwh, b.reserve_kwh]
     for ev in problem.evs:
         parts += [ev.id, ev.capacity_kwh, ev.soc_min_kwh, ev.soc_max_kwh, ev.charge_efficiency, ev.discharge_efficiency,
-                  ev.keep_energy_kwh, len(ev.departure_targets),
+                  ev.keep_energy_kwh,
                   ((ev.discharge_max_kw > 0) & binaries).tobytes(), ev.charge_max_kw[binaries].tobytes(),
                   ev.discharge_max_kw[binaries].tobytes()]
     for event in problem.dr_events:
@@ -103,7 +104,7 @@ class _Maps:
     ev_balance: np.ndarray  # rows
     bus: np.ndarray  # [site, t] -> row (-1: no row)
     ev_site: np.ndarray  # [ev, t] -> the position of the site whose bus the vehicle is on now (-1: none)
-    target_rows: list  # per ev: rows of its departure targets
+    target_rows: list  # per ev: rows for its departure targets (as many as it had when built)
     target_cols: list  # per ev: the SoC column each target row reads now
 
 
@@ -116,7 +117,7 @@ class _Loaded:
     highs: highspy.Highs
     maps: _Maps
     variables: list  # pyomo vars in column order, for reading the solution back
-    objective_constant: float
+    other_constant: float  # the objective's constant less the terminal value of the initial energy
     last_solution: np.ndarray | None = None
 
 
@@ -147,6 +148,9 @@ class Replanner:
                 _update(loaded, problem)
                 build_s, load_s, cold = 0.0, time.perf_counter() - started, False
                 self.updates += 1
+            except _Rebuild as reason:
+                log.debug("building the model again: %s", reason)
+                loaded = None
             except Exception as error:  # never plan on a half-updated model: build afresh
                 log.warning("updating the loaded model failed (%s: %s); building it again", type(error).__name__, error)
                 loaded = None
@@ -214,8 +218,12 @@ def _load(key: str, build: ModelBuild) -> _Loaded:
         target_rows=[[row_of[m.ev_departure_target[ev.id, k]] for k, _e in ev.departure_targets] for ev in problem.evs],
         target_cols=[[col_of[id(m.ev_soc_kwh[ev.id, k])] for k, _e in ev.departure_targets] for ev in problem.evs],
     )
-    constant = float(sum(build.objective_constant.values()))
-    return _Loaded(key=key, build=build, highs=solver._solver_model, maps=maps, variables=variables, objective_constant=constant)
+    other = float(sum(build.objective_constant.values())) - problem.settings.terminal_value_yen_per_kwh * _initial_kwh(problem)
+    return _Loaded(key=key, build=build, highs=solver._solver_model, maps=maps, variables=variables, other_constant=other)
+
+
+def _initial_kwh(problem: Problem) -> float:
+    return sum(b.initial_soc_kwh for b in problem.batteries) + sum(ev.initial_soc_kwh for ev in problem.evs)
 
 
 def _ev_sites(problem: Problem, sites: dict) -> np.ndarray:
@@ -228,11 +236,16 @@ def _update(loaded: _Loaded, problem: Problem) -> None:
     """Write the numbers of ``problem`` that differ from re-plan to re-plan into the loaded model."""
     h, maps, dt_h = loaded.highs, loaded.maps, problem.grid.step_h
     steps = problem.grid.steps
+    for ev, rows in zip(problem.evs, maps.target_rows, strict=True):
+        if len(ev.departure_targets) > len(rows):
+            raise _Rebuild(f"{ev.id}: {len(ev.departure_targets)} departure targets, the model has rows for {len(rows)}")
     import_cost = np.array([(g.import_price_yen_per_kwh + g.co2_kg_per_kwh * g.carbon_price_yen_per_kg) * dt_h
                             for g in problem.grids]).reshape(maps.grid_import.shape)
     export_cost = np.array([-g.export_price_yen_per_kwh * dt_h for g in problem.grids]).reshape(maps.grid_export.shape)
-    _costs(h, np.concatenate([maps.grid_import.ravel(), maps.grid_export.ravel()]),
-           np.concatenate([import_cost.ravel(), export_cost.ravel()]))
+    terminal = np.concatenate([maps.battery_soc[:, -1], maps.ev_soc[:, -1]])  # the energy left is worth the terminal value
+    _costs(h, np.concatenate([maps.grid_import.ravel(), maps.grid_export.ravel(), terminal]),
+           np.concatenate([import_cost.ravel(), export_cost.ravel(),
+                           np.full(len(terminal), -problem.settings.terminal_value_yen_per_kwh)]))
 
     columns, lower, upper = [], [], []
 
@@ -266,12 +279,7 @@ def _update(loaded: _Loaded, problem: Problem) -> None:
     present = maps.bus >= 0
     _row_bounds(h, maps.bus[present], -constant[present], -constant[present])
 
-    built = loaded.build.problem
-    built_initial = sum(b.initial_soc_kwh for b in built.batteries) + sum(ev.initial_soc_kwh for ev in built.evs)
-    initial_kwh = sum(b.initial_soc_kwh for b in problem.batteries) + sum(ev.initial_soc_kwh for ev in problem.evs)
-    offset = loaded.objective_constant + problem.settings.terminal_value_yen_per_kwh * (initial_kwh - built_initial)
-    h.changeObjectiveOffset(offset)
-    loaded.objective_constant = offset
+    h.changeObjectiveOffset(loaded.other_constant + problem.settings.terminal_value_yen_per_kwh * _initial_kwh(problem))
     loaded.build.problem = problem  # read-back maps the solution onto the new problem's assets
 
 
@@ -298,11 +306,21 @@ def _move_to_buses(h: highspy.Highs, maps: _Maps, sites: np.ndarray) -> None:
         maps.ev_site[i, t] = new
 
 
+class _Rebuild(Exception):
+    """The problem does not fit the loaded model after all."""
+
+
 def _move_targets(h: highspy.Highs, maps: _Maps, problem: Problem) -> None:
-    """Each departure target's row reads the SoC of its (new) departure step, at its (new) energy."""
+    """Each departure target takes one of the vehicle's target rows, reading the SoC of its
+    departure step at its energy; rows left over are freed (targets leave the horizon as it
+    moves on, new ones take their rows)."""
     for i, ev in enumerate(problem.evs):
-        for j, (k, energy) in enumerate(ev.departure_targets):
-            row, column = maps.target_rows[i][j], int(maps.ev_soc[i, k])
+        for j, row in enumerate(maps.target_rows[i]):
+            if j >= len(ev.departure_targets):
+                h.changeRowBounds(row, -highspy.kHighsInf, highspy.kHighsInf)
+                continue
+            k, energy = ev.departure_targets[j]
+            column = int(maps.ev_soc[i, k])
             if maps.target_cols[i][j] != column:
                 h.changeCoeff(row, maps.target_cols[i][j], 0.0)
                 h.changeCoeff(row, column, 1.0)
