@@ -150,10 +150,10 @@ def test_a_rolling_day_is_replanned_on_one_model():
     from benchmarks.bench_replan import reference_sequence, with_state
 
     replanner, previous = Replanner(), None
-    for problem in reference_sequence(4):
-        problem = with_state(problem, previous)
-        replanned, cold = replanner.solve(problem), solve(problem)
+    for planned in reference_sequence(4):
+        step = with_state(planned, previous)
+        replanned, cold = replanner.solve(step), solve(step)
         assert replanned.status == cold.status == "optimal"
-        assert replanned.objective_yen == pytest.approx(cold.objective_yen, abs=problem.settings.mip_gap * abs(cold.objective_yen))
+        assert replanned.objective_yen == pytest.approx(cold.objective_yen, abs=step.settings.mip_gap * abs(cold.objective_yen))
         previous = replanned
     assert (replanner.builds, replanner.updates) == (1, 3)

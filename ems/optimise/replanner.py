@@ -33,6 +33,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild
+from ems.optimise.components.ev import home_site
 from ems.optimise.components.load import shed_steps
 from ems.optimise.model import build_model, storage_binary_steps
 from ems.optimise.problem import BatterySpec, EvSpec, Problem
@@ -226,10 +227,14 @@ def _initial_kwh(problem: Problem) -> float:
     return sum(b.initial_soc_kwh for b in problem.batteries) + sum(ev.initial_soc_kwh for ev in problem.evs)
 
 
-def _ev_sites(problem: Problem, sites: dict) -> np.ndarray:
-    """[ev, t] -> position of the site of the charger the vehicle is on (-1 while away)."""
-    return np.array([[sites[c] if c is not None else -1 for c in ev.charger_site] for ev in problem.evs],
-                    dtype=int).reshape(len(problem.evs), problem.grid.steps)
+def _ev_sites(problem: Problem, sites: dict, away_at_home: bool = True) -> np.ndarray:
+    """[ev, t] -> position of the site whose bus the vehicle's flows are on (-1: none); while
+    away, its home site's when ``away_at_home`` (as built), else -1 (as updated: left where they are)."""
+    rows = []
+    for ev in problem.evs:
+        home = home_site(ev) if away_at_home else None
+        rows.append([sites[c] if c is not None else sites[home] if home is not None else -1 for c in ev.charger_site])
+    return np.array(rows, dtype=int).reshape(len(problem.evs), problem.grid.steps)
 
 
 def _update(loaded: _Loaded, problem: Problem) -> None:
@@ -270,7 +275,7 @@ def _update(loaded: _Loaded, problem: Problem) -> None:
         drive = np.array([ev.drive_kwh for ev in problem.evs], dtype=float)
         bound(maps.ev_drive, 0.0, drive)
         _row_bounds(h, maps.ev_balance.ravel(), -drive.ravel(), -drive.ravel())  # soc[t+1] - soc[t] - ... - shortfall = -drive
-        _move_to_buses(h, maps, _ev_sites(problem, {s: i for i, s in enumerate(problem.sites)}))
+        _move_to_buses(h, maps, _ev_sites(problem, {s: i for i, s in enumerate(problem.sites)}, away_at_home=False))
         _move_targets(h, maps, problem)
     if columns:
         h.changeColsBounds(int(sum(len(c) for c in columns)), np.concatenate(columns).astype(np.int32),
@@ -294,9 +299,10 @@ def _row_bounds(h: highspy.Highs, rows: np.ndarray, lower: np.ndarray, upper: np
 
 
 def _move_to_buses(h: highspy.Highs, maps: _Maps, sites: np.ndarray) -> None:
-    """Put each vehicle's charge and discharge on the bus of the site it is plugged in at (on none
-    while away); only the steps whose site changed are touched."""
-    for i, t in zip(*np.nonzero(sites != maps.ev_site), strict=True):
+    """Put each vehicle's charge and discharge on the bus of the site it is plugged in at; only
+    the steps whose site changed are touched (each change shifts HiGHS's matrix). While away they
+    stay where they are: their bounds are 0."""
+    for i, t in zip(*np.nonzero((sites >= 0) & (sites != maps.ev_site)), strict=True):
         old, new = maps.ev_site[i, t], sites[i, t]
         for column, coef in ((maps.ev_charge[i, t], -1.0), (maps.ev_discharge[i, t], 1.0)):
             if old >= 0:
@@ -373,7 +379,7 @@ def _run(loaded: _Loaded, problem: Problem, build_s: float, load_s: float) -> Sc
     values = np.asarray(h.getSolution().col_value)
     loaded.last_solution = values
     for var, value in zip(loaded.variables, values.tolist(), strict=True):
-        var.set_value(value, skip_validation=True)
+        var._value = value  # what set_value(skip_validation=True) does, without its call per variable
     best = float(info.objective_function_value)
     is_mip = h.getLp().integrality_ and any(i != highspy.HighsVarType.kContinuous for i in h.getLp().integrality_)
     bound = float(info.mip_dual_bound) if is_mip else None

@@ -9,6 +9,7 @@
     soc_kwh[v,k] + target_shortfall_kwh[v,k] >= departure energy at each departure k (``ev_departure_target``)
     soc_kwh[v,t] + keep_shortfall_kwh[v,t] >= keep_energy_kwh (a reservation)       (``ev_keep_energy``)
     discharge_kw - charge_kw enters the bus of the charger's site                   [kW]
+      (while away, the bus of the vehicle's most frequent site, ``home_site``; both are 0 there)
 
 Shortfalls are priced slack: a target that cannot be met is reported, not infeasible. The drive
 shortfall is energy a duty needed that the battery could not hold (a large penalty).
@@ -69,16 +70,27 @@ def add_ev_constraints(build: ModelBuild) -> None:
     _book_ev_costs_and_bus(build, evs, charge_index, discharge_index, drive_index, target_index, keep_index)
 
 
+def home_site(ev) -> str | None:
+    """The site the vehicle charges at most often in the horizon (None if it never plugs in).
+    While away, its charge and discharge (bounded by 0) sit on that site's bus, so a re-plan
+    whose windows moved finds them already there."""
+    sites = [site for site in ev.charger_site if site is not None]
+    return max(sorted(set(sites)), key=sites.count) if sites else None
+
+
 def _book_ev_costs_and_bus(build, evs, charge_index, discharge_index, drive_index, target_index, keep_index) -> None:
     m, settings, dt_h = build.model, build.problem.settings, build.step_h
     epsilon = settings.throughput_epsilon_yen_per_kwh * dt_h
-    for v, t in charge_index:  # away (no charger site): bounded by 0, on no bus
-        if evs[v].charger_site[t] is not None:
-            build.into_bus(evs[v].charger_site[t], t, -1.0, m.ev_charge_kw[v, t])
+    home = {v: home_site(ev) for v, ev in evs.items()}
+    for v, t in charge_index:
+        site = evs[v].charger_site[t] or home[v]
+        if site is not None:
+            build.into_bus(site, t, -1.0, m.ev_charge_kw[v, t])
         build.cost("throughput_epsilon_yen", epsilon, m.ev_charge_kw[v, t])
     for v, t in discharge_index:
-        if evs[v].charger_site[t] is not None:
-            build.into_bus(evs[v].charger_site[t], t, 1.0, m.ev_discharge_kw[v, t])
+        site = evs[v].charger_site[t] or home[v]
+        if site is not None:
+            build.into_bus(site, t, 1.0, m.ev_discharge_kw[v, t])
         build.cost("throughput_epsilon_yen", epsilon, m.ev_discharge_kw[v, t])
     for key in drive_index:
         build.cost("drive_shortfall_yen", settings.drive_shortfall_penalty_yen_per_kwh, m.ev_drive_shortfall_kwh[key])
