@@ -1,7 +1,8 @@
 """A FIT-like tariff on a small two-site case: the reference portfolio's city hall (PV, load,
 battery) and taxi depot (PV, load, twelve taxis), with every kWh exported paid a flat feed-in
-price at or above the import price in the cheap night and midday hours. There the grid needs its
-import/export binary, since buying and selling at once would otherwise pay."""
+price of 20 yen/kWh: at or above the effective import price in two thirds of the steps (the
+night and midday hours). There the grid needs its import/export binary, since buying and
+selling at once would otherwise pay."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-FEED_IN_YEN_PER_KWH = 16.0
+FEED_IN_YEN_PER_KWH = 20.0
 SITES = ("city_hall", "taxi_depot")
 
 
