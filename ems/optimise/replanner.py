@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import highspy
 import numpy as np
+import pandas as pd
 import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild
@@ -119,7 +120,7 @@ class _Loaded:
     maps: _Maps
     variables: list  # pyomo vars in column order, for reading the solution back
     other_constant: float  # the objective's constant less the terminal value of the initial energy
-    last_solution: np.ndarray | None = None
+    start_values: dict | None = None  # (component, index) -> a start for the MIP, from the previous plan
 
 
 class Replanner:
@@ -156,7 +157,7 @@ class Replanner:
                 log.warning("updating the loaded model failed (%s: %s); building it again", type(error).__name__, error)
                 loaded = None
         if loaded is None:
-            self._loaded = None
+            previous, self._loaded = self._loaded, None
             build = build_model(problem)
             build_s = time.perf_counter() - started
             started = time.perf_counter()
@@ -167,6 +168,10 @@ class Replanner:
                 return fallback_schedule(problem, f"solver error: {error}", build_s, time.perf_counter() - started)
             load_s, cold = time.perf_counter() - started, True
             self.builds += 1
+            if previous is not None and _has_integers(loaded.highs):
+                loaded.start_values = _shifted_values(previous, problem)
+        elif _has_integers(loaded.highs):
+            loaded.start_values = _shifted_values(loaded, problem)
         schedule = _run(loaded, problem, build_s, load_s)
         if schedule.status == "fallback":
             self._loaded = None  # nothing to start from; build afresh next time
@@ -352,11 +357,12 @@ def _run(loaded: _Loaded, problem: Problem, build_s: float, load_s: float) -> Sc
     h.setOptionValue("time_limit", float(settings.time_limit_s))
     h.setOptionValue("mip_rel_gap", float(settings.mip_gap))
     h.setOptionValue("output_flag", False)
-    if loaded.last_solution is not None and h.getNumCol() == len(loaded.last_solution):
+    if loaded.start_values is not None:  # a MIP starts from the previous plan; an LP keeps its basis
         start = highspy.HighsSolution()
-        start.col_value = loaded.last_solution
+        start.col_value = _start_columns(loaded, loaded.start_values)
         start.value_valid = True
         h.setSolution(start)
+        loaded.start_values = None
     started = time.perf_counter()
     try:
         h.run()
@@ -377,10 +383,48 @@ def _run(loaded: _Loaded, problem: Problem, build_s: float, load_s: float) -> Sc
         return fallback_schedule(problem, f"solver ended with {name}", build_s, solve_s)
     started = time.perf_counter()
     values = np.asarray(h.getSolution().col_value)
-    loaded.last_solution = values
     for var, value in zip(loaded.variables, values.tolist(), strict=True):
         var._value = value  # what set_value(skip_validation=True) does, without its call per variable
     best = float(info.objective_function_value)
-    is_mip = h.getLp().integrality_ and any(i != highspy.HighsVarType.kContinuous for i in h.getLp().integrality_)
-    bound = float(info.mip_dual_bound) if is_mip else None
+    bound = float(info.mip_dual_bound) if _has_integers(h) else None
     return solved_schedule(loaded.build, status, best, bound, build_s, load_s, solve_s, started)
+
+
+def _has_integers(h: highspy.Highs) -> bool:
+    return any(kind != highspy.HighsVarType.kContinuous for kind in h.getLp().integrality_)
+
+
+def _shifted_values(previous: _Loaded, problem: Problem) -> dict:
+    """The previous plan's values keyed (component, index), moved to the new problem's steps (a
+    plan one step later reads the previous plan's step 1 as its step 0)."""
+    old = previous.build.problem
+    shift = round((problem.grid.start - old.grid.start) / pd.Timedelta(minutes=problem.grid.step_minutes))
+    values = {}
+    for var in previous.variables:
+        index = var.index()
+        if isinstance(index, tuple) and index and isinstance(index[-1], int):
+            index = (*index[:-1], index[-1] - shift)
+        values[(var.parent_component().local_name, index)] = var.value
+    return values
+
+
+def _start_columns(loaded: _Loaded, values: dict) -> np.ndarray:
+    """A start for every column: the previous value where there is one; a binary the previous
+    plan had no value for follows its flows there (on when the first flow is the larger), the
+    rest 0. HiGHS repairs what does not fit."""
+    start = np.zeros(len(loaded.variables))
+    for column, var in enumerate(loaded.variables):
+        name = var.parent_component().local_name
+        value = values.get((name, var.index()))
+        if value is None and name.endswith("_on"):
+            first, second = _exclusive_pair(name)
+            value = float((values.get((first, var.index())) or 0.0) >= (values.get((second, var.index())) or 0.0))
+        start[column] = value if value is not None else 0.0
+    return start
+
+
+def _exclusive_pair(binary: str) -> tuple[str, str]:
+    """The two flows an exclusivity binary chooses between (``add_exclusive_flows``)."""
+    return {"grid_importing_on": ("grid_import_kw", "grid_export_kw"),
+            "battery_charging_on": ("battery_charge_kw", "battery_discharge_kw"),
+            "ev_charging_on": ("ev_charge_kw", "ev_discharge_kw")}.get(binary, ("", ""))
