@@ -157,3 +157,20 @@ def test_a_rolling_day_is_replanned_on_one_model():
         assert replanned.objective_yen == pytest.approx(cold.objective_yen, abs=step.settings.mip_gap * abs(cold.objective_yen))
         previous = replanned
     assert (replanner.builds, replanner.updates) == (1, 3)
+
+
+def test_a_fit_like_replan_starts_from_the_previous_plan_and_equals_the_cold_plan():
+    """With a FIT-like price the binaries move with the horizon, so the model is built again, and
+    HiGHS starts from the previous plan moved one step: the plan is still the cold plan's."""
+    from benchmarks.bench_replan import reference_sequence, with_state
+    from benchmarks.fit_case import fit_like
+
+    first, second = (fit_like(p) for p in reference_sequence(2))
+    replanner = Replanner()
+    second = with_state(second, replanner.solve(first))
+    replanned, cold = replanner.solve(second), solve(second)
+    assert replanned.status == cold.status == "optimal"
+    assert replanned.shortfalls["binary_count"] == cold.shortfalls["binary_count"] > 0
+    tolerance = 2 * second.settings.mip_gap * abs(cold.objective_yen)
+    assert replanned.objective_yen == pytest.approx(cold.objective_yen, abs=tolerance)
+    assert replanned.shortfalls["simultaneous_import_export_kw"] < 1e-6
