@@ -98,7 +98,7 @@ def latency_rows(events: int = 3) -> list[dict]:
                 while event_id not in service.decisions:
                     await asyncio.sleep(0.05)
                 plan_start = pd.Timestamp(dt.datetime.now(dt.UTC)).tz_convert("Asia/Tokyo").floor("30min")
-                _p, problem = await asyncio.to_thread(plan_inputs, config, plan_start, inputs="profiles", portfolio=portfolio)
+                problem = (await asyncio.to_thread(plan_inputs, config, plan_start, inputs="profiles", portfolio=portfolio)).problem
                 if any(e.id.startswith(event_id) for e in problem.dr_events):
                     latencies.append(time.perf_counter() - created)
                     decide.append(service.decisions[event_id]["decide_s"])

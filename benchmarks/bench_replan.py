@@ -88,8 +88,8 @@ def _parts(name: str, route: str, runs: list) -> list[dict]:
     rows = [_row(name, f"{route}_total_s_median", [w for _, w in runs], "s"),
             _row(name, f"{route}_highs_s_median", highs, "s"),
             _row(name, f"{route}_build_s_median", [s.build_s for s, _ in runs], "s"),
-            _row(name, f"{route}_load_or_update_s_median", [s.shortfalls["load_s"] for s, _ in runs], "s"),
-            _row(name, f"{route}_read_s_median", [s.shortfalls["read_s"] for s, _ in runs], "s"),
+            _row(name, f"{route}_load_or_update_s_median", [s.report.load_s for s, _ in runs], "s"),
+            _row(name, f"{route}_read_s_median", [s.report.read_s for s, _ in runs], "s"),
             _row(name, f"{route}_ratio", [w / max(s.solve_s, 1e-9) for s, w in runs], "x HiGHS")]
     rows.append({"name": name, "metric": f"{route}_optimal", "value": sum(s.status == "optimal" for s, _ in runs),
                  "unit": f"of {len(runs)}"})
@@ -128,7 +128,7 @@ def measure(name: str, sequence: list, repeats: int) -> list[dict]:
             cold_same.append(solve(problem))
         previous = schedule
     rows = _parts(name, "cold", cold) + _parts(name, "replanner_cold", fresh) + _parts(name, "replan", replans)
-    rows.append({"name": name, "metric": "replan_models_reused", "value": sum(s.shortfalls.get("model_reused", 0.0) for s, _ in replans),
+    rows.append({"name": name, "metric": "replan_models_reused", "value": sum(float(bool(s.report.model_reused)) for s, _ in replans),
                  "unit": f"of {len(replans)}"})
     # the same re-planned problems solved cold: HiGHS's time there, and the objective agreement
     rows.append(_row(name, "replan_ratio_to_cold_highs", [w / max(c.solve_s, 1e-9) for (_, w), c in zip(replans, cold_same, strict=True)], "x HiGHS"))
@@ -154,7 +154,7 @@ def fit_rows(repeats: int) -> list[dict]:
             _row(name, "cold_highs_s_median", [s.solve_s for s, _ in cold], "s"),
             {"name": name, "metric": "cold_gap_max", "value": max(s.mip_gap for s, _ in cold), "unit": "fraction"},
             {"name": name, "metric": "cold_optimal", "value": sum(s.status == "optimal" for s, _ in cold), "unit": f"of {repeats}"},
-            {"name": name, "metric": "binaries", "value": cold[0][0].shortfalls["binary_count"], "unit": "count"}]
+            {"name": name, "metric": "binaries", "value": cold[0][0].report.binary_count, "unit": "count"}]
     replanner, previous, replans = Replanner(), None, []
     for k, problem in enumerate(sequence):
         schedule, wall = _timed(replanner.solve, with_state(problem, previous))
@@ -165,7 +165,7 @@ def fit_rows(repeats: int) -> list[dict]:
              _row(name, "replan_highs_s_median", [s.solve_s for s, _ in replans], "s"),
              {"name": name, "metric": "replan_total_s_max", "value": max(w for _, w in replans), "unit": "s"},
              {"name": name, "metric": "replan_gap_max", "value": max(s.mip_gap for s, _ in replans), "unit": "fraction"},
-             {"name": name, "metric": "replan_models_reused", "value": sum(s.shortfalls.get("model_reused", 0.0) for s, _ in replans),
+             {"name": name, "metric": "replan_models_reused", "value": sum(float(bool(s.report.model_reused)) for s, _ in replans),
               "unit": f"of {len(replans)}"}]
     return rows
 

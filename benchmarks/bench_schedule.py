@@ -34,12 +34,12 @@ def _measure(name: str, problem, repeats: int) -> list[dict]:
     runs = [solve(problem) for _ in range(repeats)]
     rows = []
     for metric in ("build_s", "load_s", "solve_s"):
-        values = [getattr(r, metric) if hasattr(r, metric) else r.shortfalls[metric] for r in runs]
+        values = [getattr(r, metric) if hasattr(r, metric) else getattr(r.report, metric) for r in runs]
         rows.append({"name": name, "metric": f"{metric}_median", "value": statistics.median(values), "unit": "s"})
-    totals = [r.build_s + r.shortfalls["load_s"] + r.solve_s + r.shortfalls["read_s"] for r in runs]
+    totals = [r.build_s + (r.report.load_s or 0.0) + r.solve_s + (r.report.read_s or 0.0) for r in runs]
     rows.append({"name": name, "metric": "total_s_median", "value": statistics.median(totals), "unit": "s"})
     rows.append({"name": name, "metric": "mip_gap_max", "value": max(r.mip_gap for r in runs), "unit": "fraction"})
-    rows.append({"name": name, "metric": "binaries", "value": runs[0].shortfalls["binary_count"], "unit": "count"})
+    rows.append({"name": name, "metric": "binaries", "value": runs[0].report.binary_count, "unit": "count"})
     rows.append({"name": name, "metric": "statuses_optimal", "value": sum(r.status == "optimal" for r in runs), "unit": f"of {repeats}"})
     return rows
 
@@ -63,7 +63,7 @@ def _peak_rss_mib(problem: str, args: str = "") -> float:
 
 
 def reference_problem():
-    return plan_inputs(REFERENCE, pd.Timestamp("2026-04-15", tz="Asia/Tokyo"))[1]
+    return plan_inputs(REFERENCE, pd.Timestamp("2026-04-15", tz="Asia/Tokyo")).problem
 
 
 def run() -> list[dict]:

@@ -123,6 +123,16 @@ class Ack:
     time: dt.datetime = field(default_factory=utc_now)
 
 
+# The connections a driver may take from its host, each shared by every driver that lists it in
+# its class's ``needs`` and handed to its constructor as the keyword of that name. A driver that
+# lists none opens its own (Modbus: one TCP or serial connection per device).
+SHARED_CONNECTIONS: dict[str, str] = {
+    "link": "the MQTT link on the controller's broker (drivers.mqtt.link.MqttLink)",
+    "csms": "the OCPP central system the charge points connect to (drivers.ocpp.csms.CentralSystem)",
+    "echonet": "the ECHONET Lite socket (drivers.echonet.client.EchonetClient)",
+}
+
+
 @runtime_checkable
 class Device(Protocol):
     name: str

@@ -9,19 +9,25 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
 from drivers import registry
-from drivers.api import Ack, Reading
+from drivers.api import Ack, Reading, Writable
 from drivers.mqtt.credentials import resolve_credentials
 from drivers.mqtt.link import BrokerSettings, MqttLink
 from drivers.mqtt.presence import check_absent, presence_wills
 from ems.config.schema import Portfolio
 from ems.guard import WriteGuard
+from ems.optimise.registry import component_of
+
+if TYPE_CHECKING:
+    from drivers.echonet.client import EchonetClient
+    from drivers.ocpp.csms import CentralSystem
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +67,12 @@ class DeviceEndpoint:
 
     @property
     def where(self) -> str:
-        s = self.settings
-        if self.protocol == "ocpp":
-            return f"ocpp:{s['charge_point_id']}#{s.get('connector', 1)}"
-        if self.protocol == "echonet":
-            return f"echonet://{s['host']}:{s.get('port', 3610)}/{s.get('instance', 1)}"
-        if self.protocol == "modbus" and s.get("transport") == "rtu":
-            return f"modbus-rtu:{s['serial_port']}/{s.get('unit_id', 1)}"
-        if self.protocol == "modbus" and s.get("tls"):
-            return f"modbus+tls://{s['host']}:{s['port']}/{s.get('unit_id', 1)}"
-        return f"modbus://{s['host']}:{s['port']}/{s.get('unit_id', 1)}" if self.protocol == "modbus" else f"mqtt:{s['topic_prefix']}"
+        """How the device is reached, as its driver says (``where(settings)`` on the driver class)."""
+        try:
+            describe = getattr(registry.driver_class(self.driver), "where", None)
+        except KeyError:
+            return f"{self.protocol}: unknown driver {self.driver!r}"
+        return describe(self.settings) if describe is not None else self.driver
 
 
 def _rating_kw(asset: Any, asset_type: AssetType) -> float | None:
@@ -128,9 +130,11 @@ def _twin_protocol(twin: Any, charger: Any) -> str:
     return twin.v2h if charger.v2h else twin.chargers
 
 
-def charger_failsafe_kw(charger: Any) -> float:
-    """As the controller's failsafe (ems.control.setpoints): configured, else charge at <= 3 kW."""
-    return charger.failsafe_kw if charger.failsafe_kw is not None else -min(3.0, charger.charge_power_kw)
+def charger_failsafe_kw(portfolio: Portfolio, charger: Any) -> float:
+    """The charger's safe set-point as its kind defines it, the same the controller sends
+    (configured, else charge-only at ``control.charger_failsafe_kw`` or the rating if lower)."""
+    failsafe = component_of("ev").failsafe_kw(portfolio, charger.id)
+    return failsafe if failsafe is not None else 0.0
 
 
 def ocpp_id_tags(portfolio: Portfolio) -> dict[str, str]:
@@ -144,7 +148,7 @@ def _twin_charger(portfolio: Portfolio, charger: Any, common: dict, echonet_host
         settings = {**common, "host": str(next(echonet_hosts)), "port": twin.echonet_port, "timeout_s": twin.modbus_timeout_s,
                     "rated_power_kw": max(charger.charge_power_kw, charger.discharge_power_kw)}
         return DeviceEndpoint(charger.id, "charger", "echonet", "echonet_v2h", settings, True)
-    settings = {**common, "charge_point_id": charger.id, "failsafe_kw": charger_failsafe_kw(charger),
+    settings = {**common, "charge_point_id": charger.id, "failsafe_kw": charger_failsafe_kw(portfolio, charger),
                 "v2x": "vendor" if charger.bidirectional else "none", "timeout_s": twin.mqtt_timeout_s,
                 "id_tags": ocpp_id_tags(portfolio)}
     return DeviceEndpoint(charger.id, "charger", "ocpp", "ocpp", settings, True)
@@ -157,20 +161,31 @@ ECHONET_DEFAULT: dict[AssetType, str] = {
 
 
 def _configured(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
-    if drv.kind == "ocpp":
-        charger = next(c for c in portfolio.chargers if c.id == asset_id)
-        settings = {**common, **drv.model_dump(exclude={"kind"}), "failsafe_kw": charger_failsafe_kw(charger),
-                    "id_tags": ocpp_id_tags(portfolio)}
-        return DeviceEndpoint(asset_id, asset_type, "ocpp", "ocpp", settings, False)
-    if drv.kind == "echonet":
-        settings = {**common, **drv.model_dump(exclude={"kind", "model"})}
-        return DeviceEndpoint(asset_id, asset_type, "echonet", drv.model or ECHONET_DEFAULT[asset_type], settings, False)
-    if drv.kind == "mqtt":
-        settings = {"name": asset_id, "topic_prefix": drv.topic_prefix, "timeout_s": drv.timeout_s}
-        if asset_type == "charger":
-            settings["bidirectional"] = common.get("bidirectional", False)
-            settings["rated_power_kw"] = common.get("rated_power_kw")
-        return DeviceEndpoint(asset_id, asset_type, "mqtt", drv.model or DEFAULT_DRIVER.get(asset_type, "mqtt_charger"), settings, False)
+    """A real device: its config ``driver`` table (by ``kind``) to a driver and its settings."""
+    return CONFIGURED[drv.kind](portfolio, asset_id, asset_type, drv, common)
+
+
+def _ocpp_endpoint(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
+    charger = next(c for c in portfolio.chargers if c.id == asset_id)
+    settings = {**common, **drv.model_dump(exclude={"kind"}), "failsafe_kw": charger_failsafe_kw(portfolio, charger),
+                "id_tags": ocpp_id_tags(portfolio)}
+    return DeviceEndpoint(asset_id, asset_type, "ocpp", "ocpp", settings, False)
+
+
+def _echonet_endpoint(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
+    settings = {**common, **drv.model_dump(exclude={"kind", "model"})}
+    return DeviceEndpoint(asset_id, asset_type, "echonet", drv.model or ECHONET_DEFAULT[asset_type], settings, False)
+
+
+def _mqtt_endpoint(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
+    settings = {"name": asset_id, "topic_prefix": drv.topic_prefix, "timeout_s": drv.timeout_s}
+    if asset_type == "charger":
+        settings["bidirectional"] = common.get("bidirectional", False)
+        settings["rated_power_kw"] = common.get("rated_power_kw")
+    return DeviceEndpoint(asset_id, asset_type, "mqtt", drv.model or DEFAULT_DRIVER.get(asset_type, "mqtt_charger"), settings, False)
+
+
+def _modbus_endpoint(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
     settings = {**common, "host": drv.host, "port": drv.port, "unit_id": drv.unit_id, "timeout_s": drv.timeout_s,
                 **drv.model_dump(include={"transport", "serial_port", "baudrate", "parity", "stopbits", "word_order"})}
     if drv.tls is not None:
@@ -180,6 +195,12 @@ def _configured(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv:
     points = {name: spec.model_dump() for name, spec in portfolio.register_maps[drv.register_map].items()}
     settings.update(map_name=drv.register_map, points=points)
     return DeviceEndpoint(asset_id, asset_type, "modbus", drv.model or "modbus_vendor", settings, False)
+
+
+# One entry per ``kind`` of a config ``driver`` table (ems/config), other than the twin's "sim".
+CONFIGURED: dict[str, Callable[[Portfolio, str, AssetType, Any, dict], DeviceEndpoint]] = {
+    "ocpp": _ocpp_endpoint, "echonet": _echonet_endpoint, "mqtt": _mqtt_endpoint, "modbus": _modbus_endpoint,
+}
 
 
 def controller_broker(portfolio: Portfolio, config_path: str | Path, host: str | None = None, port: int | None = None) -> BrokerSettings:
@@ -230,7 +251,12 @@ class DeviceConfigError(ValueError):
 
 
 class DeviceSet:
-    """All configured devices, opened together: read them all, write through the guard."""
+    """All configured devices, opened together: read them all, write through the guard.
+
+    Each driver names the shared connections it takes (``needs`` on its class, see
+    ``drivers.api.SHARED_CONNECTIONS``); the set opens each one once, for all the drivers that
+    need it, and hands it to them.
+    """
 
     def __init__(self, portfolio: Portfolio, broker: BrokerSettings, only: set[str] | None = None, presence_role: str | None = None,
                  config_path: str | Path | None = None):
@@ -242,44 +268,54 @@ class DeviceSet:
         self.config_path = Path(config_path) if config_path else None
         self.endpoints = [e for e in endpoints(portfolio) if only is None or e.asset_id in only]
         self.guard = WriteGuard(portfolio)
-        self.link: MqttLink | None = None
-        self.csms = None  # the OCPP central system, when a charger speaks OCPP
-        self.echonet = None  # the ECHONET Lite socket, when a device speaks it
-        self.drivers: dict[str, Any] = {}
+        self.link: MqttLink | None = None  # the MQTT link, when a driver needs it
+        self.csms: CentralSystem | None = None  # the OCPP central system, when a charger speaks OCPP
+        self.echonet: EchonetClient | None = None  # the ECHONET Lite socket, when a device speaks it
+        self.drivers: dict[str, Writable] = {}
 
-    def _resources(self, protocol: str) -> dict[str, Any]:
-        if protocol == "mqtt":
-            return {"link": self.link}
-        if protocol == "ocpp":
-            if self.csms is None:
-                from drivers.ocpp.csms import CentralSystem
+    def _needs(self) -> dict[str, frozenset[str]]:
+        """Device id -> the shared connections its driver takes; an unknown driver names the device."""
+        found = {}
+        for endpoint in self.endpoints:
+            try:
+                found[endpoint.asset_id] = registry.needs(endpoint.driver)
+            except KeyError as error:
+                raise DeviceConfigError(endpoint.asset_id, endpoint.driver, error) from None
+        return found
 
-                self.csms = CentralSystem(csms_config(self.portfolio, self.config_path))
-            return {"csms": self.csms}
-        if protocol == "echonet":
-            if self.echonet is None:
-                from drivers.echonet.client import EchonetClient
+    def _shared(self, need: str) -> Any:
+        """The shared connection ``need``, opened on first use (the MQTT link is opened by open())."""
+        if need == "csms" and self.csms is None:
+            from drivers.ocpp.csms import CentralSystem
 
-                net = self.portfolio.echonet
-                self.echonet = EchonetClient(net.bind_host, net.bind_port, net.multicast_interface)
-            return {"echonet": self.echonet}
-        return {}
+            self.csms = CentralSystem(csms_config(self.portfolio, self.config_path))
+        if need == "echonet" and self.echonet is None:
+            from drivers.echonet.client import EchonetClient
+
+            net = self.portfolio.echonet
+            self.echonet = EchonetClient(net.bind_host, net.bind_port, net.multicast_interface)
+        return {"link": self.link, "csms": self.csms, "echonet": self.echonet}[need]
 
     async def open(self, connect_timeout_s: float | None = None) -> None:
         """Build the drivers; wait for the broker at most as long as the MQTT devices' timeout."""
-        mqtt_timeouts = [e.settings["timeout_s"] for e in self.endpoints if e.protocol == "mqtt"]
-        ocpp_timeouts = [e.settings["timeout_s"] for e in self.endpoints if e.protocol == "ocpp"]
-        ocpp_wait_s = connect_timeout_s or max(ocpp_timeouts, default=0.0)
-        connect_timeout_s = connect_timeout_s or max(mqtt_timeouts, default=0.0)
-        if mqtt_timeouts and self.presence_role is not None:
+        needs = self._needs()
+
+        def timeouts_s(need: str) -> list[float]:
+            return [e.settings["timeout_s"] for e in self.endpoints if need in needs[e.asset_id]]
+
+        link_timeouts = timeouts_s("link")
+        ocpp_wait_s = connect_timeout_s or max(timeouts_s("csms"), default=0.0)
+        connect_timeout_s = connect_timeout_s or max(link_timeouts, default=0.0)
+        if link_timeouts and self.presence_role is not None:
             await asyncio.to_thread(check_absent, self.broker, max(connect_timeout_s, 1.0))
             will, birth = presence_wills(self.broker.client_id, self.presence_role)
             self.link = MqttLink(self.broker, will=will, birth=birth)
-        elif mqtt_timeouts:
+        elif link_timeouts:
             self.link = MqttLink(self.broker)
         for endpoint in self.endpoints:
             try:
-                driver = registry.create(endpoint.driver, endpoint.settings, **self._resources(endpoint.protocol))
+                driver = registry.create(endpoint.driver, endpoint.settings,
+                                         **{need: self._shared(need) for need in sorted(needs[endpoint.asset_id])})
             except (ValidationError, KeyError, ValueError) as error:
                 raise DeviceConfigError(endpoint.asset_id, endpoint.driver, error) from None
             await driver.connect()

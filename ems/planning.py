@@ -4,16 +4,37 @@ the command line, the control loop and the simulations all start a plan here."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
 from ems.config import Portfolio, load_portfolio, profile_values
 
+if TYPE_CHECKING:
+    from ems.optimise.problem import Problem
+    from ems.optimise.schedule import Schedule
+    from ems.store import Store
 
-def plan_inputs(config_path: Path, start: pd.Timestamp, step_minutes: int | None = None, horizon_hours: int | None = None,
+
+class PlanInputs(NamedTuple):
+    """What a plan starts from: the portfolio as planned (the file's, or the one handed in) and its problem."""
+
+    portfolio: Portfolio
+    problem: Problem
+
+
+class PlanResult(NamedTuple):
+    """A plan written out: the schedule, the problem it solved and the summary written beside it."""
+
+    schedule: Schedule
+    problem: Problem
+    summary: dict[str, Any]
+
+
+def plan_inputs(config_path: str | Path, start: pd.Timestamp, step_minutes: int | None = None, horizon_hours: int | None = None,
                 inputs: str = "profiles", history: dict | None = None, portfolio: Portfolio | None = None,
-                store=None, **problem_options):
-    """(portfolio, problem) for a plan from ``start``.
+                store: Store | None = None, **problem_options: Any) -> PlanInputs:
+    """The portfolio and the problem (:class:`PlanInputs`) for a plan from ``start``.
 
     ``inputs="profiles"``: PV and load from the config's fixed profiles (exact, for tests);
     ``"forecast"``: from the forecasters (``forecasting.portfolio_forecast``, P50), using the
@@ -38,16 +59,16 @@ def plan_inputs(config_path: Path, start: pd.Timestamp, step_minutes: int | None
         hours = horizon_hours or portfolio.planning.horizon_hours
         problem_options["day_prices"] = live_day_prices(portfolio, start, hours, store)
     if portfolio.openadr is not None and "dr_events" not in problem_options:
-        problem_options["dr_events"] = _accepted_events(portfolio, start, step_minutes, horizon_hours)
+        problem_options["dr_events"] = _accepted_events(portfolio, Path(portfolio.openadr.events_dir), start, step_minutes, horizon_hours)
     problem = problem_from_portfolio(portfolio, start, profiles, forecasts_kw=forecasts_kw, step_minutes=step_minutes,
                                      horizon_hours=horizon_hours, **problem_options)
-    return portfolio, problem
+    return PlanInputs(portfolio, problem)
 
 
-def make_plan(config_path: Path, start: pd.Timestamp, out_dir: Path, *, step_minutes: int | None = None,
-              horizon_hours: int | None = None, inputs: str = "forecast", plot: bool = True, **problem_options):
+def make_plan(config_path: str | Path, start: pd.Timestamp, out_dir: Path, *, step_minutes: int | None = None,
+              horizon_hours: int | None = None, inputs: str = "forecast", plot: bool = True, **problem_options: Any) -> PlanResult:
     """Plan from ``start`` and write ``schedule.csv``, ``summary.json`` (with the rule-based
-    baseline's cost) and ``plan.png`` into ``out_dir``; returns (schedule, problem, summary)."""
+    baseline's cost) and ``plan.png`` into ``out_dir``; returns the :class:`PlanResult`."""
     from ems.optimise import fallback_schedule, solve, write_schedule
     from ems.optimise.plot import plot_schedule
     from ems.optimise.schedule import stored_energy_change_kwh
@@ -70,7 +91,7 @@ def make_plan(config_path: Path, start: pd.Timestamp, out_dir: Path, *, step_min
         "stored_energy_change_kwh": round(stored_energy_change_kwh(schedule, problem), 3),
         "baseline_stored_energy_change_kwh": round(stored_energy_change_kwh(baseline, problem), 3),
         "baseline_objective_yen": round(baseline.objective_yen, 2),
-        "baseline_co2_kg": round(baseline.shortfalls["co2_kg"], 3),
+        "baseline_co2_kg": round(baseline.report.co2_kg, 3),
         "start": start.isoformat(),
         "step_minutes": problem.grid.step_minutes,
         "steps": problem.grid.steps,
@@ -83,17 +104,17 @@ def make_plan(config_path: Path, start: pd.Timestamp, out_dir: Path, *, step_min
     if plot:
         title = f"{portfolio.portfolio.name}: plan from {start:%Y-%m-%d %H:%M %Z}"
         plot_schedule(schedule, problem, Path(out_dir) / "plan.png", zone, title=title)
-    return schedule, problem, summary
+    return PlanResult(schedule, problem, summary)
 
 
-def _accepted_events(portfolio: Portfolio, start: pd.Timestamp, step_minutes: int | None, horizon_hours: int | None):
+def _accepted_events(portfolio: Portfolio, events_dir: Path, start: pd.Timestamp, step_minutes: int | None, horizon_hours: int | None):
     """DR events the VEN accepted (ems/control/ven.py), on the plan's grid."""
     from ems.control.ven import accepted_dr_specs
     from ems.optimise.problem import TimeGrid
 
     step = step_minutes or portfolio.planning.step_minutes
     hours = horizon_hours or portfolio.planning.horizon_hours
-    return accepted_dr_specs(Path(portfolio.openadr.events_dir), TimeGrid(pd.Timestamp(start), step, hours * 60 // step))
+    return accepted_dr_specs(events_dir, TimeGrid(pd.Timestamp(start), step, hours * 60 // step))
 
 
 def _market_summary(day_prices, problem, zone: str) -> dict:

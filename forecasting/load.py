@@ -20,6 +20,7 @@ only a fraction of its rise above its night-time minimum.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -148,7 +149,7 @@ def _temperature_effect(recent, table, step, settings, temperature_c, index) -> 
 
 
 def config_profile_load_kw(
-    profile_48: tuple[float, ...] | list[float],
+    profile_48: Sequence[float],
     peak_kw: float,
     index: pd.DatetimeIndex,
     saturday_fraction: float,

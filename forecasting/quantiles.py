@@ -12,6 +12,7 @@ clipped at zero.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ import pandas as pd
 LEAD_BUCKETS_H = (1, 2, 3, 6, 12, 24, 36, 48)  # upper edges [h]; (0,1], (1,2], ... (36,48]
 MIN_ROWS = 10  # fewer residuals than this in a lead bucket: fall back to all leads
 MIN_HOUR_ROWS = 30  # fewer than this in an (hour, lead bucket) cell: the hour over all leads, then the bucket
-QUANTILE_METHOD = "weibull"  # p (n + 1)-th value: unbiased coverage on new data even for small cells
+QUANTILE_METHOD: Final = "weibull"  # p (n + 1)-th value: unbiased coverage on new data even for small cells
 
 
 def lead_bucket_h(lead_h: np.ndarray | pd.Series) -> np.ndarray:

@@ -84,7 +84,7 @@ def kpis(schedule: Schedule, problem: Problem) -> dict[str, float]:
     return {
         "objective_yen": round(schedule.objective_yen, 2),
         "energy_cost_yen": round(schedule.cost_yen, 2),
-        "co2_kg": round(schedule.shortfalls.get("co2_kg", 0.0), 3),
+        "co2_kg": round(schedule.report.co2_kg, 3),
         "local_pv_share": round(min(1.0, local_pv / consumption) if consumption > 0 else 0.0, 4),
         "peak_import_kw": round(float(np.max(net, initial=0.0)), 3),
         "grid_import_kwh": round(import_kwh, 3),

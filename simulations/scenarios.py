@@ -183,7 +183,7 @@ def _run_unavailable(ctx: NightContext, scenario: Scenario) -> dict:
                           dr_events=all_event_specs(ctx, ctx.events, grid), unavailable=frozenset({scenario.device}))
     schedule = solve(problem)
     return {"device": scenario.device, "status": schedule.status, "kpis": kpis(schedule, problem),
-            "dr_shortfall_kwh": round(schedule.shortfalls.get("dr_shortfall_kwh", 0.0), 3)}
+            "dr_shortfall_kwh": round(schedule.report.dr_shortfall_kwh, 3)}
 
 
 def _run_flex(ctx: NightContext, scenario: Scenario) -> dict:

@@ -68,7 +68,7 @@ REFERENCE_CONFIG = "config/arao.toml"
 def reference_problem(step_minutes: int | None = None, horizon_hours: int | None = None, start: pd.Timestamp = START):
     from ems.planning import plan_inputs
 
-    return plan_inputs(REFERENCE_CONFIG, start, step_minutes, horizon_hours)[1]
+    return plan_inputs(REFERENCE_CONFIG, start, step_minutes, horizon_hours).problem
 
 
 @pytest.fixture(scope="module")

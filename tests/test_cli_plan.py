@@ -70,7 +70,7 @@ def test_plan_uses_the_forecasters_by_default(plan_dir):
     assert json.loads((plan_dir / "summary.json").read_text())["inputs"] == "forecast"
     pv_kwh = {}
     for day in ("2026-06-21", "2026-12-21"):
-        _portfolio, problem = plan_inputs("config/arao.toml", pd.Timestamp(day, tz="Asia/Tokyo"), horizon_hours=24, inputs="forecast")
+        problem = plan_inputs("config/arao.toml", pd.Timestamp(day, tz="Asia/Tokyo"), horizon_hours=24, inputs="forecast").problem
         pv = sum(p.available_kw for p in problem.pvs)
         hours = problem.grid.index.hour
         assert pv[(hours < 4) | (hours >= 21)].max() == 0.0  # dark at night

@@ -47,3 +47,24 @@ def test_activation_switches_the_controller_and_deactivation_returns_it(tmp_path
     assert {b.id: b.reserve_kwh for b in controller._problem(start).batteries} == before
     events = [row[2] for row in list(store.rows("events"))[1:] if row[1] == "bcp-mode"]
     assert len(events) == 2 and "BCP mode on (operator duty officer" in events[0] and "normal operation" in events[1]
+
+
+def test_an_active_record_without_an_outage_is_recorded_and_the_mode_stays(tmp_path):
+    """A hand-edited mode record that is active but names no outage: recorded, nothing switched."""
+    from ems.bcp.mode import BcpMode
+
+    class HandEdited:
+        def current(self):
+            return BcpMode(active=True, since=NOW, operator="someone", outage=None)
+
+        def reservation(self, outage, soc_kwh, now):
+            raise AssertionError("no BCP plan without an outage")
+
+    portfolio = load_portfolio("config/arao.toml")
+    store = Store(tmp_path / "ems.sqlite")
+    controller = Controller(portfolio, "config/arao.toml", None, store, lambda: NOW, inputs="profiles", horizon_hours=12, bcp=HandEdited())
+    controller._follow_bcp_mode(NOW)
+    assert controller.bcp_since is None and controller.bcp_sites == frozenset()
+    events = [(row[1], row[2]) for row in list(store.rows("events"))[1:]]
+    assert events == [("bcp-mode-unreadable", f"BCP mode switch unreadable (ValueError: the BCP mode record since {NOW.isoformat()} "
+                                               "names no outage); BCP mode stays off")]

@@ -94,6 +94,113 @@ def test_registry_validates_a_mapping_into_typed_settings():
         registry.create("modbus_vendor", {"name": "v", "host": "127.0.0.1", "points": {"energy_kwh": {"address": 1}}})
 
 
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """The registry as before its first use, with any driver registered here discarded after."""
+    import sys
+
+    import drivers
+
+    registry.names()  # the built-in drivers, loaded once
+    monkeypatch.setattr(registry, "_DRIVERS", dict(registry._DRIVERS))
+    monkeypatch.setattr(registry, "_LOADED", False)
+    before = set(sys.modules)
+    yield drivers
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+
+
+def test_registry_finds_a_driver_module_added_anywhere_under_drivers(tmp_path, monkeypatch, fresh_registry):
+    """No list of modules to keep: a new module under drivers/ (in a new subpackage too) is found."""
+    package = tmp_path / "acme"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    source = (REPO / "drivers" / "template.py").read_text(encoding="utf-8")
+    (package / "meter.py").write_text(source.replace('register("template")', 'register("acme_meter")'))
+    monkeypatch.setattr(fresh_registry, "__path__", [*fresh_registry.__path__, str(tmp_path)])
+    assert "drivers.acme.meter" in registry.builtin_modules(fresh_registry.__path__, "drivers.")
+    assert not any(m.startswith("drivers.sim.") for m in registry.builtin_modules(fresh_registry.__path__, "drivers."))
+    assert "acme_meter" in registry.names()
+    built = registry.create("acme_meter", {"name": "m1", "fixed_power_kw": 2.5})
+    assert asyncio.run(built.read()).power_kw == 2.5
+
+
+def test_registry_skips_a_module_whose_optional_dependency_is_absent_but_not_a_broken_one(tmp_path, monkeypatch, fresh_registry):
+    (tmp_path / "needs_extra.py").write_text("import arao_not_installed_extra\n")
+    monkeypatch.setattr(fresh_registry, "__path__", [*fresh_registry.__path__, str(tmp_path)])
+    assert "template" in registry.names()  # the optional module is skipped, the others load
+    (tmp_path / "broken.py").write_text("import drivers.no_such_module\n")
+    monkeypatch.setattr(registry, "_LOADED", False)
+    with pytest.raises(ModuleNotFoundError, match="drivers.no_such_module"):
+        registry.names()
+
+
+def test_registry_refuses_needs_it_cannot_meet():
+    from drivers.template import TemplateSettings
+
+    class Unknown:
+        Settings = TemplateSettings
+        needs = frozenset({"bus"})
+
+    class NotTaken:
+        Settings = TemplateSettings
+        needs = frozenset({"link"})
+
+        def __init__(self, settings):
+            pass
+
+    with pytest.raises(TypeError, match="driver 'odd_bus' needs unknown shared connection.*'bus'"):
+        registry.register("odd_bus")(Unknown)
+    with pytest.raises(TypeError, match="driver 'odd_link' needs \\['link'\\] but its constructor takes no such argument"):
+        registry.register("odd_link")(NotTaken)
+    assert "odd_bus" not in registry.names() and "odd_link" not in registry.names()
+
+
+def test_each_driver_declares_the_shared_connection_of_its_protocol():
+    """The needs replace the protocol names DeviceSet used to branch on: the same wiring."""
+    by_protocol = {"mqtt": {"link"}, "ocpp": {"csms"}, "echonet": {"echonet"}, "modbus": set()}
+    for name, protocol in [("mqtt_charger", "mqtt"), ("mqtt_vehicle", "mqtt"), ("ocpp", "ocpp"), ("echonet_v2h", "echonet"),
+                           ("echonet_meter", "echonet"), ("echonet_pv", "echonet"), ("echonet_battery", "echonet"),
+                           ("sunspec_meter", "modbus"), ("sunspec_inverter", "modbus"), ("sunspec_battery", "modbus"),
+                           ("modbus_vendor", "modbus"), ("template", "modbus")]:
+        assert registry.needs(name) == by_protocol[protocol], name
+
+
+def test_an_unknown_driver_names_the_device_before_anything_opens():
+    from ems.devices import DeviceConfigError
+
+    portfolio = load_portfolio(CONFIG)
+    devices = DeviceSet(portfolio, controller_broker(portfolio, CONFIG), only={"city_hall_bess", "depot_c01"})
+    devices.endpoints[-1] = devices.endpoints[-1].__class__(**{**devices.endpoints[-1].__dict__, "driver": "acme_x"})
+    with pytest.raises(DeviceConfigError, match=f"device '{devices.endpoints[-1].asset_id}' \\(driver 'acme_x'\\): .*unknown driver"):
+        asyncio.run(devices.open(connect_timeout_s=0.1))
+    assert devices.link is None and devices.drivers == {}
+
+
+def test_every_kind_of_config_driver_table_has_its_endpoint_builder():
+    import typing
+
+    from ems.config.schema import Driver
+    from ems.devices import CONFIGURED
+
+    kinds = {typing.get_args(cls.model_fields["kind"].annotation)[0] for cls in typing.get_args(typing.get_args(Driver)[0])}
+    assert kinds - {"sim"} == set(CONFIGURED)
+
+
+def test_each_driver_says_where_its_device_is_reached():
+    portfolio = load_portfolio(CONFIG)
+    served = portfolio.model_copy(update={"twin": portfolio.twin.model_copy(update={"chargers": "ocpp", "v2h": "echonet"})})
+    where = {e.asset_id: e.where for e in endpoints(served)}
+    port = served.twin.modbus_base_port
+    assert where["city_hall_bess"].startswith(f"modbus://{served.twin.modbus_host}:") and where["city_hall_bess"].endswith("/1")
+    assert where[served.grid_connections[0].id] == f"modbus://{served.twin.modbus_host}:{port}/1"
+    assert where[served.vehicles[0].id] == f"mqtt:{served.twin.topic_root}/{served.vehicles[0].id}"
+    v2h = next(c for c in served.chargers if c.v2h)
+    other = next(c for c in served.chargers if not c.v2h)
+    assert where[v2h.id].startswith("echonet://") and where[v2h.id].endswith(f":{served.twin.echonet_port}/1")
+    assert where[other.id] == f"ocpp:{other.id}#1"
+
+
 def test_every_device_of_the_reference_portfolio_builds():
     portfolio = load_portfolio(CONFIG)
     built = DeviceSet(portfolio, controller_broker(portfolio, CONFIG))

@@ -42,7 +42,7 @@ def test_export_limit_curtails_pv_and_import_limit_is_kept():
     schedule = solve(p)
     grid = schedule.power_kw["site_grid"].to_numpy()
     assert grid == pytest.approx([-10.0, -10.0, 7.0], abs=1e-6)
-    assert schedule.shortfalls["pv_curtailed_kwh"] == pytest.approx(25.0, abs=1e-6)
+    assert schedule.report.pv_curtailed_kwh == pytest.approx(25.0, abs=1e-6)
     assert schedule.power_kw["bess"].iloc[2] == pytest.approx(5.0, abs=1e-6)
 
 
@@ -69,7 +69,7 @@ def test_departure_target_met_when_feasible():
     p = problem(4, [grid_spec(4, [30, 10, 10, 10])], loads=(load(4, 1.0),),
                 evs=(ev(4, [1, 1, 1, 0], targets=((3, 25.0),), discharge_kw=0.0),))
     schedule = solve(p)
-    assert schedule.shortfalls["ev_target_shortfall_kwh"] == pytest.approx(0.0, abs=1e-6)
+    assert schedule.report.ev_target_shortfall_kwh == pytest.approx(0.0, abs=1e-6)
     assert schedule.soc_kwh["taxi"].iloc[2] >= 25.0 - 1e-6
 
 
@@ -79,7 +79,7 @@ def test_departure_shortfall_reported_when_infeasible():
                 evs=(ev(4, [1, 1, 1, 0], targets=((3, 40.0),), capacity_kwh=50.0, discharge_kw=0.0),))
     schedule = solve(p)
     assert schedule.status == "optimal"
-    assert schedule.shortfalls["ev_target_shortfall_kwh"] == pytest.approx(12.0, abs=1e-6)
+    assert schedule.report.ev_target_shortfall_kwh == pytest.approx(12.0, abs=1e-6)
 
 
 def test_driving_consumes_energy_between_windows():
@@ -110,5 +110,5 @@ def test_negative_prices_never_charge_and_discharge_at_once():
     p = problem(4, [grid_spec(4, prices)], loads=(load(4, 2.0),), batteries=(battery(initial_kwh=5.0),),
                 evs=(ev(4, [1, 1, 1, 1]),))
     schedule = solve(p)
-    assert schedule.shortfalls["simultaneous_charge_discharge_kw"] == pytest.approx(0.0, abs=1e-7)
-    assert schedule.shortfalls["binary_count"] > 0
+    assert schedule.report.simultaneous_charge_discharge_kw == pytest.approx(0.0, abs=1e-7)
+    assert schedule.report.binary_count > 0

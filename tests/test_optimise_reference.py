@@ -41,7 +41,7 @@ def test_soc_follows_the_solved_powers_and_stays_in_bounds(reference_schedule):
 
 def test_solver_objective_equals_the_independent_recomputation(reference_schedule):
     _p, schedule = reference_schedule
-    assert schedule.objective_yen == pytest.approx(schedule.shortfalls["solver_objective_yen"], rel=1e-6, abs=1e-3)
+    assert schedule.objective_yen == pytest.approx(schedule.report.solver_objective_yen, rel=1e-6, abs=1e-3)
 
 
 def test_reference_plan_meets_targets_and_beats_the_rule_based_baseline(reference_schedule):
@@ -49,8 +49,8 @@ def test_reference_plan_meets_targets_and_beats_the_rule_based_baseline(referenc
 
     p, schedule = reference_schedule
     assert schedule.status == "optimal"
-    assert schedule.shortfalls["ev_target_shortfall_kwh"] == pytest.approx(0.0, abs=1e-6)
-    assert schedule.shortfalls["drive_shortfall_kwh"] == pytest.approx(0.0, abs=1e-6)
+    assert schedule.report.ev_target_shortfall_kwh == pytest.approx(0.0, abs=1e-6)
+    assert schedule.report.drive_shortfall_kwh == pytest.approx(0.0, abs=1e-6)
     baseline = fallback_schedule(p, "baseline")
     assert schedule.objective_yen < baseline.objective_yen
     assert schedule.cost_yen < baseline.cost_yen
@@ -59,8 +59,8 @@ def test_reference_plan_meets_targets_and_beats_the_rule_based_baseline(referenc
 def test_no_simultaneous_flows_in_the_reference_plan(reference_schedule):
     p, schedule = reference_schedule
     assert not storage_binary_steps(p).any()  # positive prices: the LP alone must do it
-    assert schedule.shortfalls["simultaneous_charge_discharge_kw"] < 1e-6
-    assert schedule.shortfalls["simultaneous_import_export_kw"] < 1e-6
+    assert schedule.report.simultaneous_charge_discharge_kw < 1e-6
+    assert schedule.report.simultaneous_import_export_kw < 1e-6
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -78,9 +78,9 @@ def test_relaxation_never_charges_and_discharges_at_once_where_binaries_were_lef
     ev_can_discharge = p.evs[0].discharge_max_kw > 0
     grid_exclusive = p.grids[0].export_price_yen_per_kwh >= p.grids[0].effective_import_yen_per_kwh
     expected_binaries = needed.sum() + (needed & ev_can_discharge).sum() + (grid_exclusive.sum() if p.grids[0].export_limit_kw > 0 else 0)
-    assert schedule.shortfalls["binary_count"] == expected_binaries
-    assert schedule.shortfalls["simultaneous_charge_discharge_kw"] < 1e-6
-    assert schedule.shortfalls["simultaneous_import_export_kw"] < 1e-6
+    assert schedule.report.binary_count == expected_binaries
+    assert schedule.report.simultaneous_charge_discharge_kw < 1e-6
+    assert schedule.report.simultaneous_import_export_kw < 1e-6
 
 
 def test_doubling_every_price_doubles_the_cost():

@@ -77,17 +77,17 @@ def test_updated_model_is_the_model_a_fresh_build_loads(reference):
 def test_replans_equal_cold_solves_and_reuse_the_model(reference):
     replanner = Replanner()
     first = replanner.solve(reference)
-    assert first.status == "optimal" and first.shortfalls["model_reused"] == 0.0
+    assert first.status == "optimal" and first.report.model_reused is False
     for seed in (2, 3, 4):
         changed = varied(reference, seed)
         replanned, cold = replanner.solve(changed), solve(changed)
         assert replanned.status == cold.status == "optimal"
-        assert replanned.shortfalls["model_reused"] == 1.0
+        assert replanned.report.model_reused is True
         gap = max(changed.settings.mip_gap, 1e-6) * max(abs(cold.objective_yen), 1.0)
         assert replanned.objective_yen == pytest.approx(cold.objective_yen, abs=gap)
-        assert replanned.shortfalls["solver_objective_yen"] == pytest.approx(replanned.objective_yen, rel=1e-6, abs=1e-3)
-        assert replanned.shortfalls["simultaneous_charge_discharge_kw"] < 1e-6
-        assert replanned.shortfalls["simultaneous_import_export_kw"] < 1e-6
+        assert replanned.report.solver_objective_yen == pytest.approx(replanned.objective_yen, rel=1e-6, abs=1e-3)
+        assert replanned.report.simultaneous_charge_discharge_kw < 1e-6
+        assert replanned.report.simultaneous_import_export_kw < 1e-6
         # the plan is about the new problem: its initial energy and its plug-in windows
         assert list(replanned.power_kw.columns) == list(cold.power_kw.columns)
         for ev in changed.evs:
@@ -105,15 +105,15 @@ def test_a_structure_change_builds_the_model_again(reference):
     negative = dataclasses.replace(reference, grids=grids)
     assert structure_key(negative) != structure_key(reference)
     replanned, cold = replanner.solve(negative), solve(negative)
-    assert replanned.shortfalls["model_reused"] == 0.0 and replanner.builds == 2
-    assert replanned.shortfalls["binary_count"] == cold.shortfalls["binary_count"] > 0
+    assert replanned.report.model_reused is False and replanner.builds == 2
+    assert replanned.report.binary_count == cold.report.binary_count > 0
     assert replanned.objective_yen == pytest.approx(cold.objective_yen, abs=negative.settings.mip_gap * abs(cold.objective_yen))
     # one asset fewer, or a shorter horizon: built again too
     fewer = dataclasses.replace(reference, batteries=reference.batteries[1:])
-    assert replanner.solve(fewer).shortfalls["model_reused"] == 0.0
+    assert replanner.solve(fewer).report.model_reused is False
     assert replanner.builds == 3
     # back to the first shape with new numbers: updated, not built
-    assert replanner.solve(varied(fewer, 5)).shortfalls["model_reused"] == 1.0
+    assert replanner.solve(varied(fewer, 5)).report.model_reused is True
 
 
 def test_a_fit_like_price_sells_only_the_surplus():
@@ -136,8 +136,8 @@ def test_fit_like_with_a_battery_keeps_the_grid_one_way():
                 batteries=(battery(capacity_kwh=10.0, power_kw=5.0, efficiency=0.95, initial_kwh=5.0),))
     replanner = Replanner()
     for schedule in (replanner.solve(p), solve(p)):
-        assert schedule.shortfalls["simultaneous_import_export_kw"] < 1e-6
-        assert schedule.shortfalls["simultaneous_charge_discharge_kw"] < 1e-6
+        assert schedule.report.simultaneous_import_export_kw < 1e-6
+        assert schedule.report.simultaneous_charge_discharge_kw < 1e-6
         # the grid never carries more than the site draws or gives
         grid = schedule.power_kw["site_grid"].to_numpy()
         assert np.all(grid <= 3.0 + 5.0 + 1e-6) and np.all(-grid <= 8.0 + 5.0 + 1e-6)
@@ -170,7 +170,7 @@ def test_a_fit_like_replan_starts_from_the_previous_plan_and_equals_the_cold_pla
     second = with_state(second, replanner.solve(first))
     replanned, cold = replanner.solve(second), solve(second)
     assert replanned.status == cold.status == "optimal"
-    assert replanned.shortfalls["binary_count"] == cold.shortfalls["binary_count"] > 0
+    assert replanned.report.binary_count == cold.report.binary_count > 0
     tolerance = 2 * second.settings.mip_gap * abs(cold.objective_yen)
     assert replanned.objective_yen == pytest.approx(cold.objective_yen, abs=tolerance)
-    assert replanned.shortfalls["simultaneous_import_export_kw"] < 1e-6
+    assert replanned.report.simultaneous_import_export_kw < 1e-6

@@ -94,7 +94,12 @@ class EchonetClient:
 
     @property
     def local_address(self) -> tuple[str, int]:
-        return self._transport.get_extra_info("sockname")
+        return self._open_transport("local address").get_extra_info("sockname")
+
+    def _open_transport(self, where: str) -> asyncio.DatagramTransport:
+        if self._transport is None:  # closed by its owner while a request was under way
+            raise EchonetError(where, "the ECHONET Lite socket is closed")
+        return self._transport
 
     def _received(self, data: bytes, addr) -> None:
         try:
@@ -127,7 +132,7 @@ class EchonetClient:
         self._pending[tid] = (host, future)
         try:
             for _attempt in range(2):
-                self._transport.sendto(data, (host, port))
+                self._open_transport(where).sendto(data, (host, port))
                 try:
                     _source, answer = await asyncio.wait_for(asyncio.shield(future), timeout_s / 2)
                     return answer
@@ -170,7 +175,7 @@ class EchonetClient:
         data = Frame(tid, CONTROLLER, NODE_PROFILE, Esv.GET, (Property(EPC_INSTANCE_LIST),)).to_bytes()
         try:
             for host in targets or [MULTICAST_GROUP]:
-                self._transport.sendto(data, (host, port))
+                self._open_transport(f"{host}:{port} node profile").sendto(data, (host, port))
             await asyncio.sleep(timeout_s)
             found: dict[str, list[Eoj]] = {}
             for host, frame in self._collectors[tid]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,8 +47,13 @@ class EchonetSettings(BaseModel):
 
 class EchonetDevice(abc.ABC):
     Settings = EchonetSettings
+    needs = frozenset({"echonet"})
     class_code = 0
     writable = False
+
+    @staticmethod
+    def where(settings: Mapping[str, Any]) -> str:
+        return f"echonet://{settings['host']}:{settings.get('port', 3610)}/{settings.get('instance', 1)}"
 
     def __init__(self, settings: EchonetSettings, echonet: EchonetClient):
         self.settings = settings

@@ -5,6 +5,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import Field
 
@@ -24,7 +26,16 @@ class ModbusSettings(ModbusEndpoint):
 class ModbusDevice(abc.ABC):
     """Base of the Modbus drivers: subclasses implement ``_read()`` and, if writable, ``_write()``."""
 
-    Settings = ModbusSettings
+    Settings: type[ModbusSettings] = ModbusSettings
+
+    @staticmethod
+    def where(settings: Mapping[str, Any]) -> str:
+        s = settings
+        if s.get("transport") == "rtu":
+            return f"modbus-rtu:{s['serial_port']}/{s.get('unit_id', 1)}"
+        if s.get("tls"):
+            return f"modbus+tls://{s['host']}:{s['port']}/{s.get('unit_id', 1)}"
+        return f"modbus://{s['host']}:{s['port']}/{s.get('unit_id', 1)}"
     writable = False
 
     def __init__(self, settings: ModbusSettings):

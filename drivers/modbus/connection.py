@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, AsyncModbusTlsClient
@@ -121,7 +121,7 @@ class ModbusConnection:
             raise DeviceUnavailable(self.device, str(error)) from None
         return AsyncModbusTlsClient(ep.host, port=ep.port, sslctx=context, timeout=ep.timeout_s, retries=0, reconnect_delay=0)
 
-    async def _request(self, function: str, address: int, call) -> object:
+    async def _request(self, function: str, address: int, call) -> Any:
         last_error = "no attempt"
         for _attempt in range(self.endpoint.retries + 1):
             async with self._lock:

@@ -102,10 +102,24 @@ def decode_point(block: list[int], model: Model, name: str) -> float | str | Non
         return None
     if point.sf is None:
         return raw
-    sf = decode_point(block, model, point.sf)
+    sf = number_point(block, model, point.sf)
     if sf is None:
         return None
     return raw * 10.0 ** sf
+
+
+def number_point(block: list[int], model: Model, name: str) -> float | None:
+    """A numeric point, scaled (a string point asked for as a number is a programming error)."""
+    value = decode_point(block, model, name)
+    if isinstance(value, str):
+        raise TypeError(f"SunSpec model {model.id} point {name!r} is a string, not a number")
+    return value
+
+
+def text_point(block: list[int], model: Model, name: str) -> str | None:
+    """A string point (a number is given as its text)."""
+    value = decode_point(block, model, name)
+    return value if value is None or isinstance(value, str) else str(value)
 
 
 async def scan(connection: ModbusConnection) -> dict[int, int]:

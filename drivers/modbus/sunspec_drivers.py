@@ -45,7 +45,7 @@ class SunSpecDevice(ModbusDevice):
 
     async def nameplate(self) -> dict[str, str | None]:
         block = await self.block(1)
-        return {p: sunspec.decode_point(block, sunspec.COMMON, p) for p in ("Mn", "Md", "SN", "Vr")}
+        return {p: sunspec.text_point(block, sunspec.COMMON, p) for p in ("Mn", "Md", "SN", "Vr")}
 
     def first_of(self, candidates: tuple[int, ...]) -> int | None:
         found = self.model_addresses or {}
@@ -70,9 +70,9 @@ class _AcPower(SunSpecDevice):
         inverter = self.first_of(sunspec.INVERTER_MODELS)
         if inverter is not None:
             block, model = await self.block(inverter), sunspec.MODELS[inverter]
-            return _kw(sunspec.decode_point(block, model, "W")), _kw(sunspec.decode_point(block, model, "WH"))
+            return _kw(sunspec.number_point(block, model, "W")), _kw(sunspec.number_point(block, model, "WH"))
         block, model = await self.block(701), sunspec.DER_AC_MEASUREMENT
-        return _kw(sunspec.decode_point(block, model, "W")), _kw(sunspec.decode_point(block, model, "TotWhInj"))
+        return _kw(sunspec.number_point(block, model, "W")), _kw(sunspec.number_point(block, model, "TotWhInj"))
 
 
 @register("sunspec_inverter")
@@ -98,10 +98,12 @@ class SunSpecMeter(SunSpecDevice):
     async def _read(self) -> Reading:
         await self.models()
         model_id = self.first_of(sunspec.METER_MODELS)
+        if model_id is None:  # models() found one: only a changed device layout gets here
+            raise DeviceUnavailable(self.name, "no meter model (201-204) found")
         block, model = await self.block(model_id), sunspec.MODELS[model_id]
         return self._good(
-            power_kw=self._signed(_kw(sunspec.decode_point(block, model, "W"))),
-            energy_kwh=_kw(sunspec.decode_point(block, model, "TotWhImp")),
+            power_kw=self._signed(_kw(sunspec.number_point(block, model, "W"))),
+            energy_kwh=_kw(sunspec.number_point(block, model, "TotWhImp")),
         )
 
 
@@ -116,9 +118,9 @@ class SunSpecBattery(_AcPower):
     async def _read(self) -> Reading:
         power_kw, energy_kwh = await self._ac()
         storage = await self.block(124)
-        soc_percent = sunspec.decode_point(storage, sunspec.STORAGE_CONTROLS, "ChaState")
+        soc_percent = sunspec.number_point(storage, sunspec.STORAGE_CONTROLS, "ChaState")
         if soc_percent is None and 802 in (self.model_addresses or {}):
-            soc_percent = sunspec.decode_point(await self.block(802), sunspec.BATTERY_BASE, "SoC")
+            soc_percent = sunspec.number_point(await self.block(802), sunspec.BATTERY_BASE, "SoC")
         return self._good(
             power_kw=power_kw,
             energy_kwh=energy_kwh,
@@ -129,8 +131,8 @@ class SunSpecBattery(_AcPower):
     async def _write(self, setpoint_kw: float) -> Ack:
         storage = await self.block(124)
         model = sunspec.STORAGE_CONTROLS
-        wcha_max_w = sunspec.decode_point(storage, model, "WChaMax")
-        rate_sf = sunspec.decode_point(storage, model, "InOutWRte_SF")
+        wcha_max_w = sunspec.number_point(storage, model, "WChaMax")
+        rate_sf = sunspec.number_point(storage, model, "InOutWRte_SF")
         if not wcha_max_w or rate_sf is None:
             raise DeviceUnavailable(self.name, "model 124 lacks WChaMax or InOutWRte_SF; cannot scale a set-point")
         percent = min(100.0, abs(setpoint_kw) * 1000.0 / wcha_max_w * 100.0)
@@ -149,10 +151,10 @@ class SunSpecBattery(_AcPower):
 
 def _setpoint_from_controls(storage: list[int]) -> float | None:
     model = sunspec.STORAGE_CONTROLS
-    mode = sunspec.decode_point(storage, model, "StorCtl_Mod")
-    wcha_max_w = sunspec.decode_point(storage, model, "WChaMax")
-    out_rate = sunspec.decode_point(storage, model, "OutWRte") or 0.0
-    in_rate = sunspec.decode_point(storage, model, "InWRte") or 0.0
+    mode = sunspec.number_point(storage, model, "StorCtl_Mod")
+    wcha_max_w = sunspec.number_point(storage, model, "WChaMax")
+    out_rate = sunspec.number_point(storage, model, "OutWRte") or 0.0
+    in_rate = sunspec.number_point(storage, model, "InWRte") or 0.0
     if mode is None or not wcha_max_w:
         return None
     if int(mode) == sunspec.STORCTL_DISCHARGE:

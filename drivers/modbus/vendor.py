@@ -80,7 +80,7 @@ class VendorMapDevice(ModbusDevice):
 
     async def _write(self, setpoint_kw: float) -> Ack:
         point = self.points["setpoint_kw"]
-        device_value = self._signed(setpoint_kw)
+        device_value = -setpoint_kw if self.settings.invert_sign else setpoint_kw
         try:
             words = encode(device_value / point.scale, point.type, self.settings.word_order)
         except ValueError as error:

@@ -23,11 +23,12 @@ def resolve_credentials(
             line = path.read_text(encoding="utf-8").splitlines()[0].strip()
         except (OSError, IndexError):
             raise CredentialsError(f"MQTT credentials file {str(path)!r} is missing or empty") from None
-        user, sep, password = line.partition(":")
-        if not sep or not user:
+        name, sep, secret = line.partition(":")
+        if not sep or not name:
             raise CredentialsError(f"MQTT credentials file {str(path)!r}: first line must be 'user:password'")
-        return user, SecretStr(password)
-    user = password = None
+        return name, SecretStr(secret)
+    user: str | None = None
+    password: SecretStr | None = None
     if username_env:
         user = os.environ.get(username_env)
         if not user:

@@ -13,6 +13,8 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,7 +44,12 @@ class MqttDevice:
     """Base: keeps the last valid telemetry and the availability of one device prefix."""
 
     Settings = MqttDeviceSettings
+    needs = frozenset({"link"})
     writable = False
+
+    @staticmethod
+    def where(settings: Mapping[str, Any]) -> str:
+        return f"mqtt:{settings['topic_prefix']}"
 
     def __init__(self, settings: MqttDeviceSettings, link: MqttLink):
         self.settings = settings

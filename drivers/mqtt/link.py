@@ -74,7 +74,7 @@ class MqttLink:
             )
         if will is not None:
             client.will_set(will.topic, will.payload, qos=1, retain=will.retain)
-        client.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)
+        client.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)  # type: ignore[arg-type]  # paho takes float seconds
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -137,4 +137,4 @@ class MqttLink:
         with self._lock:
             handlers = [h for f, hs in self._handlers.items() if mqtt.topic_matches_sub(f, message.topic) for h in hs]
         for handler in handlers:
-            handler(message.topic, message.payload)
+            handler(message.topic, bytes(message.payload))

@@ -25,10 +25,12 @@ import logging
 import ssl
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Any
 
 import websockets
 from ocpp.v16 import call as call16
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.typing import Subprotocol
 
 from drivers.ocpp.handlers import HANDLERS
 from drivers.ocpp.state import ChargePointSession
@@ -85,7 +87,7 @@ class CentralSystem:
         self.sessions: dict[str, ChargePointSession] = {}
         self.connectors: dict[str, dict[int, ConnectorConfig]] = {}  # registered by the drivers
         self.refused: list[str] = []
-        self._server = None
+        self._server: Server | None = None
         self._tasks: set[asyncio.Task] = set()
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -100,10 +102,12 @@ class CentralSystem:
             return
         context = None
         if self.config.security_profile == 2:
+            if self.config.cert_file is None:  # refused in __init__
+                raise ValueError("[ocpp] security_profile 2 needs cert_file and key_file (TLS)")
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(self.config.cert_file, self.config.key_file)
         self._server = await serve(
-            self._handle, self.config.host, self.config.port, subprotocols=list(SUBPROTOCOLS),
+            self._handle, self.config.host, self.config.port, subprotocols=[Subprotocol(p) for p in SUBPROTOCOLS],
             process_request=self._check_request, ssl=context, ping_interval=20, ping_timeout=20,
         )
 
@@ -155,6 +159,8 @@ class CentralSystem:
         return connection.respond(status, f"{reason}\n")
 
     async def _handle(self, connection: ServerConnection) -> None:
+        if connection.request is None:  # the handshake passed _check_request: there is one
+            return
         charge_point_id = connection.request.path.strip("/").split("/")[-1]
         version = connection.subprotocol
         if version not in HANDLERS:
@@ -248,8 +254,8 @@ class CentralSystem:
         if session.version == "ocpp2.1" and setpoint_kw > 0:
             discharge = setpoint_kw * 1000.0 if config.rate_unit == "W" else setpoint_kw * 1000.0 / (config.phases * config.voltage_v)
             period.update(operation_mode="CentralSetpoint", setpoint=-round(discharge, 1), discharge_limit=-round(discharge, 1), limit=0.0)
-        schedule = {"charging_rate_unit": config.rate_unit, "charging_schedule_period": [period]}
-        profile = {"stack_level": level, "charging_profile_purpose": purpose, "charging_profile_kind": "Relative"}
+        schedule: dict[str, Any] = {"charging_rate_unit": config.rate_unit, "charging_schedule_period": [period]}
+        profile: dict[str, Any] = {"stack_level": level, "charging_profile_purpose": purpose, "charging_profile_kind": "Relative"}
         if session.version == "ocpp1.6":
             profile.update(charging_profile_id=profile_id, charging_schedule=schedule)
             if transaction is not None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,7 +43,12 @@ class OcppSettings(BaseModel):
 @register("ocpp")
 class OcppCharger:
     Settings = OcppSettings
+    needs = frozenset({"csms"})
     writable = True
+
+    @staticmethod
+    def where(settings: Mapping[str, Any]) -> str:
+        return f"ocpp:{settings['charge_point_id']}#{settings.get('connector', 1)}"
 
     def __init__(self, settings: OcppSettings, csms: CentralSystem):
         self.settings = settings

@@ -14,6 +14,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
@@ -95,7 +96,7 @@ class Csms16(CsmsSide, ChargePoint16):
         self.session.seen()
         found = self.session.transaction(transaction_id)
         if found is not None:
-            _, state = found
+            _connector, state = found
             state.transaction_id, state.id_tag, state.setpoint_kw = None, None, None
             state.energy_import_kwh, state.import_w = meter_stop / 1000.0, 0.0
         return result16.StopTransaction()
@@ -108,6 +109,8 @@ class Csms16(CsmsSide, ChargePoint16):
 
 class Csms2x(CsmsSide):
     """OCPP 2.0.1 and 2.1 (same message names; ``self._call_result`` is the version's module)."""
+
+    _call_result: Any  # set by the version's ChargePoint base
 
     @on("BootNotification")
     def on_boot(self, charging_station: dict, reason: str, **_):
@@ -175,4 +178,4 @@ class Csms21(Csms2x, ChargePoint21):
     pass
 
 
-HANDLERS = {"ocpp1.6": Csms16, "ocpp2.0.1": Csms201, "ocpp2.1": Csms21}
+HANDLERS: dict[str, type[Csms16] | type[Csms201] | type[Csms21]] = {"ocpp1.6": Csms16, "ocpp2.0.1": Csms201, "ocpp2.1": Csms21}

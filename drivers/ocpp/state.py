@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 # 1.6 ChargePointStatus values with a vehicle at the connector
 OCCUPIED_16 = {"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"}
@@ -53,7 +54,7 @@ class ChargePointSession:
     last_seen: float = 0.0
     disconnected_at: dt.datetime | None = None
     connectors: dict[int, ConnectorState] = field(default_factory=dict)
-    handler: object | None = None  # the ocpp ChargePoint object of the live connection
+    handler: Any = None  # the ocpp ChargePoint object of the live connection (the library ships no types)
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # the connection's failsafe is in place
 
     def connector(self, number: int) -> ConnectorState:

@@ -95,6 +95,8 @@ class SunSpecImage:
         spec = sunspec.MODELS[model_id].point(point)
         if spec.type == "string":
             words = encode_string(str(raw), spec.size)
+        elif isinstance(raw, str):
+            raise TypeError(f"SunSpec model {model_id} point {point!r} is a number, not text {raw!r}")
         else:
             kind = {"acc32": "uint32", "bitfield16": "uint16", "enum16": "uint16"}.get(spec.type, spec.type)
             words = encode(raw, kind)
@@ -141,7 +143,7 @@ class ModbusDeviceServer:
             server = ModbusTcpServer(placeholder, address=(self.host, self.port))
         else:
             server = ModbusTlsServer(placeholder, address=(self.host, self.port), sslctx=server_context(self.tls))
-        server.context = self.store
+        server.context = self.store  # type: ignore[assignment]  # answers like a server context (RegisterStore)
         self._task = asyncio.create_task(server.serve_forever(), name=f"modbus-{self.name}")
         for _ in range(200):  # wait until it listens (at most ~2 s)
             if server.transport is not None or self._task.done():

@@ -25,6 +25,7 @@ import websockets
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
+from websockets.typing import Subprotocol
 
 from drivers.sim.physics import SimCharger
 
@@ -189,7 +190,7 @@ class SimOcppChargePoint:
             headers["Authorization"] = f"Basic {token}"
         while not stop.is_set():
             try:
-                async with websockets.connect(f"{self.url}/{self.name}", subprotocols=["ocpp1.6"], additional_headers=headers,
+                async with websockets.connect(f"{self.url}/{self.name}", subprotocols=[Subprotocol("ocpp1.6")], additional_headers=headers,
                                               ssl=self.ssl_context, open_timeout=5) as ws:
                     await self._session(ws, stop)
             except (TimeoutError, OSError, websockets.WebSocketException) as error:

@@ -65,8 +65,9 @@ def _site_kw(portfolio: Portfolio, site: str, grid: TimeGrid, profiles: Mapping,
 
 def service_only_charging_kw(portfolio: Portfolio, vehicle: Vehicle, grid: TimeGrid) -> np.ndarray:
     """Charging of a taxi that stays in service: its duty energy, spread over its hours off duty."""
-    chargers = {c.id: c for c in portfolio.chargers}
-    charger = chargers[vehicle.home_charger]
+    if vehicle.home_charger is None:
+        raise ValueError(f"vehicle {vehicle.id!r} has no home_charger to charge at while it stays in service")
+    charger = next(c for c in portfolio.chargers if c.id == vehicle.home_charger)
     energy, away = duty_profile(vehicle, grid, portfolio.portfolio.timezone)
     parked_h = (1.0 - away) * grid.step_minutes / 60
     if energy.sum() <= 0 or parked_h.sum() <= 0:

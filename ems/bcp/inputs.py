@@ -100,11 +100,11 @@ def bcp_problem_from_portfolio(
 
     batteries = []
     for battery in portfolio.batteries:
-        shelter = next((s for s in shelters if s.site == battery.site), None)
-        if shelter is None:
+        served = next((s for s in shelters if s.site == battery.site), None)
+        if served is None:
             continue  # a battery away from any shelter in the outage cannot reach a critical load
         batteries.append(StationaryBatterySpec(
-            id=battery.id, shelter_id=shelter.id,
+            id=battery.id, shelter_id=served.id,
             soc_min_kwh=battery.capacity_kwh * battery.soc_min_fraction,
             soc_max_kwh=battery.capacity_kwh * battery.soc_max_fraction,
             initial_soc_kwh=initial_soc_kwh.get(battery.id, battery.capacity_kwh * battery.initial_soc_fraction),
@@ -145,8 +145,7 @@ def bcp_problem_from_portfolio(
     return BcpProblem(
         start=grid.start, step_minutes=grid.step_minutes, steps=grid.steps, shelters=tuple(shelters),
         batteries=tuple(batteries), vehicles=tuple(vehicles), charging_sites=hubs,
-        settings=BcpSolverSettings(time_limit_s=settings.time_limit_s, mip_gap=settings.mip_gap,
-                                   priority_weight_ratio=settings.priority_weight_ratio),
+        settings=BcpSolverSettings(**{key: getattr(settings, key) for key in BcpSolverSettings.__dataclass_fields__}),
         excluded_vehicles=excluded, sheltered_with_grid=tuple(with_grid),
         rotation_steps=max(1, settings.rotation_hours * 60 // settings.step_minutes),
     )

@@ -86,8 +86,9 @@ class BcpModeStore:
                  force: bool = False) -> BcpMode:
         """Switch BCP mode on; refused (:class:`BcpActivationRefused`) for an outage that is over or
         starts more than a week ahead unless ``force``."""
-        if self.is_active():
-            raise BcpModeError(f"BCP mode is already active since {self.current().since.isoformat()}; deactivate it first")
+        current = self.current()
+        if current is not None and current.active:
+            raise BcpModeError(f"BCP mode is already active since {current.since.isoformat()}; deactivate it first")
         if now.tzinfo is None:
             raise BcpModeError("the time of an operator action must be timezone-aware")
         problem = activation_problem(outage, now)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ems.config.bcp import BcpSettings
+
 
 class BcpProblemError(ValueError):
     """The BCP problem is inconsistent; the message names the shelter, battery or vehicle."""
@@ -88,18 +90,25 @@ class ChargingSiteSpec:
         return full if self.import_headroom_kw is None else min(full, max(0.0, float(self.import_headroom_kw[t])))
 
 
+def _bcp_default(key: str):
+    """The default of ``[bcp] key``: the config schema is the one place a default is set."""
+    return BcpSettings.model_fields[key].default
+
+
 @dataclass(frozen=True)
 class BcpSolverSettings:
-    time_limit_s: float = 5.0
-    mip_gap: float = 0.0005
-    priority_weight_ratio: float = 10.0
-    up_hour_weight_kwh: float = 0.01  # earliness premium on served energy (second goal: hours up)
-    vehicle_call_weight_kwh: float = 0.05  # per vehicle taken from the ride service
-    drive_weight_kwh: float = 0.001  # per kWh driven (on top of the energy it costs)
-    dwell_weight_kwh: float = 0.0001  # per vehicle-hour at a shelter, so idle vehicles go back to service
-    service_weight_kwh: float = 0.1  # per kWh driven in the ride service by a vehicle not called
-    terminal_weight_kwh: float = 0.01  # per kWh left in store (batteries, vehicles) at the outage's end
-    secondary_time_limit_s: float = 1.0  # search time when the start already serves every kWh of critical load
+    """The solver's settings and the objective's weights (docs/bcp.md, ``[bcp]``)."""
+
+    time_limit_s: float = _bcp_default("time_limit_s")
+    mip_gap: float = _bcp_default("mip_gap")
+    priority_weight_ratio: float = _bcp_default("priority_weight_ratio")
+    up_hour_weight_kwh: float = _bcp_default("up_hour_weight_kwh")  # earliness premium (second goal: hours up)
+    vehicle_call_weight_kwh: float = _bcp_default("vehicle_call_weight_kwh")
+    drive_weight_kwh: float = _bcp_default("drive_weight_kwh")
+    dwell_weight_kwh: float = _bcp_default("dwell_weight_kwh")
+    service_weight_kwh: float = _bcp_default("service_weight_kwh")
+    terminal_weight_kwh: float = _bcp_default("terminal_weight_kwh")
+    secondary_time_limit_s: float = _bcp_default("secondary_time_limit_s")
 
 
 @dataclass(frozen=True)

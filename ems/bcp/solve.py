@@ -150,7 +150,7 @@ def read_plan(build: BcpBuild, status: str, gap, build_s: float, solve_s: float,
                 location.iloc[block, column] = "at charger"
             charged = {c.site: pyo.value(m.vehicle_grid_charge_kwh[v.id, c.site, k]) for c in problem.charging_sites}
             if charged and max(charged.values()) > 1e-3:
-                charge_site.iloc[k, column] = max(charged, key=charged.get)
+                charge_site.iloc[k, column] = max(charged, key=lambda site: charged[site])
         for s in shelters:
             if (v.id, s, 0) not in m.vehicle_at:
                 continue

@@ -123,7 +123,8 @@ def state_from_store(path: Path, portfolio, lookback_days: int = 7) -> tuple[dic
     except StoreError as error:
         raise ConfigError(path, [("(store)", str(error))]) from None
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=lookback_days)
-    state, newest = {}, None
+    state: dict[str, float] = {}
+    newest: dt.datetime | None = None
     try:
         sources = [(b.id, b.id, b.capacity_kwh) for b in portfolio.batteries] + [(v.id, v.id, v.battery_kwh) for v in portfolio.vehicles]
         sources += [(v.id, v.home_charger, v.battery_kwh) for v in portfolio.vehicles if v.home_charger]
@@ -137,7 +138,7 @@ def state_from_store(path: Path, portfolio, lookback_days: int = 7) -> tuple[dic
                 newest = max(newest, time) if newest else time
     finally:
         store.close()
-    if not state:
+    if not state or newest is None:
         return {}, f"store {path}: no state of charge in the last {lookback_days} days; config initial_soc_fraction"
     return state, f"store {path}: {len(state)} batteries and vehicles, latest reading {newest.isoformat()}"
 
@@ -186,7 +187,8 @@ def run_drill(args: argparse.Namespace) -> int:
     if inputs is None:
         return 2
     portfolio, profiles, outage = inputs
-    state, source = {}, "config initial_soc_fraction"
+    state: dict[str, float] = {}
+    source = "config initial_soc_fraction"
     store_path = args.store or Path(portfolio.storage.sqlite_path)
     if not args.twin and store_path.is_file():
         state, source = state_from_store(store_path, portfolio)

@@ -40,5 +40,8 @@ class ControlSettings(BaseModel):
     watchdog_s: float = Field(30.0, gt=0, description="the watchdog's check interval")
     hold_threshold_kw: float = Field(
         1.0, ge=0, description="a device keeps its set-point unless the new plan differs by more than this")
+    charger_failsafe_kw: float = Field(
+        3.0, ge=0, description="a charger without a failsafe_kw of its own charges at this power (or its rating if lower) "
+                               "when the controller loses the plan or the device; it never discharges then")
     change_penalty_yen_per_kw: float = Field(
         0.5, ge=0, description="cost per kW of set-point change in a re-plan, against flapping")

@@ -100,13 +100,27 @@ def model_table(model: type[BaseModel]) -> list[str]:
     return lines
 
 
+def asset_sections() -> list[tuple[str, type[BaseModel], str]]:
+    """``SECTIONS`` with a section for every further table of assets in the portfolio (a new
+    asset kind's config class documents itself: its docstring is the section's note)."""
+    listed = {model for _title, model, _note in SECTIONS}
+    further = []
+    for name, field in schema.Portfolio.model_fields.items():
+        args = typing.get_args(field.annotation)
+        model = args[0] if typing.get_origin(field.annotation) is tuple and args else None
+        if isinstance(model, type) and issubclass(model, schema.Asset) and model not in listed:
+            further.append((f"[[{name}]]", model, " ".join((model.__doc__ or "").split())))
+    at = next(i for i, (title, _m, _n) in enumerate(SECTIONS) if title.startswith("[tariffs"))
+    return SECTIONS[:at] + further + SECTIONS[at:]
+
+
 def render() -> str:
     out = ["# Portfolio file reference", "",
            "Generated from `ems/config/schema.py` by `python -m ems.config.doc`; a test keeps it current.",
            "One TOML file describes a portfolio; `config/arao.toml` is a complete example. Unknown keys are",
            "errors. Power is positive into a site's bus. Half-hourly series have 48 values, slot 0 at 00:00",
            "local time. Relative paths are relative to the TOML file.", ""]
-    for title, model, note in SECTIONS:
+    for title, model, note in asset_sections():
         out += [f"## `{title}`", ""] + ([note, ""] if note else []) + model_table(model) + [""]
     return "\n".join(out)
 

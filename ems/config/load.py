@@ -171,13 +171,10 @@ def _cross_reference_problems(p: Portfolio, path: Path) -> Iterable[tuple[str, s
     site_ids = [s.id for s in p.sites]
     for dup in _duplicates(site_ids):
         yield f"sites[id={dup}]", "duplicate site id"
+    # every table of things at a site (assets of any kind, shelters), in the order of the schema
     assets: dict[str, tuple[Any, ...]] = {
-        "grid_connections": p.grid_connections,
-        "pv_arrays": p.pv_arrays,
-        "loads": p.loads,
-        "batteries": p.batteries,
-        "chargers": p.chargers,
-        "shelters": p.shelters,
+        name: group for name in Portfolio.model_fields
+        if isinstance(group := getattr(p, name), tuple) and group and hasattr(group[0], "site") and hasattr(group[0], "id")
     }
     all_ids = [a.id for group in assets.values() for a in group] + [v.id for v in p.vehicles]
     for dup in _duplicates(all_ids):

@@ -148,6 +148,33 @@ class SiteLoad(Asset):
     profile: str = Field("office_weekday", description="name of a [profiles] entry (peak 1.0)")
 
 
+class FlexibleLoad(Asset):
+    """A load that needs an amount of energy each day and does not mind when, within a daily
+    window (a water heater, a pump filling a tank, a cold store's compressor): the plan places it."""
+
+    power_kw: float = Field(gt=0, description="most power it draws")
+    energy_per_day_kwh: float = Field(gt=0, description="energy it needs each day, drawn inside its window")
+    window_start: dt.time = Field(dt.time(0, 0), description="local time its daily window opens")
+    window_end: dt.time = Field(
+        dt.time(0, 0), description="local time the window closes (at or before the start: the next day, so 00:00 to 00:00 is all day)")
+    shortfall_penalty_yen_per_kwh: float = Field(
+        300.0, gt=0, description="price of each kWh of a day's energy the plan leaves undelivered")
+    failsafe_kw: float = Field(0.0, le=0, description="set-point when the controller loses the device or the plan (0: off)")
+
+    @property
+    def window_hours(self) -> float:
+        start = self.window_start.hour * 60 + self.window_start.minute
+        end = self.window_end.hour * 60 + self.window_end.minute
+        return ((end - start) % (24 * 60) or 24 * 60) / 60.0
+
+    @model_validator(mode="after")
+    def _fits_the_window(self) -> FlexibleLoad:
+        if self.energy_per_day_kwh > self.power_kw * self.window_hours + 1e-9:
+            raise ValueError(f"energy_per_day_kwh {self.energy_per_day_kwh:g} exceeds what power_kw {self.power_kw:g} can "
+                             f"deliver in its {self.window_hours:g} h window")
+        return self
+
+
 class Battery(Asset):
     capacity_kwh: float = Field(gt=0, description="nominal energy")
     charge_power_kw: float = Field(gt=0, description="most charging power (AC side)")
@@ -175,7 +202,7 @@ class Charger(Asset):
     discharge_power_kw: float = Field(0.0, ge=0, description="0 for a charge-only charger")
     efficiency: float = Field(0.95, gt=0, le=1, description="one-way, each direction")
     v2h: bool = Field(False, description="can feed a building or shelter (vehicle-to-home/building)")
-    failsafe_kw: float | None = Field(None, description="default: charge-only at the safe power")
+    failsafe_kw: float | None = Field(None, description="default: charge-only at control.charger_failsafe_kw or the rating if lower")
 
     @property
     def bidirectional(self) -> bool:
@@ -261,6 +288,11 @@ class Planning(Strict):
     mip_gap: float = Field(0.005, ge=0, lt=1, description="relative MIP gap at which the solver stops")
     ev_shortfall_penalty_yen_per_kwh: float = Field(500.0, gt=0, description="price of each kWh an EV leaves short of its departure target")
     bcp_shortfall_penalty_yen_per_kwh: float = Field(200.0, gt=0, description="price of each kWh below a BCP reserve, per hour")
+    drive_shortfall_penalty_yen_per_kwh: float = Field(
+        5_000.0, gt=0, description="price of each kWh a vehicle's duty needs that its battery cannot hold (a duty left undone)")
+    throughput_epsilon_yen_per_kwh: float = Field(
+        1e-3, ge=0, description="tiny cost on storage throughput that breaks ties, so a plan never charges and discharges at once "
+                                "when that is free; keep it far below any real price")
     terminal_value_yen_per_kwh: float | None = Field(
         None, ge=0, description="value of energy left in storage at the horizon's end; default: 90 % of the mean import price over the horizon"
     )
@@ -299,6 +331,7 @@ class Portfolio(Strict):
     grid_connections: tuple[GridConnection, ...]
     pv_arrays: tuple[PvArray, ...] = ()
     loads: tuple[SiteLoad, ...] = ()
+    flexible_loads: tuple[FlexibleLoad, ...] = ()
     batteries: tuple[Battery, ...] = ()
     chargers: tuple[Charger, ...] = ()
     vehicles: tuple[Vehicle, ...] = ()

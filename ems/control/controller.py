@@ -15,20 +15,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from drivers.api import DeviceUnavailable, NotWritable, Reading
 from ems.config.schema import Portfolio
+from ems.control.collaborators import Bcp, Devices, Fleet
 from ems.control.foreign import find_foreign_writes, watched_devices
-from ems.control.setpoints import failsafe_setpoint_kw, hold_small_changes, plan_targets
+from ems.control.setpoints import failsafe_setpoint_kw, hold_small_changes, setpoint_targets, writable_devices
 from ems.control.state import LiveState
 from ems.fleet import Reservation, plans_from_duties
 from ems.fleet.reconcile import reconcile_plan
 from ems.guard import SetpointRefused
 from ems.planning import plan_inputs
 from ems.store import Store
+
+if TYPE_CHECKING:
+    from ems.control.following import ControllerFollowing
+    from ems.optimise.replanner import Replanner
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +69,12 @@ class ReplanHealth:
 
 
 class Controller:
-    def __init__(self, portfolio: Portfolio, config_path: str | Path, devices: Any, store: Store,
+    def __init__(self, portfolio: Portfolio, config_path: str | Path, devices: Devices, store: Store,
                  clock: Callable[[], dt.datetime], *, inputs: str = "forecast", horizon_hours: int | None = None,
-                 fleet: Any = None, bcp: Any = None):
+                 fleet: Fleet | None = None, bcp: Bcp | None = None):
         self.portfolio = portfolio
         self.config_path = Path(config_path)
-        self.devices = devices  # ems.devices.DeviceSet, or anything with .drivers, .guard and read_all()
+        self.devices = devices  # ems.devices.DeviceSet live
         self.store = store
         self.clock = clock
         self.inputs = inputs
@@ -77,6 +82,7 @@ class Controller:
         self.state = LiveState(portfolio)
         self.batteries = {b.id for b in portfolio.batteries}
         self.chargers = {c.id for c in portfolio.chargers}
+        self.writable = writable_devices(portfolio)  # every kind's set-point devices (the optimiser's registry)
         self.plan_power_kw: pd.DataFrame | None = None
         self.plan_id: int | None = None
         self.setpoints_kw: dict[str, float] = {}  # what the plan asked for (held against small changes)
@@ -90,17 +96,15 @@ class Controller:
         self.history_kw: dict[str, pd.Series] = {}
         self.fleet = fleet  # ems.control.fleetbus.FleetBus: the dispatcher's states and plans, when live
         self.reservation = Reservation(issued=clock())  # energy vehicles must keep; shelter calls (BCP)
-        # BCP mode, handed in by the command line: .current() -> the operator's mode record or None,
-        # .reservation(outage, soc_kwh, now) -> the BCP plan's Reservation (ems/bcp lives beside this floor)
-        self.bcp = bcp
+        self.bcp = bcp  # the operator's BCP switch and the BCP planner, handed in by the command line
         self.bcp_since: dt.datetime | None = None
         self.bcp_sites: frozenset[str] = frozenset()
         self.health = ReplanHealth()
         self._bcp_fault = ""
         self._fleet_rejections_seen = 0
         self._plan_notes: set[tuple[str, str, str]] = set()  # fleet-plan problems already recorded as events
-        self.following = None  # ems.control.following.ControllerFollowing: steer each slot to the demand plan
-        self.replanner = None  # ems.optimise.replanner.Replanner, made at the first re-plan: keeps the model loaded
+        self.following: ControllerFollowing | None = None  # steer each slot to the demand plan
+        self.replanner: Replanner | None = None  # made at the first re-plan: keeps the model loaded in HiGHS
 
     # --- restart ---------------------------------------------------------------------------------
 
@@ -133,9 +137,10 @@ class Controller:
         if self.following is not None:
             self.following.after_poll(self, now)
         for device in lost:
-            reason = self.state.reading(device).error or "no answer"
+            last = self.state.reading(device)
+            reason = (last.error if last is not None else None) or "no answer"
             self.store.record_event(now, "device-lost", f"{device} stopped answering ({reason}); failsafe set-point, left out of plans", {"device": device})
-            if device in self.batteries | self.chargers:
+            if device in self.writable:
                 await self._write(device, failsafe_setpoint_kw(self.portfolio, device), now, "failsafe")
                 self.figures.failsafe.append(device)
         for device in back:
@@ -161,6 +166,8 @@ class Controller:
         now = self.clock()
         mode = self.bcp.current()
         if mode is not None and mode.active and mode.since != self.bcp_since:
+            if mode.outage is None:  # only a hand-made record lacks it: unreadable, the known mode stays
+                raise ValueError(f"the BCP mode record since {mode.since.isoformat()} names no outage")
             socs = self.state.battery_soc_kwh() | self.state.vehicle_soc_kwh()
             self.reservation = self.bcp.reservation(mode.outage, socs, now)
             self.bcp_since, self.bcp_sites = mode.since, frozenset(mode.outage.sites)
@@ -189,7 +196,7 @@ class Controller:
 
     def _record_fleet_rejections(self, now: dt.datetime) -> None:
         """Fleet messages rejected since the last re-plan become events (the bus only logs them)."""
-        if self.fleet is None or not hasattr(self.fleet, "rejections_since"):
+        if self.fleet is None:
             return
         total, new = self.fleet.rejections_since(self._fleet_rejections_seen)
         for topic, reason in new:
@@ -218,7 +225,7 @@ class Controller:
         initial = self.state.battery_soc_kwh() | fleet_socs | self.state.vehicle_soc_kwh()
         return plan_inputs(self.config_path, start, horizon_hours=hours, inputs=inputs or self.inputs, plans=plans, portfolio=self._planning_portfolio(),
                            history=self.history_kw or None, initial_soc_kwh=initial, unavailable=frozenset(self.state.missing()),
-                           reservation=self.reservation, store=self.store)[1]
+                           reservation=self.reservation, store=self.store).problem
 
     def _usable_plans(self, plans: dict, now: dt.datetime) -> dict:
         """Drop charging windows at chargers that are unknown or not answering: the vehicle is
@@ -272,7 +279,7 @@ class Controller:
             await asyncio.to_thread(self._replan_failed, now, f"{type(error).__name__}: {error}")
             if self.plan_power_kw is None:  # no plan to follow at all: every writable device to its failsafe
                 await asyncio.gather(*(self._write(d, failsafe_setpoint_kw(self.portfolio, d), now, "failsafe")
-                                       for d in sorted(self.batteries | self.chargers) if d not in self.state.missing()))
+                                       for d in sorted(self.writable) if d not in self.state.missing()))
             self.figures.plan_s = time.perf_counter() - started
             return None
         if schedule.status == "fallback":
@@ -301,7 +308,7 @@ class Controller:
         """(schedule, problem) from the live inputs, else from the config's duties and profiles."""
         from ems.optimise.replanner import Replanner
 
-        self.replanner = self.replanner or Replanner()
+        replanner = self.replanner = self.replanner or Replanner()
         try:
             problem = await asyncio.to_thread(self._problem, start, self.inputs)
         except Exception as error:  # a bad input of any kind: plan again on the configured ones
@@ -310,7 +317,7 @@ class Controller:
             self.store.record_event(now, "replan-degraded", f"live plan inputs rejected ({reason}); planned on configured duties and profiles",
                                     {"reason": reason})
             problem = await asyncio.to_thread(self._problem, start, "profiles", False)
-        return await asyncio.to_thread(self.replanner.solve, problem), problem
+        return await asyncio.to_thread(replanner.solve, problem), problem
 
     def _replan_failed(self, now: dt.datetime, reason: str) -> None:
         log.error("re-plan failed: %s; the last plan's set-points stay", reason)
@@ -327,8 +334,8 @@ class Controller:
         now = self.clock()
         if self.plan_power_kw is None:
             return {}
-        live = {d for d in self.batteries | self.chargers if d in self.devices.drivers} - self.state.missing()
-        targets = plan_targets(self.plan_power_kw, now, self.state.plugged(), self.batteries & live, self.chargers & live)
+        live = {d for d in self.writable if d in self.devices.drivers} - self.state.missing()
+        targets = setpoint_targets(self.portfolio, self.plan_power_kw, now, self.state.plugged(), live)
         targets = hold_small_changes(self.setpoints_kw, targets, self.portfolio.control.hold_threshold_kw)
         if self.following is not None:
             targets = self.following.adjust(self, targets, now)
@@ -380,7 +387,7 @@ class Controller:
     async def shutdown(self) -> None:
         """Leave every writable device in its safe state before the process ends."""
         now = self.clock()
-        for device in sorted(self.batteries | self.chargers):
+        for device in sorted(self.writable):
             await self._write(device, failsafe_setpoint_kw(self.portfolio, device), now, "shutdown")
         self.store.record_event(now, "shutdown", "controller stopped; devices left at their failsafe set-points")
 

@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from drivers.mqtt.link import MqttLink
 from ems.fleet import Reservation, VehiclePlan, VehicleState
@@ -80,7 +80,7 @@ class FleetBus:
             self.rejected_total += 1
             self.rejected.append((topic, reason))  # after the log line: readers may wait on this
 
-    def _parse(self, topic: str, payload: bytes, model: type[BaseModel]):
+    def _parse(self, topic: str, payload: bytes, model: type[VehicleState] | type[VehiclePlan]):
         parts = topic.split("/")
         vehicle = parts[1] if len(parts) == 3 else ""
         if vehicle not in self.vehicle_ids:
@@ -112,7 +112,7 @@ class FleetBus:
             return True
         return False
 
-    def _accept(self, topic: str, payload: bytes, model: type[BaseModel], stamp_field: str, latest: dict) -> None:
+    def _accept(self, topic: str, payload: bytes, model: type[VehicleState] | type[VehiclePlan], stamp_field: str, latest: dict) -> None:
         """Keep a message in ``latest`` if it parses, fits its topic and is fresh and in order."""
         parts = topic.split("/")
         if not payload and len(parts) == 3 and parts[1] in self.vehicle_ids:

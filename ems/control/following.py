@@ -106,11 +106,10 @@ class PlanFollower:
         closed: list[SlotBalance] = []
         for site, meter in self.meters.items():
             power = grid_power_kw.get(site)
-            known = power is not None and meter.last_time is not None
             if meter.slot_start is None:
                 meter.energy_kwh, meter.complete = 0.0, now == slot_start
             elif slot_start != meter.slot_start:
-                if known:
+                if power is not None and meter.last_time is not None:
                     meter.energy_kwh += power * _hours(meter.last_time, meter.slot_start + SLOT)
                     if meter.complete:
                         closed += self._close(site, meter)
@@ -119,7 +118,7 @@ class PlanFollower:
                 else:
                     meter.energy_kwh, meter.complete = 0.0, now == slot_start
                 meter.offset_kw = 0.0
-            elif known:
+            elif power is not None and meter.last_time is not None:
                 meter.energy_kwh += power * _hours(meter.last_time, now)
             else:
                 meter.complete = False
@@ -129,6 +128,8 @@ class PlanFollower:
         return self._with_total(closed)
 
     def _close(self, site: str, meter: _SiteMeter) -> list[SlotBalance]:
+        if meter.slot_start is None:
+            return []
         plan = self.planned_kwh.get(meter.slot_start)
         if plan is None or site not in plan:
             return []

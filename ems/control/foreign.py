@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.api import Quality, Reading
+from ems.control.collaborators import Devices
 
 MIN_TOLERANCE_KW = 0.1  # above the resolution of a SunSpec rate register (0.1 % of 100 kW)
 RELATIVE_TOLERANCE = 0.01  # of the device's rating
@@ -40,7 +41,7 @@ class ForeignWrite:
         return {"device": self.device, "seen_kw": self.seen_kw, "expected_kw": self.expected_kw}
 
 
-def watched_devices(devices: Any, ratings_kw: Mapping[str, float]) -> dict[str, float]:
+def watched_devices(devices: Devices, ratings_kw: Mapping[str, float]) -> dict[str, float]:
     """Writable Modbus devices (id -> tolerance in kW) of an ``ems.devices.DeviceSet``."""
     modbus = {e.asset_id for e in getattr(devices, "endpoints", ()) if e.protocol == "modbus"}
     writable = {name for name, driver in devices.drivers.items() if getattr(driver, "writable", False)}

@@ -25,6 +25,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -43,7 +44,7 @@ SIMPLE_LEVEL_KW = 10.0
 class Request:
     """What an event asks, per interval: direction, kW below/above the reference (or a target)."""
 
-    direction: str
+    direction: Literal["down", "up"]
     sites: tuple[str, ...]
     starts: tuple[pd.Timestamp, ...]
     minutes: tuple[int, ...]
@@ -64,7 +65,7 @@ def read_request(event: ReceivedEvent, portfolio: Portfolio) -> Request:
     problem = ""
     requested: list[float | None] = [None] * len(payloads)
     target: list[float | None] = [None] * len(payloads)
-    direction = "down"
+    direction: Literal["down", "up"] = "down"
     if unknown:
         problem = f"targets unknown resources {unknown} (sites: {list(known)})"
     elif name == "LOAD_DISPATCH" and kind == "delta":

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def events_dir(portfolio: Portfolio) -> Path:
+    if portfolio.openadr is None:
+        raise ValueError("the portfolio has no [openadr] section")
     return Path(portfolio.openadr.events_dir)
 
 
@@ -33,17 +37,17 @@ class VenService:
         if portfolio.openadr is None:
             raise ValueError("the portfolio has no [openadr] section")
         self.portfolio, self.config_path, self.store, self.clock, self.inputs = portfolio, Path(config_path), store, clock, inputs
-        settings = portfolio.openadr
+        self.settings = settings = portfolio.openadr
         read = grid_power_kw or self._stored_grid_power_kw
-        telemetry = {s.id: (lambda site=s.id: read(site)) for s in portfolio.sites}
+        telemetry: dict[str, Callable[[], float | None]] = {s.id: functools.partial(read, s.id) for s in portfolio.sites}
         self.ven = Ven(settings.ven_name, settings.vtn_url, self.on_event, telemetry, settings.report_interval_s,
                        settings.cert_file, settings.key_file, settings.vtn_fingerprint, clock=clock)
         self.decisions: dict[str, dict] = {}
 
     async def start(self) -> None:
         await self.ven.start()
-        self.store.record_event(self.clock(), "openadr", f"VEN {self.portfolio.openadr.ven_name!r} registered with "
-                                f"{self.portfolio.openadr.vtn_url} (ven id {self.ven.ven_id})")
+        self.store.record_event(self.clock(), "openadr", f"VEN {self.settings.ven_name!r} registered with "
+                                f"{self.settings.vtn_url} (ven id {self.ven.ven_id})")
 
     async def stop(self) -> None:
         await self.ven.stop()
@@ -67,7 +71,7 @@ class VenService:
         from ems.optimise.flexibility import solve_flexibility
         from ems.planning import plan_inputs
 
-        settings = self.portfolio.openadr
+        settings = self.settings
         request = read_request(event, self.portfolio)
         if request.problem:
             withdraw(events_dir(self.portfolio), event.event_id)
@@ -78,8 +82,8 @@ class VenService:
             return False, f"starts {request.starts[0].isoformat()}, before the current step", None
         # the event's own earlier version must not shape the reference it is measured against
         withdraw(events_dir(self.portfolio), event.event_id)
-        _portfolio, problem = plan_inputs(self.config_path, start, horizon_hours=horizon_hours_for(start, request),
-                                          inputs=self.inputs, portfolio=self.portfolio, store=self.store)
+        problem = plan_inputs(self.config_path, start, horizon_hours=horizon_hours_for(start, request),
+                              inputs=self.inputs, portfolio=self.portfolio, store=self.store).problem
         reference = solve(problem)
         net_all = sum(reference.power_kw[g.id].to_numpy() for g in problem.grids)
         net_sites = sum(reference.power_kw[g.id].to_numpy() for g in problem.grids if g.site in request.sites)
@@ -89,7 +93,7 @@ class VenService:
         most = float(asked[window].max()) if len(window) else 0.0
         if most <= 0:
             return False, "asks for nothing the plan does not already do", None
-        flex = solve_flexibility(problem, window, request.direction, np.asarray(net_all))
+        flex = solve_flexibility(problem, cast("Sequence[int]", window), request.direction, np.asarray(net_all))
         if flex.flex_kw + 1e-6 < settings.opt_in_fraction * most:
             return False, f"flexibility {flex.flex_kw:.1f} kW {request.direction} < {settings.opt_in_fraction:.0%} of {most:.1f} kW asked", None
         path = record_accepted(events_dir(self.portfolio), event, request, np.asarray(net_sites), asked, problem.grid,

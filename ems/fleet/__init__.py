@@ -113,8 +113,8 @@ class VehiclePlan(Contract):
         for first, second in zip(self.windows, self.windows[1:]):
             if second.plug_in < first.plug_out:
                 raise ValueError("charging windows overlap or are out of order")
-        for first, second in zip(self.route, self.route[1:]):
-            if second.eta < first.eta:
+        for before, after in zip(self.route, self.route[1:]):
+            if after.eta < before.eta:
                 raise ValueError("route stops are out of order (eta decreasing)")
         return self
 

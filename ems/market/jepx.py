@@ -162,7 +162,8 @@ def _price(path: Path, line: int, column: str, text: str) -> float:
 
 
 def _ranges(codes: list[int]) -> str:
-    out, start = [], codes[0]
+    out: list[str] = []
+    start: int | None = codes[0]
     for previous, current in zip(codes, codes[1:] + [None]):
         if current != previous + 1:
             out.append(str(start) if start == previous else f"{start}-{previous}")

@@ -12,6 +12,7 @@ from ems.optimise.problem import (
     SolverSettings,
     TimeGrid,
 )
+from ems.optimise.report import PlanReport
 from ems.optimise.schedule import Schedule, write_schedule
 from ems.optimise.solve import fallback_schedule, solve
 
@@ -21,6 +22,7 @@ __all__ = [
     "EvSpec",
     "GridSpec",
     "LoadSpec",
+    "PlanReport",
     "Problem",
     "ProblemError",
     "PvSpec",

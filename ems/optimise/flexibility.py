@@ -11,9 +11,9 @@ variable and one constraint per step of the window::
 and the objective ``schedule objective - reward_yen_per_kw * flex_kw``. The reward is far above
 any price, so the solve finds the largest constant ``flex_kw`` first and, among plans that
 deliver it, the cheapest. The soft constraints of the schedule (EV departure targets, driving
-energy, BCP reserves, unserved load) get penalties above the reward, so flexibility is never bought by
-breaking them. Its cost is the schedule objective (priced with the caller's problem) minus the
-reference plan's.
+energy, BCP reserves, unserved load, a flexible load's daily energy) get penalties above the
+reward, so flexibility is never bought by breaking them. Its cost is the schedule objective
+(priced with the caller's problem) minus the reference plan's.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pyomo.environ as pyo
@@ -67,7 +67,10 @@ def solve_flexibility(problem: Problem, steps: Sequence[int], direction: Literal
         drive_shortfall_penalty_yen_per_kwh=HARD_PENALTY_YEN_PER_KWH,
         unserved_load_yen_per_kwh=HARD_PENALTY_YEN_PER_KWH,
     )
-    hard_problem = dataclasses.replace(problem, settings=hard)
+    # a further kind names its slack price shortfall_penalty_yen_per_kwh (docs/adding-an-asset-kind.md)
+    assets = tuple(dataclasses.replace(cast(Any, spec), shortfall_penalty_yen_per_kwh=HARD_PENALTY_YEN_PER_KWH)
+                   if hasattr(spec, "shortfall_penalty_yen_per_kwh") else spec for spec in problem.assets)
+    hard_problem = dataclasses.replace(problem, settings=hard, assets=assets)
     window = np.zeros(problem.grid.steps, dtype=bool)
     window[list(steps)] = True
     build = build_model(hard_problem, extra_binary_steps=window if direction == "up" else None)

@@ -18,18 +18,17 @@ import pandas as pd
 from ems.config.schema import Portfolio, Tariff
 from ems.fleet import Reservation, VehiclePlan, plans_from_duties
 from ems.market.tariff import DayPrices
+from ems.optimise.components.base import PortfolioInputs
 from ems.optimise.problem import (
-    BatterySpec,
     DrEventSpec,
     EvSpec,
     GridSpec,
-    LoadSpec,
     Problem,
     ProblemError,
-    PvSpec,
     SolverSettings,
     TimeGrid,
 )
+from ems.optimise.registry import COMPONENTS, component_of
 
 SLOT_MINUTES = 30
 
@@ -178,23 +177,11 @@ def problem_from_portfolio(
     grids = tuple(_grid_spec(g, site_tariff[g.site], grid, zone) for g in portfolio.grid_connections)
     if day_prices is not None:
         grids = _with_day_prices(grids, day_prices, grid, zone)
-    pvs = tuple(
-        PvSpec(pv.id, pv.site, np.minimum(series(pv.id, pv.profile, pv.capacity_kwp), pv.inverter_limit_kw or np.inf),
-               pv.curtailable)
-        for pv in portfolio.pv_arrays if pv.id not in unavailable
-    )
-    loads = tuple(LoadSpec(ld.id, ld.site, series(ld.id, ld.profile, ld.peak_kw)) for ld in portfolio.loads)
-    batteries = tuple(
-        BatterySpec(
-            id=b.id, site=b.site, capacity_kwh=b.capacity_kwh,
-            soc_min_kwh=b.capacity_kwh * b.soc_min_fraction, soc_max_kwh=b.capacity_kwh * b.soc_max_fraction,
-            charge_max_kw=b.charge_power_kw, discharge_max_kw=b.discharge_power_kw,
-            charge_efficiency=b.charge_efficiency, discharge_efficiency=b.discharge_efficiency,
-            initial_soc_kwh=initial_soc_kwh.get(b.id, b.capacity_kwh * b.initial_soc_fraction),
-            degradation_yen_per_kwh=b.degradation_cost_yen_per_kwh, reserve_kwh=b.bcp_reserve_kwh,
-        )
-        for b in portfolio.batteries if b.id not in unavailable
-    )
+    further = PortfolioInputs(portfolio=portfolio, grid=grid, timezone=zone, series=series, initial_soc_kwh=initial_soc_kwh,
+                              unavailable=unavailable)
+    pvs = component_of("pv").specs_from_portfolio(further)
+    loads = component_of("load").specs_from_portfolio(further)
+    batteries = component_of("battery").specs_from_portfolio(further)
     plans = plans if plans is not None else plans_from_duties(portfolio, grid.start.to_pydatetime(), grid.end.to_pydatetime())
     chargers = {c.id: c for c in portfolio.chargers if c.id not in unavailable}
     charger_sites = {c.id: c.site for c in portfolio.chargers}
@@ -210,10 +197,14 @@ def problem_from_portfolio(
         mip_gap=planning.mip_gap,
         ev_shortfall_penalty_yen_per_kwh=planning.ev_shortfall_penalty_yen_per_kwh,
         bcp_shortfall_penalty_yen_per_kwh=planning.bcp_shortfall_penalty_yen_per_kwh,
+        drive_shortfall_penalty_yen_per_kwh=planning.drive_shortfall_penalty_yen_per_kwh,
         unserved_load_yen_per_kwh=planning.unserved_load_yen_per_kwh,
+        throughput_epsilon_yen_per_kwh=planning.throughput_epsilon_yen_per_kwh,
         terminal_value_yen_per_kwh=(
             planning.terminal_value_yen_per_kwh if planning.terminal_value_yen_per_kwh is not None else 0.9 * mean_import
         ),
     )
+    # further kinds' specs travel in Problem.assets
+    assets = tuple(spec for c in COMPONENTS if c.spec_type is not None for spec in c.specs_from_portfolio(further))
     return Problem(grid=grid, sites=tuple(s.id for s in portfolio.sites), grids=grids, pvs=pvs, loads=loads,
-                   batteries=batteries, evs=evs, dr_events=dr_events, settings=settings).validate()
+                   batteries=batteries, evs=evs, dr_events=dr_events, settings=settings, assets=assets).validate()

@@ -10,32 +10,12 @@ import numpy as np
 import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild, add_objective_terms
-from ems.optimise.components import (
-    add_battery_constraints,
-    add_demand_response_constraints,
-    add_ev_constraints,
-    add_grid_constraints,
-    add_grid_exchange_cuts,
-    add_load_constraints,
-    add_pv_constraints,
-    add_site_balance_constraints,
-)
+from ems.optimise.components import add_site_balance_constraints
+from ems.optimise.components.grid import add_grid_exchange_cuts
 from ems.optimise.problem import Problem
+from ems.optimise.registry import COMPONENTS, OBJECTIVE_TERMS
 
-OBJECTIVE_TERMS = (
-    "energy_cost_yen",
-    "carbon_cost_yen",
-    "demand_charge_yen",
-    "degradation_yen",
-    "throughput_epsilon_yen",
-    "ev_shortfall_yen",
-    "drive_shortfall_yen",
-    "bcp_shortfall_yen",
-    "dr_revenue_yen",
-    "dr_penalty_yen",
-    "terminal_value_yen",
-    "unserved_load_yen",
-)
+__all__ = ["OBJECTIVE_TERMS", "build_model", "storage_binary_steps"]
 
 
 def storage_binary_steps(problem: Problem) -> np.ndarray:
@@ -71,12 +51,8 @@ def build_model(problem: Problem, extra_binary_steps: np.ndarray | None = None) 
     if extra_binary_steps is not None:
         binaries = binaries | extra_binary_steps.astype(bool)
     build = ModelBuild(problem=problem, model=pyo.ConcreteModel(name="ems-schedule"), storage_binary_steps=binaries)
-    add_grid_constraints(build)
-    add_pv_constraints(build)
-    add_load_constraints(build)
-    add_battery_constraints(build)
-    add_ev_constraints(build)
-    add_demand_response_constraints(build)
+    for component in COMPONENTS:
+        component.build(build)
     add_site_balance_constraints(build)
     add_grid_exchange_cuts(build)
     add_objective(build)

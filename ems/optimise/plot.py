@@ -13,16 +13,26 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ems.optimise.problem import Problem
+from ems.optimise.registry import COMPONENTS
 from ems.optimise.schedule import Schedule
 
 KIND_COLOURS = {"grid": "#7f7f7f", "pv": "#f2b701", "battery": "#3969ac", "ev": "#11a579", "load": "#e73f74"}
 
 
+OTHER_COLOURS = ("#7f3c8d", "#80ba5a", "#e68310", "#008695", "#cf1c90")
+
+
 def power_by_kind(schedule: Schedule, problem: Problem) -> pd.DataFrame:
-    kinds = {g.id: "grid" for g in problem.grids} | {p.id: "pv" for p in problem.pvs}
-    kinds |= {b.id: "battery" for b in problem.batteries} | {e.id: "ev" for e in problem.evs}
-    kinds |= {ld.id: "load" for ld in problem.loads}
+    kinds = {rows.asset_id: component.kind for component in COMPONENTS
+             for rows in component.schedule_rows(problem, schedule.soc_kwh)}
     return schedule.power_kw.T.groupby(pd.Series(kinds)).sum().T
+
+
+def _kind_colours(kinds) -> dict[str, str]:
+    """The built-in kinds' colours, then one of the others for each further kind."""
+    further = [k for k in kinds if k not in KIND_COLOURS]
+    return {k: KIND_COLOURS[k] for k in KIND_COLOURS if k in kinds} | {
+        k: OTHER_COLOURS[i % len(OTHER_COLOURS)] for i, k in enumerate(further)}
 
 
 def plot_schedule(schedule: Schedule, problem: Problem, path: str | Path, timezone: str, title: str = "") -> Path:
@@ -31,8 +41,8 @@ def plot_schedule(schedule: Schedule, problem: Problem, path: str | Path, timezo
     fig, axes = plt.subplots(3, 1, figsize=(12, 10), sharex=True, gridspec_kw={"height_ratios": [3, 2, 1.3]})
     ax = axes[0]
     positive, negative = by_kind.clip(lower=0), by_kind.clip(upper=0)
-    kinds = [k for k in KIND_COLOURS if k in by_kind.columns]
-    colours = [KIND_COLOURS[k] for k in kinds]
+    palette = _kind_colours(list(by_kind.columns))
+    kinds, colours = list(palette), list(palette.values())
     ax.stackplot(index, [positive[k] for k in kinds], labels=[f"{k} (into bus)" for k in kinds], colors=colours, step="post", alpha=0.85)
     ax.stackplot(index, [negative[k] for k in kinds], colors=colours, step="post", alpha=0.45)
     ax.axhline(0, color="black", linewidth=0.6)

@@ -13,6 +13,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ems.config.schema import Planning
+
 
 class ProblemError(ValueError):
     """The problem is inconsistent; the message names the asset and what is wrong."""
@@ -140,19 +142,27 @@ class DrEventSpec:
     penalty_yen_per_kwh: float
 
 
+def _planning_default(key: str):
+    """The default of ``[planning] key``: the config schema is the one place a default is set."""
+    return Planning.model_fields[key].default
+
+
 @dataclass(frozen=True)
 class SolverSettings:
-    time_limit_s: float = 30.0
-    mip_gap: float = 0.005
-    ev_shortfall_penalty_yen_per_kwh: float = 500.0
-    bcp_shortfall_penalty_yen_per_kwh: float = 200.0
-    drive_shortfall_penalty_yen_per_kwh: float = 5000.0
+    """The solver's settings and the prices of the soft constraints (docs/config.md, ``[planning]``)."""
+
+    time_limit_s: float = _planning_default("time_limit_s")
+    mip_gap: float = _planning_default("mip_gap")
+    ev_shortfall_penalty_yen_per_kwh: float = _planning_default("ev_shortfall_penalty_yen_per_kwh")
+    bcp_shortfall_penalty_yen_per_kwh: float = _planning_default("bcp_shortfall_penalty_yen_per_kwh")
+    drive_shortfall_penalty_yen_per_kwh: float = _planning_default("drive_shortfall_penalty_yen_per_kwh")
+    # the config's default (none) means 90 % of the mean import price, which needs prices: 0 here
     terminal_value_yen_per_kwh: float = 0.0
     # Load left unserved where the grid cannot carry it (import limit, outage): the last resort.
-    unserved_load_yen_per_kwh: float = 10_000.0
+    unserved_load_yen_per_kwh: float = _planning_default("unserved_load_yen_per_kwh")
     # A tiny cost on storage throughput: it breaks ties so the LP never charges and
     # discharges at once when that is free (zero prices); far below any real price.
-    throughput_epsilon_yen_per_kwh: float = 1e-3
+    throughput_epsilon_yen_per_kwh: float = _planning_default("throughput_epsilon_yen_per_kwh")
 
 
 @dataclass(frozen=True)
@@ -166,13 +176,24 @@ class Problem:
     evs: tuple[EvSpec, ...] = ()
     dr_events: tuple[DrEventSpec, ...] = ()
     settings: SolverSettings = field(default_factory=SolverSettings)
+    # specs of further asset kinds, each taken by the registered component of its spec type
+    assets: tuple[object, ...] = ()
 
     def validate(self) -> Problem:
-        """Raise :class:`ProblemError` naming the first inconsistency found."""
+        """Raise :class:`ProblemError` naming the first inconsistency found; each asset kind
+        checks its own specs (``Component.validate``)."""
+        # imported here: the registry's components import this module
+        from ems.optimise.registry import COMPONENTS
+
         steps = self.grid.steps
         if not 0 < self.settings.unserved_load_yen_per_kwh < float("inf"):
             raise ProblemError("settings: unserved_load_yen_per_kwh must be a positive finite price")
-        ids = [a.id for group in (self.grids, self.pvs, self.loads, self.batteries, self.evs) for a in group]
+        claimed = [spec for c in COMPONENTS if c.spec_type is not None for spec in c.specs(self)]
+        unclaimed = [spec for spec in self.assets if not any(spec is other for other in claimed)]
+        if unclaimed:
+            raise ProblemError(f"{getattr(unclaimed[0], 'id', unclaimed[0])!r}: no registered asset kind takes "
+                               f"a {type(unclaimed[0]).__name__}")
+        ids = [a.id for c in COMPONENTS for a in c.specs(self)]
         if len(set(ids)) != len(ids):
             raise ProblemError(f"duplicate asset ids: {sorted({i for i in ids if ids.count(i) > 1})}")
         for site in self.sites:
@@ -187,54 +208,6 @@ class Problem:
             if nonnegative and np.any(values < 0):
                 raise ProblemError(f"{owner}: {name} must not be negative")
 
-        for g in self.grids:
-            check_series(g.id, "import_price_yen_per_kwh", g.import_price_yen_per_kwh)
-            check_series(g.id, "export_price_yen_per_kwh", g.export_price_yen_per_kwh)
-            check_series(g.id, "co2_kg_per_kwh", g.co2_kg_per_kwh, nonnegative=True)
-        located: tuple[PvSpec | LoadSpec | BatterySpec, ...] = (*self.pvs, *self.loads, *self.batteries)
-        for asset in located:
-            if asset.site not in self.sites:
-                raise ProblemError(f"{asset.id}: site {asset.site!r} is not in the problem")
-        for pv in self.pvs:
-            check_series(pv.id, "available_kw", pv.available_kw, nonnegative=True)
-        for load in self.loads:
-            check_series(load.id, "demand_kw", load.demand_kw, nonnegative=True)
-        for b in self.batteries:
-            if not 0 <= b.soc_min_kwh < b.soc_max_kwh <= b.capacity_kwh:
-                raise ProblemError(f"{b.id}: needs 0 <= soc_min_kwh < soc_max_kwh <= capacity_kwh")
-            if not 0 <= b.initial_soc_kwh <= b.capacity_kwh:
-                raise ProblemError(f"{b.id}: initial_soc_kwh {b.initial_soc_kwh} outside 0..{b.capacity_kwh}")
-        for ev in self.evs:
-            self._validate_ev(ev, check_series)
-        for event in self.dr_events:
-            check_series(event.id, "baseline_kw", event.baseline_kw)
-            if event.active.shape != (steps,):
-                raise ProblemError(f"{event.id}: active mask has the wrong length")
-            unknown = set(event.sites) - set(self.sites)
-            if unknown:
-                raise ProblemError(f"{event.id}: unknown sites {sorted(unknown)}")
+        for component in COMPONENTS:
+            component.validate(self, check_series)
         return self
-
-    def _validate_ev(self, ev: EvSpec, check_series) -> None:
-        steps = self.grid.steps
-        if len(ev.charger_site) != steps or len(ev.charger_id) != steps:
-            raise ProblemError(f"{ev.id}: charger_site/charger_id need one entry per step")
-        check_series(ev.id, "charge_max_kw", ev.charge_max_kw, nonnegative=True)
-        check_series(ev.id, "discharge_max_kw", ev.discharge_max_kw, nonnegative=True)
-        check_series(ev.id, "drive_kwh", ev.drive_kwh, nonnegative=True)
-        if not 0 <= ev.soc_min_kwh < ev.soc_max_kwh <= ev.capacity_kwh:
-            raise ProblemError(f"{ev.id}: needs 0 <= soc_min_kwh < soc_max_kwh <= capacity_kwh")
-        if not 0 <= ev.initial_soc_kwh <= ev.capacity_kwh:
-            raise ProblemError(f"{ev.id}: initial_soc_kwh {ev.initial_soc_kwh} outside 0..{ev.capacity_kwh}")
-        for t, site in enumerate(ev.charger_site):
-            if site is None and (ev.charge_max_kw[t] > 0 or ev.discharge_max_kw[t] > 0):
-                raise ProblemError(f"{ev.id}: step {t} has charger power but no charger")
-            if site is not None and site not in self.sites:
-                raise ProblemError(f"{ev.id}: charger site {site!r} is not in the problem")
-            if site is not None and ev.drive_kwh[t] > 0:
-                raise ProblemError(f"{ev.id}: step {t} is both plugged in and driving")
-        for t, energy in ev.departure_targets:
-            if not 0 <= t <= steps:
-                raise ProblemError(f"{ev.id}: departure step {t} outside the horizon")
-            if energy > ev.capacity_kwh:
-                raise ProblemError(f"{ev.id}: departure target {energy} kWh exceeds the battery")

@@ -75,7 +75,17 @@ def structure_key(problem: Problem) -> str:
     for event in problem.dr_events:
         parts += [event.id, event.direction, event.sites, event.active.tobytes(), event.baseline_kw.tobytes(),
                   event.requested_kw, event.price_yen_per_kwh, event.penalty_yen_per_kwh]
+    if problem.assets:  # further kinds are not updated: any change of theirs, or of the start, builds again
+        parts += [str(problem.grid.start), [_serialised(asset) for asset in problem.assets]]
     return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def _serialised(spec) -> list:
+    """Every field of a spec, arrays as their bytes (a repr would abbreviate them)."""
+    if not dataclasses.is_dataclass(spec):
+        return [repr(spec)]
+    return [type(spec).__name__] + [(f.name, getattr(spec, f.name).tobytes() if isinstance(getattr(spec, f.name), np.ndarray)
+                                     else repr(getattr(spec, f.name))) for f in dataclasses.fields(spec)]
 
 
 def _site_data_at(problem: Problem, site: str, steps: np.ndarray) -> bytes:
@@ -177,7 +187,7 @@ class Replanner:
             self._loaded = None  # nothing to start from; build afresh next time
         else:
             self._loaded = loaded
-        schedule.shortfalls["model_reused"] = 0.0 if cold else 1.0
+        schedule.report.model_reused = not cold
         return schedule
 
 

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from ems.optimise.problem import Problem
+from ems.optimise.registry import COMPONENTS
+from ems.optimise.report import PlanReport
 
 SCHEDULE_COLUMNS = ["time", "site", "asset", "kind", "power_kw", "soc_kwh"]
 
@@ -31,7 +33,7 @@ class Schedule:
     build_s: float = 0.0
     solve_s: float = 0.0
     message: str = ""
-    shortfalls: dict[str, float] = field(default_factory=dict)
+    report: PlanReport = field(default_factory=PlanReport)  # energy, CO2, shortfalls, solver figures
     load_shed_kwh: dict[str, float] = field(default_factory=dict)  # per site, load left unserved [kWh]
 
     @property
@@ -61,31 +63,20 @@ class Schedule:
         times = index.tz_convert(timezone) if timezone else index
         iso = [t.isoformat() for t in times]
         frames = []
-
-        def add(asset_id: str, kind: str, sites, soc=None) -> None:
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "time": iso,
-                        "site": sites,
-                        "asset": asset_id,
-                        "kind": kind,
-                        "power_kw": self.power_kw[asset_id].to_numpy().round(4),
-                        "soc_kwh": soc.round(4) if soc is not None else np.full(len(index), np.nan),
-                    }
+        for component in COMPONENTS:
+            for rows in component.schedule_rows(problem, self.soc_kwh):
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "time": iso,
+                            "site": rows.site,
+                            "asset": rows.asset_id,
+                            "kind": rows.kind,
+                            "power_kw": self.power_kw[rows.asset_id].to_numpy().round(4),
+                            "soc_kwh": rows.soc_kwh.round(4) if rows.soc_kwh is not None else np.full(len(index), np.nan),
+                        }
+                    )
                 )
-            )
-
-        for g in problem.grids:
-            add(g.id, "grid", g.site)
-        for pv in problem.pvs:
-            add(pv.id, "pv", pv.site)
-        for load in problem.loads:
-            add(load.id, load.kind, load.site)
-        for b in problem.batteries:
-            add(b.id, "battery", b.site, self.soc_kwh[b.id].to_numpy())
-        for ev in problem.evs:
-            add(ev.id, "ev", [site or "" for site in ev.charger_site], self.soc_kwh[ev.id].to_numpy())
         return pd.concat(frames, ignore_index=True)[SCHEDULE_COLUMNS]
 
     def summary(self) -> dict:
@@ -95,14 +86,14 @@ class Schedule:
             "energy_cost_yen": round(self.energy_cost_yen, 2),
             "demand_charge_yen": round(self.demand_charge_yen, 2),
             "load_shed_kwh": {site: round(kwh, 3) for site, kwh in self.load_shed_kwh.items()},
-            "co2_kg": round(self.shortfalls.get("co2_kg", 0.0), 3),
+            "co2_kg": round(self.report.co2_kg, 3),
             "solver_status": self.status,
             "mip_gap": self.mip_gap,
             "solve_s": round(self.solve_s, 4),
             "build_s": round(self.build_s, 4),
             "message": self.message,
             "objective_terms_yen": {k: round(v, 2) for k, v in self.objective_terms.items()},
-            **{k: round(v, 3) for k, v in self.shortfalls.items() if k != "co2_kg"},
+            **{k: round(v, 3) for k, v in self.report.as_dict().items() if k != "co2_kg"},
         }
 
 

@@ -18,6 +18,7 @@ from ems.optimise.build import ModelBuild
 from ems.optimise.evaluate import evaluate
 from ems.optimise.model import build_model
 from ems.optimise.problem import Problem
+from ems.optimise.registry import COMPONENTS
 from ems.optimise.rules import rule_based_power
 from ems.optimise.schedule import Schedule
 from ems.optimise.unserved import load_shed_kwh_by_site, unserved_message
@@ -81,18 +82,18 @@ def solved_schedule(build: ModelBuild, status: str, best: float, bound: float | 
     problem = build.problem
     power = read_power(build)
     terms, report, _soc = evaluate(problem, power)
-    report |= simultaneous_flows_kw(build)
+    report.simultaneous_charge_discharge_kw, report.simultaneous_import_export_kw = simultaneous_flows_kw(build)
     gap = 0.0 if bound is None or not np.isfinite(bound) else abs(best - bound) / max(abs(best), 1e-9)
-    report["solver_objective_yen"] = float(best)
-    report["binary_count"] = float(sum(len(getattr(build.model, f"{name}_on")) for name in ("battery_charging", "ev_charging", "grid_importing")))
-    report["load_s"] = load_s
+    report.solver_objective_yen = float(best)
+    report.binary_count = binary_count(build)
+    report.load_s = load_s
     soc = read_soc(build, problem.grid.index)
-    report["read_s"] = time.perf_counter() - read_started
+    report.read_s = time.perf_counter() - read_started
     unserved = unserved_message(problem, power)
     if unserved:
         log.info("plan leaves load unserved: %s", unserved)
     return Schedule(power_kw=power, soc_kwh=soc, status=status, objective_terms=terms,
-                    mip_gap=round(gap, 6), build_s=build_s, solve_s=solve_s, message=unserved, shortfalls=report,
+                    mip_gap=round(gap, 6), build_s=build_s, solve_s=solve_s, message=unserved, report=report,
                     load_shed_kwh=load_shed_kwh_by_site(problem, power))
 
 
@@ -102,57 +103,34 @@ def fallback_schedule(problem: Problem, reason: str, build_s: float = 0.0, solve
     unserved = unserved_message(problem, power)
     return Schedule(power_kw=power, soc_kwh=soc, status="fallback", objective_terms=terms, mip_gap=None,
                     build_s=build_s, solve_s=solve_s, message="; ".join(filter(None, (reason, unserved))),
-                    shortfalls=report, load_shed_kwh=load_shed_kwh_by_site(problem, power))
+                    report=report, load_shed_kwh=load_shed_kwh_by_site(problem, power))
 
 
-def _values(var) -> dict:
-    return {key: (value if value is not None else 0.0) for key, value in var.extract_values().items()}
+def simultaneous_flows_kw(build: ModelBuild) -> tuple[float, float]:
+    """The largest flow both ways at once: (storage charging and discharging in one step, a
+    grid connection importing and exporting). Both should be zero in every plan."""
+    flows: dict[str, float] = {"simultaneous_charge_discharge_kw": 0.0, "simultaneous_import_export_kw": 0.0}
+    for component in COMPONENTS:
+        for name, kw in component.simultaneous_flows_kw(build).items():
+            flows[name] = max(flows[name], kw)
+    return flows["simultaneous_charge_discharge_kw"], flows["simultaneous_import_export_kw"]
 
 
-def simultaneous_flows_kw(build: ModelBuild) -> dict[str, float]:
-    """The largest flow both ways at once: storage charging and discharging in one step, and a
-    grid connection importing and exporting. Both should be zero in every plan."""
-    m = build.model
-    charge, discharge = _values(m.battery_charge_kw), _values(m.battery_discharge_kw)
-    storage = max((min(charge[k], discharge[k]) for k in charge), default=0.0)
-    charge, discharge = _values(m.ev_charge_kw), _values(m.ev_discharge_kw)
-    storage = max(storage, max((min(charge[k], discharge[k]) for k in discharge), default=0.0))
-    imports, exports = _values(m.grid_import_kw), _values(m.grid_export_kw)
-    grid = max((min(imports[k], exports[k]) for k in imports), default=0.0)
-    return {"simultaneous_charge_discharge_kw": float(storage), "simultaneous_import_export_kw": float(grid)}
+def binary_count(build: ModelBuild) -> int:
+    return sum(component.binary_count(build) for component in COMPONENTS)
 
 
 def read_power(build: ModelBuild) -> pd.DataFrame:
     """Per asset and step, power into the site bus [kW]."""
-    m, problem = build.model, build.problem
-    steps = problem.grid.steps
     power: dict[str, np.ndarray] = {}
-    imports, exports = _values(m.grid_import_kw), _values(m.grid_export_kw)
-    for g in problem.grids:
-        power[g.id] = np.array([imports[g.id, t] - exports[g.id, t] for t in range(steps)])
-    pv_values = _values(m.pv_kw)
-    for pv in problem.pvs:
-        power[pv.id] = np.array([pv_values[pv.id, t] for t in range(steps)]) if pv.curtailable else pv.available_kw.astype(float)
-    shed = _values(m.load_shed_kw)
-    for load in problem.loads:
-        power[load.id] = np.array([shed.get((load.id, t), 0.0) for t in range(steps)]) - load.demand_kw.astype(float)
-    charge, discharge = _values(m.battery_charge_kw), _values(m.battery_discharge_kw)
-    for b in problem.batteries:
-        power[b.id] = np.array([discharge[b.id, t] - charge[b.id, t] for t in range(steps)])
-    charge, discharge = _values(m.ev_charge_kw), _values(m.ev_discharge_kw)
-    for ev in problem.evs:
-        power[ev.id] = np.array([discharge.get((ev.id, t), 0.0) - charge.get((ev.id, t), 0.0) for t in range(steps)])
-    return pd.DataFrame(power, index=problem.grid.index)
+    for component in COMPONENTS:
+        power |= component.read_power(build)
+    return pd.DataFrame(power, index=build.problem.grid.index)
 
 
 def read_soc(build: ModelBuild, index: pd.DatetimeIndex) -> pd.DataFrame:
     """Energy held at the end of each step [kWh]."""
-    m, problem = build.model, build.problem
-    steps = problem.grid.steps
     soc: dict[str, np.ndarray] = {}
-    battery, ev = _values(m.battery_soc_kwh), _values(m.ev_soc_kwh)
-    for b in problem.batteries:
-        soc[b.id] = np.array([battery[b.id, t + 1] for t in range(steps)])
-    for v in problem.evs:
-        soc[v.id] = np.array([ev[v.id, t + 1] for t in range(steps)])
+    for component in COMPONENTS:
+        soc |= component.read_soc(build)
     return pd.DataFrame(soc, index=index)

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES
@@ -89,7 +90,7 @@ class ControlScheduler:
 
     def _add(self, name: str, job: Callable[[], Awaitable[None]], every_simulated_s: float) -> None:
         async def timed() -> None:
-            task = asyncio.current_task()
+            task = cast("asyncio.Task[Any]", asyncio.current_task())  # a job always runs as a task
             self.inflight.add(task)
             started_clock, started = self.controller.clock(), time.perf_counter()
             ok = False
@@ -151,7 +152,7 @@ class ControlScheduler:
             last = self.last_run.get(name)
             slowest_s = max(self.durations_s.get(name, [0.0])[-5:]) * self.speed
             late = last is not None and (now - last).total_seconds() > 3 * max(self.effective_interval_s(every_s), slowest_s)
-            if late and name not in self.stalled:
+            if late and last is not None and name not in self.stalled:
                 self.stalled.add(name)
                 self.store.record_event(now, "watchdog", f"{name} last ran {last.isoformat()}, more than 3 intervals ago")
                 log.warning("watchdog: %s stalled since %s", name, last)

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -244,14 +244,14 @@ class Store:
 
     def record_telemetry(self, rows: Iterable[tuple[dt.datetime, str, str, float | None, str]]) -> int:
         """Rows of (time, device, quantity, value, quality); returns how many were stored."""
-        rows = [(to_ms(t), device, quantity, finite_or_none(value), quality) for t, device, quantity, value, quality in rows]
+        stored = [(to_ms(t), device, quantity, finite_or_none(value), quality) for t, device, quantity, value, quality in rows]
         with self._transaction() as db:
-            db.executemany("INSERT INTO telemetry VALUES (?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO telemetry VALUES (?, ?, ?, ?, ?)", stored)
             if self.mirror:
                 db.executemany("INSERT INTO outbox (line) VALUES (?)", [
                     (line_protocol("telemetry", {"device": d, "quantity": q, "quality": ql}, {"value": v}, t),)
-                    for t, d, q, v, ql in rows if v is not None])
-        return len(rows)
+                    for t, d, q, v, ql in stored if v is not None])
+        return len(stored)
 
     def record_setpoint(self, time: dt.datetime, device: str, requested_kw: float, written_kw: float | None,
                         status: str, reason: str = "") -> None:
@@ -270,7 +270,9 @@ class Store:
             cursor = db.execute("INSERT INTO plans (created_ms, start_ms, step_minutes, kind, status, summary) "
                                 "VALUES (?, ?, ?, ?, ?, ?)",
                                 (to_ms(created), to_ms(start), step_minutes, kind, status, json.dumps(summary, default=str)))
-            plan_id = int(cursor.lastrowid)
+            plan_id = cursor.lastrowid
+            if plan_id is None:  # sqlite3 sets it on every INSERT; None would be a driver fault
+                raise RuntimeError("the store gave no id for the new plan")
             db.executemany("INSERT INTO plan_points VALUES (?, ?, ?, ?, ?)",
                            [(plan_id, to_ms(t), asset, power, soc) for t, asset, power, soc in points])
             db.execute("INSERT OR REPLACE INTO state VALUES ('last_plan_id', ?, ?)", (json.dumps(plan_id), to_ms(created)))
@@ -310,8 +312,8 @@ class Store:
         return {"id": row[0], "created": from_ms(row[1]), "start": from_ms(row[2]), "step_minutes": row[3],
                 "kind": row[4], "status": row[5], "summary": json.loads(row[6])}
 
-    def rows(self, table: str, since: dt.datetime | None = None, until: dt.datetime | None = None) -> Iterator[tuple]:
-        """All rows of a time-indexed table in time order (for exports)."""
+    def rows(self, table: str, since: dt.datetime | None = None, until: dt.datetime | None = None) -> Iterator[Sequence[Any]]:
+        """The column names, then all rows of a time-indexed table in time order (for exports)."""
         if table not in ("telemetry", "setpoints", "events", "job_runs"):
             raise ValueError(f"cannot export table {table!r}")
         column = "started_ms" if table == "job_runs" else "time_ms"

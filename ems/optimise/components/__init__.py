@@ -1,4 +1,4 @@
-"""One function per physical component of the MILP (docs/optimiser.md)."""
+"""One module per asset kind: its constraint function and its Component (docs/adding-an-asset-kind.md)."""
 
 from ems.optimise.components.balance import add_site_balance_constraints
 from ems.optimise.components.battery import add_battery_constraints

@@ -15,9 +15,30 @@ shortfall (per kWh and hour), and minus the terminal value of the energy left at
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
 import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild, add_exclusive_flows, add_storage
+from ems.optimise.components.base import (
+    Component,
+    Evaluation,
+    PortfolioInputs,
+    RuleState,
+    ScheduleRows,
+    SeriesCheck,
+    SiteStep,
+    largest_both_ways,
+    storage_soc_kwh,
+    var_values,
+)
+from ems.optimise.problem import BatterySpec, Problem, ProblemError
+
+if TYPE_CHECKING:
+    from ems.config.schema import Portfolio
 
 
 def add_battery_constraints(build: ModelBuild) -> None:
@@ -50,3 +71,111 @@ def add_battery_constraints(build: ModelBuild) -> None:
             build.cost("throughput_epsilon_yen", settings.throughput_epsilon_yen_per_kwh * dt_h, discharge)
         build.cost("terminal_value_yen", -settings.terminal_value_yen_per_kwh, m.battery_soc_kwh[b, len(steps)])
         build.objective_constant["terminal_value_yen"] += settings.terminal_value_yen_per_kwh * spec.initial_soc_kwh
+
+
+class BatteryComponent(Component):
+    """Rule-based: self-consumption (charge from the site's surplus, discharge to cover its
+    deficit, never below the BCP reserve). Set-point: the planned power of the battery itself."""
+
+    kind = "battery"
+    objective_terms = ("degradation_yen", "throughput_epsilon_yen", "bcp_shortfall_yen", "terminal_value_yen")
+
+    def specs(self, problem: Problem) -> tuple:
+        return problem.batteries
+
+    def specs_from_portfolio(self, inputs: PortfolioInputs) -> tuple:
+        """Energies from the capacity and its fractions; the measured energy, else the configured start."""
+        return tuple(
+            BatterySpec(
+                id=b.id, site=b.site, capacity_kwh=b.capacity_kwh,
+                soc_min_kwh=b.capacity_kwh * b.soc_min_fraction, soc_max_kwh=b.capacity_kwh * b.soc_max_fraction,
+                charge_max_kw=b.charge_power_kw, discharge_max_kw=b.discharge_power_kw,
+                charge_efficiency=b.charge_efficiency, discharge_efficiency=b.discharge_efficiency,
+                initial_soc_kwh=inputs.initial_soc_kwh.get(b.id, b.capacity_kwh * b.initial_soc_fraction),
+                degradation_yen_per_kwh=b.degradation_cost_yen_per_kwh, reserve_kwh=b.bcp_reserve_kwh,
+            )
+            for b in inputs.portfolio.batteries if b.id not in inputs.unavailable
+        )
+
+    def validate(self, problem: Problem, check_series: SeriesCheck) -> None:
+        for b in problem.batteries:
+            if b.site not in problem.sites:
+                raise ProblemError(f"{b.id}: site {b.site!r} is not in the problem")
+            if not 0 <= b.soc_min_kwh < b.soc_max_kwh <= b.capacity_kwh:
+                raise ProblemError(f"{b.id}: needs 0 <= soc_min_kwh < soc_max_kwh <= capacity_kwh")
+            if not 0 <= b.initial_soc_kwh <= b.capacity_kwh:
+                raise ProblemError(f"{b.id}: initial_soc_kwh {b.initial_soc_kwh} outside 0..{b.capacity_kwh}")
+
+    def build(self, build: ModelBuild) -> None:
+        add_battery_constraints(build)
+
+    def read_power(self, build: ModelBuild) -> dict[str, np.ndarray]:
+        charge, discharge = var_values(build.model.battery_charge_kw), var_values(build.model.battery_discharge_kw)
+        return {b.id: np.array([discharge[b.id, t] - charge[b.id, t] for t in build.steps]) for b in build.problem.batteries}
+
+    def read_soc(self, build: ModelBuild) -> dict[str, np.ndarray]:
+        soc = var_values(build.model.battery_soc_kwh)
+        return {b.id: np.array([soc[b.id, t + 1] for t in build.steps]) for b in build.problem.batteries}
+
+    def simultaneous_flows_kw(self, build: ModelBuild) -> dict[str, float]:
+        charge, discharge = var_values(build.model.battery_charge_kw), var_values(build.model.battery_discharge_kw)
+        return {"simultaneous_charge_discharge_kw": largest_both_ways(charge, discharge)}
+
+    def binary_count(self, build: ModelBuild) -> int:
+        return len(build.model.battery_charging_on)
+
+    def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
+        s, dt_h, terms = problem.settings, problem.grid.step_h, ledger.terms
+        for b in problem.batteries:
+            p = power_kw[b.id].to_numpy()
+            soc, _ = storage_soc_kwh(b.initial_soc_kwh, p, dt_h, b.charge_efficiency, b.discharge_efficiency)
+            ledger.soc_kwh[b.id] = soc
+            storage_terms(terms, s, dt_h, p, b.degradation_yen_per_kwh)
+            if b.reserve_kwh > b.soc_min_kwh:
+                short = float(np.clip(b.reserve_kwh - soc, 0, None).sum())
+                ledger.report.bcp_shortfall_kwh_h += short * dt_h
+                terms["bcp_shortfall_yen"] += s.bcp_shortfall_penalty_yen_per_kwh * dt_h * short
+            terms["terminal_value_yen"] -= s.terminal_value_yen_per_kwh * (soc[-1] - b.initial_soc_kwh)
+
+    def rule_start(self, state: RuleState) -> None:
+        state.power |= {b.id: np.zeros(state.problem.grid.steps) for b in state.problem.batteries}
+        state.carry["battery_soc_kwh"] = {b.id: b.initial_soc_kwh for b in state.problem.batteries}
+
+    def rule_balance(self, state: RuleState, step: SiteStep) -> None:
+        soc, dt_h, t = state.carry["battery_soc_kwh"], state.dt_h, step.t
+        for b in state.problem.batteries:
+            if b.site != step.site:
+                continue
+            if step.deficit_kw < 0:
+                room = max(0.0, b.soc_max_kwh - soc[b.id]) / (b.charge_efficiency * dt_h)
+                charge = min(b.charge_max_kw, -step.deficit_kw, room)
+                soc[b.id] += b.charge_efficiency * charge * dt_h
+                state.power[b.id][t] = -charge
+                step.deficit_kw += charge
+            else:
+                floor = max(b.soc_min_kwh, b.reserve_kwh)
+                available = max(0.0, soc[b.id] - floor) * b.discharge_efficiency / dt_h
+                discharge = min(b.discharge_max_kw, step.deficit_kw, available)
+                soc[b.id] -= discharge / b.discharge_efficiency * dt_h
+                state.power[b.id][t] = discharge
+                step.deficit_kw -= discharge
+
+    def schedule_rows(self, problem: Problem, soc_kwh: pd.DataFrame) -> Iterable[ScheduleRows]:
+        return [ScheduleRows(b.id, self.kind, b.site, soc_kwh[b.id].to_numpy()) for b in problem.batteries]
+
+    def writable_devices(self, portfolio: Portfolio) -> set[str]:
+        return {b.id for b in portfolio.batteries}
+
+    def setpoints_kw(self, row: pd.Series | None, devices: set[str], plugged: Mapping[str, str | None]) -> dict[str, float]:
+        return {b: (float(row[b]) if row is not None and b in row else 0.0) for b in devices}
+
+    def failsafe_kw(self, portfolio: Portfolio, device: str) -> float | None:
+        """Its configured failsafe (default idle)."""
+        return next((b.failsafe_kw for b in portfolio.batteries if b.id == device), None)
+
+
+def storage_terms(terms: dict, settings, dt_h: float, p: np.ndarray, degradation: float) -> None:
+    """Degradation per kWh discharged and the throughput tie-breaker of a storage unit's power."""
+    discharge, charge = np.clip(p, 0, None), np.clip(-p, 0, None)
+    terms["degradation_yen"] += degradation * dt_h * float(discharge.sum())
+    terms["throughput_epsilon_yen"] += settings.throughput_epsilon_yen_per_kwh * dt_h * float(discharge.sum() + charge.sum())

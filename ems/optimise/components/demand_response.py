@@ -18,9 +18,13 @@ penalty. Net import (not gross) is measured, so importing and exporting at once 
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild
+from ems.optimise.components.base import Component, Evaluation, SeriesCheck
+from ems.optimise.problem import Problem, ProblemError
 
 
 def add_demand_response_constraints(build: ModelBuild) -> None:
@@ -47,3 +51,37 @@ def add_demand_response_constraints(build: ModelBuild) -> None:
         build.cost("dr_revenue_yen", event.price_yen_per_kwh * dt_h, m.dr_shortfall_kw[e, t])
         build.cost("dr_penalty_yen", event.penalty_yen_per_kwh * dt_h, m.dr_shortfall_kw[e, t])
         build.cost("dr_penalty_yen", (event.price_yen_per_kwh + event.penalty_yen_per_kwh) * dt_h, m.dr_beyond_kw[e, t])
+
+
+class DemandResponseComponent(Component):
+    """Events on the grid connections' net import: no power of their own, so no read-back,
+    rule or set-point; ``evaluate`` settles each event on the plan's net import."""
+
+    kind = "demand_response"
+    objective_terms = ("dr_revenue_yen", "dr_penalty_yen")
+
+    def validate(self, problem: Problem, check_series: SeriesCheck) -> None:
+        for event in problem.dr_events:
+            check_series(event.id, "baseline_kw", event.baseline_kw)
+            if event.active.shape != (problem.grid.steps,):
+                raise ProblemError(f"{event.id}: active mask has the wrong length")
+            unknown = set(event.sites) - set(problem.sites)
+            if unknown:
+                raise ProblemError(f"{event.id}: unknown sites {sorted(unknown)}")
+
+    def build(self, build: ModelBuild) -> None:
+        add_demand_response_constraints(build)
+
+    def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
+        dt_h, terms = problem.grid.step_h, ledger.terms
+        for event in problem.dr_events:
+            net = sum(power_kw[g.id].to_numpy() for g in problem.grids if g.site in event.sites)
+            if event.direction == "down":
+                short = net - (event.baseline_kw - event.requested_kw)
+            else:
+                short = (event.baseline_kw + event.requested_kw) - net
+            short = np.clip(short, 0, event.requested_kw) * event.active
+            delivered_kwh = float(((event.requested_kw - short) * event.active).sum() * dt_h)
+            terms["dr_revenue_yen"] -= event.price_yen_per_kwh * delivered_kwh
+            terms["dr_penalty_yen"] += event.penalty_yen_per_kwh * float(short.sum() * dt_h)
+            ledger.report.dr_shortfall_kwh += float(short.sum() * dt_h)

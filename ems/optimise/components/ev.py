@@ -17,9 +17,30 @@ shortfall is energy a duty needed that the battery could not hold (a large penal
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
 import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild, add_exclusive_flows
+from ems.optimise.components.base import (
+    Component,
+    Evaluation,
+    RuleState,
+    ScheduleRows,
+    SeriesCheck,
+    SiteStep,
+    largest_both_ways,
+    storage_soc_kwh,
+    var_values,
+)
+from ems.optimise.components.battery import storage_terms
+from ems.optimise.problem import Problem, ProblemError
+
+if TYPE_CHECKING:
+    from ems.config.schema import Portfolio
 
 
 def add_ev_constraints(build: ModelBuild) -> None:
@@ -102,3 +123,140 @@ def _book_ev_costs_and_bus(build, evs, charge_index, discharge_index, drive_inde
     for v, ev in evs.items():
         build.cost("terminal_value_yen", -settings.terminal_value_yen_per_kwh, m.ev_soc_kwh[v, horizon])
         build.objective_constant["terminal_value_yen"] += settings.terminal_value_yen_per_kwh * ev.initial_soc_kwh
+
+
+class EvComponent(Component):
+    """Rule-based: charge at full power from plug-in until full, never discharge; past the
+    import limit the site's EV charging is cut first (pro rata). Set-point: a charger takes the
+    planned power of the vehicle plugged into it (0 with none)."""
+
+    kind = "ev"
+    objective_terms = ("throughput_epsilon_yen", "ev_shortfall_yen", "drive_shortfall_yen", "bcp_shortfall_yen",
+                       "terminal_value_yen")
+    import_relief_rank = 10
+
+    def specs(self, problem: Problem) -> tuple:
+        return problem.evs
+
+    def validate(self, problem: Problem, check_series: SeriesCheck) -> None:
+        steps = problem.grid.steps
+        for ev in problem.evs:
+            if len(ev.charger_site) != steps or len(ev.charger_id) != steps:
+                raise ProblemError(f"{ev.id}: charger_site/charger_id need one entry per step")
+            check_series(ev.id, "charge_max_kw", ev.charge_max_kw, nonnegative=True)
+            check_series(ev.id, "discharge_max_kw", ev.discharge_max_kw, nonnegative=True)
+            check_series(ev.id, "drive_kwh", ev.drive_kwh, nonnegative=True)
+            if not 0 <= ev.soc_min_kwh < ev.soc_max_kwh <= ev.capacity_kwh:
+                raise ProblemError(f"{ev.id}: needs 0 <= soc_min_kwh < soc_max_kwh <= capacity_kwh")
+            if not 0 <= ev.initial_soc_kwh <= ev.capacity_kwh:
+                raise ProblemError(f"{ev.id}: initial_soc_kwh {ev.initial_soc_kwh} outside 0..{ev.capacity_kwh}")
+            for t, site in enumerate(ev.charger_site):
+                if site is None and (ev.charge_max_kw[t] > 0 or ev.discharge_max_kw[t] > 0):
+                    raise ProblemError(f"{ev.id}: step {t} has charger power but no charger")
+                if site is not None and site not in problem.sites:
+                    raise ProblemError(f"{ev.id}: charger site {site!r} is not in the problem")
+                if site is not None and ev.drive_kwh[t] > 0:
+                    raise ProblemError(f"{ev.id}: step {t} is both plugged in and driving")
+            for t, energy in ev.departure_targets:
+                if not 0 <= t <= steps:
+                    raise ProblemError(f"{ev.id}: departure step {t} outside the horizon")
+                if energy > ev.capacity_kwh:
+                    raise ProblemError(f"{ev.id}: departure target {energy} kWh exceeds the battery")
+
+    def build(self, build: ModelBuild) -> None:
+        add_ev_constraints(build)
+
+    def read_power(self, build: ModelBuild) -> dict[str, np.ndarray]:
+        charge, discharge = var_values(build.model.ev_charge_kw), var_values(build.model.ev_discharge_kw)
+        return {ev.id: np.array([discharge.get((ev.id, t), 0.0) - charge.get((ev.id, t), 0.0) for t in build.steps])
+                for ev in build.problem.evs}
+
+    def read_soc(self, build: ModelBuild) -> dict[str, np.ndarray]:
+        soc = var_values(build.model.ev_soc_kwh)
+        return {v.id: np.array([soc[v.id, t + 1] for t in build.steps]) for v in build.problem.evs}
+
+    def simultaneous_flows_kw(self, build: ModelBuild) -> dict[str, float]:
+        charge, discharge = var_values(build.model.ev_charge_kw), var_values(build.model.ev_discharge_kw)
+        return {"simultaneous_charge_discharge_kw": largest_both_ways(charge, discharge)}
+
+    def binary_count(self, build: ModelBuild) -> int:
+        return len(build.model.ev_charging_on)
+
+    def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
+        s, dt_h, terms, report = problem.settings, problem.grid.step_h, ledger.terms, ledger.report
+        for ev in problem.evs:
+            p = power_kw[ev.id].to_numpy()
+            soc, drive_short = storage_soc_kwh(ev.initial_soc_kwh, p, dt_h, ev.charge_efficiency, ev.discharge_efficiency,
+                                               ev.drive_kwh, min(ev.soc_min_kwh, ev.initial_soc_kwh))
+            ledger.soc_kwh[ev.id] = soc
+            storage_terms(terms, s, dt_h, p, 0.0)
+            report.drive_shortfall_kwh += float(drive_short.sum())
+            terms["drive_shortfall_yen"] += s.drive_shortfall_penalty_yen_per_kwh * float(drive_short.sum())
+            soc_start = np.concatenate([[ev.initial_soc_kwh], soc])  # energy at the start of step k
+            target_short = sum(max(0.0, energy - soc_start[k]) for k, energy in ev.departure_targets)
+            report.ev_target_shortfall_kwh += target_short
+            terms["ev_shortfall_yen"] += s.ev_shortfall_penalty_yen_per_kwh * target_short
+            if ev.keep_energy_kwh > ev.soc_min_kwh:
+                short = float(np.clip(ev.keep_energy_kwh - soc, 0, None).sum())
+                report.bcp_shortfall_kwh_h += short * dt_h
+                terms["bcp_shortfall_yen"] += s.bcp_shortfall_penalty_yen_per_kwh * dt_h * short
+            terms["terminal_value_yen"] -= s.terminal_value_yen_per_kwh * (soc[-1] - ev.initial_soc_kwh)
+
+    def rule_start(self, state: RuleState) -> None:
+        state.power |= {ev.id: np.zeros(state.problem.grid.steps) for ev in state.problem.evs}
+        state.carry["ev_soc_kwh"] = {ev.id: ev.initial_soc_kwh for ev in state.problem.evs}
+
+    def rule_begin_step(self, state: RuleState, t: int) -> None:
+        soc, dt_h = state.carry["ev_soc_kwh"], state.dt_h
+        state.carry["ev_charge_kw"] = {
+            ev.id: min(float(ev.charge_max_kw[t]), max(0.0, ev.soc_max_kwh - soc[ev.id]) / (ev.charge_efficiency * dt_h))
+            for ev in state.problem.evs
+        }
+
+    def _at_site(self, state: RuleState, step: SiteStep) -> list:
+        return [ev for ev in state.problem.evs if ev.charger_site[step.t] == step.site]
+
+    def rule_demand(self, state: RuleState, step: SiteStep) -> None:
+        step.deficit_kw += sum(state.carry["ev_charge_kw"][ev.id] for ev in self._at_site(state, step))
+
+    def rule_relieve_import(self, state: RuleState, step: SiteStep, excess_kw: float) -> float:
+        charge = state.carry["ev_charge_kw"]
+        site_evs = self._at_site(state, step)
+        ev_kw = sum(charge[ev.id] for ev in site_evs)
+        if ev_kw <= 0:
+            return 0.0
+        cut = min(ev_kw, excess_kw)
+        for ev in site_evs:
+            charge[ev.id] *= 1 - cut / ev_kw
+        return cut
+
+    def rule_end_step(self, state: RuleState, t: int) -> None:
+        charge, soc = state.carry["ev_charge_kw"], state.carry["ev_soc_kwh"]
+        for ev in state.problem.evs:
+            state.power[ev.id][t] = -charge[ev.id]
+            soc[ev.id] += ev.charge_efficiency * charge[ev.id] * state.dt_h - float(ev.drive_kwh[t])
+            soc[ev.id] = max(soc[ev.id], min(ev.soc_min_kwh, ev.initial_soc_kwh))
+
+    def schedule_rows(self, problem: Problem, soc_kwh: pd.DataFrame) -> Iterable[ScheduleRows]:
+        return [ScheduleRows(ev.id, self.kind, [site or "" for site in ev.charger_site], soc_kwh[ev.id].to_numpy())
+                for ev in problem.evs]
+
+    def writable_devices(self, portfolio: Portfolio) -> set[str]:
+        return {c.id for c in portfolio.chargers}
+
+    def setpoints_kw(self, row: pd.Series | None, devices: set[str], plugged: Mapping[str, str | None]) -> dict[str, float]:
+        targets = dict.fromkeys(devices, 0.0)
+        for vehicle, charger in plugged.items():
+            if charger in devices and row is not None and vehicle in row:
+                targets[charger] = float(row[vehicle])
+        return targets
+
+    def failsafe_kw(self, portfolio: Portfolio, device: str) -> float | None:
+        """Its configured failsafe; by default charge-only at ``control.charger_failsafe_kw`` or
+        its rating if lower (never discharge)."""
+        for charger in portfolio.chargers:
+            if charger.id == device:
+                if charger.failsafe_kw is not None:
+                    return charger.failsafe_kw
+                return -min(portfolio.control.charger_failsafe_kw, charger.charge_power_kw)
+        return None

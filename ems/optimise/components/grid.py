@@ -3,14 +3,11 @@
     0 <= import_kw[g,t] <= import_limit_kw          (0 during an outage)
     0 <= export_kw[g,t] <= export_limit_kw
     import_kw - export_kw enters the site bus        [kW]
-    exclusive contracts:  import_kw <= most_import_kw[g,t] * y[g,t]       (``grid_importing_first``),
-                          export_kw <= most_export_kw[g,t] * (1 - y[g,t]) (``grid_importing_second``)
+    exclusive contracts:  import_kw <= import_limit * y[g,t]       (``grid_importing_first``),
+                          export_kw <= export_limit * (1 - y[g,t]) (``grid_importing_second``)
       y exists only in steps where export_price >= effective import price: elsewhere netting
-      is strictly cheaper, so the LP never imports and exports at once.
-      most_import_kw = min(import_limit, what the site can draw: demand + storage and EV charging),
-      most_export_kw = min(export_limit, what the site can give: PV + storage and V2G discharging),
-      the tightest limits that stay valid (``exclusive_limits_kw``): with a FIT-like tariff the
-      relaxation otherwise trades up to the contract limits both ways and the search crawls.
+      is strictly cheaper, so the LP never imports and exports at once. There the cuts of
+      ``add_grid_exchange_cuts`` tighten the choice (a FIT-like tariff).
     new_peak_kw[g] >= import_kw[g,t] - contract_demand_kw      (``grid_new_peak``)
 
 Costs: energy (import price, export price), CO2 (factor x carbon price) on import, and the
@@ -19,35 +16,23 @@ demand charge on a new peak above the contract demand.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
+import pandas as pd
 import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild, add_exclusive_flows
-from ems.optimise.problem import GridSpec, Problem
-
-
-def exclusive_limits_kw(problem: Problem, g: GridSpec) -> tuple[np.ndarray, np.ndarray]:
-    """(most import, most export) [kW] per step of grid ``g`` when it only imports or only exports:
-    importing alone, the site draws at most its demand and every storage and EV charging at full
-    power; exporting alone, it gives at most its PV and every storage and V2G discharging at full
-    power (shedding load only lowers the demand)."""
-    steps = problem.grid.steps
-    draw, give = np.zeros(steps), np.zeros(steps)
-    for load in problem.loads:
-        if load.site == g.site:
-            draw += load.demand_kw
-    for pv in problem.pvs:
-        if pv.site == g.site:
-            give += pv.available_kw
-    for b in problem.batteries:
-        if b.site == g.site:
-            draw += b.charge_max_kw
-            give += b.discharge_max_kw
-    for ev in problem.evs:
-        here = np.array([site == g.site for site in ev.charger_site])
-        draw += np.where(here, ev.charge_max_kw, 0.0)
-        give += np.where(here, ev.discharge_max_kw, 0.0)
-    return np.minimum(draw, g.import_limit_kw), np.minimum(give, g.export_limit_kw)
+from ems.optimise.components.base import (
+    Component,
+    Evaluation,
+    RuleState,
+    ScheduleRows,
+    SeriesCheck,
+    largest_both_ways,
+    var_values,
+)
+from ems.optimise.problem import Problem
 
 
 def add_grid_constraints(build: ModelBuild) -> None:
@@ -64,9 +49,8 @@ def add_grid_constraints(build: ModelBuild) -> None:
         for t in build.steps
         if g.export_price_yen_per_kwh[t] >= g.effective_import_yen_per_kwh[t] - 1e-9
     ]
-    limits = {g.id: exclusive_limits_kw(problem, g) for g in problem.grids if any(k[0] == g.id for k in exclusive_index)}
-    add_exclusive_flows(m, "grid_importing", exclusive_index, m.grid_import_kw, lambda k: float(limits[k[0]][0][k[1]]),
-                        m.grid_export_kw, lambda k: float(limits[k[0]][1][k[1]]))
+    add_exclusive_flows(m, "grid_importing", exclusive_index, m.grid_import_kw, lambda k: grids[k[0]].import_limit_kw,
+                        m.grid_export_kw, lambda k: grids[k[0]].export_limit_kw)
 
     peaked = [g for g in problem.grids if g.contract_demand_kw is not None and g.demand_charge_yen_per_kw > 0 and g.available]
     m.grid_new_peak_kw = pyo.Var([g.id for g in peaked], bounds=(0.0, None))
@@ -87,13 +71,68 @@ def add_grid_constraints(build: ModelBuild) -> None:
             build.cost("carbon_cost_yen", float(g.co2_kg_per_kwh[t]) * g.carbon_price_yen_per_kg * dt_h, imp)
 
 
+class GridComponent(Component):
+    """The site's connection: the slack of the rule-based plan (it takes what the site still
+    needs within its limits; ``rules.py`` settles it), so it has no rule hooks of its own."""
+
+    kind = "grid"
+    objective_terms = ("energy_cost_yen", "carbon_cost_yen", "demand_charge_yen")
+
+    def specs(self, problem: Problem) -> tuple:
+        return problem.grids
+
+    def validate(self, problem: Problem, check_series: SeriesCheck) -> None:
+        for g in problem.grids:
+            check_series(g.id, "import_price_yen_per_kwh", g.import_price_yen_per_kwh)
+            check_series(g.id, "export_price_yen_per_kwh", g.export_price_yen_per_kwh)
+            check_series(g.id, "co2_kg_per_kwh", g.co2_kg_per_kwh, nonnegative=True)
+
+    def build(self, build: ModelBuild) -> None:
+        add_grid_constraints(build)
+
+    def read_power(self, build: ModelBuild) -> dict[str, np.ndarray]:
+        imports, exports = var_values(build.model.grid_import_kw), var_values(build.model.grid_export_kw)
+        return {g.id: np.array([imports[g.id, t] - exports[g.id, t] for t in build.steps]) for g in build.problem.grids}
+
+    def simultaneous_flows_kw(self, build: ModelBuild) -> dict[str, float]:
+        imports, exports = var_values(build.model.grid_import_kw), var_values(build.model.grid_export_kw)
+        return {"simultaneous_import_export_kw": largest_both_ways(imports, exports)}
+
+    def binary_count(self, build: ModelBuild) -> int:
+        return len(build.model.grid_importing_on)
+
+    def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
+        terms, report, dt_h = ledger.terms, ledger.report, problem.grid.step_h
+        for g in problem.grids:
+            net = power_kw[g.id].to_numpy()
+            imp, exp = np.clip(net, 0, None), np.clip(-net, 0, None)
+            terms["energy_cost_yen"] += float(np.sum(imp * g.import_price_yen_per_kwh - exp * g.export_price_yen_per_kwh) * dt_h)
+            co2 = float(np.sum(imp * g.co2_kg_per_kwh) * dt_h)
+            report.co2_kg += co2
+            terms["carbon_cost_yen"] += co2 * g.carbon_price_yen_per_kg
+            report.grid_import_kwh += float(imp.sum() * dt_h)
+            report.grid_export_kwh += float(exp.sum() * dt_h)
+            report.peak_import_kw = max(report.peak_import_kw, float(imp.max(initial=0.0)))
+            if g.contract_demand_kw is not None and g.demand_charge_yen_per_kw > 0 and g.available:
+                terms["demand_charge_yen"] += g.demand_charge_yen_per_kw * max(0.0, float(imp.max(initial=0.0)) - g.contract_demand_kw)
+
+    def rule_start(self, state: RuleState) -> None:
+        state.power |= {g.id: np.zeros(state.problem.grid.steps) for g in state.problem.grids}
+
+    def schedule_rows(self, problem: Problem, soc_kwh: pd.DataFrame) -> Iterable[ScheduleRows]:
+        return [ScheduleRows(g.id, self.kind, g.site) for g in problem.grids]
+
+
 def add_grid_exchange_cuts(build: ModelBuild) -> None:
     """Where a grid has the import/export binary: it exports at most what the site generates and
     imports at most what the site draws, in that step (``grid_export_cut``, ``grid_import_cut``):
 
-        export_kw[g,t] <= sum of the site's flows into the bus other than the grid (PV, discharging, shedding)
-        import_kw[g,t] <= sum of the site's flows out of the bus other than the grid (load, charging)
+        export_kw[g,t] <= sum of the site's flows into the bus other than the grid + max(bus constant, 0)
+        import_kw[g,t] <= sum of the site's flows out of the bus other than the grid + max(-bus constant, 0)
 
+    (into the bus: PV, discharging, shedding; out of it: charging, any kind's draw; the constant is
+    PV that cannot be curtailed less the load). With the other direction at zero, the bus
+    balance gives each at once, whatever kinds of asset the site has.
     Both hold in every plan without simultaneous import and export, so they cut off nothing
     allowed; they cut off the relaxation's "sell the PV, buy the load" at a FIT-like price.
     Called once every component has booked its flows into the bus.
@@ -101,22 +140,18 @@ def add_grid_exchange_cuts(build: ModelBuild) -> None:
     m, problem = build.model, build.problem
     keys = list(m.grid_importing_on.keys()) if hasattr(m, "grid_importing_on") else []
     site_of = {g.id: g.site for g in problem.grids}
-    firm = {(pv.site, t): 0.0 for pv in problem.pvs for t in build.steps}
-    for pv in problem.pvs:
-        if not pv.curtailable:
-            for t in build.steps:
-                firm[(pv.site, t)] += float(pv.available_kw[t])
     grid_vars = {id(m.grid_import_kw[k]) for k in keys} | {id(m.grid_export_kw[k]) for k in keys}
 
     def flows(g, t, sign):
         return [(c, v) for c, v in build.bus.get((site_of[g], t), []) if c * sign > 0 and id(v) not in grid_vars]
 
     def export_rule(_m, g, t):
-        return m.grid_export_kw[g, t] <= pyo.quicksum(c * v for c, v in flows(g, t, 1)) + firm.get((site_of[g], t), 0.0)
+        constant = build.bus_constant_kw.get((site_of[g], t), 0.0)
+        return m.grid_export_kw[g, t] <= pyo.quicksum(c * v for c, v in flows(g, t, 1)) + max(constant, 0.0)
 
     def import_rule(_m, g, t):
-        demand = sum(float(ld.demand_kw[t]) for ld in problem.loads if ld.site == site_of[g])
-        return m.grid_import_kw[g, t] <= pyo.quicksum(-c * v for c, v in flows(g, t, -1)) + demand
+        constant = build.bus_constant_kw.get((site_of[g], t), 0.0)
+        return m.grid_import_kw[g, t] <= pyo.quicksum(-c * v for c, v in flows(g, t, -1)) + max(-constant, 0.0)
 
     m.grid_export_cut = pyo.Constraint(keys, rule=export_rule)
     m.grid_import_cut = pyo.Constraint(keys, rule=import_rule)

@@ -13,11 +13,24 @@ uses storage, cuts EV charging and discharges vehicles where allowed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
+import pandas as pd
 import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild
-from ems.optimise.problem import Problem
+from ems.optimise.components.base import (
+    Component,
+    Evaluation,
+    PortfolioInputs,
+    RuleState,
+    ScheduleRows,
+    SeriesCheck,
+    SiteStep,
+    var_values,
+)
+from ems.optimise.problem import LoadSpec, Problem, ProblemError
 
 
 def shed_steps(problem: Problem, site: str) -> np.ndarray:
@@ -41,3 +54,64 @@ def add_load_constraints(build: ModelBuild) -> None:
     for load_id, t in index:
         build.into_bus(site_of[load_id], t, 1.0, build.model.load_shed_kw[load_id, t])
         build.cost("unserved_load_yen", price, build.model.load_shed_kw[load_id, t])
+
+
+def load_shed_kw(problem: Problem, power_kw: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per site, the load left unserved in each step [kW]: demand minus the load's power drawn."""
+    shed = {site: np.zeros(problem.grid.steps) for site in problem.sites}
+    for load in problem.loads:
+        shed[load.site] += np.clip(load.demand_kw + power_kw[load.id].to_numpy(), 0, None)
+    return shed
+
+
+class LoadComponent(Component):
+    """Rule-based: the demand is drawn; past the import limit, once everything that can wait has
+    been cut, load is left unserved (ordinary loads before shelter loads)."""
+
+    kind = "load"
+    objective_terms = ("unserved_load_yen",)
+    import_relief_rank = 90  # the last resort
+
+    def specs(self, problem: Problem) -> tuple:
+        return problem.loads
+
+    def specs_from_portfolio(self, inputs: PortfolioInputs) -> tuple:
+        """Demand: the forecast, else the profile (peak 1.0) times ``peak_kw``. Never left out:
+        a load that stopped answering still draws."""
+        return tuple(LoadSpec(ld.id, ld.site, inputs.series(ld.id, ld.profile, ld.peak_kw)) for ld in inputs.portfolio.loads)
+
+    def validate(self, problem: Problem, check_series: SeriesCheck) -> None:
+        for load in problem.loads:
+            if load.site not in problem.sites:
+                raise ProblemError(f"{load.id}: site {load.site!r} is not in the problem")
+            check_series(load.id, "demand_kw", load.demand_kw, nonnegative=True)
+
+    def build(self, build: ModelBuild) -> None:
+        add_load_constraints(build)
+
+    def read_power(self, build: ModelBuild) -> dict[str, np.ndarray]:
+        shed = var_values(build.model.load_shed_kw)
+        return {load.id: np.array([shed.get((load.id, t), 0.0) for t in build.steps]) - load.demand_kw.astype(float)
+                for load in build.problem.loads}
+
+    def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
+        shed_kwh = float(sum(shed.sum() for shed in load_shed_kw(problem, power_kw).values()) * problem.grid.step_h)
+        ledger.report.load_shed_total_kwh = shed_kwh
+        ledger.terms["unserved_load_yen"] = problem.settings.unserved_load_yen_per_kwh * shed_kwh
+
+    def rule_start(self, state: RuleState) -> None:
+        state.power |= {load.id: -load.demand_kw.astype(float) for load in state.problem.loads}
+
+    def rule_demand(self, state: RuleState, step: SiteStep) -> None:
+        step.deficit_kw += sum(float(ld.demand_kw[step.t]) for ld in state.problem.loads if ld.site == step.site)
+
+    def rule_relieve_import(self, state: RuleState, step: SiteStep, excess_kw: float) -> float:
+        shed_total = 0.0
+        for load in sorted((ld for ld in state.problem.loads if ld.site == step.site), key=lambda ld: ld.kind == "shelter_load"):
+            cut = min(float(load.demand_kw[step.t]), excess_kw - shed_total)
+            state.power[load.id][step.t] += cut
+            shed_total += cut
+        return shed_total
+
+    def schedule_rows(self, problem: Problem, soc_kwh: pd.DataFrame) -> Iterable[ScheduleRows]:
+        return [ScheduleRows(load.id, load.kind, load.site) for load in problem.loads]
