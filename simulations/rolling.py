@@ -20,6 +20,7 @@ import pandas as pd
 from ems.optimise import fallback_schedule, solve
 from ems.optimise.evaluate import evaluate, storage_soc_kwh
 from ems.optimise.problem import Problem
+from ems.optimise.replanner import Replanner
 from simulations.day import day_problem
 
 
@@ -119,11 +120,11 @@ def rolling_day(portfolio, profiles, actual: Problem, forecast_kw_for, replan_st
     steps = actual.grid.steps
     columns = [a.id for group in (actual.grids, actual.pvs, actual.loads, actual.batteries, actual.evs) for a in group]
     realised = pd.DataFrame(0.0, index=actual.grid.index, columns=columns)
-    replans = 0
+    replans, replanner = 0, Replanner()  # the same model, updated, while the structure holds
     for t0 in range(0, steps, replan_steps):
         start = actual.grid.index[t0]
         forecast = day_problem(portfolio, profiles, start, forecast_kw_for(start), initial_soc_kwh=_state_kwh(actual, realised, t0))
-        plan = solve(forecast)
+        plan = replanner.solve(forecast)
         replans += 1
         for k in range(min(replan_steps, steps - t0)):
             soc_kwh = _state_kwh(actual, realised, t0 + k)

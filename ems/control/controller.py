@@ -33,6 +33,7 @@ from ems.store import Store
 
 if TYPE_CHECKING:
     from ems.control.following import ControllerFollowing
+    from ems.optimise.replanner import Replanner
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class Controller:
         self._fleet_rejections_seen = 0
         self._plan_notes: set[tuple[str, str, str]] = set()  # fleet-plan problems already recorded as events
         self.following: ControllerFollowing | None = None  # steer each slot to the demand plan
+        self.replanner: Replanner | None = None  # made at the first re-plan: keeps the model loaded in HiGHS
 
     # --- restart ---------------------------------------------------------------------------------
 
@@ -305,8 +307,9 @@ class Controller:
 
     async def _solve_degrading(self, start: pd.Timestamp, now: dt.datetime):
         """(schedule, problem) from the live inputs, else from the config's duties and profiles."""
-        from ems.optimise import solve
+        from ems.optimise.replanner import Replanner
 
+        replanner = self.replanner = self.replanner or Replanner()
         try:
             problem = await asyncio.to_thread(self._problem, start, self.inputs)
         except Exception as error:  # a bad input of any kind: plan again on the configured ones
@@ -315,7 +318,7 @@ class Controller:
             self.store.record_event(now, "replan-degraded", f"live plan inputs rejected ({reason}); planned on configured duties and profiles",
                                     {"reason": reason})
             problem = await asyncio.to_thread(self._problem, start, "profiles", False)
-        return await asyncio.to_thread(solve, problem), problem
+        return await asyncio.to_thread(replanner.solve, problem), problem
 
     def _replan_failed(self, now: dt.datetime, reason: str) -> None:
         log.error("re-plan failed: %s; the last plan's set-points stay", reason)

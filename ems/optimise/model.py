@@ -11,6 +11,7 @@ import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild, add_objective_terms
 from ems.optimise.components import add_site_balance_constraints
+from ems.optimise.components.grid import add_grid_exchange_cuts
 from ems.optimise.problem import Problem
 from ems.optimise.registry import COMPONENTS, OBJECTIVE_TERMS
 
@@ -53,6 +54,7 @@ def build_model(problem: Problem, extra_binary_steps: np.ndarray | None = None) 
     for component in COMPONENTS:
         component.build(build)
     add_site_balance_constraints(build)
+    add_grid_exchange_cuts(build)
     add_objective(build)
     return build
 

@@ -34,6 +34,7 @@ class PlanReport:
     simultaneous_import_export_kw: float | None = None
     load_s: float | None = None  # model handed to HiGHS
     read_s: float | None = None  # values read back and checked
+    model_reused: bool | None = None  # re-planner: the loaded model was updated (False: built and loaded)
 
     def add(self, name: str, value: float) -> None:
         """Add to a figure of a further kind (created at 0)."""

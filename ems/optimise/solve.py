@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -72,16 +71,24 @@ def solve(problem: Problem) -> Schedule:
         return fallback_schedule(problem, f"solver ended with {condition.name}", build_s, solve_s)
     started = time.perf_counter()
     results.solution_loader.load_vars()
+    return solved_schedule(build, status, results.best_feasible_objective, results.best_objective_bound,
+                           build_s, load_s, solve_s, started)
+
+
+def solved_schedule(build: ModelBuild, status: str, best: float, bound: float | None, build_s: float, load_s: float,
+                    solve_s: float, read_started: float) -> Schedule:
+    """The schedule from the solution held in ``build.model``'s variables (``solve`` and the
+    re-planner both end here); ``read_started`` is when reading back began (perf_counter)."""
+    problem = build.problem
     power = read_power(build)
     terms, report, _soc = evaluate(problem, power)
     report.simultaneous_charge_discharge_kw, report.simultaneous_import_export_kw = simultaneous_flows_kw(build)
-    bound, best = results.best_objective_bound, results.best_feasible_objective
     gap = 0.0 if bound is None or not np.isfinite(bound) else abs(best - bound) / max(abs(best), 1e-9)
     report.solver_objective_yen = float(best)
     report.binary_count = binary_count(build)
     report.load_s = load_s
-    soc = read_soc(build, cast(pd.DatetimeIndex, power.index))
-    report.read_s = time.perf_counter() - started
+    soc = read_soc(build, problem.grid.index)
+    report.read_s = time.perf_counter() - read_started
     unserved = unserved_message(problem, power)
     if unserved:
         log.info("plan leaves load unserved: %s", unserved)

@@ -6,7 +6,8 @@
     exclusive contracts:  import_kw <= import_limit * y[g,t]       (``grid_importing_first``),
                           export_kw <= export_limit * (1 - y[g,t]) (``grid_importing_second``)
       y exists only in steps where export_price >= effective import price: elsewhere netting
-      is strictly cheaper, so the LP never imports and exports at once.
+      is strictly cheaper, so the LP never imports and exports at once. There the cuts of
+      ``add_grid_exchange_cuts`` tighten the choice (a FIT-like tariff).
     new_peak_kw[g] >= import_kw[g,t] - contract_demand_kw      (``grid_new_peak``)
 
 Costs: energy (import price, export price), CO2 (factor x carbon price) on import, and the
@@ -120,3 +121,37 @@ class GridComponent(Component):
 
     def schedule_rows(self, problem: Problem, soc_kwh: pd.DataFrame) -> Iterable[ScheduleRows]:
         return [ScheduleRows(g.id, self.kind, g.site) for g in problem.grids]
+
+
+def add_grid_exchange_cuts(build: ModelBuild) -> None:
+    """Where a grid has the import/export binary: it exports at most what the site generates and
+    imports at most what the site draws, in that step (``grid_export_cut``, ``grid_import_cut``):
+
+        export_kw[g,t] <= sum of the site's flows into the bus other than the grid + max(bus constant, 0)
+        import_kw[g,t] <= sum of the site's flows out of the bus other than the grid + max(-bus constant, 0)
+
+    (into the bus: PV, discharging, shedding; out of it: charging, any kind's draw; the constant is
+    PV that cannot be curtailed less the load). With the other direction at zero, the bus
+    balance gives each at once, whatever kinds of asset the site has.
+    Both hold in every plan without simultaneous import and export, so they cut off nothing
+    allowed; they cut off the relaxation's "sell the PV, buy the load" at a FIT-like price.
+    Called once every component has booked its flows into the bus.
+    """
+    m, problem = build.model, build.problem
+    keys = list(m.grid_importing_on.keys()) if hasattr(m, "grid_importing_on") else []
+    site_of = {g.id: g.site for g in problem.grids}
+    grid_vars = {id(m.grid_import_kw[k]) for k in keys} | {id(m.grid_export_kw[k]) for k in keys}
+
+    def flows(g, t, sign):
+        return [(c, v) for c, v in build.bus.get((site_of[g], t), []) if c * sign > 0 and id(v) not in grid_vars]
+
+    def export_rule(_m, g, t):
+        constant = build.bus_constant_kw.get((site_of[g], t), 0.0)
+        return m.grid_export_kw[g, t] <= pyo.quicksum(c * v for c, v in flows(g, t, 1)) + max(constant, 0.0)
+
+    def import_rule(_m, g, t):
+        constant = build.bus_constant_kw.get((site_of[g], t), 0.0)
+        return m.grid_import_kw[g, t] <= pyo.quicksum(-c * v for c, v in flows(g, t, -1)) + max(-constant, 0.0)
+
+    m.grid_export_cut = pyo.Constraint(keys, rule=export_rule)
+    m.grid_import_cut = pyo.Constraint(keys, rule=import_rule)
