@@ -84,9 +84,6 @@ def test_the_bcp_switch_sends_the_called_taxis_to_their_shelters_in_time(city_da
         assert call["plugged_after_planned_arrival_min"] <= bcp["replan_minutes"], call
 
 
-@pytest.mark.xfail(strict=True, reason="live BCP mode keeps the outage's sites on the grid in the controller's plan "
-                                       "(ems/control/controller.py raises only the batteries' reserves), so a taxi "
-                                       "plugged in at its shelter is asked for little or no energy")
 def test_the_shelters_v2h_points_deliver_energy_after_the_switch(city_day):
     result, out = city_day
     bcp = json.loads((out / "city.json").read_text())["bcp"]

@@ -128,3 +128,16 @@ def test_plan_command_names_the_site_hours_and_limit(tmp_path):
     assert frame.loc[frame["asset"] == "shelter_central_grid", "power_kw"].max() <= 40.0 + 1e-6
     table_row = next(line for line in result.stdout.splitlines() if line.startswith("shelter_central"))
     assert float(table_row.split()[-1]) == pytest.approx(summary["load_shed_kwh"]["shelter_central"], abs=0.05)
+
+
+def test_storage_too_small_for_an_outage_serves_the_first_hours_and_sheds_the_last():
+    # a shelter cut off from the grid: 5 kW of load for 4 h, a battery holding 10 kWh at 100 %
+    # efficiency; the plan serves the first two hours and leaves the last two unserved, not
+    # whichever hours the solver happens to pick (the grid or the sun may be back by then)
+    cut_off = dataclasses.replace(grid_spec(STEPS, 20.0), available=False)
+    p = problem(STEPS, [cut_off], loads=(load(STEPS, 5.0),),
+                batteries=(battery(capacity_kwh=10.0, power_kw=5.0, efficiency=1.0, initial_kwh=10.0),))
+    schedule = solve(p)
+    check_limits(p, schedule)
+    assert schedule.power_kw["bess"].tolist() == pytest.approx([5.0, 5.0, 0.0, 0.0], abs=1e-6)
+    assert schedule.load_shed_kwh == {"site": pytest.approx(10.0)}

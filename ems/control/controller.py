@@ -8,6 +8,7 @@ The solve runs in a worker thread so telemetry keeps flowing while HiGHS works.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -28,6 +29,7 @@ from ems.control.state import LiveState
 from ems.fleet import Reservation, plans_from_duties
 from ems.fleet.reconcile import reconcile_fleet
 from ems.guard import SetpointRefused
+from ems.optimise.problem import Problem
 from ems.planning import plan_inputs
 from ems.store import Store
 
@@ -83,6 +85,8 @@ class Controller:
         self.state = LiveState(portfolio)
         self.batteries = {b.id for b in portfolio.batteries}
         self.chargers = {c.id for c in portfolio.chargers}
+        self.v2h_points = {c.id for c in portfolio.chargers if c.v2h}  # shelters' V2H chargers
+        self.device_site = {a.id: a.site for a in (*portfolio.batteries, *portfolio.chargers)}
         self.writable = writable_devices(portfolio)  # every kind's set-point devices (the optimiser's registry)
         self.plan_power_kw: pd.DataFrame | None = None
         self.plan_id: int | None = None
@@ -100,6 +104,7 @@ class Controller:
         self.bcp = bcp  # the operator's BCP switch and the BCP planner, handed in by the command line
         self.bcp_since: dt.datetime | None = None
         self.bcp_sites: frozenset[str] = frozenset()
+        self.bcp_outage_span: tuple[dt.datetime, dt.datetime] | None = None  # when the outage's sites are islanded
         self.health = ReplanHealth()
         self._bcp_fault = ""
         self._fleet_rejections_seen = 0
@@ -172,12 +177,13 @@ class Controller:
             socs = self.state.battery_soc_kwh() | self.state.vehicle_soc_kwh()
             self.reservation = self.bcp.reservation(mode.outage, socs, now)
             self.bcp_since, self.bcp_sites = mode.since, frozenset(mode.outage.sites)
+            self.bcp_outage_span = (mode.outage.start, mode.outage.end)
             calls = ", ".join(f"{c.vehicle_id}->{c.shelter_id}" for c in self.reservation.shelter_calls) or "none"
             self.store.record_event(now, "bcp-mode", f"BCP mode on (operator {mode.operator}, since {mode.since.isoformat()}); "
                                     f"shelter calls: {calls}", {"outage": mode.outage.model_dump(mode="json")})
         elif (mode is None or not mode.active) and self.bcp_since is not None:
             self.reservation = Reservation(issued=now)
-            self.bcp_since, self.bcp_sites = None, frozenset()
+            self.bcp_since, self.bcp_sites, self.bcp_outage_span = None, frozenset(), None
             self.store.record_event(now, "bcp-mode", "BCP mode off: normal operation")
         return self.bcp_since is not None
 
@@ -224,9 +230,40 @@ class Controller:
         plans, fleet_socs = reconcile_fleet(plans, fleet.states if fleet is not None else {}, now, plugged, self.step, FLEET_STATE_MAX_AGE)
         plans = self._usable_plans(plans, now)
         initial = self.state.battery_soc_kwh() | fleet_socs | self.state.vehicle_soc_kwh()
-        return plan_inputs(self.config_path, start, horizon_hours=hours, inputs=inputs or self.inputs, plans=plans, portfolio=self._planning_portfolio(),
-                           history=self.history_kw or None, initial_soc_kwh=initial, unavailable=frozenset(self.state.missing()),
-                           reservation=self.reservation, store=self.store).problem
+        problem = plan_inputs(self.config_path, start, horizon_hours=hours, inputs=inputs or self.inputs, plans=plans,
+                              portfolio=self._planning_portfolio(), history=self.history_kw or None, initial_soc_kwh=initial,
+                              unavailable=frozenset(self.state.missing()), reservation=self._reservation_for_plan(plugged, now),
+                              store=self.store).problem
+        return self._islanded(problem, start)
+
+    def _reservation_for_plan(self, plugged: dict[str, str | None], now: dt.datetime) -> Reservation:
+        """The reservation as the plan should see it: a vehicle called to a shelter keeps its
+        energy until it is there; once it is plugged in at a shelter's V2H point that energy is
+        the shelter's, so its keep-energy floor is lifted and the plan may discharge it."""
+        arrived = {call.vehicle_id for call in self.reservation.shelter_calls
+                   if call.from_time <= now and plugged.get(call.vehicle_id) in self.v2h_points}
+        if not arrived:
+            return self.reservation
+        keep = {vehicle: kwh for vehicle, kwh in self.reservation.keep_energy_kwh.items() if vehicle not in arrived}
+        return self.reservation.model_copy(update={"keep_energy_kwh": keep})
+
+    def _islanded(self, problem: Problem, start: pd.Timestamp) -> Problem:
+        """In BCP mode, while the outage lasts, its sites plan without the grid: their loads are
+        served from the batteries and the vehicles plugged in at their V2H points, as they are
+        in the outage. The whole horizon is planned islanded (a grid spec has one availability),
+        so the plan holds energy back until the operator switches BCP mode off."""
+        islanded = self._islanded_sites(start.to_pydatetime() + self.step)
+        if not islanded:
+            return problem
+        grids = tuple(dataclasses.replace(g, available=False) if g.site in islanded else g for g in problem.grids)
+        return dataclasses.replace(problem, grids=grids)
+
+    def _islanded_sites(self, by: dt.datetime) -> frozenset[str]:
+        """The outage's sites when BCP mode is on and its outage has begun before ``by`` and not ended."""
+        span = self.bcp_outage_span
+        if span is None or not (span[0] < by and self.clock() < span[1]):
+            return frozenset()
+        return self.bcp_sites
 
     def _usable_plans(self, plans: dict, now: dt.datetime) -> dict:
         """Drop charging windows at chargers that are unknown or not answering: the vehicle is
@@ -338,8 +375,10 @@ class Controller:
         live = {d for d in self.writable if d in self.devices.drivers} - self.state.missing()
         targets = setpoint_targets(self.portfolio, self.plan_power_kw, now, self.state.plugged(), live)
         targets = hold_small_changes(self.setpoints_kw, targets, self.portfolio.control.hold_threshold_kw)
-        if self.following is not None:
-            targets = self.following.adjust(self, targets, now)
+        if self.following is not None:  # sites islanded in BCP mode have no grid to follow the demand plan with
+            islanded = self._islanded_sites(now)
+            own = {d: t for d, t in targets.items() if self.device_site.get(d) in islanded}
+            targets = self.following.adjust(self, {d: t for d, t in targets.items() if d not in own}, now) | own
         changed = [(d, t) for d, t in sorted(targets.items())
                    if not (self.setpoints_kw.get(d) == t and self._device_follows(d, self.written_kw.get(d, t)))]
         # devices answer independently: write them all at once, not one round trip after another

@@ -5,7 +5,10 @@ left unserved, at a high price, only where the grid alone could not carry it.
     0 <= load_shed_kw[l,t] <= demand_kw[l,t]
         only in steps where the site's demand exceeds what its grid may import (the import
         limit, 0 in an outage); elsewhere the grid alone can always serve the load
-    cost: unserved_load_yen_per_kwh x load_shed_kw x dt                          (``unserved_load_yen``)
+    cost: unserved_load_yen_per_kwh x (1 + 0.01 x (T - t) / T) x load_shed_kw x dt   (``unserved_load_yen``)
+        the 1 % more for earlier steps breaks the tie between hours: when storage cannot carry a
+        whole outage, what it holds serves the load now and the shedding comes last (the grid or
+        the sun may be back by then), rather than in whichever steps the solver happens to pick
 
 Unserved load is the last resort: its price is above every other penalty, so the plan first
 uses storage, cuts EV charging and discharges vehicles where allowed.
@@ -32,6 +35,8 @@ from ems.optimise.components.base import (
 )
 from ems.optimise.problem import LoadSpec, Problem, ProblemError
 
+EARLIER_SHED_WEIGHT = 0.01  # a kWh left unserved now costs up to 1 % more than one at the horizon's end
+
 
 def shed_steps(problem: Problem, site: str) -> np.ndarray:
     """Steps (bool) where the site's demand exceeds what its grid may import."""
@@ -51,9 +56,10 @@ def add_load_constraints(build: ModelBuild) -> None:
         for t in build.steps:
             build.bus_constant_kw[(load.site, t)] -= float(load.demand_kw[t])
     price = problem.settings.unserved_load_yen_per_kwh * dt_h
+    steps = problem.grid.steps
     for load_id, t in index:
         build.into_bus(site_of[load_id], t, 1.0, build.model.load_shed_kw[load_id, t])
-        build.cost("unserved_load_yen", price, build.model.load_shed_kw[load_id, t])
+        build.cost("unserved_load_yen", price * (1.0 + EARLIER_SHED_WEIGHT * (steps - t) / steps), build.model.load_shed_kw[load_id, t])
 
 
 def load_shed_kw(problem: Problem, power_kw: pd.DataFrame) -> dict[str, np.ndarray]:
