@@ -89,8 +89,10 @@ def test_the_shelters_v2h_points_deliver_energy_after_the_switch(city_day):
     bcp = json.loads((out / "city.json").read_text())["bcp"]
     called = {call["shelter"] for call in bcp["shelter_calls"] if call["plugged_at"] is not None}
     assert called
+    # the called taxis' V2H points feed their shelters (the islanded plan discharges them); how
+    # soon depends on when the shelter's load comes in the profile, so the amount is asserted
     for shelter in called:
-        assert bcp["shelters"][shelter]["first_kwh_after_min"] is not None, bcp["shelters"][shelter]
+        assert bcp["shelters"][shelter]["delivered_kwh"] > 0.1, bcp["shelters"][shelter]
 
 
 def test_a_bad_option_stops_before_anything_runs(requests_log, tmp_path):
