@@ -3,7 +3,8 @@
 A fleet of ``N`` four-seat taxis is derived from the reference portfolio (its twelve taxis
 copied, one depot charger each; written under ``out/``). For each load point a private Mosquitto
 with the shipped users and ACL and ``ems dispatch serve --speed 1`` run as real processes; the
-benchmark publishes every taxi's telemetry every 5 s as the ``twin`` user (SoC, position), riders'
+benchmark publishes every taxi's telemetry every 5 s as the ``twin`` user (SoC, plug state; the position only
+during the first 30 s, to spread the fleet over the area before the first requests), riders'
 requests as the ``rider`` user on ``rides/request`` (Poisson arrivals at the load's rate, origins
 and destinations inside the service area), and times each request from its publication to its
 first ``accepted`` or ``rejected`` on ``rides/<id>/status``. The latency includes the wait for
@@ -106,8 +107,10 @@ class Rider:
         self.client.disconnect()
 
 
-def _telemetry(port: int, vehicles: list[str], positions: np.ndarray, clock, stop: threading.Event) -> None:
-    """Every vehicle's telemetry every 5 s, spread evenly over the period, as the twin sends it."""
+def _telemetry(port: int, vehicles: list[str], positions: np.ndarray, clock, placed_until: float, stop: threading.Event) -> None:
+    """Every vehicle's telemetry every 5 s, spread evenly over the period, as the twin sends it: its
+    position until ``placed_until`` (Unix s), then SoC and plug state only, so that the engine moves
+    the vehicles along their routes (a fixed reported position would hold every vehicle in place)."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-twin")
     client.username_pw_set(*TWIN)
     client.connect("127.0.0.1", port)
@@ -117,7 +120,9 @@ def _telemetry(port: int, vehicles: list[str], positions: np.ndarray, clock, sto
     try:
         while not stop.is_set():
             for vehicle, (lat, lon) in zip(vehicles, positions, strict=True):
-                body = {"time": clock().isoformat(), "soc": 0.7, "plugged": False, "charger_id": None, "lat": lat, "lon": lon}
+                body = {"time": clock().isoformat(), "soc": 0.7, "plugged": False, "charger_id": None}
+                if time.time() < placed_until:  # place the fleet over the area, then let the engine drive it
+                    body |= {"lat": lat, "lon": lon}
                 client.publish(f"arao/{vehicle}/telemetry", json.dumps(body), qos=1)
                 next_s += gap_s
                 time.sleep(max(0.0, next_s - time.monotonic()))
@@ -180,7 +185,7 @@ def load_point(work: Path, n_vehicles: int, requests_per_h: float, minutes: floa
         stdout=log_path.open("wb"), stderr=subprocess.STDOUT, cwd=REPO,
         env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
     stop = threading.Event()
-    twin = threading.Thread(target=_telemetry, args=(broker.port, vehicles, positions, clock, stop), daemon=True)
+    twin = threading.Thread(target=_telemetry, args=(broker.port, vehicles, positions, clock, epoch + WARMUP_S / 2, stop), daemon=True)
     rider = None
     try:
         while "connected" not in log_path.read_text(errors="replace") and serve.poll() is None and time.time() < epoch:
