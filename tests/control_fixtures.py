@@ -85,3 +85,20 @@ def wait_until(condition, timeout_s: float = 3.0) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def _ratings(portfolio) -> dict[str, tuple[float, float]]:
+    limits = {b.id: (-b.charge_power_kw, b.discharge_power_kw) for b in portfolio.batteries}
+    limits |= {c.id: (-c.charge_power_kw, c.discharge_power_kw) for c in portfolio.chargers}
+    return limits
+
+
+def assert_setpoints_within_ratings(store: Store, portfolio) -> None:
+    """Every set-point written to a battery or charger lies within its charge and discharge ratings."""
+    rows = list(store.rows("setpoints"))[1:]
+    limits = _ratings(portfolio)
+    assert rows, "no set-point was recorded"
+    for _time, device, _requested, written, status, _reason in rows:
+        if written is not None:
+            low, high = limits[device]
+            assert low - 1e-6 <= written <= high + 1e-6, (device, written, status)

@@ -140,3 +140,19 @@ def test_the_check_catches_a_planted_import(tmp_path, source, imported, expected
     found = violations([(module, planted)], root=tmp_path)
     assert found and all(line.startswith(f"{source}:2: ") for line in found)
     assert any(expected in line for line in found)
+
+
+def test_modules_between_tests(tmp_path):
+    """Test modules share helpers through conftest.py and the tests/*_fixtures.py modules, never by
+    importing another test module (which would also collect and run its tests twice)."""
+
+    def test_module_imports(path: Path) -> list[str]:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        names = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+        names += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        return [f"{path.name} imports {name}" for name in names if name.split(".")[-1].startswith("test_")]
+
+    planted = tmp_path / "test_planted.py"
+    planted.write_text("from tests.test_config import RAW\n", encoding="utf-8")
+    assert test_module_imports(planted) == ["test_planted.py imports tests.test_config"]
+    assert [found for path in sorted((REPO / "tests").glob("*.py")) for found in test_module_imports(path)] == []

@@ -12,7 +12,7 @@ import pytest
 
 from ems.cli import main
 from ems.config import ConfigError, parse_portfolio
-from tests.test_config import RAW, _broken
+from tests.config_fixtures import RAW, broken
 
 REFERENCE = Path("config/arao.toml").read_text()
 
@@ -127,17 +127,17 @@ def test_a_real_process_prints_one_line_and_exits_2(tmp_path):
     (True, "grid_connections[id=city_hall_grid].import_limit_kw"),
 ], ids=["string", "boolean"])
 def test_quoted_or_boolean_number_is_refused(value, key):
-    raw = _broken(lambda r: r["grid_connections"][0].update(import_limit_kw=value))
+    raw = broken(lambda r: r["grid_connections"][0].update(import_limit_kw=value))
     with pytest.raises(ConfigError, match=r"expected a number") as caught:
         parse_portfolio(raw, "config/broken.toml")
     assert key in str(caught.value)
 
 
 def test_quoted_numbers_inside_a_series_and_nan_anywhere_are_refused():
-    raw = _broken(lambda r: r["tariffs"]["default"]["import_price_yen_per_kwh"].__setitem__(3, "22.5"))
+    raw = broken(lambda r: r["tariffs"]["default"]["import_price_yen_per_kwh"].__setitem__(3, "22.5"))
     with pytest.raises(ConfigError, match=r"tariffs\.default\.import_price_yen_per_kwh\[3\]: expected a number"):
         parse_portfolio(raw, "config/broken.toml")
-    raw = _broken(lambda r: r["planning"].update(mip_gap=float("nan")))
+    raw = broken(lambda r: r["planning"].update(mip_gap=float("nan")))
     with pytest.raises(ConfigError, match=r"planning\.mip_gap: nan is not a finite number"):
         parse_portfolio(raw, "config/broken.toml")
     assert parse_portfolio(RAW, "config/arao.toml").grid_connections[0].import_limit_kw == 250.0

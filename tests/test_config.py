@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import copy
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from ems.config import ConfigError, load_portfolio, parse_portfolio
-
-REFERENCE = Path("config/arao.toml")
-RAW = tomllib.loads(REFERENCE.read_text())
+from tests.config_fixtures import RAW, REFERENCE, broken
 
 
 def test_reference_portfolio_loads():
@@ -20,12 +17,6 @@ def test_reference_portfolio_loads():
     assert len(p.shelters) == 3
     assert {s.id for s in p.sites} >= {"city_hall", "cultural_centre", "taxi_depot"}
     assert sum(c.bidirectional for c in p.chargers if c.site == "taxi_depot") == 10
-
-
-def _broken(edit) -> dict:
-    raw = copy.deepcopy(RAW)
-    edit(raw)
-    return raw
 
 
 CASES = [
@@ -57,7 +48,7 @@ CASES = [
 @pytest.mark.parametrize("name,edit,key", CASES, ids=[c[0] for c in CASES])
 def test_bad_config_names_the_file_and_key(name, edit, key):
     with pytest.raises(ConfigError) as caught:
-        parse_portfolio(_broken(edit), "config/broken.toml")
+        parse_portfolio(broken(edit), "config/broken.toml")
     message = str(caught.value)
     assert "config/broken.toml" in message
     assert key in message, message

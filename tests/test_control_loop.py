@@ -8,25 +8,9 @@ import datetime as dt
 import pytest
 
 from ems.store import Store
-from tests.control_fixtures import SteppedRun
+from tests.control_fixtures import SteppedRun, assert_setpoints_within_ratings
 
 STEP_S = 1800
-
-
-def _ratings(portfolio):
-    limits = {b.id: (-b.charge_power_kw, b.discharge_power_kw) for b in portfolio.batteries}
-    limits |= {c.id: (-c.charge_power_kw, c.discharge_power_kw) for c in portfolio.chargers}
-    return limits
-
-
-def _setpoints_within_ratings(store: Store, portfolio) -> None:
-    rows = list(store.rows("setpoints"))[1:]
-    limits = _ratings(portfolio)
-    assert rows, "no set-point was recorded"
-    for _time, device, _requested, written, status, _reason in rows:
-        if written is not None:
-            low, high = limits[device]
-            assert low - 1e-6 <= written <= high + 1e-6, (device, written, status)
 
 
 def test_a_simulated_day_batteries_follow_the_plan_and_energy_is_recorded(twin_factory, mosquitto, tmp_path):
@@ -59,7 +43,7 @@ def test_a_simulated_day_batteries_follow_the_plan_and_energy_is_recorded(twin_f
     assert len(followed) > 20 and all(followed)
     assert abs(twin_kwh) > 10  # the battery did work
     assert recorded_kwh == pytest.approx(twin_kwh, abs=0.05)
-    _setpoints_within_ratings(Store(tmp_path / "ems.sqlite"), run.served)
+    assert_setpoints_within_ratings(Store(tmp_path / "ems.sqlite"), run.served)
 
 
 def test_a_device_that_stops_answering_gets_failsafe_and_comes_back(twin_factory, mosquitto, tmp_path):
@@ -96,7 +80,7 @@ def test_a_device_that_stops_answering_gets_failsafe_and_comes_back(twin_factory
     store = Store(tmp_path / "ems.sqlite")
     failsafe = [r for r in list(store.rows("setpoints"))[1:] if r[1] == "cultural_centre_bess" and r[4] != "plan"]
     assert failsafe and failsafe[0][2] == 0.0  # battery failsafe: idle (the write may fail: the device is gone)
-    _setpoints_within_ratings(store, run.served)
+    assert_setpoints_within_ratings(store, run.served)
 
 
 def test_a_restarted_controller_resumes_its_plan_without_a_gap(twin_factory, mosquitto, tmp_path):

@@ -4,7 +4,6 @@ the specification's frame layout, and the project's drivers reading and writing 
 from __future__ import annotations
 
 import asyncio
-import random
 import socket
 import struct
 import threading
@@ -19,18 +18,9 @@ from drivers.sim.physics import SimCharger, SimEv
 from ems.config import load_portfolio
 from ems.devices import endpoints
 from tests.conftest import REPO
+from tests.echonet_fixtures import free_udp_port, private_network
 
 CONFIG = REPO / "config/arao.toml"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def private_network() -> str:
-    return f"127.{random.randint(100, 250)}.{random.randint(1, 250)}.0/24"
 
 
 def echonet_portfolio():

@@ -336,7 +336,7 @@ def test_an_ocpp_21_charge_point_is_told_to_discharge_with_a_central_setpoint(tm
 def test_security_profile_2_takes_the_password_over_tls_only(tmp_path):
     import ssl
 
-    from tests.test_drivers_security import make_certificates
+    from tests.tls_fixtures import make_certificates
 
     certs = make_certificates(tmp_path)
     portfolio = ocpp_portfolio(tmp_path, {"depot_c06": "CP-DEPOT-06"})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
 import time
 
 import paho.mqtt.client as mqtt
@@ -17,7 +16,8 @@ from drivers.mqtt.link import BrokerSettings, MqttLink
 from ems.config import load_portfolio
 from ems.devices import controller_broker
 from tests.conftest import REPO
-from tests.test_drivers_mqtt import run_rig
+from tests.mqtt_fixtures import run_rig
+from tests.tls_fixtures import make_certificates
 
 SHIPPED = REPO / "config/mosquitto"
 CONTROLLER = {"username": "ems-controller", "password": SecretStr("controller-example-only")}
@@ -100,21 +100,6 @@ def test_config_credentials_file_is_resolved_relative_to_the_config(tmp_path):
     broker = controller_broker(load_portfolio(config), config)
     assert broker.username == "ems-controller" and broker.password.get_secret_value() == "from-file"
     assert "from-file" not in repr(broker)
-
-
-def make_certificates(directory) -> dict[str, str]:
-    """A throw-away CA and a server certificate for 127.0.0.1 (openssl, EC keys: fast)."""
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-        "-subj", "/CN=test-ca", "-keyout", "ca.key", "-out", "ca.crt")
-    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", "server.key", "-out", "server.csr")
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-        "-extfile", "san.ext", "-out", "server.crt")
-    return {name: str(directory / f"{name}") for name in ("ca.crt", "server.crt", "server.key")}
 
 
 def test_set_points_over_tls_with_passwords_and_acl(mosquitto_factory, tmp_path):

@@ -10,9 +10,8 @@ import asyncio
 import pytest
 
 from ems.store import Store
-from tests.control_fixtures import SteppedRun, fast_twin_portfolio
+from tests.control_fixtures import SteppedRun, assert_setpoints_within_ratings, fast_twin_portfolio
 from tests.fault_injection import draw_faults, fault_run, slots_without_plan
-from tests.test_control_loop import _setpoints_within_ratings
 
 SLOTS = 6  # three simulated hours, 30-minute re-plans
 SEED = 7
@@ -35,7 +34,7 @@ def test_faults_at_random_times_never_leave_a_slot_without_a_plan(twin_factory, 
     store = Store(tmp_path / "ems.sqlite")
     uncovered = slots_without_plan(store, result.slots)
     assert uncovered == []
-    _setpoints_within_ratings(store, run.served)
+    assert_setpoints_within_ratings(store, run.served)
     kinds = {e[1] for e in list(store.rows("events"))[1:]}
     assert {"device-lost", "device-back"} <= kinds  # the faults really happened and ended
     assert abs(result.twin_net_kwh) > 1.0  # the battery did work

@@ -16,22 +16,13 @@ from ems.dispatching.bus import mqtt_fleet_publisher
 from ems.fleet import (
     ChargeCall,
     ChargingWindow,
-    Position,
     Reservation,
     ShelterCall,
     VehiclePlan,
-    VehicleState,
     VehicleStatus,
 )
 from tests.control_fixtures import mqtt_link, wait_until
-
-NOW = dt.datetime(2026, 4, 15, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
-
-
-
-def _state(vehicle="taxi-01", soc=20.0, at=NOW) -> VehicleState:
-    return VehicleState(vehicle_id=vehicle, time=at, position=Position(lat=32.99, lon=130.44),
-                        status=VehicleStatus.CHARGING, soc_kwh=soc, charger_id="depot_c01")
+from tests.fleet_fixtures import NOW, vehicle_state
 
 
 @pytest.fixture
@@ -47,7 +38,7 @@ def pair(mosquitto):
 
 def test_states_and_plans_cross_as_the_same_types(pair):
     bus, publisher, _link_ = pair
-    state = _state()
+    state = vehicle_state()
     plan = VehiclePlan(vehicle_id="taxi-02", issued=NOW, windows=(ChargingWindow(
         charger_id="depot_c02", plug_in=NOW, plug_out=NOW + dt.timedelta(hours=3), departure_energy_kwh=25.0, trip_energy_kwh=12.0),))
     publisher.publish_state(state)
@@ -82,16 +73,16 @@ def test_a_reservation_with_charge_calls_crosses_and_an_old_one_still_parses(pai
 
 @pytest.mark.parametrize("topic,payload,reason", [
     ("fleet/taxi-01/state", b"{not json", "field (payload)"),
-    ("fleet/taxi-01/state", json.dumps(_state().model_dump(mode="json") | {"soc_kwh": "full"}).encode(), "field soc_kwh"),
-    ("fleet/taxi-01/state", json.dumps(_state().model_dump(mode="json") | {"time": "2026-04-15T09:00:00"}).encode(), "field time"),
-    ("fleet/taxi-01/state", _state(vehicle="taxi-02").model_dump_json().encode(), "does not match the topic"),
-    ("fleet/taxi-99/state", _state(vehicle="taxi-99").model_dump_json().encode(), "unknown vehicle"),
-    ("fleet/taxi-01/state", _state(at=NOW - dt.timedelta(hours=2)).model_dump_json().encode(), "stale"),
+    ("fleet/taxi-01/state", json.dumps(vehicle_state().model_dump(mode="json") | {"soc_kwh": "full"}).encode(), "field soc_kwh"),
+    ("fleet/taxi-01/state", json.dumps(vehicle_state().model_dump(mode="json") | {"time": "2026-04-15T09:00:00"}).encode(), "field time"),
+    ("fleet/taxi-01/state", vehicle_state(vehicle="taxi-02").model_dump_json().encode(), "does not match the topic"),
+    ("fleet/taxi-99/state", vehicle_state(vehicle="taxi-99").model_dump_json().encode(), "unknown vehicle"),
+    ("fleet/taxi-01/state", vehicle_state(at=NOW - dt.timedelta(hours=2)).model_dump_json().encode(), "stale"),
     ("fleet/taxi-01/state", b"{" + b" " * 70000 + b"}", "exceeds"),
 ])
 def test_bad_fleet_messages_are_rejected_and_the_last_good_state_kept(pair, caplog, topic, payload, reason):
     bus, publisher, link = pair
-    good = _state(soc=21.5, at=NOW - dt.timedelta(minutes=1))
+    good = vehicle_state(soc=21.5, at=NOW - dt.timedelta(minutes=1))
     publisher.publish_state(good)
     assert wait_until(lambda: "taxi-01" in bus.states)
     with caplog.at_level(logging.WARNING, logger="ems.control.fleetbus"):
@@ -104,9 +95,9 @@ def test_bad_fleet_messages_are_rejected_and_the_last_good_state_kept(pair, capl
 
 def test_an_older_state_does_not_replace_a_newer_one(pair):
     bus, publisher, _link_ = pair
-    publisher.publish_state(_state(soc=30.0, at=NOW))
+    publisher.publish_state(vehicle_state(soc=30.0, at=NOW))
     assert wait_until(lambda: "taxi-01" in bus.states)
-    publisher.publish_state(_state(soc=10.0, at=NOW - dt.timedelta(minutes=5)))
+    publisher.publish_state(vehicle_state(soc=10.0, at=NOW - dt.timedelta(minutes=5)))
     assert wait_until(lambda: len(bus.rejected) > 0)
     assert bus.states["taxi-01"].soc_kwh == 30.0
 
@@ -125,7 +116,7 @@ def test_the_controller_plans_on_the_dispatchers_windows_and_state():
                             plug_out=start + dt.timedelta(hours=4), departure_energy_kwh=40.0, trip_energy_kwh=20.0)
     fleet = _Plans({"taxi-01": VehiclePlan(vehicle_id="taxi-01", issued=start, windows=(window,))},
                    # on the road until its window: a state saying it is charging now would re-plan it as back early
-                   {"taxi-01": _state(soc=12.0, at=start).model_copy(update={"status": VehicleStatus.ON_TRIP, "charger_id": None})})
+                   {"taxi-01": vehicle_state(soc=12.0, at=start).model_copy(update={"status": VehicleStatus.ON_TRIP, "charger_id": None})})
     controller = Controller(portfolio, "config/arao.toml", None, None, lambda: start, inputs="profiles", horizon_hours=12, fleet=fleet)
     import pandas as pd
 

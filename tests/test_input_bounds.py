@@ -12,7 +12,7 @@ from ems.control.fleetbus import FleetBus
 from ems.fleet.bounds import FleetBounds
 from ems.fleet.publisher import state_topic
 from tests.control_fixtures import mqtt_link, wait_until
-from tests.test_fleet_bus import NOW, _state
+from tests.fleet_fixtures import NOW, vehicle_state
 
 
 @pytest.fixture
@@ -32,10 +32,10 @@ def bounded(mosquitto):
 ])
 def test_an_impossible_state_of_charge_is_rejected_with_topic_and_field(bounded, soc_text, reason):
     bus, dispatcher = bounded
-    good = _state(soc=21.0)
+    good = vehicle_state(soc=21.0)
     dispatcher.publish(state_topic("taxi-01"), good.model_dump_json(), retain=True)
     assert wait_until(lambda: "taxi-01" in bus.states)
-    body = json.loads(_state(soc=1.0, at=NOW + dt.timedelta(seconds=5)).model_dump_json())
+    body = json.loads(vehicle_state(soc=1.0, at=NOW + dt.timedelta(seconds=5)).model_dump_json())
     text = json.dumps(body).replace('"soc_kwh": 1.0', f'"soc_kwh": {soc_text}')
     dispatcher.publish(state_topic("taxi-01"), text, retain=True)
     assert wait_until(lambda: bus.rejected_total >= 1)
@@ -45,7 +45,7 @@ def test_an_impossible_state_of_charge_is_rejected_with_topic_and_field(bounded,
 
 def test_a_state_naming_an_unknown_charger_is_rejected(bounded):
     bus, dispatcher = bounded
-    body = _state(soc=10.0).model_copy(update={"charger_id": "depot_c99"}).model_dump_json()
+    body = vehicle_state(soc=10.0).model_copy(update={"charger_id": "depot_c99"}).model_dump_json()
     dispatcher.publish(state_topic("taxi-01"), body, retain=True)
     assert wait_until(lambda: bus.rejected_total >= 1)
     assert bus.rejected[-1] == ("fleet/taxi-01/state", "field charger_id: unknown charger 'depot_c99'")

@@ -17,7 +17,7 @@ from drivers.api import Quality
 from ems.config import load_portfolio
 from ems.devices import DeviceSet, controller_broker
 from tests.conftest import REPO, free_port, free_port_block
-from tests.test_drivers_echonet import free_udp_port, private_network
+from tests.echonet_fixtures import free_udp_port, private_network
 
 CONFIG = REPO / "config/arao.toml"
 TOKYO = dt.timezone(dt.timedelta(hours=9))
