@@ -48,15 +48,15 @@ def riders(bus: list[dict], requests: dict[str, pd.Timestamp]) -> dict:
             waits.append((pd.Timestamp(picked["time"]) - requests[rider]).total_seconds())
         if picked is not None and dropped is not None and picked.get("vehicle_id"):
             on_board.setdefault(picked["vehicle_id"], []).append((pd.Timestamp(picked["time"]), pd.Timestamp(dropped["time"]), rider))
-    shared = set()  # riders on board together with another rider at some moment
+    shared_riders: set[str] = set()  # riders on board together with another rider at some moment
     for rides in on_board.values():
         for a in rides:
             for b in rides:
                 if a[2] != b[2] and a[0] < b[1] and b[0] < a[1]:
-                    shared.add(a[2])
+                    shared_riders.add(a[2])
     served = sum("dropped_off" in s for s in status.values())
     total = len(requests)
-    shared = len(shared)
+    shared = len(shared_riders)
     return {
         "requests": total,
         "accepted": sum("accepted" in s for s in status.values()),

@@ -77,7 +77,7 @@ class Twin:
         self.lock = threading.Lock()  # physics is touched by the stepping loop and MQTT threads
         self.endpoints = [e for e in endpoints(portfolio) if e.simulated]
         self.sites: dict[str, Site] = {s.id: Site() for s in portfolio.sites}
-        self.physics: dict[str, object] = {}
+        self.physics: dict[str, SimPv | SimMeter | SimBattery | SimCharger] = {}  # SimLoad is a SimMeter
         self.vehicles: dict[str, SimEv] = {}
         self.chargers: dict[str, SimCharger] = {}
         self.followers: dict[str, RouteFollower] = {}  # vehicles driving the dispatcher's routes
@@ -86,7 +86,7 @@ class Twin:
         self._build_physics()
         self.plans_until = self.clock.now()
         self._refresh_plans(self.clock.now())
-        self.modbus_devices: dict[str, object] = {}
+        self.modbus_devices: dict[str, SunSpecPvDevice | SunSpecBatteryDevice | SunSpecMeterDevice] = {}
         self.servers: dict[str, ModbusDeviceServer] = {}
         self.mqtt_devices: dict[str, SimMqttDevice] = {}
         self.presence: MqttLink | None = None  # holds the twin's client id on the broker while it serves
@@ -130,7 +130,7 @@ class Twin:
             self.vehicles[v.id] = SimEv(
                 v.id, v.battery_kwh, v.initial_soc_fraction * v.battery_kwh,
                 soc_min_fraction=v.soc_min_fraction, soc_max_fraction=v.soc_max_fraction, v2g_allowed=v.v2g_allowed,
-                position=sites.get(home or p.portfolio.depot_site),
+                position=sites.get(home or p.portfolio.depot_site or ""),
             )
 
     def _add(self, site: str, device) -> None:
@@ -165,17 +165,17 @@ class Twin:
                     taken = {v.charger_id for v in self.vehicles.values() if v.charger_id}
             plugged = {v.charger_id: v for v in self.vehicles.values() if v.charger_id}
             for charger in self.chargers.values():
-                vehicle = plugged.get(charger.name)
-                if vehicle is not charger.vehicle:
-                    charger.vehicle = vehicle
+                plugged_vehicle = plugged.get(charger.name)
+                if plugged_vehicle is not charger.vehicle:
+                    charger.vehicle = plugged_vehicle
                     charger.apply_setpoint(0.0)  # a new session starts idle, not at the last car's set-point
             for site in self.sites.values():
                 balance = sum(d.power_kw for d in site.others)
                 for meter in site.grid:
                     meter.step(now, dt_s)
                     meter.power_kw = -balance / len(site.grid)
-            for device in self.modbus_devices.values():
-                device.refresh()
+            for modbus_device in self.modbus_devices.values():
+                modbus_device.refresh()
         self.last_step = now
 
     # --- the dispatcher's routes --------------------------------------------------------------
@@ -264,7 +264,7 @@ class Twin:
         return ServerTls(ca_file=tls.ca_file, cert_file=tls.server_cert_file, key_file=tls.server_key_file)
 
     @staticmethod
-    def _modbus_device(endpoint: DeviceEndpoint, physics):
+    def _modbus_device(endpoint: DeviceEndpoint, physics) -> SunSpecPvDevice | SunSpecBatteryDevice | SunSpecMeterDevice:
         rating = endpoint.settings["rated_power_kw"]
         if endpoint.asset_type == "pv":
             return SunSpecPvDevice(physics)
@@ -416,6 +416,8 @@ class TwinThread:
 
     def call(self, coroutine_factory, timeout_s: float = 10.0):
         """Run a coroutine on the twin's loop (e.g. stop one device's server)."""
+        if self._loop is None:
+            raise RuntimeError("twin thread not started: call start() first")
         return asyncio.run_coroutine_threadsafe(coroutine_factory(), self._loop).result(timeout_s)
 
     def stop(self) -> None:
