@@ -50,7 +50,8 @@ from pathlib import Path
 from benchmarks.bench_schedule import {problem}
 from ems.optimise import solve
 solve({problem}({args}))
-print(next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:")) / 1024)
+peak_kib = next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:"))
+print(peak_kib / 1024)
 """
 
 

