@@ -82,7 +82,8 @@ class BacktestData:
 
 
 def pv_data(
-    data: str, array: ArraySpec, horizon: pd.Timedelta, tz: str, settings: PvSettings = PvSettings()  # noqa: B008 - read, never mutated
+    data: str, array: ArraySpec, horizon: pd.Timedelta, tz: str,
+    settings: PvSettings = PvSettings(),  # noqa: B008 - read, never mutated
 ) -> BacktestData:
     """A PV backtest from a TMY3 file (weather -> PV model) or a CSV of measured output."""
     path = pvlib_data_file(data.split(":", 1)[1]) if data.startswith("pvlib:") else Path(data)
@@ -112,7 +113,9 @@ def pv_data(
 
 
 def load_data(
-    data: str, horizon: pd.Timedelta, tz: str, settings: LoadSettings = LoadSettings(), peak_kw: float | None = None  # noqa: B008 - read only
+    data: str, horizon: pd.Timedelta, tz: str,
+    settings: LoadSettings = LoadSettings(),  # noqa: B008 - read only
+    peak_kw: float | None = None,
 ) -> BacktestData:
     """A load backtest from the shipped Taylor series or a CSV of measured load.
 
