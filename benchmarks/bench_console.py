@@ -52,6 +52,13 @@ def week_of_telemetry(store: Path) -> dict:
             "store_mb": store.stat().st_size / 1e6}
 
 
+def _csrf_token(page: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    if match is None:
+        raise RuntimeError("the console's page carries no csrf_token field")
+    return match.group(1)
+
+
 def rss_kb(pid: int) -> tuple[int, int]:
     """(current, peak) resident memory of a process, kB."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
@@ -90,9 +97,9 @@ def run() -> list[dict]:
         server = ems_serve(config, store, work, ("--at", end.isoformat()))
         try:
             with httpx.Client(base_url=server.url, timeout=60) as client:
-                token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+                token = _csrf_token(client.get("/login").text)
                 client.post("/login", data={"username": "bench", "password": PASSWORD, "csrf_token": token, "next": "/"})
-                token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/bcp").text).group(1)
+                token = _csrf_token(client.get("/bcp").text)
                 job = client.post("/api/bcp/drills", data={"outage_spec": SPEC, "state": "store", "csrf_token": token}).json()
                 drill_started = time.perf_counter()
                 while client.get(f"/api/bcp/drills/{job['id']}").json()["job"]["status"] == "running":

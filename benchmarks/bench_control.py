@@ -45,7 +45,9 @@ async def _simulated_days(twin, portfolio, broker_port: int, store_path: Path, d
     devices = DeviceSet(served, controller_broker(served, CONFIG, "127.0.0.1", broker_port))
     await devices.open()
     controller = Controller(served, CONFIG, devices, store, clock.now, inputs="forecast", horizon_hours=24)
-    with_plan, without_plan, rss = [], [], []
+    with_plan: list[float] = []  # seconds per step
+    without_plan: list[float] = []
+    rss: list[float] = []
     steps = days * 86400 // step_s
     for step in range(steps):
         replan = step % replan_every == 0
@@ -176,7 +178,8 @@ def week_with_faults(slots: int = WEEK_SLOTS, seed: int = SEED) -> dict:
             elapsed = time.perf_counter() - started
             store = Store(Path(tmp) / "ems.sqlite", create=False, readonly=True)
             uncovered = slots_without_plan(store, result.slots)
-            statuses = [store.plan(i)["status"] for i in range(1, store.count("plans") + 1)]
+            plans = [store.plan(i) for i in range(1, store.count("plans") + 1)]
+            statuses = [p["status"] for p in plans if p is not None]
             lost = store.count_events("device-lost")
             polls = slots * (SLOT_S // POLL_S) + 1
             rows_per_poll = store.count("telemetry") / polls
@@ -250,6 +253,8 @@ def store_growth_per_day(source: Path, hours: float = 1.0) -> dict:
     newest = max(time for _device, time, _quality in real.latest_telemetry())
     poll_rows = [row[1:] for row in list(real.rows("telemetry", since=newest))[1:]]  # device, quantity, value, quality
     plan = real.last_plan()
+    if plan is None:
+        raise RuntimeError(f"{source}: the store holds no plan to copy the rates from")
     points = _over_horizon(real.plan_points(plan["id"]), reference.planning.horizon_hours)
     setpoints_per_plan = real.count("setpoints") / max(1, real.count("plans"))
     real.close()

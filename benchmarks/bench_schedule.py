@@ -38,7 +38,7 @@ def _measure(name: str, problem, repeats: int) -> list[dict]:
         rows.append({"name": name, "metric": f"{metric}_median", "value": statistics.median(values), "unit": "s"})
     totals = [r.build_s + (r.report.load_s or 0.0) + r.solve_s + (r.report.read_s or 0.0) for r in runs]
     rows.append({"name": name, "metric": "total_s_median", "value": statistics.median(totals), "unit": "s"})
-    rows.append({"name": name, "metric": "mip_gap_max", "value": max(r.mip_gap for r in runs), "unit": "fraction"})
+    rows.append({"name": name, "metric": "mip_gap_max", "value": max((r.mip_gap for r in runs if r.mip_gap is not None), default=float("nan")), "unit": "fraction"})
     rows.append({"name": name, "metric": "binaries", "value": runs[0].report.binary_count, "unit": "count"})
     rows.append({"name": name, "metric": "statuses_optimal", "value": sum(r.status == "optimal" for r in runs), "unit": f"of {repeats}"})
     return rows
@@ -50,7 +50,8 @@ from pathlib import Path
 from benchmarks.bench_schedule import {problem}
 from ems.optimise import solve
 solve({problem}({args}))
-print(next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:")) / 1024)
+peak_kib = next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:"))
+print(peak_kib / 1024)
 """
 
 

@@ -181,7 +181,12 @@ def form_trips(requests, fleet: Fleet, router, settings: DispatchSettings, windo
     a shared ride saves against the two rides back to back (best order of the four stops)."""
     import networkx as nx
 
-    singles = {r.request_id: _trip([("pickup", r), ("dropoff", r)], router, settings, window, fleet) for r in requests}
+    singles: dict[str, _Trip] = {}
+    for r in requests:
+        single = _trip([("pickup", r), ("dropoff", r)], router, settings, window, fleet)
+        if single is None:  # riding alone from the request time meets every limit, unless the request is malformed
+            raise ValueError(f"request {r.request_id}: no start time lets it ride alone within its limits")
+        singles[r.request_id] = single
     if not pooling:
         return list(singles.values())
     graph = nx.Graph()
@@ -284,7 +289,12 @@ def _shipments_data(requests, fleet, router, settings, window):
         ))
     depots, vehicle_types = _vehicles(fleet, [fleet.seats])
     locations = [pyvrp.Location(p.lon, p.lat) for p in points]
-    return pyvrp.ProblemData(locations, [], depots, vehicle_types, [distance], [duration], shipments=shipments)
+    return pyvrp.ProblemData(
+        locations, [], depots, vehicle_types,
+        [distance],  # type: ignore[list-item]  # pyvrp's stub says np.ndarray[int]: int as the array's shape
+        [duration],  # type: ignore[list-item]  # the same stub error
+        shipments=shipments,
+    )
 
 
 @dataclass
@@ -306,7 +316,9 @@ def _retime(solution, trips, requests, fleet: Fleet, router, settings: DispatchS
     A client is a trip (all its stops, leaving the first no earlier than the trip's start
     window); a shipment's pickup or delivery is one stop of a rider. Trips in ``skip`` are left
     out (their riders unserved)."""
-    routes, waits, violations, total_km = [], {}, [], 0.0
+    routes, total_km = [], 0.0
+    waits: dict[str, float] = {}  # request id -> wait [s]
+    violations: list[str] = []
     for route in solution.routes():
         drive = _Drive(fleet.depot, float(route.start_time()))
         for activity in route.schedule():

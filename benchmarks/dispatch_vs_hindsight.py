@@ -19,9 +19,9 @@ from dispatch.simulate import Simulation, kpis
 from ems.config import load_portfolio
 
 # station rebalancing on 10 s batches, stations priced on the next 450 s of demand
-STATIONS_BATCH10 = {"rebalance_method": "stations", "batch_interval_s": 10.0, "rebalance_window_s": 450.0}
+STATIONS_BATCH10: dict[str, float | str] = {"rebalance_method": "stations", "batch_interval_s": 10.0, "rebalance_window_s": 450.0}
 # dispatcher variants tried on the reference log: (name, policy, settings changes)
-VARIANTS = (
+VARIANTS: tuple[tuple[str, Policy, dict[str, float | str]], ...] = (
     ("ilp", Policy.ILP, {}),
     ("ilp-horizon900", Policy.ILP, {"rebalance_horizon_s": 900.0}),
     ("ilp-horizon450", Policy.ILP, {"rebalance_horizon_s": 450.0}),
@@ -71,7 +71,7 @@ def hindsight_rows(out_dir: Path, config: Path | None = None) -> list[dict]:
     router = StraightLineRouter(settings.speed_kmh, settings.detour_factor)
     seats = max(v.seats for v in portfolio.vehicles)
     rows: list[dict] = []
-    summary: dict[str, dict] = {}
+    summary: dict[str, object] = {}  # hindsight_summary.json
 
     log = _city_log(out_dir, portfolio)
     setup = fleet_from_portfolio(portfolio, log.clock.date)
@@ -109,11 +109,12 @@ def hindsight_rows(out_dir: Path, config: Path | None = None) -> list[dict]:
                  _row(name, "wait_ratio_to_bound", k["mean_wait_s"] / bound["mean_wait_s"], "x"),
                  _row(name, "served_share", k["served_share"], "share")]
         rows += [_row(name, key, value, "km") for key, value in k.items() if key.startswith("km_")]
-    summary["pooling_saving"] = {}
+    pooling_saving: dict[str, float] = {}
     for pooled, alone_variant in POOLING_PAIRS:
         saving = 1 - figures[pooled]["vehicle_km"] / figures[alone_variant]["vehicle_km"]
         rows.append(_row(f"dispatch_vs_hindsight_{pooled}", "pooling_saving_vs_own_no_pooling", saving, "share"))
-        summary["pooling_saving"][pooled] = saving
+        pooling_saving[pooled] = saving
+    summary["pooling_saving"] = pooling_saving
     summary["variants"] = {v: {key: k[key] for key in ("vehicle_km", "mean_wait_s", "served_share", "km_with_riders",
                                                       "km_to_pickup", "km_rebalancing", "km_to_charger", "km_to_depot")}
                            for v, k in figures.items()}

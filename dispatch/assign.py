@@ -305,9 +305,9 @@ def _shared_trips(batch: _Batch, singles: list[Trip]) -> list[Trip]:
                         continue
                     if size == 2 and not can_share(*sorted(ids)):
                         continue
-                    trip = _grow(batch, vehicle_id, ids, level)
-                    if trip is not None:
-                        grown[ids] = trip
+                    shared = _grow(batch, vehicle_id, ids, level)
+                    if shared is not None:
+                        grown[ids] = shared
             if not grown:
                 break
             trips.extend(grown.values())

@@ -317,6 +317,7 @@ class Engine:
 
     def _charge(self, vehicle: SimVehicle, until: float) -> None:
         spec = vehicle.spec
+        assert vehicle.plugged is not None  # only a plugged vehicle is charged (both callers check)
         charger = self.setup.charger(vehicle.plugged)
         hours = max(0.0, until - vehicle.ready_s) / 3600.0
         target = min(spec.soc_max_kwh, self.settings.charge_target_fraction * spec.battery_kwh)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Protocol
 
 import numpy as np
@@ -62,7 +62,7 @@ class VehicleSpec:
     soc_max_kwh: float
     reserve_kwh: float
     initial_soc_kwh: float
-    home_charger: str
+    home_charger: str | None  # none: the dispatcher sends it to any free charger
     shifts: tuple[tuple[float, float], ...]  # (start_s, end_s) of each shift in service-day seconds
 
     def shift_at(self, now_s: float) -> tuple[float, float] | None:
@@ -124,7 +124,12 @@ def fleet_from_portfolio(portfolio: Portfolio, date: dt.date) -> FleetSetup:
                 home_charger=v.home_charger, shifts=shifts,
             )
         )
-    depot = sites[depot_site] if depot_site else sites[by_id[portfolio.vehicles[0].home_charger].site]
+    if depot_site:
+        depot = sites[depot_site]
+    elif (first_home := portfolio.vehicles[0].home_charger) is not None:
+        depot = sites[by_id[first_home].site]
+    else:
+        raise ValueError("portfolio.depot_site: needed when vehicles[0] has no home_charger (the depot is its site)")
     shelters = tuple((s.id, sites[s.site]) for s in portfolio.shelters)
     return FleetSetup(tuple(vehicles), chargers, depot, clock, shelters)
 
@@ -257,7 +262,7 @@ def _stations(vehicles, settled, idle, busy, now_s, setup, settings, router, for
     held += [v.target for v in idle if v.heading is StopKind.REBALANCE and v.target is not None]
     movers = [
         Mover(v.spec.vehicle_id, v.position, v.position,
-              lambda p, v=v: can_come_back(v, p, setup, router, floors[v.spec.vehicle_id]))
+              partial(can_come_back, v, setup=setup, router=router, floor=floors[v.spec.vehicle_id]))
         for v in vehicles if v.heading is None
     ]
     if not movers:
@@ -297,7 +302,7 @@ def _transport(vehicles, settled, busy, now_s, setup, settings, router, forecast
     # (measured: keeping such vehicles on their targets drove more km, docs/dispatch.md)
     movers = [
         Mover(v.spec.vehicle_id, v.position, v.target if v.heading is StopKind.REBALANCE and v.target else v.position,
-              lambda p, v=v: can_come_back(v, p, setup, router, floors[v.spec.vehicle_id]))
+              partial(can_come_back, v, setup=setup, router=router, floor=floors[v.spec.vehicle_id]))
         for v in vehicles
     ]
     window_h = window_s / 3600.0
@@ -436,7 +441,7 @@ def vehicle_plan(
                 * settings.expected_km_per_hour * spec.consumption_kwh_per_km,
             )
         )
-    if spec.shifts:
+    if spec.shifts and spec.home_charger is not None:  # without one it charges wherever the dispatcher sends it
         last_end = max(end for _, end in spec.shifts)
         first_start = min(start for start, _ in spec.shifts)
         plug_in = max(last_end, busy_until_s, windows[-1].plug_out.timestamp() - clock.midnight.timestamp() if windows else 0.0)

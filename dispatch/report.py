@@ -32,8 +32,8 @@ KPI_ORDER = (
 def write_outputs(result: SimulationResult, clock: ServiceClock, out_dir: str | Path) -> dict[str, float]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figures = {"policy": result.policy, **kpis(result)}
-    (out / "kpis.json").write_text(json.dumps(figures, indent=2) + "\n")
+    figures = kpis(result)
+    (out / "kpis.json").write_text(json.dumps({"policy": result.policy, **figures}, indent=2) + "\n")
     _write_trips(result, clock, out / "trips.csv")
     plans = {vid: json.loads(plan.model_dump_json()) for vid, plan in result.plans.items()}
     (out / "fleet_plans.json").write_text(json.dumps(plans, indent=2) + "\n")
@@ -55,12 +55,13 @@ def _write_trips(result: SimulationResult, clock: ServiceClock, path: Path) -> N
             "direct_s", "shared", "rejected_reason",
         ])
         for rider in result.riders.values():
-            served = rider.dropoff_s is not None and rider.pickup_s is not None
+            wait_s = ride_s = ""
+            if rider.dropoff_s is not None and rider.pickup_s is not None:
+                wait_s = f"{rider.pickup_s - rider.request.time_s:.0f}"
+                ride_s = f"{rider.dropoff_s - rider.pickup_s:.0f}"
             writer.writerow([
                 rider.request.request_id, _iso(clock, rider.request.time_s), rider.request.passengers, rider.vehicle_id,
-                _iso(clock, rider.pickup_s), _iso(clock, rider.dropoff_s),
-                f"{rider.pickup_s - rider.request.time_s:.0f}" if served else "",
-                f"{rider.dropoff_s - rider.pickup_s:.0f}" if served else "",
+                _iso(clock, rider.pickup_s), _iso(clock, rider.dropoff_s), wait_s, ride_s,
                 f"{rider.direct_s:.0f}", int(rider.shared),
                 rider.rejection.message if rider.rejection else "",
             ])
@@ -90,7 +91,7 @@ def plot_timeline(result: SimulationResult, path: Path) -> None:
 def _status_spans(timeline) -> dict[str, list[tuple[float, float]]]:
     """(start [h], length [h]) of each run of one status, by status."""
     spans: dict[str, list[tuple[float, float]]] = {}
-    run_start, run_status = None, None
+    run_start, run_status = 0.0, None
     for t, status, _soc, _load in timeline + [(timeline[-1][0] if timeline else 0.0, None, 0.0, 0)]:
         if status != run_status:
             if run_status is not None:

@@ -93,7 +93,10 @@ def read_requests(path: str | Path, area: ServiceArea, timezone: str, max_seats:
             problems.append(f"{where}: request_id {request_id!r} appears twice")
         seen.add(request_id)
         if previous is not None and moment < previous:
-            problems.append(f"{where}: time {moment.isoformat()} is before the previous row's {previous.isoformat()} (rows must be in time order)")
+            problems.append(
+                f"{where}: time {moment.isoformat()} is before the previous row's {previous.isoformat()} "
+                "(rows must be in time order)"
+            )
         previous = moment
         parsed.append(result)
     if problems:
@@ -152,7 +155,10 @@ def _parse_row(row: list[str], area: ServiceArea, max_seats: int):
     destination = Point(coords["dest_lat"], coords["dest_lon"])
     for name, point in (("origin", origin), ("destination", destination)):
         if not area.contains(point):
-            return f"{name} ({point.lat}, {point.lon}) is outside the service area ({area.side_km:g} km square around {area.centre.lat}, {area.centre.lon})"
+            return (
+                f"{name} ({point.lat}, {point.lon}) is outside the service area "
+                f"({area.side_km:g} km square around {area.centre.lat}, {area.centre.lon})"
+            )
     try:
         passengers = int(cells["passengers"])
     except ValueError:

@@ -130,7 +130,7 @@ def read_osm_xml(path: Path) -> nx.DiGraph:
     except ElementTree.ParseError as error:
         raise RouterError(f"{path}: not valid OSM XML ({error})") from None
     graph = nx.DiGraph()
-    positions = {n.get("id"): (float(n.get("lat")), float(n.get("lon"))) for n in root.iter("node")}
+    positions = {n.get("id"): _node_position(path, n) for n in root.iter("node")}
     for way in root.iter("way"):
         tags = {t.get("k"): t.get("v") for t in way.iter("tag")}
         if "highway" not in tags:
@@ -147,6 +147,13 @@ def read_osm_xml(path: Path) -> nx.DiGraph:
     if graph.number_of_nodes() == 0:
         raise RouterError(f"{path}: no ways tagged 'highway' in the file")
     return graph
+
+
+def _node_position(path: Path, node: ElementTree.Element) -> tuple[float, float]:
+    lat, lon = node.get("lat"), node.get("lon")
+    if lat is None or lon is None:
+        raise RouterError(f"{path}: node {node.get('id')} has no lat/lon")
+    return float(lat), float(lon)
 
 
 def load_road_graph(path: str | Path) -> nx.Graph:

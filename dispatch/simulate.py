@@ -82,8 +82,13 @@ def kpis(result: SimulationResult) -> dict[str, float]:
     """The service and fleet figures of a replay (see docs/dispatch.md for definitions)."""
     riders = list(result.riders.values())
     served = [r for r in riders if r.dropoff_s is not None]
-    waits = np.array([r.pickup_s - r.request.time_s for r in served]) if served else np.array([np.nan])
-    detours = [(r.dropoff_s - r.pickup_s) / r.direct_s for r in served if r.direct_s > 0]
+    # (asked, picked up, dropped off, direct) seconds of each ride; a dropped-off rider was picked up
+    rides = [
+        (r.request.time_s, r.pickup_s, r.dropoff_s, r.direct_s)
+        for r in served if r.pickup_s is not None and r.dropoff_s is not None
+    ]
+    waits = np.array([pickup - asked for asked, pickup, _, _ in rides]) if rides else np.array([np.nan])
+    detours = [(dropoff - pickup) / direct for _, pickup, dropoff, direct in rides if direct > 0]
     vehicles = list(result.vehicles.values())
     km = sum(v.km for v in vehicles)
     empty_km = sum(v.empty_km for v in vehicles)

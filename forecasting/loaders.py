@@ -161,7 +161,8 @@ def _check_range(kw: np.ndarray, path, column: str, expected_max_kw: float | Non
         raise DataFileError(
             path,
             f"row {row}, column {column!r}",
-            f"{kw[row - 2]:g} kW is over {UNIT_OVERSHOOT} x the rating of {expected_max_kw:g} kW: wrong unit (W for kW)?",
+            f"{kw[row - 2]:g} kW is over {UNIT_OVERSHOOT} x the rating of {expected_max_kw:g} kW: "
+            "wrong unit (W for kW)?",
         )
 
 

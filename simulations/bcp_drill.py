@@ -30,15 +30,19 @@ def soc_from_readings(portfolio: Portfolio, readings: list[Reading]) -> dict[str
     batteries = {b.id: b.capacity_kwh for b in portfolio.batteries}
     vehicles = {v.id: v.battery_kwh for v in portfolio.vehicles}
     soc: dict[str, float] = {}
-    good = [r for r in readings if r.quality != Quality.MISSING and r.soc_fraction is not None]
-    for r in good:
+    # each good reading with its state of charge held within 0..1
+    good = [
+        (r, min(1.0, max(0.0, r.soc_fraction)))
+        for r in readings if r.quality != Quality.MISSING and r.soc_fraction is not None
+    ]
+    for r, fraction in good:
         if r.device in batteries:
-            soc[r.device] = min(1.0, max(0.0, r.soc_fraction)) * batteries[r.device]
+            soc[r.device] = fraction * batteries[r.device]
         elif r.device in vehicles:
-            soc.setdefault(r.device, min(1.0, max(0.0, r.soc_fraction)) * vehicles[r.device])
-    for r in good:
-        if getattr(r, "plugged", False) and getattr(r, "vehicle_id", None) in vehicles:
-            soc[r.vehicle_id] = min(1.0, max(0.0, r.soc_fraction)) * vehicles[r.vehicle_id]
+            soc.setdefault(r.device, fraction * vehicles[r.device])
+    for r, fraction in good:
+        if r.plugged and r.vehicle_id is not None and r.vehicle_id in vehicles:
+            soc[r.vehicle_id] = fraction * vehicles[r.vehicle_id]
     return soc
 
 

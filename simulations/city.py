@@ -23,6 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 from zoneinfo import ZoneInfo
 
 STOP_TIMEOUT_S = 30.0
@@ -60,7 +61,7 @@ class Process:
     cpu_s: float | None = None  # user + system CPU time at the stop (Linux /proc)
     started_at: float = 0.0
     wall_s: float | None = None
-    _log: object = field(default=None, repr=False)
+    _log: IO[str] | None = field(default=None, repr=False)
 
     def start(self, env: dict[str, str]) -> None:
         self._log = self.log_path.open("w", encoding="utf-8")
@@ -68,11 +69,18 @@ class Process:
         self.started_at = time.monotonic()
 
     def _cpu_s(self) -> float | None:
+        if self.popen is None:
+            return None
         try:
             fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError, AttributeError):
+        except (OSError, IndexError):
             return None
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once it ended; None while running or never started."""
+        return None if self.popen is None else self.popen.returncode
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -148,7 +156,7 @@ def wait_for_line(process: Process, text: str, timeout_s: float) -> None:
         if text in process.tail(200):
             return
         if not process.alive():
-            raise CityError(f"{process.name} ended during start-up (exit {process.popen.returncode}):\n{process.tail()}")
+            raise CityError(f"{process.name} ended during start-up (exit {process.returncode}):\n{process.tail()}")
         time.sleep(0.1)
     raise CityError(f"{process.name} did not say {text!r} within {timeout_s:.0f} s:\n{process.tail()}")
 
@@ -195,7 +203,7 @@ def prepare(options: CityOptions) -> Prepared:
     bcp_at = None
     if (options.bcp_at is None) != (options.outage is None):
         raise CityError("--bcp-at and --outage go together: the time of the operator's switch and the outage it is for")
-    if options.bcp_at is not None:
+    if options.bcp_at is not None and options.outage is not None:
         bcp_at = dt.datetime.combine(log.clock.date, options.bcp_at, tzinfo=zone)
         if not start < bcp_at < end:
             raise CityError(f"--bcp-at {options.bcp_at:%H:%M} is outside the simulated run {start:%H:%M}-{end:%H:%M}")
@@ -316,7 +324,7 @@ def run_city(options: CityOptions, echo=print) -> dict:
         while clock.now() < prepared.end:
             for p in (twin, dispatcher, controller):
                 if not p.alive():
-                    raise CityError(f"{p.name} ended during the run (exit {p.popen.returncode}):\n{p.tail()}")
+                    raise CityError(f"{p.name} ended during the run (exit {p.returncode}):\n{p.tail()}")
             if bcp_pending is not None and clock.now() >= bcp_pending:
                 activation = _activate_bcp(options, out, clock.now(), echo)
                 bcp_pending = None
@@ -366,7 +374,8 @@ def _activate_bcp(options: CityOptions, out: Path, now: dt.datetime, echo) -> di
     argv = _ems("bcp", "activate", "--state-dir", str(out / "bcp"), "--config", str(options.config), "--outage", str(options.outage),
                 "--operator", "ems-city", "--reason", f"city drill at {now:%H:%M}", "--force")
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    echo(f"{now:%H:%M} BCP mode switched on: {result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr.strip()}")
+    answer = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr.strip()
+    echo(f"{now:%H:%M} BCP mode switched on: {answer}")
     if result.returncode != 0:
         raise CityError(f"ems bcp activate failed (exit {result.returncode}): {result.stderr.strip()}")
     return {"time": now.isoformat(), "exit_code": result.returncode, "output": result.stdout.strip()}

@@ -48,15 +48,15 @@ def riders(bus: list[dict], requests: dict[str, pd.Timestamp]) -> dict:
             waits.append((pd.Timestamp(picked["time"]) - requests[rider]).total_seconds())
         if picked is not None and dropped is not None and picked.get("vehicle_id"):
             on_board.setdefault(picked["vehicle_id"], []).append((pd.Timestamp(picked["time"]), pd.Timestamp(dropped["time"]), rider))
-    shared = set()  # riders on board together with another rider at some moment
+    shared_riders: set[str] = set()  # riders on board together with another rider at some moment
     for rides in on_board.values():
         for a in rides:
             for b in rides:
                 if a[2] != b[2] and a[0] < b[1] and b[0] < a[1]:
-                    shared.add(a[2])
+                    shared_riders.add(a[2])
     served = sum("dropped_off" in s for s in status.values())
     total = len(requests)
-    shared = len(shared)
+    shared = len(shared_riders)
     return {
         "requests": total,
         "accepted": sum("accepted" in s for s in status.values()),
@@ -331,7 +331,8 @@ def render_html(summary: dict, twin_dir: Path) -> str:
              _table({v: f"stored {x['stored_kwh']} kWh, twin {x['twin_kwh']} kWh" for v, x in summary["fleet_soc"]["vehicles"].items()}),
              "<h2>Re-plans</h2>", _table(summary["replans"])]
     if "bcp" in summary:
-        calls = {f"{c['vehicle']} to {c['shelter']}": f"called from {c['from_time']}, planned to arrive {c['planned_arrival'] or '-'}, "
+        calls = {f"{c['vehicle']} to {c['shelter']}": f"called from {c['from_time']}, "
+                                                        f"planned to arrive {c['planned_arrival'] or '-'}, "
                                                         f"plugged in {c['plugged_at'] or 'not yet'}"
                  for c in summary["bcp"]["shelter_calls"]}
         parts += ["<h2>BCP switch</h2>", _table({"switched at": summary["bcp"]["switched_at"]}), _table(calls),

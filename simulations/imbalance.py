@@ -21,6 +21,7 @@ import pandas as pd
 from ems.control.following import PlanFollower, Steerable
 from ems.optimise import solve
 from ems.optimise.problem import Problem
+from ems.optimise.schedule import Schedule
 from simulations.day import day_grid, day_problem, load_inputs, quantiles_for
 from simulations.forecast_errors import p50_series, sample_series
 
@@ -85,7 +86,7 @@ class _Day:
         self.pv_kw = {p.id: _per_minute(actual.get(p.id, p.available_kw), grid.step_minutes) * _wobble(seed, p.id, minutes)
                       for p in first.pvs}
 
-    def _plan(self, minute: int):
+    def _plan(self, minute: int) -> tuple[Problem, Schedule]:
         start = self.grid.start + pd.Timedelta(minutes=minute)
         grid = day_grid(self.portfolio, start.date())
         grid = type(grid)(start=start, step_minutes=grid.step_minutes, steps=grid.steps)
@@ -98,12 +99,13 @@ class _Day:
         step, start = self.grid.step_minutes, self.grid.start.to_pydatetime()
         meter: dict[dt.datetime, dict[str, float]] = {}
         grid_kw = {g.site: 0.0 for g in self.first.grids}
-        problem = plan = None
+        problem, plan = self._plan(0)
         plan_minute = 0
         for minute in range(self.grid.steps * step):
             now = start + dt.timedelta(minutes=minute)
             if minute % replan_minutes == 0:
-                problem, plan = self._plan(minute)
+                if minute > 0:
+                    problem, plan = self._plan(minute)
                 plan_minute = minute
                 follower.update_plan(plan.power_kw, step, now - dt.timedelta(days=1) if minute == 0 else now)
             follower.observe(now, grid_kw)
@@ -152,7 +154,8 @@ class _Day:
 def _targets(problem: Problem, plan_kw: pd.DataFrame, t: int) -> tuple[dict[str, float], dict[str, list[Steerable]]]:
     """The plan's set-points of step ``t`` and, per site, the devices a follower may move (the
     batteries first, then the plugged EVs)."""
-    targets, steerable = {}, {}
+    targets: dict[str, float] = {}
+    steerable: dict[str, list[Steerable]] = {}
     for b in problem.batteries:
         targets[b.id] = float(plan_kw[b.id].iat[t])
         steerable.setdefault(b.site, []).append(Steerable(b.id, targets[b.id], -b.charge_max_kw, b.discharge_max_kw))

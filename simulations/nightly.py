@@ -12,12 +12,15 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from ems.config.schema import Portfolio
 from ems.optimise import solve, write_schedule
-from ems.optimise.problem import TimeGrid
+from ems.optimise.problem import Problem, TimeGrid
+from ems.optimise.schedule import Schedule
 from simulations.baselines import SEARCH_DAYS, HistoryError, adjustment_slots, like_days, read_history_csv, rule_for
 from simulations.day import day_grid, day_problem, kpis, load_inputs, quantiles_for, site_net_import_kw
 from simulations.events import DrEvent, active_mask, check_event, load_event
@@ -116,12 +119,13 @@ def night_scenarios(ctx: NightContext, grid: TimeGrid, battery_ids: list[str], o
     if options.unavailable:
         scenarios += [Scenario(id=f"unavailable-{b}", kind="unavailable", device=b) for b in battery_ids]
     per_block = BLOCK_HOURS * 60 // grid.step_minutes
-    windows = []
+    windows: list[tuple[str, tuple[int, ...]]] = []
     if options.flexibility == "all":
         windows += [(f"slot-{t:02d}", (t,)) for t in range(grid.steps)]
     if options.flexibility in ("all", "blocks"):
         windows += [(f"block-{b:02d}", tuple(range(b * per_block, (b + 1) * per_block))) for b in range(grid.steps // per_block)]
-    for direction in ("down", "up"):
+    directions: tuple[Literal["down", "up"], ...] = ("down", "up")
+    for direction in directions:
         scenarios += [Scenario(id=f"flex-{direction}-{name}", kind="flex", direction=direction, steps=steps) for name, steps in windows]
     if options.rolling:
         scenarios.append(Scenario(id="rolling-vs-perfect", kind="rolling"))
@@ -133,12 +137,12 @@ class Night:
     """What the scenarios of a night share, and the two plans every report shows."""
 
     ctx: NightContext
-    portfolio: object
+    portfolio: Portfolio
     grid: TimeGrid
-    plan: object  # Schedule of tomorrow with its events
-    plan_problem: object
-    no_event: object  # Schedule of tomorrow without events
-    no_event_problem: object
+    plan: Schedule  # tomorrow with its events
+    plan_problem: Problem
+    no_event: Schedule  # tomorrow without events
+    no_event_problem: Problem
 
 
 def prepare_night(config_path: str | Path, date: dt.date, *, event_files: list[Path] | None = None,

@@ -189,13 +189,17 @@ def _spread_plot(samples: list[dict], plan_cost: float) -> str | None:
 # --- HTML --------------------------------------------------------------------------------------
 
 STYLE = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto; max-width: 1150px; color: #222; line-height: 1.45; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto; max-width: 1150px; color: #222;
+       line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
 .sub { color: #666; } table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
 th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: right; } th { background: #f4f4f4; }
 td:first-child, th:first-child { text-align: left; } img { max-width: 100%; border: 1px solid #eee; }
-.cards { display: flex; gap: 1em; flex-wrap: wrap; } .card { border: 1px solid #ddd; border-radius: 6px; padding: 0.7em 1.1em; min-width: 190px; }
-.card .v { font-size: 1.6em; font-weight: 600; } .card .l { color: #555; font-size: 0.9em; } .good { color: #11803d; } .bad { color: #b3261e; }
+.cards { display: flex; gap: 1em; flex-wrap: wrap; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 0.7em 1.1em; min-width: 190px; }
+.card .v { font-size: 1.6em; font-weight: 600; } .card .l { color: #555; font-size: 0.9em; }
+.good { color: #11803d; } .bad { color: #b3261e; }
 .note { color: #555; font-size: 0.9em; }
 """
 
@@ -221,7 +225,8 @@ def _kpi_cards(plan: dict, spread: dict) -> str:
         extra = ""
         if spread.get(key):
             band = spread[key]
-            extra = f"<div class='l'>P10 {fmt.format(band['p10'])} / P50 {fmt.format(band['p50'])} / P90 {fmt.format(band['p90'])}</div>"
+            extra = (f"<div class='l'>P10 {fmt.format(band['p10'])} / P50 {fmt.format(band['p50'])} "
+                     f"/ P90 {fmt.format(band['p90'])}</div>")
         unit_text = "" if unit == "%" else f" {unit}"
         cards.append(f"<div class='card'><div class='l'>{label}</div><div class='v'>{value}{unit_text}</div>{extra}</div>")
     return f"<div class='cards'>{''.join(cards)}</div>"
@@ -283,9 +288,10 @@ def _foresight_section(pf: dict | None) -> str:
             [f"rolling plan on forecasts (re-planned {pf['replans']} times)", _yen(pf["rolling_objective_yen"]), _yen(pf["rolling_cost_yen"])],
             ["perfect foresight (actual day known in advance)", _yen(pf["perfect_objective_yen"]), _yen(pf["perfect_cost_yen"])]]
     return ("<h2>How close the rolling plan comes to perfect foresight</h2>"
-            "<p class='note'>One forecast-error sample plays the actual day. The rolling plan re-plans on the P50 forecast and "
-            "its set-points meet the actual PV and load; perfect foresight is the same day solved with the actual data "
-            "known in advance, the limit no controller can beat. Objective includes the value of energy left in storage.</p>"
+            "<p class='note'>One forecast-error sample plays the actual day. The rolling plan re-plans on the P50 "
+            "forecast and its set-points meet the actual PV and load; perfect foresight is the same day solved with "
+            "the actual data known in advance, the limit no controller can beat. Objective includes the value of "
+            "energy left in storage.</p>"
             + _table(["", "objective yen", "energy and demand cost yen"], rows)
             + f"<p>The rolling plan captures <b>{pf['captured_savings']:.1%}</b> of the perfect-foresight saving over the "
               "rule-based baseline "
@@ -305,8 +311,9 @@ def write_report(path: Path, figures: dict, ctx, portfolio, plan, plan_problem, 
     spread_png = _spread_plot(samples, figures["plan"]["energy_cost_yen"])
     body = [
         f"<h1>Nightly simulation: {html.escape(figures['portfolio'])}</h1>",
-        f"<p class='sub'>Day simulated: <b>{figures['date']}</b> ({zone}). {figures['sweep']['scenarios']} scenarios, seed "
-        f"{figures['seed']}. Plan status: {figures['plan']['solver_status']}.</p>",
+        f"<p class='sub'>Day simulated: <b>{figures['date']}</b> ({zone}). "
+        f"{figures['sweep']['scenarios']} scenarios, seed {figures['seed']}. "
+        f" Plan status: {figures['plan']['solver_status']}.</p>",
         "<h2>Tomorrow at a glance</h2>", _kpi_cards(figures["plan"], spread),
         f"<p class='note'>Figures of tomorrow's plan with its events on the P50 forecast; P10/P50/P90 over "
         f"{spread['samples']} forecast-error samples. Without events the plan would cost "
@@ -318,12 +325,16 @@ def write_report(path: Path, figures: dict, ctx, portfolio, plan, plan_problem, 
         _img(spread_png, "cost spread") if spread_png else "<p>No forecast-error samples in this run.</p>",
         _table(["", "P10", "P50", "P90"], [[label, *(fmt.format(spread[k][q]) if spread.get(k) else "-" for q in ("p10", "p50", "p90"))]
                                            for k, (label, _u, fmt) in KPI_LABELS.items()]) if samples else "",
-        ("<h3>A device unavailable all day</h3><p class='note'>Each battery out in turn, events included. Differences "
-         "within the solver's MIP gap (0.5 % of the objective) are noise.</p>" + _table(["device out", "energy cost yen", "extra objective yen", "DR shortfall kWh"], unavailable_rows))
+        ("<h3>A device unavailable all day</h3><p class='note'>Each battery out in turn, events included. "
+         "Differences within the solver's MIP gap (0.5 % of the objective) are noise.</p>"
+         + _table(["device out", "energy cost yen", "extra objective yen", "DR shortfall kWh"], unavailable_rows))
         if unavailable_rows else "",
         _foresight_section(figures["perfect_foresight"]),
-        "<p class='note'>Figures in kpis.json; tomorrow's schedule in plan/schedule.csv; each scenario in scenarios/.</p>",
+        "<p class='note'>Figures in kpis.json; tomorrow's schedule in plan/schedule.csv; "
+        "each scenario in scenarios/.</p>",
     ]
-    document = f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Nightly simulation {figures['date']}</title><style>{STYLE}</style></head><body>{''.join(body)}</body></html>"
+    document = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+                f"<title>Nightly simulation {figures['date']}</title><style>{STYLE}</style></head>"
+                f"<body>{''.join(body)}</body></html>")
     path.write_text(document, encoding="utf-8")
     return path

@@ -14,6 +14,7 @@ powers are then priced with the actual day's problem, like the other two.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import pandas as pd
 
@@ -22,6 +23,16 @@ from ems.optimise.evaluate import evaluate, storage_soc_kwh
 from ems.optimise.problem import Problem
 from ems.optimise.replanner import Replanner
 from simulations.day import day_problem
+
+
+class _SiteAsset(Protocol):
+    """A PV, load or battery of the problem: what the site balance needs of it."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def site(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -72,8 +83,8 @@ def _apply(actual: Problem, plan_power: pd.DataFrame, forecast: Problem, t_actua
     """Write step ``t_actual`` of the realised day from step ``t_plan`` of the plan."""
     forecast_pv = {p.id: p.available_kw for p in forecast.pvs}
     row = realised.index[t_actual]
-    for asset in (*actual.batteries, *actual.evs):
-        realised.at[row, asset.id] = plan_power[asset.id].iat[t_plan]
+    for asset_id in [b.id for b in actual.batteries] + [e.id for e in actual.evs]:
+        realised.at[row, asset_id] = plan_power[asset_id].iat[t_plan]
     for load in actual.loads:
         realised.at[row, load.id] = -load.demand_kw[t_actual]
     for pv in actual.pvs:
@@ -87,7 +98,8 @@ def _apply(actual: Problem, plan_power: pd.DataFrame, forecast: Problem, t_actua
 
 def _balance_site(actual: Problem, g, t: int, planned_grid_kw: float, realised: pd.DataFrame, soc_kwh: dict) -> None:
     row, dt_h = realised.index[t], actual.grid.step_h
-    site_assets = [a.id for a in (*actual.pvs, *actual.loads, *actual.batteries) if a.site == g.site]
+    sited: tuple[_SiteAsset, ...] = (*actual.pvs, *actual.loads, *actual.batteries)
+    site_assets = [a.id for a in sited if a.site == g.site]
     site_assets += [e.id for e in actual.evs if e.charger_site[t] == g.site]
     grid_kw = -float(realised.loc[row, site_assets].sum())
     for b in (b for b in actual.batteries if b.site == g.site):

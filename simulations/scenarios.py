@@ -14,7 +14,7 @@ import hashlib
 import json
 import zlib
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, TypedDict
 
 import numpy as np
 
@@ -72,8 +72,19 @@ class Scenario:
     scale: float = 1.0
     sample: int = -1
     device: str = ""
-    direction: str = ""
+    direction: Literal["down", "up", ""] = ""  # of a flex scenario
     steps: tuple[int, ...] = field(default=())
+
+
+class CustomerBaseline(TypedDict):
+    """One customer's part of an event's baseline, as the scenario's JSON records it."""
+
+    rule: str
+    adjustment_kw: float
+    raw_adjustment_kw: float
+    cap_kw: float
+    like_days: list[str]
+    low_days: list[str]
 
 
 def scenario_seed(night_seed: int, scenario_id: str) -> int:
@@ -91,7 +102,8 @@ def customers(ctx: NightContext, event: DrEvent) -> dict[str, tuple[str, ...]]:
 def event_baseline(ctx: NightContext, event: DrEvent, grid: TimeGrid, day_site_kw: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
     """The event's baseline [kW per step]: the sum of its customers' baselines, each adjusted by
     that customer's own values ``day_site_kw`` on the event day; and its details."""
-    mask, total, parts = active_mask(event, grid), np.zeros(grid.steps), {}
+    mask, total = active_mask(event, grid), np.zeros(grid.steps)
+    parts: dict[str, CustomerBaseline] = {}
     before = ctx.date - dt.timedelta(days=1)
     for customer, sites in customers(ctx, event).items():
         days = {d: np.asarray(v[customer]) for d, v in ctx.history_kw.items() if customer in v}
@@ -191,6 +203,8 @@ def _run_flex(ctx: NightContext, scenario: Scenario) -> dict:
     grid = day_grid(portfolio, ctx.date)
     problem = day_problem(portfolio, profiles, grid.start, _series(ctx, grid, None))
     reference = np.sum([np.asarray(v) for v in ctx.no_event_site_kw.values()], axis=0)
+    if scenario.direction == "":
+        raise ValueError(f"scenario {scenario.id}: a flex scenario needs a direction")
     result = solve_flexibility(problem, scenario.steps, scenario.direction, reference)
     energy_kwh = result.flex_kw * len(scenario.steps) * grid.step_h
     cost = result.objective_yen - ctx.no_event_objective_yen

@@ -64,7 +64,8 @@ class Progress:
         left = (self.total - self.done) / rate if rate > 0 else 0.0
         width = 30
         filled = int(width * self.done / max(self.total, 1))
-        line = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} scenarios  {rate:.1f}/min  {left:.1f} min left"
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} scenarios  "
+                f"{rate:.1f}/min  {left:.1f} min left")
         if self.stream.isatty():
             self.stream.write("\r" + line + ("\n" if self.done == self.total else ""))
         elif self.done * 10 // max(self.total, 1) != self.last_tenth:

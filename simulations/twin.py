@@ -77,7 +77,7 @@ class Twin:
         self.lock = threading.Lock()  # physics is touched by the stepping loop and MQTT threads
         self.endpoints = [e for e in endpoints(portfolio) if e.simulated]
         self.sites: dict[str, Site] = {s.id: Site() for s in portfolio.sites}
-        self.physics: dict[str, object] = {}
+        self.physics: dict[str, SimPv | SimMeter | SimBattery | SimCharger] = {}  # SimLoad is a SimMeter
         self.vehicles: dict[str, SimEv] = {}
         self.chargers: dict[str, SimCharger] = {}
         self.followers: dict[str, RouteFollower] = {}  # vehicles driving the dispatcher's routes
@@ -86,7 +86,7 @@ class Twin:
         self._build_physics()
         self.plans_until = self.clock.now()
         self._refresh_plans(self.clock.now())
-        self.modbus_devices: dict[str, object] = {}
+        self.modbus_devices: dict[str, SunSpecPvDevice | SunSpecBatteryDevice | SunSpecMeterDevice] = {}
         self.servers: dict[str, ModbusDeviceServer] = {}
         self.mqtt_devices: dict[str, SimMqttDevice] = {}
         self.presence: MqttLink | None = None  # holds the twin's client id on the broker while it serves
@@ -130,7 +130,7 @@ class Twin:
             self.vehicles[v.id] = SimEv(
                 v.id, v.battery_kwh, v.initial_soc_fraction * v.battery_kwh,
                 soc_min_fraction=v.soc_min_fraction, soc_max_fraction=v.soc_max_fraction, v2g_allowed=v.v2g_allowed,
-                position=sites.get(home or p.portfolio.depot_site),
+                position=sites.get(home or p.portfolio.depot_site or ""),
             )
 
     def _add(self, site: str, device) -> None:
@@ -165,17 +165,17 @@ class Twin:
                     taken = {v.charger_id for v in self.vehicles.values() if v.charger_id}
             plugged = {v.charger_id: v for v in self.vehicles.values() if v.charger_id}
             for charger in self.chargers.values():
-                vehicle = plugged.get(charger.name)
-                if vehicle is not charger.vehicle:
-                    charger.vehicle = vehicle
+                plugged_vehicle = plugged.get(charger.name)
+                if plugged_vehicle is not charger.vehicle:
+                    charger.vehicle = plugged_vehicle
                     charger.apply_setpoint(0.0)  # a new session starts idle, not at the last car's set-point
             for site in self.sites.values():
                 balance = sum(d.power_kw for d in site.others)
                 for meter in site.grid:
                     meter.step(now, dt_s)
                     meter.power_kw = -balance / len(site.grid)
-            for device in self.modbus_devices.values():
-                device.refresh()
+            for modbus_device in self.modbus_devices.values():
+                modbus_device.refresh()
         self.last_step = now
 
     # --- the dispatcher's routes --------------------------------------------------------------
@@ -230,10 +230,12 @@ class Twin:
             return f"field vehicle_id: {plan.vehicle_id!r} is not the topic's vehicle {vehicle_id!r}"
         now = self.clock.now()
         if plan.issued < now - MAX_PLAN_AGE:  # e.g. a retained plan of an earlier run on the same broker
-            return f"field issued: {plan.issued.isoformat()} is more than {MAX_PLAN_AGE.total_seconds():.0f} s before now ({now.isoformat()})"
+            return (f"field issued: {plan.issued.isoformat()} is more than {MAX_PLAN_AGE.total_seconds():.0f} s "
+                    f"before now ({now.isoformat()})")
         follower = self.followers.get(vehicle_id)
         if follower is not None and follower.plan_issued is not None and plan.issued < follower.plan_issued:
-            return f"field issued: {plan.issued.isoformat()} is older than the plan being driven ({follower.plan_issued.isoformat()})"
+            return (f"field issued: {plan.issued.isoformat()} is older than the plan being driven "
+                    f"({follower.plan_issued.isoformat()})")
         for index, stop in enumerate(plan.route):
             if stop.charger_id is not None and stop.charger_id not in self.chargers:
                 return f"field route.{index}.charger_id: unknown charger {stop.charger_id!r}"
@@ -264,7 +266,7 @@ class Twin:
         return ServerTls(ca_file=tls.ca_file, cert_file=tls.server_cert_file, key_file=tls.server_key_file)
 
     @staticmethod
-    def _modbus_device(endpoint: DeviceEndpoint, physics):
+    def _modbus_device(endpoint: DeviceEndpoint, physics) -> SunSpecPvDevice | SunSpecBatteryDevice | SunSpecMeterDevice:
         rating = endpoint.settings["rated_power_kw"]
         if endpoint.asset_type == "pv":
             return SunSpecPvDevice(physics)
@@ -307,7 +309,8 @@ class Twin:
                 topics = "telemetry,availability,command,ack" if e.asset_type == "charger" else "telemetry,availability"
                 where = f"mqtt://{b.host}:{b.port} {e.settings['topic_prefix']}/{{{topics}}}"
             elif e.protocol == "ocpp":
-                where = f"OCPP 1.6 charge point {e.settings['charge_point_id']} -> [ocpp] {self.portfolio.ocpp.host}:{self.portfolio.ocpp.port}"
+                ocpp = self.portfolio.ocpp
+                where = f"OCPP 1.6 charge point {e.settings['charge_point_id']} -> [ocpp] {ocpp.host}:{ocpp.port}"
             elif e.protocol == "echonet":
                 where = f"ECHONET Lite 0x027E node {e.settings['host']}:{e.settings['port']}"
             lines.append(f"{e.asset_id:<24} {e.asset_type:<8} {where}")
@@ -416,6 +419,8 @@ class TwinThread:
 
     def call(self, coroutine_factory, timeout_s: float = 10.0):
         """Run a coroutine on the twin's loop (e.g. stop one device's server)."""
+        if self._loop is None:
+            raise RuntimeError("twin thread not started: call start() first")
         return asyncio.run_coroutine_threadsafe(coroutine_factory(), self._loop).result(timeout_s)
 
     def stop(self) -> None:

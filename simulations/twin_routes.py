@@ -141,7 +141,7 @@ class RouteFollower:
         if self.vehicle.charger_id in points:
             return self.vehicle.charger_id
         free = [c for c in points if c not in chargers_taken]
-        return (free or list(points) or [None])[0]
+        return (free or list(points))[0] if points else None
 
     def _plug_stop(self, reached: int, now_s: float) -> RouteStop | None:
         """The plug stop the vehicle stands at now, or None."""

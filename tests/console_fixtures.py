@@ -54,7 +54,8 @@ def twin_store(config: Path, store: Path, broker, *, start: str = "2026-04-15T09
                                 env=os.environ | {"PYTHONUNBUFFERED": "1"}, timeout=timeout_s, cwd=REPO)
         if "cannot listen" not in result.stderr:
             break
-    assert result is not None and result.returncode == 0, result.stderr[-3000:]
+    assert result is not None
+    assert result.returncode == 0, result.stderr[-3000:]
     return result
 
 

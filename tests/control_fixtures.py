@@ -22,7 +22,7 @@ def fast_twin_portfolio(**planning):
     """The reference portfolio with a twin that steps and publishes often (real time)."""
     portfolio = load_portfolio(REFERENCE)
     twin = portfolio.twin.model_copy(update={"step_s": 0.02, "publish_interval_s": 0.1})
-    update = {"twin": twin}
+    update: dict[str, object] = {"twin": twin}
     if planning:
         update["planning"] = portfolio.planning.model_copy(update=planning)
     return portfolio.model_copy(update=update)
@@ -53,7 +53,8 @@ class SteppedRun:
         return self.controller
 
     async def close_controller(self) -> None:
-        await self.devices.close()
+        if self.devices is not None:
+            await self.devices.close()
         self.store.close()
 
     async def advance(self, seconds: float) -> None:

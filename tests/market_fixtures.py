@@ -14,7 +14,11 @@ FIXTURE_LAST = dt.date(2026, 4, 15)
 AREA_COLUMNS = [f"エリアプライス{a}(円/kWh)" for a in ("北海道", "東北", "東京", "中部", "北陸", "関西", "中国", "四国", "九州")]
 REAL_HEADER = ["受渡日", "時刻コード", "売り入札量(kWh)", "買い入札量(kWh)", "約定総量(kWh)", "システムプライス(円/kWh)", *AREA_COLUMNS]
 # columns later fiscal years append after the area prices
-LATER_COLUMNS = ["スポット・時間前平均価格(円/kWh)", "α上限値×スポット・時間前平均価格(円/kWh)", "α下限値×スポット・時間前平均価格(円/kWh)"]  # noqa: RUF001 - JEPX's own headers
+LATER_COLUMNS = [
+    "スポット・時間前平均価格(円/kWh)",
+    "α上限値×スポット・時間前平均価格(円/kWh)",  # noqa: RUF001 - JEPX's own headers
+    "α下限値×スポット・時間前平均価格(円/kWh)",  # noqa: RUF001
+]
 
 MARKET_SECTION = """
 [market]

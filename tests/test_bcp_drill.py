@@ -49,8 +49,10 @@ def test_drill_sends_nothing_to_the_broker(tmp_path, mosquitto):
         # the drill as a process, reporting which modules it loaded: no driver, broker or Modbus client
         code = (
             "import sys; from ems.cli import main; "
-            f"rc = main(['bcp', 'drill', '--config', {str(config)!r}, '--outage', {SPEC_12H!r}, '--out', {str(tmp_path / 'drill')!r}]); "
-            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('drivers', 'paho', 'pymodbus', 'dispatch')); "
+            f"rc = main(['bcp', 'drill', '--config', {str(config)!r}, '--outage', {SPEC_12H!r}, "
+            f"'--out', {str(tmp_path / 'drill')!r}]); "
+            "loaded = sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('drivers', 'paho', 'pymodbus', 'dispatch')); "
             "print(rc, loaded)"
         )
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

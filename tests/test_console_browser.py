@@ -34,8 +34,8 @@ PAINTED_SHARE = """el => {
 SERIES_POINTS = """el => {
   const chart = echarts.getInstanceByDom(el);
   if (!chart) return [];
-  return chart.getOption().series.map(s => ({name: s.name, points: (s.data || []).filter(v => v !== null && v !== undefined
-      && !(Array.isArray(v) && (v[1] === null || v[1] === undefined))).length}));
+  return chart.getOption().series.map(s => ({name: s.name, points: (s.data || []).filter(
+      v => v !== null && v !== undefined && !(Array.isArray(v) && (v[1] === null || v[1] === undefined))).length}));
 }"""
 
 

@@ -163,7 +163,8 @@ def test_setpoint_follows_the_plan_and_falls_back_to_its_failsafe(tmp_path):
 
 @pytest.mark.parametrize(("edit", "where"), [
     (("energy_per_day_kwh = 36.0", "energy_per_day_kwh = 200.0"),
-     "flexible_loads[id=city_hall_heater]: Value error, energy_per_day_kwh 200 exceeds what power_kw 12 can deliver in its 8 h"),
+     "flexible_loads[id=city_hall_heater]: Value error, "
+     "energy_per_day_kwh 200 exceeds what power_kw 12 can deliver in its 8 h"),
     (('site = "city_hall"\npower_kw', 'site = "nowhere"\npower_kw'), "flexible_loads[id=city_hall_heater].site"),
     (("power_kw = 12.0", "power_kw = -12.0"), "flexible_loads[id=city_hall_heater].power_kw: Input should be greater than 0"),
 ])

@@ -95,7 +95,8 @@ def poll_instants(store: Path) -> list[int]:
 
 
 def latest_by(store: Path, time_ms: int, quantity: str) -> dict[tuple, float]:
-    rows = stored(store, f"SELECT device, quality, value FROM telemetry WHERE time_ms={time_ms} AND quantity='{quantity}' AND value IS NOT NULL")
+    rows = stored(store, f"SELECT device, quality, value FROM telemetry "
+                         f"WHERE time_ms={time_ms} AND quantity='{quantity}' AND value IS NOT NULL")
     return {(("device", d), ("quality", q), ("quantity", quantity)): v for d, q, v in rows}
 
 
@@ -160,7 +161,8 @@ def test_setpoint_panels_show_the_written_and_clamped_values(mirrored_run):
 def test_energy_counter_panel_is_the_hourly_increase(mirrored_run):
     metrics, store = mirrored_run
     expr = panel_queries(json.loads(DASHBOARD.read_text()))["Energy counters, increase per hour (kWh)"][0]
-    rows = stored(store, "SELECT time_ms, device, value FROM telemetry WHERE quantity='energy_kwh' AND value IS NOT NULL ORDER BY time_ms")
+    rows = stored(store, "SELECT time_ms, device, value FROM telemetry "
+                         "WHERE quantity='energy_kwh' AND value IS NOT NULL ORDER BY time_ms")
     assert rows, "devices report lifetime energy counters"
     at_s = math.ceil(rows[-1][0] / 1000)
     got = query_range(metrics.url, expr, at_s)

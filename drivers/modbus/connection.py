@@ -111,6 +111,7 @@ class ModbusConnection:
         ep = self.endpoint
         # reconnect_delay=0: reconnection is done here, on demand, within the caller's timeout.
         if ep.transport == "rtu":
+            assert ep.serial_port is not None  # the settings refuse rtu without a serial_port
             return AsyncModbusSerialClient(ep.serial_port, baudrate=ep.baudrate, parity=ep.parity, stopbits=ep.stopbits,
                                            bytesize=8, timeout=ep.timeout_s, retries=0, reconnect_delay=0)
         if ep.tls is None:

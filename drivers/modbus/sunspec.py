@@ -1,9 +1,9 @@
 """SunSpec models as data, and discovery by scanning from the 'SunS' marker.
 
 The register tables come from pysunspec2's JSON model definitions (SunSpec's own information
-model), not hand-written copies; offsets count from the model's ID register (ID at 0, L at 1). A model's length ``L`` is the
-number of registers after ID and L. Values are ``raw * 10**sf`` where ``sf`` is the model's
-scale-factor point (``sunssf``); SunSpec's 'not implemented' values read as None.
+model), not hand-written copies; offsets count from the model's ID register (ID at 0, L at 1).
+A model's length ``L`` is the number of registers after ID and L. Values are ``raw * 10**sf``
+where ``sf`` is the model's scale-factor point (``sunssf``); SunSpec's 'not implemented' values read as None.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import socket
 import threading
+from collections.abc import Iterable
 
 from drivers.echonet.client import MULTICAST_GROUP, join_multicast
 from drivers.echonet.frame import (
@@ -116,7 +117,11 @@ class EchonetNode:
             source = self.device.get
         else:
             return None  # not addressed to an object of this node: the spec says stay silent
-        reply = lambda esv, props: Frame(request.tid, request.deoj if request.deoj.instance else self.device.eoj, request.seoj, esv, tuple(props))  # noqa: E731
+        answering = request.deoj if request.deoj.instance else self.device.eoj
+
+        def reply(esv: Esv, props: Iterable[Property]) -> Frame:
+            return Frame(request.tid, answering, request.seoj, esv, tuple(props))
+
         if request.esv == Esv.GET:
             props = [Property(p.epc, source(p.epc) or b"") for p in request.properties]
             ok = all(p.edt for p in props)

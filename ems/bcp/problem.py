@@ -171,4 +171,7 @@ class BcpProblem:
                 raise BcpProblemError(f"vehicle {v.id}: service_away is a share of each step, at most 1")
         for c in self.charging_sites:
             if c.import_headroom_kw is not None and len(c.import_headroom_kw) != self.steps:
-                raise BcpProblemError(f"charging site {c.site}: import_headroom_kw has {len(c.import_headroom_kw)} values, expected {self.steps}")
+                raise BcpProblemError(
+                    f"charging site {c.site}: import_headroom_kw has {len(c.import_headroom_kw)} values, "
+                    f"expected {self.steps}"
+                )

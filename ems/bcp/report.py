@@ -136,27 +136,35 @@ def render_html(summary: dict, title: str, supply_png: str, fleet_png: str) -> s
     visits = [[v["vehicle"], v["shelter"], v["arrive"][5:16].replace("T", " "), v["leave"][5:16].replace("T", " "),
                f"{v['delivered_kwh']:.1f}", f"{v['lowest_soc_kwh']:.1f}", f"{v['drive_back_floor_kwh']:.1f}"] for v in summary["visits"]]
     service = ", ".join(summary["vehicles_in_ride_service"]) or "none"
+    visit_columns = [
+        "vehicle", "shelter", "arrive", "leave", "delivered, kWh", "lowest on board, kWh", "floor (min + drive back), kWh",
+    ]
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}th{{background:#f0f0f0}}.note{{color:#555;font-size:90%}}</style></head><body>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}
+th{{background:#f0f0f0}}.note{{color:#555;font-size:90%}}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<p class="note">Drill: planned on the configuration and the latest state; no set-point was sent and no vehicle was moved.</p>
-<p><b>{summary['served_share'] * 100:.1f} %</b> of the critical energy served ({summary['critical_energy_served_kwh']:.1f} of
-{summary['critical_energy_demand_kwh']:.1f} kWh) over {summary['duration_hours']:.0f} h from {html.escape(summary['start'])}.
+<p class="note">Drill: planned on the configuration and the latest state; no set-point was sent
+and no vehicle was moved.</p>
+<p><b>{summary['served_share'] * 100:.1f} %</b> of the critical energy served
+({summary['critical_energy_served_kwh']:.1f} of {summary['critical_energy_demand_kwh']:.1f} kWh)
+over {summary['duration_hours']:.0f} h from {html.escape(summary['start'])}.
 {len(summary['vehicles_assigned'])} vehicles called to shelters, {summary['vehicle_km']:.1f} km driven;
 in the ride service: {html.escape(service)}.</p>
-<p class="note">Energy on board at the start: {html.escape(str(summary.get("state", "config initial_soc_fraction")))}.</p>
+<p class="note">Energy on board at the start:
+{html.escape(str(summary.get("state", "config initial_soc_fraction")))}.</p>
 <h2>Shelters</h2>
 {_table(["shelter", "hours up", "upper bound, h", "of bound", "served, kWh"], shelters)}
 <p class="note">Hours up: from the start of the outage until the first hour the critical load is not fully served.
-Upper bound: the hours the energy allows (the fleet's energy on board above its floor, what the chargers can put back under
-the grid-kept site's import limit, the shelter's PV and batteries), for a shelter that had the fleet to itself and for all
-shelters together; no plan can do better (docs/bcp.md).</p>
+Upper bound: the hours the energy allows (the fleet's energy on board above its floor, what the chargers
+can put back under the grid-kept site's import limit, the shelter's PV and batteries), for a shelter that
+had the fleet to itself and for all shelters together; no plan can do better (docs/bcp.md).</p>
 <img alt="supply per shelter" src="data:image/png;base64,{supply_png}" width="100%">
 <h2>Vehicles</h2>
-{_table(["vehicle", "shelter", "arrive", "leave", "delivered, kWh", "lowest on board, kWh", "floor (min + drive back), kWh"], visits)}
+{_table(visit_columns, visits)}
 <img alt="fleet" src="data:image/png;base64,{fleet_png}" width="100%">
-<p class="note">Solver: {html.escape(str(summary['solver_status']))}, gap {summary['mip_gap']}, build {summary['build_s']:.2f} s,
-solve {summary['solve_s']:.2f} s.</p>
+<p class="note">Solver: {html.escape(str(summary['solver_status']))}, gap {summary['mip_gap']},
+build {summary['build_s']:.2f} s, solve {summary['solve_s']:.2f} s.</p>
 </body></html>
 """

@@ -27,7 +27,8 @@ def register(subparsers) -> None:
     drill.add_argument("--state", type=Path, help="JSON of the energy on board: {\"soc_kwh\": {id: kWh}}; wins over the store and the twin")
     drill.add_argument("--store", type=Path, help="the controller's store to take the latest state from (default: storage.sqlite_path, if it exists)")
     drill.add_argument("--as-of", type=aware_datetime, metavar="TIME",
-                       help="look for the store's latest state in the week before this time (default now; for a past twin run's store)")
+                       help="look for the store's latest state in the week before this time "
+                            "(default now; for a past twin run's store)")
     drill.add_argument("--no-store", action="store_true", help="start from the config's initial state of charge, not from the store")
     drill.add_argument("--out", type=Path, default=Path("out/bcp-drill"), help="report directory (default out/bcp-drill)")
     drill.add_argument("--no-fleet", action="store_true", help="plan with the stationary batteries and PV only")
@@ -85,7 +86,10 @@ def run_activate(args: argparse.Namespace) -> int:
         return 1
     if mode.forced:
         print(f"forced: {mode.forced}")
-    print(f"BCP mode ACTIVE since {mode.since.isoformat()} by {mode.operator}: {outage.name}, sites {', '.join(outage.sites)}")
+    print(
+        f"BCP mode ACTIVE since {mode.since.isoformat()} by {mode.operator}: {outage.name}, "
+        f"sites {', '.join(outage.sites)}"
+    )
     print(f"recorded in {args.state_dir / 'bcp_mode.json'} and {args.state_dir / 'bcp_mode.log'}")
     return 0
 
@@ -231,8 +235,8 @@ def run_drill(args: argparse.Namespace) -> int:
     reservation = plan.reservation(problem.start)
     (args.out / "reservation.json").write_text(reservation.model_dump_json(indent=2))
     print(render_summary(summary, title))
-    print(f"wrote {args.out / 'report.html'}, {args.out / 'bcp.json'}, {args.out / 'supply.csv'}, {args.out / 'reservation.json'}"
-          " (drill: nothing was sent)")
+    print(f"wrote {args.out / 'report.html'}, {args.out / 'bcp.json'}, {args.out / 'supply.csv'}, "
+          f"{args.out / 'reservation.json'} (drill: nothing was sent)")
     return 0
 
 
@@ -240,16 +244,18 @@ def render_summary(summary: dict, title: str) -> str:
     lines = [title, "", f"{'shelter':<26}{'hours up':>10}{'bound h':>9}{'of bound':>10}{'served kWh':>12}", "-" * 67]
     for shelter, hours in summary["shelter_hours"].items():
         lines.append(f"{shelter:<26}{hours:>10.0f}{summary['upper_bound_hours'][shelter]:>9.0f}"
-                     f"{summary['hours_share_of_bound'][shelter] * 100:>9.0f}%{summary['served_kwh_by_shelter'].get(shelter, 0.0):>12.1f}")
+                     f"{summary['hours_share_of_bound'][shelter] * 100:>9.0f}%"
+                     f"{summary['served_kwh_by_shelter'].get(shelter, 0.0):>12.1f}")
     lines += [
         f"{'all together':<26}{summary['hours_all_up']:>10.0f}{summary['joint_upper_bound_hours']:>9.0f}",
         "(bound: energy on board + what the chargers can put back under the import limit + shelter PV and batteries)",
         "",
-        f"critical energy served {summary['critical_energy_served_kwh']:.1f} of {summary['critical_energy_demand_kwh']:.1f} kWh"
-        f" ({summary['served_share'] * 100:.1f} %)",
+        f"critical energy served {summary['critical_energy_served_kwh']:.1f} of "
+        f"{summary['critical_energy_demand_kwh']:.1f} kWh ({summary['served_share'] * 100:.1f} %)",
         f"vehicles called {len(summary['vehicles_assigned'])}: {', '.join(summary['vehicles_assigned']) or 'none'};"
         f" {summary['vehicle_km']:.1f} km",
-        f"status {summary['solver_status']}  gap {summary['mip_gap']}  build {summary['build_s']:.2f} s  solve {summary['solve_s']:.2f} s",
+        f"status {summary['solver_status']}  gap {summary['mip_gap']}  "
+        f"build {summary['build_s']:.2f} s  solve {summary['solve_s']:.2f} s",
     ]
     return "\n".join(lines)
 
@@ -271,5 +277,6 @@ def run_resilience(args: argparse.Namespace) -> int:
     figure = resilience_figure(stats, runs, f"Shelter survival, {portfolio.portfolio.name}: outage of {', '.join(outage.sites)}")
     figure.savefig(args.out / "resilience.png", dpi=110)
     print(stats.to_string(index=False))
-    print(f"wrote {args.out / 'resilience.csv'}, {args.out / 'resilience.json'}, {args.out / 'resilience.png'}, {args.out / 'runs.csv'}")
+    print(f"wrote {args.out / 'resilience.csv'}, {args.out / 'resilience.json'}, {args.out / 'resilience.png'}, "
+          f"{args.out / 'runs.csv'}")
     return 0

@@ -5,7 +5,8 @@ dispatcher live on MQTT, and feed a request log to it in simulated time.
     ems dispatch simulate --config config/arao.toml --requests requests.csv --out out/dispatch
     ems dispatch simulate ... --policy no-pooling      (or insertion; default: [dispatch] policy)
     ems dispatch serve --config config/arao.toml --credentials config/mosquitto/dispatcher.credentials
-    ems dispatch feed --config config/arao.toml --requests requests.csv --speed 60 --credentials config/mosquitto/rider.credentials
+    ems dispatch feed --config config/arao.toml --requests requests.csv --speed 60 \\
+        --credentials config/mosquitto/rider.credentials
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ def _simulate(args: argparse.Namespace) -> int:
     simulation = Simulation(setup, log.requests, router, settings, Policy(args.policy), forecast, reservation)
     result = simulation.run()
     figures = write_outputs(result, log.clock, args.out)
-    print(f"replayed {len(log.requests)} requests of {log.clock.date} with {len(setup.vehicles)} vehicles, policy {args.policy}")
+    print(f"replayed {len(log.requests)} requests of {log.clock.date} with {len(setup.vehicles)} vehicles, "
+          f"policy {args.policy}")
     print(kpi_table({args.policy: figures}))
     reasons = Counter(r.rejection.reason.value for r in result.riders.values() if r.rejection is not None)
     if reasons:
@@ -259,8 +261,8 @@ def _feed(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     link.start()
     if not link.wait_connected(10.0):
-        print(f"ems dispatch feed: broker {settings.host}:{settings.port} not reachable yet ({link.last_error or 'no answer'}); "
-              "requests are kept and sent on connection", file=sys.stderr)
+        print(f"ems dispatch feed: broker {settings.host}:{settings.port} not reachable yet "
+              f"({link.last_error or 'no answer'}); requests are kept and sent on connection", file=sys.stderr)
     print(f"feeding {len(log.requests)} requests of {log.clock.date} from {clock.now().isoformat(timespec='seconds')} "
           f"at speed {clock.speed:g}", flush=True)
     try:

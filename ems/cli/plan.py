@@ -93,17 +93,22 @@ def render_table(schedule, problem, summary: dict) -> str:
     demand, baseline_demand = summary["demand_charge_yen"], summary["baseline_demand_charge_yen"]
     lines += [
         "",
-        f"status {summary['solver_status']}  gap {summary['mip_gap']}  build {summary['build_s']:.2f} s  solve {summary['solve_s']:.2f} s",
+        f"status {summary['solver_status']}  gap {summary['mip_gap']}  "
+        f"build {summary['build_s']:.2f} s  solve {summary['solve_s']:.2f} s",
         f"energy cost {energy:,.0f} yen over {hours:g} h (energy, CO2 price, degradation; rule-based baseline "
         f"{baseline_energy:,.0f} yen, saving {baseline_energy - energy:,.0f} yen)",
         f"  stored energy at the end {summary['stored_energy_change_kwh']:+,.1f} kWh (baseline "
-        f"{summary['baseline_stored_energy_change_kwh']:+,.1f} kWh): the energy cost does not value it, the objective does",
+        f"{summary['baseline_stored_energy_change_kwh']:+,.1f} kWh): "
+        "the energy cost does not value it, the objective does",
         f"demand charge {demand:,.0f} yen (baseline {baseline_demand:,.0f} yen): a new peak above the contract demand, "
         f"billed for all the months the tariff says, not for these {hours:g} h alone",
         f"total {energy + demand:,.0f} yen (baseline {baseline_energy + baseline_demand:,.0f} yen, saving "
-        f"{baseline_energy + baseline_demand - energy - demand:,.0f} yen, of which {baseline_demand - demand:,.0f} yen demand charge)",
-        f"CO2 {summary['co2_kg']:,.1f} kg (baseline {summary['baseline_co2_kg']:,.1f} kg)  objective {summary['objective_yen']:,.0f} yen",
-        f"EV target shortfall {summary['ev_target_shortfall_kwh']:.1f} kWh  BCP reserve shortfall {summary['bcp_shortfall_kwh_h']:.1f} kWh*h"
+        f"{baseline_energy + baseline_demand - energy - demand:,.0f} yen, "
+        f"of which {baseline_demand - demand:,.0f} yen demand charge)",
+        f"CO2 {summary['co2_kg']:,.1f} kg (baseline {summary['baseline_co2_kg']:,.1f} kg)  "
+        f"objective {summary['objective_yen']:,.0f} yen",
+        f"EV target shortfall {summary['ev_target_shortfall_kwh']:.1f} kWh  "
+        f"BCP reserve shortfall {summary['bcp_shortfall_kwh_h']:.1f} kWh*h"
         f"  unserved load {summary['load_shed_total_kwh']:.1f} kWh",
     ]
     return "\n".join(lines)

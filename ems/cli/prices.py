@@ -131,5 +131,6 @@ def run_imbalance(args: argparse.Namespace) -> int:
         local = b.slot_start.astimezone(since.tzinfo)
         print(f"{local.hour * 2 + local.minute // 30 + 1:>4} {local:%H:%M} {b.planned_kwh:>12.2f}{b.metered_kwh:>13.2f}"
               f"{b.imbalance_kwh:>+15.2f}{b.imbalance_yen:>9.0f}")
-    print(f"{summary['slots']} slots: |imbalance| {summary['imbalance_abs_kwh']:.2f} kWh, {summary['imbalance_yen']:,.0f} yen")
+    print(f"{summary['slots']} slots: |imbalance| {summary['imbalance_abs_kwh']:.2f} kWh, "
+          f"{summary['imbalance_yen']:,.0f} yen")
     return 0

@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"ems run: --http {error}", file=sys.stderr)
             return 2
         if missing_web_extra():
-            print(f"ems run: --http needs the 'web' extra ({missing_web_extra()} is not installed): pip install 'arao-ems[web]'",
-                  file=sys.stderr)
+            print(f"ems run: --http needs the 'web' extra ({missing_web_extra()} is not installed): "
+                  "pip install 'arao-ems[web]'", file=sys.stderr)
             return 2
         from ems.web.app import ConsoleSetupError, console_files
 
@@ -118,8 +118,8 @@ def status_line(controller, portfolio) -> str:
         plan = f"re-plan failing since {since:%H:%M} ({health.reason[:120]})"
     else:
         plan = f"plan {figures.plan_status or '--'} {cost} yen solve {figures.solve_s:.2f} s"
-    return (f"{now.isoformat(' ', 'minutes')} | grid kW {' '.join(sites)} | fleet {fleet_kwh:.0f} kWh ({len(fleet)} reporting)"
-            f" | {plan} | missing {len(controller.state.missing())}")
+    return (f"{now.isoformat(' ', 'minutes')} | grid kW {' '.join(sites)} | "
+            f"fleet {fleet_kwh:.0f} kWh ({len(fleet)} reporting) | {plan} | missing {len(controller.state.missing())}")
 
 
 async def _main(args: argparse.Namespace, portfolio) -> int:

@@ -59,11 +59,12 @@ def summary_text(figures: dict) -> str:
     workers = f"{sweep['workers']} worker{'s' if sweep['workers'] != 1 else ''}"
     ran = f"{sweep['run_now']} run now on {workers} in {sweep['elapsed_s']:.0f} s" if sweep["run_now"] else "all read back from an earlier run"
     lines = [f"{figures['portfolio']}: {figures['date']}  ({sweep['scenarios']} scenarios, {ran})",
-             f"plan: cost {plan['energy_cost_yen']:,.0f} yen  CO2 {plan['co2_kg']:,.0f} kg  local PV {plan['local_pv_share']:.1%}  "
-             f"peak import {plan['peak_import_kw']:,.1f} kW"]
+             f"plan: cost {plan['energy_cost_yen']:,.0f} yen  CO2 {plan['co2_kg']:,.0f} kg  "
+             f"local PV {plan['local_pv_share']:.1%}  peak import {plan['peak_import_kw']:,.1f} kW"]
     if spread.get("energy_cost_yen"):
         c = spread["energy_cost_yen"]
-        lines.append(f"cost over {spread['samples']} forecast-error samples: P10 {c['p10']:,.0f}  P50 {c['p50']:,.0f}  P90 {c['p90']:,.0f} yen")
+        lines.append(f"cost over {spread['samples']} forecast-error samples: "
+                     f"P10 {c['p10']:,.0f}  P50 {c['p50']:,.0f}  P90 {c['p90']:,.0f} yen")
     for e in figures["events"]:
         h, p = e["vs_baseline"], e["vs_plan_without_event"]
         lines.append(f"event {e['event_id']}: requested {h['requested_kwh']:.0f} kWh, delivered {_kwh(h['delivered_kwh'])} kWh "
@@ -71,7 +72,8 @@ def summary_text(figures: dict) -> str:
                      f"{_kwh(p['delivered_kwh'])} kWh vs plan without event; value {e['value_yen']:,.0f} yen")
     pf = figures.get("perfect_foresight")
     if pf:
-        lines.append(f"rolling plan {pf['rolling_objective_yen']:,.0f} yen vs perfect foresight {pf['perfect_objective_yen']:,.0f} yen "
+        lines.append(f"rolling plan {pf['rolling_objective_yen']:,.0f} yen "
+                     f"vs perfect foresight {pf['perfect_objective_yen']:,.0f} yen "
                      f"(rule-based {pf['rule_objective_yen']:,.0f}): captures {pf['captured_savings']:.1%} of the saving")
     return "\n".join(lines)
 

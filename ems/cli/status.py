@@ -115,7 +115,8 @@ def render(report: dict) -> str:
         lines.append("last plan: none")
     else:
         objective = "--" if plan["objective_yen"] is None else f"{plan['objective_yen']:,.0f} yen"
-        text = f"last plan: #{plan['id']} at {plan['time']}, {plan['status']}, objective {objective}, solve {plan['solve_s'] or 0:.2f} s"
+        text = (f"last plan: #{plan['id']} at {plan['time']}, {plan['status']}, objective {objective}, "
+                f"solve {plan['solve_s'] or 0:.2f} s")
         lines.append(text + (f", fallback: {plan['fallback_reason']}" if plan["fallback_reason"] else ""))
     replan = report["replan"]
     if replan["failures_since_last_plan"]:
@@ -133,11 +134,13 @@ def render(report: dict) -> str:
     bcp = report["bcp_mode"]
     lines.append(f"BCP mode: {'ACTIVE since ' + bcp['since'] if bcp['active'] else 'off'}")
     outbox = report["outbox"]
-    lines.append(f"outbox: {outbox['backlog_lines']} line(s) waiting, {outbox['rejected_lines']} refused by the server and kept aside")
+    lines.append(f"outbox: {outbox['backlog_lines']} line(s) waiting, "
+                 f"{outbox['rejected_lines']} refused by the server and kept aside")
     foreign = report["last_foreign_write"]
     lines.append(f"last foreign write: {foreign['time']}: {foreign['message']}" if foreign else "last foreign write: none")
     balance = report["imbalance_today"]
     if balance["slots"]:
         lines.append(f"demand plan today: {balance['slots']} slot(s), planned {balance['planned_kwh']:,.1f} kWh, metered "
-                     f"{balance['metered_kwh']:,.1f} kWh, |imbalance| {balance['imbalance_abs_kwh']:,.2f} kWh ({balance['imbalance_yen']:,.0f} yen)")
+                     f"{balance['metered_kwh']:,.1f} kWh, |imbalance| {balance['imbalance_abs_kwh']:,.2f} kWh "
+                     f"({balance['imbalance_yen']:,.0f} yen)")
     return "\n".join(lines)

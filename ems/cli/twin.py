@@ -94,8 +94,9 @@ async def _serve(twin) -> int:
 
 def _announce(twin) -> None:
     extra = twin.protocol_devices
-    print(f"twin of {twin.portfolio.portfolio.name}: {len(twin.servers)} Modbus devices, {len(twin.mqtt_devices)} MQTT devices, "
-          f"{len(extra.charge_points)} OCPP charge points, {len(extra.nodes)} ECHONET Lite nodes")
+    print(f"twin of {twin.portfolio.portfolio.name}: {len(twin.servers)} Modbus devices, "
+          f"{len(twin.mqtt_devices)} MQTT devices, {len(extra.charge_points)} OCPP charge points, "
+          f"{len(extra.nodes)} ECHONET Lite nodes")
     print(f"clock starts {twin.clock.now().isoformat()} at speed {getattr(twin.clock, 'speed', 1.0)}")
     for line in twin.describe():
         print("  " + line)

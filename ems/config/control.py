@@ -24,7 +24,8 @@ class StorageSettings(BaseModel):
     sqlite_path: str = Field("out/ems.sqlite", description="the embedded store; relative to the working directory")
     influx: InfluxSettings | None = Field(None, description="mirror time series to InfluxDB when given")
     retention_days: float | None = Field(
-        30.0, gt=0, description="telemetry, set-points, job runs and plans older than this are dropped by an hourly job (events are kept); none: keep all")
+        30.0, gt=0, description="telemetry, set-points, job runs and plans older than this are dropped by an hourly job "
+        "(events are kept); none: keep all")
 
 
 class ControlSettings(BaseModel):

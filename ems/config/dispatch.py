@@ -112,8 +112,8 @@ def energy_threshold_problems(settings: DispatchSettings, vehicles: Iterable[_En
         if low < floor:
             yield (
                 "dispatch.low_soc_fraction",
-                f"{settings.low_soc_fraction} x battery_kwh {v.battery_kwh:g} of vehicles[id={v.id}] = {low:.2f} kWh is "
-                f"below its floor soc_min_fraction x battery_kwh + reserve_kwh = {floor:.2f} kWh; "
+                f"{settings.low_soc_fraction} x battery_kwh {v.battery_kwh:g} of vehicles[id={v.id}] "
+                f"= {low:.2f} kWh is below its floor soc_min_fraction x battery_kwh + reserve_kwh = {floor:.2f} kWh; "
                 f"use at least {floor / v.battery_kwh:.3f} or lower the vehicle's reserve_kwh",
             )
         now = charge_now_kwh(settings, v.battery_kwh, floor, v.consumption_kwh_per_km)
@@ -121,7 +121,8 @@ def energy_threshold_problems(settings: DispatchSettings, vehicles: Iterable[_En
         if release <= now:
             yield (
                 "dispatch.charge_release_fraction",
-                f"{settings.charge_release_fraction} x battery_kwh {v.battery_kwh:g} of vehicles[id={v.id}] = {release:.2f} kWh "
+                f"{settings.charge_release_fraction} x battery_kwh {v.battery_kwh:g} of vehicles[id={v.id}] "
+                f"= {release:.2f} kWh "
                 f"is not above its charge-now level {now:.2f} kWh (floor plus expected_km_per_hour of driving); "
                 f"use more than {now / v.battery_kwh:.3f}",
             )

@@ -98,7 +98,8 @@ def model_table(model: type[BaseModel]) -> list[str]:
     lines = ["| key | type | unit | default | meaning |", "| --- | --- | --- | --- | --- |"]
     for name, field in model.model_fields.items():
         key = field.alias or name
-        lines.append(f"| `{key}` | {_type_name(field.annotation)} | {_unit(name)} | {_default(field)} | {field.description or ''} |")
+        lines.append(f"| `{key}` | {_type_name(field.annotation)} | {_unit(name)} | {_default(field)} "
+                     f"| {field.description or ''} |")
     return lines
 
 

@@ -22,7 +22,8 @@ class MarketSettings(BaseModel):
     wheeling_yen_per_kwh: float = Field(0.0, ge=0, description="network (wheeling) charge per kWh imported")
     fees_yen_per_kwh: float = Field(0.0, ge=0, description="the retailer's fees and margin per kWh imported")
     renewable_surcharge_yen_per_kwh: float = Field(0.0, ge=0, description="renewable energy surcharge per kWh imported")
-    export_at_spot: bool = Field(True, description="exported energy earns the spot price less export_fee_yen_per_kwh; false: the tariff's export price")
+    export_at_spot: bool = Field(True, description="exported energy earns the spot price less export_fee_yen_per_kwh; "
+                                          "false: the tariff's export price")
     export_fee_yen_per_kwh: float = Field(0.0, ge=0, description="deducted from the spot price for exported energy")
     imbalance_price_yen_per_kwh: float = Field(
         30.0, ge=0, description="price of each kWh the metered 30-minute energy differs from the demand plan")

@@ -295,7 +295,8 @@ class Planning(Strict):
         1e-3, ge=0, description="tiny cost on storage throughput that breaks ties, so a plan never charges and discharges at once "
                                 "when that is free; keep it far below any real price")
     terminal_value_yen_per_kwh: float | None = Field(
-        None, ge=0, description="value of energy left in storage at the horizon's end; default: 90 % of the mean import price over the horizon"
+        None, ge=0, description="value of energy left in storage at the horizon's end; "
+        "default: 90 % of the mean import price over the horizon",
     )
     unserved_load_yen_per_kwh: float = Field(
         10_000.0, gt=0,

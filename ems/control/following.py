@@ -17,6 +17,7 @@ power readings (each reading stands for the interval since the poll before).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -97,7 +98,7 @@ class PlanFollower:
 
     # --- metering --------------------------------------------------------------------------------
 
-    def observe(self, now: dt.datetime, grid_power_kw: dict[str, float | None]) -> list[SlotBalance]:
+    def observe(self, now: dt.datetime, grid_power_kw: Mapping[str, float | None]) -> list[SlotBalance]:
         """Integrate each site's metered power up to ``now``; returns the balances of slots that
         ended. Set-points change right after a poll, so the reading at ``now`` stands for the
         interval since the last poll. A slot seen only in part (start-up, a meter that stopped
@@ -148,7 +149,7 @@ class PlanFollower:
 
     # --- steering --------------------------------------------------------------------------------
 
-    def correct(self, now: dt.datetime, grid_power_kw: dict[str, float | None],
+    def correct(self, now: dt.datetime, grid_power_kw: Mapping[str, float | None],
                 steerable: dict[str, list[Steerable]]) -> dict[str, float]:
         """Set-points that bring each site's slot to its plan (only devices that change)."""
         if not self.enabled:

@@ -95,7 +95,9 @@ class VenService:
             return False, "asks for nothing the plan does not already do", None
         flex = solve_flexibility(problem, cast("Sequence[int]", window), request.direction, np.asarray(net_all))
         if flex.flex_kw + 1e-6 < settings.opt_in_fraction * most:
-            return False, f"flexibility {flex.flex_kw:.1f} kW {request.direction} < {settings.opt_in_fraction:.0%} of {most:.1f} kW asked", None
+            shortfall = (f"flexibility {flex.flex_kw:.1f} kW {request.direction} < "
+                         f"{settings.opt_in_fraction:.0%} of {most:.1f} kW asked")
+            return False, shortfall, None
         path = record_accepted(events_dir(self.portfolio), event, request, np.asarray(net_sites), asked, problem.grid,
                                settings.price_yen_per_kwh, settings.penalty_yen_per_kwh)
         return True, f"flexibility {flex.flex_kw:.1f} kW {request.direction} covers {most:.1f} kW asked", path

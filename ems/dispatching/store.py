@@ -141,8 +141,8 @@ class DispatchStore:
                 self._db.executemany("INSERT OR REPLACE INTO dispatch_vehicles VALUES (?, ?)",
                                      [(vid, vehicle_state(v)) for vid, v in vehicles.items()])
                 self._db.executemany(
-                    "UPDATE dispatch_riders SET status = ?, vehicle_id = ?, pickup_eta_s = ?, pickup_s = ?, dropoff_s = ?, "
-                    "shared = ?, reason = ?, message = ?, announced = ? WHERE request_id = ?",
+                    "UPDATE dispatch_riders SET status = ?, vehicle_id = ?, pickup_eta_s = ?, pickup_s = ?, "
+                    "dropoff_s = ?, shared = ?, reason = ?, message = ?, announced = ? WHERE request_id = ?",
                     [(status, r.vehicle_id or None, eta, r.pickup_s, r.dropoff_s, int(r.shared),
                       r.rejection.reason.value if r.rejection else None, r.rejection.message if r.rejection else None,
                       announced.get(rid), rid) for rid, (r, status, eta) in riders.items()])

@@ -69,8 +69,10 @@ class InfluxSink:
     def _send(self, store: Store, batch: list[tuple[int, str]]) -> int:
         """Send ``batch``; lines the server refuses are moved aside. Raises _Away if it is away."""
         try:
-            self._write.write(bucket=self.bucket, org=self.org, record=[line for _id, line in batch],
-                              write_precision=WritePrecision.MS)  # type: ignore[arg-type]  # its members are plain str
+            self._write.write(
+                bucket=self.bucket, org=self.org, record=[line for _id, line in batch],
+                write_precision=WritePrecision.MS,  # type: ignore[arg-type]  # its members are plain str
+            )
         except ApiException as error:
             status = error.status or 0
             if status >= 500 or status in SETUP_ERRORS or status < 400:

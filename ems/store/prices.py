@@ -74,7 +74,8 @@ def record_slot_balances(store: Store, balances: Iterable[SlotBalance]) -> None:
 
 def slot_balances(store: Store, since: dt.datetime, until: dt.datetime | None = None, site: str | None = None) -> list[SlotBalance]:
     """Recorded slots from ``since`` (slot start) in time order; ``site`` narrows to one site or ``total``."""
-    query = "SELECT slot_start_ms, site, planned_kwh, metered_kwh, imbalance_yen, following FROM slot_balance WHERE slot_start_ms >= ?"
+    query = ("SELECT slot_start_ms, site, planned_kwh, metered_kwh, imbalance_yen, following FROM slot_balance "
+             "WHERE slot_start_ms >= ?")
     params: list = [to_ms(since)]
     if until is not None:
         query, params = query + " AND slot_start_ms < ?", params + [to_ms(until)]

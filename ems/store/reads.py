@@ -68,8 +68,9 @@ def series_of(store: Store, devices: list[str], quantity: str, since: dt.datetim
     bucket_ms = bucket_s * 1000
     with store._lock:
         rows = store._db.execute(
-            f"SELECT device, (time_ms / ?) * ? AS bucket, AVG(value) FROM telemetry WHERE device IN ({marks}) AND quantity = ? "
-            "AND quality = 'good' AND value IS NOT NULL AND time_ms >= ? AND time_ms < ? GROUP BY device, bucket ORDER BY bucket",
+            f"SELECT device, (time_ms / ?) * ? AS bucket, AVG(value) FROM telemetry "
+            f"WHERE device IN ({marks}) AND quantity = ? AND quality = 'good' AND value IS NOT NULL "
+            "AND time_ms >= ? AND time_ms < ? GROUP BY device, bucket ORDER BY bucket",
             (bucket_ms, bucket_ms, *devices, quantity, to_ms(since), to_ms(until))).fetchall()
     found: dict[str, list[tuple[dt.datetime, float]]] = defaultdict(list)
     for device, bucket, value in rows:

@@ -380,7 +380,8 @@ class Store:
         with self._lock:
             devices = [row[0] for row in self._db.execute(
                 "WITH RECURSIVE d(device) AS (SELECT MIN(device) FROM telemetry UNION ALL "
-                "SELECT (SELECT MIN(device) FROM telemetry WHERE device > d.device) FROM d WHERE d.device IS NOT NULL) "
+                "SELECT (SELECT MIN(device) FROM telemetry WHERE device > d.device) FROM d "
+                "WHERE d.device IS NOT NULL) "
                 "SELECT device FROM d WHERE device IS NOT NULL")]
             rows = [(device, *self._db.execute("SELECT time_ms, quality FROM telemetry WHERE device=? "
                                                "ORDER BY time_ms DESC LIMIT 1", (device,)).fetchone()) for device in devices]

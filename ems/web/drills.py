@@ -99,7 +99,8 @@ class DrillJobs:
         elif "=" in outage and "/" not in outage and "\n" not in outage and len(outage) <= 500:
             argument = outage
         else:
-            raise DrillRefused(f"outage: {outage[:80]!r} is neither a file of {self.outage_dir} nor a spec 'start=...; hours=...; sites=...'")
+            raise DrillRefused(f"outage: {outage[:80]!r} is neither a file of {self.outage_dir} "
+                               "nor a spec 'start=...; hours=...; sites=...'")
         try:
             parsed = load_outage(argument)
             parsed.check_against(load_portfolio(self.config_path), "outage")

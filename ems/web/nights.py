@@ -85,7 +85,7 @@ def list_nights(root: Path) -> list[dict]:
 
 def changes(current: dict, previous: dict) -> list[dict]:
     """What moved between two nights: the plan's KPIs, each event's value and the offer."""
-    rows = []
+    rows: list[dict[str, object]] = []
 
     def add(what: str, before, after) -> None:
         if isinstance(before, (int, float)) and isinstance(after, (int, float)):

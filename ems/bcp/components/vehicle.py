@@ -27,7 +27,8 @@ Energy [kWh], at block boundaries:
     driven[v,k] = sum_s (trip_to_kwh[v,s] * arrive[v,s,k] + trip_back_kwh[v,s] * leave[v,s,k])
     soc[v,k+1] = soc[v,k] + eff_c * sum_c grid_charge + eff_s * sum_s shelter_charge
                  - sum_s delivered / eff_s - driven[v,k]                             (``vehicle_soc_balance``)
-    soc[v,k] - driven[v,k] - delivered[v,s,k] / eff_s >= lowest + (soc_min_kwh + trip_back_kwh[v,s] - lowest) * at[v,s,k]
+    soc[v,k] - driven[v,k] - delivered[v,s,k] / eff_s
+        >= lowest + (soc_min_kwh + trip_back_kwh[v,s] - lowest) * at[v,s,k]
         (``vehicle_drive_back_reserve``: all discharge counted before any recharge in the block,
          so at no moment does a vehicle at a shelter hold less than its minimum plus the drive
          back; lowest = min(soc_min_kwh, initial energy) for a vehicle that starts below it)
