@@ -31,15 +31,15 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 import pandas as pd
-import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild
 from ems.optimise.components.ev import home_site
 from ems.optimise.components.load import shed_steps
+from ems.optimise.highs_model import LoadedModel, compile_model, load, solution_values
 from ems.optimise.model import build_model, storage_binary_steps
 from ems.optimise.problem import BatterySpec, EvSpec, Problem
 from ems.optimise.schedule import Schedule
-from ems.optimise.solve import _highs, fallback_schedule, solved_schedule
+from ems.optimise.solve import fallback_schedule, run_highs
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +126,15 @@ class _Loaded:
 
     key: str
     build: ModelBuild
-    highs: highspy.Highs
+    model: LoadedModel
     maps: _Maps
-    variables: list  # pyomo vars in column order, for reading the solution back
     other_constant: float  # the objective's constant less the terminal value of the initial energy
-    start_values: dict | None = None  # (component, index) -> a start for the MIP, from the previous plan
+    start: np.ndarray | None = None  # a value per column for the MIP, from the previous plan
+    values: np.ndarray | None = None  # the last plan's solution vector
+
+    @property
+    def highs(self) -> highspy.Highs:
+        return self.model.highs
 
 
 class Replanner:
@@ -178,49 +182,44 @@ class Replanner:
                 return fallback_schedule(problem, f"solver error: {error}", build_s, time.perf_counter() - started)
             load_s, cold = time.perf_counter() - started, True
             self.builds += 1
-            if previous is not None and _has_integers(loaded.highs):
-                loaded.start_values = _shifted_values(previous, problem)
-        elif _has_integers(loaded.highs):
-            loaded.start_values = _shifted_values(loaded, problem)
-        schedule = _run(loaded, problem, build_s, load_s)
+            if previous is not None and loaded.model.integer:
+                loaded.start = _start_columns(loaded, _shifted_values(previous, problem))
+        elif loaded.model.integer:
+            loaded.start = _start_columns(loaded, _shifted_values(loaded, problem))
+        schedule = run_highs(loaded.model, loaded.build, build_s, load_s, loaded.start)
+        loaded.start = None
         if schedule.status == "fallback":
             self._loaded = None  # nothing to start from; build afresh next time
         else:
+            loaded.values = solution_values(loaded.build.model)
             self._loaded = loaded
         schedule.report.model_reused = not cold
         return schedule
 
 
 def _load(key: str, build: ModelBuild) -> _Loaded:
-    """Hand the model to HiGHS once (APPSI's loader) and record the index maps of a re-plan."""
+    """Hand the model to HiGHS once (compiled to matrices) and record the index maps of a re-plan."""
     m, problem = build.model, build.problem
-    for var in m.component_data_objects(ctype=pyo.Var, descend_into=True):
-        if var.fixed:  # a column with equal bounds, not a constant folded into rows: a re-plan moves it
-            value = var.value
-            var.unfix()
-            var.setlb(value)
-            var.setub(value)
-    solver = _highs(problem.settings)
-    solver.set_instance(m)
-    col_of, row_of = solver._pyomo_var_to_solver_var_map, solver._pyomo_con_to_solver_con_map
-    variables: list = [None] * len(col_of)
-    for var in m.component_data_objects(ctype=pyo.Var, descend_into=True):
-        if id(var) in col_of:
-            variables[col_of[id(var)]] = var
+    model = load(compile_model(m))
+    col_of, con_row = model.compiled.col_of, model.compiled.row_of
+
+    def row_of(con) -> int:
+        return con_row[id(con)]
+
     steps, sites = range(problem.grid.steps), {s: i for i, s in enumerate(problem.sites)}
 
     def cols(var, ids, times) -> np.ndarray:
         return np.array([[col_of[id(var[a, t])] for t in times] for a in ids], dtype=np.int32).reshape(len(ids), len(times))
 
     def rows(con, ids, times) -> np.ndarray:
-        return np.array([[row_of[con[a, t]] for t in times] for a in ids], dtype=np.int32).reshape(len(ids), len(times))
+        return np.array([[row_of(con[a, t]) for t in times] for a in ids], dtype=np.int32).reshape(len(ids), len(times))
 
     grids, evs = [g.id for g in problem.grids], [ev.id for ev in problem.evs]
     loads = {ld.id: i for i, ld in enumerate(problem.loads)}
     shed_keys = list(m.load_shed_kw.keys())
     bus = np.full((len(sites), len(steps)), -1, dtype=np.int32)
     for (site, t), con in m.site_balance.items():
-        bus[sites[site], t] = row_of[con]
+        bus[sites[site], t] = row_of(con)
     maps = _Maps(
         grid_import=cols(m.grid_import_kw, grids, steps), grid_export=cols(m.grid_export_kw, grids, steps),
         pv=cols(m.pv_kw, [pv.id for pv in problem.pvs if pv.curtailable], steps),
@@ -231,11 +230,11 @@ def _load(key: str, build: ModelBuild) -> _Loaded:
         ev_charge=cols(m.ev_charge_kw, evs, steps), ev_discharge=cols(m.ev_discharge_kw, evs, steps),
         ev_drive=cols(m.ev_drive_shortfall_kwh, evs, steps), ev_balance=rows(m.ev_soc_balance, evs, steps),
         bus=bus, ev_site=_ev_sites(problem, sites),
-        target_rows=[[row_of[m.ev_departure_target[ev.id, k]] for k, _e in ev.departure_targets] for ev in problem.evs],
+        target_rows=[[row_of(m.ev_departure_target[ev.id, k]) for k, _e in ev.departure_targets] for ev in problem.evs],
         target_cols=[[col_of[id(m.ev_soc_kwh[ev.id, k])] for k, _e in ev.departure_targets] for ev in problem.evs],
     )
     other = float(sum(build.objective_constant.values())) - problem.settings.terminal_value_yen_per_kwh * _initial_kwh(problem)
-    return _Loaded(key=key, build=build, highs=solver._solver_model, maps=maps, variables=variables, other_constant=other)
+    return _Loaded(key=key, build=build, model=model, maps=maps, other_constant=other)
 
 
 def _initial_kwh(problem: Problem) -> float:
@@ -361,60 +360,19 @@ def _bus_constants(problem: Problem) -> np.ndarray:
     return constant
 
 
-def _run(loaded: _Loaded, problem: Problem, build_s: float, load_s: float) -> Schedule:
-    """Run HiGHS (from the previous plan when there is one) and read the plan back."""
-    h, settings = loaded.highs, problem.settings
-    h.setOptionValue("time_limit", float(settings.time_limit_s))
-    h.setOptionValue("mip_rel_gap", float(settings.mip_gap))
-    h.setOptionValue("output_flag", False)
-    if loaded.start_values is not None:  # a MIP starts from the previous plan; an LP keeps its basis
-        start = highspy.HighsSolution()
-        start.col_value = _start_columns(loaded, loaded.start_values)
-        start.value_valid = True
-        h.setSolution(start)
-        loaded.start_values = None
-    started = time.perf_counter()
-    try:
-        h.run()
-    except RuntimeError as error:
-        log.error("HiGHS failed: %s; using the rule-based fallback", error)
-        return fallback_schedule(problem, f"solver error: {error}", build_s, time.perf_counter() - started)
-    solve_s = time.perf_counter() - started
-    model_status = h.getModelStatus()
-    info = h.getInfo()
-    feasible = info.primal_solution_status == 2  # kSolutionStatusFeasible
-    if model_status == highspy.HighsModelStatus.kOptimal and feasible:
-        status = "optimal"
-    elif model_status == highspy.HighsModelStatus.kTimeLimit and feasible:
-        status = "time_limit"
-    else:
-        name = h.modelStatusToString(model_status)
-        log.error("HiGHS ended with %s and no solution; using the rule-based fallback", name)
-        return fallback_schedule(problem, f"solver ended with {name}", build_s, solve_s)
-    started = time.perf_counter()
-    values = np.asarray(h.getSolution().col_value)
-    for var, value in zip(loaded.variables, values.tolist(), strict=True):
-        var._value = value  # what set_value(skip_validation=True) does, without its call per variable
-    best = float(info.objective_function_value)
-    bound = float(info.mip_dual_bound) if _has_integers(h) else None
-    return solved_schedule(loaded.build, status, best, bound, build_s, load_s, solve_s, started)
-
-
-def _has_integers(h: highspy.Highs) -> bool:
-    return any(kind != highspy.HighsVarType.kContinuous for kind in h.getLp().integrality_)
-
-
 def _shifted_values(previous: _Loaded, problem: Problem) -> dict:
     """The previous plan's values keyed (component, index), moved to the new problem's steps (a
     plan one step later reads the previous plan's step 1 as its step 0)."""
     old = previous.build.problem
     shift = round((problem.grid.start - old.grid.start) / pd.Timedelta(minutes=problem.grid.step_minutes))
-    values = {}
-    for var in previous.variables:
-        index = var.index()
-        if isinstance(index, tuple) and index and isinstance(index[-1], int):
-            index = (*index[:-1], index[-1] - shift)
-        values[(var.parent_component().local_name, index)] = var.value
+    values: dict = {}
+    if previous.values is None:
+        return values
+    for name, (keys, cols) in previous.model.compiled.var_columns.items():
+        for index, value in zip(keys, previous.values[cols].tolist(), strict=True):
+            if isinstance(index, tuple) and index and isinstance(index[-1], int):
+                index = (*index[:-1], index[-1] - shift)
+            values[(name, index)] = value
     return values
 
 
@@ -422,14 +380,14 @@ def _start_columns(loaded: _Loaded, values: dict) -> np.ndarray:
     """A start for every column: the previous value where there is one; a binary the previous
     plan had no value for follows its flows there (on when the first flow is the larger), the
     rest 0. HiGHS repairs what does not fit."""
-    start = np.zeros(len(loaded.variables))
-    for column, var in enumerate(loaded.variables):
-        name = var.parent_component().local_name
-        value = values.get((name, var.index()))
-        if value is None and name.endswith("_on"):
-            first, second = _exclusive_pair(name)
-            value = float((values.get((first, var.index())) or 0.0) >= (values.get((second, var.index())) or 0.0))
-        start[column] = value if value is not None else 0.0
+    start = np.zeros(loaded.model.compiled.col_lower.shape[0])
+    for name, (keys, cols) in loaded.model.compiled.var_columns.items():
+        for index, column in zip(keys, cols.tolist(), strict=True):
+            value = values.get((name, index))
+            if value is None and name.endswith("_on"):
+                first, second = _exclusive_pair(name)
+                value = float((values.get((first, index)) or 0.0) >= (values.get((second, index)) or 0.0))
+            start[column] = value if value is not None else 0.0
     return start
 
 

@@ -30,12 +30,23 @@ SeriesCheck = Callable[..., None]  # check_series(owner, name, values, nonnegati
 
 
 def var_values(var) -> dict:
-    """A Pyomo indexed variable's solved values (0 where the solver left none)."""
+    """A Pyomo indexed variable's solved values (0 where the solver left none): read from the
+    solution vector HiGHS returned when the model was passed as matrices
+    (``ems/optimise/highs_model.py``), else from the variables themselves."""
+    solution = getattr(var.model(), "_ems_column_values", None)
+    values = solution.of(var.name) if solution is not None else None
+    if values is not None:
+        return values
     return {key: (value if value is not None else 0.0) for key, value in var.extract_values().items()}
 
 
 def largest_both_ways(first: Mapping, second: Mapping) -> float:
     """The largest min(first, second) over keys both have: a flow both ways in one step."""
+    if len(first) == len(second) and list(first) == list(second):  # one index, one order: in numpy
+        if not first:
+            return 0.0
+        both = np.minimum(np.fromiter(first.values(), float, len(first)), np.fromiter(second.values(), float, len(second)))
+        return float(both.max())
     return float(max((min(first[k], second[k]) for k in first if k in second), default=0.0))
 
 
