@@ -58,6 +58,14 @@ def storage_soc_kwh(initial_kwh: float, power_kw: np.ndarray, dt_h: float, eta_c
     discharge = np.clip(power_kw, 0, None)
     delta = eta_charge * charge * dt_h - discharge / eta_discharge * dt_h
     drive = np.zeros_like(power_kw) if drive_kwh is None else drive_kwh
+    # Without a shortfall the levels are one running sum, in the loop's order (so equal to it bit
+    # for bit): initial, + delta[0], - drive[0], + delta[1], ...
+    steps = len(power_kw)
+    terms = np.empty(2 * steps + 1)
+    terms[0], terms[1::2], terms[2::2] = initial_kwh, delta, -np.asarray(drive, dtype=float)
+    levels = np.add.accumulate(terms)[2::2]
+    if not np.any((np.asarray(drive) > 0) & (levels < floor_kwh - 1e-9)):
+        return levels, np.zeros(steps)
     soc = np.empty(len(power_kw))
     short = np.zeros(len(power_kw))
     level = initial_kwh
