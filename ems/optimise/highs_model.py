@@ -40,7 +40,7 @@ class CompiledModel:
     integer: np.ndarray  # bool per column
     row_lower: np.ndarray
     row_upper: np.ndarray
-    matrix: sp.csr_array  # rows x columns
+    matrix: sp.csr_array  # rows x columns, by row
     offset: float
     sense: int  # 1 minimise, -1 maximise (HiGHS's ObjSense)
     col_of: dict  # id(VarData) -> column
@@ -155,9 +155,9 @@ def load(compiled: CompiledModel) -> LoadedModel:
     """Pass the compiled model to a new HiGHS in one call."""
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
-    m = compiled.matrix
+    m = compiled.matrix.tocsc()  # HiGHS keeps its matrix by column: given by row, its first change would convert it
     integrality = np.where(compiled.integer, int(highspy.HighsVarType.kInteger), int(highspy.HighsVarType.kContinuous))
-    status = h.passModel(m.shape[1], m.shape[0], int(m.nnz), int(highspy.MatrixFormat.kRowwise), compiled.sense,
+    status = h.passModel(m.shape[1], m.shape[0], int(m.nnz), int(highspy.MatrixFormat.kColwise), compiled.sense,
                          compiled.offset, compiled.col_cost, compiled.col_lower, compiled.col_upper,
                          compiled.row_lower, compiled.row_upper, m.indptr.astype(np.int32), m.indices.astype(np.int32),
                          m.data.astype(float), integrality.astype(np.int32))

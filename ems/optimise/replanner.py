@@ -262,7 +262,7 @@ def _update(loaded: _Loaded, problem: Problem) -> None:
                             for g in problem.grids]).reshape(maps.grid_import.shape)
     export_cost = np.array([-g.export_price_yen_per_kwh * dt_h for g in problem.grids]).reshape(maps.grid_export.shape)
     terminal = np.concatenate([maps.battery_soc[:, -1], maps.ev_soc[:, -1]])  # the energy left is worth the terminal value
-    _costs(h, np.concatenate([maps.grid_import.ravel(), maps.grid_export.ravel(), terminal]),
+    _costs(loaded, np.concatenate([maps.grid_import.ravel(), maps.grid_export.ravel(), terminal]),
            np.concatenate([import_cost.ravel(), export_cost.ravel(),
                            np.full(len(terminal), -problem.settings.terminal_value_yen_per_kwh)]))
 
@@ -288,28 +288,50 @@ def _update(loaded: _Loaded, problem: Problem) -> None:
         bound(maps.ev_discharge, 0.0, np.array([ev.discharge_max_kw for ev in problem.evs]))
         drive = np.array([ev.drive_kwh for ev in problem.evs], dtype=float)
         bound(maps.ev_drive, 0.0, drive)
-        _row_bounds(h, maps.ev_balance.ravel(), -drive.ravel(), -drive.ravel())  # soc[t+1] - soc[t] - ... - shortfall = -drive
+        _row_bounds(loaded, maps.ev_balance.ravel(), -drive.ravel(), -drive.ravel())  # soc[t+1] - soc[t] - ... - shortfall = -drive
         _move_to_buses(h, maps, _ev_sites(problem, {s: i for i, s in enumerate(problem.sites)}, away_at_home=False))
-        _move_targets(h, maps, problem)
+        _move_targets(loaded, problem)
     if columns:
-        h.changeColsBounds(int(sum(len(c) for c in columns)), np.concatenate(columns).astype(np.int32),
-                           np.concatenate(lower), np.concatenate(upper))
+        _col_bounds(loaded, np.concatenate(columns), np.concatenate(lower), np.concatenate(upper))
     constant = _bus_constants(problem)
     present = maps.bus >= 0
-    _row_bounds(h, maps.bus[present], -constant[present], -constant[present])
+    _row_bounds(loaded, maps.bus[present], -constant[present], -constant[present])
 
     h.changeObjectiveOffset(loaded.other_constant + problem.settings.terminal_value_yen_per_kwh * _initial_kwh(problem))
     loaded.build.problem = problem  # read-back maps the solution onto the new problem's assets
 
 
-def _costs(h: highspy.Highs, cols: np.ndarray, values: np.ndarray) -> None:
-    h.changeColsCost(len(cols), cols.astype(np.int32), values.astype(float))
+def _costs(loaded: _Loaded, cols: np.ndarray, values: np.ndarray) -> None:
+    """Write the costs that differ from those HiGHS holds (a rolling plan moves few of them)."""
+    held = loaded.model.compiled.col_cost
+    values = values.astype(float)
+    changed = held[cols] != values
+    if changed.any():
+        cols, values = cols[changed], values[changed]
+        loaded.highs.changeColsCost(len(cols), cols.astype(np.int32), values)
+        held[cols] = values
 
 
-def _row_bounds(h: highspy.Highs, rows: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
-    if len(rows):
+def _col_bounds(loaded: _Loaded, cols: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+    """Write the column bounds that differ from those HiGHS holds."""
+    compiled = loaded.model.compiled
+    changed = (compiled.col_lower[cols] != lower) | (compiled.col_upper[cols] != upper)
+    if changed.any():
+        cols, lower, upper = cols[changed], lower[changed], upper[changed]
+        loaded.highs.changeColsBounds(len(cols), cols.astype(np.int32), lower, upper)
+        compiled.col_lower[cols], compiled.col_upper[cols] = lower, upper
+
+
+def _row_bounds(loaded: _Loaded, rows: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+    """Write the row bounds that differ from those HiGHS holds."""
+    compiled = loaded.model.compiled
+    lower, upper = lower.astype(float), upper.astype(float)
+    changed = (compiled.row_lower[rows] != lower) | (compiled.row_upper[rows] != upper)
+    if changed.any():
+        rows, lower, upper = rows[changed], lower[changed], upper[changed]
         # (highspy's type stubs lack changeRowsBounds; it is there since 1.7)
-        h.changeRowsBounds(len(rows), rows.astype(np.int32), lower.astype(float), upper.astype(float))  # type: ignore[attr-defined]
+        loaded.highs.changeRowsBounds(len(rows), rows.astype(np.int32), lower, upper)  # type: ignore[attr-defined]
+        compiled.row_lower[rows], compiled.row_upper[rows] = lower, upper
 
 
 def _move_to_buses(h: highspy.Highs, maps: _Maps, sites: np.ndarray) -> None:
@@ -330,14 +352,18 @@ class _Rebuild(Exception):
     """The problem does not fit the loaded model after all."""
 
 
-def _move_targets(h: highspy.Highs, maps: _Maps, problem: Problem) -> None:
+def _move_targets(loaded: _Loaded, problem: Problem) -> None:
     """Each departure target takes one of the vehicle's target rows, reading the SoC of its
     departure step at its energy; rows left over are freed (targets leave the horizon as it
     moves on, new ones take their rows)."""
+    h, maps = loaded.highs, loaded.maps
+    rows, lower, upper = [], [], []
     for i, ev in enumerate(problem.evs):
         for j, row in enumerate(maps.target_rows[i]):
+            rows.append(row)
             if j >= len(ev.departure_targets):
-                h.changeRowBounds(row, -highspy.kHighsInf, highspy.kHighsInf)
+                lower.append(-highspy.kHighsInf)
+                upper.append(highspy.kHighsInf)
                 continue
             k, energy = ev.departure_targets[j]
             column = int(maps.ev_soc[i, k])
@@ -345,7 +371,10 @@ def _move_targets(h: highspy.Highs, maps: _Maps, problem: Problem) -> None:
                 h.changeCoeff(row, maps.target_cols[i][j], 0.0)
                 h.changeCoeff(row, column, 1.0)
                 maps.target_cols[i][j] = column
-            h.changeRowBounds(row, float(energy), highspy.kHighsInf)
+            lower.append(float(energy))
+            upper.append(highspy.kHighsInf)
+    if rows:
+        _row_bounds(loaded, np.array(rows, dtype=np.int64), np.array(lower), np.array(upper))
 
 
 def _bus_constants(problem: Problem) -> np.ndarray:
