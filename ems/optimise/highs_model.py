@@ -230,6 +230,7 @@ def _row(con, col_of: dict, cols: list, vals: list) -> tuple[float, float]:
 
 
 # node type -> how _collect treats it; filled as types are met
+_MONOMIAL = numeric_expr.MonomialTermExpression
 _KIND: dict[type, str] = {}
 
 
@@ -269,15 +270,18 @@ def _collect(node, scale: float, col_of: dict, cols: list, vals: list) -> float:
     kind = _KIND.get(type(node)) or _kind(node)
     if kind == "sum":
         constant = 0.0
+        add_col, add_val = cols.append, vals.append
         for arg in node.args:
-            arg_kind = _KIND.get(type(arg)) or _kind(arg)
-            if arg_kind == "monomial":
-                coef, var = arg.args
-                cols.append(col_of[id(var)])
-                vals.append(scale * (coef if type(coef) in native_numeric_types else pyo.value(coef)))
-            elif arg_kind == "var":
-                cols.append(col_of[id(arg)])
-                vals.append(scale)
+            arg_type = type(arg)
+            if arg_type is _MONOMIAL:  # the common term, first
+                coef, var = arg._args_
+                add_col(col_of[id(var)])
+                add_val(scale * (coef if type(coef) in native_numeric_types else pyo.value(coef)))
+                continue
+            arg_kind = _KIND.get(arg_type) or _kind(arg)
+            if arg_kind == "var":
+                add_col(col_of[id(arg)])
+                add_val(scale)
             elif arg_kind == "number":
                 constant += scale * arg
             else:
