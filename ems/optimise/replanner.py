@@ -35,7 +35,8 @@ import pandas as pd
 from ems.optimise.build import ModelBuild
 from ems.optimise.components.ev import home_site
 from ems.optimise.components.load import shed_steps
-from ems.optimise.highs_model import LoadedModel, compile_model, load, solution_values
+from ems.optimise.highs_model import LoadedModel, compile_model, solution_values
+from ems.optimise.highs_model import load as load_into_highs
 from ems.optimise.model import build_model, storage_binary_steps
 from ems.optimise.problem import BatterySpec, EvSpec, Problem
 from ems.optimise.schedule import Schedule
@@ -200,7 +201,7 @@ class Replanner:
 def _load(key: str, build: ModelBuild) -> _Loaded:
     """Hand the model to HiGHS once (compiled to matrices) and record the index maps of a re-plan."""
     m, problem = build.model, build.problem
-    model = load(compile_model(m))
+    model = load_into_highs(compile_model(m))
     col_of, con_row = model.compiled.col_of, model.compiled.row_of
 
     def row_of(con) -> int:
