@@ -23,7 +23,7 @@ def small_model() -> pyo.ConcreteModel:
     m.cost = pyo.Expression(expr=3 * m.x + 2 * (m.y[1] - 1) + m.y[2] / 4)
     m.objective = pyo.Objective(expr=m.cost + 7, sense=pyo.minimize)
     m.upper = pyo.Constraint(expr=2 * m.x + 3 * m.y[1] <= 10)
-    m.lower = pyo.Constraint(expr=1 <= m.x - m.y[2])  # constant on the left: a lower bound
+    m.lower = pyo.Constraint(expr=m.x - m.y[2] >= 1)  # Pyomo keeps it as 1 <= ...: a lower bound
     m.both = pyo.Constraint(expr=m.x == 2 * (m.y[1] + 1) - m.w / 2)  # variables both sides: lhs - rhs
     m.ranged = pyo.Constraint(expr=pyo.inequality(0, m.x + m.y[1] + m.y[1], 5))  # a repeated variable
     m.switch = pyo.Constraint(expr=m.y[2] <= 10 * m.on)
