@@ -140,7 +140,7 @@ def _cold_phases(name: str, problem, repeats: int) -> list[dict]:
         phases["pass"].append(time.perf_counter() - started)
         schedule = run_highs(loaded, build, phases["build"][-1], 0.0)
         phases["highs"].append(schedule.solve_s)
-        phases["read"].append(schedule.report.read_s)
+        phases["read"].append(schedule.report.read_s or 0.0)
         floor.append((phases["build"][-1] + schedule.solve_s) / max(schedule.solve_s, 1e-9))
         other = build_model(problem)
         started = time.perf_counter()
