@@ -32,7 +32,9 @@ SOLUTION_ATTRIBUTE = "_ems_column_values"  # where a loaded solution hangs on th
 
 @dataclass
 class CompiledModel:
-    """The matrices of a Pyomo model, and where its variables and constraints sit in them."""
+    """The matrices of a Pyomo model, and where its variables and constraints sit in them. Once
+    loaded, the re-planner keeps the costs and bounds equal to what HiGHS holds (it writes only
+    those that differ); the matrix stays as compiled."""
 
     col_lower: np.ndarray
     col_upper: np.ndarray
