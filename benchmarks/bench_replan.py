@@ -1,12 +1,19 @@
 """Re-plans against HiGHS's own time: how much a plan costs beyond the solver itself.
 
-Three routes on the same problems, medians of several runs side by side:
+Routes on the same problems, medians of several runs side by side:
 
-- ``cold``: ``ems.optimise.solve`` (build the Pyomo model, load it through APPSI, solve, read);
+- ``cold``: ``ems.optimise.solve`` (build the Pyomo model, compile it to matrices, pass them to
+  HiGHS, solve, read the solution vector back);
+- ``cold_phase_*``: the cold plan's phases timed one by one in the same run (build, compile,
+  pass, HiGHS, read-back), with the former hand-over (Pyomo's APPSI ``set_instance``) beside
+  them, and ``cold_build_plus_highs_ratio``: what building the Pyomo model and HiGHS alone
+  take, over HiGHS (the floor of ``cold_ratio`` while the model is built in Pyomo);
 - ``replanner-cold``: the re-planner's first plan (the same, keeping the model loaded);
 - ``replan``: the re-planner on the next plans of a rolling day (start a step later each time:
   prices, forecasts and plug-in windows move on, the initial energy is the previous plan's),
   updating the loaded model in HiGHS and starting from the previous plan;
+  ``replan_highs_plus_evaluate_ratio``: HiGHS and the objective's terms recomputed from the
+  plan's powers (``evaluate``, part of every read-back), over HiGHS;
 - ``appsi-update-checks``: the route with Pyomo's persistent interface and its update checks on,
   measured as the time those checks alone take on an unchanged model (a lower bound for that
   route: with mutable parameters it also has to write the new numbers).
@@ -28,8 +35,11 @@ from pyomo.contrib.appsi.solvers import Highs
 from benchmarks.city_scale import REFERENCE, city_plans, city_portfolio
 from benchmarks.fit_case import fit_like
 from ems.optimise import solve
+from ems.optimise.evaluate import evaluate
+from ems.optimise.highs_model import compile_model, load
 from ems.optimise.model import build_model
 from ems.optimise.replanner import Replanner
+from ems.optimise.solve import _highs, run_highs
 
 REPEATS = 5
 REPLANS = 6
@@ -114,20 +124,55 @@ def _appsi_update_checks_s(problem, repeats: int) -> list[float]:
     return overheads
 
 
+def _cold_phases(name: str, problem, repeats: int) -> list[dict]:
+    """The cold plan's phases one by one, and the former hand-over (APPSI) of the same model."""
+    phases: dict[str, list[float]] = {key: [] for key in ("build", "compile", "pass", "highs", "read", "appsi_load")}
+    floor = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        build = build_model(problem)
+        phases["build"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        compiled = compile_model(build.model)
+        phases["compile"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        loaded = load(compiled)
+        phases["pass"].append(time.perf_counter() - started)
+        schedule = run_highs(loaded, build, phases["build"][-1], 0.0)
+        phases["highs"].append(schedule.solve_s)
+        phases["read"].append(schedule.report.read_s or 0.0)
+        floor.append((phases["build"][-1] + schedule.solve_s) / max(schedule.solve_s, 1e-9))
+        other = build_model(problem)
+        started = time.perf_counter()
+        _highs(problem.settings).set_instance(other.model)
+        phases["appsi_load"].append(time.perf_counter() - started)
+    rows = [_row(name, f"cold_phase_{key}_s_median", values, "s") for key, values in phases.items()]
+    rows.append(_row(name, "cold_build_plus_highs_ratio", floor, "x HiGHS"))
+    return rows
+
+
 def measure(name: str, sequence: list, repeats: int) -> list[dict]:
     first = sequence[0]
     cold = [_timed(solve, first) for _ in range(repeats)]
     fresh = [_timed(Replanner().solve, first) for _ in range(repeats)]
     replanner = Replanner()
-    previous, replans, cold_same = None, [], []
+    previous, replans, cold_same, evaluate_s = None, [], [], []
     for k, problem in enumerate(sequence):
         problem = with_state(problem, previous)
         schedule, wall = _timed(replanner.solve, problem)
         if k > 0:
             replans.append((schedule, wall))
             cold_same.append(solve(problem))
+            started = time.perf_counter()
+            evaluate(problem, schedule.power_kw)
+            evaluate_s.append(time.perf_counter() - started)
         previous = schedule
-    rows = _parts(name, "cold", cold) + _parts(name, "replanner_cold", fresh) + _parts(name, "replan", replans)
+    rows = _parts(name, "cold", cold) + _cold_phases(name, first, repeats) + _parts(name, "replanner_cold", fresh)
+    rows += _parts(name, "replan", replans)
+    # part of the read-back any route pays: the objective's terms and figures recomputed from the powers
+    rows.append(_row(name, "replan_evaluate_s_median", evaluate_s, "s"))
+    rows.append(_row(name, "replan_highs_plus_evaluate_ratio",
+                     [(s.solve_s + e) / max(s.solve_s, 1e-9) for (s, _), e in zip(replans, evaluate_s, strict=True)], "x HiGHS"))
     rows.append({"name": name, "metric": "replan_models_reused", "value": sum(float(bool(s.report.model_reused)) for s, _ in replans),
                  "unit": f"of {len(replans)}"})
     # the same re-planned problems solved cold: HiGHS's time there, and the objective agreement

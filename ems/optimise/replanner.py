@@ -31,15 +31,16 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 import pandas as pd
-import pyomo.environ as pyo
 
 from ems.optimise.build import ModelBuild
 from ems.optimise.components.ev import home_site
 from ems.optimise.components.load import shed_steps
+from ems.optimise.highs_model import LoadedModel, compile_model, solution_values
+from ems.optimise.highs_model import load as load_into_highs
 from ems.optimise.model import build_model, storage_binary_steps
 from ems.optimise.problem import BatterySpec, EvSpec, Problem
 from ems.optimise.schedule import Schedule
-from ems.optimise.solve import _highs, fallback_schedule, solved_schedule
+from ems.optimise.solve import fallback_schedule, run_highs
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +127,15 @@ class _Loaded:
 
     key: str
     build: ModelBuild
-    highs: highspy.Highs
+    model: LoadedModel
     maps: _Maps
-    variables: list  # pyomo vars in column order, for reading the solution back
     other_constant: float  # the objective's constant less the terminal value of the initial energy
-    start_values: dict | None = None  # (component, index) -> a start for the MIP, from the previous plan
+    start: np.ndarray | None = None  # a value per column for the MIP, from the previous plan
+    values: np.ndarray | None = None  # the last plan's solution vector
+
+    @property
+    def highs(self) -> highspy.Highs:
+        return self.model.highs
 
 
 class Replanner:
@@ -178,49 +183,44 @@ class Replanner:
                 return fallback_schedule(problem, f"solver error: {error}", build_s, time.perf_counter() - started)
             load_s, cold = time.perf_counter() - started, True
             self.builds += 1
-            if previous is not None and _has_integers(loaded.highs):
-                loaded.start_values = _shifted_values(previous, problem)
-        elif _has_integers(loaded.highs):
-            loaded.start_values = _shifted_values(loaded, problem)
-        schedule = _run(loaded, problem, build_s, load_s)
+            if previous is not None and loaded.model.integer:
+                loaded.start = _start_columns(loaded, _shifted_values(previous, problem))
+        elif loaded.model.integer:
+            loaded.start = _start_columns(loaded, _shifted_values(loaded, problem))
+        schedule = run_highs(loaded.model, loaded.build, build_s, load_s, loaded.start)
+        loaded.start = None
         if schedule.status == "fallback":
             self._loaded = None  # nothing to start from; build afresh next time
         else:
+            loaded.values = solution_values(loaded.build.model)
             self._loaded = loaded
         schedule.report.model_reused = not cold
         return schedule
 
 
 def _load(key: str, build: ModelBuild) -> _Loaded:
-    """Hand the model to HiGHS once (APPSI's loader) and record the index maps of a re-plan."""
+    """Hand the model to HiGHS once (compiled to matrices) and record the index maps of a re-plan."""
     m, problem = build.model, build.problem
-    for var in m.component_data_objects(ctype=pyo.Var, descend_into=True):
-        if var.fixed:  # a column with equal bounds, not a constant folded into rows: a re-plan moves it
-            value = var.value
-            var.unfix()
-            var.setlb(value)
-            var.setub(value)
-    solver = _highs(problem.settings)
-    solver.set_instance(m)
-    col_of, row_of = solver._pyomo_var_to_solver_var_map, solver._pyomo_con_to_solver_con_map
-    variables: list = [None] * len(col_of)
-    for var in m.component_data_objects(ctype=pyo.Var, descend_into=True):
-        if id(var) in col_of:
-            variables[col_of[id(var)]] = var
+    model = load_into_highs(compile_model(m))
+    col_of, con_row = model.compiled.col_of, model.compiled.row_of
+
+    def row_of(con) -> int:
+        return con_row[id(con)]
+
     steps, sites = range(problem.grid.steps), {s: i for i, s in enumerate(problem.sites)}
 
     def cols(var, ids, times) -> np.ndarray:
         return np.array([[col_of[id(var[a, t])] for t in times] for a in ids], dtype=np.int32).reshape(len(ids), len(times))
 
     def rows(con, ids, times) -> np.ndarray:
-        return np.array([[row_of[con[a, t]] for t in times] for a in ids], dtype=np.int32).reshape(len(ids), len(times))
+        return np.array([[row_of(con[a, t]) for t in times] for a in ids], dtype=np.int32).reshape(len(ids), len(times))
 
     grids, evs = [g.id for g in problem.grids], [ev.id for ev in problem.evs]
     loads = {ld.id: i for i, ld in enumerate(problem.loads)}
     shed_keys = list(m.load_shed_kw.keys())
     bus = np.full((len(sites), len(steps)), -1, dtype=np.int32)
     for (site, t), con in m.site_balance.items():
-        bus[sites[site], t] = row_of[con]
+        bus[sites[site], t] = row_of(con)
     maps = _Maps(
         grid_import=cols(m.grid_import_kw, grids, steps), grid_export=cols(m.grid_export_kw, grids, steps),
         pv=cols(m.pv_kw, [pv.id for pv in problem.pvs if pv.curtailable], steps),
@@ -231,11 +231,11 @@ def _load(key: str, build: ModelBuild) -> _Loaded:
         ev_charge=cols(m.ev_charge_kw, evs, steps), ev_discharge=cols(m.ev_discharge_kw, evs, steps),
         ev_drive=cols(m.ev_drive_shortfall_kwh, evs, steps), ev_balance=rows(m.ev_soc_balance, evs, steps),
         bus=bus, ev_site=_ev_sites(problem, sites),
-        target_rows=[[row_of[m.ev_departure_target[ev.id, k]] for k, _e in ev.departure_targets] for ev in problem.evs],
+        target_rows=[[row_of(m.ev_departure_target[ev.id, k]) for k, _e in ev.departure_targets] for ev in problem.evs],
         target_cols=[[col_of[id(m.ev_soc_kwh[ev.id, k])] for k, _e in ev.departure_targets] for ev in problem.evs],
     )
     other = float(sum(build.objective_constant.values())) - problem.settings.terminal_value_yen_per_kwh * _initial_kwh(problem)
-    return _Loaded(key=key, build=build, highs=solver._solver_model, maps=maps, variables=variables, other_constant=other)
+    return _Loaded(key=key, build=build, model=model, maps=maps, other_constant=other)
 
 
 def _initial_kwh(problem: Problem) -> float:
@@ -263,7 +263,7 @@ def _update(loaded: _Loaded, problem: Problem) -> None:
                             for g in problem.grids]).reshape(maps.grid_import.shape)
     export_cost = np.array([-g.export_price_yen_per_kwh * dt_h for g in problem.grids]).reshape(maps.grid_export.shape)
     terminal = np.concatenate([maps.battery_soc[:, -1], maps.ev_soc[:, -1]])  # the energy left is worth the terminal value
-    _costs(h, np.concatenate([maps.grid_import.ravel(), maps.grid_export.ravel(), terminal]),
+    _costs(loaded, np.concatenate([maps.grid_import.ravel(), maps.grid_export.ravel(), terminal]),
            np.concatenate([import_cost.ravel(), export_cost.ravel(),
                            np.full(len(terminal), -problem.settings.terminal_value_yen_per_kwh)]))
 
@@ -289,28 +289,50 @@ def _update(loaded: _Loaded, problem: Problem) -> None:
         bound(maps.ev_discharge, 0.0, np.array([ev.discharge_max_kw for ev in problem.evs]))
         drive = np.array([ev.drive_kwh for ev in problem.evs], dtype=float)
         bound(maps.ev_drive, 0.0, drive)
-        _row_bounds(h, maps.ev_balance.ravel(), -drive.ravel(), -drive.ravel())  # soc[t+1] - soc[t] - ... - shortfall = -drive
+        _row_bounds(loaded, maps.ev_balance.ravel(), -drive.ravel(), -drive.ravel())  # soc[t+1] - soc[t] - ... - shortfall = -drive
         _move_to_buses(h, maps, _ev_sites(problem, {s: i for i, s in enumerate(problem.sites)}, away_at_home=False))
-        _move_targets(h, maps, problem)
+        _move_targets(loaded, problem)
     if columns:
-        h.changeColsBounds(int(sum(len(c) for c in columns)), np.concatenate(columns).astype(np.int32),
-                           np.concatenate(lower), np.concatenate(upper))
+        _col_bounds(loaded, np.concatenate(columns), np.concatenate(lower), np.concatenate(upper))
     constant = _bus_constants(problem)
     present = maps.bus >= 0
-    _row_bounds(h, maps.bus[present], -constant[present], -constant[present])
+    _row_bounds(loaded, maps.bus[present], -constant[present], -constant[present])
 
     h.changeObjectiveOffset(loaded.other_constant + problem.settings.terminal_value_yen_per_kwh * _initial_kwh(problem))
     loaded.build.problem = problem  # read-back maps the solution onto the new problem's assets
 
 
-def _costs(h: highspy.Highs, cols: np.ndarray, values: np.ndarray) -> None:
-    h.changeColsCost(len(cols), cols.astype(np.int32), values.astype(float))
+def _costs(loaded: _Loaded, cols: np.ndarray, values: np.ndarray) -> None:
+    """Write the costs that differ from those HiGHS holds (a rolling plan moves few of them)."""
+    held = loaded.model.compiled.col_cost
+    values = values.astype(float)
+    changed = held[cols] != values
+    if changed.any():
+        cols, values = cols[changed], values[changed]
+        loaded.highs.changeColsCost(len(cols), cols.astype(np.int32), values)
+        held[cols] = values
 
 
-def _row_bounds(h: highspy.Highs, rows: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
-    if len(rows):
+def _col_bounds(loaded: _Loaded, cols: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+    """Write the column bounds that differ from those HiGHS holds."""
+    compiled = loaded.model.compiled
+    changed = (compiled.col_lower[cols] != lower) | (compiled.col_upper[cols] != upper)
+    if changed.any():
+        cols, lower, upper = cols[changed], lower[changed], upper[changed]
+        loaded.highs.changeColsBounds(len(cols), cols.astype(np.int32), lower, upper)
+        compiled.col_lower[cols], compiled.col_upper[cols] = lower, upper
+
+
+def _row_bounds(loaded: _Loaded, rows: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+    """Write the row bounds that differ from those HiGHS holds."""
+    compiled = loaded.model.compiled
+    lower, upper = lower.astype(float), upper.astype(float)
+    changed = (compiled.row_lower[rows] != lower) | (compiled.row_upper[rows] != upper)
+    if changed.any():
+        rows, lower, upper = rows[changed], lower[changed], upper[changed]
         # (highspy's type stubs lack changeRowsBounds; it is there since 1.7)
-        h.changeRowsBounds(len(rows), rows.astype(np.int32), lower.astype(float), upper.astype(float))  # type: ignore[attr-defined]
+        loaded.highs.changeRowsBounds(len(rows), rows.astype(np.int32), lower, upper)  # type: ignore[attr-defined]
+        compiled.row_lower[rows], compiled.row_upper[rows] = lower, upper
 
 
 def _move_to_buses(h: highspy.Highs, maps: _Maps, sites: np.ndarray) -> None:
@@ -331,14 +353,18 @@ class _Rebuild(Exception):
     """The problem does not fit the loaded model after all."""
 
 
-def _move_targets(h: highspy.Highs, maps: _Maps, problem: Problem) -> None:
+def _move_targets(loaded: _Loaded, problem: Problem) -> None:
     """Each departure target takes one of the vehicle's target rows, reading the SoC of its
     departure step at its energy; rows left over are freed (targets leave the horizon as it
     moves on, new ones take their rows)."""
+    h, maps = loaded.highs, loaded.maps
+    rows, lower, upper = [], [], []
     for i, ev in enumerate(problem.evs):
         for j, row in enumerate(maps.target_rows[i]):
+            rows.append(row)
             if j >= len(ev.departure_targets):
-                h.changeRowBounds(row, -highspy.kHighsInf, highspy.kHighsInf)
+                lower.append(-highspy.kHighsInf)
+                upper.append(highspy.kHighsInf)
                 continue
             k, energy = ev.departure_targets[j]
             column = int(maps.ev_soc[i, k])
@@ -346,7 +372,10 @@ def _move_targets(h: highspy.Highs, maps: _Maps, problem: Problem) -> None:
                 h.changeCoeff(row, maps.target_cols[i][j], 0.0)
                 h.changeCoeff(row, column, 1.0)
                 maps.target_cols[i][j] = column
-            h.changeRowBounds(row, float(energy), highspy.kHighsInf)
+            lower.append(float(energy))
+            upper.append(highspy.kHighsInf)
+    if rows:
+        _row_bounds(loaded, np.array(rows, dtype=np.int64), np.array(lower), np.array(upper))
 
 
 def _bus_constants(problem: Problem) -> np.ndarray:
@@ -361,60 +390,19 @@ def _bus_constants(problem: Problem) -> np.ndarray:
     return constant
 
 
-def _run(loaded: _Loaded, problem: Problem, build_s: float, load_s: float) -> Schedule:
-    """Run HiGHS (from the previous plan when there is one) and read the plan back."""
-    h, settings = loaded.highs, problem.settings
-    h.setOptionValue("time_limit", float(settings.time_limit_s))
-    h.setOptionValue("mip_rel_gap", float(settings.mip_gap))
-    h.setOptionValue("output_flag", False)
-    if loaded.start_values is not None:  # a MIP starts from the previous plan; an LP keeps its basis
-        start = highspy.HighsSolution()
-        start.col_value = _start_columns(loaded, loaded.start_values)
-        start.value_valid = True
-        h.setSolution(start)
-        loaded.start_values = None
-    started = time.perf_counter()
-    try:
-        h.run()
-    except RuntimeError as error:
-        log.error("HiGHS failed: %s; using the rule-based fallback", error)
-        return fallback_schedule(problem, f"solver error: {error}", build_s, time.perf_counter() - started)
-    solve_s = time.perf_counter() - started
-    model_status = h.getModelStatus()
-    info = h.getInfo()
-    feasible = info.primal_solution_status == 2  # kSolutionStatusFeasible
-    if model_status == highspy.HighsModelStatus.kOptimal and feasible:
-        status = "optimal"
-    elif model_status == highspy.HighsModelStatus.kTimeLimit and feasible:
-        status = "time_limit"
-    else:
-        name = h.modelStatusToString(model_status)
-        log.error("HiGHS ended with %s and no solution; using the rule-based fallback", name)
-        return fallback_schedule(problem, f"solver ended with {name}", build_s, solve_s)
-    started = time.perf_counter()
-    values = np.asarray(h.getSolution().col_value)
-    for var, value in zip(loaded.variables, values.tolist(), strict=True):
-        var._value = value  # what set_value(skip_validation=True) does, without its call per variable
-    best = float(info.objective_function_value)
-    bound = float(info.mip_dual_bound) if _has_integers(h) else None
-    return solved_schedule(loaded.build, status, best, bound, build_s, load_s, solve_s, started)
-
-
-def _has_integers(h: highspy.Highs) -> bool:
-    return any(kind != highspy.HighsVarType.kContinuous for kind in h.getLp().integrality_)
-
-
 def _shifted_values(previous: _Loaded, problem: Problem) -> dict:
     """The previous plan's values keyed (component, index), moved to the new problem's steps (a
     plan one step later reads the previous plan's step 1 as its step 0)."""
     old = previous.build.problem
     shift = round((problem.grid.start - old.grid.start) / pd.Timedelta(minutes=problem.grid.step_minutes))
-    values = {}
-    for var in previous.variables:
-        index = var.index()
-        if isinstance(index, tuple) and index and isinstance(index[-1], int):
-            index = (*index[:-1], index[-1] - shift)
-        values[(var.parent_component().local_name, index)] = var.value
+    values: dict = {}
+    if previous.values is None:
+        return values
+    for name, (keys, cols) in previous.model.compiled.var_columns.items():
+        for index, value in zip(keys, previous.values[cols].tolist(), strict=True):
+            if isinstance(index, tuple) and index and isinstance(index[-1], int):
+                index = (*index[:-1], index[-1] - shift)
+            values[(name, index)] = value
     return values
 
 
@@ -422,14 +410,14 @@ def _start_columns(loaded: _Loaded, values: dict) -> np.ndarray:
     """A start for every column: the previous value where there is one; a binary the previous
     plan had no value for follows its flows there (on when the first flow is the larger), the
     rest 0. HiGHS repairs what does not fit."""
-    start = np.zeros(len(loaded.variables))
-    for column, var in enumerate(loaded.variables):
-        name = var.parent_component().local_name
-        value = values.get((name, var.index()))
-        if value is None and name.endswith("_on"):
-            first, second = _exclusive_pair(name)
-            value = float((values.get((first, var.index())) or 0.0) >= (values.get((second, var.index())) or 0.0))
-        start[column] = value if value is not None else 0.0
+    start = np.zeros(loaded.model.compiled.col_lower.shape[0])
+    for name, (keys, cols) in loaded.model.compiled.var_columns.items():
+        for index, column in zip(keys, cols.tolist(), strict=True):
+            value = values.get((name, index))
+            if value is None and name.endswith("_on"):
+                first, second = _exclusive_pair(name)
+                value = float((values.get((first, index)) or 0.0) >= (values.get((second, index)) or 0.0))
+            start[column] = value if value is not None else 0.0
     return start
 
 

@@ -1,7 +1,7 @@
-"""Solve a :class:`Problem` with HiGHS through Pyomo's persistent APPSI interface.
+"""Solve a :class:`Problem` with HiGHS: the Pyomo model compiled to matrices and passed to ``highspy``.
 
-Build, solve and read-back are separate and timed. On a time limit the best incumbent is used;
-when the solver fails or finds nothing, the rule-based fallback provides the schedule.
+Build, hand-over, solve and read-back are separate and timed. On a time limit the best incumbent
+is used; when the solver fails or finds nothing, the rule-based fallback provides the schedule.
 """
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import time
 
+import highspy
 import numpy as np
 import pandas as pd
-from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs
 
 from ems.optimise.build import ModelBuild
 from ems.optimise.evaluate import evaluate
+from ems.optimise.highs_model import ColumnValues, LoadedModel, attach_solution, compile_model, load
 from ems.optimise.model import build_model
 from ems.optimise.problem import Problem
 from ems.optimise.registry import COMPONENTS
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def _highs(settings) -> Highs:
+    """Pyomo's persistent APPSI interface to HiGHS (the flexibility curve's route, which adds to a built model)."""
     solver = Highs()
     solver.config.time_limit = settings.time_limit_s
     solver.config.mip_gap = settings.mip_gap
@@ -43,36 +45,56 @@ def _highs(settings) -> Highs:
 def solve(problem: Problem) -> Schedule:
     """Plan ``problem``; always returns a schedule (status says how it was obtained).
 
-    Timed steps: ``build_s`` (Pyomo model), ``load_s`` (model handed to HiGHS), ``solve_s``
-    (HiGHS itself) and ``read_s`` (values read back and checked).
+    Timed steps: ``build_s`` (Pyomo model), ``load_s`` (model compiled to matrices and passed to
+    HiGHS), ``solve_s`` (HiGHS itself) and ``read_s`` (values read back and checked).
     """
     started = time.perf_counter()
     build = build_model(problem)
     build_s = time.perf_counter() - started
-    solver = _highs(problem.settings)
     started = time.perf_counter()
     try:
-        solver.set_instance(build.model)
-        load_s = time.perf_counter() - started
-        started = time.perf_counter()
-        results = solver.solve(build.model)
-    except RuntimeError as error:  # HiGHS reports a failed model load or solve this way
+        loaded = load(compile_model(build.model))
+    except RuntimeError as error:  # HiGHS reports a failed model load this way
+        log.error("HiGHS failed: %s; using the rule-based fallback", error)
+        return fallback_schedule(problem, f"solver error: {error}", build_s, time.perf_counter() - started)
+    return run_highs(loaded, build, build_s, time.perf_counter() - started)
+
+
+def run_highs(loaded: LoadedModel, build: ModelBuild, build_s: float, load_s: float,
+              start: np.ndarray | None = None) -> Schedule:
+    """Run HiGHS on the loaded model (from ``start``, a value per column, for a MIP) and read the
+    plan back from its solution vector; the fallback when it fails or finds nothing."""
+    h, settings, problem = loaded.highs, build.problem.settings, build.problem
+    h.setOptionValue("time_limit", float(settings.time_limit_s))
+    h.setOptionValue("mip_rel_gap", float(settings.mip_gap))
+    if start is not None:
+        solution = highspy.HighsSolution()
+        solution.col_value = start
+        solution.value_valid = True
+        h.setSolution(solution)
+    started = time.perf_counter()
+    try:
+        h.run()
+    except RuntimeError as error:
         log.error("HiGHS failed: %s; using the rule-based fallback", error)
         return fallback_schedule(problem, f"solver error: {error}", build_s, time.perf_counter() - started)
     solve_s = time.perf_counter() - started
-    condition = results.termination_condition
-    feasible = results.best_feasible_objective is not None
-    if condition == TerminationCondition.optimal and feasible:
+    model_status = h.getModelStatus()
+    info = h.getInfo()
+    feasible = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    if model_status == highspy.HighsModelStatus.kOptimal and feasible:
         status = "optimal"
-    elif condition == TerminationCondition.maxTimeLimit and feasible:
+    elif model_status == highspy.HighsModelStatus.kTimeLimit and feasible:
         status = "time_limit"
     else:
-        log.error("HiGHS ended with %s and no solution; using the rule-based fallback", condition.name)
-        return fallback_schedule(problem, f"solver ended with {condition.name}", build_s, solve_s)
+        name = h.modelStatusToString(model_status)
+        log.error("HiGHS ended with %s and no solution; using the rule-based fallback", name)
+        return fallback_schedule(problem, f"solver ended with {name}", build_s, solve_s)
     started = time.perf_counter()
-    results.solution_loader.load_vars()
-    return solved_schedule(build, status, results.best_feasible_objective, results.best_objective_bound,
-                           build_s, load_s, solve_s, started)
+    attach_solution(build.model, ColumnValues(np.asarray(h.getSolution().col_value), loaded.compiled.var_columns))
+    best = float(info.objective_function_value)
+    bound = float(info.mip_dual_bound) if loaded.integer else None
+    return solved_schedule(build, status, best, bound, build_s, load_s, solve_s, started)
 
 
 def solved_schedule(build: ModelBuild, status: str, best: float, bound: float | None, build_s: float, load_s: float,

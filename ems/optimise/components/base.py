@@ -30,12 +30,23 @@ SeriesCheck = Callable[..., None]  # check_series(owner, name, values, nonnegati
 
 
 def var_values(var) -> dict:
-    """A Pyomo indexed variable's solved values (0 where the solver left none)."""
+    """A Pyomo indexed variable's solved values (0 where the solver left none): read from the
+    solution vector HiGHS returned when the model was passed as matrices
+    (``ems/optimise/highs_model.py``), else from the variables themselves."""
+    solution = getattr(var.model(), "_ems_column_values", None)
+    values = solution.of(var.name) if solution is not None else None
+    if values is not None:
+        return values
     return {key: (value if value is not None else 0.0) for key, value in var.extract_values().items()}
 
 
 def largest_both_ways(first: Mapping, second: Mapping) -> float:
     """The largest min(first, second) over keys both have: a flow both ways in one step."""
+    if len(first) == len(second) and list(first) == list(second):  # one index, one order: in numpy
+        if not first:
+            return 0.0
+        both = np.minimum(np.fromiter(first.values(), float, len(first)), np.fromiter(second.values(), float, len(second)))
+        return float(both.max())
     return float(max((min(first[k], second[k]) for k in first if k in second), default=0.0))
 
 
@@ -47,6 +58,14 @@ def storage_soc_kwh(initial_kwh: float, power_kw: np.ndarray, dt_h: float, eta_c
     discharge = np.clip(power_kw, 0, None)
     delta = eta_charge * charge * dt_h - discharge / eta_discharge * dt_h
     drive = np.zeros_like(power_kw) if drive_kwh is None else drive_kwh
+    # Without a shortfall the levels are one running sum, in the loop's order (so equal to it bit
+    # for bit): initial, + delta[0], - drive[0], + delta[1], ...
+    steps = len(power_kw)
+    terms = np.empty(2 * steps + 1)
+    terms[0], terms[1::2], terms[2::2] = initial_kwh, delta, -np.asarray(drive, dtype=float)
+    levels = np.add.accumulate(terms)[2::2]
+    if not np.any((np.asarray(drive) > 0) & (levels < floor_kwh - 1e-9)):
+        return levels, np.zeros(steps)
     soc = np.empty(len(power_kw))
     short = np.zeros(len(power_kw))
     level = initial_kwh
