@@ -18,14 +18,15 @@ from dispatch.router import StraightLineRouter
 from dispatch.simulate import Simulation, kpis
 from ems.config import load_portfolio
 
-# station rebalancing on 10 s batches, stations priced on the next 450 s of demand
-STATIONS_BATCH10 = {"rebalance_method": "stations", "batch_interval_s": 10.0, "rebalance_window_s": 450.0}
 # the rolling re-optimisation: every 30 s the riders not yet picked up are re-assigned (ILP) and a
 # local search (relocate, exchange) moves them while the batch objective falls (dispatch/reoptimise.py)
-REOPTIMISE = {"reoptimise": True, "reoptimise_interval_s": 30.0}
+REOPTIMISE: dict[str, float | str] = {"reoptimise": True, "reoptimise_interval_s": 30.0}
 # the batch objective priced as the KPI targets price km against wait: 1.25 x the hindsight km per
 # rider (4.8 km, 576 s of driving) against a 90 s mean wait, so a second of wait is worth 6.4 s of driving
 KPI_WAIT_WEIGHT = 6.4
+
+# station rebalancing on 10 s batches, stations priced on the next 450 s of demand
+STATIONS_BATCH10 = {"rebalance_method": "stations", "batch_interval_s": 10.0, "rebalance_window_s": 450.0}
 # dispatcher variants tried on the reference log: (name, policy, settings changes)
 VARIANTS = (
     ("ilp", Policy.ILP, {}),
