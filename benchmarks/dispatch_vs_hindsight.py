@@ -105,12 +105,13 @@ def hindsight_rows(out_dir: Path, config: Path | None = None) -> list[dict]:
                  _row(name, "solver_feasible", plan.solver_feasible)]
     alone = solve_hindsight(log.requests, fleet, router, settings, None, False, runtime_s)
     # pooling in hindsight when waits are bounded too: no-pooling plans on the tighter windows
+    hindsight_saving: dict[str, tuple[float, float]] = {"600": (alone.vehicle_km, 1 - plans[None].vehicle_km / alone.vehicle_km)}
     for window in WAIT_WINDOWS[1:]:
         alone_w = solve_hindsight(log.requests, fleet, router, settings, window, False, runtime_s)
         name = f"dispatch_hindsight_wait{int(window)}"
         saving = 1 - plans[window].vehicle_km / alone_w.vehicle_km
         rows += [_row(name, "no_pooling_vehicle_km", alone_w.vehicle_km, "km"), _row(name, "pooling_saving", saving, "share")]
-        summary.setdefault("hindsight_pooling_saving", {})[str(int(window))] = (alone_w.vehicle_km, saving)
+        hindsight_saving[str(int(window))] = (alone_w.vehicle_km, saving)
     relaxed = solve_pdp_relaxed(log.requests, fleet, router, settings, runtime_s)
     for name, plan in (("dispatch_hindsight_no_pooling", alone), ("dispatch_hindsight_pdp_no_ride_limit", relaxed)):
         rows += [_row(name, "vehicle_km", plan.vehicle_km, "km"), _row(name, "mean_wait_s", plan.mean_wait_s, "s"),
@@ -118,7 +119,7 @@ def hindsight_rows(out_dir: Path, config: Path | None = None) -> list[dict]:
     reference = plans[None]
     rows.append(_row("dispatch_hindsight_wait600", "pooling_saving", 1 - reference.vehicle_km / alone.vehicle_km, "share"))
     summary["hindsight"] = {str(w): (p.vehicle_km, p.mean_wait_s, len(p.violations)) for w, p in plans.items()}
-    summary.setdefault("hindsight_pooling_saving", {})["600"] = (alone.vehicle_km, 1 - reference.vehicle_km / alone.vehicle_km)
+    summary["hindsight_pooling_saving"] = hindsight_saving
     summary["hindsight_no_pooling"] = (alone.vehicle_km, alone.mean_wait_s, len(alone.violations))
     summary["pdp_no_ride_limit"] = (relaxed.vehicle_km, relaxed.mean_wait_s, len(relaxed.violations))
     summary["placement_bound_s"] = bound["mean_wait_s"]
@@ -205,7 +206,7 @@ def _small_batteries(out_dir, config, summary) -> list[dict]:
     log = _city_log(out_dir, portfolio)
     setup = fleet_from_portfolio(portfolio, log.clock.date)
     rows = []
-    cases = (("", {}), ("_stations", {"rebalance_method": "stations"}),
+    cases: tuple[tuple[str, dict[str, float | str]], ...] = (("", {}), ("_stations", {"rebalance_method": "stations"}),
              ("_stations_batch10_reoptimise", {**STATIONS_BATCH10, **REOPTIMISE}))
     for suffix, changes in cases:
         settings = portfolio.dispatch.model_copy(update=changes)
