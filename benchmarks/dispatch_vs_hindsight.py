@@ -18,6 +18,13 @@ from dispatch.router import StraightLineRouter
 from dispatch.simulate import Simulation, kpis
 from ems.config import load_portfolio
 
+# the rolling re-optimisation: every 30 s the riders not yet picked up are re-assigned (ILP) and a
+# local search (relocate, exchange) moves them while the batch objective falls (dispatch/reoptimise.py)
+REOPTIMISE: dict[str, float | str] = {"reoptimise": True, "reoptimise_interval_s": 30.0}
+# the batch objective priced as the KPI targets price km against wait: 1.25 x the hindsight km per
+# rider (4.8 km, 576 s of driving) against a 90 s mean wait, so a second of wait is worth 6.4 s of driving
+KPI_WAIT_WEIGHT = 6.4
+
 # station rebalancing on 10 s batches, stations priced on the next 450 s of demand
 STATIONS_BATCH10: dict[str, float | str] = {"rebalance_method": "stations", "batch_interval_s": 10.0, "rebalance_window_s": 450.0}
 # dispatcher variants tried on the reference log: (name, policy, settings changes)
@@ -35,11 +42,20 @@ VARIANTS: tuple[tuple[str, Policy, dict[str, float | str]], ...] = (
     ("insertion", Policy.INSERTION, {}),
     ("no-pooling", Policy.NO_POOLING, {}),
     ("no-pooling-stations-batch10", Policy.NO_POOLING, STATIONS_BATCH10),
+    ("ilp-batch10-reoptimise", Policy.ILP, {"batch_interval_s": 10.0, **REOPTIMISE}),
+    ("ilp-stations-batch10-reoptimise", Policy.ILP, {**STATIONS_BATCH10, **REOPTIMISE}),
+    ("ilp-batch10-kpi-price", Policy.ILP, {"batch_interval_s": 10.0, "wait_weight": KPI_WAIT_WEIGHT}),
+    ("ilp-stations-batch10-kpi-price", Policy.ILP, {**STATIONS_BATCH10, "wait_weight": KPI_WAIT_WEIGHT}),
+    ("ilp-stations-batch10-wait2", Policy.ILP, {**STATIONS_BATCH10, "wait_weight": 2.0}),
+    ("ilp-stations-batch10-wait1", Policy.ILP, {**STATIONS_BATCH10, "wait_weight": 1.0}),
+    ("no-pooling-stations-batch10-wait1", Policy.NO_POOLING, {**STATIONS_BATCH10, "wait_weight": 1.0}),
 )
 # pooled variant -> its own no-pooling run (the pooling saving)
-POOLING_PAIRS = (("ilp", "no-pooling"), ("ilp-stations-batch10", "no-pooling-stations-batch10"))
+POOLING_PAIRS = (("ilp", "no-pooling"), ("ilp-stations-batch10", "no-pooling-stations-batch10"),
+                 ("ilp-stations-batch10-reoptimise", "no-pooling-stations-batch10"),
+                 ("ilp-stations-batch10-wait1", "no-pooling-stations-batch10-wait1"))
 # variants replayed on seeds 0-3 and the 800-request log, per rider served
-PER_RIDER_VARIANTS = ("ilp", "ilp-stations-batch10")
+PER_RIDER_VARIANTS = ("ilp", "ilp-stations-batch10", "ilp-stations-batch10-reoptimise")
 WAIT_WINDOWS = (None, 300.0, 180.0)  # hindsight plans: the rider limit, then tighter waits
 
 
@@ -88,6 +104,14 @@ def hindsight_rows(out_dir: Path, config: Path | None = None) -> list[dict]:
                  _row(name, "served_share", plan.served_share, "share"), _row(name, "violations", len(plan.violations)),
                  _row(name, "solver_feasible", plan.solver_feasible)]
     alone = solve_hindsight(log.requests, fleet, router, settings, None, False, runtime_s)
+    # pooling in hindsight when waits are bounded too: no-pooling plans on the tighter windows
+    hindsight_saving: dict[str, tuple[float, float]] = {"600": (alone.vehicle_km, 1 - plans[None].vehicle_km / alone.vehicle_km)}
+    for window in WAIT_WINDOWS[1:]:
+        alone_w = solve_hindsight(log.requests, fleet, router, settings, window, False, runtime_s)
+        name = f"dispatch_hindsight_wait{int(window)}"
+        saving = 1 - plans[window].vehicle_km / alone_w.vehicle_km
+        rows += [_row(name, "no_pooling_vehicle_km", alone_w.vehicle_km, "km"), _row(name, "pooling_saving", saving, "share")]
+        hindsight_saving[str(int(window))] = (alone_w.vehicle_km, saving)
     relaxed = solve_pdp_relaxed(log.requests, fleet, router, settings, runtime_s)
     for name, plan in (("dispatch_hindsight_no_pooling", alone), ("dispatch_hindsight_pdp_no_ride_limit", relaxed)):
         rows += [_row(name, "vehicle_km", plan.vehicle_km, "km"), _row(name, "mean_wait_s", plan.mean_wait_s, "s"),
@@ -95,6 +119,7 @@ def hindsight_rows(out_dir: Path, config: Path | None = None) -> list[dict]:
     reference = plans[None]
     rows.append(_row("dispatch_hindsight_wait600", "pooling_saving", 1 - reference.vehicle_km / alone.vehicle_km, "share"))
     summary["hindsight"] = {str(w): (p.vehicle_km, p.mean_wait_s, len(p.violations)) for w, p in plans.items()}
+    summary["hindsight_pooling_saving"] = hindsight_saving
     summary["hindsight_no_pooling"] = (alone.vehicle_km, alone.mean_wait_s, len(alone.violations))
     summary["pdp_no_ride_limit"] = (relaxed.vehicle_km, relaxed.mean_wait_s, len(relaxed.violations))
     summary["placement_bound_s"] = bound["mean_wait_s"]
@@ -138,12 +163,17 @@ def _per_rider(out_dir, portfolio, settings, router, seats, runtime_s, summary) 
         plan = solve_hindsight(log.requests, _fleet(setup, len(setup.vehicles), seats), router, settings, None, True,
                                runtime_s, all_required=n_requests <= 200)
         hindsight_km_per_rider = plan.vehicle_km / max(plan.served, 1)
-        for variant, policy, changes in VARIANTS:
-            if variant not in PER_RIDER_VARIANTS:
-                continue
-            k = _replay(setup, log, settings.model_copy(update=changes), policy)
+        own_alone = dict(POOLING_PAIRS)
+        wanted = set(PER_RIDER_VARIANTS) | {own_alone[v] for v in PER_RIDER_VARIANTS}
+        replays = {variant: _replay(setup, log, settings.model_copy(update=changes), policy)
+                   for variant, policy, changes in VARIANTS if variant in wanted}
+        for variant in PER_RIDER_VARIANTS:
+            k, alone = replays[variant], replays[own_alone[variant]]
             name = f"dispatch_vs_hindsight_{n_requests}req_seed{seed}" + ("" if variant == "ilp" else f"_{variant}")
             km_per_rider = k["vehicle_km"] / max(k["served"], 1)
+            # per rider served: the pooled and the no-pooling replays may serve different shares
+            saving = 1 - km_per_rider / (alone["vehicle_km"] / max(alone["served"], 1))
+            rows.append(_row(name, "pooling_saving_per_rider_vs_own_no_pooling", saving, "share"))
             rows += [_row(name, "km_per_rider_ratio", km_per_rider / hindsight_km_per_rider, "x"),
                      _row(name, "mean_wait_s", k["mean_wait_s"], "s"),
                      _row(name, "hindsight_mean_wait_s", plan.mean_wait_s, "s"),
@@ -153,7 +183,9 @@ def _per_rider(out_dir, portfolio, settings, router, seats, runtime_s, summary) 
                      _row(name, "hindsight_solver_feasible", plan.solver_feasible)]
             per[name] = {"km_per_rider": km_per_rider, "hindsight_km_per_rider": hindsight_km_per_rider,
                          "wait": k["mean_wait_s"], "hindsight_wait": plan.mean_wait_s, "served": k["served_share"],
-                         "hindsight_served": plan.served_share, "violations": len(plan.violations)}
+                         "hindsight_served": plan.served_share, "violations": len(plan.violations),
+                         "pooling_saving": saving, "vehicle_km": k["vehicle_km"],
+                         **{key: k[key] for key in k if key.startswith("km_")}}
     summary["per_rider"] = per
     return rows
 
@@ -175,11 +207,13 @@ def _small_batteries(out_dir, config, summary) -> list[dict]:
     log = _city_log(out_dir, portfolio)
     setup = fleet_from_portfolio(portfolio, log.clock.date)
     rows = []
-    for method in ("coverage", "stations"):
-        settings = portfolio.dispatch.model_copy(update={"rebalance_method": method})
+    cases: tuple[tuple[str, dict[str, float | str]], ...] = (("", {}), ("_stations", {"rebalance_method": "stations"}),
+             ("_stations_batch10_reoptimise", {**STATIONS_BATCH10, **REOPTIMISE}))
+    for suffix, changes in cases:
+        settings = portfolio.dispatch.model_copy(update=changes)
         k = _replay(setup, log, settings, Policy(settings.policy))
-        name = "dispatch_city_30kwh" + ("" if method == "coverage" else f"_{method}")
-        key = "battery_30kwh" + ("" if method == "coverage" else f"_{method}")
+        name = "dispatch_city_30kwh" + suffix
+        key = "battery_30kwh" + suffix
         summary[key] = {f: k[f] for f in ("served_share", "mean_wait_s", "vehicle_km", "vehicles_below_floor",
                                           "min_soc_above_floor_kwh", "idle_low_vehicle_h", "charging_stops")}
         rows += [_row(name, f, value) for f, value in summary[key].items()]
@@ -190,14 +224,23 @@ def _print_table(summary: dict, reference_km: float) -> None:
     print("  dispatcher against the hindsight plan (200 requests, seed 0, 12 taxis)")
     print(f"    hindsight (PyVRP, every limit checked): {reference_km:.1f} km; placement bound on wait "
           f"{summary['placement_bound_s']:.1f} s")
-    print(f"    {'variant':<22}{'km':>9}{'km ratio':>10}{'wait s':>9}{'served':>8}{'rebal km':>10}")
-    for variant, k in summary["variants"].items():
-        print(f"    {variant:<22}{k['vehicle_km']:>9.1f}{k['vehicle_km'] / reference_km:>10.2f}{k['mean_wait_s']:>9.1f}"
-              f"{k['served_share']:>8.1%}{k['km_rebalancing']:>10.1f}")
+    for window, (alone_km, saving) in summary["hindsight_pooling_saving"].items():
+        print(f"    hindsight pooling saving, waits up to {window} s: {saving:.1%} (no pooling {alone_km:.1f} km)")
+    print(f"    {'variant':<36}{'km':>8}{'km ratio':>9}{'wait s':>8}{'served':>8}"
+          f"{'riders':>8}{'pickup':>8}{'rebal':>7}{'charge':>7}{'depot':>7}")
+    for variant, k in sorted(summary["variants"].items(), key=lambda item: item[1]["vehicle_km"]):
+        print(f"    {variant:<36}{k['vehicle_km']:>8.1f}{k['vehicle_km'] / reference_km:>9.2f}{k['mean_wait_s']:>8.1f}"
+              f"{k['served_share']:>8.1%}{k['km_with_riders']:>8.1f}{k['km_to_pickup']:>8.1f}"
+              f"{k['km_rebalancing']:>7.1f}{k['km_to_charger']:>7.1f}{k['km_to_depot']:>7.1f}")
     for pooled, saving in summary["pooling_saving"].items():
         print(f"    pooling saving of {pooled} against its own no-pooling run: {saving:.1%}")
-    print(f"    {'log':<40}{'km/rider ratio':>15}{'wait s':>9}{'served':>8}{'hindsight served':>18}")
+    print(f"    {'log':<52}{'km/rider ratio':>15}{'wait s':>8}{'served':>8}{'hindsight served':>18}{'pooling':>9}")
     for name, figures in summary["per_rider"].items():
-        print(f"    {name.removeprefix('dispatch_vs_hindsight_'):<40}"
-              f"{figures['km_per_rider'] / figures['hindsight_km_per_rider']:>15.2f}{figures['wait']:>9.1f}"
-              f"{figures['served']:>8.1%}{figures['hindsight_served']:>18.1%}")
+        print(f"    {name.removeprefix('dispatch_vs_hindsight_'):<52}"
+              f"{figures['km_per_rider'] / figures['hindsight_km_per_rider']:>15.2f}{figures['wait']:>8.1f}"
+              f"{figures['served']:>8.1%}{figures['hindsight_served']:>18.1%}{figures['pooling_saving']:>9.1%}")
+    for key, k in summary.items():
+        if key.startswith("battery_30kwh"):
+            print(f"    {key}: served {k['served_share']:.1%}, wait {k['mean_wait_s']:.1f} s, {k['vehicle_km']:.1f} km, "
+                  f"{k['vehicles_below_floor']} below floor (margin {k['min_soc_above_floor_kwh']:.2f} kWh), "
+                  f"{k['idle_low_vehicle_h']:.1f} h idle nearly empty, {k['charging_stops']} plug-ins")

@@ -44,6 +44,7 @@ import highspy
 import numpy as np
 
 from dispatch.model import REASON_TEXT, BatchResult, Reason, Rejection, Request, Stop, StopKind, VehicleView
+from dispatch.reoptimise import improve
 from dispatch.routes import (
     Failure,
     Insertion,
@@ -141,6 +142,8 @@ def assign_batch(
         trips += _shared_trips(batch, singles)
     trips += greedy  # the start solution's trips (its singles may differ from the best single insertion)
     chosen, status = _solve_ilp(batch, _unique(trips), greedy)
+    if policy is Policy.ILP and settings.reoptimise:
+        chosen, status = _reoptimised(batch, chosen, status)
     return _result(batch, chosen, reasons, singles, policy.value, len(trips), status)
 
 
@@ -329,6 +332,28 @@ def _grow(batch: _Batch, vehicle_id: str, ids: frozenset[str], level: dict) -> T
         if best is None or cost < best.cost:
             best = Trip(vehicle_id, ids, found.plan, cost)
     return best
+
+
+def _reoptimised(batch: _Batch, chosen: list[Trip], status: str) -> tuple[list[Trip], str]:
+    """The rolling re-optimisation (``dispatch.reoptimise``) over the batch's result: every rider
+    of the batch (new, or promised and not yet picked up) may still move between vehicles."""
+    routes = {v: batch.vehicles[v].stops for v in batch.vehicles}
+    routes.update({v: batch.kept_stops[v] for v in batch.holders()})
+    routes.update({t.vehicle_id: t.plan.stops for t in chosen})
+    placed = {r for t in chosen for r in t.request_ids}
+    waiting = {r: batch.requests[r] for r in placed}
+    found = improve(batch.vehicles, routes, waiting, batch.ctx, batch.settings.wait_weight)
+    if not found.moves:
+        return chosen, status
+    routes.update(found.routes)
+    trips = []
+    for vehicle_id in {t.vehicle_id for t in chosen} | set(found.routes):
+        plan = evaluate(batch.vehicles[vehicle_id], routes[vehicle_id], batch.ctx)
+        if isinstance(plan, Failure):  # improve() only keeps routes that evaluate; a bug must not pass silently
+            raise RuntimeError(f"re-optimised route of {vehicle_id} is infeasible: {plan.reason}")
+        ids = frozenset(r for r in plan.pickup_s if r in waiting)
+        trips.append(Trip(vehicle_id, ids, plan, batch.trip_cost(vehicle_id, plan, ids)))
+    return trips, f"{status} (+{found.moves} re-optimisation moves)"
 
 
 def _unique(trips: list[Trip]) -> list[Trip]:

@@ -124,6 +124,7 @@ class Engine:
         _check_reservation(reservation, setup)
         self.assign_ms: list[float] = []
         self.reassignments = 0
+        self.last_assign_s = start_s
         self.plans: dict[str, VehiclePlan] = {}
 
     def _initial(self, spec: VehicleSpec) -> SimVehicle:
@@ -148,9 +149,17 @@ class Engine:
         self._fleet_rules(now)
         if rules is not None:
             rules(now)
-        if arrived:
+        if arrived or self._reoptimise_due(now):
             self.add_requests(arrived)
             self._assign(arrived, now)
+
+    def _reoptimise_due(self, now: float) -> bool:
+        """Riders not yet picked up are re-assigned every ``reoptimise_interval_s`` even when no
+        request arrives (the rolling re-optimisation, ``dispatch.reoptimise``)."""
+        interval = self.settings.reoptimise_interval_s
+        if interval <= 0 or now - self.last_assign_s < interval:
+            return False
+        return any(r.vehicle_id and r.pickup_s is None and r.rejection is None for r in self.riders.values())
 
     def set_reservation(self, reservation: Reservation | None) -> None:
         """Follow a new reservation from the energy manager (raises ValueError if it names an
@@ -163,6 +172,7 @@ class Engine:
         promised = [
             r.request for r in self.riders.values() if r.vehicle_id and r.pickup_s is None and r.rejection is None
         ]
+        self.last_assign_s = now
         started = time.perf_counter()
         result = assign_batch(views, arrived, self.ctx, self.settings, self.policy, promised)
         self.assign_ms.append((time.perf_counter() - started) * 1000.0)

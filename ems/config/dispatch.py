@@ -64,6 +64,14 @@ class DispatchSettings(BaseModel):
     reassign: bool = Field(
         True, description="riders not yet picked up may move to another vehicle at a later batch (ilp, no-pooling)"
     )
+    reoptimise: bool = Field(
+        False, description="ilp: after each batch's ILP a local search (relocate, exchange) moves riders not yet "
+        "picked up between vehicles while it lowers route time plus wait_weight x waits",
+    )
+    reoptimise_interval_s: float = Field(
+        0.0, ge=0, description="ilp with reassign: riders not yet picked up are re-assigned (ILP, and the local "
+        "search with reoptimise) at least this often, also in batches without new requests; 0: only with new requests",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> DispatchSettings:
