@@ -360,6 +360,9 @@ def render_html(summary: dict, twin_dir: Path) -> str:
         timing = {f"{c['vehicle']} to {c['shelter']}": f"plugged in {_fmt(c['plugged_after_planned_arrival_min'])} min and feeding "
                                                          f"{_fmt(c.get('feeding_after_planned_arrival_min'))} min after its planned arrival"
                   for c in summary["bcp"]["shelter_calls"]}
+        called = {c["shelter"] for c in summary["bcp"]["shelter_calls"]}
+        timing |= {shelter: "no taxi called to it by the BCP plan"
+                   for shelter in summary["bcp"]["shelters"] if shelter not in called}
         parts += ["<h3>Called taxis: from the planned arrival to feeding the shelter</h3>", _table(timing)]
     processes = summary["run"]["processes"]
     parts += ["<h2>Processes</h2>", _table({name: f"exit {code}; CPU {_fmt(processes.get(name, {}))}"
