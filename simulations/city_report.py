@@ -162,6 +162,8 @@ def shelter_calls(bus: list[dict], twin_dir: Path, portfolio) -> list[dict]:
                 planned.setdefault(str(body.get("vehicle_id")), stop["eta"])
     path = twin_dir / "twin_vehicles.csv"
     record = pd.read_csv(path, parse_dates=["time"]) if path.exists() else pd.DataFrame()
+    path = twin_dir / "twin_chargers.csv"
+    charger_record = pd.read_csv(path, parse_dates=["time"]) if path.exists() else pd.DataFrame()
     points = {s.id: set(s.v2h_points) for s in portfolio.shelters}
     out = []
     for (vehicle, shelter), from_time in sorted(calls.items()):
@@ -169,12 +171,31 @@ def shelter_calls(bus: list[dict], twin_dir: Path, portfolio) -> list[dict]:
         if not record.empty:
             rows = record[(record["vehicle"] == vehicle) & record["charger_id"].isin(points.get(shelter, set()))]
             arrived = rows["time"].min() if len(rows) else None
+        feeding = _feeding_from(charger_record, vehicle, points.get(shelter, set()), arrived)
         out.append({"vehicle": vehicle, "shelter": shelter, "from_time": from_time, "planned_arrival": planned.get(vehicle),
                     "plugged_at": arrived.isoformat() if arrived is not None else None,
                     "plugged_after_call_min": _minutes(arrived, from_time),
-                    "plugged_after_planned_arrival_min": _minutes(arrived, planned.get(vehicle))})
+                    "plugged_after_planned_arrival_min": _minutes(arrived, planned.get(vehicle)),
+                    "feeding_from": feeding.isoformat() if feeding is not None else None,
+                    "feeding_after_planned_arrival_min": _minutes(feeding, planned.get(vehicle))})
     return out
 
+
+def _feeding_from(record: pd.DataFrame, vehicle: str, points: set[str], plugged_at) -> pd.Timestamp | None:
+    """The first time the twin's charger record shows the vehicle delivering (more than
+    ``FEEDING_KW``, its counter rising) at one of its shelter's V2H points, once plugged in
+    there. The record has a row a simulated minute, so this is at most a minute after the flow
+    began."""
+    if record.empty or plugged_at is None:
+        return None
+    starts = []
+    at_points = record[record["charger"].isin(points)].drop_duplicates(["time", "charger"], keep="last")
+    for _charger, rows in at_points.sort_values("time").groupby("charger"):
+        gained = rows["discharged_kwh"].diff()
+        fed = rows[(rows["vehicle"] == vehicle) & (rows["time"] >= plugged_at) & (rows["power_kw"] > FEEDING_KW) & (gained > 0)]
+        if len(fed):
+            starts.append(pd.Timestamp(fed["time"].iloc[0]))
+    return min(starts) if starts else None
 
 def _minutes(later, earlier) -> float | None:
     if later is None or earlier is None:
@@ -337,6 +358,13 @@ def render_html(summary: dict, twin_dir: Path) -> str:
                  for c in summary["bcp"]["shelter_calls"]}
         parts += ["<h2>BCP switch</h2>", _table({"switched at": summary["bcp"]["switched_at"]}), _table(calls),
                   _table({k: v for k, v in summary["bcp"]["shelters"].items()})]
+        timing = {f"{c['vehicle']} to {c['shelter']}": f"plugged in {_fmt(c['plugged_after_planned_arrival_min'])} min and feeding "
+                                                         f"{_fmt(c.get('feeding_after_planned_arrival_min'))} min after its planned arrival"
+                  for c in summary["bcp"]["shelter_calls"]}
+        called = {c["shelter"] for c in summary["bcp"]["shelter_calls"]}
+        timing |= {shelter: "no taxi called to it by the BCP plan"
+                   for shelter in summary["bcp"]["shelters"] if shelter not in called}
+        parts += ["<h3>Called taxis: from the planned arrival to feeding the shelter</h3>", _table(timing)]
     processes = summary["run"]["processes"]
     parts += ["<h2>Processes</h2>", _table({name: f"exit {code}; CPU {_fmt(processes.get(name, {}))}"
                                              for name, code in summary["run"]["exit_codes"].items()}), "</body></html>"]

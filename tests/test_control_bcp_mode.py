@@ -5,12 +5,16 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pytest
 
-from ems.bcp import load_outage
-from ems.bcp.mode import BcpModeStore
+from drivers.api import Quality, Reading
+from ems.bcp import Outage, load_outage
+from ems.bcp.mode import BcpMode, BcpModeStore
 from ems.cli.run import BcpSwitch
 from ems.config import load_portfolio
 from ems.control.controller import Controller
+from ems.fleet import ChargingWindow, Reservation, ShelterCall, VehiclePlan
+from ems.optimise import solve
 from ems.store import Store
 
 NOW = dt.datetime(2026, 9, 15, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
@@ -68,3 +72,62 @@ def test_an_active_record_without_an_outage_is_recorded_and_the_mode_stays(tmp_p
     events = [(row[1], row[2]) for row in list(store.rows("events"))[1:]]
     assert events == [("bcp-mode-unreadable", f"BCP mode switch unreadable (ValueError: the BCP mode record since {NOW.isoformat()} "
                                                "names no outage); BCP mode stays off")]
+
+
+class CalledToCentral:
+    """The operator's switch, on since 14:00 for an outage at the three shelters; the BCP plan
+    calls taxi-10 to the central community hall (no PV, no battery) from 14:00."""
+
+    def __init__(self, since: dt.datetime):
+        self.since = since
+
+    def current(self) -> BcpMode:
+        outage = Outage(start=self.since, duration_hours=8, sites=("shelter_north", "shelter_central", "shelter_south"))
+        return BcpMode(active=True, since=self.since, operator="duty officer", outage=outage)
+
+    def reservation(self, outage, soc_kwh, now) -> Reservation:
+        call = ShelterCall(vehicle_id="taxi-10", shelter_id="central_community_hall", from_time=self.since)
+        return Reservation(issued=now, keep_energy_kwh={"taxi-10": 30.0}, shelter_calls=(call,))
+
+
+class DispatcherPlans:
+    """The dispatcher's word: taxi-10 next charges at the depot from 18:00 (its shelter stop is a
+    route stop, not a charging window)."""
+
+    def __init__(self, at: dt.datetime):
+        window = ChargingWindow(charger_id="depot_c10", plug_in=at.replace(hour=18, minute=0), plug_out=at + dt.timedelta(hours=18),
+                                departure_energy_kwh=38.0)
+        self.plans = {"taxi-10": VehiclePlan(vehicle_id="taxi-10", issued=at, windows=(window,))}
+        self.states: dict = {}
+
+    def rejections_since(self, seen: int) -> tuple[int, list]:
+        return seen, []
+
+    def publish_reservation(self, reservation) -> None:
+        pass
+
+
+def test_a_called_taxi_plugged_in_at_its_shelter_mid_step_feeds_it_in_that_step(tmp_path):
+    """The set-points a re-plan writes are its first step's, the step in progress. A taxi that
+    plugged in at 14:13 is planned plugged from 14:00, so the 14:15 re-plan discharges it into
+    the islanded hall now, not from 14:30 (and, re-planned every few minutes, never)."""
+    switched = dt.datetime(2026, 4, 15, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+    now = switched + dt.timedelta(minutes=15)
+    portfolio = load_portfolio("config/arao.toml")
+    controller = Controller(portfolio, "config/arao.toml", None, Store(tmp_path / "ems.sqlite"), lambda: now, inputs="profiles",
+                            horizon_hours=12, fleet=DispatcherPlans(now), bcp=CalledToCentral(switched))
+    plugged_at = switched + dt.timedelta(minutes=13)
+    controller.state.update([Reading(device="shelter_central_v2h1", time=plugged_at, quality=Quality.GOOD, power_kw=0.0,
+                                     soc_fraction=0.85, plugged=True, vehicle_id="taxi-10")], now)
+    assert controller.check_bcp_mode() is True
+    assert controller.shelter_arrival_unplanned() is True  # the scheduler re-plans at once
+    start = pd.Timestamp(now).floor("30min")
+    problem = controller._problem(start)
+    assert controller.shelter_arrival_unplanned() is False  # this plan has it
+    taxi = next(e for e in problem.evs if e.id == "taxi-10")
+    assert taxi.keep_energy_kwh == 0.0  # plugged in at its shelter after its call: its energy is the shelter's
+    assert taxi.charger_site[0] == "shelter_central" and taxi.discharge_max_kw[0] == pytest.approx(6.0)
+    schedule = solve(problem)
+    # the hall draws 17 kW at 14:00 with no grid, PV or battery: the taxi gives all its charger can
+    assert schedule.power_kw["taxi-10"].iloc[0] == pytest.approx(6.0, abs=1e-3)
+    assert schedule.power_kw["shelter_central_load"].iloc[0] == pytest.approx(-6.0, abs=1e-3)

@@ -46,6 +46,25 @@ def test_a_vehicle_back_early_is_planned_plugged_from_now():
     assert plans["taxi-01"].windows[0].plug_in == NOW
 
 
+def test_a_vehicle_plugged_in_now_counts_as_plugged_from_the_step_in_progress():
+    # a plan counts a vehicle plugged only for whole steps: from NOW (mid-step) it would sit idle
+    # through the step in progress, the one whose set-points the controller writes
+    step_start = NOW - dt.timedelta(minutes=7)
+    plugged = {"taxi-01": "depot_c01"}
+    back_early, _socs = reconcile_fleet({"taxi-01": _plan(plug_in=NOW + dt.timedelta(hours=3))}, {}, NOW, plugged, STEP, AGE,
+                                        step_start=step_start)
+    assert back_early["taxi-01"].windows[0].plug_in == step_start
+    just_in, _socs = reconcile_fleet({"taxi-01": _plan(plug_in=NOW - dt.timedelta(minutes=2))}, {}, NOW, plugged, STEP, AGE,
+                                     step_start=step_start)
+    assert just_in["taxi-01"].windows[0].plug_in == step_start
+    long_in, _socs = reconcile_fleet({"taxi-01": _plan(plug_in=NOW - dt.timedelta(hours=1))}, {}, NOW, plugged, STEP, AGE,
+                                     step_start=step_start)
+    assert long_in["taxi-01"].windows[0].plug_in == NOW - dt.timedelta(hours=1)  # already plugged before: unchanged
+    late, _socs = reconcile_fleet({"taxi-01": _plan(plug_in=NOW - dt.timedelta(minutes=2))}, {}, NOW, {"taxi-01": None}, STEP, AGE,
+                                  step_start=step_start)
+    assert late["taxi-01"].windows[0].plug_in == NOW + STEP  # not plugged in: late, as before
+
+
 def test_the_charger_wins_over_the_dispatcher_and_a_stale_state_is_not_used():
     # the charger says unplugged, the dispatcher says charging: the vehicle is late
     plans, _socs = reconcile_fleet({"taxi-01": _plan()}, {"taxi-01": _state(VehicleStatus.CHARGING, "depot_c01")}, NOW,

@@ -62,3 +62,38 @@ def test_a_request_runs_the_replan_job_now_instead_of_at_its_next_time(tmp_path)
     first, idle, after = asyncio.run(scenario())
     assert first == idle == 1  # the job's first run, then nothing for an hour
     assert after == 2  # the request's run
+
+
+def test_a_taxi_plugging_in_at_its_shelter_runs_the_replan_job_now(tmp_path):
+    """In BCP mode the poll that sees a called taxi plugged in at its shelter moves the re-plan
+    job to now, as an operator's request does; with nothing new, the job keeps its time."""
+    from ems.scheduler import ControlScheduler
+
+    class ArrivalSeen(ClockOnly):
+        arrived = False
+
+        def shelter_arrival_unplanned(self) -> bool:
+            return self.arrived
+
+    controller = ArrivalSeen()
+    scheduler = ControlScheduler(controller, ClockOnly.portfolio.control, Store(tmp_path / "ems.sqlite"))
+    runs: list[float] = []
+
+    async def replan():
+        runs.append(asyncio.get_running_loop().time())
+
+    async def scenario():
+        scheduler._add("replan", replan, 3600)
+        scheduler.scheduler.start()
+        await asyncio.sleep(0.5)
+        assert scheduler.replan_on_shelter_arrival() is False
+        await asyncio.sleep(0.5)
+        idle = len(runs)
+        controller.arrived = True
+        assert scheduler.replan_on_shelter_arrival() is True
+        await asyncio.sleep(0.5)
+        await scheduler.shutdown()
+        return idle, len(runs)
+
+    idle, after = asyncio.run(scenario())
+    assert idle == 1 and after == 2

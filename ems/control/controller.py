@@ -105,6 +105,7 @@ class Controller:
         self.bcp_since: dt.datetime | None = None
         self.bcp_sites: frozenset[str] = frozenset()
         self.bcp_outage_span: tuple[dt.datetime, dt.datetime] | None = None  # when the outage's sites are islanded
+        self.planned_arrivals: frozenset[str] = frozenset()  # called vehicles the last plan had plugged in at a shelter
         self.health = ReplanHealth()
         self._bcp_fault = ""
         self._fleet_rejections_seen = 0
@@ -226,8 +227,11 @@ class Controller:
         fleet = self.fleet if use_fleet else None
         if fleet is not None:  # the dispatcher's word on where each vehicle will be wins over duties
             plans |= fleet.plans
-        # late, unplugged or off-plan vehicles re-planned around; a stale dispatcher state's SoC left out
-        plans, fleet_socs = reconcile_fleet(plans, fleet.states if fleet is not None else {}, now, plugged, self.step, FLEET_STATE_MAX_AGE)
+        # late, unplugged or off-plan vehicles re-planned around; a stale dispatcher state's SoC left out;
+        # one plugged in now counts as plugged from the step in progress, whose set-points this plan writes
+        states = fleet.states if fleet is not None else {}
+        plans, fleet_socs = reconcile_fleet(plans, states, now, plugged, self.step, FLEET_STATE_MAX_AGE,
+                                            step_start=start.to_pydatetime())
         plans = self._usable_plans(plans, now)
         initial = self.state.battery_soc_kwh() | fleet_socs | self.state.vehicle_soc_kwh()
         problem = plan_inputs(self.config_path, start, horizon_hours=hours, inputs=inputs or self.inputs, plans=plans,
@@ -236,12 +240,22 @@ class Controller:
                               store=self.store).problem
         return self._islanded(problem, start)
 
+    def _arrived_at_shelters(self, plugged: dict[str, str | None], now: dt.datetime) -> frozenset[str]:
+        """Vehicles called to a shelter whose call has begun and that are plugged in at a V2H point."""
+        return frozenset(call.vehicle_id for call in self.reservation.shelter_calls
+                         if call.from_time <= now and plugged.get(call.vehicle_id) in self.v2h_points)
+
+    def shelter_arrival_unplanned(self) -> bool:
+        """True when a called vehicle has plugged in at its shelter (its call begun) since the last
+        plan was made: the scheduler then re-plans at once, so the shelter is fed within a poll and
+        a re-plan of the taxi plugging in rather than at the next periodic re-plan."""
+        return bool(self._arrived_at_shelters(self.state.plugged(), self.clock()) - self.planned_arrivals)
+
     def _reservation_for_plan(self, plugged: dict[str, str | None], now: dt.datetime) -> Reservation:
         """The reservation as the plan should see it: a vehicle called to a shelter keeps its
         energy until it is there; once it is plugged in at a shelter's V2H point that energy is
         the shelter's, so its keep-energy floor is lifted and the plan may discharge it."""
-        arrived = {call.vehicle_id for call in self.reservation.shelter_calls
-                   if call.from_time <= now and plugged.get(call.vehicle_id) in self.v2h_points}
+        arrived = self.planned_arrivals = self._arrived_at_shelters(plugged, now)
         if not arrived:
             return self.reservation
         keep = {vehicle: kwh for vehicle, kwh in self.reservation.keep_energy_kwh.items() if vehicle not in arrived}

@@ -5,6 +5,10 @@ not treated as an error (docs/architecture.md, Contracts):
 
 - plugged in now, inside a window: that window, with the charger it is really on;
 - plugged in now, outside any window (back early): the next window starts now;
+- plugged in now, either way: the window starts no later than the start of the plan's step in
+  progress (``step_start``), so the plan has the vehicle plugged in its first step, the one the
+  controller writes set-points from (a plan counts a vehicle plugged only for whole steps, and a
+  window starting a few minutes into the step in progress would leave it idle until the next);
 - not plugged in, inside a window: in its first half the vehicle is late (the window starts one
   step later); in its second half it has left early (the window ends now).
 """
@@ -17,16 +21,19 @@ from collections.abc import Mapping
 from ems.fleet import VehiclePlan, VehicleState, VehicleStatus
 
 
-def reconcile_plan(plan: VehiclePlan, now: dt.datetime, plugged_charger: str | None, step: dt.timedelta) -> VehiclePlan:
+def reconcile_plan(plan: VehiclePlan, now: dt.datetime, plugged_charger: str | None, step: dt.timedelta,
+                   step_start: dt.datetime | None = None) -> VehiclePlan:
     windows = list(plan.windows)
     current = next((i for i, w in enumerate(windows) if w.plug_in <= now < w.plug_out), None)
     if plugged_charger is not None:
+        plugged_from = min(now, step_start) if step_start is not None else now
         if current is not None:
-            windows[current] = windows[current].model_copy(update={"charger_id": plugged_charger})
+            plug_in = min(windows[current].plug_in, plugged_from)
+            windows[current] = windows[current].model_copy(update={"plug_in": plug_in, "charger_id": plugged_charger})
         else:
             upcoming = next((i for i, w in enumerate(windows) if w.plug_in > now), None)
             if upcoming is not None:
-                windows[upcoming] = windows[upcoming].model_copy(update={"plug_in": now, "charger_id": plugged_charger})
+                windows[upcoming] = windows[upcoming].model_copy(update={"plug_in": plugged_from, "charger_id": plugged_charger})
     elif current is not None:
         window = windows[current]
         if now - window.plug_in < (window.plug_out - window.plug_in) / 2:
@@ -50,6 +57,7 @@ def reconcile_fleet(
     plugged: dict[str, str | None],
     step: dt.timedelta,
     max_state_age: dt.timedelta,
+    step_start: dt.datetime | None = None,
 ) -> tuple[dict[str, VehiclePlan], dict[str, float]]:
     """The fleet as the energy manager plans it at ``now``: each plan reconciled with where the
     vehicle really is, and the state of charge of each vehicle the dispatcher reported lately.
@@ -59,7 +67,9 @@ def reconcile_fleet(
     dispatcher's state if it is fresh (at most ``max_state_age`` old): plugged at its
     ``charger_id`` when charging, on the road otherwise. A vehicle that is late, left early,
     unplugged or elsewhere than its plan says is re-planned by :func:`reconcile_plan`; one of
-    which nothing fresh is known keeps its plan. A stale state's SoC is not used.
+    which nothing fresh is known keeps its plan. A stale state's SoC is not used. ``step_start``
+    is the start of the plan's step in progress (default ``now``): a vehicle plugged in now counts
+    as plugged from then.
     """
     fresh = {v: s for v, s in states.items() if now - s.time <= max_state_age}
     reconciled = {}
@@ -72,5 +82,5 @@ def reconcile_fleet(
         else:
             reconciled[vehicle_id] = plan
             continue
-        reconciled[vehicle_id] = reconcile_plan(plan, now, where, step)
+        reconciled[vehicle_id] = reconcile_plan(plan, now, where, step, step_start)
     return reconciled, {v: s.soc_kwh for v, s in fresh.items()}

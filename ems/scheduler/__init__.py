@@ -145,9 +145,20 @@ class ControlScheduler:
             self.scheduler.modify_job("replan", next_run_time=dt.datetime.now(dt.UTC))
         return True
 
+    def replan_on_shelter_arrival(self) -> bool:
+        """In BCP mode, a taxi called to a shelter that has just plugged in there is planned at
+        once: the re-plan job is moved to now (as for an operator's request), so the shelter is fed
+        from its arrival, not from the next periodic re-plan."""
+        if not self.controller.shelter_arrival_unplanned():
+            return False
+        if self.scheduler.running and self.scheduler.get_job("replan") is not None:
+            self.scheduler.modify_job("replan", next_run_time=dt.datetime.now(dt.UTC))
+        return True
+
     async def _poll(self) -> None:
         self.take_replan_request()
         await self.controller.poll()
+        self.replan_on_shelter_arrival()
         await self.controller.apply()  # between plans, set-points follow the current plan's step
 
     async def _replan(self) -> None:
