@@ -128,6 +128,35 @@ def test_a_called_taxi_plugged_in_at_its_shelter_mid_step_feeds_it_in_that_step(
     assert taxi.keep_energy_kwh == 0.0  # plugged in at its shelter after its call: its energy is the shelter's
     assert taxi.charger_site[0] == "shelter_central" and taxi.discharge_max_kw[0] == pytest.approx(6.0)
     schedule = solve(problem)
-    # the hall draws 17 kW at 14:00 with no grid, PV or battery: the taxi gives all its charger can
-    assert schedule.power_kw["taxi-10"].iloc[0] == pytest.approx(6.0, abs=1e-3)
-    assert schedule.power_kw["shelter_central_load"].iloc[0] == pytest.approx(-6.0, abs=1e-3)
+    # the hall, islanded with no PV or battery, carries its critical load: the taxi serves all of it now
+    critical = next(ld for ld in problem.loads if ld.site == "shelter_central")
+    assert critical.demand_kw[0] > 0.5
+    assert schedule.power_kw["taxi-10"].iloc[0] == pytest.approx(critical.demand_kw[0], abs=1e-3)
+    assert schedule.power_kw[critical.id].iloc[0] == pytest.approx(-critical.demand_kw[0], abs=1e-3)
+
+
+def test_an_islanded_shelter_plans_its_critical_load_and_other_sites_keep_theirs(tmp_path):
+    """In the outage a shelter's site carries the shelter's critical load, as the drill plans it
+    (critical_load_kw x its profile), not the whole site's everyday load; sites that keep the grid
+    and islanded sites without a shelter plan their load as before."""
+    switched = dt.datetime(2026, 4, 15, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+    portfolio = load_portfolio("config/arao.toml")
+    outage = Outage(start=switched, duration_hours=8, sites=("shelter_central", "city_hall"))
+    store = Store(tmp_path / "ems.sqlite")
+    controller = Controller(portfolio, "config/arao.toml", None, store, lambda: switched + dt.timedelta(minutes=5),
+                            inputs="profiles", horizon_hours=12, bcp=BcpSwitch(portfolio, "config/arao.toml", tmp_path / "state"))
+    start = pd.Timestamp(switched)
+    normal = {ld.id: ld for ld in controller._problem(start).loads}
+    BcpModeStore(tmp_path / "state").activate(outage, "config/arao.toml", "duty officer", switched, "drill")
+    assert controller.check_bcp_mode() is True
+    loads = {ld.id: ld for ld in controller._problem(start).loads}
+
+    hall = next(s for s in portfolio.shelters if s.site == "shelter_central")
+    critical = loads.pop(f"{hall.id}_critical")
+    assert critical.kind == "shelter_load" and critical.site == "shelter_central"
+    assert 0 < critical.demand_kw.max() <= hall.critical_load_kw + 1e-9
+    assert critical.demand_kw.sum() < normal["shelter_central_load"].demand_kw.sum() / 3  # the hall's everyday load is far larger
+    assert "shelter_central_load" not in loads
+    assert set(loads) == set(normal) - {"shelter_central_load"}
+    for load_id, load in loads.items():  # city hall is islanded but no shelter: its load stays
+        assert (load.demand_kw == normal[load_id].demand_kw).all(), load_id

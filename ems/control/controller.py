@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from drivers.api import DeviceUnavailable, NotWritable, Reading
+from ems.config.load import profile_values
 from ems.config.schema import Portfolio
 from ems.control.collaborators import Bcp, Devices, Fleet
 from ems.control.foreign import find_foreign_writes, watched_devices
@@ -29,7 +30,8 @@ from ems.control.state import LiveState
 from ems.fleet import Reservation, plans_from_duties
 from ems.fleet.reconcile import reconcile_fleet
 from ems.guard import SetpointRefused
-from ems.optimise.problem import Problem
+from ems.optimise.inputs import slot_series
+from ems.optimise.problem import LoadSpec, Problem
 from ems.planning import plan_inputs
 from ems.store import Store
 
@@ -270,7 +272,24 @@ class Controller:
         if not islanded:
             return problem
         grids = tuple(dataclasses.replace(g, available=False) if g.site in islanded else g for g in problem.grids)
-        return dataclasses.replace(problem, grids=grids)
+        return dataclasses.replace(problem, grids=grids, loads=self._outage_loads(problem, islanded))
+
+    def _outage_loads(self, problem: Problem, islanded: frozenset[str]) -> tuple[LoadSpec, ...]:
+        """An islanded shelter's site carries only the shelter's critical load, the circuits its
+        battery and V2H points keep alive in an outage (as a BCP drill plans it); the rest of the
+        site's load is switched off. Planning the whole site load would spend the visiting taxis
+        on circuits nobody serves in an outage and shed the critical load with it."""
+        shelters = [s for s in self.portfolio.shelters if s.site in islanded]
+        if not shelters:
+            return problem.loads
+        zone = self.portfolio.portfolio.timezone
+        critical = tuple(
+            LoadSpec(id=f"{s.id}_critical", site=s.site, kind="shelter_load",
+                     demand_kw=s.critical_load_kw * slot_series(
+                         profile_values(self.portfolio.profiles[s.profile], self.config_path), problem.grid, zone))
+            for s in shelters)
+        shelter_sites = {s.site for s in shelters}
+        return tuple(ld for ld in problem.loads if ld.site not in shelter_sites) + critical
 
     def _islanded_sites(self, by: dt.datetime) -> frozenset[str]:
         """The outage's sites when BCP mode is on and its outage has begun before ``by`` and not ended."""
