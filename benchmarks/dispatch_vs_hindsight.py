@@ -27,8 +27,12 @@ KPI_WAIT_WEIGHT = 6.4
 
 # station rebalancing on 10 s batches, stations priced on the next 450 s of demand
 STATIONS_BATCH10: dict[str, float | str] = {"rebalance_method": "stations", "batch_interval_s": 10.0, "rebalance_window_s": 450.0}
+# one idle taxi per station (a second one at a station moves on), repositioning from the drop-off on
+ONE_PER_STATION: dict[str, float | str | bool] = {**STATIONS_BATCH10, "one_vehicle_per_station": True, "idle_rebalance_s": 0.0}
+# one idle taxi per station, as many stations as free taxis (greedy k-median, nested in k)
+FREE_STATIONS: dict[str, float | str | bool] = {**STATIONS_BATCH10, "one_vehicle_per_station": True, "station_count": "free"}
 # dispatcher variants tried on the reference log: (name, policy, settings changes)
-VARIANTS: tuple[tuple[str, Policy, dict[str, float | str]], ...] = (
+VARIANTS: tuple[tuple[str, Policy, dict[str, float | str | bool]], ...] = (
     ("ilp", Policy.ILP, {}),
     ("ilp-horizon900", Policy.ILP, {"rebalance_horizon_s": 900.0}),
     ("ilp-horizon450", Policy.ILP, {"rebalance_horizon_s": 450.0}),
@@ -49,13 +53,21 @@ VARIANTS: tuple[tuple[str, Policy, dict[str, float | str]], ...] = (
     ("ilp-stations-batch10-wait2", Policy.ILP, {**STATIONS_BATCH10, "wait_weight": 2.0}),
     ("ilp-stations-batch10-wait1", Policy.ILP, {**STATIONS_BATCH10, "wait_weight": 1.0}),
     ("no-pooling-stations-batch10-wait1", Policy.NO_POOLING, {**STATIONS_BATCH10, "wait_weight": 1.0}),
+    ("ilp-one-per-station", Policy.ILP, ONE_PER_STATION),
+    ("no-pooling-one-per-station", Policy.NO_POOLING, ONE_PER_STATION),
+    ("ilp-free-stations", Policy.ILP, FREE_STATIONS),
+    ("no-pooling-free-stations", Policy.NO_POOLING, FREE_STATIONS),
 )
 # pooled variant -> its own no-pooling run (the pooling saving)
 POOLING_PAIRS = (("ilp", "no-pooling"), ("ilp-stations-batch10", "no-pooling-stations-batch10"),
                  ("ilp-stations-batch10-reoptimise", "no-pooling-stations-batch10"),
-                 ("ilp-stations-batch10-wait1", "no-pooling-stations-batch10-wait1"))
+                 ("ilp-stations-batch10-wait1", "no-pooling-stations-batch10-wait1"),
+                 ("ilp-one-per-station", "no-pooling-one-per-station"), ("ilp-free-stations", "no-pooling-free-stations"))
 # variants replayed on seeds 0-3 and the 800-request log, per rider served
-PER_RIDER_VARIANTS = ("ilp", "ilp-stations-batch10", "ilp-stations-batch10-reoptimise")
+PER_RIDER_VARIANTS = ("ilp", "ilp-stations-batch10", "ilp-stations-batch10-reoptimise", "ilp-one-per-station",
+                      "ilp-free-stations")
+# variants whose mean wait is taken apart (benchmarks/dispatch_wait_breakdown.py)
+BREAKDOWN_VARIANTS = ("ilp-stations-batch10", "ilp-one-per-station", "ilp-free-stations")
 WAIT_WINDOWS = (None, 300.0, 180.0)  # hindsight plans: the rider limit, then tighter waits
 
 
@@ -144,10 +156,32 @@ def hindsight_rows(out_dir: Path, config: Path | None = None) -> list[dict]:
                                                       "km_to_pickup", "km_rebalancing", "km_to_charger", "km_to_depot")}
                            for v, k in figures.items()}
 
+    rows += _breakdown_rows(setup, log, settings, summary)
     rows += _per_rider(out_dir, portfolio, settings, router, seats, runtime_s, summary)
     rows += _small_batteries(out_dir, config, summary)
     (out_dir / "hindsight_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_table(summary, reference.vehicle_km)
+    return rows
+
+
+BREAKDOWN_PARTS = ("batch_s", "assigned_direct_s", "queued_s", "nearest_free_s (riders with a free taxi)",
+                   "free_median_s", "mean_free_taxis", "busy_assigned", "busy_queued_s")
+
+
+def _breakdown_rows(setup, log, settings, summary) -> list[dict]:
+    """Each rider's wait taken apart on the reference log: batch delay, the assigned taxi's drive,
+    time queued behind other riders; and the drive from the nearest free taxi against the drive
+    from the k-median of the free taxis' count (``benchmarks.dispatch_wait_breakdown``)."""
+    from benchmarks.dispatch_wait_breakdown import breakdown
+
+    rows, parts = [], {}
+    for variant, policy, changes in VARIANTS:
+        if variant not in BREAKDOWN_VARIANTS:
+            continue
+        found = breakdown(setup, log, settings.model_copy(update=changes), policy)["summary"]
+        parts[variant] = {key: found[key] for key in BREAKDOWN_PARTS}
+        rows += [_row(f"dispatch_wait_breakdown_{variant}", key.split(" ")[0], found[key]) for key in BREAKDOWN_PARTS]
+    summary["wait_breakdown"] = parts
     return rows
 
 
@@ -239,6 +273,12 @@ def _print_table(summary: dict, reference_km: float) -> None:
         print(f"    {name.removeprefix('dispatch_vs_hindsight_'):<52}"
               f"{figures['km_per_rider'] / figures['hindsight_km_per_rider']:>15.2f}{figures['wait']:>8.1f}"
               f"{figures['served']:>8.1%}{figures['hindsight_served']:>18.1%}{figures['pooling_saving']:>9.1%}")
+    print(f"    {'wait taken apart [s]':<36}{'batch':>7}{'drive':>7}{'queued':>8}{'nearest free':>14}"
+          f"{'free k-median':>15}{'free taxis':>12}")
+    for variant, parts in summary["wait_breakdown"].items():
+        print(f"    {variant:<36}{parts['batch_s']:>7.1f}{parts['assigned_direct_s']:>7.1f}{parts['queued_s']:>8.1f}"
+              f"{parts['nearest_free_s (riders with a free taxi)']:>14.1f}{parts['free_median_s']:>15.1f}"
+              f"{parts['mean_free_taxis']:>12.2f}")
     for key, k in summary.items():
         if key.startswith("battery_30kwh"):
             print(f"    {key}: served {k['served_share']:.1%}, wait {k['mean_wait_s']:.1f} s, {k['vehicle_km']:.1f} km, "

@@ -257,9 +257,18 @@ def _stations(vehicles, settled, idle, busy, now_s, setup, settings, router, for
     """``dispatch.rebalance.station_moves`` to the stations of the forecast demand at ``now_s``."""
     if not vehicles:
         return {}
-    stations, shares = _station_points(tuple(forecast.hotspots(now_s)), len(setup.vehicles), router)
-    held = [v.position for v in settled] + [v.position for v in vehicles if v.heading is None]
-    held += [v.target for v in idle if v.heading is StopKind.REBALANCE and v.target is not None]
+    hotspots = tuple(forecast.hotspots(now_s))
+    if settings.station_count == "fleet":
+        stations, shares = _station_points(hotspots, len(setup.vehicles), router)
+    else:
+        # as many stations as vehicles free to stand at them: the best points they can hold (the
+        # fleet's k-median leaves a third of its stations empty while taxis are on trips); greedy
+        # k-median without swaps, so the stations for k are those for k + 1 less one and a taxi
+        # leaving for a ride moves at most the one standing at the station dropped
+        stations, shares = _station_points(hotspots, len(vehicles) + len(settled), router, iterations=0)
+    standing = [v.position for v in vehicles if v.heading is None]
+    fixed = [v.position for v in settled] + [v.target for v in idle if v.heading is StopKind.REBALANCE and v.target is not None]
+    held = fixed + standing
     movers = [
         Mover(v.spec.vehicle_id, v.position, v.position,
               partial(can_come_back, v, setup=setup, router=router, floor=floors[v.spec.vehicle_id]))
@@ -277,15 +286,17 @@ def _stations(vehicles, settled, idle, busy, now_s, setup, settings, router, for
            for s in stations]
     values = [(1.0 + settings.wait_weight) * min(expected * share, settings.vehicle_rides_per_h * window_h) * d
               for share, d in zip(shares, far)]
+    if settings.one_vehicle_per_station:
+        return station_moves(movers, stations, fixed, lambda a, b: router.leg(a, b)[0], values, one_per_station=True)
     return station_moves(movers, stations, held, lambda a, b: router.leg(a, b)[0], values)
 
 
 @lru_cache(maxsize=16)  # memo only: the same hotspots and fleet give the same stations
-def _station_points(hotspots: tuple[tuple[Point, float], ...], k: int, router: Router):
+def _station_points(hotspots: tuple[tuple[Point, float], ...], k: int, router: Router, iterations: int = 20):
     """The k-median stations of the hotspots and the share of the demand nearest each."""
     points = [p for p, _ in hotspots]
     weights = [w for _, w in hotspots]
-    chosen = weighted_k_median(points, weights, k, lambda a, b: router.leg(a, b)[0])
+    chosen = weighted_k_median(points, weights, k, lambda a, b: router.leg(a, b)[0], iterations)
     catchment = dict.fromkeys(chosen, 0.0)
     for p, w in hotspots:
         catchment[min(chosen, key=lambda c: router.leg(p, points[c])[0])] += w

@@ -212,17 +212,38 @@ def station_moves(
     held: Sequence[Point],
     leg_km: Callable[[Point, Point], float],
     value_km: Sequence[float] | None = None,
+    one_per_station: bool = False,
 ) -> dict[str, Stop]:
     """Idle vehicles to the free stations: the assignment (a transport LP, at most one vehicle per
     station) that costs least, a move costing its km less the value of the station it fills
     (``value_km``, in km; without it every vehicle is placed, with least km in total). So a move
     is made only when it pays for itself. A station is held by a vehicle standing within
     ``ARRIVED_KM`` of it or driving to it (``held``); a vehicle already at a station stays, so a
-    vehicle moves at most once per idle spell, as the placement bound assumes."""
+    vehicle moves at most once per idle spell, as the placement bound assumes.
+
+    With ``one_per_station`` a station holds one vehicle: ``held`` are then only the points of
+    vehicles that are not ``movers`` (idle too briefly to move, or driving to a station), and of
+    several movers standing at one station all but one count as away from every station."""
     values = [BIG_KM] * len(stations) if value_km is None else list(value_km)
-    free = [j for j, s in enumerate(stations) if all(leg_km(h, s) > ARRIVED_KM for h in held)]
+    held_by = set() if one_per_station else {j for j, s in enumerate(stations) if any(leg_km(h, s) <= ARRIVED_KM for h in held)}
+    away = []
+    for m in movers:
+        at = [j for j, s in enumerate(stations) if leg_km(m.position, s) <= ARRIVED_KM]
+        if not one_per_station:
+            if not at:
+                away.append(m)
+            continue
+        # one vehicle holds a station; a second one standing there (two drop-offs at the hospital)
+        # is as free to move as one standing nowhere
+        mine = next((j for j in at if j not in held_by and all(leg_km(h, stations[j]) > ARRIVED_KM for h in held)), None)
+        if mine is None:
+            away.append(m)
+        else:
+            held_by.add(mine)
+    if one_per_station:
+        held_by |= {j for j, s in enumerate(stations) if any(leg_km(h, s) <= ARRIVED_KM for h in held)}
+    free = [j for j in range(len(stations)) if j not in held_by]
     free_stations = [stations[j] for j in free]
-    away = [m for m in movers if all(leg_km(m.position, s) > ARRIVED_KM for s in stations)]
     if not away or not free_stations:
         return {}
     n_mov, n_st = len(away), len(free_stations)

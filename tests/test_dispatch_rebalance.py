@@ -107,3 +107,62 @@ def test_a_station_is_filled_only_when_its_value_pays_for_the_drive():
     drive_km = km(CENTRE, station)
     assert station_moves([mover("v", CENTRE)], [station], [], km, [drive_km + 0.5])["v"].point == station
     assert station_moves([mover("v", CENTRE)], [station], [], km, [drive_km - 0.5]) == {}
+
+
+def test_one_vehicle_per_station_sends_a_second_vehicle_standing_at_a_station_to_a_free_one():
+    s1, s2 = CENTRE, east(CENTRE, 2.0)
+    first, second = east(CENTRE, 0.05), east(CENTRE, -0.05)  # both within the arrival radius of s1
+    movers = [mover("first", first), mover("second", second)]
+    # by default a vehicle at a station stays, however many stand there
+    assert station_moves(movers, [s1, s2], [first, second], km) == {}
+    moves = station_moves(movers, [s1, s2], [], km, one_per_station=True)
+    assert list(moves) == ["second"] and moves["second"].point == s2
+    # a station held by a vehicle that is not moved now (idle too briefly) sends both on
+    settled = east(CENTRE, 0.1)
+    both = station_moves(movers, [s1, s2, north(CENTRE, 2.0)], [settled], km, one_per_station=True)
+    assert set(both) == {"first", "second"} and all(km(m.point, s1) > 0.3 for m in both.values())
+
+
+class _ThreeSpots:
+    """Demand at west, middle (twice the weight) and east, 2 km apart on a line."""
+
+    def rate_per_h(self, time_s):
+        return 20.0
+
+    def mean_rate_per_h(self):
+        return 10.0
+
+    def hotspots(self, time_s):
+        return [(east(DEPOT, -2.0), 1.0), (DEPOT, 2.0), (east(DEPOT, 2.0), 1.0)]
+
+
+def _fleet(n: int) -> FleetSetup:
+    hours = ((8 * 3600.0, 18 * 3600.0),)
+    specs = tuple(VehicleSpec(f"v{i}", 4, 40.0, 0.15, 4.0, 38.0, 5.0, 30.0, "home", hours) for i in range(n))
+    return FleetSetup(specs, (ChargerSpec("home", DEPOT, 6.0),), DEPOT, ServiceClock(dt.date(2026, 4, 15)))
+
+
+def test_fleet_rules_move_a_second_vehicle_off_a_shared_station_with_one_vehicle_per_station():
+    setup, now = _fleet(3), 10 * 3600.0
+    west = east(DEPOT, -2.0)
+    idle = [IdleVehicle(setup.vehicles[i], west, 30.0, now - 3600.0, None, None) for i in range(2)]
+    stations = DispatchSettings(rebalance_method="stations")
+    assert idle_moves(idle, now, setup, stations, ROUTER, set(), _ThreeSpots(), None) == {}
+    one_each = stations.model_copy(update={"one_vehicle_per_station": True})
+    moves = idle_moves(idle, now, setup, one_each, ROUTER, set(), _ThreeSpots(), None)
+    assert len(moves) == 1 and km(next(iter(moves.values())).point, west) > 1.0
+
+
+def test_free_station_count_places_the_free_vehicles_at_the_best_points_they_can_hold():
+    # three taxis, one on a trip: the fleet's three stations are the three spots, and the two idle
+    # taxis at west and east both stand at one; with as many stations as free taxis (two) the
+    # heavy middle spot is a station and one of them goes there
+    setup, now = _fleet(3), 10 * 3600.0
+    west, east_spot = east(DEPOT, -2.0), east(DEPOT, 2.0)
+    idle = [IdleVehicle(setup.vehicles[0], west, 30.0, now - 3600.0, None, None),
+            IdleVehicle(setup.vehicles[1], east_spot, 30.0, now - 3600.0, None, None)]
+    fleet_k = DispatchSettings(rebalance_method="stations", one_vehicle_per_station=True)
+    assert idle_moves(idle, now, setup, fleet_k, ROUTER, set(), _ThreeSpots(), None) == {}
+    free_k = fleet_k.model_copy(update={"station_count": "free"})
+    moves = idle_moves(idle, now, setup, free_k, ROUTER, set(), _ThreeSpots(), None)
+    assert len(moves) == 1 and km(next(iter(moves.values())).point, DEPOT) < 0.01

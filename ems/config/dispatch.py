@@ -49,6 +49,14 @@ class DispatchSettings(BaseModel):
         "on the demand of rebalance_window_s, counting vehicles about to be free; 'stations': each idle vehicle "
         "once to a free station of the forecast demand's k-median (k = fleet size), least km in total",
     )
+    station_count: Literal["fleet", "free"] = Field(
+        "fleet", description="'stations': the k of the k-median; 'fleet': the fleet size, 'free': the vehicles free to "
+        "reposition now, so the stations are the best points the free vehicles can hold",
+    )
+    one_vehicle_per_station: bool = Field(
+        False, description="'stations': a station holds one vehicle; a second idle vehicle standing at it moves on "
+        "to a free station like one standing nowhere (otherwise drop-offs pile idle vehicles up at a few stations)",
+    )
     rebalance_window_s: float = Field(900.0, gt=0, description="forecast demand the transport rebalancer places vehicles for")
     vehicle_rides_per_h: float = Field(
         4.0, gt=0, description="rides one vehicle can take per hour (transport rebalancer: how much demand one covers)"
