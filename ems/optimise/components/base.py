@@ -40,6 +40,16 @@ def var_values(var) -> dict:
     return {key: (value if value is not None else 0.0) for key, value in var.extract_values().items()}
 
 
+def var_array(var, shape: tuple[int, ...]) -> np.ndarray:
+    """A Pyomo indexed variable's solved values in its index order, reshaped (a variable indexed
+    by asset x step: one row per asset), from the solution vector when one is attached."""
+    solution = getattr(var.model(), "_ems_column_values", None)
+    values = solution.array_of(var.name) if solution is not None else None
+    if values is None:
+        values = np.fromiter(var_values(var).values(), float, len(var))
+    return values.reshape(shape)
+
+
 def largest_both_ways(first: Mapping, second: Mapping) -> float:
     """The largest min(first, second) over keys both have: a flow both ways in one step."""
     if len(first) == len(second) and list(first) == list(second):  # one index, one order: in numpy

@@ -35,9 +35,8 @@ from ems.optimise.components.base import (
     ScheduleRows,
     SeriesCheck,
     SiteStep,
-    largest_both_ways,
     storage_soc_kwh,
-    var_values,
+    var_array,
 )
 from ems.optimise.components.battery import storage_terms
 from ems.optimise.problem import Problem, ProblemError
@@ -145,6 +144,12 @@ def _book_ev_costs_and_bus(build: ModelBuild, charge: list, discharge: list, sho
         build.objective_constant["terminal_value_yen"] += settings.terminal_value_yen_per_kwh * ev.initial_soc_kwh
 
 
+def _flows(build: ModelBuild) -> tuple[np.ndarray, np.ndarray]:
+    """Charge and discharge [kW], one row per vehicle (the variables are vehicle-major)."""
+    shape = (len(build.problem.evs), build.problem.grid.steps)
+    return var_array(build.model.ev_charge_kw, shape), var_array(build.model.ev_discharge_kw, shape)
+
+
 class EvComponent(Component):
     """Rule-based: charge at full power from plug-in until full, never discharge; past the
     import limit the site's EV charging is cut first (pro rata). Set-point: a charger takes the
@@ -187,17 +192,18 @@ class EvComponent(Component):
         add_ev_constraints(build)
 
     def read_power(self, build: ModelBuild) -> dict[str, np.ndarray]:
-        charge, discharge = var_values(build.model.ev_charge_kw), var_values(build.model.ev_discharge_kw)
-        return {ev.id: np.array([discharge.get((ev.id, t), 0.0) - charge.get((ev.id, t), 0.0) for t in build.steps])
-                for ev in build.problem.evs}
+        charge, discharge = _flows(build)
+        return dict(zip((ev.id for ev in build.problem.evs), discharge - charge, strict=True))
 
     def read_soc(self, build: ModelBuild) -> dict[str, np.ndarray]:
-        soc = var_values(build.model.ev_soc_kwh)
-        return {v.id: np.array([soc[v.id, t + 1] for t in build.steps]) for v in build.problem.evs}
+        evs = build.problem.evs
+        soc = var_array(build.model.ev_soc_kwh, (len(evs), build.problem.grid.steps + 1))
+        return dict(zip((ev.id for ev in evs), soc[:, 1:], strict=True))
 
     def simultaneous_flows_kw(self, build: ModelBuild) -> dict[str, float]:
-        charge, discharge = var_values(build.model.ev_charge_kw), var_values(build.model.ev_discharge_kw)
-        return {"simultaneous_charge_discharge_kw": largest_both_ways(charge, discharge)}
+        charge, discharge = _flows(build)
+        both = float(np.minimum(charge, discharge).max()) if charge.size else 0.0
+        return {"simultaneous_charge_discharge_kw": both}
 
     def binary_count(self, build: ModelBuild) -> int:
         return len(build.model.ev_charging_on)
