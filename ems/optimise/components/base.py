@@ -88,6 +88,24 @@ def storage_soc_kwh(initial_kwh: float, power_kw: np.ndarray, dt_h: float, eta_c
     return soc, short
 
 
+def storage_soc_rows(initial_kwh: np.ndarray, power_kw: np.ndarray, dt_h: float, eta_charge: np.ndarray,
+                     eta_discharge: np.ndarray, drive_kwh: np.ndarray, floor_kwh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``storage_soc_kwh`` for many units at once: one row per unit (its parameters one per row),
+    each row equal to ``storage_soc_kwh`` of that unit bit for bit."""
+    units, steps = power_kw.shape
+    charge = np.clip(-power_kw, 0, None)
+    discharge = np.clip(power_kw, 0, None)
+    delta = eta_charge[:, None] * charge * dt_h - discharge / eta_discharge[:, None] * dt_h
+    terms = np.empty((units, 2 * steps + 1))
+    terms[:, 0], terms[:, 1::2], terms[:, 2::2] = initial_kwh, delta, -drive_kwh
+    levels = np.add.accumulate(terms, axis=1)[:, 2::2]
+    short = np.zeros((units, steps))
+    for i in np.nonzero(np.any((drive_kwh > 0) & (levels < floor_kwh[:, None] - 1e-9), axis=1))[0]:
+        levels[i], short[i] = storage_soc_kwh(float(initial_kwh[i]), power_kw[i], dt_h, float(eta_charge[i]),
+                                              float(eta_discharge[i]), drive_kwh[i], float(floor_kwh[i]))
+    return levels, short
+
+
 @dataclass
 class PortfolioInputs:
     """What a component needs to turn its section of a portfolio into specs on a time grid.

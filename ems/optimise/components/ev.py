@@ -35,10 +35,9 @@ from ems.optimise.components.base import (
     ScheduleRows,
     SeriesCheck,
     SiteStep,
-    storage_soc_kwh,
+    storage_soc_rows,
     var_array,
 )
-from ems.optimise.components.battery import storage_terms
 from ems.optimise.problem import Problem, ProblemError
 
 if TYPE_CHECKING:
@@ -144,6 +143,25 @@ def _book_ev_costs_and_bus(build: ModelBuild, charge: list, discharge: list, sho
         build.objective_constant["terminal_value_yen"] += settings.terminal_value_yen_per_kwh * ev.initial_soc_kwh
 
 
+def _check_windows(ev, sites) -> None:
+    """Power only where plugged in, at a known site, and no driving there: the first step that
+    breaks one, in step order (checked over the whole horizon at once)."""
+    away = np.fromiter((site is None for site in ev.charger_site), bool, len(ev.charger_site))
+    unknown = np.zeros(len(away), dtype=bool)
+    if set(ev.charger_site).difference(sites, (None,)):
+        unknown = ~away & np.fromiter((site not in sites for site in ev.charger_site), bool, len(ev.charger_site))
+    faults = (away & ((ev.charge_max_kw > 0) | (ev.discharge_max_kw > 0)), unknown, ~away & (ev.drive_kwh > 0))
+    first = [int(np.argmax(fault)) if fault.any() else len(away) for fault in faults]
+    t = min(first)
+    if t == len(away):
+        return
+    if first[0] == t:
+        raise ProblemError(f"{ev.id}: step {t} has charger power but no charger")
+    if first[1] == t:
+        raise ProblemError(f"{ev.id}: charger site {ev.charger_site[t]!r} is not in the problem")
+    raise ProblemError(f"{ev.id}: step {t} is both plugged in and driving")
+
+
 def _flows(build: ModelBuild) -> tuple[np.ndarray, np.ndarray]:
     """Charge and discharge [kW], one row per vehicle (the variables are vehicle-major)."""
     shape = (len(build.problem.evs), build.problem.grid.steps)
@@ -175,13 +193,7 @@ class EvComponent(Component):
                 raise ProblemError(f"{ev.id}: needs 0 <= soc_min_kwh < soc_max_kwh <= capacity_kwh")
             if not 0 <= ev.initial_soc_kwh <= ev.capacity_kwh:
                 raise ProblemError(f"{ev.id}: initial_soc_kwh {ev.initial_soc_kwh} outside 0..{ev.capacity_kwh}")
-            for t, site in enumerate(ev.charger_site):
-                if site is None and (ev.charge_max_kw[t] > 0 or ev.discharge_max_kw[t] > 0):
-                    raise ProblemError(f"{ev.id}: step {t} has charger power but no charger")
-                if site is not None and site not in problem.sites:
-                    raise ProblemError(f"{ev.id}: charger site {site!r} is not in the problem")
-                if site is not None and ev.drive_kwh[t] > 0:
-                    raise ProblemError(f"{ev.id}: step {t} is both plugged in and driving")
+            _check_windows(ev, problem.sites)
             for t, energy in ev.departure_targets:
                 if not 0 <= t <= steps:
                     raise ProblemError(f"{ev.id}: departure step {t} outside the horizon")
@@ -210,23 +222,32 @@ class EvComponent(Component):
 
     def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
         s, dt_h, terms, report = problem.settings, problem.grid.step_h, ledger.terms, ledger.report
-        for ev in problem.evs:
-            p = power_kw[ev.id].to_numpy()
-            soc, drive_short = storage_soc_kwh(ev.initial_soc_kwh, p, dt_h, ev.charge_efficiency, ev.discharge_efficiency,
-                                               ev.drive_kwh, min(ev.soc_min_kwh, ev.initial_soc_kwh))
-            ledger.soc_kwh[ev.id] = soc
-            storage_terms(terms, s, dt_h, p, 0.0)
-            report.drive_shortfall_kwh += float(drive_short.sum())
-            terms["drive_shortfall_yen"] += s.drive_shortfall_penalty_yen_per_kwh * float(drive_short.sum())
-            soc_start = np.concatenate([[ev.initial_soc_kwh], soc])  # energy at the start of step k
-            target_short = sum(max(0.0, energy - soc_start[k]) for k, energy in ev.departure_targets)
+        evs = problem.evs
+        if not evs:
+            return
+        # the fleet's energy in one pass (a row per vehicle); the terms summed vehicle by vehicle
+        power = np.array([power_kw[ev.id].to_numpy() for ev in evs], dtype=float)
+        initial = np.array([ev.initial_soc_kwh for ev in evs])
+        soc, drive_short = storage_soc_rows(
+            initial, power, dt_h, np.array([ev.charge_efficiency for ev in evs]), np.array([ev.discharge_efficiency for ev in evs]),
+            np.array([ev.drive_kwh for ev in evs], dtype=float), np.array([min(ev.soc_min_kwh, ev.initial_soc_kwh) for ev in evs]))
+        discharge, charge = np.clip(power, 0, None), np.clip(-power, 0, None)
+        for i, ev in enumerate(evs):
+            ledger.soc_kwh[ev.id] = soc[i]
+            terms["throughput_epsilon_yen"] += s.throughput_epsilon_yen_per_kwh * dt_h * float(discharge[i].sum() + charge[i].sum())
+            shortfall_kwh = float(drive_short[i].sum())
+            report.drive_shortfall_kwh += shortfall_kwh
+            terms["drive_shortfall_yen"] += s.drive_shortfall_penalty_yen_per_kwh * shortfall_kwh
+            # energy at the start of step k: the initial energy, then the end of step k - 1
+            target_short = sum(max(0.0, energy - (ev.initial_soc_kwh if k == 0 else float(soc[i, k - 1])))
+                               for k, energy in ev.departure_targets)
             report.ev_target_shortfall_kwh += target_short
             terms["ev_shortfall_yen"] += s.ev_shortfall_penalty_yen_per_kwh * target_short
             if ev.keep_energy_kwh > ev.soc_min_kwh:
-                short = float(np.clip(ev.keep_energy_kwh - soc, 0, None).sum())
+                short = float(np.clip(ev.keep_energy_kwh - soc[i], 0, None).sum())
                 report.bcp_shortfall_kwh_h += short * dt_h
                 terms["bcp_shortfall_yen"] += s.bcp_shortfall_penalty_yen_per_kwh * dt_h * short
-            terms["terminal_value_yen"] -= s.terminal_value_yen_per_kwh * (soc[-1] - ev.initial_soc_kwh)
+            terms["terminal_value_yen"] -= s.terminal_value_yen_per_kwh * (soc[i, -1] - ev.initial_soc_kwh)
 
     def rule_start(self, state: RuleState) -> None:
         state.power |= {ev.id: np.zeros(state.problem.grid.steps) for ev in state.problem.evs}
