@@ -15,7 +15,7 @@ import pandas as pd
 from pyomo.contrib.appsi.solvers import Highs
 
 from ems.optimise.build import ModelBuild
-from ems.optimise.evaluate import evaluate
+from ems.optimise.evaluate import evaluate, evaluate_ledger
 from ems.optimise.highs_model import ColumnValues, LoadedModel, attach_solution, compile_model, load
 from ems.optimise.model import build_model
 from ems.optimise.problem import Problem
@@ -104,7 +104,8 @@ def solved_schedule(build: ModelBuild, status: str, best: float, bound: float | 
     problem = build.problem
     index = problem.grid.index  # made once: each call builds a new DatetimeIndex
     power = read_power(build, index)
-    terms, report, _soc = evaluate(problem, power)
+    ledger = evaluate_ledger(problem, power)  # its recomputed SoC is not needed: the plan's own is read below
+    terms, report = ledger.terms, ledger.report
     report.simultaneous_charge_discharge_kw, report.simultaneous_import_export_kw = simultaneous_flows_kw(build)
     gap = 0.0 if bound is None or not np.isfinite(bound) else abs(best - bound) / max(abs(best), 1e-9)
     report.solver_objective_yen = float(best)
