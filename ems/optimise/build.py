@@ -6,11 +6,16 @@ into ``bus`` (per site and step, positive into the bus) and its costs into ``obj
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 import pyomo.environ as pyo
+from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 
 from ems.optimise.problem import Problem
 
@@ -39,6 +44,11 @@ class ModelBuild:
     def cost(self, term: str, coef: float, var) -> None:
         if coef != 0.0:
             self.objective[term].append((coef, var))
+
+    def costs(self, term: str, coef: float, variables: list) -> None:
+        """``cost`` for each of ``variables`` at one coefficient."""
+        if coef != 0.0 and variables:
+            self.objective[term].extend(zip(repeat(coef), variables))
 
 
 def add_exclusive_flows(model: pyo.ConcreteModel, prefix: str, index: list, first, first_max, second, second_max) -> None:
@@ -83,12 +93,33 @@ def add_storage(model: pyo.ConcreteModel, prefix: str, storage: dict, steps: int
         soc[s, t] + storage[s].charge_efficiency * dt_h * charge[s, t] - dt_h / storage[s].discharge_efficiency * discharge[s, t])))
 
 
+def linear_sum(terms: list, constant: float = 0.0) -> LinearExpression:
+    """``sum(coef * var) + constant`` of (coef, var) pairs, built as one Pyomo ``LinearExpression``
+    (operator overloading would make a new expression object per term)."""
+    args: list = [var if coef == 1 else MonomialTermExpression((coef, var)) for coef, var in terms]
+    if constant != 0:
+        args.append(constant)
+    return LinearExpression(args)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Building or walking a model makes many small objects and no garbage cycles; Python's
+    cyclic collector, run every few hundred of them, took over half of a city-scale build."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def add_objective_terms(model: pyo.ConcreteModel, terms: dict, constants: dict, names: tuple[str, ...], sense) -> None:
     """``objective_term[name]`` = the sum of each booked (coef, var) of the term plus its constant,
     and ``objective`` = their sum, minimised or maximised. A term not in ``names`` is an error."""
     unknown = set(terms) - set(names)
     if unknown:
         raise ValueError(f"objective terms not declared: {sorted(unknown)}")
-    model.objective_term = pyo.Expression(
-        list(names), rule=lambda _m, name: pyo.quicksum(c * v for c, v in terms.get(name, [])) + constants.get(name, 0.0))
+    model.objective_term = pyo.Expression(list(names), rule=lambda _m, name: linear_sum(terms.get(name, []), constants.get(name, 0.0)))
     model.objective = pyo.Objective(expr=pyo.quicksum(model.objective_term[name] for name in names), sense=sense)

@@ -16,12 +16,18 @@ from ems.optimise.problem import Problem
 from ems.optimise.registry import COMPONENTS, OBJECTIVE_TERMS
 from ems.optimise.report import PlanReport
 
-__all__ = ["evaluate", "load_shed_kw", "storage_soc_kwh"]
+__all__ = ["evaluate", "evaluate_ledger", "load_shed_kw", "storage_soc_kwh"]
 
 
 def evaluate(problem: Problem, power_kw: pd.DataFrame) -> tuple[dict[str, float], PlanReport, pd.DataFrame]:
     """(objective terms [yen], the plan report's figures, recomputed SoC at the end of each step)."""
+    ledger = evaluate_ledger(problem, power_kw)
+    return ledger.terms, ledger.report, pd.DataFrame(ledger.soc_kwh, index=power_kw.index)
+
+
+def evaluate_ledger(problem: Problem, power_kw: pd.DataFrame) -> Evaluation:
+    """``evaluate``'s figures as the ledger, the SoC left as arrays (a solved plan reads its own)."""
     ledger = Evaluation(terms=dict.fromkeys(OBJECTIVE_TERMS, 0.0), report=PlanReport())
     for component in COMPONENTS:
         component.evaluate(problem, power_kw, ledger)
-    return ledger.terms, ledger.report, pd.DataFrame(ledger.soc_kwh, index=power_kw.index)
+    return ledger

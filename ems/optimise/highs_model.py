@@ -79,6 +79,12 @@ class ColumnValues:
             self._cache[name] = dict(zip(keys, self.values[cols].tolist(), strict=True))
         return self._cache[name]
 
+    def array_of(self, name: str) -> np.ndarray | None:
+        """A Var component's values in its index order, as numpy (None: not in the vector)."""
+        if name not in self._var_columns:
+            return None
+        return self.values[self._var_columns[name][1]]
+
 
 def attach_solution(model: pyo.ConcreteModel, values: ColumnValues | None) -> None:
     """Make ``values`` what ``var_values`` reads for ``model``'s variables (None: Pyomo's own values again)."""

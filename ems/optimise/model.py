@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyomo.environ as pyo
 
-from ems.optimise.build import ModelBuild, add_objective_terms
+from ems.optimise.build import ModelBuild, add_objective_terms, gc_paused
 from ems.optimise.components import add_site_balance_constraints
 from ems.optimise.components.grid import add_grid_exchange_cuts
 from ems.optimise.problem import Problem
@@ -47,6 +47,11 @@ def build_model(problem: Problem, extra_binary_steps: np.ndarray | None = None) 
     """``extra_binary_steps``: further steps where storage gets a charge/discharge binary (a
     caller that rewards absorbing energy there, as the flexibility curve does, needs them)."""
     problem.validate()
+    with gc_paused():
+        return _build(problem, extra_binary_steps)
+
+
+def _build(problem: Problem, extra_binary_steps: np.ndarray | None) -> ModelBuild:
     binaries = storage_binary_steps(problem)
     if extra_binary_steps is not None:
         binaries = binaries | extra_binary_steps.astype(bool)

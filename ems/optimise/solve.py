@@ -15,7 +15,7 @@ import pandas as pd
 from pyomo.contrib.appsi.solvers import Highs
 
 from ems.optimise.build import ModelBuild
-from ems.optimise.evaluate import evaluate
+from ems.optimise.evaluate import evaluate, evaluate_ledger
 from ems.optimise.highs_model import ColumnValues, LoadedModel, attach_solution, compile_model, load
 from ems.optimise.model import build_model
 from ems.optimise.problem import Problem
@@ -102,14 +102,16 @@ def solved_schedule(build: ModelBuild, status: str, best: float, bound: float | 
     """The schedule from the solution held in ``build.model``'s variables (``solve`` and the
     re-planner both end here); ``read_started`` is when reading back began (perf_counter)."""
     problem = build.problem
-    power = read_power(build)
-    terms, report, _soc = evaluate(problem, power)
+    index = problem.grid.index  # made once: each call builds a new DatetimeIndex
+    power = read_power(build, index)
+    ledger = evaluate_ledger(problem, power)  # its recomputed SoC is not needed: the plan's own is read below
+    terms, report = ledger.terms, ledger.report
     report.simultaneous_charge_discharge_kw, report.simultaneous_import_export_kw = simultaneous_flows_kw(build)
     gap = 0.0 if bound is None or not np.isfinite(bound) else abs(best - bound) / max(abs(best), 1e-9)
     report.solver_objective_yen = float(best)
     report.binary_count = binary_count(build)
     report.load_s = load_s
-    soc = read_soc(build, problem.grid.index)
+    soc = read_soc(build, index)
     report.read_s = time.perf_counter() - read_started
     unserved = unserved_message(problem, power)
     if unserved:
@@ -142,12 +144,12 @@ def binary_count(build: ModelBuild) -> int:
     return sum(component.binary_count(build) for component in COMPONENTS)
 
 
-def read_power(build: ModelBuild) -> pd.DataFrame:
-    """Per asset and step, power into the site bus [kW]."""
+def read_power(build: ModelBuild, index: pd.DatetimeIndex | None = None) -> pd.DataFrame:
+    """Per asset and step, power into the site bus [kW] (``index``: the problem's steps, if at hand)."""
     power: dict[str, np.ndarray] = {}
     for component in COMPONENTS:
         power |= component.read_power(build)
-    return pd.DataFrame(power, index=build.problem.grid.index)
+    return pd.DataFrame(power, index=build.problem.grid.index if index is None else index)
 
 
 def read_soc(build: ModelBuild, index: pd.DatetimeIndex) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
-from ems.optimise.build import ModelBuild
+from ems.optimise.build import ModelBuild, linear_sum
 
 
 def add_site_balance_constraints(build: ModelBuild) -> None:
@@ -22,7 +22,7 @@ def add_site_balance_constraints(build: ModelBuild) -> None:
             if abs(constant) > 1e-9:
                 raise_infeasible(site, t, constant)
             return pyo.Constraint.Skip
-        return pyo.quicksum(c * v for c, v in terms) + constant == 0.0
+        return linear_sum(terms, constant) == 0.0
 
     build.model.site_balance = pyo.Constraint(index, rule=rule)
 

@@ -40,6 +40,16 @@ def var_values(var) -> dict:
     return {key: (value if value is not None else 0.0) for key, value in var.extract_values().items()}
 
 
+def var_array(var, shape: tuple[int, ...]) -> np.ndarray:
+    """A Pyomo indexed variable's solved values in its index order, reshaped (a variable indexed
+    by asset x step: one row per asset), from the solution vector when one is attached."""
+    solution = getattr(var.model(), "_ems_column_values", None)
+    values = solution.array_of(var.name) if solution is not None else None
+    if values is None:
+        values = np.fromiter(var_values(var).values(), float, len(var))
+    return values.reshape(shape)
+
+
 def largest_both_ways(first: Mapping, second: Mapping) -> float:
     """The largest min(first, second) over keys both have: a flow both ways in one step."""
     if len(first) == len(second) and list(first) == list(second):  # one index, one order: in numpy
@@ -76,6 +86,24 @@ def storage_soc_kwh(initial_kwh: float, power_kw: np.ndarray, dt_h: float, eta_c
             level += short[t]
         soc[t] = level
     return soc, short
+
+
+def storage_soc_rows(initial_kwh: np.ndarray, power_kw: np.ndarray, dt_h: float, eta_charge: np.ndarray,
+                     eta_discharge: np.ndarray, drive_kwh: np.ndarray, floor_kwh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``storage_soc_kwh`` for many units at once: one row per unit (its parameters one per row),
+    each row equal to ``storage_soc_kwh`` of that unit bit for bit."""
+    units, steps = power_kw.shape
+    charge = np.clip(-power_kw, 0, None)
+    discharge = np.clip(power_kw, 0, None)
+    delta = eta_charge[:, None] * charge * dt_h - discharge / eta_discharge[:, None] * dt_h
+    terms = np.empty((units, 2 * steps + 1))
+    terms[:, 0], terms[:, 1::2], terms[:, 2::2] = initial_kwh, delta, -drive_kwh
+    levels = np.add.accumulate(terms, axis=1)[:, 2::2]
+    short = np.zeros((units, steps))
+    for i in np.nonzero(np.any((drive_kwh > 0) & (levels < floor_kwh[:, None] - 1e-9), axis=1))[0]:
+        levels[i], short[i] = storage_soc_kwh(float(initial_kwh[i]), power_kw[i], dt_h, float(eta_charge[i]),
+                                              float(eta_discharge[i]), drive_kwh[i], float(floor_kwh[i]))
+    return levels, short
 
 
 @dataclass

@@ -31,9 +31,8 @@ from ems.optimise.components.base import (
     ScheduleRows,
     SeriesCheck,
     SiteStep,
-    largest_both_ways,
     storage_soc_kwh,
-    var_values,
+    var_array,
 )
 from ems.optimise.problem import BatterySpec, Problem, ProblemError
 
@@ -73,6 +72,12 @@ def add_battery_constraints(build: ModelBuild) -> None:
         build.objective_constant["terminal_value_yen"] += settings.terminal_value_yen_per_kwh * spec.initial_soc_kwh
 
 
+def _flows(build: ModelBuild) -> tuple[np.ndarray, np.ndarray]:
+    """Charge and discharge [kW], one row per battery (the variables are battery-major)."""
+    shape = (len(build.problem.batteries), build.problem.grid.steps)
+    return var_array(build.model.battery_charge_kw, shape), var_array(build.model.battery_discharge_kw, shape)
+
+
 class BatteryComponent(Component):
     """Rule-based: self-consumption (charge from the site's surplus, discharge to cover its
     deficit, never below the BCP reserve). Set-point: the planned power of the battery itself."""
@@ -110,16 +115,17 @@ class BatteryComponent(Component):
         add_battery_constraints(build)
 
     def read_power(self, build: ModelBuild) -> dict[str, np.ndarray]:
-        charge, discharge = var_values(build.model.battery_charge_kw), var_values(build.model.battery_discharge_kw)
-        return {b.id: np.array([discharge[b.id, t] - charge[b.id, t] for t in build.steps]) for b in build.problem.batteries}
+        charge, discharge = _flows(build)
+        return dict(zip((b.id for b in build.problem.batteries), discharge - charge, strict=True))
 
     def read_soc(self, build: ModelBuild) -> dict[str, np.ndarray]:
-        soc = var_values(build.model.battery_soc_kwh)
-        return {b.id: np.array([soc[b.id, t + 1] for t in build.steps]) for b in build.problem.batteries}
+        batteries = build.problem.batteries
+        soc = var_array(build.model.battery_soc_kwh, (len(batteries), build.problem.grid.steps + 1))
+        return dict(zip((b.id for b in batteries), soc[:, 1:], strict=True))
 
     def simultaneous_flows_kw(self, build: ModelBuild) -> dict[str, float]:
-        charge, discharge = var_values(build.model.battery_charge_kw), var_values(build.model.battery_discharge_kw)
-        return {"simultaneous_charge_discharge_kw": largest_both_ways(charge, discharge)}
+        charge, discharge = _flows(build)
+        return {"simultaneous_charge_discharge_kw": float(np.minimum(charge, discharge).max()) if charge.size else 0.0}
 
     def binary_count(self, build: ModelBuild) -> int:
         return len(build.model.battery_charging_on)

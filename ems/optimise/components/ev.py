@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
+from pyomo.core.expr.numeric_expr import LinearExpression
+from pyomo.core.expr.numeric_expr import MonomialTermExpression as Monomial
+from pyomo.core.expr.relational_expr import EqualityExpression, InequalityExpression
 
 from ems.optimise.build import ModelBuild, add_exclusive_flows
 from ems.optimise.components.base import (
@@ -32,11 +35,9 @@ from ems.optimise.components.base import (
     ScheduleRows,
     SeriesCheck,
     SiteStep,
-    largest_both_ways,
-    storage_soc_kwh,
-    var_values,
+    storage_soc_rows,
+    var_array,
 )
-from ems.optimise.components.battery import storage_terms
 from ems.optimise.problem import Problem, ProblemError
 
 if TYPE_CHECKING:
@@ -45,50 +46,71 @@ if TYPE_CHECKING:
 
 def add_ev_constraints(build: ModelBuild) -> None:
     m, problem, dt_h = build.model, build.problem, build.step_h
-    evs = {ev.id: ev for ev in problem.evs}
-    steps = list(build.steps)
-    horizon = len(steps)
-    charge_index = discharge_index = drive_index = [(v, t) for v in evs for t in steps]
-    soc_index = [(v, t) for v in evs for t in range(horizon + 1)]
+    evs = problem.evs
+    steps = problem.grid.steps
+    # One index set per shape, shared by the variables and rows on it (vehicle-major, as the
+    # re-planner and the read-back take them), and every per-step number read once as a list.
+    m.ev_ids = pyo.Set(initialize=[ev.id for ev in evs], ordered=True)
+    m.ev_steps = pyo.RangeSet(0, steps - 1)
+    m.ev_levels = pyo.RangeSet(0, steps)
+    m.ev_step_index = m.ev_ids * m.ev_steps
+    m.ev_level_index = m.ev_ids * m.ev_levels
+    charge_max = [float(x) for ev in evs for x in ev.charge_max_kw.tolist()]
+    discharge_max = [float(x) for ev in evs for x in ev.discharge_max_kw.tolist()]
+    drive = [float(x) for ev in evs for x in ev.drive_kwh.tolist()]
 
-    def soc_bounds(_m, v, t):
-        ev = evs[v]
-        return (min(ev.soc_min_kwh, ev.initial_soc_kwh), max(ev.soc_max_kwh, ev.initial_soc_kwh))
+    m.ev_charge_kw = pyo.Var(m.ev_step_index, bounds=(0.0, None))
+    m.ev_discharge_kw = pyo.Var(m.ev_step_index, bounds=(0.0, None))
+    m.ev_drive_shortfall_kwh = pyo.Var(m.ev_step_index, bounds=(0.0, None))
+    m.ev_soc_kwh = pyo.Var(m.ev_level_index)
+    charge, discharge = list(m.ev_charge_kw.values()), list(m.ev_discharge_kw.values())
+    shortfall, soc = list(m.ev_drive_shortfall_kwh.values()), list(m.ev_soc_kwh.values())
+    for var_list, upper in ((charge, charge_max), (discharge, discharge_max), (shortfall, drive)):
+        for var, bound in zip(var_list, upper, strict=True):
+            var.setub(bound)
+    for i, ev in enumerate(evs):
+        bounds = (min(ev.soc_min_kwh, ev.initial_soc_kwh), max(ev.soc_max_kwh, ev.initial_soc_kwh))
+        for var in soc[i * (steps + 1):(i + 1) * (steps + 1)]:
+            var.setlb(bounds[0])
+            var.setub(bounds[1])
+        soc[i * (steps + 1)].fix(ev.initial_soc_kwh)
 
-    m.ev_charge_kw = pyo.Var(charge_index, bounds=lambda _m, v, t: (0.0, float(evs[v].charge_max_kw[t])))
-    m.ev_discharge_kw = pyo.Var(discharge_index, bounds=lambda _m, v, t: (0.0, float(evs[v].discharge_max_kw[t])))
-    m.ev_drive_shortfall_kwh = pyo.Var(drive_index, bounds=lambda _m, v, t: (0.0, float(evs[v].drive_kwh[t])))
-    m.ev_soc_kwh = pyo.Var(soc_index, bounds=soc_bounds)
-    for v, ev in evs.items():
-        m.ev_soc_kwh[v, 0].fix(ev.initial_soc_kwh)
+    position = {ev.id: i for i, ev in enumerate(evs)}
+    charge_coef = [-(ev.charge_efficiency * dt_h) for ev in evs]
+    discharge_coef = [dt_h / ev.discharge_efficiency for ev in evs]
 
-    def soc_balance(_m, v, t):
-        ev = evs[v]
-        return _m.ev_soc_kwh[v, t + 1] == (
-            _m.ev_soc_kwh[v, t] + ev.charge_efficiency * dt_h * _m.ev_charge_kw[v, t]
-            - dt_h / ev.discharge_efficiency * _m.ev_discharge_kw[v, t]
-            - float(ev.drive_kwh[t]) + _m.ev_drive_shortfall_kwh[v, t])
+    def soc_balance(_m, v, t):  # soc[t+1] - soc[t] - eta_c dt charge + dt/eta_d discharge - shortfall = -drive
+        i = position[v]
+        k, level = i * steps + t, i * (steps + 1) + t
+        return EqualityExpression((LinearExpression([
+            soc[level + 1], Monomial((-1.0, soc[level])), Monomial((charge_coef[i], charge[k])),
+            Monomial((discharge_coef[i], discharge[k])), Monomial((-1.0, shortfall[k]))]), -drive[k]))
 
-    m.ev_soc_balance = pyo.Constraint([(v, t) for v in evs for t in steps], rule=soc_balance)
+    m.ev_soc_balance = pyo.Constraint(m.ev_step_index, rule=soc_balance)
 
-    binary_index = [(v, t) for v, t in discharge_index if evs[v].discharge_max_kw[t] > 0 and build.storage_binary_steps[t]]
-    add_exclusive_flows(m, "ev_charging", binary_index, m.ev_charge_kw, lambda k: float(evs[k[0]].charge_max_kw[k[1]]),
-                        m.ev_discharge_kw, lambda k: float(evs[k[0]].discharge_max_kw[k[1]]))
+    binary_index = [(ev.id, t) for ev in evs for t in range(steps) if ev.discharge_max_kw[t] > 0 and build.storage_binary_steps[t]]
+    add_exclusive_flows(m, "ev_charging", binary_index, m.ev_charge_kw, lambda k: charge_max[position[k[0]] * steps + k[1]],
+                        m.ev_discharge_kw, lambda k: discharge_max[position[k[0]] * steps + k[1]])
 
-    target_index = [(v, k) for v, ev in evs.items() for k, _e in ev.departure_targets]
-    targets = {(v, k): energy for v, ev in evs.items() for k, energy in ev.departure_targets}
+    target_index = [(ev.id, k) for ev in evs for k, _e in ev.departure_targets]
+    targets = {(ev.id, k): energy for ev in evs for k, energy in ev.departure_targets}
     m.ev_target_shortfall_kwh = pyo.Var(target_index, bounds=(0.0, None))
     m.ev_departure_target = pyo.Constraint(
         target_index, rule=lambda _m, v, k: _m.ev_soc_kwh[v, k] + _m.ev_target_shortfall_kwh[v, k] >= targets[v, k]
     )
 
-    keep_index = [(v, t) for v, ev in evs.items() if ev.keep_energy_kwh > ev.soc_min_kwh for t in range(1, horizon + 1)]
+    keep_index = [(ev.id, t) for ev in evs if ev.keep_energy_kwh > ev.soc_min_kwh for t in range(1, steps + 1)]
     m.ev_keep_shortfall_kwh = pyo.Var(keep_index, bounds=(0.0, None))
-    m.ev_keep_energy = pyo.Constraint(
-        keep_index, rule=lambda _m, v, t: _m.ev_soc_kwh[v, t] + _m.ev_keep_shortfall_kwh[v, t] >= evs[v].keep_energy_kwh
-    )
+    keep_shortfall = dict(zip(keep_index, m.ev_keep_shortfall_kwh.values(), strict=True))
+    keep_kwh = [ev.keep_energy_kwh for ev in evs]
 
-    _book_ev_costs_and_bus(build, evs, charge_index, discharge_index, drive_index, target_index, keep_index)
+    def keep_energy(_m, v, t):  # soc[t] + keep_shortfall[t] >= keep_energy_kwh
+        i = position[v]
+        return InequalityExpression((keep_kwh[i], LinearExpression([soc[i * (steps + 1) + t], keep_shortfall[v, t]])), False)
+
+    m.ev_keep_energy = pyo.Constraint(keep_index, rule=keep_energy)
+
+    _book_ev_costs_and_bus(build, charge, discharge, shortfall, soc)
 
 
 def home_site(ev) -> str | None:
@@ -99,30 +121,59 @@ def home_site(ev) -> str | None:
     return max(sorted(set(sites)), key=sites.count) if sites else None
 
 
-def _book_ev_costs_and_bus(build, evs, charge_index, discharge_index, drive_index, target_index, keep_index) -> None:
+def _book_ev_costs_and_bus(build: ModelBuild, charge: list, discharge: list, shortfall: list, soc: list) -> None:
+    """Book the flows into the buses and every cost; variables as lists in the vehicle-major order."""
     m, settings, dt_h = build.model, build.problem.settings, build.step_h
+    evs, steps = build.problem.evs, build.problem.grid.steps
+    for i, ev in enumerate(evs):
+        home = home_site(ev)
+        for t, site in enumerate(ev.charger_site):
+            site = site or home
+            if site is not None:
+                build.into_bus(site, t, -1.0, charge[i * steps + t])
+                build.into_bus(site, t, 1.0, discharge[i * steps + t])
     epsilon = settings.throughput_epsilon_yen_per_kwh * dt_h
-    home = {v: home_site(ev) for v, ev in evs.items()}
-    for v, t in charge_index:
-        site = evs[v].charger_site[t] or home[v]
-        if site is not None:
-            build.into_bus(site, t, -1.0, m.ev_charge_kw[v, t])
-        build.cost("throughput_epsilon_yen", epsilon, m.ev_charge_kw[v, t])
-    for v, t in discharge_index:
-        site = evs[v].charger_site[t] or home[v]
-        if site is not None:
-            build.into_bus(site, t, 1.0, m.ev_discharge_kw[v, t])
-        build.cost("throughput_epsilon_yen", epsilon, m.ev_discharge_kw[v, t])
-    for key in drive_index:
-        build.cost("drive_shortfall_yen", settings.drive_shortfall_penalty_yen_per_kwh, m.ev_drive_shortfall_kwh[key])
-    for key in target_index:
-        build.cost("ev_shortfall_yen", settings.ev_shortfall_penalty_yen_per_kwh, m.ev_target_shortfall_kwh[key])
-    for key in keep_index:
-        build.cost("bcp_shortfall_yen", settings.bcp_shortfall_penalty_yen_per_kwh * dt_h, m.ev_keep_shortfall_kwh[key])
-    horizon = build.problem.grid.steps
-    for v, ev in evs.items():
-        build.cost("terminal_value_yen", -settings.terminal_value_yen_per_kwh, m.ev_soc_kwh[v, horizon])
+    build.costs("throughput_epsilon_yen", epsilon, charge)
+    build.costs("throughput_epsilon_yen", epsilon, discharge)
+    build.costs("drive_shortfall_yen", settings.drive_shortfall_penalty_yen_per_kwh, shortfall)
+    build.costs("ev_shortfall_yen", settings.ev_shortfall_penalty_yen_per_kwh, list(m.ev_target_shortfall_kwh.values()))
+    build.costs("bcp_shortfall_yen", settings.bcp_shortfall_penalty_yen_per_kwh * dt_h, list(m.ev_keep_shortfall_kwh.values()))
+    for i, ev in enumerate(evs):
+        build.cost("terminal_value_yen", -settings.terminal_value_yen_per_kwh, soc[i * (steps + 1) + steps])
         build.objective_constant["terminal_value_yen"] += settings.terminal_value_yen_per_kwh * ev.initial_soc_kwh
+
+
+def _check_windows(ev, sites) -> None:
+    """Power only where plugged in, at a known site, and no driving there: the first step that
+    breaks one, in step order (checked over the whole horizon at once)."""
+    away = np.fromiter((site is None for site in ev.charger_site), bool, len(ev.charger_site))
+    unknown = np.zeros(len(away), dtype=bool)
+    if set(ev.charger_site).difference(sites, (None,)):
+        unknown = ~away & np.fromiter((site not in sites for site in ev.charger_site), bool, len(ev.charger_site))
+    faults = (away & ((ev.charge_max_kw > 0) | (ev.discharge_max_kw > 0)), unknown, ~away & (ev.drive_kwh > 0))
+    first = [int(np.argmax(fault)) if fault.any() else len(away) for fault in faults]
+    t = min(first)
+    if t == len(away):
+        return
+    if first[0] == t:
+        raise ProblemError(f"{ev.id}: step {t} has charger power but no charger")
+    if first[1] == t:
+        raise ProblemError(f"{ev.id}: charger site {ev.charger_site[t]!r} is not in the problem")
+    raise ProblemError(f"{ev.id}: step {t} is both plugged in and driving")
+
+
+def _rows(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """``frame``'s ``columns`` as rows of one array (a Series per column costs more than the row)."""
+    positions = frame.columns.get_indexer(columns)
+    if (positions < 0).any():
+        raise KeyError(f"power_kw has no column {columns[int(np.argmin(positions))]!r}")
+    return np.ascontiguousarray(frame.to_numpy(dtype=float)[:, positions].T)
+
+
+def _flows(build: ModelBuild) -> tuple[np.ndarray, np.ndarray]:
+    """Charge and discharge [kW], one row per vehicle (the variables are vehicle-major)."""
+    shape = (len(build.problem.evs), build.problem.grid.steps)
+    return var_array(build.model.ev_charge_kw, shape), var_array(build.model.ev_discharge_kw, shape)
 
 
 class EvComponent(Component):
@@ -150,13 +201,7 @@ class EvComponent(Component):
                 raise ProblemError(f"{ev.id}: needs 0 <= soc_min_kwh < soc_max_kwh <= capacity_kwh")
             if not 0 <= ev.initial_soc_kwh <= ev.capacity_kwh:
                 raise ProblemError(f"{ev.id}: initial_soc_kwh {ev.initial_soc_kwh} outside 0..{ev.capacity_kwh}")
-            for t, site in enumerate(ev.charger_site):
-                if site is None and (ev.charge_max_kw[t] > 0 or ev.discharge_max_kw[t] > 0):
-                    raise ProblemError(f"{ev.id}: step {t} has charger power but no charger")
-                if site is not None and site not in problem.sites:
-                    raise ProblemError(f"{ev.id}: charger site {site!r} is not in the problem")
-                if site is not None and ev.drive_kwh[t] > 0:
-                    raise ProblemError(f"{ev.id}: step {t} is both plugged in and driving")
+            _check_windows(ev, problem.sites)
             for t, energy in ev.departure_targets:
                 if not 0 <= t <= steps:
                     raise ProblemError(f"{ev.id}: departure step {t} outside the horizon")
@@ -167,40 +212,50 @@ class EvComponent(Component):
         add_ev_constraints(build)
 
     def read_power(self, build: ModelBuild) -> dict[str, np.ndarray]:
-        charge, discharge = var_values(build.model.ev_charge_kw), var_values(build.model.ev_discharge_kw)
-        return {ev.id: np.array([discharge.get((ev.id, t), 0.0) - charge.get((ev.id, t), 0.0) for t in build.steps])
-                for ev in build.problem.evs}
+        charge, discharge = _flows(build)
+        return dict(zip((ev.id for ev in build.problem.evs), discharge - charge, strict=True))
 
     def read_soc(self, build: ModelBuild) -> dict[str, np.ndarray]:
-        soc = var_values(build.model.ev_soc_kwh)
-        return {v.id: np.array([soc[v.id, t + 1] for t in build.steps]) for v in build.problem.evs}
+        evs = build.problem.evs
+        soc = var_array(build.model.ev_soc_kwh, (len(evs), build.problem.grid.steps + 1))
+        return dict(zip((ev.id for ev in evs), soc[:, 1:], strict=True))
 
     def simultaneous_flows_kw(self, build: ModelBuild) -> dict[str, float]:
-        charge, discharge = var_values(build.model.ev_charge_kw), var_values(build.model.ev_discharge_kw)
-        return {"simultaneous_charge_discharge_kw": largest_both_ways(charge, discharge)}
+        charge, discharge = _flows(build)
+        both = float(np.minimum(charge, discharge).max()) if charge.size else 0.0
+        return {"simultaneous_charge_discharge_kw": both}
 
     def binary_count(self, build: ModelBuild) -> int:
         return len(build.model.ev_charging_on)
 
     def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
         s, dt_h, terms, report = problem.settings, problem.grid.step_h, ledger.terms, ledger.report
-        for ev in problem.evs:
-            p = power_kw[ev.id].to_numpy()
-            soc, drive_short = storage_soc_kwh(ev.initial_soc_kwh, p, dt_h, ev.charge_efficiency, ev.discharge_efficiency,
-                                               ev.drive_kwh, min(ev.soc_min_kwh, ev.initial_soc_kwh))
-            ledger.soc_kwh[ev.id] = soc
-            storage_terms(terms, s, dt_h, p, 0.0)
-            report.drive_shortfall_kwh += float(drive_short.sum())
-            terms["drive_shortfall_yen"] += s.drive_shortfall_penalty_yen_per_kwh * float(drive_short.sum())
-            soc_start = np.concatenate([[ev.initial_soc_kwh], soc])  # energy at the start of step k
-            target_short = sum(max(0.0, energy - soc_start[k]) for k, energy in ev.departure_targets)
+        evs = problem.evs
+        if not evs:
+            return
+        # the fleet's energy in one pass (a row per vehicle); the terms summed vehicle by vehicle
+        power = _rows(power_kw, [ev.id for ev in evs])
+        initial = np.array([ev.initial_soc_kwh for ev in evs])
+        soc, drive_short = storage_soc_rows(
+            initial, power, dt_h, np.array([ev.charge_efficiency for ev in evs]), np.array([ev.discharge_efficiency for ev in evs]),
+            np.array([ev.drive_kwh for ev in evs], dtype=float), np.array([min(ev.soc_min_kwh, ev.initial_soc_kwh) for ev in evs]))
+        discharge, charge = np.clip(power, 0, None), np.clip(-power, 0, None)
+        for i, ev in enumerate(evs):
+            ledger.soc_kwh[ev.id] = soc[i]
+            terms["throughput_epsilon_yen"] += s.throughput_epsilon_yen_per_kwh * dt_h * float(discharge[i].sum() + charge[i].sum())
+            shortfall_kwh = float(drive_short[i].sum())
+            report.drive_shortfall_kwh += shortfall_kwh
+            terms["drive_shortfall_yen"] += s.drive_shortfall_penalty_yen_per_kwh * shortfall_kwh
+            # energy at the start of step k: the initial energy, then the end of step k - 1
+            target_short = sum(max(0.0, energy - (ev.initial_soc_kwh if k == 0 else float(soc[i, k - 1])))
+                               for k, energy in ev.departure_targets)
             report.ev_target_shortfall_kwh += target_short
             terms["ev_shortfall_yen"] += s.ev_shortfall_penalty_yen_per_kwh * target_short
             if ev.keep_energy_kwh > ev.soc_min_kwh:
-                short = float(np.clip(ev.keep_energy_kwh - soc, 0, None).sum())
+                short = float(np.clip(ev.keep_energy_kwh - soc[i], 0, None).sum())
                 report.bcp_shortfall_kwh_h += short * dt_h
                 terms["bcp_shortfall_yen"] += s.bcp_shortfall_penalty_yen_per_kwh * dt_h * short
-            terms["terminal_value_yen"] -= s.terminal_value_yen_per_kwh * (soc[-1] - ev.initial_soc_kwh)
+            terms["terminal_value_yen"] -= s.terminal_value_yen_per_kwh * (soc[i, -1] - ev.initial_soc_kwh)
 
     def rule_start(self, state: RuleState) -> None:
         state.power |= {ev.id: np.zeros(state.problem.grid.steps) for ev in state.problem.evs}

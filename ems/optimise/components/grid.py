@@ -29,8 +29,7 @@ from ems.optimise.components.base import (
     RuleState,
     ScheduleRows,
     SeriesCheck,
-    largest_both_ways,
-    var_values,
+    var_array,
 )
 from ems.optimise.problem import Problem
 
@@ -91,12 +90,12 @@ class GridComponent(Component):
         add_grid_constraints(build)
 
     def read_power(self, build: ModelBuild) -> dict[str, np.ndarray]:
-        imports, exports = var_values(build.model.grid_import_kw), var_values(build.model.grid_export_kw)
-        return {g.id: np.array([imports[g.id, t] - exports[g.id, t] for t in build.steps]) for g in build.problem.grids}
+        imports, exports = _exchange(build)
+        return dict(zip((g.id for g in build.problem.grids), imports - exports, strict=True))
 
     def simultaneous_flows_kw(self, build: ModelBuild) -> dict[str, float]:
-        imports, exports = var_values(build.model.grid_import_kw), var_values(build.model.grid_export_kw)
-        return {"simultaneous_import_export_kw": largest_both_ways(imports, exports)}
+        imports, exports = _exchange(build)
+        return {"simultaneous_import_export_kw": float(np.minimum(imports, exports).max()) if imports.size else 0.0}
 
     def binary_count(self, build: ModelBuild) -> int:
         return len(build.model.grid_importing_on)
@@ -121,6 +120,12 @@ class GridComponent(Component):
 
     def schedule_rows(self, problem: Problem, soc_kwh: pd.DataFrame) -> Iterable[ScheduleRows]:
         return [ScheduleRows(g.id, self.kind, g.site) for g in problem.grids]
+
+
+def _exchange(build: ModelBuild) -> tuple[np.ndarray, np.ndarray]:
+    """Import and export [kW], one row per grid connection (the variables are grid-major)."""
+    shape = (len(build.problem.grids), build.problem.grid.steps)
+    return var_array(build.model.grid_import_kw, shape), var_array(build.model.grid_export_kw, shape)
 
 
 def add_grid_exchange_cuts(build: ModelBuild) -> None:

@@ -21,7 +21,7 @@ from ems.optimise.components.base import (
     ScheduleRows,
     SeriesCheck,
     SiteStep,
-    var_values,
+    var_array,
 )
 from ems.optimise.problem import Problem, ProblemError, PvSpec
 
@@ -67,9 +67,9 @@ class PvComponent(Component):
         add_pv_constraints(build)
 
     def read_power(self, build: ModelBuild) -> dict[str, np.ndarray]:
-        values = var_values(build.model.pv_kw)
-        return {pv.id: np.array([values[pv.id, t] for t in build.steps]) if pv.curtailable else pv.available_kw.astype(float)
-                for pv in build.problem.pvs}
+        curtailable = [pv.id for pv in build.problem.pvs if pv.curtailable]
+        rows = dict(zip(curtailable, var_array(build.model.pv_kw, (len(curtailable), build.problem.grid.steps)), strict=True))
+        return {pv.id: rows[pv.id] if pv.curtailable else pv.available_kw.astype(float) for pv in build.problem.pvs}
 
     def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
         dt_h = problem.grid.step_h
