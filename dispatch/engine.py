@@ -125,6 +125,7 @@ class Engine:
         self.assign_ms: list[float] = []
         self.reassignments = 0
         self.plans: dict[str, VehiclePlan] = {}
+        self.quoted: set[str] = set()  # riders answered by a quote since the last batch
 
     def _initial(self, spec: VehicleSpec) -> SimVehicle:
         charger = self.setup.charger(spec.home_charger) if spec.home_charger in {c.charger_id for c in self.setup.chargers} else None
@@ -148,9 +149,12 @@ class Engine:
         self._fleet_rules(now)
         if rules is not None:
             rules(now)
-        if arrived:
+        quoted, self.quoted = self.quoted, set()
+        if arrived or (quoted and self.settings.reassign):
             self.add_requests(arrived)
-            self._assign(arrived, now)
+            # with quotes, a batch reconsiders the riders quoted since the last one (its size stays
+            # that of the requests of one interval, not of every rider waiting for a pickup)
+            self._assign(arrived, now, movable=quoted if self.settings.quote_interval_s is not None else None)
 
     def quote(self, now: float, arrived: list[Request]) -> None:
         """Between batches (``quote_interval_s``): ``arrived`` inserted at once into the routes as
@@ -162,6 +166,7 @@ class Engine:
             self._advance(vehicle, now)
         self.add_requests(arrived)
         self._assign(arrived, now, Policy.INSERTION)
+        self.quoted.update(r.request_id for r in arrived)
 
     def set_reservation(self, reservation: Reservation | None) -> None:
         """Follow a new reservation from the energy manager (raises ValueError if it names an
@@ -169,11 +174,15 @@ class Engine:
         _check_reservation(reservation, self.setup)
         self.reservation = reservation
 
-    def _assign(self, arrived: list[Request], now: float, policy: Policy | None = None) -> None:
+    def _assign(self, arrived: list[Request], now: float, policy: Policy | None = None,
+                movable: set[str] | None = None) -> None:
+        """``arrived`` assigned; riders promised a vehicle (only those of ``movable`` when given)
+        may move, as the policy allows."""
         policy = self.policy if policy is None else policy
         views = [self._view(v, now) for v in self.vehicles.values()]
         promised = [
-            r.request for r in self.riders.values() if r.vehicle_id and r.pickup_s is None and r.rejection is None
+            r.request for r in self.riders.values()
+            if r.vehicle_id and r.pickup_s is None and r.rejection is None and (movable is None or r.request.request_id in movable)
         ] if policy is not Policy.INSERTION else []
         started = time.perf_counter()
         result = assign_batch(views, arrived, self.ctx, self.settings, policy, promised)
