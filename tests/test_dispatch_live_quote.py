@@ -18,7 +18,7 @@ from dispatch.router import make_router
 from dispatch.simulate import Simulation, kpis
 from ems.config import load_portfolio
 from tests.conftest import SHIPPED_MOSQUITTO
-from tests.dispatch_live_fixtures import CONFIG, START, LiveRun, Rider, persistent_broker, stop, wait_until, write_log
+from tests.dispatch_live_fixtures import CONFIG, LiveRun, Rider, persistent_broker, stop, wait_until, write_log
 from tests.test_dispatch_live import FINAL, _live_figures
 
 QUOTE_S = 5.0
