@@ -126,6 +126,7 @@ class Engine:
         self.reassignments = 0
         self.plans: dict[str, VehiclePlan] = {}
         self.quoted: set[str] = set()  # riders answered by a quote since the last batch
+        self.quote_ms: list[float] = []
 
     def _initial(self, spec: VehicleSpec) -> SimVehicle:
         charger = self.setup.charger(spec.home_charger) if spec.home_charger in {c.charger_id for c in self.setup.chargers} else None
@@ -166,6 +167,7 @@ class Engine:
             self._advance(vehicle, now)
         self.add_requests(arrived)
         self._assign(arrived, now, Policy.INSERTION)
+        self.quote_ms.append(self.assign_ms.pop())  # assign_ms (and the KPIs' batch count) stays batches only
         self.quoted.update(r.request_id for r in arrived)
 
     def set_reservation(self, reservation: Reservation | None) -> None:
