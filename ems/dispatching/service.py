@@ -10,8 +10,8 @@ of charge, plug, and a position if it sends one) that is fresh at the batch time
 vehicle is set to what it reports first.
 
 A vehicle's state and plan are published when they change (status, plug, route, a tenth of a
-kWh, ~10 m) and at least every ``FLEET_REFRESH_S``, not every batch: at 500 vehicles the
-publications, not the assignment, were most of a batch's time.
+kWh, ~10 m) and at least every ``FLEET_REFRESH_S``, not every batch (all of them took 0.1-0.3 s
+a batch at 500 vehicles), and a vehicle's stored state is written when it changes.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 ORDER = (RideStatus.ACCEPTED, RideStatus.PICKED_UP, RideStatus.DROPPED_OFF)
 FINAL = ("dropped_off", "rejected")
+ROUTE_KEY_LENGTH = 4  # a state key starts with the route key (DispatchService._state_key)
 FLEET_REFRESH_S = 300.0  # an unchanged vehicle's state and plan are published again after this [simulated s]
 
 
@@ -105,6 +106,7 @@ class DispatchService:
         self.published: dict[str, tuple[tuple, float]] = {}  # vehicle -> (what was published, when [s])
         self.stored: dict[str, str] = {}  # vehicle -> its state as last committed
         self.quote_cpu_s = 0.0  # CPU time of the quotes since the last batch (for the batch's log line)
+        self._quotes_logged = 0
         self.plugged_since: dict[str, float] = {}
         self.reports: dict[str, VehicleReport] = {}
         self._reservation: Reservation | None = None
@@ -224,7 +226,8 @@ class DispatchService:
         engine = self.engine
         engine.quote(now, arrived)
         self.open_ids.update(r.request_id for r in arrived)
-        changed = [vid for vid, v in engine.vehicles.items() if self._route_key(v) != self.published.get(vid, ((),))[0][:4]]
+        changed = [vid for vid, v in engine.vehicles.items() if vid not in self.published
+                   or self._route_key(v) != self.published[vid][0][:ROUTE_KEY_LENGTH]]
         routes = {vid: self._route(engine.vehicles[vid], now) for vid in changed}
         riders, messages = self._rider_updates(now, routes, [r.request_id for r in arrived])
         self._commit(now, changed, riders, batch=False)
@@ -274,8 +277,6 @@ class DispatchService:
                  (stepped - started) * 1e3, (committed - stepped) * 1e3, (time.perf_counter() - committed) * 1e3,
                  (time.thread_time() - started_cpu) * 1e3, self.counters.quotes - self._quotes_logged, self.quote_cpu_s * 1e3)
         self._quotes_logged, self.quote_cpu_s = self.counters.quotes, 0.0
-
-    _quotes_logged = 0
 
     def _commit(self, now: float, vehicle_ids: list[str], riders: dict, batch: bool) -> None:
         """The vehicles whose stored state changed and ``riders``, in one transaction."""
