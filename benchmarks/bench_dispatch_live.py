@@ -2,19 +2,26 @@
 
 A fleet of ``N`` four-seat taxis is derived from the reference portfolio (its twelve taxis
 copied, one depot charger each; written under ``out/``). For each load point a private Mosquitto
-with the shipped users and ACL and ``ems dispatch serve --speed 1`` run as real processes; the
-benchmark publishes every taxi's telemetry every 5 s as the ``twin`` user (SoC, plug state; the position only
-during the first 30 s, to spread the fleet over the area before the first requests), riders'
-requests as the ``rider`` user on ``rides/request`` (Poisson arrivals at the load's rate, origins
-and destinations inside the service area), and times each request from its publication to its
-first ``accepted`` or ``rejected`` on ``rides/<id>/status``. The latency includes the wait for
-the next batch (every ``[dispatch] batch_interval_s``, 30 s); ``after_batch`` is the part after
-the batch boundary (the assignment, the store's commit, the publications).
+with the shipped users and ACL and ``ems dispatch serve --speed 1`` run as real processes. The
+benchmark plays the twin (``RouteTwin``, as the ``twin`` user): the taxis start spread over the
+area, drive the routes the dispatcher publishes on ``fleet/<v>/plan`` on the dispatcher's own
+travel model (``simulations.twin_routes``, ``dispatch.motion``) and report position, SoC and plug
+state every 5 s (100 messages/s at 500 taxis). Riders' requests come as the ``rider`` user on
+``rides/request`` (Poisson arrivals at the load's rate, origins and destinations inside the
+service area); each is timed from its publication to its first ``accepted`` or ``rejected`` on
+``rides/<id>/status``. The latency includes the wait for the step that answers it: the next
+quote (``[dispatch] quote_interval_s``) or, without quotes, the next batch (``batch_interval_s``,
+30 s); ``after_batch`` is the part after that step's boundary (the assignment, the store's
+commit, the publications). The dispatcher logs each batch's CPU time and its quotes' CPU time;
+the benchmark reports them (``batch_cpu_*``, ``quote_cpu_per_quote``), less sensitive to a
+loaded machine than the latencies.
 
 ``DISPATCH_LIVE_MINUTES`` real minutes of requests per load point (default 2);
-``DISPATCH_LIVE_POINTS`` the load points as ``vehicles:requests_per_h[:batch_interval_s]``, comma-separated
-(default ``500:2000,500:5000,500:10000,500:10000:1``). Points run in order and stop after the first one
-that falls over (less than 90 % answered, or p95 above two batch intervals).
+``DISPATCH_LIVE_POINTS`` the load points as ``vehicles:requests_per_h[:batch_interval_s[:quote_interval_s]]``,
+comma-separated (default ``500:2000,500:5000,500:10000,500:20000,1000:10000``; an empty field keeps the
+default); ``DISPATCH_LIVE_QUOTE_S`` the quote interval of points that give none (default 1; ``none``:
+requests wait for the batch). Points run in order and stop after the first one that falls over (less
+than 90 % answered, or p95 above two batch intervals).
 """
 
 from __future__ import annotations
@@ -51,9 +58,9 @@ RIDER = ("rider", "rider-example-only")
 TEMPLATE_FIELDS = ("battery_kwh", "consumption_kwh_per_km", "v2g_allowed", "initial_soc_fraction")
 
 
-def scaled_portfolio(n_vehicles: int, path: Path, batch_interval_s: float | None = None) -> Path:
+def scaled_portfolio(n_vehicles: int, path: Path, dispatch: dict[str, float] | None = None) -> Path:
     """The reference portfolio with ``n_vehicles`` taxis (copies of its twelve) and one depot charger
-    each; ``batch_interval_s`` set in its ``[dispatch]`` table when given."""
+    each; ``dispatch`` keys set in its ``[dispatch]`` table when given."""
     import tomllib
 
     text = REFERENCE.read_text().replace('"mosquitto/', f'"{MOSQUITTO_DIR}/')
@@ -65,9 +72,9 @@ def scaled_portfolio(n_vehicles: int, path: Path, batch_interval_s: float | None
         extra.append(f'[[chargers]]\nid = "depot_c{i + 1:03d}"\nsite = "taxi_depot"\ncharge_power_kw = 6.0\n')
         fields = "\n".join(f"{key} = {json.dumps(template[key])}" for key in TEMPLATE_FIELDS)
         extra.append(f'[[vehicles]]\nid = "taxi-{i + 1:03d}"\n{fields}\nhome_charger = "depot_c{i + 1:03d}"\n')
-    if batch_interval_s is not None:
-        assert "[dispatch]" not in text, "the reference portfolio has a [dispatch] table: set the key in it"
-        extra.append(f"[dispatch]\nbatch_interval_s = {batch_interval_s}\n")
+    if dispatch:
+        assert "[dispatch]" not in text, "the reference portfolio has a [dispatch] table: set the keys in it"
+        extra.append("[dispatch]\n" + "".join(f"{key} = {value}\n" for key, value in dispatch.items()))
     path.write_text(text + "\n" + "\n".join(extra))
     return path
 
@@ -107,30 +114,72 @@ class Rider:
         self.client.disconnect()
 
 
-def _telemetry(port: int, vehicles: list[str], positions: np.ndarray, clock, placed_until: float, stop: threading.Event) -> None:
-    """Every vehicle's telemetry every 5 s, spread evenly over the period, as the twin sends it: its
-    position until ``placed_until`` (Unix s), then SoC and plug state only, so that the engine moves
-    the vehicles along their routes (a fixed reported position would hold every vehicle in place)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-twin")
-    client.username_pw_set(*TWIN)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    gap_s = TELEMETRY_PERIOD_S / len(vehicles)
-    next_s = time.monotonic()
-    try:
-        while not stop.is_set():
-            for vehicle, (lat, lon) in zip(vehicles, positions, strict=True):
-                body = {"time": clock().isoformat(), "soc": 0.7, "plugged": False, "charger_id": None}
-                if time.time() < placed_until:  # place the fleet over the area, then let the engine drive it
-                    body |= {"lat": lat, "lon": lon}
-                client.publish(f"arao/{vehicle}/telemetry", json.dumps(body), qos=1)
-                next_s += gap_s
-                time.sleep(max(0.0, next_s - time.monotonic()))
-                if stop.is_set():
-                    break
-    finally:
-        client.loop_stop()
-        client.disconnect()
+class RouteTwin:
+    """The taxis as the twin drives them: each follows the route of its last ``fleet/<v>/plan``
+    (``simulations.twin_routes.RouteFollower`` on ``dispatch.motion``, the engine's own travel
+    model), loses the energy of every km, plugs in where the route names a charger, and reports
+    its position, SoC and plug state every 5 s, spread evenly over the period. The taxis start
+    unplugged at ``positions``, spread over the area."""
+
+    def __init__(self, port: int, config: Path, positions: np.ndarray, clock) -> None:
+        from dispatch.router import make_router
+        from drivers.sim.physics import SimEv
+        from ems.config import load_portfolio
+        from simulations.twin_routes import RouteFollower
+
+        portfolio = load_portfolio(config)
+        settings = portfolio.dispatch
+        router = make_router(settings.speed_kmh, settings.detour_factor, None)
+        self.clock = clock
+        self.chargers = {c.id for c in portfolio.chargers}
+        self.followers: dict[str, RouteFollower] = {}
+        for vehicle, (lat, lon) in zip(portfolio.vehicles, positions, strict=True):
+            ev = SimEv(vehicle.id, vehicle.battery_kwh, vehicle.initial_soc_fraction * vehicle.battery_kwh, position=(lat, lon))
+            self.followers[vehicle.id] = RouteFollower(ev, router, vehicle.consumption_kwh_per_km, settings.dwell_s)
+        self.plans = 0
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-twin")
+        self.client.username_pw_set(*TWIN)
+        self.client.on_message = self._on_plan
+        self.client.on_connect = lambda c, *a: c.subscribe("fleet/+/plan", 1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_plan(self, client, userdata, message) -> None:
+        from ems.fleet import VehiclePlan
+
+        follower = self.followers.get(message.topic.split("/")[1])
+        if follower is None:
+            return
+        plan = VehiclePlan.model_validate_json(message.payload)
+        with self.lock:
+            if follower.plan_issued is None or plan.issued >= follower.plan_issued:
+                follower.follow(plan, self.clock())
+                self.plans += 1
+
+    def report(self, stop: threading.Event) -> None:
+        gap_s = TELEMETRY_PERIOD_S / len(self.followers)
+        next_s = time.monotonic()
+        try:
+            while not stop.is_set():
+                with self.lock:  # the chargers held, once a round (each taxi has its own)
+                    held = {f.vehicle.charger_id for f in self.followers.values()} - {None}
+                for vehicle_id, follower in self.followers.items():
+                    now = self.clock()
+                    with self.lock:
+                        follower.step(now, held - {follower.vehicle.charger_id}, self.chargers)
+                        ev = follower.vehicle
+                        lat, lon = ev.position or (None, None)
+                        body = {"time": now.isoformat(), "soc": round(ev.soc_fraction, 4), "plugged": ev.charger_id is not None,
+                                "charger_id": ev.charger_id, "lat": lat, "lon": lon}
+                    self.client.publish(f"arao/{vehicle_id}/telemetry", json.dumps(body), qos=1)
+                    next_s += gap_s
+                    time.sleep(max(0.0, next_s - time.monotonic()))
+                    if stop.is_set():
+                        break
+        finally:
+            self.client.loop_stop()
+            self.client.disconnect()
 
 
 def _points_in_area(rng: np.random.Generator, centre: tuple[float, float], radius_km: float, n: int) -> np.ndarray:
@@ -157,17 +206,20 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def load_point(work: Path, n_vehicles: int, requests_per_h: float, minutes: float, batch_interval_s: float | None = None,
-               seed: int = 0) -> dict:
+               quote_interval_s: float | None = None, seed: int = 0) -> dict:
     import tomllib
 
     from tests.conftest import SHIPPED_MOSQUITTO, Broker, free_port
 
     label = f"{n_vehicles}veh_{int(requests_per_h)}rph" + (f"_batch{batch_interval_s:g}s" if batch_interval_s else "")
-    config = scaled_portfolio(n_vehicles, work / f"arao_{label}.toml", batch_interval_s)
+    label += f"_quote{quote_interval_s:g}s" if quote_interval_s else ""
+    dispatch = {"batch_interval_s": batch_interval_s, "quote_interval_s": quote_interval_s}
+    config = scaled_portfolio(n_vehicles, work / f"arao_{label}.toml", {k: v for k, v in dispatch.items() if v is not None})
     raw = tomllib.loads(config.read_text())
     centre = (raw["portfolio"]["latitude_deg"], raw["portfolio"]["longitude_deg"])
     radius_km = 0.45 * raw["portfolio"]["service_area_km"]  # a disc inside the service square
     interval_s = float(raw.get("dispatch", {}).get("batch_interval_s", 30.0))
+    answer_s = float(raw.get("dispatch", {}).get("quote_interval_s", interval_s))  # the step that answers a request
     rng = np.random.default_rng(seed)
     vehicles = [v["id"] for v in raw["vehicles"]]
     positions = _points_in_area(rng, centre, radius_km, len(vehicles))
@@ -185,14 +237,15 @@ def load_point(work: Path, n_vehicles: int, requests_per_h: float, minutes: floa
         stdout=log_path.open("wb"), stderr=subprocess.STDOUT, cwd=REPO,
         env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
     stop = threading.Event()
-    twin = threading.Thread(target=_telemetry, args=(broker.port, vehicles, positions, clock, epoch + WARMUP_S / 2, stop), daemon=True)
+    twin = RouteTwin(broker.port, config, positions, clock)
+    reporting = threading.Thread(target=twin.report, args=(stop,), daemon=True)
     rider = None
     try:
         while "connected" not in log_path.read_text(errors="replace") and serve.poll() is None and time.time() < epoch:
             time.sleep(0.2)
         if serve.poll() is not None or time.time() >= epoch:
             raise RuntimeError(f"the dispatcher did not connect: {log_path.read_text(errors='replace')[-2000:]}")
-        twin.start()
+        reporting.start()
         rider = Rider(broker.port)
         time.sleep(max(0.0, epoch + WARMUP_S - time.time()))
         cpu_before, wall_before = _cpu_s(serve.pid), time.time()
@@ -229,9 +282,18 @@ def load_point(work: Path, n_vehicles: int, requests_per_h: float, minutes: floa
         answered, status = rider.answered[request_id]
         rejected += status == "rejected"
         latencies.append(answered - sent)
-        boundary = epoch + math.ceil((sent - epoch) / interval_s) * interval_s
+        boundary = epoch + math.ceil((sent - epoch) / answer_s) * answer_s
         after_batch.append(answered - boundary)
-    return {"label": label, "vehicles": n_vehicles, "requests_per_h": requests_per_h, "sent": len(rider.sent), "answered": len(latencies),
+    batch_cpu_ms, quote_cpu_ms, quotes = [], 0.0, 0
+    for line in log_path.read_text(errors="replace").splitlines():
+        found = re.search(r"CPU (\d+) ms \(and (\d+) quotes since the last batch, CPU (\d+) ms\)", line)
+        if found and " at " in line and line.split(" at ")[1][:8] >= (START + dt.timedelta(seconds=WARMUP_S)).strftime("%H:%M:%S"):
+            batch_cpu_ms.append(float(found[1]))
+            quotes += int(found[2])
+            quote_cpu_ms += float(found[3])
+    vehicles_moved = sum(f.vehicle.odometer_km > 0 for f in twin.followers.values())
+    return {"label": label, "batch_cpu_ms": batch_cpu_ms, "quotes": quotes, "quote_cpu_ms": quote_cpu_ms,
+            "twin_plans": twin.plans, "twin_vehicles_moved": vehicles_moved, "quote_interval_s": quote_interval_s, "vehicles": n_vehicles, "requests_per_h": requests_per_h, "sent": len(rider.sent), "answered": len(latencies),
             "rejected": rejected, "latencies": latencies, "after_batch": after_batch, "cpu_share": cpu_share,
             "alive": alive, "reject_reasons": rider.reasons, "batch_interval_s": interval_s, "load_1min": os.getloadavg()[0],
             "batch_log": re.findall(r"batch .*", log_path.read_text(errors="replace"))[-3:]}
@@ -251,13 +313,23 @@ def rows_of(point: dict) -> list[dict]:
         {"name": name, "metric": "requests_sent", "value": float(point["sent"]), "unit": ""},
         {"name": name, "metric": "dispatcher_cpu", "value": point["cpu_share"], "unit": "cores"},
         {"name": name, "metric": "machine_load_1min", "value": point["load_1min"], "unit": ""},
+        {"name": name, "metric": "batch_cpu_p50", "value": percentile(point["batch_cpu_ms"] or [math.nan], 0.50) / 1e3, "unit": "s"},
+        {"name": name, "metric": "batch_cpu_p95", "value": percentile(point["batch_cpu_ms"] or [math.nan], 0.95) / 1e3, "unit": "s"},
+        {"name": name, "metric": "quote_cpu_per_quote", "value": point["quote_cpu_ms"] / max(1, point["quotes"]) / 1e3, "unit": "s"},
+        {"name": name, "metric": "twin_vehicles_moved", "value": float(point["twin_vehicles_moved"]), "unit": ""},
     ]
 
 
 def run() -> list[dict]:
     minutes = float(os.environ.get("DISPATCH_LIVE_MINUTES", "2"))
-    spec = os.environ.get("DISPATCH_LIVE_POINTS", "500:2000,500:5000,500:10000,500:10000:1")
-    points = [(int(p[0]), float(p[1]), float(p[2]) if len(p) > 2 else None) for p in (q.split(":") for q in spec.split(","))]
+    spec = os.environ.get("DISPATCH_LIVE_POINTS", "500:2000,500:5000,500:10000,500:20000,1000:10000")
+    quote = os.environ.get("DISPATCH_LIVE_QUOTE_S", "1")
+
+    def number(text: str) -> float | None:
+        return None if text in ("", "none") else float(text)
+
+    points = [(int(p[0]), float(p[1]), number(p[2]) if len(p) > 2 else None, number(p[3] if len(p) > 3 else quote))
+              for p in (q.split(":") for q in spec.split(","))]
     rows: list[dict] = []
     out = REPO / "out" / "bench_dispatch_live"
     out.mkdir(parents=True, exist_ok=True)
@@ -265,8 +337,8 @@ def run() -> list[dict]:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     if True:
-        for n_vehicles, requests_per_h, batch_interval_s in points:
-            point = load_point(work, n_vehicles, requests_per_h, minutes, batch_interval_s)
+        for n_vehicles, requests_per_h, batch_interval_s, quote_interval_s in points:
+            point = load_point(work, n_vehicles, requests_per_h, minutes, batch_interval_s, quote_interval_s)
             rows += rows_of(point)
             (out / f"{point['label']}.json").write_text(json.dumps(point, indent=1))
             answered = point["answered"] / max(1, point["sent"])

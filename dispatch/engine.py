@@ -11,7 +11,7 @@ whatever policy the replay measures is the one that runs live.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from dispatch.assign import Policy, assign_batch
@@ -126,6 +126,8 @@ class Engine:
         self.reassignments = 0
         self.last_assign_s = start_s
         self.plans: dict[str, VehiclePlan] = {}
+        self.quoted: set[str] = set()  # riders answered by a quote since the last batch
+        self.quote_ms: list[float] = []
 
     def _initial(self, spec: VehicleSpec) -> SimVehicle:
         charger = self.setup.charger(spec.home_charger) if spec.home_charger in {c.charger_id for c in self.setup.chargers} else None
@@ -149,9 +151,29 @@ class Engine:
         self._fleet_rules(now)
         if rules is not None:
             rules(now)
-        if arrived or self._reoptimise_due(now):
+        quoted, self.quoted = self.quoted, set()
+        reoptimise = self._reoptimise_due(now)
+        if arrived or (quoted and self.settings.reassign) or reoptimise:
             self.add_requests(arrived)
-            self._assign(arrived, now)
+            # with quotes, a batch reconsiders the riders quoted since the last one (its size stays
+            # that of the requests of one interval, not of every rider waiting for a pickup)
+            # a rolling re-optimisation reconsiders every rider waiting for a pickup
+            movable = quoted if self.settings.quote_interval_s is not None and not reoptimise else None
+            self._assign(arrived, now, movable=movable)
+            self.last_assign_s = now
+
+    def quote(self, now: float, arrived: list[Request]) -> None:
+        """Between batches (``quote_interval_s``): ``arrived`` inserted at once into the routes as
+        they stand (insertion policy; no fleet rules, no rider moved). A rider no route can take
+        is rejected, as by a batch; the next batch's ILP may move a quoted rider (``reassign``)."""
+        if not arrived:
+            return
+        for vehicle in self.vehicles.values():
+            self._advance(vehicle, now)
+        self.add_requests(arrived)
+        self._assign(arrived, now, Policy.INSERTION)
+        self.quote_ms.append(self.assign_ms.pop())  # assign_ms (and the KPIs' batch count) stays batches only
+        self.quoted.update(r.request_id for r in arrived)
 
     def _reoptimise_due(self, now: float) -> bool:
         """Riders not yet picked up are re-assigned every ``reoptimise_interval_s`` even when no
@@ -167,14 +189,18 @@ class Engine:
         _check_reservation(reservation, self.setup)
         self.reservation = reservation
 
-    def _assign(self, arrived: list[Request], now: float) -> None:
+    def _assign(self, arrived: list[Request], now: float, policy: Policy | None = None,
+                movable: set[str] | None = None) -> None:
+        """``arrived`` assigned; riders promised a vehicle (only those of ``movable`` when given)
+        may move, as the policy allows."""
+        policy = self.policy if policy is None else policy
         views = [self._view(v, now) for v in self.vehicles.values()]
         promised = [
-            r.request for r in self.riders.values() if r.vehicle_id and r.pickup_s is None and r.rejection is None
-        ]
-        self.last_assign_s = now
+            r.request for r in self.riders.values()
+            if r.vehicle_id and r.pickup_s is None and r.rejection is None and (movable is None or r.request.request_id in movable)
+        ] if policy is not Policy.INSERTION else []
         started = time.perf_counter()
-        result = assign_batch(views, arrived, self.ctx, self.settings, self.policy, promised)
+        result = assign_batch(views, arrived, self.ctx, self.settings, policy, promised)
         self.assign_ms.append((time.perf_counter() - started) * 1000.0)
         for vehicle_id, stops in result.routes.items():
             vehicle = self.vehicles[vehicle_id]
@@ -348,9 +374,9 @@ class Engine:
             if status is VehicleStatus.IDLE and vehicle.soc_kwh < low and spec.shift_at(now) is not None:
                 vehicle.idle_low_s += self.settings.batch_interval_s
 
-    def _plans(self, now: float) -> dict[str, VehiclePlan]:
+    def _plans(self, now: float, only: Iterable[str] | None = None) -> dict[str, VehiclePlan]:
         plans = {}
-        for vehicle in self.vehicles.values():
+        for vehicle in self.vehicles.values() if only is None else (self.vehicles[v] for v in only):
             busy_until = now
             if vehicle.stops:
                 busy_until = self._view(vehicle, now).start_s
@@ -359,14 +385,15 @@ class Engine:
             )
         return plans
 
-    def _states(self, now: float) -> dict[str, VehicleState]:
+    def _states(self, now: float, only: Iterable[str] | None = None) -> dict[str, VehicleState]:
         moment = self.setup.clock.to_datetime(now)
+        vehicles = self.vehicles.values() if only is None else [self.vehicles[v] for v in only]
         return {
             v.spec.vehicle_id: VehicleState(
                 vehicle_id=v.spec.vehicle_id, time=moment, position=Position(lat=v.position.lat, lon=v.position.lon),
                 status=v.status(), soc_kwh=max(0.0, v.soc_kwh), charger_id=v.plugged,
             )
-            for v in self.vehicles.values()
+            for v in vehicles
         }
 
 

@@ -338,9 +338,12 @@ def busy_vehicles(views: Iterable[VehicleView], router: Router, dwell_s: float) 
     return out
 
 
-def can_come_back(vehicle: IdleVehicle, target: Point, setup: FleetSetup, router: Router, floor: float) -> bool:
-    """The vehicle reaches ``target`` and then the charger nearest to it with ``floor`` kept."""
-    back_km = min((router.leg(target, c.point)[0] for c in setup.chargers), default=router.leg(target, setup.depot)[0])
+def can_come_back(vehicle: IdleVehicle, target: Point, setup: FleetSetup, router: Router, floor: float,
+                  back_km: float | None = None) -> bool:
+    """The vehicle reaches ``target`` and then the charger nearest to it (``back_km`` away, when
+    the caller knows it) with ``floor`` kept."""
+    if back_km is None:
+        back_km = min((router.leg(target, c.point)[0] for c in setup.chargers), default=router.leg(target, setup.depot)[0])
     km = router.leg(vehicle.position, target)[0] + back_km
     return vehicle.soc_kwh - km * vehicle.spec.consumption_kwh_per_km >= floor
 
@@ -390,16 +393,23 @@ def _reposition(vehicles, settled, now_s, setup, settings, router, forecast, flo
     anchors = [v.target if v.heading is StopKind.REBALANCE else v.position for v in vehicles]
     cover = np.array([[router.leg(a, p)[0] for p in points] for a in anchors + [v.position for v in settled]])
     drive = np.array([[router.leg(v.position, p)[0] for p in points] for v in vehicles])
+    # the way back from each hotspot, once (not once per vehicle: a fleet may have a charger each)
+    back_km = [min((router.leg(p, c.point)[0] for c in setup.chargers), default=router.leg(p, setup.depot)[0]) for p in points]
     for i, v in enumerate(vehicles):  # a move it could not come back from is never worth it
         for j, p in enumerate(points):
-            if not can_come_back(v, p, setup, router, floors[v.spec.vehicle_id]):
+            if not can_come_back(v, p, setup, router, floors[v.spec.vehicle_id], back_km[j]):
                 drive[i, j] = np.inf
     moves: dict[str, Stop] = {}
     movable = list(range(len(vehicles)))
     while movable:
+        # each vehicle's "others" (the cover without it, as np.delete(cover, i).min(axis=0)) from
+        # the two nearest per hotspot: O(vehicles x hotspots) a round, not its square
+        if len(cover) > 1:
+            first, second = np.partition(cover, 1, axis=0)[:2]
+            nearest = cover.argmin(axis=0)
         best = None
         for i in movable:
-            others = np.delete(cover, i, axis=0).min(axis=0) if len(cover) > 1 else np.full(len(points), np.inf)
+            others = np.where(nearest == i, second, first) if len(cover) > 1 else np.full(len(points), np.inf)
             current = weights @ np.minimum(others, cover[i])
             after = np.minimum(others[None, :], between).dot(weights)  # vehicle i at each hotspot
             value = (current - after) * requests * (1.0 + settings.wait_weight) - drive[i]

@@ -71,6 +71,17 @@ class Simulation(Engine):
             self._record(now)
             if next_request >= len(self.requests) and not any(v.stops for v in self.vehicles.values()):
                 break
+            quote = self.settings.quote_interval_s
+            if quote is not None:  # the requests before the next batch, answered at the quote after each arrives
+                while next_request < len(self.requests) and self.requests[next_request].time_s < now + step:
+                    at = math.ceil(self.requests[next_request].time_s / quote) * quote
+                    if at >= now + step:
+                        break
+                    quoted = []
+                    while next_request < len(self.requests) and self.requests[next_request].time_s <= at:
+                        quoted.append(self.requests[next_request])
+                        next_request += 1
+                    self.quote(max(at, now), quoted)
             now += step
         return SimulationResult(
             self.riders, self.vehicles, self.assign_ms, self.plans, self._states(now), now, self.policy.value,

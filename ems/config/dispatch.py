@@ -19,6 +19,10 @@ class DispatchSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     batch_interval_s: float = Field(30.0, gt=0, description="requests are assigned every batch")
+    quote_interval_s: float | None = Field(
+        None, gt=0, description="between batches, requests are answered every this many seconds by insertion into the "
+        "routes as they stand (the next batch may move them); none: a request waits for the next batch",
+    )
     max_wait_s: float = Field(600.0, gt=0, description="latest pickup after the request time")
     max_detour_fraction: float = Field(0.5, ge=0, description="ride may exceed the direct time by this share ...")
     max_detour_min_s: float = Field(300.0, ge=0, description="... or by this many seconds, whichever is larger")
@@ -85,6 +89,9 @@ class DispatchSettings(BaseModel):
     def _consistent(self) -> DispatchSettings:
         if self.service_end <= self.service_start:
             raise ValueError("service_end must be after service_start (same day)")
+        if self.quote_interval_s is not None and self.quote_interval_s >= self.batch_interval_s:
+            raise ValueError(f"quote_interval_s ({self.quote_interval_s:g}) must be shorter than batch_interval_s "
+                             f"({self.batch_interval_s:g}), or left out")
         if not self.low_soc_fraction < self.charge_release_fraction <= self.charge_target_fraction:
             raise ValueError("needs low_soc_fraction < charge_release_fraction <= charge_target_fraction")
         return self

@@ -132,21 +132,23 @@ class DispatchStore:
         with self._lock:
             return dict(self._db.execute("SELECT vehicle_id, state FROM dispatch_vehicles").fetchall())
 
-    def commit_batch(self, now_s: float, vehicles: dict[str, SimVehicle], riders: dict[str, tuple[RiderRecord, str, float | None]],
+    def commit_batch(self, now_s: float | None, vehicles: dict[str, str], riders: dict[str, tuple[RiderRecord, str, float | None]],
                      announced: dict[str, str]) -> None:
-        """Vehicles, riders (record, status, pickup ETA [s]) and what each rider has been told, at once."""
+        """Vehicles (their ``vehicle_state``; only those that changed need be given), riders (record,
+        status, pickup ETA [s]) and what each rider has been told, at once; ``now_s`` is the batch's
+        time (None for a quote between batches: a restart resumes at the batch after the last one)."""
         with self._lock:
             self._db.execute("BEGIN")
             try:
-                self._db.executemany("INSERT OR REPLACE INTO dispatch_vehicles VALUES (?, ?)",
-                                     [(vid, vehicle_state(v)) for vid, v in vehicles.items()])
+                self._db.executemany("INSERT OR REPLACE INTO dispatch_vehicles VALUES (?, ?)", list(vehicles.items()))
                 self._db.executemany(
                     "UPDATE dispatch_riders SET status = ?, vehicle_id = ?, pickup_eta_s = ?, pickup_s = ?, "
                     "dropoff_s = ?, shared = ?, reason = ?, message = ?, announced = ? WHERE request_id = ?",
                     [(status, r.vehicle_id or None, eta, r.pickup_s, r.dropoff_s, int(r.shared),
                       r.rejection.reason.value if r.rejection else None, r.rejection.message if r.rejection else None,
                       announced.get(rid), rid) for rid, (r, status, eta) in riders.items()])
-                self._db.execute("INSERT OR REPLACE INTO dispatch_meta VALUES ('last_step_s', ?)", (repr(now_s),))
+                if now_s is not None:
+                    self._db.execute("INSERT OR REPLACE INTO dispatch_meta VALUES ('last_step_s', ?)", (repr(now_s),))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

@@ -42,6 +42,14 @@ def vehicle_topics(portfolio: Portfolio) -> dict[str, str]:
     return topics
 
 
+def telemetry_filters(topics: dict[str, str], topic_root: str) -> list[str]:
+    """The subscriptions that cover ``topics``: one ``<topic_root>/+/telemetry`` for the twin's
+    vehicles, each other vehicle's own topic (an MQTT driver's ``topic_prefix``)."""
+    wildcard = f"{topic_root.rstrip('/')}/+/telemetry"
+    own = [t for t in topics if not (t.startswith(f"{topic_root.rstrip('/')}/") and t.count("/") == wildcard.count("/"))]
+    return ([wildcard] if len(own) < len(topics) else []) + own
+
+
 def _number(data: dict, key: str, low: float, high: float) -> float | None:
     value = data.get(key)
     if value is None:
