@@ -163,7 +163,7 @@ class RouteTwin:
         try:
             while not stop.is_set():
                 with self.lock:  # the chargers held, once a round (each taxi has its own)
-                    held = {f.vehicle.charger_id for f in self.followers.values()} - {None}
+                    held = {f.vehicle.charger_id for f in self.followers.values() if f.vehicle.charger_id is not None}
                 for vehicle_id, follower in self.followers.items():
                     now = self.clock()
                     with self.lock:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.dispatch_vs_hindsight import VARIANTS
+from dispatch.assign import Policy
 from dispatch.demand import DemandModel
 from dispatch.fleet import _station_points
 from dispatch.model import Request
@@ -42,7 +43,8 @@ class InstrumentedSimulation(Simulation):
         super().__init__(*args, **kwargs)
         self.at_batch: dict[str, dict] = {}
 
-    def _assign(self, arrived: list[Request], now: float) -> None:
+    def _assign(self, arrived: list[Request], now: float, policy: Policy | None = None,
+                movable: set[str] | None = None) -> None:
         views = {v.spec.vehicle_id: self._view(v, now) for v in self.vehicles.values()}
         free = [vid for vid, v in self.vehicles.items() if not v.stops and views[vid].available]
         busy = {vid for vid, v in self.vehicles.items() if v.stops}
@@ -56,7 +58,7 @@ class InstrumentedSimulation(Simulation):
             if free:
                 free_points = _station_points(hotspots, len(free), router)[0]
         to_station = [min(self.router.leg(positions[v][0], s)[0] for s in stations) for v in free] if stations else []
-        super()._assign(arrived, now)
+        super()._assign(arrived, now, policy, movable)
         for request in arrived:
             origin = request.origin
             nearest = min((positions[v][1] - now + self.router.leg(positions[v][0], origin)[1] for v in free),

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -162,3 +163,18 @@ def wait_until(condition, timeout_s: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+FINAL = {"dropped_off", "rejected"}
+
+
+def live_figures(rider: Rider, log) -> tuple[float, float]:
+    """(served share, mean wait [s]) as the riders saw them on their status topics."""
+    waits, served = [], 0
+    for request in log.requests:
+        bodies = rider.messages.get(request.request_id, [])
+        if any(b["status"] == "dropped_off" for b in bodies):
+            served += 1
+            pickup = next(b for b in bodies if b["status"] == "picked_up")
+            waits.append(log.clock.to_s(dt.datetime.fromisoformat(pickup["time"])) - request.time_s)
+    return served / len(log.requests), float(np.mean(waits))

@@ -9,7 +9,6 @@ import json
 import sqlite3
 import time
 
-import numpy as np
 import pytest
 
 from dispatch.assign import Policy
@@ -23,16 +22,17 @@ from ems.config import load_portfolio
 from ems.fleet import Reservation, ShelterCall, VehiclePlan, VehicleState, VehicleStatus
 from tests.dispatch_live_fixtures import (
     CONFIG,
+    FINAL,
     START,
     LiveRun,
     Rider,
+    live_figures,
     persistent_broker,
     stop,
     wait_until,
     write_log,
 )
 
-FINAL = {"dropped_off", "rejected"}
 
 def _replay(requests_path):
     portfolio = load_portfolio(CONFIG)
@@ -44,17 +44,6 @@ def _replay(requests_path):
     setup = fleet_from_portfolio(portfolio, log.clock.date)
     result = Simulation(setup, log.requests, router, settings, Policy(settings.policy), DemandModel(len(log.requests))).run()
     return log, kpis(result)
-
-def _live_figures(rider: Rider, log) -> tuple[float, float]:
-    """(served share, mean wait [s]) as the riders saw them on their status topics."""
-    waits, served = [], 0
-    for request in log.requests:
-        bodies = rider.messages.get(request.request_id, [])
-        if any(b["status"] == "dropped_off" for b in bodies):
-            served += 1
-            pickup = next(b for b in bodies if b["status"] == "picked_up")
-            waits.append(log.clock.to_s(dt.datetime.fromisoformat(pickup["time"])) - request.time_s)
-    return served / len(log.requests), float(np.mean(waits))
 
 @pytest.fixture
 def live(tmp_path):
@@ -86,7 +75,7 @@ def test_fed_requests_are_served_as_in_the_replay_and_bad_ones_refused(live, tmp
         rider.close()
         intruder.close()
 
-    served_share, mean_wait_s = _live_figures(rider, log)
+    served_share, mean_wait_s = live_figures(rider, log)
     assert served_share == pytest.approx(replay["served_share"], rel=0.10)
     assert mean_wait_s == pytest.approx(replay["mean_wait_s"], rel=0.10)
     for request in log.requests:  # every rider heard, in order, from the vehicle that took them

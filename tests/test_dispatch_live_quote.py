@@ -18,8 +18,17 @@ from dispatch.router import make_router
 from dispatch.simulate import Simulation, kpis
 from ems.config import load_portfolio
 from tests.conftest import SHIPPED_MOSQUITTO
-from tests.dispatch_live_fixtures import CONFIG, LiveRun, Rider, persistent_broker, stop, wait_until, write_log
-from tests.test_dispatch_live import FINAL, _live_figures
+from tests.dispatch_live_fixtures import (
+    CONFIG,
+    FINAL,
+    LiveRun,
+    Rider,
+    live_figures,
+    persistent_broker,
+    stop,
+    wait_until,
+    write_log,
+)
 
 QUOTE_S = 5.0
 
@@ -65,6 +74,6 @@ def test_quotes_answer_before_the_batch_and_serve_as_the_replay(tmp_path):
         early += answered_s < math.ceil(request.time_s / batch_s) * batch_s
     assert early >= 0.8 * len(log.requests), early
     assert "quotes since the last batch" in live.log_text()
-    served_share, mean_wait_s = _live_figures(rider, log)
+    served_share, mean_wait_s = live_figures(rider, log)
     assert served_share == pytest.approx(replay["served_share"], rel=0.10)
     assert mean_wait_s == pytest.approx(replay["mean_wait_s"], rel=0.10)
