@@ -31,6 +31,7 @@ from ems.optimise.components.base import (
     ScheduleRows,
     SeriesCheck,
     SiteStep,
+    frame_rows,
     storage_soc_kwh,
     var_array,
 )
@@ -132,8 +133,7 @@ class BatteryComponent(Component):
 
     def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
         s, dt_h, terms = problem.settings, problem.grid.step_h, ledger.terms
-        for b in problem.batteries:
-            p = power_kw[b.id].to_numpy()
+        for b, p in zip(problem.batteries, frame_rows(power_kw, [b.id for b in problem.batteries]), strict=True):
             soc, _ = storage_soc_kwh(b.initial_soc_kwh, p, dt_h, b.charge_efficiency, b.discharge_efficiency)
             ledger.soc_kwh[b.id] = soc
             storage_terms(terms, s, dt_h, p, b.degradation_yen_per_kwh)

@@ -35,6 +35,7 @@ from ems.optimise.components.base import (
     ScheduleRows,
     SeriesCheck,
     SiteStep,
+    frame_rows,
     storage_soc_rows,
     var_array,
 )
@@ -162,14 +163,6 @@ def _check_windows(ev, sites) -> None:
     raise ProblemError(f"{ev.id}: step {t} is both plugged in and driving")
 
 
-def _rows(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """``frame``'s ``columns`` as rows of one array (a Series per column costs more than the row)."""
-    positions = frame.columns.get_indexer(columns)
-    if (positions < 0).any():
-        raise KeyError(f"power_kw has no column {columns[int(np.argmin(positions))]!r}")
-    return np.ascontiguousarray(frame.to_numpy(dtype=float)[:, positions].T)
-
-
 def _flows(build: ModelBuild) -> tuple[np.ndarray, np.ndarray]:
     """Charge and discharge [kW], one row per vehicle (the variables are vehicle-major)."""
     shape = (len(build.problem.evs), build.problem.grid.steps)
@@ -234,7 +227,7 @@ class EvComponent(Component):
         if not evs:
             return
         # the fleet's energy in one pass (a row per vehicle); the terms summed vehicle by vehicle
-        power = _rows(power_kw, [ev.id for ev in evs])
+        power = frame_rows(power_kw, [ev.id for ev in evs])
         initial = np.array([ev.initial_soc_kwh for ev in evs])
         soc, drive_short = storage_soc_rows(
             initial, power, dt_h, np.array([ev.charge_efficiency for ev in evs]), np.array([ev.discharge_efficiency for ev in evs]),

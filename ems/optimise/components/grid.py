@@ -29,6 +29,7 @@ from ems.optimise.components.base import (
     RuleState,
     ScheduleRows,
     SeriesCheck,
+    frame_rows,
     var_array,
 )
 from ems.optimise.problem import Problem
@@ -102,8 +103,7 @@ class GridComponent(Component):
 
     def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
         terms, report, dt_h = ledger.terms, ledger.report, problem.grid.step_h
-        for g in problem.grids:
-            net = power_kw[g.id].to_numpy()
+        for g, net in zip(problem.grids, frame_rows(power_kw, [g.id for g in problem.grids]), strict=True):
             imp, exp = np.clip(net, 0, None), np.clip(-net, 0, None)
             terms["energy_cost_yen"] += float(np.sum(imp * g.import_price_yen_per_kwh - exp * g.export_price_yen_per_kwh) * dt_h)
             co2 = float(np.sum(imp * g.co2_kg_per_kwh) * dt_h)

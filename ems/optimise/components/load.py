@@ -31,6 +31,7 @@ from ems.optimise.components.base import (
     ScheduleRows,
     SeriesCheck,
     SiteStep,
+    frame_rows,
     var_values,
 )
 from ems.optimise.problem import LoadSpec, Problem, ProblemError
@@ -65,8 +66,8 @@ def add_load_constraints(build: ModelBuild) -> None:
 def load_shed_kw(problem: Problem, power_kw: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per site, the load left unserved in each step [kW]: demand minus the load's power drawn."""
     shed = {site: np.zeros(problem.grid.steps) for site in problem.sites}
-    for load in problem.loads:
-        shed[load.site] += np.clip(load.demand_kw + power_kw[load.id].to_numpy(), 0, None)
+    for load, drawn in zip(problem.loads, frame_rows(power_kw, [ld.id for ld in problem.loads]), strict=True):
+        shed[load.site] += np.clip(load.demand_kw + drawn, 0, None)
     return shed
 
 
