@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import logging
 import threading
 import time
@@ -245,12 +246,17 @@ def _initial_kwh(problem: Problem) -> float:
 def _ev_sites(problem: Problem, sites: dict, away_at_home: bool = True) -> np.ndarray:
     """[ev, t] -> position of the site whose bus the vehicle's flows are on (-1: none); while
     away, its home site's when ``away_at_home`` (as built), else -1 (as updated: left where they are)."""
+    shape = (len(problem.evs), problem.grid.steps)
+    if not away_at_home:  # the whole fleet through one look-up
+        position = {**sites, None: -1}
+        chargers = itertools.chain.from_iterable(ev.charger_site for ev in problem.evs)
+        return np.fromiter(map(position.__getitem__, chargers), int, shape[0] * shape[1]).reshape(shape)
     rows = []
     for ev in problem.evs:
-        home = home_site(ev) if away_at_home else None
+        home = home_site(ev)
         position = {**sites, None: sites[home] if home is not None else -1}
         rows.append(list(map(position.__getitem__, ev.charger_site)))
-    return np.array(rows, dtype=int).reshape(len(problem.evs), problem.grid.steps)
+    return np.array(rows, dtype=int).reshape(shape)
 
 
 def _update(loaded: _Loaded, problem: Problem) -> None:

@@ -92,8 +92,8 @@ def run_highs(loaded: LoadedModel, build: ModelBuild, build_s: float, load_s: fl
         log.error("HiGHS ended with %s and no solution; using the rule-based fallback", name)
         return fallback_schedule(problem, f"solver ended with {name}", build_s, solve_s)
     started = time.perf_counter()
-    # (np.array with the dtype given converts highspy's list faster than np.asarray)
-    attach_solution(build.model, ColumnValues(np.array(h.getSolution().col_value, dtype=float), loaded.compiled.var_columns))
+    columns = h.getSolution().col_value  # a list (np.fromiter converts it faster than np.asarray)
+    attach_solution(build.model, ColumnValues(np.fromiter(columns, float, len(columns)), loaded.compiled.var_columns))
     best = float(info.objective_function_value)
     bound = float(info.mip_dual_bound) if loaded.integer else None
     return solved_schedule(build, status, best, bound, build_s, load_s, solve_s, started)

@@ -97,9 +97,12 @@ class LoadComponent(Component):
         add_load_constraints(build)
 
     def read_power(self, build: ModelBuild) -> dict[str, np.ndarray]:
-        shed = var_values(build.model.load_shed_kw)
-        return {load.id: np.array([shed.get((load.id, t), 0.0) for t in build.steps]) - load.demand_kw.astype(float)
-                for load in build.problem.loads}
+        loads = build.problem.loads
+        shed = np.zeros((len(loads), len(build.steps)))  # shed variables exist only where shedding can happen
+        row = {load.id: i for i, load in enumerate(loads)}
+        for (load_id, t), kw in var_values(build.model.load_shed_kw).items():
+            shed[row[load_id], t] = kw
+        return {load.id: shed[i] - load.demand_kw.astype(float) for i, load in enumerate(loads)}
 
     def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
         shed_kwh = float(sum(shed.sum() for shed in load_shed_kw(problem, power_kw).values()) * problem.grid.step_h)
