@@ -275,7 +275,7 @@ def _update(loaded: _Loaded, problem: Problem) -> None:
                            np.full(len(terminal), -problem.settings.terminal_value_yen_per_kwh)]))
 
     columns, lower, upper = [], [], []
-    rows: list[np.ndarray] = []  # rows' bounds, written at once at the end (each HiGHS call has its cost)
+    bounded_rows: list[np.ndarray] = []  # rows' bounds, written at once at the end (each HiGHS call has its cost)
     row_lower: list[np.ndarray] = []
     row_upper: list[np.ndarray] = []
 
@@ -285,7 +285,7 @@ def _update(loaded: _Loaded, problem: Problem) -> None:
         upper.append(np.broadcast_to(np.asarray(hi, dtype=float), cols.shape).ravel())
 
     def row_bound(at: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
-        rows.append(at.astype(np.int64))
+        bounded_rows.append(at.astype(np.int64))
         row_lower.append(lo.astype(float))
         row_upper.append(hi.astype(float))
 
@@ -310,7 +310,7 @@ def _update(loaded: _Loaded, problem: Problem) -> None:
     constant = _bus_constants(problem)
     present = maps.bus >= 0
     row_bound(maps.bus[present], -constant[present], -constant[present])
-    _row_bounds(loaded, np.concatenate(rows), np.concatenate(row_lower), np.concatenate(row_upper))
+    _row_bounds(loaded, np.concatenate(bounded_rows), np.concatenate(row_lower), np.concatenate(row_upper))
 
     h.changeObjectiveOffset(loaded.other_constant + problem.settings.terminal_value_yen_per_kwh * _initial_kwh(problem))
     loaded.build.problem = problem  # read-back maps the solution onto the new problem's assets
