@@ -200,14 +200,42 @@ class Problem:
             if sum(g.site == site for g in self.grids) != 1:
                 raise ProblemError(f"site {site!r}: needs exactly one grid connection")
 
+        # A series' shape is checked at once, its values all together at the end (one numpy pass
+        # instead of one per series); any fault raised before that first looks at the values
+        # checked so far, so the first fault in checking order is the one reported, as if each
+        # series had been checked on the spot.
+        pending: list[tuple[str, str, np.ndarray, bool]] = []
+
         def check_series(owner: str, name: str, values: np.ndarray, nonnegative: bool = False) -> None:
             if values.shape != (steps,):
+                _raise_first_value_fault(pending)
                 raise ProblemError(f"{owner}: {name} has shape {values.shape}, expected ({steps},)")
-            if not np.all(np.isfinite(values)):
-                raise ProblemError(f"{owner}: {name} has missing or infinite values")
-            if nonnegative and np.any(values < 0):
-                raise ProblemError(f"{owner}: {name} must not be negative")
+            pending.append((owner, name, values, nonnegative))
 
-        for component in COMPONENTS:
-            component.validate(self, check_series)
+        try:
+            for component in COMPONENTS:
+                component.validate(self, check_series)
+        except Exception:
+            _raise_first_value_fault(pending)
+            raise
+        _raise_first_value_fault(pending)
         return self
+
+
+def _raise_first_value_fault(series: list[tuple[str, str, np.ndarray, bool]]) -> None:
+    """Raise for the first of ``series`` (owner, name, values of one shape, nonnegative) with a
+    missing or infinite value, or a negative one where that is not allowed; checked as one array."""
+    if not series:
+        return
+    values = np.array([item[2] for item in series])
+    if values.dtype.kind in "biuf":  # else (an object array, say) one by one, as numpy treats each
+        nonnegative = np.array([item[3] for item in series])
+        faulty = ~np.isfinite(values).all(axis=1) | (nonnegative & (values < 0).any(axis=1))
+        if not faulty.any():
+            return
+        series = series[int(np.argmax(faulty)):]
+    for owner, name, single, nonnegative_only in series:
+        if not np.all(np.isfinite(single)):
+            raise ProblemError(f"{owner}: {name} has missing or infinite values") from None
+        if nonnegative_only and np.any(single < 0):
+            raise ProblemError(f"{owner}: {name} must not be negative") from None

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import logging
 import threading
 import time
@@ -245,11 +246,17 @@ def _initial_kwh(problem: Problem) -> float:
 def _ev_sites(problem: Problem, sites: dict, away_at_home: bool = True) -> np.ndarray:
     """[ev, t] -> position of the site whose bus the vehicle's flows are on (-1: none); while
     away, its home site's when ``away_at_home`` (as built), else -1 (as updated: left where they are)."""
+    shape = (len(problem.evs), problem.grid.steps)
+    if not away_at_home:  # the whole fleet through one look-up
+        position = {**sites, None: -1}
+        chargers = itertools.chain.from_iterable(ev.charger_site for ev in problem.evs)
+        return np.fromiter(map(position.__getitem__, chargers), int, shape[0] * shape[1]).reshape(shape)
     rows = []
     for ev in problem.evs:
-        home = home_site(ev) if away_at_home else None
-        rows.append([sites[c] if c is not None else sites[home] if home is not None else -1 for c in ev.charger_site])
-    return np.array(rows, dtype=int).reshape(len(problem.evs), problem.grid.steps)
+        home = home_site(ev)
+        position = {**sites, None: sites[home] if home is not None else -1}
+        rows.append(list(map(position.__getitem__, ev.charger_site)))
+    return np.array(rows, dtype=int).reshape(shape)
 
 
 def _update(loaded: _Loaded, problem: Problem) -> None:
@@ -268,38 +275,56 @@ def _update(loaded: _Loaded, problem: Problem) -> None:
                            np.full(len(terminal), -problem.settings.terminal_value_yen_per_kwh)]))
 
     columns, lower, upper = [], [], []
+    bounded_rows: list[np.ndarray] = []  # rows' bounds, written at once at the end (each HiGHS call has its cost)
+    row_lower: list[np.ndarray] = []
+    row_upper: list[np.ndarray] = []
 
     def bound(cols: np.ndarray, lo, hi) -> None:
         columns.append(cols.ravel())
         lower.append(np.broadcast_to(np.asarray(lo, dtype=float), cols.shape).ravel())
         upper.append(np.broadcast_to(np.asarray(hi, dtype=float), cols.shape).ravel())
 
+    def row_bound(at: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        bounded_rows.append(at.astype(np.int64))
+        row_lower.append(lo.astype(float))
+        row_upper.append(hi.astype(float))
+
     curtailable = [pv.available_kw for pv in problem.pvs if pv.curtailable]
     bound(maps.pv, 0.0, np.array(curtailable).reshape(maps.pv.shape))
     demand = np.array([ld.demand_kw for ld in problem.loads]).reshape(len(problem.loads), steps)
     bound(maps.shed, 0.0, demand[maps.shed_load, maps.shed_step] if len(maps.shed) else np.zeros(0))
-    stores: list[tuple[BatterySpec | EvSpec, np.ndarray]] = [(b, maps.battery_soc[i]) for i, b in enumerate(problem.batteries)]
-    stores += [(ev, maps.ev_soc[i]) for i, ev in enumerate(problem.evs)]
-    for store, soc in stores:  # the first energy fixed, the bounds widened to include it
-        initial = store.initial_soc_kwh
-        bound(soc[:1], initial, initial)
-        bound(soc[1:], min(store.soc_min_kwh, initial), max(store.soc_max_kwh, initial))
+    for soc, stores in ((maps.battery_soc, problem.batteries), (maps.ev_soc, problem.evs)):
+        if stores:  # the first energy fixed, the bounds widened to include it
+            lowest, highest = _soc_bounds(stores, soc.shape[1])
+            bound(soc, lowest, highest)
     if problem.evs:
         bound(maps.ev_charge, 0.0, np.array([ev.charge_max_kw for ev in problem.evs]))
         bound(maps.ev_discharge, 0.0, np.array([ev.discharge_max_kw for ev in problem.evs]))
         drive = np.array([ev.drive_kwh for ev in problem.evs], dtype=float)
         bound(maps.ev_drive, 0.0, drive)
-        _row_bounds(loaded, maps.ev_balance.ravel(), -drive.ravel(), -drive.ravel())  # soc[t+1] - soc[t] - ... - shortfall = -drive
+        row_bound(maps.ev_balance.ravel(), -drive.ravel(), -drive.ravel())  # soc[t+1] - soc[t] - ... - shortfall = -drive
         _move_to_buses(h, maps, _ev_sites(problem, {s: i for i, s in enumerate(problem.sites)}, away_at_home=False))
-        _move_targets(loaded, problem)
+        row_bound(*_move_targets(loaded, problem))
     if columns:
         _col_bounds(loaded, np.concatenate(columns), np.concatenate(lower), np.concatenate(upper))
     constant = _bus_constants(problem)
     present = maps.bus >= 0
-    _row_bounds(loaded, maps.bus[present], -constant[present], -constant[present])
+    row_bound(maps.bus[present], -constant[present], -constant[present])
+    _row_bounds(loaded, np.concatenate(bounded_rows), np.concatenate(row_lower), np.concatenate(row_upper))
 
     h.changeObjectiveOffset(loaded.other_constant + problem.settings.terminal_value_yen_per_kwh * _initial_kwh(problem))
     loaded.build.problem = problem  # read-back maps the solution onto the new problem's assets
+
+
+def _soc_bounds(stores: tuple[BatterySpec, ...] | tuple[EvSpec, ...], levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """[store, level] -> the energy's bounds: the first level fixed at the initial energy, the
+    others between the limits widened to include it."""
+    initial = np.array([store.initial_soc_kwh for store in stores], dtype=float)
+    lower = np.minimum(np.array([store.soc_min_kwh for store in stores], dtype=float), initial)
+    upper = np.maximum(np.array([store.soc_max_kwh for store in stores], dtype=float), initial)
+    lower, upper = np.repeat(lower[:, None], levels, axis=1), np.repeat(upper[:, None], levels, axis=1)
+    lower[:, 0] = upper[:, 0] = initial
+    return lower, upper
 
 
 def _costs(loaded: _Loaded, cols: np.ndarray, values: np.ndarray) -> None:
@@ -353,10 +378,10 @@ class _Rebuild(Exception):
     """The problem does not fit the loaded model after all."""
 
 
-def _move_targets(loaded: _Loaded, problem: Problem) -> None:
+def _move_targets(loaded: _Loaded, problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each departure target takes one of the vehicle's target rows, reading the SoC of its
     departure step at its energy; rows left over are freed (targets leave the horizon as it
-    moves on, new ones take their rows)."""
+    moves on, new ones take their rows). Returns the rows and their bounds, to be written."""
     h, maps = loaded.highs, loaded.maps
     rows, lower, upper = [], [], []
     for i, ev in enumerate(problem.evs):
@@ -374,8 +399,7 @@ def _move_targets(loaded: _Loaded, problem: Problem) -> None:
                 maps.target_cols[i][j] = column
             lower.append(float(energy))
             upper.append(highspy.kHighsInf)
-    if rows:
-        _row_bounds(loaded, np.array(rows, dtype=np.int64), np.array(lower), np.array(upper))
+    return np.array(rows, dtype=np.int64), np.array(lower, dtype=float), np.array(upper, dtype=float)
 
 
 def _bus_constants(problem: Problem) -> np.ndarray:

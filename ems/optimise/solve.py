@@ -6,6 +6,7 @@ is used; when the solver fails or finds nothing, the rule-based fallback provide
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -91,7 +92,8 @@ def run_highs(loaded: LoadedModel, build: ModelBuild, build_s: float, load_s: fl
         log.error("HiGHS ended with %s and no solution; using the rule-based fallback", name)
         return fallback_schedule(problem, f"solver ended with {name}", build_s, solve_s)
     started = time.perf_counter()
-    attach_solution(build.model, ColumnValues(np.asarray(h.getSolution().col_value), loaded.compiled.var_columns))
+    columns = h.getSolution().col_value  # a list (np.fromiter converts it faster than np.asarray)
+    attach_solution(build.model, ColumnValues(np.fromiter(columns, float, len(columns)), loaded.compiled.var_columns))
     best = float(info.objective_function_value)
     bound = float(info.mip_dual_bound) if loaded.integer else None
     return solved_schedule(build, status, best, bound, build_s, load_s, solve_s, started)
@@ -149,7 +151,7 @@ def read_power(build: ModelBuild, index: pd.DatetimeIndex | None = None) -> pd.D
     power: dict[str, np.ndarray] = {}
     for component in COMPONENTS:
         power |= component.read_power(build)
-    return pd.DataFrame(power, index=build.problem.grid.index if index is None else index)
+    return _frame(power, build.problem.grid.index if index is None else index)
 
 
 def read_soc(build: ModelBuild, index: pd.DatetimeIndex) -> pd.DataFrame:
@@ -157,4 +159,22 @@ def read_soc(build: ModelBuild, index: pd.DatetimeIndex) -> pd.DataFrame:
     soc: dict[str, np.ndarray] = {}
     for component in COMPONENTS:
         soc |= component.read_soc(build)
-    return pd.DataFrame(soc, index=index)
+    return _frame(soc, index)
+
+
+def _frame(columns: dict[str, np.ndarray], index: pd.DatetimeIndex) -> pd.DataFrame:
+    """``pd.DataFrame(columns, index=index)`` built from one 2-D array: the same frame (one float
+    block, the columns in order) for a fraction of the time a dict of arrays takes."""
+    if not columns:
+        return pd.DataFrame(columns, index=index)
+    values = np.array(list(columns.values()), dtype=float)
+    if values.shape != (len(columns), len(index)):
+        raise ValueError(f"read-back: {len(columns)} columns of {values.shape[1:]} values, expected {len(index)} steps")
+    return pd.DataFrame(values.T, index=index, columns=_column_index(tuple(columns)))
+
+
+@functools.lru_cache(maxsize=64)
+def _column_index(names: tuple[str, ...]) -> pd.Index:
+    """The columns' Index, made once per set of asset ids (re-plans keep theirs; making a string
+    Index from a list is most of a small frame's construction)."""
+    return pd.Index(names)

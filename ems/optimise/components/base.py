@@ -50,6 +50,14 @@ def var_array(var, shape: tuple[int, ...]) -> np.ndarray:
     return values.reshape(shape)
 
 
+def frame_rows(frame: pd.DataFrame, ids: Iterable[str]) -> np.ndarray:
+    """``frame``'s columns ``ids`` as rows of one array, the values as they are (a Series per
+    column costs more than the whole row; ``get_loc`` per id is cheaper than ``get_indexer``
+    on a string index). A missing id raises ``KeyError`` as ``frame[id]`` would."""
+    positions = [frame.columns.get_loc(i) for i in ids]
+    return np.ascontiguousarray(frame.to_numpy(dtype=float)[:, positions].T)
+
+
 def largest_both_ways(first: Mapping, second: Mapping) -> float:
     """The largest min(first, second) over keys both have: a flow both ways in one step."""
     if len(first) == len(second) and list(first) == list(second):  # one index, one order: in numpy

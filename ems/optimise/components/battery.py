@@ -31,7 +31,8 @@ from ems.optimise.components.base import (
     ScheduleRows,
     SeriesCheck,
     SiteStep,
-    storage_soc_kwh,
+    frame_rows,
+    storage_soc_rows,
     var_array,
 )
 from ems.optimise.problem import BatterySpec, Problem, ProblemError
@@ -131,12 +132,21 @@ class BatteryComponent(Component):
         return len(build.model.battery_charging_on)
 
     def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
-        s, dt_h, terms = problem.settings, problem.grid.step_h, ledger.terms
-        for b in problem.batteries:
-            p = power_kw[b.id].to_numpy()
-            soc, _ = storage_soc_kwh(b.initial_soc_kwh, p, dt_h, b.charge_efficiency, b.discharge_efficiency)
+        s, dt_h, terms, batteries = problem.settings, problem.grid.step_h, ledger.terms, problem.batteries
+        if not batteries:
+            return
+        # every battery's energy in one pass (a row each, equal to storage_soc_kwh of that battery)
+        power = frame_rows(power_kw, [b.id for b in batteries])
+        levels, _ = storage_soc_rows(np.array([b.initial_soc_kwh for b in batteries], dtype=float), power, dt_h,
+                                     np.array([b.charge_efficiency for b in batteries], dtype=float),
+                                     np.array([b.discharge_efficiency for b in batteries], dtype=float), np.zeros_like(power),
+                                     np.zeros(len(batteries)))
+        discharged, charged = np.clip(power, 0, None).sum(axis=1), np.clip(-power, 0, None).sum(axis=1)
+        for i, (b, soc) in enumerate(zip(batteries, levels, strict=True)):
             ledger.soc_kwh[b.id] = soc
-            storage_terms(terms, s, dt_h, p, b.degradation_yen_per_kwh)
+            # degradation per kWh discharged, and the throughput tie-breaker
+            terms["degradation_yen"] += b.degradation_yen_per_kwh * dt_h * float(discharged[i])
+            terms["throughput_epsilon_yen"] += s.throughput_epsilon_yen_per_kwh * dt_h * float(discharged[i] + charged[i])
             if b.reserve_kwh > b.soc_min_kwh:
                 short = float(np.clip(b.reserve_kwh - soc, 0, None).sum())
                 ledger.report.bcp_shortfall_kwh_h += short * dt_h
@@ -178,10 +188,3 @@ class BatteryComponent(Component):
     def failsafe_kw(self, portfolio: Portfolio, device: str) -> float | None:
         """Its configured failsafe (default idle)."""
         return next((b.failsafe_kw for b in portfolio.batteries if b.id == device), None)
-
-
-def storage_terms(terms: dict, settings, dt_h: float, p: np.ndarray, degradation: float) -> None:
-    """Degradation per kWh discharged and the throughput tie-breaker of a storage unit's power."""
-    discharge, charge = np.clip(p, 0, None), np.clip(-p, 0, None)
-    terms["degradation_yen"] += degradation * dt_h * float(discharge.sum())
-    terms["throughput_epsilon_yen"] += settings.throughput_epsilon_yen_per_kwh * dt_h * float(discharge.sum() + charge.sum())

@@ -17,6 +17,7 @@ shortfall is energy a duty needed that the battery could not hold (a large penal
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,7 @@ from ems.optimise.components.base import (
     ScheduleRows,
     SeriesCheck,
     SiteStep,
+    frame_rows,
     storage_soc_rows,
     var_array,
 )
@@ -143,31 +145,34 @@ def _book_ev_costs_and_bus(build: ModelBuild, charge: list, discharge: list, sho
         build.objective_constant["terminal_value_yen"] += settings.terminal_value_yen_per_kwh * ev.initial_soc_kwh
 
 
-def _check_windows(ev, sites) -> None:
+_WINDOW_SERIES = ("charge_max_kw", "discharge_max_kw", "drive_kwh")
+
+
+def _window_faults(evs, sites, steps: int) -> np.ndarray:
+    """[vehicle] -> the first step of each window fault: power without a charger, a charger at an
+    unknown site, driving while plugged in (``steps``: none). The fleet at once; every vehicle's
+    series must have ``steps`` entries."""
+    code = {site: 1 for site in sites} | {None: 0}  # 0: away, 1: at a known site, -1: anywhere else
+    chargers = itertools.chain.from_iterable(ev.charger_site for ev in evs)
+    codes = np.fromiter(map(code.get, chargers, itertools.repeat(-1)), int, len(evs) * steps).reshape(len(evs), steps)
+    away = codes == 0
+    charge, discharge, drive = (np.array([getattr(ev, name) for ev in evs], dtype=float).reshape(len(evs), steps)
+                                for name in _WINDOW_SERIES)
+    faults = (away & ((charge > 0) | (discharge > 0)), codes < 0, ~away & (drive > 0))
+    return np.stack([np.where(fault.any(axis=1), fault.argmax(axis=1), steps) for fault in faults], axis=1)
+
+
+def _raise_window_fault(ev, first: np.ndarray, steps: int) -> None:
     """Power only where plugged in, at a known site, and no driving there: the first step that
-    breaks one, in step order (checked over the whole horizon at once)."""
-    away = np.fromiter((site is None for site in ev.charger_site), bool, len(ev.charger_site))
-    unknown = np.zeros(len(away), dtype=bool)
-    if set(ev.charger_site).difference(sites, (None,)):
-        unknown = ~away & np.fromiter((site not in sites for site in ev.charger_site), bool, len(ev.charger_site))
-    faults = (away & ((ev.charge_max_kw > 0) | (ev.discharge_max_kw > 0)), unknown, ~away & (ev.drive_kwh > 0))
-    first = [int(np.argmax(fault)) if fault.any() else len(away) for fault in faults]
-    t = min(first)
-    if t == len(away):
+    breaks one, in step order (``first``: its row of ``_window_faults``)."""
+    t = int(first.min())
+    if t == steps:
         return
     if first[0] == t:
         raise ProblemError(f"{ev.id}: step {t} has charger power but no charger")
     if first[1] == t:
         raise ProblemError(f"{ev.id}: charger site {ev.charger_site[t]!r} is not in the problem")
     raise ProblemError(f"{ev.id}: step {t} is both plugged in and driving")
-
-
-def _rows(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """``frame``'s ``columns`` as rows of one array (a Series per column costs more than the row)."""
-    positions = frame.columns.get_indexer(columns)
-    if (positions < 0).any():
-        raise KeyError(f"power_kw has no column {columns[int(np.argmin(positions))]!r}")
-    return np.ascontiguousarray(frame.to_numpy(dtype=float)[:, positions].T)
 
 
 def _flows(build: ModelBuild) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +196,16 @@ class EvComponent(Component):
 
     def validate(self, problem: Problem, check_series: SeriesCheck) -> None:
         steps = problem.grid.steps
-        for ev in problem.evs:
+        # the fleet's windows found at once when every series is as it should be (else each vehicle's
+        # below, once its own series have been checked)
+        windows = None
+        if all(len(ev.charger_site) == steps and all(np.shape(getattr(ev, name)) == (steps,) for name in _WINDOW_SERIES)
+               for ev in problem.evs):
+            try:
+                windows = _window_faults(problem.evs, problem.sites, steps)
+            except (TypeError, ValueError):  # values that are not numbers: the checks below name them
+                windows = None
+        for i, ev in enumerate(problem.evs):
             if len(ev.charger_site) != steps or len(ev.charger_id) != steps:
                 raise ProblemError(f"{ev.id}: charger_site/charger_id need one entry per step")
             check_series(ev.id, "charge_max_kw", ev.charge_max_kw, nonnegative=True)
@@ -201,7 +215,7 @@ class EvComponent(Component):
                 raise ProblemError(f"{ev.id}: needs 0 <= soc_min_kwh < soc_max_kwh <= capacity_kwh")
             if not 0 <= ev.initial_soc_kwh <= ev.capacity_kwh:
                 raise ProblemError(f"{ev.id}: initial_soc_kwh {ev.initial_soc_kwh} outside 0..{ev.capacity_kwh}")
-            _check_windows(ev, problem.sites)
+            _raise_window_fault(ev, windows[i] if windows is not None else _window_faults((ev,), problem.sites, steps)[0], steps)
             for t, energy in ev.departure_targets:
                 if not 0 <= t <= steps:
                     raise ProblemError(f"{ev.id}: departure step {t} outside the horizon")
@@ -234,16 +248,18 @@ class EvComponent(Component):
         if not evs:
             return
         # the fleet's energy in one pass (a row per vehicle); the terms summed vehicle by vehicle
-        power = _rows(power_kw, [ev.id for ev in evs])
+        power = frame_rows(power_kw, [ev.id for ev in evs])
         initial = np.array([ev.initial_soc_kwh for ev in evs])
         soc, drive_short = storage_soc_rows(
             initial, power, dt_h, np.array([ev.charge_efficiency for ev in evs]), np.array([ev.discharge_efficiency for ev in evs]),
             np.array([ev.drive_kwh for ev in evs], dtype=float), np.array([min(ev.soc_min_kwh, ev.initial_soc_kwh) for ev in evs]))
-        discharge, charge = np.clip(power, 0, None), np.clip(-power, 0, None)
+        # each row's sum as the row's own
+        discharged, charged = np.clip(power, 0, None).sum(axis=1), np.clip(-power, 0, None).sum(axis=1)
+        drive_short_kwh = drive_short.sum(axis=1)
         for i, ev in enumerate(evs):
             ledger.soc_kwh[ev.id] = soc[i]
-            terms["throughput_epsilon_yen"] += s.throughput_epsilon_yen_per_kwh * dt_h * float(discharge[i].sum() + charge[i].sum())
-            shortfall_kwh = float(drive_short[i].sum())
+            terms["throughput_epsilon_yen"] += s.throughput_epsilon_yen_per_kwh * dt_h * float(discharged[i] + charged[i])
+            shortfall_kwh = float(drive_short_kwh[i])
             report.drive_shortfall_kwh += shortfall_kwh
             terms["drive_shortfall_yen"] += s.drive_shortfall_penalty_yen_per_kwh * shortfall_kwh
             # energy at the start of step k: the initial energy, then the end of step k - 1

@@ -29,6 +29,7 @@ from ems.optimise.components.base import (
     RuleState,
     ScheduleRows,
     SeriesCheck,
+    frame_rows,
     var_array,
 )
 from ems.optimise.problem import Problem
@@ -101,19 +102,26 @@ class GridComponent(Component):
         return len(build.model.grid_importing_on)
 
     def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
-        terms, report, dt_h = ledger.terms, ledger.report, problem.grid.step_h
-        for g in problem.grids:
-            net = power_kw[g.id].to_numpy()
-            imp, exp = np.clip(net, 0, None), np.clip(-net, 0, None)
-            terms["energy_cost_yen"] += float(np.sum(imp * g.import_price_yen_per_kwh - exp * g.export_price_yen_per_kwh) * dt_h)
-            co2 = float(np.sum(imp * g.co2_kg_per_kwh) * dt_h)
+        terms, report, dt_h, grids = ledger.terms, ledger.report, problem.grid.step_h, problem.grids
+        if not grids:
+            return
+        # every connection's sums at once (a row each, each row's sum as the row's own); added up grid by grid
+        net = frame_rows(power_kw, [g.id for g in grids])
+        imp, exp = np.clip(net, 0, None), np.clip(-net, 0, None)
+        energy = np.sum(imp * np.array([g.import_price_yen_per_kwh for g in grids], dtype=float)
+                        - exp * np.array([g.export_price_yen_per_kwh for g in grids], dtype=float), axis=1)
+        co2_kg = np.sum(imp * np.array([g.co2_kg_per_kwh for g in grids], dtype=float), axis=1)
+        imported, exported, peak = imp.sum(axis=1), exp.sum(axis=1), imp.max(axis=1, initial=0.0)
+        for i, g in enumerate(grids):
+            terms["energy_cost_yen"] += float(energy[i] * dt_h)
+            co2 = float(co2_kg[i] * dt_h)
             report.co2_kg += co2
             terms["carbon_cost_yen"] += co2 * g.carbon_price_yen_per_kg
-            report.grid_import_kwh += float(imp.sum() * dt_h)
-            report.grid_export_kwh += float(exp.sum() * dt_h)
-            report.peak_import_kw = max(report.peak_import_kw, float(imp.max(initial=0.0)))
+            report.grid_import_kwh += float(imported[i] * dt_h)
+            report.grid_export_kwh += float(exported[i] * dt_h)
+            report.peak_import_kw = max(report.peak_import_kw, float(peak[i]))
             if g.contract_demand_kw is not None and g.demand_charge_yen_per_kw > 0 and g.available:
-                terms["demand_charge_yen"] += g.demand_charge_yen_per_kw * max(0.0, float(imp.max(initial=0.0)) - g.contract_demand_kw)
+                terms["demand_charge_yen"] += g.demand_charge_yen_per_kw * max(0.0, float(peak[i]) - g.contract_demand_kw)
 
     def rule_start(self, state: RuleState) -> None:
         state.power |= {g.id: np.zeros(state.problem.grid.steps) for g in state.problem.grids}

@@ -31,6 +31,7 @@ from ems.optimise.components.base import (
     ScheduleRows,
     SeriesCheck,
     SiteStep,
+    frame_rows,
     var_values,
 )
 from ems.optimise.problem import LoadSpec, Problem, ProblemError
@@ -65,8 +66,8 @@ def add_load_constraints(build: ModelBuild) -> None:
 def load_shed_kw(problem: Problem, power_kw: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per site, the load left unserved in each step [kW]: demand minus the load's power drawn."""
     shed = {site: np.zeros(problem.grid.steps) for site in problem.sites}
-    for load in problem.loads:
-        shed[load.site] += np.clip(load.demand_kw + power_kw[load.id].to_numpy(), 0, None)
+    for load, drawn in zip(problem.loads, frame_rows(power_kw, [ld.id for ld in problem.loads]), strict=True):
+        shed[load.site] += np.clip(load.demand_kw + drawn, 0, None)
     return shed
 
 
@@ -96,9 +97,12 @@ class LoadComponent(Component):
         add_load_constraints(build)
 
     def read_power(self, build: ModelBuild) -> dict[str, np.ndarray]:
-        shed = var_values(build.model.load_shed_kw)
-        return {load.id: np.array([shed.get((load.id, t), 0.0) for t in build.steps]) - load.demand_kw.astype(float)
-                for load in build.problem.loads}
+        loads = build.problem.loads
+        shed = np.zeros((len(loads), len(build.steps)))  # shed variables exist only where shedding can happen
+        row = {load.id: i for i, load in enumerate(loads)}
+        for (load_id, t), kw in var_values(build.model.load_shed_kw).items():
+            shed[row[load_id], t] = kw
+        return {load.id: shed[i] - load.demand_kw.astype(float) for i, load in enumerate(loads)}
 
     def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
         shed_kwh = float(sum(shed.sum() for shed in load_shed_kw(problem, power_kw).values()) * problem.grid.step_h)

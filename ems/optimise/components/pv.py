@@ -21,6 +21,7 @@ from ems.optimise.components.base import (
     ScheduleRows,
     SeriesCheck,
     SiteStep,
+    frame_rows,
     var_array,
 )
 from ems.optimise.problem import Problem, ProblemError, PvSpec
@@ -73,8 +74,7 @@ class PvComponent(Component):
 
     def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
         dt_h = problem.grid.step_h
-        for pv in problem.pvs:
-            out = power_kw[pv.id].to_numpy()
+        for pv, out in zip(problem.pvs, frame_rows(power_kw, [pv.id for pv in problem.pvs]), strict=True):
             ledger.report.pv_kwh += float(out.sum() * dt_h)
             ledger.report.pv_curtailed_kwh += float((pv.available_kw - out).sum() * dt_h)
 
