@@ -29,8 +29,10 @@ from ems.config import load_portfolio, profile_values
 CONFIG = "config/arao.toml"
 TYPHOON = "config/outages/typhoon-72h.toml"
 BLACKOUT = "config/outages/blackout-168h.toml"
-CITYWIDE = ("name=City-wide, 72 h; start=2026-09-15T14:00+09:00; hours=72; pv_scale=0.3; "
-            "sites=city_hall,cultural_centre,taxi_depot,shelter_north,shelter_central,shelter_south")
+CITYWIDE = (
+    "name=City-wide, 72 h; start=2026-09-15T14:00+09:00; hours=72; pv_scale=0.3; "
+    "sites=city_hall,cultural_centre,taxi_depot,shelter_north,shelter_central,shelter_south"
+)
 
 
 def _plan_rows(name: str, portfolio, profiles, outage_spec: str, repeats: int) -> list[dict]:
@@ -46,7 +48,9 @@ def _plan_rows(name: str, portfolio, profiles, outage_spec: str, repeats: int) -
     row = lambda metric, value, unit: {"name": f"bcp {name}", "metric": metric, "value": float(value), "unit": unit}  # noqa: E731
     return [
         row("plan_s_median", statistics.median(times), "s"),
-        row("shelter_hours_share_of_bound_min", min(hours[s] / bound[s] if bound[s] else 1.0 for s in hours), "fraction"),
+        row(
+            "shelter_hours_share_of_bound_min", min(hours[s] / bound[s] if bound[s] else 1.0 for s in hours), "fraction"
+        ),
         row("shelter_hours_share_of_bound_total", sum(hours.values()) / max(1e-9, sum(bound.values())), "fraction"),
         row("hours_all_up", summary["hours_all_up"], "h"),
         row("joint_upper_bound_hours", summary["joint_upper_bound_hours"], "h"),
@@ -66,17 +70,35 @@ def _plan_rows(name: str, portfolio, profiles, outage_spec: str, repeats: int) -
 def _resilience_rows(name: str, portfolio, profiles, outage_spec: str, starts: int, every_hours: int) -> list[dict]:
     outage = load_outage(outage_spec)
     first = outage.start.replace(hour=0)
-    runs = survival_runs(portfolio, profiles, outage.sites, [first + dt.timedelta(hours=every_hours * i) for i in range(starts)],
-                         168, outage.pv_scale)
+    runs = survival_runs(
+        portfolio,
+        profiles,
+        outage.sites,
+        [first + dt.timedelta(hours=every_hours * i) for i in range(starts)],
+        168,
+        outage.pv_scale,
+    )
     stats = survival_statistics(runs, [24, 72, 168])
     rows = []
     for with_fleet, label in ((True, "with_fleet"), (False, "without_fleet")):
         part = stats[stats["with_fleet"] == with_fleet]
         for record in part.itertuples():
-            rows.append({"name": f"bcp resilience {name}", "metric": f"p_survive_{record.duration_hours:.0f}h_{label}_{record.shelter}",
-                         "value": float(record.probability), "unit": "probability"})
-        rows.append({"name": f"bcp resilience {name}", "metric": f"hours_mean_168h_{label}",
-                     "value": float(part[part["duration_hours"] == 168]["hours_mean"].mean()), "unit": "h"})
+            rows.append(
+                {
+                    "name": f"bcp resilience {name}",
+                    "metric": f"p_survive_{record.duration_hours:.0f}h_{label}_{record.shelter}",
+                    "value": float(record.probability),
+                    "unit": "probability",
+                }
+            )
+        rows.append(
+            {
+                "name": f"bcp resilience {name}",
+                "metric": f"hours_mean_168h_{label}",
+                "value": float(part[part["duration_hours"] == 168]["hours_mean"].mean()),
+                "unit": "h",
+            }
+        )
     rows.append({"name": f"bcp resilience {name}", "metric": "starts", "value": float(starts), "unit": "count"})
     return rows
 

@@ -38,8 +38,10 @@ def week_of_telemetry(store: Path) -> dict:
         first, last = db.execute("SELECT MIN(time_ms), MAX(time_ms) FROM telemetry").fetchone()
         span_ms = last - first + 1
         copies = int(WEEK_HOURS * 3600_000 // span_ms)
-        for table, columns in (("telemetry", "device, quantity, value, quality"),
-                               ("setpoints", "device, requested_kw, written_kw, status, reason")):
+        for table, columns in (
+            ("telemetry", "device, quantity, value, quality"),
+            ("setpoints", "device, requested_kw, written_kw, status, reason"),
+        ):
             rows = db.execute(f"SELECT time_ms, {columns} FROM {table} WHERE time_ms >= ?", (first,)).fetchall()
             marks = ",".join("?" * (1 + columns.count(",") + 1))
             for k in range(1, copies + 1):
@@ -48,8 +50,12 @@ def week_of_telemetry(store: Path) -> dict:
         telemetry = db.execute("SELECT COUNT(*) FROM telemetry").fetchone()[0]
         setpoints = db.execute("SELECT COUNT(*) FROM setpoints").fetchone()[0]
         oldest = db.execute("SELECT MIN(time_ms) FROM telemetry").fetchone()[0]
-    return {"telemetry_rows": telemetry, "setpoint_rows": setpoints, "days": (last - oldest) / 86400_000,
-            "store_mb": store.stat().st_size / 1e6}
+    return {
+        "telemetry_rows": telemetry,
+        "setpoint_rows": setpoints,
+        "days": (last - oldest) / 86400_000,
+        "store_mb": store.stat().st_size / 1e6,
+    }
 
 
 def _csrf_token(page: str) -> str:
@@ -78,29 +84,56 @@ def run() -> list[dict]:
         work = Path(tmp)
         store = work / "ems.sqlite"
         nights = work / "nightly"
-        config = console_config(work / "config", store, f'\n[control]\nnightly_dir = "{nights}"\n\n[console]\nlocale = "en"\n')
+        config = console_config(
+            work / "config", store, f'\n[control]\nnightly_dir = "{nights}"\n\n[console]\nlocale = "en"\n'
+        )
         broker = Broker(free_port(), work).start()
         try:
             twin_store(config, store, broker, start="2026-04-15T07:00+09:00", hours=1.0, speed=120)
         finally:
             broker.stop()
         with sqlite3.connect(store) as db:
-            end = dt.datetime.fromtimestamp(db.execute("SELECT MAX(time_ms) FROM telemetry").fetchone()[0] / 1000 + 1, dt.UTC)
+            end = dt.datetime.fromtimestamp(
+                db.execute("SELECT MAX(time_ms) FROM telemetry").fetchone()[0] / 1000 + 1, dt.UTC
+            )
         size = week_of_telemetry(store)
         small = write_small_portfolio(work / "small")
-        options = NightlyOptions(samples=3, flexibility="blocks", event_variants=False, unavailable=False, rolling=False, inputs="profiles")
+        options = NightlyOptions(
+            samples=3, flexibility="blocks", event_variants=False, unavailable=False, rolling=False, inputs="profiles"
+        )
         for day in (14, 15):
             nightly_job(small, nights, dt.datetime(2026, 4, day, 12, tzinfo=dt.UTC), workers=1, options=options)
-        subprocess.run([sys.executable, "-m", "ems", "users", "add", "bench", "--role", "operator", "--config", str(config),
-                        "--password-env", "BENCH_PASSWORD"], cwd=work, check=True, capture_output=True,
-                       env=os.environ | {"BENCH_PASSWORD": PASSWORD})
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ems",
+                "users",
+                "add",
+                "bench",
+                "--role",
+                "operator",
+                "--config",
+                str(config),
+                "--password-env",
+                "BENCH_PASSWORD",
+            ],
+            cwd=work,
+            check=True,
+            capture_output=True,
+            env=os.environ | {"BENCH_PASSWORD": PASSWORD},
+        )
         server = ems_serve(config, store, work, ("--at", end.isoformat()))
         try:
             with httpx.Client(base_url=server.url, timeout=60) as client:
                 token = _csrf_token(client.get("/login").text)
-                client.post("/login", data={"username": "bench", "password": PASSWORD, "csrf_token": token, "next": "/"})
+                client.post(
+                    "/login", data={"username": "bench", "password": PASSWORD, "csrf_token": token, "next": "/"}
+                )
                 token = _csrf_token(client.get("/bcp").text)
-                job = client.post("/api/bcp/drills", data={"outage_spec": SPEC, "state": "store", "csrf_token": token}).json()
+                job = client.post(
+                    "/api/bcp/drills", data={"outage_spec": SPEC, "state": "store", "csrf_token": token}
+                ).json()
                 drill_started = time.perf_counter()
                 while client.get(f"/api/bcp/drills/{job['id']}").json()["job"]["status"] == "running":
                     time.sleep(0.5)

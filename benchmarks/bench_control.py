@@ -34,7 +34,9 @@ def _rss_mib() -> float:
     return float("nan")
 
 
-async def _simulated_days(twin, portfolio, broker_port: int, store_path: Path, days: int, step_s: int, replan_every: int):
+async def _simulated_days(
+    twin, portfolio, broker_port: int, store_path: Path, days: int, step_s: int, replan_every: int
+):
     from ems.control.controller import Controller
     from ems.devices import DeviceSet, controller_broker
     from ems.store import Store
@@ -78,11 +80,15 @@ def _twin_run(days: int, step_s: int, replan_every: int):
         process, port = start_broker(Path(tmp))
         try:
             portfolio = load_portfolio(CONFIG)
-            portfolio = portfolio.model_copy(update={"twin": portfolio.twin.model_copy(update={"step_s": 0.01, "publish_interval_s": 0.2})})
+            portfolio = portfolio.model_copy(
+                update={"twin": portfolio.twin.model_copy(update={"step_s": 0.01, "publish_interval_s": 0.2})}
+            )
             options = TwinOptions(mqtt_port=port, modbus_base_port=free_port_block(30))
             runner = TwinThread(Twin(portfolio, CONFIG, options, clock=ManualClock(START))).start()
             try:
-                return asyncio.run(_simulated_days(runner.twin, portfolio, port, Path(tmp) / "ems.sqlite", days, step_s, replan_every))
+                return asyncio.run(
+                    _simulated_days(runner.twin, portfolio, port, Path(tmp) / "ems.sqlite", days, step_s, replan_every)
+                )
             finally:
                 runner.stop()
         finally:
@@ -91,7 +97,9 @@ def _twin_run(days: int, step_s: int, replan_every: int):
 
 
 def _telemetry_rows(n: int, offset: int = 0):
-    return [(START + dt.timedelta(seconds=i + offset), f"dev{i % 50:02d}", "power_kw", float(i), "good") for i in range(n)]
+    return [
+        (START + dt.timedelta(seconds=i + offset), f"dev{i % 50:02d}", "power_kw", float(i), "good") for i in range(n)
+    ]
 
 
 def _sqlite_throughput(points: int = 200_000, batch: int = 1000) -> float:
@@ -102,7 +110,7 @@ def _sqlite_throughput(points: int = 200_000, batch: int = 1000) -> float:
         rows = _telemetry_rows(points)
         started = time.perf_counter()
         for i in range(0, points, batch):
-            store.record_telemetry(rows[i:i + batch])
+            store.record_telemetry(rows[i : i + batch])
         elapsed = time.perf_counter() - started
         store.close()
     return points / elapsed
@@ -110,8 +118,17 @@ def _sqlite_throughput(points: int = 200_000, batch: int = 1000) -> float:
 
 def _start_victoria_metrics(binary: str, data_dir: str, port: int) -> subprocess.Popen:
     """VictoriaMetrics (the InfluxDB-compatible server of the tests) on 127.0.0.1:port, once healthy."""
-    server = subprocess.Popen([binary, f"-storageDataPath={data_dir}/vm", f"-httpListenAddr=127.0.0.1:{port}",
-                               "-retentionPeriod=100y", "-loggerLevel=ERROR"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            binary,
+            f"-storageDataPath={data_dir}/vm",
+            f"-httpListenAddr=127.0.0.1:{port}",
+            "-retentionPeriod=100y",
+            "-loggerLevel=ERROR",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
@@ -136,7 +153,7 @@ def _influx_throughput(points: int = 100_000) -> float | None:
             store = Store(Path(tmp) / "t.sqlite", mirror=True)
             rows = _telemetry_rows(points)
             for i in range(0, points, 5000):
-                store.record_telemetry(rows[i:i + 5000])
+                store.record_telemetry(rows[i : i + 5000])
             sink = InfluxSink(f"http://127.0.0.1:{port}", "ems", "ems", timeout_s=10)
             started = time.perf_counter()
             sent = sink.flush(store)
@@ -171,7 +188,9 @@ def week_with_faults(slots: int = WEEK_SLOTS, seed: int = SEED) -> dict:
             return runner
 
         try:
-            run = SteppedRun(twin_factory, broker, Path(tmp) / "ems.sqlite", portfolio=fast_twin_portfolio(), horizon_hours=12)
+            run = SteppedRun(
+                twin_factory, broker, Path(tmp) / "ems.sqlite", portfolio=fast_twin_portfolio(), horizon_hours=12
+            )
             faults = draw_faults(run.served, slots, seed)
             started = time.perf_counter()
             result = asyncio.run(fault_run(run, broker, slots, faults))
@@ -189,10 +208,18 @@ def week_with_faults(slots: int = WEEK_SLOTS, seed: int = SEED) -> dict:
             for runner in runners:
                 runner.stop()
             broker.stop()
-    return {"slots": len(result.slots), "covered": len(result.slots) - len(uncovered), "faults": len(faults),
-            "fallback_plans": statuses.count("fallback"), "device_lost_events": lost, "elapsed_s": elapsed,
-            "energy_error_kwh": abs(result.recorded_kwh - result.twin_net_kwh), "battery_net_kwh": result.twin_net_kwh,
-            "rows_per_poll": rows_per_poll, "growth": growth}
+    return {
+        "slots": len(result.slots),
+        "covered": len(result.slots) - len(uncovered),
+        "faults": len(faults),
+        "fallback_plans": statuses.count("fallback"),
+        "device_lost_events": lost,
+        "elapsed_s": elapsed,
+        "energy_error_kwh": abs(result.recorded_kwh - result.twin_net_kwh),
+        "battery_net_kwh": result.twin_net_kwh,
+        "rows_per_poll": rows_per_poll,
+        "growth": growth,
+    }
 
 
 def outbox_drain_after_outage(per_poll: int, outage_s: float = 3600.0) -> dict | None:
@@ -226,8 +253,15 @@ def outbox_drain_after_outage(per_poll: int, outage_s: float = 3600.0) -> dict |
             server.terminate()
             server.wait(10)
             store.close()
-    return {"backlog_lines": backlog, "sent": sent, "left": left, "drain_s": elapsed, "lines_per_s": sent / elapsed,
-            "lines_per_poll": per_poll, "poll_s": poll_s}
+    return {
+        "backlog_lines": backlog,
+        "sent": sent,
+        "left": left,
+        "drain_s": elapsed,
+        "lines_per_s": sent / elapsed,
+        "lines_per_poll": per_poll,
+        "poll_s": poll_s,
+    }
 
 
 def _over_horizon(points: list[tuple], horizon_hours: float) -> list[tuple]:
@@ -265,21 +299,38 @@ def store_growth_per_day(source: Path, hours: float = 1.0) -> dict:
         polls, plans, setpoints = int(hours * 3600 / poll_s), 0, 0
         for k in range(polls):
             at = START + dt.timedelta(seconds=k * poll_s)
-            store.record_telemetry([(at, device, quantity, value, quality) for device, quantity, value, quality in poll_rows])
+            store.record_telemetry(
+                [(at, device, quantity, value, quality) for device, quantity, value, quality in poll_rows]
+            )
             if k * poll_s % replan_s == 0:
                 shift = at - points[0][0]
-                store.record_plan(at, at, 30, "intraday", plan["status"], plan["summary"], [(t + shift, a, p, q) for t, a, p, q in points])
+                store.record_plan(
+                    at,
+                    at,
+                    30,
+                    "intraday",
+                    plan["status"],
+                    plan["summary"],
+                    [(t + shift, a, p, q) for t, a, p, q in points],
+                )
                 plans += 1
                 while setpoints < plans * setpoints_per_plan:
-                    store.record_setpoint(at, "city_hall_bess", 10.0, 10.0, "plan", "ratings: charge 50.0 kW, discharge 50.0 kW")
+                    store.record_setpoint(
+                        at, "city_hall_bess", 10.0, 10.0, "plan", "ratings: charge 50.0 kW, discharge 50.0 kW"
+                    )
                     setpoints += 1
         store.checkpoint()
         grown = (Path(tmp) / "ems.sqlite").stat().st_size - size_before
         store.close()
     scale = 24 / hours
-    return {"mib_per_day": grown * scale / 2**20, "telemetry_rows_per_day": polls * len(poll_rows) * scale,
-            "plan_point_rows_per_day": plans * len(points) * scale, "setpoint_rows_per_day": setpoints * scale,
-            "poll_s": poll_s, "replan_minutes": control.replan_minutes}
+    return {
+        "mib_per_day": grown * scale / 2**20,
+        "telemetry_rows_per_day": polls * len(poll_rows) * scale,
+        "plan_point_rows_per_day": plans * len(points) * scale,
+        "setpoint_rows_per_day": setpoints * scale,
+        "poll_s": poll_s,
+        "replan_minutes": control.replan_minutes,
+    }
 
 
 def fault_rows() -> list[dict]:
@@ -287,21 +338,37 @@ def fault_rows() -> list[dict]:
     rows = []
     week = week_with_faults()
     name = "control/replan-week-with-faults"
-    rows.append({"name": name, "metric": "replan_availability", "value": 100.0 * week["covered"] / week["slots"], "unit": "%"})
-    for metric, key, unit in (("slots", "slots", "count"), ("faults_injected", "faults", "count"), ("fallback_plans", "fallback_plans", "count"),
-                              ("device_lost_events", "device_lost_events", "count"), ("energy_error", "energy_error_kwh", "kWh"),
-                              ("battery_net_energy", "battery_net_kwh", "kWh"), ("telemetry_rows_per_poll", "rows_per_poll", "rows"),
-                              ("wall_time", "elapsed_s", "s")):
+    rows.append(
+        {"name": name, "metric": "replan_availability", "value": 100.0 * week["covered"] / week["slots"], "unit": "%"}
+    )
+    for metric, key, unit in (
+        ("slots", "slots", "count"),
+        ("faults_injected", "faults", "count"),
+        ("fallback_plans", "fallback_plans", "count"),
+        ("device_lost_events", "device_lost_events", "count"),
+        ("energy_error", "energy_error_kwh", "kWh"),
+        ("battery_net_energy", "battery_net_kwh", "kWh"),
+        ("telemetry_rows_per_poll", "rows_per_poll", "rows"),
+        ("wall_time", "elapsed_s", "s"),
+    ):
         rows.append({"name": name, "metric": metric, "value": week[key], "unit": unit})
     drain = outbox_drain_after_outage(round(week["rows_per_poll"]))
     if drain is not None:
         name = "control/outbox-after-1h-influx-outage"
-        for metric, key, unit in (("backlog_lines", "backlog_lines", "lines"), ("drain_rate", "lines_per_s", "lines/s"),
-                                  ("drain_time", "drain_s", "s"), ("lines_left", "left", "lines")):
+        for metric, key, unit in (
+            ("backlog_lines", "backlog_lines", "lines"),
+            ("drain_rate", "lines_per_s", "lines/s"),
+            ("drain_time", "drain_s", "s"),
+            ("lines_left", "left", "lines"),
+        ):
             rows.append({"name": name, "metric": metric, "value": drain[key], "unit": unit})
     growth = week["growth"]
-    for metric, key, unit in (("growth", "mib_per_day", "MiB/day"), ("telemetry_rows", "telemetry_rows_per_day", "rows/day"),
-                              ("plan_point_rows", "plan_point_rows_per_day", "rows/day"), ("setpoint_rows", "setpoint_rows_per_day", "rows/day")):
+    for metric, key, unit in (
+        ("growth", "mib_per_day", "MiB/day"),
+        ("telemetry_rows", "telemetry_rows_per_day", "rows/day"),
+        ("plan_point_rows", "plan_point_rows_per_day", "rows/day"),
+        ("setpoint_rows", "setpoint_rows_per_day", "rows/day"),
+    ):
         rows.append({"name": "control/store-at-reference-rates", "metric": metric, "value": growth[key], "unit": unit})
     return rows
 
@@ -310,16 +377,60 @@ def run() -> list[dict]:
     rows = []
     with_plan, without_plan, _rss = _twin_run(days=1, step_s=600, replan_every=3)
     for label, values in (("with re-plan", with_plan), ("set-points only", without_plan)):
-        rows.append({"name": f"control/cycle-{label.replace(' ', '-')}", "metric": "latency_median", "value": statistics.median(values) * 1000, "unit": "ms"})
-        rows.append({"name": f"control/cycle-{label.replace(' ', '-')}", "metric": "latency_p95", "value": percentile(values, 0.95) * 1000, "unit": "ms"})
-        rows.append({"name": f"control/cycle-{label.replace(' ', '-')}", "metric": "cycles", "value": len(values), "unit": "count"})
-    rows.append({"name": "control/telemetry-sqlite", "metric": "write_throughput", "value": _sqlite_throughput(), "unit": "points/s"})
+        rows.append(
+            {
+                "name": f"control/cycle-{label.replace(' ', '-')}",
+                "metric": "latency_median",
+                "value": statistics.median(values) * 1000,
+                "unit": "ms",
+            }
+        )
+        rows.append(
+            {
+                "name": f"control/cycle-{label.replace(' ', '-')}",
+                "metric": "latency_p95",
+                "value": percentile(values, 0.95) * 1000,
+                "unit": "ms",
+            }
+        )
+        rows.append(
+            {
+                "name": f"control/cycle-{label.replace(' ', '-')}",
+                "metric": "cycles",
+                "value": len(values),
+                "unit": "count",
+            }
+        )
+    rows.append(
+        {
+            "name": "control/telemetry-sqlite",
+            "metric": "write_throughput",
+            "value": _sqlite_throughput(),
+            "unit": "points/s",
+        }
+    )
     influx = _influx_throughput()
     if influx is not None:
-        rows.append({"name": "control/telemetry-influx-v2", "metric": "write_throughput", "value": influx, "unit": "points/s"})
+        rows.append(
+            {"name": "control/telemetry-influx-v2", "metric": "write_throughput", "value": influx, "unit": "points/s"}
+        )
     _w, _wo, rss = _twin_run(days=7, step_s=3600, replan_every=1)
-    rows.append({"name": "control/week", "metric": "rss_after_day_1", "value": rss[1] if len(rss) > 1 else rss[0], "unit": "MiB"})
+    rows.append(
+        {
+            "name": "control/week",
+            "metric": "rss_after_day_1",
+            "value": rss[1] if len(rss) > 1 else rss[0],
+            "unit": "MiB",
+        }
+    )
     rows.append({"name": "control/week", "metric": "rss_after_day_7", "value": rss[-1], "unit": "MiB"})
-    rows.append({"name": "control/week", "metric": "rss_growth_day_1_to_7", "value": rss[-1] - (rss[1] if len(rss) > 1 else rss[0]), "unit": "MiB"})
+    rows.append(
+        {
+            "name": "control/week",
+            "metric": "rss_growth_day_1_to_7",
+            "value": rss[-1] - (rss[1] if len(rss) > 1 else rss[0]),
+            "unit": "MiB",
+        }
+    )
     rows += fault_rows()
     return rows

@@ -36,8 +36,19 @@ from ems.config import load_portfolio
 
 CONFIG = Path(__file__).resolve().parent.parent / "config" / "arao.toml"
 DAY = dt.date(2026, 4, 15)
-CITY_FIGURES = ("served_share", "mean_wait_s", "p95_wait_s", "shared_ride_share", "mean_occupancy", "vehicle_km",
-                "empty_km_share", "mean_detour_ratio", "charging_stops", "reassigned_riders", "assign_ms_p95")
+CITY_FIGURES = (
+    "served_share",
+    "mean_wait_s",
+    "p95_wait_s",
+    "shared_ride_share",
+    "mean_occupancy",
+    "vehicle_km",
+    "empty_km_share",
+    "mean_detour_ratio",
+    "charging_stops",
+    "reassigned_riders",
+    "assign_ms_p95",
+)
 UNITS = {"mean_wait_s": "s", "p95_wait_s": "s", "vehicle_km": "km", "assign_ms_p95": "ms"}
 
 
@@ -45,7 +56,9 @@ def _city_log(out_dir: Path, portfolio, n_requests: int = 200, seed: int = 0):
     path = out_dir / f"requests_{n_requests}_seed{seed}.csv"
     generate_requests(DAY, n_requests, portfolio.portfolio.timezone, seed=seed).to_csv(path, index=False)
     info = portfolio.portfolio
-    return read_requests(path, ServiceArea(Point(info.latitude_deg, info.longitude_deg), info.service_area_km), info.timezone, 4)
+    return read_requests(
+        path, ServiceArea(Point(info.latitude_deg, info.longitude_deg), info.service_area_km), info.timezone, 4
+    )
 
 
 def city_scale(out_dir: Path) -> list[dict]:
@@ -60,12 +73,24 @@ def city_scale(out_dir: Path) -> list[dict]:
         figures = kpis(result)
         km[policy] = figures["vehicle_km"]
         for key in CITY_FIGURES:
-            rows.append({"name": f"dispatch_city_{policy.value}", "metric": key, "value": float(figures[key]),
-                         "unit": UNITS.get(key, "")})
+            rows.append(
+                {
+                    "name": f"dispatch_city_{policy.value}",
+                    "metric": key,
+                    "value": float(figures[key]),
+                    "unit": UNITS.get(key, ""),
+                }
+            )
     for policy in (Policy.ILP, Policy.INSERTION):
         saving = 1.0 - km[policy] / km[Policy.NO_POOLING]
-        rows.append({"name": f"dispatch_city_{policy.value}", "metric": "vehicle_km_saving_vs_no_pooling",
-                     "value": saving, "unit": "share"})
+        rows.append(
+            {
+                "name": f"dispatch_city_{policy.value}",
+                "metric": "vehicle_km_saving_vs_no_pooling",
+                "value": saving,
+                "unit": "share",
+            }
+        )
     return rows
 
 
@@ -79,13 +104,16 @@ def fleet_sweep(out_dir: Path, sizes=(18, 24, 36)) -> list[dict]:
     rows = []
     for size in sizes:
         vehicles = tuple(
-            dataclasses.replace(base.vehicles[i % len(base.vehicles)], vehicle_id=f"taxi-{i + 1:02d}") for i in range(size)
+            dataclasses.replace(base.vehicles[i % len(base.vehicles)], vehicle_id=f"taxi-{i + 1:02d}")
+            for i in range(size)
         )
         setup = dataclasses.replace(base, vehicles=vehicles)
         figures = {}
         for policy in (Policy.ILP, Policy.NO_POOLING):
             router = make_router(settings.speed_kmh, settings.detour_factor, None)
-            figures[policy] = kpis(Simulation(setup, log.requests, router, settings, policy, DemandModel(len(log.requests))).run())
+            figures[policy] = kpis(
+                Simulation(setup, log.requests, router, settings, policy, DemandModel(len(log.requests))).run()
+            )
         name = f"dispatch_city_fleet{size}"
         ilp, alone = figures[Policy.ILP], figures[Policy.NO_POOLING]
         rows += [
@@ -94,14 +122,24 @@ def fleet_sweep(out_dir: Path, sizes=(18, 24, 36)) -> list[dict]:
             {"name": name, "metric": "mean_wait_s_no_pooling", "value": alone["mean_wait_s"], "unit": "s"},
             {"name": name, "metric": "shared_ride_share", "value": ilp["shared_ride_share"], "unit": "share"},
             {"name": name, "metric": "vehicle_km", "value": ilp["vehicle_km"], "unit": "km"},
-            {"name": name, "metric": "vehicle_km_saving_vs_no_pooling",
-             "value": 1.0 - ilp["vehicle_km"] / alone["vehicle_km"], "unit": "share"},
+            {
+                "name": name,
+                "metric": "vehicle_km_saving_vs_no_pooling",
+                "value": 1.0 - ilp["vehicle_km"] / alone["vehicle_km"],
+                "unit": "share",
+            },
         ]
     return rows
 
 
-def scale_up(minutes: float, policy: Policy = Policy.ILP, n_vehicles: int = 500, requests_per_h: float = 10_000,
-             side_km: float = 30.0, reassign: bool = True) -> list[dict]:
+def scale_up(
+    minutes: float,
+    policy: Policy = Policy.ILP,
+    n_vehicles: int = 500,
+    requests_per_h: float = 10_000,
+    side_km: float = 30.0,
+    reassign: bool = True,
+) -> list[dict]:
     rng = np.random.default_rng(1)
     centre = Point(33.0, 130.5)
     km_lat = 1 / 111.195
@@ -118,7 +156,9 @@ def scale_up(minutes: float, policy: Policy = Policy.ILP, n_vehicles: int = 500,
         ChargerSpec(f"c{i:02d}", point(*rng.uniform(-side_km / 2, side_km / 2, 2)), 50.0) for i in range(40)
     )
     vehicles = tuple(
-        VehicleSpec(f"v{i:03d}", 4, 40.0, 0.15, 4.0, 38.0, 5.0, float(rng.uniform(20, 38)), chargers[i % 40].charger_id, shifts)
+        VehicleSpec(
+            f"v{i:03d}", 4, 40.0, 0.15, 4.0, 38.0, 5.0, float(rng.uniform(20, 38)), chargers[i % 40].charger_id, shifts
+        )
         for i in range(n_vehicles)
     )
     n_requests = int(requests_per_h * minutes / 60)
@@ -127,7 +167,9 @@ def scale_up(minutes: float, policy: Policy = Policy.ILP, n_vehicles: int = 500,
     for i, t in enumerate(times):
         ox, oy = rng.uniform(-side_km / 2, side_km / 2, 2)
         dx, dy = rng.normal(0, 4.0, 2)
-        requests.append(Request(f"r{i}", float(t), point(ox, oy), point(ox + dx, oy + dy), int(rng.choice([1, 1, 1, 2]))))
+        requests.append(
+            Request(f"r{i}", float(t), point(ox, oy), point(ox + dx, oy + dy), int(rng.choice([1, 1, 1, 2])))
+        )
     setup = FleetSetup(vehicles, chargers, centre, ServiceClock(DAY))
     settings = load_portfolio(CONFIG).dispatch.model_copy(update={"reassign": reassign})
     simulation = Simulation(setup, tuple(requests), StraightLineRouter(30.0, 1.3), settings, policy)
@@ -141,7 +183,9 @@ def scale_up(minutes: float, policy: Policy = Policy.ILP, n_vehicles: int = 500,
         vehicle.idle_since_s = start_s
     result = simulation.run()
     figures = kpis(result)
-    name = f"dispatch_scale_{n_vehicles}veh_{int(requests_per_h)}rph_{policy.value}" + ("" if reassign else "_no_reassign")
+    name = f"dispatch_scale_{n_vehicles}veh_{int(requests_per_h)}rph_{policy.value}" + (
+        "" if reassign else "_no_reassign"
+    )
     return [
         {"name": name, "metric": "assign_ms_p50", "value": figures["assign_ms_p50"], "unit": "ms"},
         {"name": name, "metric": "assign_ms_p95", "value": figures["assign_ms_p95"], "unit": "ms"},
@@ -158,5 +202,11 @@ def run() -> list[dict]:
     out_dir = Path("out/bench_dispatch")
     out_dir.mkdir(parents=True, exist_ok=True)
     minutes = float(os.environ.get("DISPATCH_BENCH_MINUTES", "20"))
-    return (hindsight_rows(out_dir) + city_scale(out_dir) + fleet_sweep(out_dir) + scale_up(minutes, Policy.ILP)
-            + scale_up(minutes, Policy.ILP, reassign=False) + scale_up(minutes, Policy.INSERTION))
+    return (
+        hindsight_rows(out_dir)
+        + city_scale(out_dir)
+        + fleet_sweep(out_dir)
+        + scale_up(minutes, Policy.ILP)
+        + scale_up(minutes, Policy.ILP, reassign=False)
+        + scale_up(minutes, Policy.INSERTION)
+    )

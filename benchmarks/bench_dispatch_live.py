@@ -134,7 +134,9 @@ class RouteTwin:
         self.chargers = {c.id for c in portfolio.chargers}
         self.followers: dict[str, RouteFollower] = {}
         for vehicle, (lat, lon) in zip(portfolio.vehicles, positions, strict=True):
-            ev = SimEv(vehicle.id, vehicle.battery_kwh, vehicle.initial_soc_fraction * vehicle.battery_kwh, position=(lat, lon))
+            ev = SimEv(
+                vehicle.id, vehicle.battery_kwh, vehicle.initial_soc_fraction * vehicle.battery_kwh, position=(lat, lon)
+            )
             self.followers[vehicle.id] = RouteFollower(ev, router, vehicle.consumption_kwh_per_km, settings.dwell_s)
         self.plans = 0
         self.lock = threading.Lock()
@@ -170,8 +172,14 @@ class RouteTwin:
                         follower.step(now, held - {follower.vehicle.charger_id}, self.chargers)
                         ev = follower.vehicle
                         lat, lon = ev.position or (None, None)
-                        body = {"time": now.isoformat(), "soc": round(ev.soc_fraction, 4), "plugged": ev.charger_id is not None,
-                                "charger_id": ev.charger_id, "lat": lat, "lon": lon}
+                        body = {
+                            "time": now.isoformat(),
+                            "soc": round(ev.soc_fraction, 4),
+                            "plugged": ev.charger_id is not None,
+                            "charger_id": ev.charger_id,
+                            "lat": lat,
+                            "lon": lon,
+                        }
                     self.client.publish(f"arao/{vehicle_id}/telemetry", json.dumps(body), qos=1)
                     next_s += gap_s
                     time.sleep(max(0.0, next_s - time.monotonic()))
@@ -205,8 +213,15 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(10)
 
 
-def load_point(work: Path, n_vehicles: int, requests_per_h: float, minutes: float, batch_interval_s: float | None = None,
-               quote_interval_s: float | None = None, seed: int = 0) -> dict:
+def load_point(
+    work: Path,
+    n_vehicles: int,
+    requests_per_h: float,
+    minutes: float,
+    batch_interval_s: float | None = None,
+    quote_interval_s: float | None = None,
+    seed: int = 0,
+) -> dict:
     import tomllib
 
     from tests.conftest import SHIPPED_MOSQUITTO, Broker, free_port
@@ -214,7 +229,9 @@ def load_point(work: Path, n_vehicles: int, requests_per_h: float, minutes: floa
     label = f"{n_vehicles}veh_{int(requests_per_h)}rph" + (f"_batch{batch_interval_s:g}s" if batch_interval_s else "")
     label += f"_quote{quote_interval_s:g}s" if quote_interval_s else ""
     dispatch = {"batch_interval_s": batch_interval_s, "quote_interval_s": quote_interval_s}
-    config = scaled_portfolio(n_vehicles, work / f"arao_{label}.toml", {k: v for k, v in dispatch.items() if v is not None})
+    config = scaled_portfolio(
+        n_vehicles, work / f"arao_{label}.toml", {k: v for k, v in dispatch.items() if v is not None}
+    )
     raw = tomllib.loads(config.read_text())
     centre = (raw["portfolio"]["latitude_deg"], raw["portfolio"]["longitude_deg"])
     radius_km = 0.45 * raw["portfolio"]["service_area_km"]  # a disc inside the service square
@@ -226,16 +243,42 @@ def load_point(work: Path, n_vehicles: int, requests_per_h: float, minutes: floa
 
     broker = Broker(free_port(), work, SHIPPED_MOSQUITTO / "passwd", SHIPPED_MOSQUITTO / "acl").start()
     epoch = time.time() + BOOT_S
+
     def clock() -> dt.datetime:
         return START + dt.timedelta(seconds=time.time() - epoch)
+
     log_path = work / f"serve_{label}.log"
     serve = subprocess.Popen(
-        [sys.executable, "-m", "ems", "--log-level", "INFO", "dispatch", "serve", "--config", str(config),
-         "--mqtt-port", str(broker.port), "--credentials", str(MOSQUITTO_DIR / "dispatcher.credentials"),
-         "--store", str(work / f"live_{label}.sqlite"), "--speed", "1",
-         "--start", START.isoformat(), "--epoch", repr(epoch), "--expected-requests", str(requests_per_h * 10)],
-        stdout=log_path.open("wb"), stderr=subprocess.STDOUT, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+        [
+            sys.executable,
+            "-m",
+            "ems",
+            "--log-level",
+            "INFO",
+            "dispatch",
+            "serve",
+            "--config",
+            str(config),
+            "--mqtt-port",
+            str(broker.port),
+            "--credentials",
+            str(MOSQUITTO_DIR / "dispatcher.credentials"),
+            "--store",
+            str(work / f"live_{label}.sqlite"),
+            "--speed",
+            "1",
+            "--start",
+            START.isoformat(),
+            "--epoch",
+            repr(epoch),
+            "--expected-requests",
+            str(requests_per_h * 10),
+        ],
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+    )
     stop = threading.Event()
     twin = RouteTwin(broker.port, config, positions, clock)
     reporting = threading.Thread(target=twin.report, args=(stop,), daemon=True)
@@ -257,12 +300,18 @@ def load_point(work: Path, n_vehicles: int, requests_per_h: float, minutes: floa
             if sent_at >= end:
                 break
             time.sleep(max(0.0, sent_at - time.time()))
-            origin, = _points_in_area(rng, centre, radius_km, 1)
-            destination, = _points_in_area(rng, centre, radius_km, 1)
-            rider.request(f"bench-{i}", {"id": f"bench-{i}", "time": clock().isoformat(),
-                                         "origin": {"lat": origin[0], "lon": origin[1]},
-                                         "destination": {"lat": destination[0], "lon": destination[1]},
-                                         "passengers": int(rng.choice([1, 1, 1, 2]))})
+            (origin,) = _points_in_area(rng, centre, radius_km, 1)
+            (destination,) = _points_in_area(rng, centre, radius_km, 1)
+            rider.request(
+                f"bench-{i}",
+                {
+                    "id": f"bench-{i}",
+                    "time": clock().isoformat(),
+                    "origin": {"lat": origin[0], "lon": origin[1]},
+                    "destination": {"lat": destination[0], "lon": destination[1]},
+                    "passengers": int(rng.choice([1, 1, 1, 2])),
+                },
+            )
             i += 1
         deadline = time.time() + DRAIN_S
         while len(rider.answered) < len(rider.sent) and time.time() < deadline:
@@ -287,16 +336,37 @@ def load_point(work: Path, n_vehicles: int, requests_per_h: float, minutes: floa
     batch_cpu_ms, quote_cpu_ms, quotes = [], 0.0, 0
     for line in log_path.read_text(errors="replace").splitlines():
         found = re.search(r"CPU (\d+) ms \(and (\d+) quotes since the last batch, CPU (\d+) ms\)", line)
-        if found and " at " in line and line.split(" at ")[1][:8] >= (START + dt.timedelta(seconds=WARMUP_S)).strftime("%H:%M:%S"):
+        if (
+            found
+            and " at " in line
+            and line.split(" at ")[1][:8] >= (START + dt.timedelta(seconds=WARMUP_S)).strftime("%H:%M:%S")
+        ):
             batch_cpu_ms.append(float(found[1]))
             quotes += int(found[2])
             quote_cpu_ms += float(found[3])
     vehicles_moved = sum(f.vehicle.odometer_km > 0 for f in twin.followers.values())
-    return {"label": label, "batch_cpu_ms": batch_cpu_ms, "quotes": quotes, "quote_cpu_ms": quote_cpu_ms,
-            "twin_plans": twin.plans, "twin_vehicles_moved": vehicles_moved, "quote_interval_s": quote_interval_s, "vehicles": n_vehicles, "requests_per_h": requests_per_h, "sent": len(rider.sent), "answered": len(latencies),
-            "rejected": rejected, "latencies": latencies, "after_batch": after_batch, "cpu_share": cpu_share,
-            "alive": alive, "reject_reasons": rider.reasons, "batch_interval_s": interval_s, "load_1min": os.getloadavg()[0],
-            "batch_log": re.findall(r"batch .*", log_path.read_text(errors="replace"))[-3:]}
+    return {
+        "label": label,
+        "batch_cpu_ms": batch_cpu_ms,
+        "quotes": quotes,
+        "quote_cpu_ms": quote_cpu_ms,
+        "twin_plans": twin.plans,
+        "twin_vehicles_moved": vehicles_moved,
+        "quote_interval_s": quote_interval_s,
+        "vehicles": n_vehicles,
+        "requests_per_h": requests_per_h,
+        "sent": len(rider.sent),
+        "answered": len(latencies),
+        "rejected": rejected,
+        "latencies": latencies,
+        "after_batch": after_batch,
+        "cpu_share": cpu_share,
+        "alive": alive,
+        "reject_reasons": rider.reasons,
+        "batch_interval_s": interval_s,
+        "load_1min": os.getloadavg()[0],
+        "batch_log": re.findall(r"batch .*", log_path.read_text(errors="replace"))[-3:],
+    }
 
 
 def rows_of(point: dict) -> list[dict]:
@@ -309,13 +379,33 @@ def rows_of(point: dict) -> list[dict]:
         {"name": name, "metric": "after_batch_p50", "value": percentile(after, 0.50), "unit": "s"},
         {"name": name, "metric": "after_batch_p95", "value": percentile(after, 0.95), "unit": "s"},
         {"name": name, "metric": "answered_share", "value": point["answered"] / max(1, point["sent"]), "unit": "share"},
-        {"name": name, "metric": "rejected_share", "value": point["rejected"] / max(1, point["answered"]), "unit": "share"},
+        {
+            "name": name,
+            "metric": "rejected_share",
+            "value": point["rejected"] / max(1, point["answered"]),
+            "unit": "share",
+        },
         {"name": name, "metric": "requests_sent", "value": float(point["sent"]), "unit": ""},
         {"name": name, "metric": "dispatcher_cpu", "value": point["cpu_share"], "unit": "cores"},
         {"name": name, "metric": "machine_load_1min", "value": point["load_1min"], "unit": ""},
-        {"name": name, "metric": "batch_cpu_p50", "value": percentile(point["batch_cpu_ms"] or [math.nan], 0.50) / 1e3, "unit": "s"},
-        {"name": name, "metric": "batch_cpu_p95", "value": percentile(point["batch_cpu_ms"] or [math.nan], 0.95) / 1e3, "unit": "s"},
-        {"name": name, "metric": "quote_cpu_per_quote", "value": point["quote_cpu_ms"] / max(1, point["quotes"]) / 1e3, "unit": "s"},
+        {
+            "name": name,
+            "metric": "batch_cpu_p50",
+            "value": percentile(point["batch_cpu_ms"] or [math.nan], 0.50) / 1e3,
+            "unit": "s",
+        },
+        {
+            "name": name,
+            "metric": "batch_cpu_p95",
+            "value": percentile(point["batch_cpu_ms"] or [math.nan], 0.95) / 1e3,
+            "unit": "s",
+        },
+        {
+            "name": name,
+            "metric": "quote_cpu_per_quote",
+            "value": point["quote_cpu_ms"] / max(1, point["quotes"]) / 1e3,
+            "unit": "s",
+        },
         {"name": name, "metric": "twin_vehicles_moved", "value": float(point["twin_vehicles_moved"]), "unit": ""},
     ]
 
@@ -328,8 +418,10 @@ def run() -> list[dict]:
     def number(text: str) -> float | None:
         return None if text in ("", "none") else float(text)
 
-    points = [(int(p[0]), float(p[1]), number(p[2]) if len(p) > 2 else None, number(p[3] if len(p) > 3 else quote))
-              for p in (q.split(":") for q in spec.split(","))]
+    points = [
+        (int(p[0]), float(p[1]), number(p[2]) if len(p) > 2 else None, number(p[3] if len(p) > 3 else quote))
+        for p in (q.split(":") for q in spec.split(","))
+    ]
     rows: list[dict] = []
     out = REPO / "out" / "bench_dispatch_live"
     out.mkdir(parents=True, exist_ok=True)
@@ -342,7 +434,11 @@ def run() -> list[dict]:
             rows += rows_of(point)
             (out / f"{point['label']}.json").write_text(json.dumps(point, indent=1))
             answered = point["answered"] / max(1, point["sent"])
-            if not point["alive"] or answered < 0.9 or percentile(point["latencies"] or [math.inf], 0.95) > 2 * point["batch_interval_s"]:
+            if (
+                not point["alive"]
+                or answered < 0.9
+                or percentile(point["latencies"] or [math.inf], 0.95) > 2 * point["batch_interval_s"]
+            ):
                 break
     return rows
 

@@ -90,8 +90,10 @@ async def _protocols() -> tuple[list[float], list[float], list[float]]:
         s.bind(("127.0.0.1", 0))
         udp_port = s.getsockname()[1]
     csms = CentralSystem(CsmsConfig(port=ocpp_port, id_tags={f"taxi-{i:03d}" for i in range(OCPP_CHARGE_POINTS)}))
-    chargers = [OcppCharger(OcppSettings(name=f"cp-{i:03d}", charge_point_id=f"cp-{i:03d}", failsafe_kw=-3.0), csms)
-                for i in range(OCPP_CHARGE_POINTS)]
+    chargers = [
+        OcppCharger(OcppSettings(name=f"cp-{i:03d}", charge_point_id=f"cp-{i:03d}", failsafe_kw=-3.0), csms)
+        for i in range(OCPP_CHARGE_POINTS)
+    ]
     await csms.start()
     stop = asyncio.Event()
     points = []
@@ -99,11 +101,17 @@ async def _protocols() -> tuple[list[float], list[float], list[float]]:
         physics = SimCharger(f"cp-{i:03d}", 6.0, 6.0, vehicle=SimEv(f"taxi-{i:03d}", 40.0, 20.0))
         points.append(SimOcppChargePoint(physics, f"ws://127.0.0.1:{ocpp_port}", lock, retry_s=0.2))
     tasks = [asyncio.create_task(cp.run(stop)) for cp in points]
-    nodes = [EchonetNode(f"127.77.0.{i + 1}", udp_port, V2hObject(SimCharger(f"v2h-{i}", 6.0, 6.0), lock)) for i in range(ECHONET_NODES)]
+    nodes = [
+        EchonetNode(f"127.77.0.{i + 1}", udp_port, V2hObject(SimCharger(f"v2h-{i}", 6.0, 6.0), lock))
+        for i in range(ECHONET_NODES)
+    ]
     for node in nodes:
         await node.start()
     client = EchonetClient("127.0.0.1", 0)
-    v2h = [EchonetV2h(EchonetSettings(name=f"v2h-{i}", host=f"127.77.0.{i + 1}", port=udp_port), client) for i in range(ECHONET_NODES)]
+    v2h = [
+        EchonetV2h(EchonetSettings(name=f"v2h-{i}", host=f"127.77.0.{i + 1}", port=udp_port), client)
+        for i in range(ECHONET_NODES)
+    ]
     try:
         if not await csms.wait_reported(60):
             raise RuntimeError(f"charge points not reported: {csms.silent()[:5]}")
@@ -145,10 +153,30 @@ def _protocol_rows() -> list[dict]:
     return [
         {"name": name, "metric": "full_poll_median", "value": statistics.median(polls_ms), "unit": "ms"},
         {"name": name, "metric": "full_poll_p95", "value": percentile(polls_ms, 0.95), "unit": "ms"},
-        {"name": f"drivers_poll_{ECHONET_NODES}_echonet_nodes", "metric": "poll_median", "value": statistics.median(echonet_ms), "unit": "ms"},
-        {"name": f"drivers_poll_{ECHONET_NODES}_echonet_nodes", "metric": "poll_p95", "value": percentile(echonet_ms, 0.95), "unit": "ms"},
-        {"name": "drivers_ocpp_setpoint_round_trip", "metric": "median", "value": statistics.median(trips_ms), "unit": "ms"},
-        {"name": "drivers_ocpp_setpoint_round_trip", "metric": "p95", "value": percentile(trips_ms, 0.95), "unit": "ms"},
+        {
+            "name": f"drivers_poll_{ECHONET_NODES}_echonet_nodes",
+            "metric": "poll_median",
+            "value": statistics.median(echonet_ms),
+            "unit": "ms",
+        },
+        {
+            "name": f"drivers_poll_{ECHONET_NODES}_echonet_nodes",
+            "metric": "poll_p95",
+            "value": percentile(echonet_ms, 0.95),
+            "unit": "ms",
+        },
+        {
+            "name": "drivers_ocpp_setpoint_round_trip",
+            "metric": "median",
+            "value": statistics.median(trips_ms),
+            "unit": "ms",
+        },
+        {
+            "name": "drivers_ocpp_setpoint_round_trip",
+            "metric": "p95",
+            "value": percentile(trips_ms, 0.95),
+            "unit": "ms",
+        },
     ]
 
 
@@ -165,8 +193,11 @@ def _reference_portfolio() -> list[dict]:
         runner = None
         try:
             portfolio = load_portfolio(CONFIG)
-            options = TwinOptions(mqtt_port=mqtt_port, modbus_base_port=free_port_block(30),
-                                  start=dt.datetime(2026, 4, 15, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=9))))
+            options = TwinOptions(
+                mqtt_port=mqtt_port,
+                modbus_base_port=free_port_block(30),
+                start=dt.datetime(2026, 4, 15, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=9))),
+            )
             runner = TwinThread(Twin(portfolio, CONFIG, options)).start()
             served = runner.twin.portfolio
             broker = controller_broker(served, CONFIG, port=mqtt_port)
@@ -181,6 +212,16 @@ def _reference_portfolio() -> list[dict]:
         {"name": name, "metric": "full_poll_median", "value": statistics.median(polls_ms), "unit": "ms"},
         {"name": name, "metric": "full_poll_p95", "value": percentile(polls_ms, 0.95), "unit": "ms"},
         {"name": name, "metric": "devices_per_second", "value": count * POLLS / elapsed, "unit": "1/s"},
-        {"name": "drivers_poll_modbus_devices_only", "metric": "devices_per_second", "value": modbus_per_s, "unit": "1/s"},
-        {"name": "drivers_sunspec_battery_read", "metric": "single_read_median", "value": statistics.median(single_ms), "unit": "ms"},
+        {
+            "name": "drivers_poll_modbus_devices_only",
+            "metric": "devices_per_second",
+            "value": modbus_per_s,
+            "unit": "1/s",
+        },
+        {
+            "name": "drivers_sunspec_battery_read",
+            "metric": "single_read_median",
+            "value": statistics.median(single_ms),
+            "unit": "ms",
+        },
     ]

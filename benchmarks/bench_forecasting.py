@@ -64,8 +64,12 @@ def run() -> list[dict]:
     rows: list[dict] = []
     for dataset in PV_DATASETS:
         data = pv_data(dataset, spec, HORIZON, portfolio.portfolio.timezone)
-        rows += _skill_rows("pv", dataset, run_backtest(data.name, data.actual_kw, data.forecaster, data.spec, data.scale))
+        rows += _skill_rows(
+            "pv", dataset, run_backtest(data.name, data.actual_kw, data.forecaster, data.spec, data.scale)
+        )
     for dataset in LOAD_DATASETS:
         data = load_data(dataset, HORIZON, portfolio.portfolio.timezone)
-        rows += _skill_rows("load", dataset, run_backtest(data.name, data.actual_kw, data.forecaster, data.spec, data.scale))
+        rows += _skill_rows(
+            "load", dataset, run_backtest(data.name, data.actual_kw, data.forecaster, data.spec, data.scale)
+        )
     return rows + _timing_rows(portfolio)

@@ -70,8 +70,17 @@ def city_sequence(count: int, step_minutes: int = 5, hours: int = 24):
     profiles = {name: profile_values(profile, REFERENCE) for name, profile in portfolio.profiles.items()}
     plans = city_plans(portfolio, day, hours + 24)
     first = day + pd.Timedelta(hours=6)
-    return [problem_from_portfolio(portfolio, first + pd.Timedelta(minutes=step_minutes * k), profiles, plans=plans,
-                                   horizon_hours=hours, step_minutes=step_minutes) for k in range(count)]
+    return [
+        problem_from_portfolio(
+            portfolio,
+            first + pd.Timedelta(minutes=step_minutes * k),
+            profiles,
+            plans=plans,
+            horizon_hours=hours,
+            step_minutes=step_minutes,
+        )
+        for k in range(count)
+    ]
 
 
 def with_state(problem, schedule):
@@ -79,10 +88,13 @@ def with_state(problem, schedule):
     if schedule is None or schedule.status == "fallback":
         return problem
     soc = schedule.soc_kwh.iloc[0]
-    batteries = tuple(dataclasses.replace(b, initial_soc_kwh=float(min(max(soc[b.id], 0.0), b.capacity_kwh)))
-                      for b in problem.batteries)
-    evs = tuple(dataclasses.replace(ev, initial_soc_kwh=float(min(max(soc[ev.id], 0.0), ev.capacity_kwh)))
-                for ev in problem.evs)
+    batteries = tuple(
+        dataclasses.replace(b, initial_soc_kwh=float(min(max(soc[b.id], 0.0), b.capacity_kwh)))
+        for b in problem.batteries
+    )
+    evs = tuple(
+        dataclasses.replace(ev, initial_soc_kwh=float(min(max(soc[ev.id], 0.0), ev.capacity_kwh))) for ev in problem.evs
+    )
     return dataclasses.replace(problem, batteries=batteries, evs=evs)
 
 
@@ -99,14 +111,22 @@ def _row(name: str, metric: str, values: list[float], unit: str) -> dict:
 def _parts(name: str, route: str, runs: list) -> list[dict]:
     """Medians of a route's parts and of its ratio to HiGHS's time, from (schedule, wall_s) runs."""
     highs = [s.solve_s for s, _ in runs]
-    rows = [_row(name, f"{route}_total_s_median", [w for _, w in runs], "s"),
-            _row(name, f"{route}_highs_s_median", highs, "s"),
-            _row(name, f"{route}_build_s_median", [s.build_s for s, _ in runs], "s"),
-            _row(name, f"{route}_load_or_update_s_median", [s.report.load_s for s, _ in runs], "s"),
-            _row(name, f"{route}_read_s_median", [s.report.read_s for s, _ in runs], "s"),
-            _row(name, f"{route}_ratio", [w / max(s.solve_s, 1e-9) for s, w in runs], "x HiGHS")]
-    rows.append({"name": name, "metric": f"{route}_optimal", "value": sum(s.status == "optimal" for s, _ in runs),
-                 "unit": f"of {len(runs)}"})
+    rows = [
+        _row(name, f"{route}_total_s_median", [w for _, w in runs], "s"),
+        _row(name, f"{route}_highs_s_median", highs, "s"),
+        _row(name, f"{route}_build_s_median", [s.build_s for s, _ in runs], "s"),
+        _row(name, f"{route}_load_or_update_s_median", [s.report.load_s for s, _ in runs], "s"),
+        _row(name, f"{route}_read_s_median", [s.report.read_s for s, _ in runs], "s"),
+        _row(name, f"{route}_ratio", [w / max(s.solve_s, 1e-9) for s, w in runs], "x HiGHS"),
+    ]
+    rows.append(
+        {
+            "name": name,
+            "metric": f"{route}_optimal",
+            "value": sum(s.status == "optimal" for s, _ in runs),
+            "unit": f"of {len(runs)}",
+        }
+    )
     return rows
 
 
@@ -185,22 +205,64 @@ def measure(name: str, sequence: list, repeats: int) -> list[dict]:
     # part of the read-back any route pays: the objective's terms and figures recomputed from the powers
     rows.append(_row(name, "replan_evaluate_s_median", evaluate_s, "s"))
     rows.append(_row(name, "replan_checks_and_key_s_median", checks_s, "s"))  # Problem.validate + structure_key
-    rows.append(_row(name, "replan_highs_plus_evaluate_ratio",
-                     [(s.solve_s + e) / max(s.solve_s, 1e-9) for (s, _), e in zip(replans, evaluate_s, strict=True)], "x HiGHS"))
-    rows.append(_row(name, "replan_floor_ratio", [(s.solve_s + e + b) / max(s.solve_s, 1e-9)
-                                                  for (s, _), e, b in zip(replans, evaluate_s, before_s, strict=True)], "x HiGHS"))
-    rows.append({"name": name, "metric": "replan_models_reused", "value": sum(float(bool(s.report.model_reused)) for s, _ in replans),
-                 "unit": f"of {len(replans)}"})
+    rows.append(
+        _row(
+            name,
+            "replan_highs_plus_evaluate_ratio",
+            [(s.solve_s + e) / max(s.solve_s, 1e-9) for (s, _), e in zip(replans, evaluate_s, strict=True)],
+            "x HiGHS",
+        )
+    )
+    rows.append(
+        _row(
+            name,
+            "replan_floor_ratio",
+            [
+                (s.solve_s + e + b) / max(s.solve_s, 1e-9)
+                for (s, _), e, b in zip(replans, evaluate_s, before_s, strict=True)
+            ],
+            "x HiGHS",
+        )
+    )
+    rows.append(
+        {
+            "name": name,
+            "metric": "replan_models_reused",
+            "value": sum(float(bool(s.report.model_reused)) for s, _ in replans),
+            "unit": f"of {len(replans)}",
+        }
+    )
     # the same re-planned problems solved cold: HiGHS's time there, and the objective agreement
-    rows.append(_row(name, "replan_ratio_to_cold_highs", [w / max(c.solve_s, 1e-9) for (_, w), c in zip(replans, cold_same, strict=True)], "x HiGHS"))
-    rows.append({"name": name, "metric": "replan_objective_difference_max",
-                 "value": max(abs(s.objective_yen - c.objective_yen) / max(abs(c.objective_yen), 1.0)
-                              for (s, _), c in zip(replans, cold_same, strict=True)), "unit": "fraction"})
+    rows.append(
+        _row(
+            name,
+            "replan_ratio_to_cold_highs",
+            [w / max(c.solve_s, 1e-9) for (_, w), c in zip(replans, cold_same, strict=True)],
+            "x HiGHS",
+        )
+    )
+    rows.append(
+        {
+            "name": name,
+            "metric": "replan_objective_difference_max",
+            "value": max(
+                abs(s.objective_yen - c.objective_yen) / max(abs(c.objective_yen), 1.0)
+                for (s, _), c in zip(replans, cold_same, strict=True)
+            ),
+            "unit": "fraction",
+        }
+    )
     overheads = _appsi_update_checks_s(first, 3)
     highs_s = statistics.median(s.solve_s for s, _ in cold)
     rows.append(_row(name, "appsi_update_checks_s_median", overheads, "s"))
-    rows.append({"name": name, "metric": "appsi_update_checks_ratio", "value": 1.0 + statistics.median(overheads) / max(highs_s, 1e-9),
-                 "unit": "x HiGHS"})
+    rows.append(
+        {
+            "name": name,
+            "metric": "appsi_update_checks_ratio",
+            "value": 1.0 + statistics.median(overheads) / max(highs_s, 1e-9),
+            "unit": "x HiGHS",
+        }
+    )
     return rows
 
 
@@ -208,26 +270,41 @@ def fit_rows(repeats: int) -> list[dict]:
     """The FIT-like case at a 0.1 % gap: cold plans, and re-plans a step later each time."""
     name = "replan/fit-like-2-sites-30min-48h"
     sequence = [fit_like(p) for p in reference_sequence(REPLANS)]
-    sequence = [dataclasses.replace(p, settings=dataclasses.replace(p.settings, mip_gap=0.001, time_limit_s=60.0))
-                for p in sequence]
+    sequence = [
+        dataclasses.replace(p, settings=dataclasses.replace(p.settings, mip_gap=0.001, time_limit_s=60.0))
+        for p in sequence
+    ]
     cold = [_timed(solve, sequence[0]) for _ in range(repeats)]
-    rows = [_row(name, "cold_total_s_median", [w for _, w in cold], "s"),
-            _row(name, "cold_highs_s_median", [s.solve_s for s, _ in cold], "s"),
-            {"name": name, "metric": "cold_gap_max", "value": max(s.mip_gap for s, _ in cold), "unit": "fraction"},
-            {"name": name, "metric": "cold_optimal", "value": sum(s.status == "optimal" for s, _ in cold), "unit": f"of {repeats}"},
-            {"name": name, "metric": "binaries", "value": cold[0][0].report.binary_count, "unit": "count"}]
+    rows = [
+        _row(name, "cold_total_s_median", [w for _, w in cold], "s"),
+        _row(name, "cold_highs_s_median", [s.solve_s for s, _ in cold], "s"),
+        {"name": name, "metric": "cold_gap_max", "value": max(s.mip_gap for s, _ in cold), "unit": "fraction"},
+        {
+            "name": name,
+            "metric": "cold_optimal",
+            "value": sum(s.status == "optimal" for s, _ in cold),
+            "unit": f"of {repeats}",
+        },
+        {"name": name, "metric": "binaries", "value": cold[0][0].report.binary_count, "unit": "count"},
+    ]
     replanner, previous, replans = Replanner(), None, []
     for k, problem in enumerate(sequence):
         schedule, wall = _timed(replanner.solve, with_state(problem, previous))
         if k > 0:
             replans.append((schedule, wall))
         previous = schedule
-    rows += [_row(name, "replan_total_s_median", [w for _, w in replans], "s"),
-             _row(name, "replan_highs_s_median", [s.solve_s for s, _ in replans], "s"),
-             {"name": name, "metric": "replan_total_s_max", "value": max(w for _, w in replans), "unit": "s"},
-             {"name": name, "metric": "replan_gap_max", "value": max(s.mip_gap for s, _ in replans), "unit": "fraction"},
-             {"name": name, "metric": "replan_models_reused", "value": sum(float(bool(s.report.model_reused)) for s, _ in replans),
-              "unit": f"of {len(replans)}"}]
+    rows += [
+        _row(name, "replan_total_s_median", [w for _, w in replans], "s"),
+        _row(name, "replan_highs_s_median", [s.solve_s for s, _ in replans], "s"),
+        {"name": name, "metric": "replan_total_s_max", "value": max(w for _, w in replans), "unit": "s"},
+        {"name": name, "metric": "replan_gap_max", "value": max(s.mip_gap for s, _ in replans), "unit": "fraction"},
+        {
+            "name": name,
+            "metric": "replan_models_reused",
+            "value": sum(float(bool(s.report.model_reused)) for s, _ in replans),
+            "unit": f"of {len(replans)}",
+        },
+    ]
     return rows
 
 

@@ -25,8 +25,12 @@ def negative_midday(problem):
     """The same problem with import prices of -2 yen/kWh from 10:00 to 14:00 local."""
     hours = problem.grid.index.tz_convert("Asia/Tokyo").hour
     midday = (hours >= 10) & (hours < 14)
-    grids = tuple(dataclasses.replace(g, import_price_yen_per_kwh=np.where(midday, -2.0, g.import_price_yen_per_kwh),
-                                      carbon_price_yen_per_kg=0.0) for g in problem.grids)
+    grids = tuple(
+        dataclasses.replace(
+            g, import_price_yen_per_kwh=np.where(midday, -2.0, g.import_price_yen_per_kwh), carbon_price_yen_per_kg=0.0
+        )
+        for g in problem.grids
+    )
     return dataclasses.replace(problem, grids=grids)
 
 
@@ -38,9 +42,23 @@ def _measure(name: str, problem, repeats: int) -> list[dict]:
         rows.append({"name": name, "metric": f"{metric}_median", "value": statistics.median(values), "unit": "s"})
     totals = [r.build_s + (r.report.load_s or 0.0) + r.solve_s + (r.report.read_s or 0.0) for r in runs]
     rows.append({"name": name, "metric": "total_s_median", "value": statistics.median(totals), "unit": "s"})
-    rows.append({"name": name, "metric": "mip_gap_max", "value": max((r.mip_gap for r in runs if r.mip_gap is not None), default=float("nan")), "unit": "fraction"})
+    rows.append(
+        {
+            "name": name,
+            "metric": "mip_gap_max",
+            "value": max((r.mip_gap for r in runs if r.mip_gap is not None), default=float("nan")),
+            "unit": "fraction",
+        }
+    )
     rows.append({"name": name, "metric": "binaries", "value": runs[0].report.binary_count, "unit": "count"})
-    rows.append({"name": name, "metric": "statuses_optimal", "value": sum(r.status == "optimal" for r in runs), "unit": f"of {repeats}"})
+    rows.append(
+        {
+            "name": name,
+            "metric": "statuses_optimal",
+            "value": sum(r.status == "optimal" for r in runs),
+            "unit": f"of {repeats}",
+        }
+    )
     return rows
 
 
@@ -58,8 +76,13 @@ print(peak_kib / 1024)
 def _peak_rss_mib(problem: str, args: str = "") -> float:
     """Peak memory of a fresh process that builds and solves one problem (others' memory excluded)."""
     code = PEAK_RSS_CHILD.format(problem=problem, args=args)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -73,7 +96,23 @@ def run() -> list[dict]:
     rows = _measure("schedule/reference-30min-48h", reference, REPEATS)
     rows += _measure("schedule/city-5min-24h", city, REPEATS)
     rows += _measure("schedule/city-5min-24h-negative-midday", negative_midday(city), 3)
-    rows.append({"name": "schedule/city-5min-24h", "metric": "variables_evs", "value": len(city.evs), "unit": "vehicles"})
-    rows.append({"name": "schedule/reference-30min-48h", "metric": "peak_rss_process", "value": _peak_rss_mib("reference_problem"), "unit": "MiB"})
-    rows.append({"name": "schedule/city-5min-24h", "metric": "peak_rss_process", "value": _peak_rss_mib("city_problem"), "unit": "MiB"})
+    rows.append(
+        {"name": "schedule/city-5min-24h", "metric": "variables_evs", "value": len(city.evs), "unit": "vehicles"}
+    )
+    rows.append(
+        {
+            "name": "schedule/reference-30min-48h",
+            "metric": "peak_rss_process",
+            "value": _peak_rss_mib("reference_problem"),
+            "unit": "MiB",
+        }
+    )
+    rows.append(
+        {
+            "name": "schedule/city-5min-24h",
+            "metric": "peak_rss_process",
+            "value": _peak_rss_mib("city_problem"),
+            "unit": "MiB",
+        }
+    )
     return rows

@@ -35,18 +35,43 @@ def city_portfolio(seed: int = 7):
         site = f"site{s:02d}"
         peak = float(rng.uniform(60, 250))
         city["sites"].append({"id": site, "latitude_deg": 32.98 + 0.002 * s, "longitude_deg": 130.43 + 0.002 * s})
-        city["grid_connections"].append({"id": f"{site}_grid", "site": site, "import_limit_kw": peak * 1.6 + 60,
-                                         "export_limit_kw": peak * 0.3, "contract_demand_kw": peak * 1.1})
+        city["grid_connections"].append(
+            {
+                "id": f"{site}_grid",
+                "site": site,
+                "import_limit_kw": peak * 1.6 + 60,
+                "export_limit_kw": peak * 0.3,
+                "contract_demand_kw": peak * 1.1,
+            }
+        )
         city["pv_arrays"].append({"id": f"{site}_pv", "site": site, "capacity_kwp": float(rng.uniform(20, 120))})
-        city["loads"].append({"id": f"{site}_load", "site": site, "peak_kw": peak, "profile": PROFILES[s % len(PROFILES)]})
-        city["batteries"].append({"id": f"{site}_bess", "site": site, "capacity_kwh": float(rng.uniform(40, 200)),
-                                  "charge_power_kw": 30.0, "discharge_power_kw": 30.0, "degradation_cost_yen_per_kwh": 2.0})
+        city["loads"].append(
+            {"id": f"{site}_load", "site": site, "peak_kw": peak, "profile": PROFILES[s % len(PROFILES)]}
+        )
+        city["batteries"].append(
+            {
+                "id": f"{site}_bess",
+                "site": site,
+                "capacity_kwh": float(rng.uniform(40, 200)),
+                "charge_power_kw": 30.0,
+                "discharge_power_kw": 30.0,
+                "degradation_cost_yen_per_kwh": 2.0,
+            }
+        )
         for c in range(CHARGERS_PER_SITE):
-            city["chargers"].append({"id": f"{site}_c{c}", "site": site, "charge_power_kw": 6.0, "discharge_power_kw": 6.0})
+            city["chargers"].append(
+                {"id": f"{site}_c{c}", "site": site, "charge_power_kw": 6.0, "discharge_power_kw": 6.0}
+            )
     for v in range(len(city["chargers"]) * VEHICLES_PER_CHARGER):
-        city["vehicles"].append({"id": f"ev{v:03d}", "battery_kwh": float(rng.choice([40.0, 60.0])),
-                                 "consumption_kwh_per_km": 0.15, "v2g_allowed": bool(rng.random() < 0.8),
-                                 "initial_soc_fraction": float(rng.uniform(0.3, 0.8))})
+        city["vehicles"].append(
+            {
+                "id": f"ev{v:03d}",
+                "battery_kwh": float(rng.choice([40.0, 60.0])),
+                "consumption_kwh_per_km": 0.15,
+                "v2g_allowed": bool(rng.random() < 0.8),
+                "initial_soc_fraction": float(rng.uniform(0.3, 0.8)),
+            }
+        )
     return parse_portfolio(city, "<generated city>")
 
 
@@ -67,11 +92,17 @@ def city_plans(portfolio, start: pd.Timestamp, hours: int, seed: int = 7) -> dic
                 spans = [(-3.0 + rng.uniform(0, 1), 7.0 + rng.uniform(0, 1.5))]
             for plug_in_h, plug_out_h in spans:
                 trip_kwh = float(rng.uniform(0.3, 0.7) * usable)
-                windows.append(ChargingWindow(
-                    charger_id=charger.id,
-                    plug_in=base + dt.timedelta(hours=plug_in_h), plug_out=base + dt.timedelta(hours=plug_out_h),
-                    departure_energy_kwh=vehicle.battery_kwh * vehicle.soc_min_fraction + vehicle.reserve_kwh + trip_kwh,
-                    trip_energy_kwh=trip_kwh))
+                windows.append(
+                    ChargingWindow(
+                        charger_id=charger.id,
+                        plug_in=base + dt.timedelta(hours=plug_in_h),
+                        plug_out=base + dt.timedelta(hours=plug_out_h),
+                        departure_energy_kwh=vehicle.battery_kwh * vehicle.soc_min_fraction
+                        + vehicle.reserve_kwh
+                        + trip_kwh,
+                        trip_energy_kwh=trip_kwh,
+                    )
+                )
         plans[vehicle.id] = VehiclePlan(vehicle_id=vehicle.id, issued=begin, windows=tuple(windows))
     return plans
 
@@ -83,5 +114,11 @@ def city_problem(step_minutes: int = 5, hours: int = 24, seed: int = 7):
     portfolio = city_portfolio(seed)
     start = pd.Timestamp("2026-04-15", tz=portfolio.portfolio.timezone)
     profiles = {name: profile_values(profile, REFERENCE) for name, profile in portfolio.profiles.items()}
-    return problem_from_portfolio(portfolio, start, profiles, plans=city_plans(portfolio, start, hours, seed),
-                                  horizon_hours=hours, step_minutes=step_minutes)
+    return problem_from_portfolio(
+        portfolio,
+        start,
+        profiles,
+        plans=city_plans(portfolio, start, hours, seed),
+        horizon_hours=hours,
+        step_minutes=step_minutes,
+    )

@@ -62,14 +62,24 @@ def _km_matrix(points: list[Point], detour_factor: float) -> np.ndarray:
     """Road km between all points, the same formula as ``great_circle_km`` times the detour factor."""
     lat = np.radians([p.lat for p in points])
     lon = np.radians([p.lon for p in points])
-    h = (np.sin((lat[None, :] - lat[:, None]) / 2) ** 2
-         + np.cos(lat[:, None]) * np.cos(lat[None, :]) * np.sin((lon[None, :] - lon[:, None]) / 2) ** 2)
+    h = (
+        np.sin((lat[None, :] - lat[:, None]) / 2) ** 2
+        + np.cos(lat[:, None]) * np.cos(lat[None, :]) * np.sin((lon[None, :] - lon[:, None]) / 2) ** 2
+    )
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h))) * detour_factor
 
 
-def solve_hindsight(requests, fleet: Fleet, router: StraightLineRouter, settings: DispatchSettings,
-                    wait_window_s: float | None = None, pooling: bool = True, runtime_s: float = 30.0,
-                    seed: int = 0, all_required: bool = True) -> HindsightPlan:
+def solve_hindsight(
+    requests,
+    fleet: Fleet,
+    router: StraightLineRouter,
+    settings: DispatchSettings,
+    wait_window_s: float | None = None,
+    pooling: bool = True,
+    runtime_s: float = 30.0,
+    seed: int = 0,
+    all_required: bool = True,
+) -> HindsightPlan:
     """The shortest plan (vehicle-km) PyVRP finds on pre-formed trips; every limit checked exactly.
 
     A trip is one rider alone or, with ``pooling``, two riders whose shared ride (a fixed order of
@@ -103,8 +113,9 @@ def solve_hindsight(requests, fleet: Fleet, router: StraightLineRouter, settings
     return plan
 
 
-def solve_pdp_relaxed(requests, fleet: Fleet, router, settings: DispatchSettings, runtime_s: float = 30.0,
-                      seed: int = 0) -> HindsightPlan:
+def solve_pdp_relaxed(
+    requests, fleet: Fleet, router, settings: DispatchSettings, runtime_s: float = 30.0, seed: int = 0
+) -> HindsightPlan:
     """PyVRP's own pickup-and-delivery (``Shipment``) without the ride-time limit, which PyVRP
     cannot express (drop-off only by latest pickup + max ride): shows what that limit costs.
     Its plan is checked like the others, so ``violations`` lists the rides that are too long."""
@@ -165,7 +176,9 @@ def _trip(events, router, settings: DispatchSettings, window: float, fleet: Flee
     for step, rider, offset in timed:
         if step == "pickup":
             early = max(early, rider.time_s - offset)
-            late = min(late, rider.time_s + rider_window(rider, fleet, router, window) - offset, fleet.pickup_end_s - offset)
+            late = min(
+                late, rider.time_s + rider_window(rider, fleet, router, window) - offset, fleet.pickup_end_s - offset
+            )
             picked[rider.request_id] = offset
         elif offset - picked[rider.request_id] > settings.max_ride_s(router.leg(rider.origin, rider.destination)[1]):
             return None
@@ -192,7 +205,7 @@ def form_trips(requests, fleet: Fleet, router, settings: DispatchSettings, windo
     graph = nx.Graph()
     best: dict[tuple[str, str], _Trip] = {}
     for i, a in enumerate(requests):
-        for b in requests[i + 1:]:
+        for b in requests[i + 1 :]:
             if b.time_s - a.time_s > window:
                 break
             for trip in _pair_orders(a, b, router, settings, window, fleet):
@@ -228,7 +241,7 @@ def _trips_data(trips: list[_Trip], fleet: Fleet, router, dwell_s: float, all_re
     n = len(trips)
     starts = [fleet.depot] + [t.first for t in trips]
     ends = [fleet.depot] + [t.last for t in trips]
-    km = _km_matrix(ends + starts, router.detour_factor)[: n + 1, n + 1:]  # from an end to a start
+    km = _km_matrix(ends + starts, router.detour_factor)[: n + 1, n + 1 :]  # from an end to a start
     distance = np.rint(km * 1000).astype(np.int64)
     duration = np.ceil(km / router.speed_kmh * 3600.0).astype(np.int64)
     np.fill_diagonal(distance, 0)
@@ -238,10 +251,16 @@ def _trips_data(trips: list[_Trip], fleet: Fleet, router, dwell_s: float, all_re
         early = int(math.ceil(trip.early_s))
         late = max(early, int(math.floor(trip.late_s)))
         prize = PRIZE * len(trip.riders)
-        clients.append(pyvrp.Client(
-            1 + i, tw_early=early, tw_late=late, service_duration=int(math.ceil(trip.duration_s + dwell_s)),
-            prize=0 if all_required else prize, required=all_required,
-        ))
+        clients.append(
+            pyvrp.Client(
+                1 + i,
+                tw_early=early,
+                tw_late=late,
+                service_duration=int(math.ceil(trip.duration_s + dwell_s)),
+                prize=0 if all_required else prize,
+                required=all_required,
+            )
+        )
     depots, vehicle_types = _vehicles(fleet, [])  # one trip at a time by construction
     locations = [pyvrp.Location(p.lon, p.lat) for p in starts]
     return pyvrp.ProblemData(locations, clients, depots, vehicle_types, [distance], [duration])
@@ -260,8 +279,14 @@ def _vehicles(fleet: Fleet, capacity: list[int]):
     import pyvrp
 
     depot = pyvrp.Depot(0, int(fleet.start_s), int(fleet.return_s))
-    vehicle_type = pyvrp.VehicleType(num_available=fleet.size, capacity=capacity, start_depot=0, end_depot=0,
-                                     tw_early=int(fleet.start_s), tw_late=int(fleet.return_s))
+    vehicle_type = pyvrp.VehicleType(
+        num_available=fleet.size,
+        capacity=capacity,
+        start_depot=0,
+        end_depot=0,
+        tw_early=int(fleet.start_s),
+        tw_late=int(fleet.return_s),
+    )
     return [depot], [vehicle_type]
 
 
@@ -282,15 +307,26 @@ def _shipments_data(requests, fleet, router, settings, window):
     for i, r in enumerate(requests):
         early, late = _pickup_window(r, fleet, window, 0.0)
         delivery_late = late + settings.max_ride_s(router.leg(r.origin, r.destination)[1])
-        shipments.append(pyvrp.Shipment(
-            1 + i, 1 + n + i, pickup_tw_early=early, pickup_tw_late=late, pickup_service_duration=dwell,
-            delivery_tw_late=int(math.floor(delivery_late)), delivery_service_duration=dwell,
-            amount=[r.passengers], name=r.request_id,
-        ))
+        shipments.append(
+            pyvrp.Shipment(
+                1 + i,
+                1 + n + i,
+                pickup_tw_early=early,
+                pickup_tw_late=late,
+                pickup_service_duration=dwell,
+                delivery_tw_late=int(math.floor(delivery_late)),
+                delivery_service_duration=dwell,
+                amount=[r.passengers],
+                name=r.request_id,
+            )
+        )
     depots, vehicle_types = _vehicles(fleet, [fleet.seats])
     locations = [pyvrp.Location(p.lon, p.lat) for p in points]
     return pyvrp.ProblemData(
-        locations, [], depots, vehicle_types,
+        locations,
+        [],
+        depots,
+        vehicle_types,
         [distance],  # type: ignore[list-item]  # pyvrp's stub says np.ndarray[int]: int as the array's shape
         [duration],  # type: ignore[list-item]  # the same stub error
         shipments=shipments,
@@ -309,8 +345,17 @@ class _Drive:
     stops: list[tuple[str, str, float]] = field(default_factory=list)
 
 
-def _retime(solution, trips, requests, fleet: Fleet, router, settings: DispatchSettings, window: float, pooling: bool,
-            skip: frozenset[int] = frozenset()):
+def _retime(
+    solution,
+    trips,
+    requests,
+    fleet: Fleet,
+    router,
+    settings: DispatchSettings,
+    window: float,
+    pooling: bool,
+    skip: frozenset[int] = frozenset(),
+):
     """Drive the solver's visit order with the router's exact legs and check every limit.
 
     A client is a trip (all its stops, leaving the first no earlier than the trip's start
@@ -342,14 +387,33 @@ def _retime(solution, trips, requests, fleet: Fleet, router, settings: DispatchS
             violations.append(f"riders never dropped off: {sorted(drive.onboard)}")
         routes.append(drive.stops)
     served = sum(1 for stops in routes for kind, _, _ in stops if kind == "dropoff")
-    plan = HindsightPlan(window, pooling, routes, total_km, served, len(requests),
-                         float(np.mean(list(waits.values()))) if waits else float("nan"), violations)
+    plan = HindsightPlan(
+        window,
+        pooling,
+        routes,
+        total_km,
+        served,
+        len(requests),
+        float(np.mean(list(waits.values()))) if waits else float("nan"),
+        violations,
+    )
     plan.waits = waits
     return plan
 
 
-def _step(drive: _Drive, step: str, request: Request, waits, violations, fleet, router, settings, window, pooling,
-          not_before: float = -math.inf):
+def _step(
+    drive: _Drive,
+    step: str,
+    request: Request,
+    waits,
+    violations,
+    fleet,
+    router,
+    settings,
+    window,
+    pooling,
+    not_before: float = -math.inf,
+):
     target = request.origin if step == "pickup" else request.destination
     km, travel_s = router.leg(drive.position, target)
     drive.km += km

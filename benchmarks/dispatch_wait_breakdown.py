@@ -43,8 +43,9 @@ class InstrumentedSimulation(Simulation):
         super().__init__(*args, **kwargs)
         self.at_batch: dict[str, dict] = {}
 
-    def _assign(self, arrived: list[Request], now: float, policy: Policy | None = None,
-                movable: set[str] | None = None) -> None:
+    def _assign(
+        self, arrived: list[Request], now: float, policy: Policy | None = None, movable: set[str] | None = None
+    ) -> None:
         views = {v.spec.vehicle_id: self._view(v, now) for v in self.vehicles.values()}
         free = [vid for vid, v in self.vehicles.items() if not v.stops and views[vid].available]
         busy = {vid for vid, v in self.vehicles.items() if v.stops}
@@ -61,12 +62,20 @@ class InstrumentedSimulation(Simulation):
         super()._assign(arrived, now, policy, movable)
         for request in arrived:
             origin = request.origin
-            nearest = min((positions[v][1] - now + self.router.leg(positions[v][0], origin)[1] for v in free),
-                          default=float("nan"))
+            nearest = min(
+                (positions[v][1] - now + self.router.leg(positions[v][0], origin)[1] for v in free),
+                default=float("nan"),
+            )
             median = min((self.router.leg(p, origin)[1] for p in free_points), default=float("nan"))
             self.at_batch[request.request_id] = {
-                "time_s": request.time_s, "batch_s": now - request.time_s, "nearest_free_s": nearest,
-                "free_median_s": median, "n_free": len(free), "busy_ids": busy, "positions": positions, "now": now,
+                "time_s": request.time_s,
+                "batch_s": now - request.time_s,
+                "nearest_free_s": nearest,
+                "free_median_s": median,
+                "n_free": len(free),
+                "busy_ids": busy,
+                "positions": positions,
+                "now": now,
                 "free_to_station_km": float(np.mean(to_station)) if to_station else float("nan"),
             }
 
@@ -84,13 +93,20 @@ def breakdown(setup, log, settings, policy) -> dict:
         wait = record.pickup_s - record.request.time_s
         position, ready = seen["positions"][record.vehicle_id]
         direct = ready - seen["now"] + router.leg(position, record.request.origin)[1]
-        rows.append({
-            "wait_s": wait, "batch_s": seen["batch_s"], "nearest_free_s": seen["nearest_free_s"],
-            "assigned_direct_s": direct, "queued_s": wait - seen["batch_s"] - direct,
-            "busy": record.vehicle_id in seen["busy_ids"], "n_free": seen["n_free"],
-            "free_to_station_km": seen["free_to_station_km"], "free_median_s": seen["free_median_s"],
-            "shared": record.shared,
-        })
+        rows.append(
+            {
+                "wait_s": wait,
+                "batch_s": seen["batch_s"],
+                "nearest_free_s": seen["nearest_free_s"],
+                "assigned_direct_s": direct,
+                "queued_s": wait - seen["batch_s"] - direct,
+                "busy": record.vehicle_id in seen["busy_ids"],
+                "n_free": seen["n_free"],
+                "free_to_station_km": seen["free_to_station_km"],
+                "free_median_s": seen["free_median_s"],
+                "shared": record.shared,
+            }
+        )
     return {"kpis": kpis(result), "riders": rows, "summary": summarise(rows)}
 
 
@@ -103,18 +119,29 @@ def summarise(rows: list[dict]) -> dict:
     busy = [r for r in rows if r["busy"]]
     free = [r for r in rows if not r["busy"]]
     return {
-        "riders": len(rows), "mean_wait_s": mean("wait_s"), "batch_s": mean("batch_s"),
-        "assigned_direct_s": mean("assigned_direct_s"), "queued_s": mean("queued_s"),
+        "riders": len(rows),
+        "mean_wait_s": mean("wait_s"),
+        "batch_s": mean("batch_s"),
+        "assigned_direct_s": mean("assigned_direct_s"),
+        "queued_s": mean("queued_s"),
         "nearest_free_s (riders with a free taxi)": mean("nearest_free_s", with_free),
-        "choice_s (assigned direct - nearest free)": float(np.mean(
-            [r["assigned_direct_s"] - r["nearest_free_s"] for r in with_free])) if with_free else float("nan"),
+        "choice_s (assigned direct - nearest free)": float(
+            np.mean([r["assigned_direct_s"] - r["nearest_free_s"] for r in with_free])
+        )
+        if with_free
+        else float("nan"),
         "riders_without_free_taxi": len(rows) - len(with_free),
         "mean_free_taxis": mean("n_free"),
         "free_to_station_km": mean("free_to_station_km"),
         "free_median_s": mean("free_median_s", with_free),
-        "busy_assigned": len(busy), "busy_wait_s": mean("wait_s", busy), "busy_queued_s": mean("queued_s", busy),
-        "busy_direct_s": mean("assigned_direct_s", busy), "busy_nearest_free_s": mean("nearest_free_s", busy),
-        "free_assigned": len(free), "free_wait_s": mean("wait_s", free), "free_direct_s": mean("assigned_direct_s", free),
+        "busy_assigned": len(busy),
+        "busy_wait_s": mean("wait_s", busy),
+        "busy_queued_s": mean("queued_s", busy),
+        "busy_direct_s": mean("assigned_direct_s", busy),
+        "busy_nearest_free_s": mean("nearest_free_s", busy),
+        "free_assigned": len(free),
+        "free_wait_s": mean("wait_s", free),
+        "free_direct_s": mean("assigned_direct_s", free),
         "free_nearest_free_s": mean("nearest_free_s", free),
         "queued_share_of_wait": sum(r["queued_s"] for r in rows) / max(sum(r["wait_s"] for r in rows), 1e-9),
         "wait_over_180s": sum(r["wait_s"] > 180 for r in rows),

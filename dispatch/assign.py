@@ -95,7 +95,9 @@ class _Batch:
             held.setdefault(vehicle_id, []).append(request_id)
         return held
 
-    def insert(self, vehicle_id: str, stops: tuple[Stop, ...], request_id: str, new_ids: frozenset[str]) -> Insertion | Reason:
+    def insert(
+        self, vehicle_id: str, stops: tuple[Stop, ...], request_id: str, new_ids: frozenset[str]
+    ) -> Insertion | Reason:
         """One rider into ``stops``: the cheapest placement, or appended after the last drop-off
         without pooling; the reason when it cannot be done."""
         vehicle = self.vehicles[vehicle_id]
@@ -103,7 +105,14 @@ class _Batch:
         if not self.pooling:
             return _append(vehicle, stops, pickup, dropoff, self.ctx)
         return best_insertion(
-            vehicle, stops, pickup, dropoff, self.ctx, new_ids, self.settings.wait_weight, self.requests[request_id].time_s
+            vehicle,
+            stops,
+            pickup,
+            dropoff,
+            self.ctx,
+            new_ids,
+            self.settings.wait_weight,
+            self.requests[request_id].time_s,
         )
 
     def trip_cost(self, vehicle_id: str, plan: RoutePlan, request_ids: frozenset[str]) -> float:
@@ -179,8 +188,16 @@ def _prepare(vehicles, requests, promised, ctx, settings, pooling: bool) -> _Bat
     by_id = {r.request_id: r for r in requests}
     by_id.update({r: promised_by_id[r] for r in holder})
     return _Batch(
-        vehicles=usable, requests=by_id, stops=stops, base_end_s=base_end, ctx=ctx, settings=settings, pooling=pooling,
-        kept_stops=kept, promised=holder, current=current_plans,
+        vehicles=usable,
+        requests=by_id,
+        stops=stops,
+        base_end_s=base_end,
+        ctx=ctx,
+        settings=settings,
+        pooling=pooling,
+        kept_stops=kept,
+        promised=holder,
+        current=current_plans,
     )
 
 
@@ -231,8 +248,10 @@ def _greedy(batch: _Batch, candidates) -> list[Trip]:
     routes = {v: batch.vehicles[v].stops for v in batch.vehicles}
     taken: dict[str, set[str]] = {v: set(ids) for v, ids in batch.holders().items()}
     plans: dict[str, RoutePlan] = dict(batch.current)
-    order = sorted((r for r in batch.requests.values() if r.request_id not in batch.promised),
-                   key=lambda r: (r.time_s, r.request_id))
+    order = sorted(
+        (r for r in batch.requests.values() if r.request_id not in batch.promised),
+        key=lambda r: (r.time_s, r.request_id),
+    )
     for request in order:
         best = None
         for vehicle_id in candidates[request.request_id]:
@@ -240,7 +259,9 @@ def _greedy(batch: _Batch, candidates) -> list[Trip]:
             found = batch.insert(vehicle_id, routes[vehicle_id], request.request_id, new_ids)
             if isinstance(found, Reason):
                 continue
-            added = found.plan.end_s - (plans[vehicle_id].end_s if vehicle_id in plans else batch.base_end_s[vehicle_id])
+            added = found.plan.end_s - (
+                plans[vehicle_id].end_s if vehicle_id in plans else batch.base_end_s[vehicle_id]
+            )
             wait = found.plan.pickup_s[request.request_id] - request.time_s
             score = added + batch.settings.wait_weight * wait
             if best is None or score < best[0]:
@@ -250,9 +271,7 @@ def _greedy(batch: _Batch, candidates) -> list[Trip]:
             routes[vehicle_id] = plan.stops
             plans[vehicle_id] = plan
             taken.setdefault(vehicle_id, set()).add(request.request_id)
-    return [
-        Trip(v, frozenset(ids), plans[v], batch.trip_cost(v, plans[v], frozenset(ids))) for v, ids in taken.items()
-    ]
+    return [Trip(v, frozenset(ids), plans[v], batch.trip_cost(v, plans[v], frozenset(ids))) for v, ids in taken.items()]
 
 
 def _can_share(batch: _Batch, a: str, b: str, seats: int) -> bool:
@@ -260,15 +279,23 @@ def _can_share(batch: _Batch, a: str, b: str, seats: int) -> bool:
     for first, second in ((a, b), (b, a)):
         request = batch.requests[first]
         virtual = VehicleView(
-            vehicle_id="virtual", seats=seats, start=request.origin, start_s=request.time_s, soc_kwh=float("inf"),
-            consumption_kwh_per_km=0.0, floor_kwh=0.0, end_s=float("inf"),
+            vehicle_id="virtual",
+            seats=seats,
+            start=request.origin,
+            start_s=request.time_s,
+            soc_kwh=float("inf"),
+            consumption_kwh_per_km=0.0,
+            floor_kwh=0.0,
+            end_s=float("inf"),
         )
         pickup, dropoff = batch.stops[first]
         first_plan = evaluate(virtual, (pickup, dropoff), batch.ctx)
         if isinstance(first_plan, Failure):
             continue
         p2, d2 = batch.stops[second]
-        if not isinstance(best_insertion(virtual, first_plan.stops, p2, d2, batch.ctx, frozenset((first, second))), Reason):
+        if not isinstance(
+            best_insertion(virtual, first_plan.stops, p2, d2, batch.ctx, frozenset((first, second))), Reason
+        ):
             return True
     return False
 
@@ -405,7 +432,9 @@ def _solve_ilp(batch: _Batch, trips: list[Trip], fallback: list[Trip]) -> tuple[
     lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
     lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
     lp.a_matrix_.value_ = np.ones(len(index))
-    lp.integrality_ = [highspy.HighsVarType.kInteger] * len(trips) + [highspy.HighsVarType.kContinuous] * len(request_ids)
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * len(trips) + [highspy.HighsVarType.kContinuous] * len(
+        request_ids
+    )
 
     solver = highspy.Highs()
     solver.setOptionValue("output_flag", False)

@@ -126,7 +126,10 @@ def generate_requests(date: dt.date, n_requests: int, timezone: str = "Asia/Toky
     rng = np.random.default_rng(seed)
     hours = np.array(sorted(HOURLY_SHARE))
     shares = np.array([HOURLY_SHARE[h] for h in hours])
-    start_s = np.sort(hours[rng.choice(len(hours), size=n_requests, p=shares / shares.sum())] * 3600.0 + rng.uniform(0, 3600, n_requests))
+    start_s = np.sort(
+        hours[rng.choice(len(hours), size=n_requests, p=shares / shares.sum())] * 3600.0
+        + rng.uniform(0, 3600, n_requests)
+    )
     midnight = pd.Timestamp(dt.datetime.combine(date, dt.time(0, 0))).tz_localize(timezone)
     rows = []
     for index, seconds in enumerate(start_s):
@@ -196,9 +199,13 @@ def _zone_points(place: Place, spread_km: float) -> list[tuple[Point, float]]:
     points = [(place.point, 1.0 - ring_share)]
     for k in range(RING_POINTS):
         angle = 2 * math.pi * k / RING_POINTS
-        points.append((
-            Point(place.point.lat + radius_km * math.sin(angle) / KM_PER_DEG_LAT,
-                  place.point.lon + radius_km * math.cos(angle) / km_per_deg_lon),
-            ring_share / RING_POINTS,
-        ))
+        points.append(
+            (
+                Point(
+                    place.point.lat + radius_km * math.sin(angle) / KM_PER_DEG_LAT,
+                    place.point.lon + radius_km * math.cos(angle) / km_per_deg_lon,
+                ),
+                ring_share / RING_POINTS,
+            )
+        )
     return points

@@ -130,7 +130,11 @@ class Engine:
         self.quote_ms: list[float] = []
 
     def _initial(self, spec: VehicleSpec) -> SimVehicle:
-        charger = self.setup.charger(spec.home_charger) if spec.home_charger in {c.charger_id for c in self.setup.chargers} else None
+        charger = (
+            self.setup.charger(spec.home_charger)
+            if spec.home_charger in {c.charger_id for c in self.setup.chargers}
+            else None
+        )
         position = charger.point if charger else self.setup.depot
         vehicle = SimVehicle(spec, position, self.start_s, spec.initial_soc_kwh, idle_since_s=self.start_s)
         if charger is not None:
@@ -189,16 +193,25 @@ class Engine:
         _check_reservation(reservation, self.setup)
         self.reservation = reservation
 
-    def _assign(self, arrived: list[Request], now: float, policy: Policy | None = None,
-                movable: set[str] | None = None) -> None:
+    def _assign(
+        self, arrived: list[Request], now: float, policy: Policy | None = None, movable: set[str] | None = None
+    ) -> None:
         """``arrived`` assigned; riders promised a vehicle (only those of ``movable`` when given)
         may move, as the policy allows."""
         policy = self.policy if policy is None else policy
         views = [self._view(v, now) for v in self.vehicles.values()]
-        promised = [
-            r.request for r in self.riders.values()
-            if r.vehicle_id and r.pickup_s is None and r.rejection is None and (movable is None or r.request.request_id in movable)
-        ] if policy is not Policy.INSERTION else []
+        promised = (
+            [
+                r.request
+                for r in self.riders.values()
+                if r.vehicle_id
+                and r.pickup_s is None
+                and r.rejection is None
+                and (movable is None or r.request.request_id in movable)
+            ]
+            if policy is not Policy.INSERTION
+            else []
+        )
         started = time.perf_counter()
         result = assign_batch(views, arrived, self.ctx, self.settings, policy, promised)
         self.assign_ms.append((time.perf_counter() - started) * 1000.0)
@@ -232,10 +245,18 @@ class Engine:
         heading_to_charge = vehicle.task is not None and vehicle.task.kind in (StopKind.CHARGER, StopKind.SHELTER)
         available = shift is not None and not vehicle.locked and not vehicle.at_shelter and not heading_to_charge
         return VehicleView(
-            vehicle_id=spec.vehicle_id, seats=spec.seats, start=vehicle.position, start_s=max(vehicle.ready_s, now),
-            soc_kwh=vehicle.soc_kwh, consumption_kwh_per_km=spec.consumption_kwh_per_km,
-            floor_kwh=floor_kwh(spec, self.reservation), end_s=end_s, onboard_passengers=vehicle.load,
-            stops=tuple(vehicle.stops), available=available, final_point=final_point,
+            vehicle_id=spec.vehicle_id,
+            seats=spec.seats,
+            start=vehicle.position,
+            start_s=max(vehicle.ready_s, now),
+            soc_kwh=vehicle.soc_kwh,
+            consumption_kwh_per_km=spec.consumption_kwh_per_km,
+            floor_kwh=floor_kwh(spec, self.reservation),
+            end_s=end_s,
+            onboard_passengers=vehicle.load,
+            stops=tuple(vehicle.stops),
+            available=available,
+            final_point=final_point,
         )
 
     def _shelter_point(self, shelter_id: str) -> Point:
@@ -244,7 +265,12 @@ class Engine:
     def _fleet_rules(self, now: float) -> None:
         for vehicle in self.vehicles.values():
             call = shelter_call(vehicle.spec, self.reservation, self.setup.clock)
-            if call is None or vehicle.stops or vehicle.at_shelter or (vehicle.task and vehicle.task.kind is StopKind.SHELTER):
+            if (
+                call is None
+                or vehicle.stops
+                or vehicle.at_shelter
+                or (vehicle.task and vehicle.task.kind is StopKind.SHELTER)
+            ):
                 continue
             shelter = self._shelter_point(call[0])
             if now + self.router.leg(vehicle.position, shelter)[1] + self.settings.batch_interval_s >= call[1]:
@@ -252,17 +278,37 @@ class Engine:
                 vehicle.plugged = None
         idle = [
             IdleVehicle(
-                v.spec, v.position, v.soc_kwh, v.idle_since_s, v.plugged, v.task.kind if v.task else None,
-                v.task.point if v.task else None, v.locked,
+                v.spec,
+                v.position,
+                v.soc_kwh,
+                v.idle_since_s,
+                v.plugged,
+                v.task.kind if v.task else None,
+                v.task.point if v.task else None,
+                v.locked,
             )
             for v in self.vehicles.values()
             if not v.stops and not v.at_shelter and not (v.task and v.task.kind is StopKind.SHELTER)
         ]
         taken = {v.plugged for v in self.vehicles.values() if v.plugged}
-        taken |= {v.task.place_id for v in self.vehicles.values() if v.task and v.task.kind in (StopKind.CHARGER, StopKind.DEPOT)}
-        moves = idle_moves(idle, now, self.setup, self.settings, self.router, taken, self.forecast, self.reservation,
-                           busy_vehicles((self._view(v, now) for v in self.vehicles.values() if v.stops),
-                                         self.router, self.settings.dwell_s))
+        taken |= {
+            v.task.place_id
+            for v in self.vehicles.values()
+            if v.task and v.task.kind in (StopKind.CHARGER, StopKind.DEPOT)
+        }
+        moves = idle_moves(
+            idle,
+            now,
+            self.setup,
+            self.settings,
+            self.router,
+            taken,
+            self.forecast,
+            self.reservation,
+            busy_vehicles(
+                (self._view(v, now) for v in self.vehicles.values() if v.stops), self.router, self.settings.dwell_s
+            ),
+        )
         for vehicle_id, stop in moves.items():
             vehicle = self.vehicles[vehicle_id]
             vehicle.task = stop
@@ -342,7 +388,9 @@ class Engine:
         else:
             vehicle.task = None
             vehicle.ready_s = at
-            if stop.kind in (StopKind.CHARGER, StopKind.DEPOT) and stop.place_id in {c.charger_id for c in self.setup.chargers}:
+            if stop.kind in (StopKind.CHARGER, StopKind.DEPOT) and stop.place_id in {
+                c.charger_id for c in self.setup.chargers
+            }:
                 vehicle.plugged = stop.place_id
                 vehicle.locked = stop.kind is StopKind.CHARGER
                 vehicle.charging_stops += 1
@@ -370,7 +418,9 @@ class Engine:
             status = vehicle.status()
             vehicle.timeline.append((now, status.value, vehicle.soc_kwh, vehicle.load))
             spec = vehicle.spec
-            low = charge_now_kwh(self.settings, spec.battery_kwh, floor_kwh(spec, self.reservation), spec.consumption_kwh_per_km)
+            low = charge_now_kwh(
+                self.settings, spec.battery_kwh, floor_kwh(spec, self.reservation), spec.consumption_kwh_per_km
+            )
             if status is VehicleStatus.IDLE and vehicle.soc_kwh < low and spec.shift_at(now) is not None:
                 vehicle.idle_low_s += self.settings.batch_interval_s
 
@@ -381,7 +431,14 @@ class Engine:
             if vehicle.stops:
                 busy_until = self._view(vehicle, now).start_s
             plans[vehicle.spec.vehicle_id] = vehicle_plan(
-                vehicle.spec, now, vehicle.soc_kwh, busy_until, vehicle.plugged, self.setup, self.settings, self.reservation
+                vehicle.spec,
+                now,
+                vehicle.soc_kwh,
+                busy_until,
+                vehicle.plugged,
+                self.setup,
+                self.settings,
+                self.reservation,
             )
         return plans
 
@@ -390,8 +447,12 @@ class Engine:
         vehicles = self.vehicles.values() if only is None else [self.vehicles[v] for v in only]
         return {
             v.spec.vehicle_id: VehicleState(
-                vehicle_id=v.spec.vehicle_id, time=moment, position=Position(lat=v.position.lat, lon=v.position.lon),
-                status=v.status(), soc_kwh=max(0.0, v.soc_kwh), charger_id=v.plugged,
+                vehicle_id=v.spec.vehicle_id,
+                time=moment,
+                position=Position(lat=v.position.lat, lon=v.position.lon),
+                status=v.status(),
+                soc_kwh=max(0.0, v.soc_kwh),
+                charger_id=v.plugged,
             )
             for v in vehicles
         }
@@ -403,8 +464,12 @@ def _purpose(vehicle: SimVehicle, target: Stop) -> str:
         return "with_riders"
     if target.kind is StopKind.PICKUP:
         return "to_pickup"
-    return {StopKind.REBALANCE: "rebalancing", StopKind.CHARGER: "to_charger", StopKind.DEPOT: "to_depot",
-            StopKind.SHELTER: "to_shelter"}.get(target.kind, "other")
+    return {
+        StopKind.REBALANCE: "rebalancing",
+        StopKind.CHARGER: "to_charger",
+        StopKind.DEPOT: "to_depot",
+        StopKind.SHELTER: "to_shelter",
+    }.get(target.kind, "other")
 
 
 def _check_reservation(reservation: Reservation | None, setup: FleetSetup) -> None:
@@ -419,4 +484,6 @@ def _check_reservation(reservation: Reservation | None, setup: FleetSetup) -> No
         if call.vehicle_id not in vehicles:
             raise ValueError(f"reservation: shelter call names unknown vehicle {call.vehicle_id!r}")
         if call.shelter_id not in shelters:
-            raise ValueError(f"reservation: shelter call names unknown shelter {call.shelter_id!r} (known: {', '.join(shelters)})")
+            raise ValueError(
+                f"reservation: shelter call names unknown shelter {call.shelter_id!r} (known: {', '.join(shelters)})"
+            )

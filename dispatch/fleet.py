@@ -117,11 +117,16 @@ def fleet_from_portfolio(portfolio: Portfolio, date: dt.date) -> FleetSetup:
             shifts = service
         vehicles.append(
             VehicleSpec(
-                vehicle_id=v.id, seats=v.seats, battery_kwh=v.battery_kwh,
+                vehicle_id=v.id,
+                seats=v.seats,
+                battery_kwh=v.battery_kwh,
                 consumption_kwh_per_km=v.consumption_kwh_per_km,
-                soc_min_kwh=v.battery_kwh * v.soc_min_fraction, soc_max_kwh=v.battery_kwh * v.soc_max_fraction,
-                reserve_kwh=v.reserve_kwh, initial_soc_kwh=v.battery_kwh * v.initial_soc_fraction,
-                home_charger=v.home_charger, shifts=shifts,
+                soc_min_kwh=v.battery_kwh * v.soc_min_fraction,
+                soc_max_kwh=v.battery_kwh * v.soc_max_fraction,
+                reserve_kwh=v.reserve_kwh,
+                initial_soc_kwh=v.battery_kwh * v.initial_soc_fraction,
+                home_charger=v.home_charger,
+                shifts=shifts,
             )
         )
     if depot_site:
@@ -187,8 +192,14 @@ def needs_charge(vehicle: IdleVehicle, now_s, settings, floor, forecast: DemandF
     return forecast is None or forecast.rate_per_h(now_s) <= forecast.mean_rate_per_h()
 
 
-def choose_charger(position: Point, spec: VehicleSpec, free: Sequence[ChargerSpec], router: Router,
-                   soc_kwh: float = float("inf"), floor: float = 0.0) -> ChargerSpec | None:
+def choose_charger(
+    position: Point,
+    spec: VehicleSpec,
+    free: Sequence[ChargerSpec],
+    router: Router,
+    soc_kwh: float = float("inf"),
+    floor: float = 0.0,
+) -> ChargerSpec | None:
     """The free charger reached soonest (home charger first on a tie) among those reached with
     ``floor`` kept; if none is, the one reached with the most energy left."""
     if not free:
@@ -230,14 +241,21 @@ def idle_moves(
                 if charger:
                     taken.add(charger.charger_id)
             continue
-        if vehicle.plugged_charger is None and needs_charge(vehicle, now_s, settings, floor_kwh(spec, reservation), forecast):
+        if vehicle.plugged_charger is None and needs_charge(
+            vehicle, now_s, settings, floor_kwh(spec, reservation), forecast
+        ):
             free = [c for c in setup.chargers if c.charger_id not in taken]
-            charger = choose_charger(vehicle.position, spec, free, router, vehicle.soc_kwh, floor_kwh(spec, reservation))
+            charger = choose_charger(
+                vehicle.position, spec, free, router, vehicle.soc_kwh, floor_kwh(spec, reservation)
+            )
             if charger is not None:
                 moves[spec.vehicle_id] = _charger_stop(charger, StopKind.CHARGER)
                 taken.add(charger.charger_id)
                 continue
-        if vehicle.plugged_charger is not None and vehicle.soc_kwh < settings.charge_release_fraction * spec.battery_kwh:
+        if (
+            vehicle.plugged_charger is not None
+            and vehicle.soc_kwh < settings.charge_release_fraction * spec.battery_kwh
+        ):
             continue
         if vehicle.heading is StopKind.REBALANCE or now_s - vehicle.idle_since_s >= settings.idle_rebalance_s:
             positioned.append(vehicle)
@@ -267,12 +285,19 @@ def _stations(vehicles, settled, idle, busy, now_s, setup, settings, router, for
         # leaving for a ride moves at most the one standing at the station dropped
         stations, shares = _station_points(hotspots, len(vehicles) + len(settled), router, iterations=0)
     standing = [v.position for v in vehicles if v.heading is None]
-    fixed = [v.position for v in settled] + [v.target for v in idle if v.heading is StopKind.REBALANCE and v.target is not None]
+    fixed = [v.position for v in settled] + [
+        v.target for v in idle if v.heading is StopKind.REBALANCE and v.target is not None
+    ]
     held = fixed + standing
     movers = [
-        Mover(v.spec.vehicle_id, v.position, v.position,
-              partial(can_come_back, v, setup=setup, router=router, floor=floors[v.spec.vehicle_id]))
-        for v in vehicles if v.heading is None
+        Mover(
+            v.spec.vehicle_id,
+            v.position,
+            v.position,
+            partial(can_come_back, v, setup=setup, router=router, floor=floors[v.spec.vehicle_id]),
+        )
+        for v in vehicles
+        if v.heading is None
     ]
     if not movers:
         return {}
@@ -282,10 +307,16 @@ def _stations(vehicles, settled, idle, busy, now_s, setup, settings, router, for
     window_h = settings.rebalance_window_s / 3600.0
     expected = forecast.rate_per_h(now_s + settings.rebalance_window_s / 2) * window_h
     cover = held + [point for point, free_s in busy if free_s < now_s + settings.rebalance_window_s]
-    far = [min((router.leg(c, s)[0] for c in cover), default=float(np.mean([router.leg(m.position, s)[0] for m in movers])))
-           for s in stations]
-    values = [(1.0 + settings.wait_weight) * min(expected * share, settings.vehicle_rides_per_h * window_h) * d
-              for share, d in zip(shares, far)]
+    far = [
+        min(
+            (router.leg(c, s)[0] for c in cover), default=float(np.mean([router.leg(m.position, s)[0] for m in movers]))
+        )
+        for s in stations
+    ]
+    values = [
+        (1.0 + settings.wait_weight) * min(expected * share, settings.vehicle_rides_per_h * window_h) * d
+        for share, d in zip(shares, far)
+    ]
     if settings.one_vehicle_per_station:
         return station_moves(movers, stations, fixed, lambda a, b: router.leg(a, b)[0], values, one_per_station=True)
     return station_moves(movers, stations, held, lambda a, b: router.leg(a, b)[0], values)
@@ -312,17 +343,31 @@ def _transport(vehicles, settled, busy, now_s, setup, settings, router, forecast
     # every idle vehicle is placed again each batch; one driving to a target may keep going there
     # (measured: keeping such vehicles on their targets drove more km, docs/dispatch.md)
     movers = [
-        Mover(v.spec.vehicle_id, v.position, v.target if v.heading is StopKind.REBALANCE and v.target else v.position,
-              partial(can_come_back, v, setup=setup, router=router, floor=floors[v.spec.vehicle_id]))
+        Mover(
+            v.spec.vehicle_id,
+            v.position,
+            v.target if v.heading is StopKind.REBALANCE and v.target else v.position,
+            partial(can_come_back, v, setup=setup, router=router, floor=floors[v.spec.vehicle_id]),
+        )
         for v in vehicles
     ]
     window_h = window_s / 3600.0
     coverers = [Coverer(v.position, window_h) for v in settled]
-    coverers += [Coverer(point, (now_s + window_s - free_s) / 3600.0) for point, free_s in busy if free_s < now_s + window_s]
+    coverers += [
+        Coverer(point, (now_s + window_s - free_s) / 3600.0) for point, free_s in busy if free_s < now_s + window_s
+    ]
     expected = forecast.rate_per_h(now_s + window_s / 2) * window_h
     hotspots = forecast.hotspots(now_s + window_s / 2)
-    return transport_moves(movers, coverers, hotspots, expected, window_h, settings.vehicle_rides_per_h,
-                           settings.wait_weight, lambda a, b: router.leg(a, b)[0])
+    return transport_moves(
+        movers,
+        coverers,
+        hotspots,
+        expected,
+        window_h,
+        settings.vehicle_rides_per_h,
+        settings.wait_weight,
+        lambda a, b: router.leg(a, b)[0],
+    )
 
 
 def busy_vehicles(views: Iterable[VehicleView], router: Router, dwell_s: float) -> list[tuple[Point, float]]:
@@ -338,12 +383,15 @@ def busy_vehicles(views: Iterable[VehicleView], router: Router, dwell_s: float) 
     return out
 
 
-def can_come_back(vehicle: IdleVehicle, target: Point, setup: FleetSetup, router: Router, floor: float,
-                  back_km: float | None = None) -> bool:
+def can_come_back(
+    vehicle: IdleVehicle, target: Point, setup: FleetSetup, router: Router, floor: float, back_km: float | None = None
+) -> bool:
     """The vehicle reaches ``target`` and then the charger nearest to it (``back_km`` away, when
     the caller knows it) with ``floor`` kept."""
     if back_km is None:
-        back_km = min((router.leg(target, c.point)[0] for c in setup.chargers), default=router.leg(target, setup.depot)[0])
+        back_km = min(
+            (router.leg(target, c.point)[0] for c in setup.chargers), default=router.leg(target, setup.depot)[0]
+        )
     km = router.leg(vehicle.position, target)[0] + back_km
     return vehicle.soc_kwh - km * vehicle.spec.consumption_kwh_per_km >= floor
 
@@ -377,7 +425,8 @@ def _reposition(vehicles, settled, now_s, setup, settings, router, forecast, flo
         return {}
     if not settings.rebalance or forecast is None:
         return {
-            v.spec.vehicle_id: _depot(setup) for v in vehicles
+            v.spec.vehicle_id: _depot(setup)
+            for v in vehicles
             if v.plugged_charger is None and v.heading is None and router.leg(v.position, setup.depot)[0] > ARRIVED_KM
         }
     hotspots = tuple(forecast.hotspots(now_s + settings.rebalance_horizon_s))
@@ -394,7 +443,9 @@ def _reposition(vehicles, settled, now_s, setup, settings, router, forecast, flo
     cover = np.array([[router.leg(a, p)[0] for p in points] for a in anchors + [v.position for v in settled]])
     drive = np.array([[router.leg(v.position, p)[0] for p in points] for v in vehicles])
     # the way back from each hotspot, once (not once per vehicle: a fleet may have a charger each)
-    back_km = [min((router.leg(p, c.point)[0] for c in setup.chargers), default=router.leg(p, setup.depot)[0]) for p in points]
+    back_km = [
+        min((router.leg(p, c.point)[0] for c in setup.chargers), default=router.leg(p, setup.depot)[0]) for p in points
+    ]
     for i, v in enumerate(vehicles):  # a move it could not come back from is never worth it
         for j, p in enumerate(points):
             if not can_come_back(v, p, setup, router, floors[v.spec.vehicle_id], back_km[j]):
@@ -456,23 +507,36 @@ def vehicle_plan(
         out_s = max(now_s + hours * 3600.0, now_s + 60.0)
         windows.append(
             ChargingWindow(
-                charger_id=plugged_charger, plug_in=clock.to_datetime(now_s), plug_out=clock.to_datetime(out_s),
+                charger_id=plugged_charger,
+                plug_in=clock.to_datetime(now_s),
+                plug_out=clock.to_datetime(out_s),
                 departure_energy_kwh=min(spec.soc_max_kwh, energy_needed_kwh(spec, out_s, settings, floor)),
                 trip_energy_kwh=min(settings.charge_lookahead_h, spec.remaining_service_h(out_s))
-                * settings.expected_km_per_hour * spec.consumption_kwh_per_km,
+                * settings.expected_km_per_hour
+                * spec.consumption_kwh_per_km,
             )
         )
     if spec.shifts and spec.home_charger is not None:  # without one it charges wherever the dispatcher sends it
         last_end = max(end for _, end in spec.shifts)
         first_start = min(start for start, _ in spec.shifts)
-        plug_in = max(last_end, busy_until_s, windows[-1].plug_out.timestamp() - clock.midnight.timestamp() if windows else 0.0)
+        plug_in = max(
+            last_end, busy_until_s, windows[-1].plug_out.timestamp() - clock.midnight.timestamp() if windows else 0.0
+        )
         plug_out = first_start + 86400.0
         if plug_out > plug_in:
-            day_kwh = sum(e - s for s, e in spec.shifts) / 3600.0 * settings.expected_km_per_hour * spec.consumption_kwh_per_km
+            day_kwh = (
+                sum(e - s for s, e in spec.shifts)
+                / 3600.0
+                * settings.expected_km_per_hour
+                * spec.consumption_kwh_per_km
+            )
             windows.append(
                 ChargingWindow(
-                    charger_id=spec.home_charger, plug_in=clock.to_datetime(plug_in), plug_out=clock.to_datetime(plug_out),
-                    departure_energy_kwh=min(spec.soc_max_kwh, floor + day_kwh), trip_energy_kwh=day_kwh,
+                    charger_id=spec.home_charger,
+                    plug_in=clock.to_datetime(plug_in),
+                    plug_out=clock.to_datetime(plug_out),
+                    departure_energy_kwh=min(spec.soc_max_kwh, floor + day_kwh),
+                    trip_energy_kwh=day_kwh,
                 )
             )
     return VehiclePlan(vehicle_id=spec.vehicle_id, issued=clock.to_datetime(now_s), windows=tuple(windows))

@@ -59,8 +59,9 @@ class Where:
 class RouteMotion:
     """A vehicle that leaves ``start`` at ``start_s`` and drives to each waypoint in turn."""
 
-    def __init__(self, router: Router, consumption_kwh_per_km: float, start: Point, start_s: float,
-                 waypoints: Sequence[Waypoint]):
+    def __init__(
+        self, router: Router, consumption_kwh_per_km: float, start: Point, start_s: float, waypoints: Sequence[Waypoint]
+    ):
         self.consumption_kwh_per_km = consumption_kwh_per_km
         self.start, self.start_s = start, start_s
         self.waypoints = tuple(waypoints)

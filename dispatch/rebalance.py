@@ -172,8 +172,13 @@ def _solve(columns, row_lower, row_upper) -> list[float] | None:
     return [values[n] for n, c in enumerate(columns) if c[3]]
 
 
-def weighted_k_median(points: Sequence[Point], weights: Sequence[float], k: int,
-                      leg_km: Callable[[Point, Point], float], iterations: int = 20) -> list[int]:
+def weighted_k_median(
+    points: Sequence[Point],
+    weights: Sequence[float],
+    k: int,
+    leg_km: Callable[[Point, Point], float],
+    iterations: int = 20,
+) -> list[int]:
     """Indices of ``k`` of ``points`` that minimise the weighted road km from every point to its
     nearest chosen one: greedy start, then swaps while one lowers the total (PAM)."""
     n = len(points)
@@ -225,7 +230,11 @@ def station_moves(
     vehicles that are not ``movers`` (idle too briefly to move, or driving to a station), and of
     several movers standing at one station all but one count as away from every station."""
     values = [BIG_KM] * len(stations) if value_km is None else list(value_km)
-    held_by = set() if one_per_station else {j for j, s in enumerate(stations) if any(leg_km(h, s) <= ARRIVED_KM for h in held)}
+    held_by = (
+        set()
+        if one_per_station
+        else {j for j, s in enumerate(stations) if any(leg_km(h, s) <= ARRIVED_KM for h in held)}
+    )
     away = []
     for m in movers:
         at = [j for j, s in enumerate(stations) if leg_km(m.position, s) <= ARRIVED_KM]
@@ -235,7 +244,9 @@ def station_moves(
             continue
         # one vehicle holds a station; a second one standing there (two drop-offs at the hospital)
         # is as free to move as one standing nowhere
-        mine = next((j for j in at if j not in held_by and all(leg_km(h, stations[j]) > ARRIVED_KM for h in held)), None)
+        mine = next(
+            (j for j in at if j not in held_by and all(leg_km(h, stations[j]) > ARRIVED_KM for h in held)), None
+        )
         if mine is None:
             away.append(m)
         else:
@@ -262,7 +273,8 @@ def station_moves(
         return {}
     return {
         away[i].vehicle_id: Stop(StopKind.REBALANCE, free_stations[j], place_id="station")
-        for (i, j), value in zip(x_index, chosen) if value > 0.5
+        for (i, j), value in zip(x_index, chosen)
+        if value > 0.5
     }
 
 

@@ -68,8 +68,12 @@ def improve(
 
 
 def _holders(routes: Mapping[str, tuple[Stop, ...]], waiting: Mapping[str, Request]) -> dict[str, str]:
-    return {s.request_id: v for v, stops in routes.items() for s in stops
-            if s.kind is StopKind.PICKUP and s.request_id in waiting}
+    return {
+        s.request_id: v
+        for v, stops in routes.items()
+        for s in stops
+        if s.kind is StopKind.PICKUP and s.request_id in waiting
+    }
 
 
 class _Search:
@@ -85,7 +89,9 @@ class _Search:
         return (plan.end_s - start_s if plan.stops else 0.0) + self.wait_weight * waits
 
     def _without(self, vehicle_id: str, plan: RoutePlan, rider: str) -> RoutePlan | None:
-        stops = tuple(s for s in plan.stops if s.request_id != rider or s.kind not in (StopKind.PICKUP, StopKind.DROPOFF))
+        stops = tuple(
+            s for s in plan.stops if s.request_id != rider or s.kind not in (StopKind.PICKUP, StopKind.DROPOFF)
+        )
         result = evaluate(self.vehicles[vehicle_id], stops, self.ctx)
         return None if isinstance(result, Failure) else result
 
@@ -95,8 +101,9 @@ class _Search:
             return None
         pickup, dropoff = stops_of
         ids = frozenset(r for r in plan.pickup_s if r in self.waiting) | {rider}
-        found = best_insertion(vehicle, plan.stops, pickup, dropoff, self.ctx, ids, self.wait_weight,
-                               self.waiting[rider].time_s)
+        found = best_insertion(
+            vehicle, plan.stops, pickup, dropoff, self.ctx, ids, self.wait_weight, self.waiting[rider].time_s
+        )
         return None if isinstance(found, Reason) else found.plan
 
     def _riders(self, plans: Mapping[str, RoutePlan]):
@@ -104,7 +111,9 @@ class _Search:
         for vehicle_id, plan in plans.items():
             for stop in plan.stops:
                 if stop.kind is StopKind.PICKUP and stop.request_id in self.waiting:
-                    dropoff = next(s for s in plan.stops if s.kind is StopKind.DROPOFF and s.request_id == stop.request_id)
+                    dropoff = next(
+                        s for s in plan.stops if s.kind is StopKind.DROPOFF and s.request_id == stop.request_id
+                    )
                     yield stop.request_id, vehicle_id, (stop, dropoff)
 
     def best_relocate(self, plans: Mapping[str, RoutePlan]):
@@ -133,7 +142,7 @@ class _Search:
         riders = list(self._riders(plans))
         best = None
         for i, (a, va, stops_a) in enumerate(riders):
-            for b, vb, stops_b in riders[i + 1:]:
+            for b, vb, stops_b in riders[i + 1 :]:
                 if va == vb:
                     continue
                 a_left, b_left = self._without(va, plans[va], a), self._without(vb, plans[vb], b)
@@ -143,8 +152,7 @@ class _Search:
                 new_b = self._with(vb, b_left, a, stops_a) if new_a is not None else None
                 if new_a is None or new_b is None:
                     continue
-                gain = (self.cost(va, plans[va]) + self.cost(vb, plans[vb])
-                        - self.cost(va, new_a) - self.cost(vb, new_b))
+                gain = self.cost(va, plans[va]) + self.cost(vb, plans[vb]) - self.cost(va, new_a) - self.cost(vb, new_b)
                 if gain > IMPROVEMENT_S and (best is None or gain > best[0]):
                     best = (gain, {va: new_a, vb: new_b})
         return best

@@ -23,8 +23,18 @@ STATUS_COLOURS = {
     "reserved-for-shelter": "tab:red",
 }
 KPI_ORDER = (
-    "served_share", "mean_wait_s", "p95_wait_s", "mean_detour_ratio", "vehicle_km", "empty_km_share",
-    "shared_ride_share", "mean_occupancy", "energy_kwh", "charging_stops", "reassigned_riders", "assign_ms_p50",
+    "served_share",
+    "mean_wait_s",
+    "p95_wait_s",
+    "mean_detour_ratio",
+    "vehicle_km",
+    "empty_km_share",
+    "shared_ride_share",
+    "mean_occupancy",
+    "energy_kwh",
+    "charging_stops",
+    "reassigned_riders",
+    "assign_ms_p50",
     "assign_ms_p95",
 )
 
@@ -50,27 +60,52 @@ def _iso(clock: ServiceClock, seconds: float | None) -> str:
 def _write_trips(result: SimulationResult, clock: ServiceClock, path: Path) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow([
-            "request_id", "request_time", "passengers", "vehicle_id", "pickup_time", "dropoff_time", "wait_s", "ride_s",
-            "direct_s", "shared", "rejected_reason",
-        ])
+        writer.writerow(
+            [
+                "request_id",
+                "request_time",
+                "passengers",
+                "vehicle_id",
+                "pickup_time",
+                "dropoff_time",
+                "wait_s",
+                "ride_s",
+                "direct_s",
+                "shared",
+                "rejected_reason",
+            ]
+        )
         for rider in result.riders.values():
             wait_s = ride_s = ""
             if rider.dropoff_s is not None and rider.pickup_s is not None:
                 wait_s = f"{rider.pickup_s - rider.request.time_s:.0f}"
                 ride_s = f"{rider.dropoff_s - rider.pickup_s:.0f}"
-            writer.writerow([
-                rider.request.request_id, _iso(clock, rider.request.time_s), rider.request.passengers, rider.vehicle_id,
-                _iso(clock, rider.pickup_s), _iso(clock, rider.dropoff_s), wait_s, ride_s,
-                f"{rider.direct_s:.0f}", int(rider.shared),
-                rider.rejection.message if rider.rejection else "",
-            ])
+            writer.writerow(
+                [
+                    rider.request.request_id,
+                    _iso(clock, rider.request.time_s),
+                    rider.request.passengers,
+                    rider.vehicle_id,
+                    _iso(clock, rider.pickup_s),
+                    _iso(clock, rider.dropoff_s),
+                    wait_s,
+                    ride_s,
+                    f"{rider.direct_s:.0f}",
+                    int(rider.shared),
+                    rider.rejection.message if rider.rejection else "",
+                ]
+            )
 
 
 def plot_timeline(result: SimulationResult, path: Path) -> None:
     vehicles = list(result.vehicles.values())
-    fig, (ax_time, ax_soc) = plt.subplots(2, 1, figsize=(12, 3 + 0.35 * len(vehicles)), sharex=True,
-                                          gridspec_kw={"height_ratios": [max(2, len(vehicles) * 0.35), 2]})
+    fig, (ax_time, ax_soc) = plt.subplots(
+        2,
+        1,
+        figsize=(12, 3 + 0.35 * len(vehicles)),
+        sharex=True,
+        gridspec_kw={"height_ratios": [max(2, len(vehicles) * 0.35), 2]},
+    )
     for row, vehicle in enumerate(vehicles):
         timeline = vehicle.timeline
         for status, spans in _status_spans(timeline).items():

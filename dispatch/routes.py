@@ -118,11 +118,18 @@ def evaluate(vehicle: VehicleView, stops: Sequence[Stop], ctx: RouteContext) -> 
 
 def rider_stops(request: Request, direct_s: float, max_wait_s: float, max_ride_s: float) -> tuple[Stop, Stop]:
     pickup = Stop(
-        StopKind.PICKUP, request.origin, request.request_id, request.passengers,
+        StopKind.PICKUP,
+        request.origin,
+        request.request_id,
+        request.passengers,
         latest_s=request.time_s + max_wait_s,
     )
     dropoff = Stop(
-        StopKind.DROPOFF, request.destination, request.request_id, request.passengers, max_ride_s=max_ride_s,
+        StopKind.DROPOFF,
+        request.destination,
+        request.request_id,
+        request.passengers,
+        max_ride_s=max_ride_s,
     )
     return pickup, dropoff
 

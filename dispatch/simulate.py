@@ -84,8 +84,15 @@ class Simulation(Engine):
                     self.quote(max(at, now), quoted)
             now += step
         return SimulationResult(
-            self.riders, self.vehicles, self.assign_ms, self.plans, self._states(now), now, self.policy.value,
-            self.reassignments, {v: floor_kwh(x.spec, self.reservation) for v, x in self.vehicles.items()},
+            self.riders,
+            self.vehicles,
+            self.assign_ms,
+            self.plans,
+            self._states(now),
+            now,
+            self.policy.value,
+            self.reassignments,
+            {v: floor_kwh(x.spec, self.reservation) for v, x in self.vehicles.items()},
         )
 
 
@@ -96,7 +103,8 @@ def kpis(result: SimulationResult) -> dict[str, float]:
     # (asked, picked up, dropped off, direct) seconds of each ride; a dropped-off rider was picked up
     rides = [
         (r.request.time_s, r.pickup_s, r.dropoff_s, r.direct_s)
-        for r in served if r.pickup_s is not None and r.dropoff_s is not None
+        for r in served
+        if r.pickup_s is not None and r.dropoff_s is not None
     ]
     waits = np.array([pickup - asked for asked, pickup, _, _ in rides]) if rides else np.array([np.nan])
     detours = [(dropoff - pickup) / direct for _, pickup, dropoff, direct in rides if direct > 0]

@@ -101,15 +101,21 @@ def check_reading(reading: Reading, rated_power_kw: float | None = None) -> Read
     for name in NUMERIC_FIELDS:
         value = getattr(reading, name)
         if value is not None and not math.isfinite(value):
-            return reading.with_quality(Quality.OUT_OF_RANGE, f"{reading.device}: field {name}: {value} is not a finite number")
+            return reading.with_quality(
+                Quality.OUT_OF_RANGE, f"{reading.device}: field {name}: {value} is not a finite number"
+            )
     if rated_power_kw is not None:
         for name in ("power_kw", "setpoint_kw"):
             value = getattr(reading, name)
             if value is not None and abs(value) > rated_power_kw * OUT_OF_RANGE_MARGIN:
-                return reading.with_quality(Quality.OUT_OF_RANGE,
-                                            f"{reading.device}: field {name}: {value:.1f} kW beyond the rating of {rated_power_kw} kW")
+                return reading.with_quality(
+                    Quality.OUT_OF_RANGE,
+                    f"{reading.device}: field {name}: {value:.1f} kW beyond the rating of {rated_power_kw} kW",
+                )
     if reading.soc_fraction is not None and not 0.0 <= reading.soc_fraction <= 1.0:
-        return reading.with_quality(Quality.OUT_OF_RANGE, f"{reading.device}: field soc: {reading.soc_fraction:.3f} outside 0..1")
+        return reading.with_quality(
+            Quality.OUT_OF_RANGE, f"{reading.device}: field soc: {reading.soc_fraction:.3f} outside 0..1"
+        )
     return reading
 
 

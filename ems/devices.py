@@ -93,9 +93,19 @@ def endpoints(portfolio: Portfolio) -> list[DeviceEndpoint]:
     for table, asset_type in MODBUS_TABLES:
         for asset in getattr(portfolio, table):
             drv = asset.driver
-            common = {"name": asset.id, "rated_power_kw": _rating_kw(asset, asset_type), "invert_sign": asset_type in CONSUMERS}
+            common = {
+                "name": asset.id,
+                "rated_power_kw": _rating_kw(asset, asset_type),
+                "invert_sign": asset_type in CONSUMERS,
+            }
             if drv.kind == "sim":
-                settings = {**common, "host": twin.modbus_host, "port": twin.modbus_base_port + index, "unit_id": 1, "timeout_s": twin.modbus_timeout_s}
+                settings = {
+                    **common,
+                    "host": twin.modbus_host,
+                    "port": twin.modbus_base_port + index,
+                    "unit_id": 1,
+                    "timeout_s": twin.modbus_timeout_s,
+                }
                 if twin.modbus_tls is not None:
                     settings["tls"] = twin_client_tls(twin.modbus_tls)
                 found.append(DeviceEndpoint(asset.id, asset_type, "modbus", DEFAULT_DRIVER[asset_type], settings, True))
@@ -109,7 +119,9 @@ def endpoints(portfolio: Portfolio) -> list[DeviceEndpoint]:
             common = {"name": asset.id}
             if asset_type == "charger":
                 common["bidirectional"] = asset.bidirectional
-                common["rated_power_kw"] = max(asset.charge_power_kw, asset.discharge_power_kw)  # readings beyond it: out-of-range
+                common["rated_power_kw"] = max(
+                    asset.charge_power_kw, asset.discharge_power_kw
+                )  # readings beyond it: out-of-range
             if drv.kind == "sim" and asset_type == "charger" and _twin_protocol(twin, asset) != "mqtt":
                 found.append(_twin_charger(portfolio, asset, common, echonet_hosts))
             elif drv.kind == "sim":
@@ -145,18 +157,32 @@ def ocpp_id_tags(portfolio: Portfolio) -> dict[str, str]:
 def _twin_charger(portfolio: Portfolio, charger: Any, common: dict, echonet_hosts) -> DeviceEndpoint:
     twin = portfolio.twin
     if _twin_protocol(twin, charger) == "echonet":
-        settings = {**common, "host": str(next(echonet_hosts)), "port": twin.echonet_port, "timeout_s": twin.modbus_timeout_s,
-                    "rated_power_kw": max(charger.charge_power_kw, charger.discharge_power_kw)}
+        settings = {
+            **common,
+            "host": str(next(echonet_hosts)),
+            "port": twin.echonet_port,
+            "timeout_s": twin.modbus_timeout_s,
+            "rated_power_kw": max(charger.charge_power_kw, charger.discharge_power_kw),
+        }
         return DeviceEndpoint(charger.id, "charger", "echonet", "echonet_v2h", settings, True)
-    settings = {**common, "charge_point_id": charger.id, "failsafe_kw": charger_failsafe_kw(portfolio, charger),
-                "v2x": "vendor" if charger.bidirectional else "none", "timeout_s": twin.mqtt_timeout_s,
-                "id_tags": ocpp_id_tags(portfolio)}
+    settings = {
+        **common,
+        "charge_point_id": charger.id,
+        "failsafe_kw": charger_failsafe_kw(portfolio, charger),
+        "v2x": "vendor" if charger.bidirectional else "none",
+        "timeout_s": twin.mqtt_timeout_s,
+        "id_tags": ocpp_id_tags(portfolio),
+    }
     return DeviceEndpoint(charger.id, "charger", "ocpp", "ocpp", settings, True)
 
 
 ECHONET_DEFAULT: dict[AssetType, str] = {
-    "grid": "echonet_meter", "load": "echonet_meter", "shelter": "echonet_meter",
-    "pv": "echonet_pv", "battery": "echonet_battery", "charger": "echonet_v2h",
+    "grid": "echonet_meter",
+    "load": "echonet_meter",
+    "shelter": "echonet_meter",
+    "pv": "echonet_pv",
+    "battery": "echonet_battery",
+    "charger": "echonet_v2h",
 }
 
 
@@ -165,29 +191,49 @@ def _configured(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv:
     return CONFIGURED[drv.kind](portfolio, asset_id, asset_type, drv, common)
 
 
-def _ocpp_endpoint(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
+def _ocpp_endpoint(
+    portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict
+) -> DeviceEndpoint:
     charger = next(c for c in portfolio.chargers if c.id == asset_id)
-    settings = {**common, **drv.model_dump(exclude={"kind"}), "failsafe_kw": charger_failsafe_kw(portfolio, charger),
-                "id_tags": ocpp_id_tags(portfolio)}
+    settings = {
+        **common,
+        **drv.model_dump(exclude={"kind"}),
+        "failsafe_kw": charger_failsafe_kw(portfolio, charger),
+        "id_tags": ocpp_id_tags(portfolio),
+    }
     return DeviceEndpoint(asset_id, asset_type, "ocpp", "ocpp", settings, False)
 
 
-def _echonet_endpoint(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
+def _echonet_endpoint(
+    portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict
+) -> DeviceEndpoint:
     settings = {**common, **drv.model_dump(exclude={"kind", "model"})}
     return DeviceEndpoint(asset_id, asset_type, "echonet", drv.model or ECHONET_DEFAULT[asset_type], settings, False)
 
 
-def _mqtt_endpoint(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
+def _mqtt_endpoint(
+    portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict
+) -> DeviceEndpoint:
     settings = {"name": asset_id, "topic_prefix": drv.topic_prefix, "timeout_s": drv.timeout_s}
     if asset_type == "charger":
         settings["bidirectional"] = common.get("bidirectional", False)
         settings["rated_power_kw"] = common.get("rated_power_kw")
-    return DeviceEndpoint(asset_id, asset_type, "mqtt", drv.model or DEFAULT_DRIVER.get(asset_type, "mqtt_charger"), settings, False)
+    return DeviceEndpoint(
+        asset_id, asset_type, "mqtt", drv.model or DEFAULT_DRIVER.get(asset_type, "mqtt_charger"), settings, False
+    )
 
 
-def _modbus_endpoint(portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict) -> DeviceEndpoint:
-    settings = {**common, "host": drv.host, "port": drv.port, "unit_id": drv.unit_id, "timeout_s": drv.timeout_s,
-                **drv.model_dump(include={"transport", "serial_port", "baudrate", "parity", "stopbits", "word_order"})}
+def _modbus_endpoint(
+    portfolio: Portfolio, asset_id: str, asset_type: AssetType, drv: Any, common: dict
+) -> DeviceEndpoint:
+    settings = {
+        **common,
+        "host": drv.host,
+        "port": drv.port,
+        "unit_id": drv.unit_id,
+        "timeout_s": drv.timeout_s,
+        **drv.model_dump(include={"transport", "serial_port", "baudrate", "parity", "stopbits", "word_order"}),
+    }
     if drv.tls is not None:
         settings["tls"] = drv.tls.model_dump()
     if drv.register_map == "sunspec":
@@ -199,11 +245,16 @@ def _modbus_endpoint(portfolio: Portfolio, asset_id: str, asset_type: AssetType,
 
 # One entry per ``kind`` of a config ``driver`` table (ems/config), other than the twin's "sim".
 CONFIGURED: dict[str, Callable[[Portfolio, str, AssetType, Any, dict], DeviceEndpoint]] = {
-    "ocpp": _ocpp_endpoint, "echonet": _echonet_endpoint, "mqtt": _mqtt_endpoint, "modbus": _modbus_endpoint,
+    "ocpp": _ocpp_endpoint,
+    "echonet": _echonet_endpoint,
+    "mqtt": _mqtt_endpoint,
+    "modbus": _modbus_endpoint,
 }
 
 
-def controller_broker(portfolio: Portfolio, config_path: str | Path, host: str | None = None, port: int | None = None) -> BrokerSettings:
+def controller_broker(
+    portfolio: Portfolio, config_path: str | Path, host: str | None = None, port: int | None = None
+) -> BrokerSettings:
     """The controller's broker settings, credentials resolved from the environment or a file."""
     mqtt = portfolio.mqtt
     base = Path(config_path).parent
@@ -232,8 +283,12 @@ def csms_config(portfolio: Portfolio, config_path: str | Path | None):
     base = Path(config_path).parent if config_path else Path(".")
     passwords = read_passwords(base / ocpp.credentials_file) if ocpp.credentials_file else {}
     return CsmsConfig(
-        host=ocpp.host, port=ocpp.port, security_profile=ocpp.security_profile, passwords=passwords,
-        id_tags=set(ocpp_id_tags(portfolio)), heartbeat_s=ocpp.heartbeat_s,
+        host=ocpp.host,
+        port=ocpp.port,
+        security_profile=ocpp.security_profile,
+        passwords=passwords,
+        id_tags=set(ocpp_id_tags(portfolio)),
+        heartbeat_s=ocpp.heartbeat_s,
         cert_file=str(base / ocpp.cert_file) if ocpp.cert_file else None,
         key_file=str(base / ocpp.key_file) if ocpp.key_file else None,
     )
@@ -258,8 +313,14 @@ class DeviceSet:
     need it, and hands it to them.
     """
 
-    def __init__(self, portfolio: Portfolio, broker: BrokerSettings, only: set[str] | None = None, presence_role: str | None = None,
-                 config_path: str | Path | None = None):
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        broker: BrokerSettings,
+        only: set[str] | None = None,
+        presence_role: str | None = None,
+        config_path: str | Path | None = None,
+    ):
         self.portfolio = portfolio
         self.broker = broker
         # With a role (the controller), the client id is held exclusively on the broker: open()
@@ -314,21 +375,30 @@ class DeviceSet:
             self.link = MqttLink(self.broker)
         for endpoint in self.endpoints:
             try:
-                driver = registry.create(endpoint.driver, endpoint.settings,
-                                         **{need: self._shared(need) for need in sorted(needs[endpoint.asset_id])})
+                driver = registry.create(
+                    endpoint.driver,
+                    endpoint.settings,
+                    **{need: self._shared(need) for need in sorted(needs[endpoint.asset_id])},
+                )
             except (ValidationError, KeyError, ValueError) as error:
                 raise DeviceConfigError(endpoint.asset_id, endpoint.driver, error) from None
             await driver.connect()
             self.drivers[endpoint.asset_id] = driver
         if self.csms is not None:
             if not await self.csms.wait_reported(ocpp_wait_s):
-                log.warning("OCPP charge points not connected yet: %s; they read as missing until they connect",
-                            ", ".join(self.csms.silent()))
+                log.warning(
+                    "OCPP charge points not connected yet: %s; they read as missing until they connect",
+                    ", ".join(self.csms.silent()),
+                )
         if self.link is not None:
             self.link.start()
             if not await asyncio.to_thread(self.link.wait_connected, connect_timeout_s):
-                log.warning("MQTT broker %s:%d not reachable yet (%s); MQTT devices will read as missing",
-                            self.broker.host, self.broker.port, self.link.last_error or "no answer")
+                log.warning(
+                    "MQTT broker %s:%d not reachable yet (%s); MQTT devices will read as missing",
+                    self.broker.host,
+                    self.broker.port,
+                    self.link.last_error or "no answer",
+                )
 
     async def close(self) -> None:
         for driver in self.drivers.values():

@@ -42,7 +42,9 @@ class WriteGuard:
         self.batteries = {b.id: b for b in portfolio.batteries}
         self.chargers = {c.id: c for c in portfolio.chargers}
         self.vehicles = {v.id: v for v in portfolio.vehicles}
-        self.all_ids = {a.id for t in ("grid_connections", "pv_arrays", "loads", "shelters") for a in getattr(portfolio, t)}
+        self.all_ids = {
+            a.id for t in ("grid_connections", "pv_arrays", "loads", "shelters") for a in getattr(portfolio, t)
+        }
         self.all_ids |= set(self.vehicles)
 
     def check(self, device: str, setpoint_kw: float, reading: Reading | None = None) -> GuardDecision:
@@ -60,7 +62,9 @@ class WriteGuard:
         allowed = max(low, min(high, setpoint_kw))
         decision = GuardDecision(device, setpoint_kw, allowed, tuple(reasons))
         if decision.clamped:
-            log.warning("%s: set-point %.2f kW clamped to %.2f kW: %s", device, setpoint_kw, allowed, "; ".join(reasons))
+            log.warning(
+                "%s: set-point %.2f kW clamped to %.2f kW: %s", device, setpoint_kw, allowed, "; ".join(reasons)
+            )
         else:
             log.info("%s: set-point %.2f kW passed the guard", device, setpoint_kw)
         return decision

@@ -31,9 +31,17 @@ class PlanResult(NamedTuple):
     summary: dict[str, Any]
 
 
-def plan_inputs(config_path: str | Path, start: pd.Timestamp, step_minutes: int | None = None, horizon_hours: int | None = None,
-                inputs: str = "profiles", history: dict | None = None, portfolio: Portfolio | None = None,
-                store: Store | None = None, **problem_options: Any) -> PlanInputs:
+def plan_inputs(
+    config_path: str | Path,
+    start: pd.Timestamp,
+    step_minutes: int | None = None,
+    horizon_hours: int | None = None,
+    inputs: str = "profiles",
+    history: dict | None = None,
+    portfolio: Portfolio | None = None,
+    store: Store | None = None,
+    **problem_options: Any,
+) -> PlanInputs:
     """The portfolio and the problem (:class:`PlanInputs`) for a plan from ``start``.
 
     ``inputs="profiles"``: PV and load from the config's fixed profiles (exact, for tests);
@@ -59,14 +67,32 @@ def plan_inputs(config_path: str | Path, start: pd.Timestamp, step_minutes: int 
         hours = horizon_hours or portfolio.planning.horizon_hours
         problem_options["day_prices"] = live_day_prices(portfolio, start, hours, store)
     if portfolio.openadr is not None and "dr_events" not in problem_options:
-        problem_options["dr_events"] = _accepted_events(portfolio, Path(portfolio.openadr.events_dir), start, step_minutes, horizon_hours)
-    problem = problem_from_portfolio(portfolio, start, profiles, forecasts_kw=forecasts_kw, step_minutes=step_minutes,
-                                     horizon_hours=horizon_hours, **problem_options)
+        problem_options["dr_events"] = _accepted_events(
+            portfolio, Path(portfolio.openadr.events_dir), start, step_minutes, horizon_hours
+        )
+    problem = problem_from_portfolio(
+        portfolio,
+        start,
+        profiles,
+        forecasts_kw=forecasts_kw,
+        step_minutes=step_minutes,
+        horizon_hours=horizon_hours,
+        **problem_options,
+    )
     return PlanInputs(portfolio, problem)
 
 
-def make_plan(config_path: str | Path, start: pd.Timestamp, out_dir: Path, *, step_minutes: int | None = None,
-              horizon_hours: int | None = None, inputs: str = "forecast", plot: bool = True, **problem_options: Any) -> PlanResult:
+def make_plan(
+    config_path: str | Path,
+    start: pd.Timestamp,
+    out_dir: Path,
+    *,
+    step_minutes: int | None = None,
+    horizon_hours: int | None = None,
+    inputs: str = "forecast",
+    plot: bool = True,
+    **problem_options: Any,
+) -> PlanResult:
     """Plan from ``start`` and write ``schedule.csv``, ``summary.json`` (with the rule-based
     baseline's cost) and ``plan.png`` into ``out_dir``; returns the :class:`PlanResult`."""
     from ems.optimise import fallback_schedule, solve, write_schedule
@@ -79,8 +105,9 @@ def make_plan(config_path: str | Path, start: pd.Timestamp, out_dir: Path, *, st
 
         hours = horizon_hours or portfolio.planning.horizon_hours
         problem_options["day_prices"] = market_day_prices(portfolio, start, hours, problem_options.get("store"))
-    portfolio, problem = plan_inputs(config_path, start, step_minutes, horizon_hours, inputs=inputs, portfolio=portfolio,
-                                     **problem_options)
+    portfolio, problem = plan_inputs(
+        config_path, start, step_minutes, horizon_hours, inputs=inputs, portfolio=portfolio, **problem_options
+    )
     zone = portfolio.portfolio.timezone
     schedule = solve(problem)
     baseline = fallback_schedule(problem, "rule-based baseline")
@@ -107,7 +134,9 @@ def make_plan(config_path: str | Path, start: pd.Timestamp, out_dir: Path, *, st
     return PlanResult(schedule, problem, summary)
 
 
-def _accepted_events(portfolio: Portfolio, events_dir: Path, start: pd.Timestamp, step_minutes: int | None, horizon_hours: int | None):
+def _accepted_events(
+    portfolio: Portfolio, events_dir: Path, start: pd.Timestamp, step_minutes: int | None, horizon_hours: int | None
+):
     """DR events the VEN accepted (ems/control/ven.py), on the plan's grid."""
     from ems.control.ven import accepted_dr_specs
     from ems.optimise.problem import TimeGrid
@@ -124,8 +153,14 @@ def _market_summary(day_prices, problem, zone: str) -> dict:
     from ems.control.prices import forecast_slot_times
 
     slots = forecast_slot_times(day_prices, problem.grid.index, zone)
-    return {"prices": "jepx", "price_dates_published": sorted(str(d) for d in day_prices.spot_yen_per_kwh if d not in day_prices.forecast_dates),
-            "price_dates_forecast": sorted(str(d) for d in day_prices.forecast_dates), "price_forecast_slots": slots}
+    return {
+        "prices": "jepx",
+        "price_dates_published": sorted(
+            str(d) for d in day_prices.spot_yen_per_kwh if d not in day_prices.forecast_dates
+        ),
+        "price_dates_forecast": sorted(str(d) for d in day_prices.forecast_dates),
+        "price_forecast_slots": slots,
+    }
 
 
 def write_plan_of_demand(schedule, problem, out_dir: Path, zone: str) -> Path:

@@ -85,18 +85,29 @@ def run_backtest(
         target = actual.index[position : position + horizon_steps]
         model = forecaster(history, target).to_numpy(dtype=float)
         held, naive = reference_forecasts(values, filled, position, horizon_steps, step, spec.season)
-        frames.append((model, held, naive, model if scale is None else np.asarray(scale(pd.Series(model, index=target), target))))
+        frames.append(
+            (model, held, naive, model if scale is None else np.asarray(scale(pd.Series(model, index=target), target)))
+        )
     if not frames:
         warmup_h, horizon_h = spec.warmup / pd.Timedelta(hours=1), spec.horizon / pd.Timedelta(hours=1)
-        raise ValueError(f"{dataset}: too short for a backtest (needs {warmup_h:g} h of warm-up plus the {horizon_h:g} h horizon)")
+        raise ValueError(
+            f"{dataset}: too short for a backtest (needs {warmup_h:g} h of warm-up plus the {horizon_h:g} h horizon)"
+        )
     steps = np.concatenate([np.arange(p, p + horizon_steps) for p in positions])
     issued = actual.index[np.repeat(positions, horizon_steps)]
     target = actual.index[steps]
-    rows = pd.DataFrame({
-        "origin": issued, "time": target, "lead_h": (target + step - issued).total_seconds().to_numpy() / 3600.0,
-        "actual": values[steps], **{name: np.concatenate([f[k] for f in frames])
-                                    for k, name in enumerate(("model", "persistence", "seasonal_naive", "scale"))},
-    })
+    rows = pd.DataFrame(
+        {
+            "origin": issued,
+            "time": target,
+            "lead_h": (target + step - issued).total_seconds().to_numpy() / 3600.0,
+            "actual": values[steps],
+            **{
+                name: np.concatenate([f[k] for f in frames])
+                for k, name in enumerate(("model", "persistence", "seasonal_naive", "scale"))
+            },
+        }
+    )
     week = ((rows["origin"] - rows["origin"].iloc[0]) // pd.Timedelta(days=7)).to_numpy()
     rows["fold"] = week % 2
     daylight = (rows["scale"] > 1e-6 * rows["scale"].abs().max()).to_numpy()
@@ -104,8 +115,9 @@ def run_backtest(
     held_out, held_out_by_hour = [], []
     for fold in (0, 1):  # fit on one set of alternate weeks, measure on the other, then swap
         fit_rows = rows[rows["fold"] == fold]
-        fitted = fit_residual_quantiles(fit_rows["actual"], fit_rows["model"], fit_rows["scale"], fit_rows["lead_h"],
-                                        fit_rows["time"].dt.hour)
+        fitted = fit_residual_quantiles(
+            fit_rows["actual"], fit_rows["model"], fit_rows["scale"], fit_rows["lead_h"], fit_rows["time"].dt.hour
+        )
         p10, p90 = fitted.band(rows["model"], rows["scale"], rows["lead_h"].to_numpy(), hours)
         held = (rows["fold"] != fold).to_numpy() & daylight
         held_out.append(coverage(rows["actual"], p10, p90, held))
@@ -113,8 +125,11 @@ def run_backtest(
     quantiles = fit_residual_quantiles(rows["actual"], rows["model"], rows["scale"], rows["lead_h"], hours)
     p10, p90 = quantiles.band(rows["model"], rows["scale"], rows["lead_h"].to_numpy(), hours)
     rows["p10"], rows["p90"] = p10.to_numpy(), p90.to_numpy()
-    by_hour = {h: float(np.nanmean([part[h] for part in held_out_by_hour])) for h in range(24)
-               if any(np.isfinite(part[h]) for part in held_out_by_hour)}
+    by_hour = {
+        h: float(np.nanmean([part[h] for part in held_out_by_hour]))
+        for h in range(24)
+        if any(np.isfinite(part[h]) for part in held_out_by_hour)
+    }
     cover = float(np.mean(held_out))
     return BacktestResult(dataset, rows, quantiles, cover, by_hour)
 

@@ -42,8 +42,9 @@ def seasonal_naive(history: pd.Series, index: pd.DatetimeIndex, period: pd.Timed
     return pd.Series(values, index=index, name="seasonal_naive")
 
 
-def reference_forecasts(values: np.ndarray, filled: np.ndarray, position: int, horizon_steps: int, step: pd.Timedelta,
-                        season: pd.Timedelta) -> tuple[np.ndarray, np.ndarray]:
+def reference_forecasts(
+    values: np.ndarray, filled: np.ndarray, position: int, horizon_steps: int, step: pd.Timedelta, season: pd.Timedelta
+) -> tuple[np.ndarray, np.ndarray]:
     """(persistence, seasonal naive) as above, by position on a regular series: the history is
     ``values[:position]``, the forecast ``values[position:position + horizon_steps]``; ``filled``
     is ``values`` forward-filled (the last measured value at each position)."""

@@ -62,12 +62,23 @@ class ArraySpec:
     def of(cls, array, site) -> ArraySpec:
         """From a config ``PvArray`` and its ``Site``."""
         return cls(
-            array.tilt_deg, array.azimuth_deg, array.capacity_kwp, array.inverter_limit_kw, site.latitude_deg, site.longitude_deg
+            array.tilt_deg,
+            array.azimuth_deg,
+            array.capacity_kwp,
+            array.inverter_limit_kw,
+            site.latitude_deg,
+            site.longitude_deg,
         )
 
     def system(self, latitude_deg: float, longitude_deg: float, altitude_m: float = 0.0) -> PvSystem:
         return PvSystem(
-            latitude_deg, longitude_deg, self.tilt_deg, self.azimuth_deg, self.capacity_kwp, self.inverter_limit_kw, altitude_m
+            latitude_deg,
+            longitude_deg,
+            self.tilt_deg,
+            self.azimuth_deg,
+            self.capacity_kwp,
+            self.inverter_limit_kw,
+            altitude_m,
         )
 
 
@@ -82,7 +93,10 @@ class BacktestData:
 
 
 def pv_data(
-    data: str, array: ArraySpec, horizon: pd.Timedelta, tz: str,
+    data: str,
+    array: ArraySpec,
+    horizon: pd.Timedelta,
+    tz: str,
     settings: PvSettings = PvSettings(),  # noqa: B008 - read, never mutated
 ) -> BacktestData:
     """A PV backtest from a TMY3 file (weather -> PV model) or a CSV of measured output."""
@@ -113,7 +127,9 @@ def pv_data(
 
 
 def load_data(
-    data: str, horizon: pd.Timedelta, tz: str,
+    data: str,
+    horizon: pd.Timedelta,
+    tz: str,
     settings: LoadSettings = LoadSettings(),  # noqa: B008 - read only
     peak_kw: float | None = None,
 ) -> BacktestData:
@@ -136,7 +152,9 @@ def load_data(
         note = f"measured load from {Path(data).name} ({actual.attrs.get('gaps', 0)} missing steps)"
         name = Path(data).name
     spec = BacktestSpec(horizon, pd.Timedelta(weeks=settings.history_weeks), pd.Timedelta(days=7))
-    return BacktestData(name, actual, lambda history, index: forecast_load_kw(history, index, settings), spec, None, note)
+    return BacktestData(
+        name, actual, lambda history, index: forecast_load_kw(history, index, settings), spec, None, note
+    )
 
 
 def _looks_like_tmy3(path: Path) -> bool:

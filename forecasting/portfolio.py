@@ -57,7 +57,9 @@ class PortfolioForecast:
     def to_long(self) -> pd.DataFrame:
         """Long form: time, asset, kind, source, p50_kw, p10_kw, p90_kw."""
         parts = [
-            frame.assign(asset=asset, kind=self.kinds[asset], source=self.sources[asset]).rename_axis("time").reset_index()
+            frame.assign(asset=asset, kind=self.kinds[asset], source=self.sources[asset])
+            .rename_axis("time")
+            .reset_index()
             for asset, frame in self.frames.items()
         ]
         columns = ["time", "asset", "kind", "source", "p50_kw", "p10_kw", "p90_kw"]
@@ -113,7 +115,12 @@ def portfolio_forecast(
 def pv_system(portfolio: Portfolio, array: PvArray) -> PvSystem:
     site = next(s for s in portfolio.sites if s.id == array.site)
     return PvSystem(
-        site.latitude_deg, site.longitude_deg, array.tilt_deg, array.azimuth_deg, array.capacity_kwp, array.inverter_limit_kw
+        site.latitude_deg,
+        site.longitude_deg,
+        array.tilt_deg,
+        array.azimuth_deg,
+        array.capacity_kwp,
+        array.inverter_limit_kw,
     )
 
 

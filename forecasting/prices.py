@@ -145,19 +145,27 @@ class _Model:
 
 def _train(prices: np.ndarray, rows: np.ndarray, lead: int, solar: np.ndarray, types: np.ndarray) -> _Model:
     if len(rows) < MIN_TRAINING_DAYS:
-        raise PriceHistoryError(f"{len(rows)} complete days of price history usable at lead {lead}; "
-                                f"the forecast needs {MIN_TRAINING_DAYS} (with the {lead + 6} days before each)")
+        raise PriceHistoryError(
+            f"{len(rows)} complete days of price history usable at lead {lead}; "
+            f"the forecast needs {MIN_TRAINING_DAYS} (with the {lead + 6} days before each)"
+        )
     calibrate = rows[-CALIBRATION_DAYS:] if len(rows) >= MIN_TRAINING_DAYS + CALIBRATION_DAYS // 2 else rows
     fit_rows = rows[: len(rows) - len(calibrate)] if len(calibrate) < len(rows) else rows
     early = _fit(_design(prices, fit_rows, lead, solar, types), prices[fit_rows].ravel())
-    residual = (prices[calibrate].ravel() - _design(prices, calibrate, lead, solar, types) @ early).reshape(-1, BANDS, SLOTS // BANDS)
+    residual = (prices[calibrate].ravel() - _design(prices, calibrate, lead, solar, types) @ early).reshape(
+        -1, BANDS, SLOTS // BANDS
+    )
     q10 = np.quantile(residual.transpose(1, 0, 2).reshape(BANDS, -1), 0.1, axis=1)
     q90 = np.quantile(residual.transpose(1, 0, 2).reshape(BANDS, -1), 0.9, axis=1)
     return _Model(_fit(_design(prices, rows, lead, solar, types), prices[rows].ravel()), q10, q90)
 
 
-def forecast_prices(history: Mapping[dt.date, tuple[float, ...]], dates: list[dt.date], site: PriceSite,
-                    solar_forecast_kw_per_kwp: Mapping[dt.date, np.ndarray] | None = None) -> PriceForecast:
+def forecast_prices(
+    history: Mapping[dt.date, tuple[float, ...]],
+    dates: list[dt.date],
+    site: PriceSite,
+    solar_forecast_kw_per_kwp: Mapping[dt.date, np.ndarray] | None = None,
+) -> PriceForecast:
     """P10/P50/P90 of each date in ``dates`` (all after the last stored date) from ``history``."""
     if not history:
         raise PriceHistoryError("no stored prices: import a JEPX spot file first (ems prices import)")
@@ -188,8 +196,9 @@ def forecast_prices(history: Mapping[dt.date, tuple[float, ...]], dates: list[dt
     return PriceForecast(*out)
 
 
-def backtest_prices(history: Mapping[dt.date, tuple[float, ...]], site: PriceSite, held_out_days: int,
-                    lead: int = 1) -> dict:
+def backtest_prices(
+    history: Mapping[dt.date, tuple[float, ...]], site: PriceSite, held_out_days: int, lead: int = 1
+) -> dict:
     """Forecast each of the last ``held_out_days`` dates from the history before it (``lead``
     days after the last date used), against "same slot last week" and "same slot yesterday".
 

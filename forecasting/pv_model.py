@@ -98,11 +98,15 @@ def pv_power_kw(system: PvSystem, weather: pd.DataFrame) -> pd.Series:
     effective = np.nan_to_num(effective, nan=0.0).clip(min=0.0)
     temp_air = _column_or(weather, "temp_air", DEFAULT_TEMP_AIR_C)
     wind = _column_or(weather, "wind_speed", DEFAULT_WIND_SPEED_M_PER_S)
-    cell_c = pvlib.temperature.sapm_cell(np.nan_to_num(np.asarray(poa["poa_global"])), temp_air, wind, **TEMPERATURE_MODEL)
+    cell_c = pvlib.temperature.sapm_cell(
+        np.nan_to_num(np.asarray(poa["poa_global"])), temp_air, wind, **TEMPERATURE_MODEL
+    )
     dc_kw = pvlib.pvsystem.pvwatts_dc(effective, cell_c, system.capacity_kwp, TEMPERATURE_COEFFICIENT_PER_C)
     dc_kw = dc_kw * (1.0 - DC_LOSS_FRACTION)
     ac_kw = pvlib.inverter.pvwatts(dc_kw, system.ac_limit_kw / INVERTER_EFFICIENCY, INVERTER_EFFICIENCY)
-    return pd.Series(np.clip(np.asarray(ac_kw, dtype=float), 0.0, system.ac_limit_kw), index=weather.index, name="pv_kw")
+    return pd.Series(
+        np.clip(np.asarray(ac_kw, dtype=float), 0.0, system.ac_limit_kw), index=weather.index, name="pv_kw"
+    )
 
 
 def clearsky_pv_kw(system: PvSystem, index: pd.DatetimeIndex, temp_air_c: pd.Series | float | None = None) -> pd.Series:

@@ -41,8 +41,9 @@ class ResidualQuantiles:
     hour_q10: tuple[tuple[float, ...], ...] = ()  # 24 rows, or empty: the same band at every hour
     hour_q90: tuple[tuple[float, ...], ...] = ()
 
-    def band(self, p50: pd.Series, scale: pd.Series, lead_h: np.ndarray,
-             hours: np.ndarray | None = None) -> tuple[pd.Series, pd.Series]:
+    def band(
+        self, p50: pd.Series, scale: pd.Series, lead_h: np.ndarray, hours: np.ndarray | None = None
+    ) -> tuple[pd.Series, pd.Series]:
         """(p10, p90) for forecasts ``p50`` with residual scale ``scale`` at leads ``lead_h``;
         ``hours``: local hour of day of each forecast (default: from ``p50``'s time index)."""
         buckets = lead_bucket_h(lead_h)
@@ -61,8 +62,9 @@ class ResidualQuantiles:
         return pd.Series(low, index=p50.index, name="p10"), pd.Series(high, index=p50.index, name="p90")
 
 
-def fit_residual_quantiles(actual: np.ndarray, p50: np.ndarray, scale: np.ndarray, lead_h: np.ndarray,
-                           hours: np.ndarray | None = None) -> ResidualQuantiles:
+def fit_residual_quantiles(
+    actual: np.ndarray, p50: np.ndarray, scale: np.ndarray, lead_h: np.ndarray, hours: np.ndarray | None = None
+) -> ResidualQuantiles:
     """Fit from backtest rows; rows with a scale near zero (night for PV) are left out. With
     ``hours`` (local hour of day of each row) the band also depends on the hour."""
     actual, p50, scale = (np.asarray(a, dtype=float) for a in (actual, p50, scale))

@@ -40,7 +40,9 @@ class ZoneGrid:
 
     def zone_of(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
         north_km = (np.asarray(lat, dtype=float) - self.centre_lat) * KM_PER_DEG_LAT
-        east_km = (np.asarray(lon, dtype=float) - self.centre_lon) * KM_PER_DEG_LAT * math.cos(math.radians(self.centre_lat))
+        east_km = (
+            (np.asarray(lon, dtype=float) - self.centre_lon) * KM_PER_DEG_LAT * math.cos(math.radians(self.centre_lat))
+        )
         cell = self.side_km / self.cells_per_side
         row = np.floor((north_km + self.side_km / 2) / cell).astype(int)
         col = np.floor((east_km + self.side_km / 2) / cell).astype(int)
@@ -93,7 +95,9 @@ def request_rates(log: pd.DataFrame, grid: ZoneGrid, tz: str, start=None, end=No
     observed_hours = pd.date_range(first, last, freq="h", inclusive="left")
     exposure = np.bincount(hour_of_week(observed_hours), minlength=HOURS_PER_WEEK).astype(float)
     zones = grid.zone_of(log["origin_lat"], log["origin_lon"])
-    counts = pd.crosstab(hour_of_week(times), zones).reindex(index=range(HOURS_PER_WEEK), columns=grid.zones, fill_value=0)
+    counts = pd.crosstab(hour_of_week(times), zones).reindex(
+        index=range(HOURS_PER_WEEK), columns=grid.zones, fill_value=0
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = counts.to_numpy(dtype=float) / exposure[:, None]
     hours = pd.RangeIndex(HOURS_PER_WEEK, name="hour_of_week")

@@ -37,14 +37,18 @@ def pv_from_weather_kw(system: PvSystem, weather: pd.DataFrame, index: pd.Dateti
     k = weather_clear_sky_index(system, weather)
     on_grid = k.reindex(index, method="ffill", tolerance=_step(weather.index))
     if on_grid.isna().all():
-        raise ValueError(f"the weather forecast ({weather.index[0]} to {weather.index[-1]}) does not cover the forecast period")
+        raise ValueError(
+            f"the weather forecast ({weather.index[0]} to {weather.index[-1]}) does not cover the forecast period"
+        )
     on_grid = on_grid.fillna(on_grid.mean())  # night hours of a GHI file carry no index
     clear = clearsky_irradiance(system, index)
     ghi = clear["ghi"] * on_grid.to_numpy()
     middle = interval_midpoints(index)
     zenith = system.location.get_solarposition(middle)["zenith"].to_numpy()
     split = pvlib.irradiance.erbs(ghi.to_numpy(), zenith, middle)
-    frame = pd.DataFrame({"ghi": ghi.to_numpy(), "dni": np.asarray(split["dni"]), "dhi": np.asarray(split["dhi"])}, index=index)
+    frame = pd.DataFrame(
+        {"ghi": ghi.to_numpy(), "dni": np.asarray(split["dni"]), "dhi": np.asarray(split["dhi"])}, index=index
+    )
     for column in ("temp_air", "wind_speed"):
         if column in weather.columns:
             frame[column] = weather[column].reindex(index, method="ffill", tolerance=_step(weather.index)).to_numpy()

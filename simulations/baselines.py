@@ -61,7 +61,9 @@ def rule_for(day: dt.date, direction: str) -> Rule:
     return Rule(f"{'High' if highest else 'Low'} {keep} of {days}", days, keep, highest)
 
 
-def like_days(day: dt.date, count: int = 5, exclude: frozenset[dt.date] = frozenset(), search_days: int = SEARCH_DAYS) -> list[dt.date]:
+def like_days(
+    day: dt.date, count: int = 5, exclude: frozenset[dt.date] = frozenset(), search_days: int = SEARCH_DAYS
+) -> list[dt.date]:
     """The ``count`` most recent days before ``day`` of the same class, newest first, skipping
     ``exclude`` (past DR days, days without data)."""
     found = []
@@ -73,8 +75,10 @@ def like_days(day: dt.date, count: int = 5, exclude: frozenset[dt.date] = frozen
         found.append(candidate)
         if len(found) == count:
             return found
-    raise HistoryError(f"fewer than {count} like days of {day} in the {search_days} days before it "
-                       f"(left out: {len(exclude)} DR or missing days)")
+    raise HistoryError(
+        f"fewer than {count} like days of {day} in the {search_days} days before it "
+        f"(left out: {len(exclude)} DR or missing days)"
+    )
 
 
 def adjustment_slots(event_slots: np.ndarray) -> np.ndarray:
@@ -109,8 +113,9 @@ class Baseline:
     chosen_days: tuple[dt.date, ...]  # averaged, ranked first to last
 
 
-def select_days(history_kw: Mapping[dt.date, np.ndarray], candidates: list[dt.date], event_slots: np.ndarray,
-                rule: Rule) -> tuple[tuple[dt.date, ...], tuple[dt.date, ...]]:
+def select_days(
+    history_kw: Mapping[dt.date, np.ndarray], candidates: list[dt.date], event_slots: np.ndarray, rule: Rule
+) -> tuple[tuple[dt.date, ...], tuple[dt.date, ...]]:
     """(chosen, low): the low-day exclusion, then the ``keep`` highest (or lowest) of the rest."""
     means = {day: float(np.mean(history_kw[day][event_slots])) for day in candidates}
     overall = float(np.mean(list(means.values())))
@@ -120,8 +125,14 @@ def select_days(history_kw: Mapping[dt.date, np.ndarray], candidates: list[dt.da
     return tuple(ranked[: rule.keep]), low
 
 
-def dr_baseline(history_kw: Mapping[dt.date, np.ndarray], day: dt.date, event_slots: np.ndarray, direction: str,
-                metered_kw: Mapping[dt.date, np.ndarray] | None, exclude: frozenset[dt.date] = frozenset()) -> Baseline:
+def dr_baseline(
+    history_kw: Mapping[dt.date, np.ndarray],
+    day: dt.date,
+    event_slots: np.ndarray,
+    direction: str,
+    metered_kw: Mapping[dt.date, np.ndarray] | None,
+    exclude: frozenset[dt.date] = frozenset(),
+) -> Baseline:
     """One customer's baseline for an event on ``day``.
 
     ``history_kw``: that customer's metered net import, 48 half-hour values per day (the like days
@@ -129,7 +140,9 @@ def dr_baseline(history_kw: Mapping[dt.date, np.ndarray], day: dt.date, event_sl
     values (and the day before it for an early event); None: no adjustment. ``exclude``: past DR days.
     """
     rule = rule_for(day, direction)
-    missing = frozenset(d for d in (day - dt.timedelta(days=k) for k in range(1, SEARCH_DAYS + 1)) if d not in history_kw)
+    missing = frozenset(
+        d for d in (day - dt.timedelta(days=k) for k in range(1, SEARCH_DAYS + 1)) if d not in history_kw
+    )
     candidates = like_days(day, rule.days, exclude | missing)
     chosen, low = select_days(history_kw, candidates, event_slots, rule)
     if not chosen:
@@ -144,7 +157,9 @@ def dr_baseline(history_kw: Mapping[dt.date, np.ndarray], day: dt.date, event_sl
     return Baseline(rule.name, average + adjustment, average, adjustment, raw, cap, tuple(candidates), low, chosen)
 
 
-def read_history_csv(path: str | Path, timezone: str) -> tuple[dict[str, dict[dt.date, np.ndarray]], frozenset[dt.date]]:
+def read_history_csv(
+    path: str | Path, timezone: str
+) -> tuple[dict[str, dict[dt.date, np.ndarray]], frozenset[dt.date]]:
     """Measured net import [kW] at any regular interval up to 30 min, as 48 half-hour means per
     complete local day and per site: ``({site: {day: values}}, past DR days)``.
 
@@ -164,8 +179,14 @@ def read_history_csv(path: str | Path, timezone: str) -> tuple[dict[str, dict[dt
         raise HistoryError(f"{path}: missing column(s) {sorted(missing)}; expected time,value[,site][,dr_event]")
     times = pd.to_datetime(frame["time"], errors="coerce", utc=True)
     values = pd.to_numeric(frame["value"], errors="coerce")
-    flags = pd.to_numeric(frame["dr_event"], errors="coerce") if "dr_event" in frame else pd.Series(0, index=frame.index)
-    for name, bad in (("time", times.isna()), ("value", values.isna()), ("dr_event", flags.isna() | ~flags.isin([0, 1]))):
+    flags = (
+        pd.to_numeric(frame["dr_event"], errors="coerce") if "dr_event" in frame else pd.Series(0, index=frame.index)
+    )
+    for name, bad in (
+        ("time", times.isna()),
+        ("value", values.isna()),
+        ("dr_event", flags.isna() | ~flags.isin([0, 1])),
+    ):
         if bad.any():
             row = int(np.argmax(bad.to_numpy())) + 2  # header is line 1
             raise HistoryError(f"{path}: line {row}: unreadable {name} {frame[name].iloc[row - 2]!r}")
@@ -177,6 +198,9 @@ def read_history_csv(path: str | Path, timezone: str) -> tuple[dict[str, dict[dt
         mine = (sites == site).to_numpy()
         series = pd.Series(values.to_numpy()[mine], index=pd.DatetimeIndex(local[mine])).sort_index()
         slots = series.resample("30min").mean()
-        measured[site] = {day: group.to_numpy(dtype=float) for day, group in slots.groupby(slots.index.date)
-                          if len(group) == SLOTS_PER_DAY and group.notna().all()}
+        measured[site] = {
+            day: group.to_numpy(dtype=float)
+            for day, group in slots.groupby(slots.index.date)
+            if len(group) == SLOTS_PER_DAY and group.notna().all()
+        }
     return measured, dr_days

@@ -33,7 +33,8 @@ def soc_from_readings(portfolio: Portfolio, readings: list[Reading]) -> dict[str
     # each good reading with its state of charge held within 0..1
     good = [
         (r, min(1.0, max(0.0, r.soc_fraction)))
-        for r in readings if r.quality != Quality.MISSING and r.soc_fraction is not None
+        for r in readings
+        if r.quality != Quality.MISSING and r.soc_fraction is not None
     ]
     for r, fraction in good:
         if r.device in batteries:
@@ -56,10 +57,18 @@ async def _read_when_complete(devices: DeviceSet, wait_s: float) -> list[Reading
         await asyncio.sleep(0.2)
 
 
-def twin_snapshot(portfolio: Portfolio, config_path: str | Path, mqtt_host: str | None = None, mqtt_port: int | None = None,
-                  modbus_base_port: int | None = None, wait_s: float = 5.0) -> TwinSnapshot:
+def twin_snapshot(
+    portfolio: Portfolio,
+    config_path: str | Path,
+    mqtt_host: str | None = None,
+    mqtt_port: int | None = None,
+    modbus_base_port: int | None = None,
+    wait_s: float = 5.0,
+) -> TwinSnapshot:
     """Start the twin, read every device over its protocol, stop the twin."""
-    twin = Twin(portfolio, config_path, TwinOptions(mqtt_host=mqtt_host, mqtt_port=mqtt_port, modbus_base_port=modbus_base_port))
+    twin = Twin(
+        portfolio, config_path, TwinOptions(mqtt_host=mqtt_host, mqtt_port=mqtt_port, modbus_base_port=modbus_base_port)
+    )
     runner = TwinThread(twin).start()
     try:
         broker = controller_broker(twin.portfolio, config_path, mqtt_host, mqtt_port)

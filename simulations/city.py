@@ -27,7 +27,9 @@ from typing import IO
 from zoneinfo import ZoneInfo
 
 STOP_TIMEOUT_S = 30.0
-STARTUP_S = 40.0  # real seconds given to the processes to start (5-30 s each on a loaded machine) before simulated time begins
+STARTUP_S = (
+    40.0  # real seconds given to the processes to start (5-30 s each on a loaded machine) before simulated time begins
+)
 RECORDED_TOPICS = ("rides/+/status", "ems/reservations", "fleet/+/plan")
 
 
@@ -65,7 +67,9 @@ class Process:
 
     def start(self, env: dict[str, str]) -> None:
         self._log = self.log_path.open("w", encoding="utf-8")
-        self.popen = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.popen = subprocess.Popen(
+            self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         self.started_at = time.monotonic()
 
     def _cpu_s(self) -> float | None:
@@ -187,8 +191,12 @@ def prepare(options: CityOptions) -> Prepared:
         raise CityError(str(error)) from None
     info = portfolio.portfolio
     try:
-        log = read_requests(options.requests, ServiceArea(Point(info.latitude_deg, info.longitude_deg), info.service_area_km),
-                            info.timezone, max(v.seats for v in portfolio.vehicles))
+        log = read_requests(
+            options.requests,
+            ServiceArea(Point(info.latitude_deg, info.longitude_deg), info.service_area_km),
+            info.timezone,
+            max(v.seats for v in portfolio.vehicles),
+        )
     except (RequestFileError, OSError) as error:
         raise CityError(f"--requests: {error}") from None
     if not log.requests:
@@ -199,7 +207,9 @@ def prepare(options: CityOptions) -> Prepared:
     start = dt.datetime.combine(log.clock.date, start_time, tzinfo=zone)
     end = start + dt.timedelta(hours=options.hours)
     if not any(start <= log.clock.to_datetime(r.time_s) < end for r in log.requests):
-        raise CityError(f"--requests {options.requests}: no request falls between {start:%H:%M} and {end:%H:%M} (--start, --hours)")
+        raise CityError(
+            f"--requests {options.requests}: no request falls between {start:%H:%M} and {end:%H:%M} (--start, --hours)"
+        )
     bcp_at = None
     if (options.bcp_at is None) != (options.outage is None):
         raise CityError("--bcp-at and --outage go together: the time of the operator's switch and the outage it is for")
@@ -228,8 +238,11 @@ class BusRecorder:
         self.path = path
         self._file = path.open("w", encoding="utf-8")
         self._lock = threading.Lock()
-        self.link = MqttLink(BrokerSettings(host=host, port=port, client_id=f"city-recorder-{os.getpid()}", username=user,
-                                            password=password))
+        self.link = MqttLink(
+            BrokerSettings(
+                host=host, port=port, client_id=f"city-recorder-{os.getpid()}", username=user, password=password
+            )
+        )
         for topic in RECORDED_TOPICS:
             self.link.subscribe(topic, self._on_message)
 
@@ -255,7 +268,9 @@ class BusRecorder:
 
 
 def _drives_to_shelter(plan) -> bool:
-    return isinstance(plan, dict) and any(isinstance(s, dict) and s.get("kind") == "shelter" for s in plan.get("route", ()))
+    return isinstance(plan, dict) and any(
+        isinstance(s, dict) and s.get("kind") == "shelter" for s in plan.get("route", ())
+    )
 
 
 def _ems(*args: str) -> list[str]:
@@ -293,21 +308,74 @@ def run_city(options: CityOptions, echo=print) -> dict:
     common = ["--config", config, "--mqtt-host", host, "--mqtt-port", str(port)]
     timing = ["--start", prepared.start.isoformat(), "--speed", repr(options.speed)]
     modbus_base = free_port_block(64)
-    twin = process("twin", _ems("twin", *common, *timing, "--modbus-base-port", str(modbus_base),
-                                "--record", str(out / "twin"), "--record-every-s", repr(options.record_every_s)))
+    twin = process(
+        "twin",
+        _ems(
+            "twin",
+            *common,
+            *timing,
+            "--modbus-base-port",
+            str(modbus_base),
+            "--record",
+            str(out / "twin"),
+            "--record-every-s",
+            repr(options.record_every_s),
+        ),
+    )
     dispatch_timing = [*timing, "--epoch", repr(epoch_s)]
     credentials = options.config.parent / "mosquitto"
-    dispatcher = process("dispatcher", _ems("dispatch", "serve", *common, *dispatch_timing, "--store", str(out / "dispatch.sqlite"), "--out", str(out / "dispatcher"),
-                                            "--expected-requests", str(prepared.requests),
-                                            "--credentials", str(credentials / "dispatcher.credentials")))
-    controller = process("controller", _ems("run", *common, *timing, "--twin-process", "--modbus-base-port", str(modbus_base),
-                                            "--store", str(out / "ems.sqlite"), "--bcp-state-dir", str(out / "bcp"),
-                                            "--inputs", "profiles", "--status-every-s", "5"))
+    dispatcher = process(
+        "dispatcher",
+        _ems(
+            "dispatch",
+            "serve",
+            *common,
+            *dispatch_timing,
+            "--store",
+            str(out / "dispatch.sqlite"),
+            "--out",
+            str(out / "dispatcher"),
+            "--expected-requests",
+            str(prepared.requests),
+            "--credentials",
+            str(credentials / "dispatcher.credentials"),
+        ),
+    )
+    controller = process(
+        "controller",
+        _ems(
+            "run",
+            *common,
+            *timing,
+            "--twin-process",
+            "--modbus-base-port",
+            str(modbus_base),
+            "--store",
+            str(out / "ems.sqlite"),
+            "--bcp-state-dir",
+            str(out / "bcp"),
+            "--inputs",
+            "profiles",
+            "--status-every-s",
+            "5",
+        ),
+    )
     # the feeder gets the requests of the run's hours only, so it ends by itself once all are acknowledged
     in_run = out / "requests-in-run.csv"
     _requests_between(options.requests, prepared.start, prepared.end, in_run)
-    feeder = process("feeder", _ems("dispatch", "feed", *common, *dispatch_timing, "--requests", str(in_run),
-                                    "--credentials", str(credentials / "rider.credentials")))
+    feeder = process(
+        "feeder",
+        _ems(
+            "dispatch",
+            "feed",
+            *common,
+            *dispatch_timing,
+            "--requests",
+            str(in_run),
+            "--credentials",
+            str(credentials / "rider.credentials"),
+        ),
+    )
     recorder = BusRecorder(options, host, port, out / "bus.jsonl")
     codes: dict[str, int | None] = {}
     activation: dict | None = None
@@ -318,8 +386,10 @@ def run_city(options: CityOptions, echo=print) -> dict:
         dispatcher.start(env)
         controller.start(env)
         feeder.start(env)
-        echo(f"city day {prepared.start:%Y-%m-%d %H:%M}-{prepared.end:%H:%M} at speed {options.speed:g}: "
-             f"broker {host}:{port}, {prepared.requests} requests; logs under {out / 'logs'}")
+        echo(
+            f"city day {prepared.start:%Y-%m-%d %H:%M}-{prepared.end:%H:%M} at speed {options.speed:g}: "
+            f"broker {host}:{port}, {prepared.requests} requests; logs under {out / 'logs'}"
+        )
         bcp_pending = prepared.bcp_at
         while clock.now() < prepared.end:
             for p in (twin, dispatcher, controller):
@@ -346,9 +416,15 @@ def run_city(options: CityOptions, echo=print) -> dict:
         if broker is not None:
             codes["broker"] = broker.stop()
     failed = {name: code for name, code in codes.items() if code not in (0, None) and name != "broker"}
-    usage = {p.name: {"cpu_s": round(p.cpu_s, 2), "wall_s": round(p.wall_s or 0.0, 2),
-                      "cpu_share": round(p.cpu_s / p.wall_s, 3) if p.wall_s else None}
-             for p in processes if p.cpu_s is not None}
+    usage = {
+        p.name: {
+            "cpu_s": round(p.cpu_s, 2),
+            "wall_s": round(p.wall_s or 0.0, 2),
+            "cpu_share": round(p.cpu_s / p.wall_s, 3) if p.wall_s else None,
+        }
+        for p in processes
+        if p.cpu_s is not None
+    }
     summary = build_report(prepared, options, out, codes, activation, usage)
     if failed:
         summary["failed_processes"] = failed
@@ -371,8 +447,21 @@ def _requests_between(source: Path, start: dt.datetime, end: dt.datetime, target
 
 def _activate_bcp(options: CityOptions, out: Path, now: dt.datetime, echo) -> dict:
     """The operator's switch, thrown as an operator does: ``ems bcp activate``."""
-    argv = _ems("bcp", "activate", "--state-dir", str(out / "bcp"), "--config", str(options.config), "--outage", str(options.outage),
-                "--operator", "ems-city", "--reason", f"city drill at {now:%H:%M}", "--force")
+    argv = _ems(
+        "bcp",
+        "activate",
+        "--state-dir",
+        str(out / "bcp"),
+        "--config",
+        str(options.config),
+        "--outage",
+        str(options.outage),
+        "--operator",
+        "ems-city",
+        "--reason",
+        f"city drill at {now:%H:%M}",
+        "--force",
+    )
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     answer = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr.strip()
     echo(f"{now:%H:%M} BCP mode switched on: {answer}")

@@ -47,7 +47,9 @@ def riders(bus: list[dict], requests: dict[str, pd.Timestamp]) -> dict:
         if picked is not None and rider in requests and "time" in picked:
             waits.append((pd.Timestamp(picked["time"]) - requests[rider]).total_seconds())
         if picked is not None and dropped is not None and picked.get("vehicle_id"):
-            on_board.setdefault(picked["vehicle_id"], []).append((pd.Timestamp(picked["time"]), pd.Timestamp(dropped["time"]), rider))
+            on_board.setdefault(picked["vehicle_id"], []).append(
+                (pd.Timestamp(picked["time"]), pd.Timestamp(dropped["time"]), rider)
+            )
     shared_riders: set[str] = set()  # riders on board together with another rider at some moment
     for rides in on_board.values():
         for a in rides:
@@ -81,9 +83,12 @@ def energy(portfolio, store: Path, start: dt.datetime, end: dt.datetime) -> dict
     """Grid import, cost and CO2 of the run from the grid meters the controller stored."""
     grids = {g.id: g for g in portfolio.grid_connections}
     site_tariff = {s.id: s.tariff for s in portfolio.sites}
-    frame = _store_frame(store, "SELECT time_ms, device, value FROM telemetry WHERE quantity='power_kw' AND quality='good' "
-                                "AND time_ms >= ? AND time_ms <= ?",
-                         (int(start.timestamp() * 1000), int(end.timestamp() * 1000)))
+    frame = _store_frame(
+        store,
+        "SELECT time_ms, device, value FROM telemetry WHERE quantity='power_kw' AND quality='good' "
+        "AND time_ms >= ? AND time_ms <= ?",
+        (int(start.timestamp() * 1000), int(end.timestamp() * 1000)),
+    )
     zone = ZoneInfo(portfolio.portfolio.timezone)
     if frame.empty:
         return {"import_kwh": 0.0, "export_kwh": 0.0, "cost_yen": 0.0, "co2_kg": 0.0, "import_peak_kw": None}
@@ -107,8 +112,13 @@ def energy(portfolio, store: Path, start: dt.datetime, end: dt.datetime) -> dict
     # the portfolio's import at each poll: readings of one poll share a time to the second
     grid["second"] = grid["time"].dt.floor("s")
     total = grid.groupby("second")["value"].sum()
-    return {"import_kwh": imported, "export_kwh": exported, "cost_yen": cost, "co2_kg": co2,
-            "import_peak_kw": float(total.max()) if len(total) else None}
+    return {
+        "import_kwh": imported,
+        "export_kwh": exported,
+        "cost_yen": cost,
+        "co2_kg": co2,
+        "import_peak_kw": float(total.max()) if len(total) else None,
+    }
 
 
 def chargers(twin_dir: Path, bcp_at: dt.datetime | None, portfolio) -> tuple[dict, dict]:
@@ -130,7 +140,9 @@ def chargers(twin_dir: Path, bcp_at: dt.datetime | None, portfolio) -> tuple[dic
             rows = frame[(frame["site"] == site) & (frame["v2h"] == 1)]
             if rows.empty:
                 continue
-            by_time = rows.groupby("time").agg(delivered=("discharged_kwh", "sum"), power=("power_kw", "sum")).sort_index()
+            by_time = (
+                rows.groupby("time").agg(delivered=("discharged_kwh", "sum"), power=("power_kw", "sum")).sort_index()
+            )
             before = by_time[by_time.index <= at]["delivered"]
             base = float(before.iloc[-1]) if len(before) else 0.0
             after = by_time[by_time.index > at]
@@ -172,12 +184,19 @@ def shelter_calls(bus: list[dict], twin_dir: Path, portfolio) -> list[dict]:
             rows = record[(record["vehicle"] == vehicle) & record["charger_id"].isin(points.get(shelter, set()))]
             arrived = rows["time"].min() if len(rows) else None
         feeding = _feeding_from(charger_record, vehicle, points.get(shelter, set()), arrived)
-        out.append({"vehicle": vehicle, "shelter": shelter, "from_time": from_time, "planned_arrival": planned.get(vehicle),
-                    "plugged_at": arrived.isoformat() if arrived is not None else None,
-                    "plugged_after_call_min": _minutes(arrived, from_time),
-                    "plugged_after_planned_arrival_min": _minutes(arrived, planned.get(vehicle)),
-                    "feeding_from": feeding.isoformat() if feeding is not None else None,
-                    "feeding_after_planned_arrival_min": _minutes(feeding, planned.get(vehicle))})
+        out.append(
+            {
+                "vehicle": vehicle,
+                "shelter": shelter,
+                "from_time": from_time,
+                "planned_arrival": planned.get(vehicle),
+                "plugged_at": arrived.isoformat() if arrived is not None else None,
+                "plugged_after_call_min": _minutes(arrived, from_time),
+                "plugged_after_planned_arrival_min": _minutes(arrived, planned.get(vehicle)),
+                "feeding_from": feeding.isoformat() if feeding is not None else None,
+                "feeding_after_planned_arrival_min": _minutes(feeding, planned.get(vehicle)),
+            }
+        )
     return out
 
 
@@ -192,10 +211,13 @@ def _feeding_from(record: pd.DataFrame, vehicle: str, points: set[str], plugged_
     at_points = record[record["charger"].isin(points)].drop_duplicates(["time", "charger"], keep="last")
     for _charger, rows in at_points.sort_values("time").groupby("charger"):
         gained = rows["discharged_kwh"].diff()
-        fed = rows[(rows["vehicle"] == vehicle) & (rows["time"] >= plugged_at) & (rows["power_kw"] > FEEDING_KW) & (gained > 0)]
+        fed = rows[
+            (rows["vehicle"] == vehicle) & (rows["time"] >= plugged_at) & (rows["power_kw"] > FEEDING_KW) & (gained > 0)
+        ]
         if len(fed):
             starts.append(pd.Timestamp(fed["time"].iloc[0]))
     return min(starts) if starts else None
+
 
 def _minutes(later, earlier) -> float | None:
     if later is None or earlier is None:
@@ -206,7 +228,9 @@ def _minutes(later, earlier) -> float | None:
 def fleet_soc(portfolio, store: Path, twin_dir: Path) -> dict:
     """Each taxi's last SoC the controller stored against the twin's own value at that moment."""
     batteries = {v.id: v.battery_kwh for v in portfolio.vehicles}
-    stored = _store_frame(store, "SELECT device, time_ms, value FROM telemetry WHERE quantity='soc_fraction' AND quality='good'")
+    stored = _store_frame(
+        store, "SELECT device, time_ms, value FROM telemetry WHERE quantity='soc_fraction' AND quality='good'"
+    )
     path = twin_dir / "twin_vehicles.csv"
     if stored.empty or not path.exists():
         return {"vehicles": {}, "largest_difference_kwh": None}
@@ -222,8 +246,12 @@ def fleet_soc(portfolio, store: Path, twin_dir: Path) -> dict:
         seconds = (own.index - own.index[0]).total_seconds()
         twin_kwh = float(np.interp((when - own.index[0]).total_seconds(), seconds, own.values))
         stored_kwh = float(row["value"]) * batteries[vehicle]
-        out[vehicle] = {"time": when.isoformat(), "stored_kwh": round(stored_kwh, 3), "twin_kwh": round(twin_kwh, 3),
-                        "difference_kwh": round(abs(stored_kwh - twin_kwh), 3)}
+        out[vehicle] = {
+            "time": when.isoformat(),
+            "stored_kwh": round(stored_kwh, 3),
+            "twin_kwh": round(twin_kwh, 3),
+            "difference_kwh": round(abs(stored_kwh - twin_kwh), 3),
+        }
     largest = max((v["difference_kwh"] for v in out.values()), default=None)
     return {"vehicles": out, "largest_difference_kwh": largest}
 
@@ -234,8 +262,12 @@ def replans(store: Path) -> dict:
         return {"count": 0, "solve_s_mean": None, "solve_s_max": None, "statuses": {}}
     solve = [json.loads(s).get("solve_s") for s in plans["summary"]]
     solve = [float(s) for s in solve if s is not None]
-    return {"count": len(plans), "solve_s_mean": float(np.mean(solve)) if solve else None,
-            "solve_s_max": float(np.max(solve)) if solve else None, "statuses": plans["status"].value_counts().to_dict()}
+    return {
+        "count": len(plans),
+        "solve_s_mean": float(np.mean(solve)) if solve else None,
+        "solve_s_max": float(np.max(solve)) if solve else None,
+        "statuses": plans["status"].value_counts().to_dict(),
+    }
 
 
 def vehicle_km(twin_dir: Path) -> float | None:
@@ -245,7 +277,9 @@ def vehicle_km(twin_dir: Path) -> float | None:
     return round(sum(v["odometer_km"] for v in json.loads(path.read_text())["vehicles"].values()), 3)
 
 
-def build_report(prepared, options, out: Path, exit_codes: dict, activation: dict | None, usage: dict | None = None) -> dict:
+def build_report(
+    prepared, options, out: Path, exit_codes: dict, activation: dict | None, usage: dict | None = None
+) -> dict:
     portfolio = prepared.portfolio
     store, twin_dir = out / "ems.sqlite", out / "twin"
     bus = _bus(out / "bus.jsonl")
@@ -254,8 +288,14 @@ def build_report(prepared, options, out: Path, exit_codes: dict, activation: dic
     inside = {str(r): t for r, t in zip(log["request_id"], times) if prepared.start <= t < prepared.end}
     charging, bcp = chargers(twin_dir, prepared.bcp_at, portfolio)
     summary = {
-        "run": {"start": prepared.start.isoformat(), "end": prepared.end.isoformat(), "speed": options.speed,
-                "requests_file": str(options.requests), "exit_codes": exit_codes, "processes": usage or {}},
+        "run": {
+            "start": prepared.start.isoformat(),
+            "end": prepared.end.isoformat(),
+            "speed": options.speed,
+            "requests_file": str(options.requests),
+            "exit_codes": exit_codes,
+            "processes": usage or {},
+        },
         "riders": {**riders(bus, inside), "vehicle_km": vehicle_km(twin_dir)},
         "energy": {**energy(portfolio, store, prepared.start, prepared.end), **charging},
         "fleet_soc": fleet_soc(portfolio, store, twin_dir),
@@ -265,9 +305,13 @@ def build_report(prepared, options, out: Path, exit_codes: dict, activation: dic
     if kpis.exists():  # the dispatcher's own figures of the riders it received (the replay's definitions)
         summary["dispatcher_kpis"] = json.loads(kpis.read_text())
     if prepared.bcp_at is not None:
-        summary["bcp"] = {"switched_at": prepared.bcp_at.isoformat(), "activation": activation,
-                          "replan_minutes": portfolio.control.replan_minutes,
-                          "shelter_calls": shelter_calls(bus, twin_dir, portfolio), "shelters": bcp}
+        summary["bcp"] = {
+            "switched_at": prepared.bcp_at.isoformat(),
+            "activation": activation,
+            "replan_minutes": portfolio.control.replan_minutes,
+            "shelter_calls": shelter_calls(bus, twin_dir, portfolio),
+            "shelters": bcp,
+        }
     (out / "city.json").write_text(json.dumps(summary, indent=1, default=str))
     (out / "report.html").write_text(render_html(summary, twin_dir), encoding="utf-8")
     return summary
@@ -339,33 +383,63 @@ def _fmt(value) -> str:
 
 
 def render_html(summary: dict, twin_dir: Path) -> str:
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>City day</title>",
-             "<style>body{font-family:sans-serif;max-width:960px;margin:auto}th{text-align:left;padding-right:1em}</style></head><body>",
-             f"<h1>City day {html.escape(summary['run']['start'])} to {html.escape(summary['run']['end'])}</h1>",
-             "<h2>Riders</h2>", _table(summary["riders"]),
-             "<h2>Taxis' state of charge (the twin's record)</h2>", _soc_chart(twin_dir),
-             "<h2>Energy</h2>", _table(summary["energy"]),
-             "<h3>Charging at the depot and V2H at the shelters (the twin's chargers)</h3>",
-             _charging_chart(twin_dir, summary.get("bcp", {}).get("switched_at")),
-             "<h2>Fleet SoC: stored by the energy manager against the twin</h2>",
-             _table({"largest difference [kWh]": summary["fleet_soc"]["largest_difference_kwh"]}),
-             _table({v: f"stored {x['stored_kwh']} kWh, twin {x['twin_kwh']} kWh" for v, x in summary["fleet_soc"]["vehicles"].items()}),
-             "<h2>Re-plans</h2>", _table(summary["replans"])]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>City day</title>",
+        "<style>body{font-family:sans-serif;max-width:960px;margin:auto}th{text-align:left;padding-right:1em}</style></head><body>",
+        f"<h1>City day {html.escape(summary['run']['start'])} to {html.escape(summary['run']['end'])}</h1>",
+        "<h2>Riders</h2>",
+        _table(summary["riders"]),
+        "<h2>Taxis' state of charge (the twin's record)</h2>",
+        _soc_chart(twin_dir),
+        "<h2>Energy</h2>",
+        _table(summary["energy"]),
+        "<h3>Charging at the depot and V2H at the shelters (the twin's chargers)</h3>",
+        _charging_chart(twin_dir, summary.get("bcp", {}).get("switched_at")),
+        "<h2>Fleet SoC: stored by the energy manager against the twin</h2>",
+        _table({"largest difference [kWh]": summary["fleet_soc"]["largest_difference_kwh"]}),
+        _table(
+            {
+                v: f"stored {x['stored_kwh']} kWh, twin {x['twin_kwh']} kWh"
+                for v, x in summary["fleet_soc"]["vehicles"].items()
+            }
+        ),
+        "<h2>Re-plans</h2>",
+        _table(summary["replans"]),
+    ]
     if "bcp" in summary:
-        calls = {f"{c['vehicle']} to {c['shelter']}": f"called from {c['from_time']}, "
-                                                        f"planned to arrive {c['planned_arrival'] or '-'}, "
-                                                        f"plugged in {c['plugged_at'] or 'not yet'}"
-                 for c in summary["bcp"]["shelter_calls"]}
-        parts += ["<h2>BCP switch</h2>", _table({"switched at": summary["bcp"]["switched_at"]}), _table(calls),
-                  _table({k: v for k, v in summary["bcp"]["shelters"].items()})]
-        timing = {f"{c['vehicle']} to {c['shelter']}": f"plugged in {_fmt(c['plugged_after_planned_arrival_min'])} min and feeding "
-                                                         f"{_fmt(c.get('feeding_after_planned_arrival_min'))} min after its planned arrival"
-                  for c in summary["bcp"]["shelter_calls"]}
+        calls = {
+            f"{c['vehicle']} to {c['shelter']}": f"called from {c['from_time']}, "
+            f"planned to arrive {c['planned_arrival'] or '-'}, "
+            f"plugged in {c['plugged_at'] or 'not yet'}"
+            for c in summary["bcp"]["shelter_calls"]
+        }
+        parts += [
+            "<h2>BCP switch</h2>",
+            _table({"switched at": summary["bcp"]["switched_at"]}),
+            _table(calls),
+            _table({k: v for k, v in summary["bcp"]["shelters"].items()}),
+        ]
+        timing = {
+            f"{c['vehicle']} to {c['shelter']}": f"plugged in {_fmt(c['plugged_after_planned_arrival_min'])} min "
+            f"and feeding {_fmt(c.get('feeding_after_planned_arrival_min'))} min after its planned arrival"
+            for c in summary["bcp"]["shelter_calls"]
+        }
         called = {c["shelter"] for c in summary["bcp"]["shelter_calls"]}
-        timing |= {shelter: "no taxi called to it by the BCP plan"
-                   for shelter in summary["bcp"]["shelters"] if shelter not in called}
+        timing |= {
+            shelter: "no taxi called to it by the BCP plan"
+            for shelter in summary["bcp"]["shelters"]
+            if shelter not in called
+        }
         parts += ["<h3>Called taxis: from the planned arrival to feeding the shelter</h3>", _table(timing)]
     processes = summary["run"]["processes"]
-    parts += ["<h2>Processes</h2>", _table({name: f"exit {code}; CPU {_fmt(processes.get(name, {}))}"
-                                             for name, code in summary["run"]["exit_codes"].items()}), "</body></html>"]
+    parts += [
+        "<h2>Processes</h2>",
+        _table(
+            {
+                name: f"exit {code}; CPU {_fmt(processes.get(name, {}))}"
+                for name, code in summary["run"]["exit_codes"].items()
+            }
+        ),
+        "</body></html>",
+    ]
     return "\n".join(parts)

@@ -50,11 +50,25 @@ def quantiles_for(source: str, config_path: str, grid: TimeGrid) -> dict[str, Qu
     return QUANTILE_SOURCES[source](portfolio, profiles, grid)
 
 
-def day_problem(portfolio: Portfolio, profiles, start: pd.Timestamp, series_kw: dict[str, np.ndarray],
-                dr_events: tuple[DrEventSpec, ...] = (), unavailable: frozenset[str] = frozenset(),
-                initial_soc_kwh: dict[str, float] | None = None) -> Problem:
-    return problem_from_portfolio(portfolio, start, profiles, forecasts_kw=series_kw, dr_events=dr_events,
-                                  horizon_hours=DAY_HOURS, unavailable=unavailable, initial_soc_kwh=initial_soc_kwh)
+def day_problem(
+    portfolio: Portfolio,
+    profiles,
+    start: pd.Timestamp,
+    series_kw: dict[str, np.ndarray],
+    dr_events: tuple[DrEventSpec, ...] = (),
+    unavailable: frozenset[str] = frozenset(),
+    initial_soc_kwh: dict[str, float] | None = None,
+) -> Problem:
+    return problem_from_portfolio(
+        portfolio,
+        start,
+        profiles,
+        forecasts_kw=series_kw,
+        dr_events=dr_events,
+        horizon_hours=DAY_HOURS,
+        unavailable=unavailable,
+        initial_soc_kwh=initial_soc_kwh,
+    )
 
 
 def site_net_import_kw(schedule: Schedule, problem: Problem) -> dict[str, np.ndarray]:

@@ -65,7 +65,9 @@ class ActivePeriod(_Strict):
 class SignalInterval(_Strict):
     uid: int = Field(ge=0, description="OpenADR interval uid, in order")
     duration_minutes: int = Field(gt=0, description="length of the interval")
-    requested_kw: float | None = Field(None, gt=0, description="power to shed (down) or absorb (up) against the baseline")
+    requested_kw: float | None = Field(
+        None, gt=0, description="power to shed (down) or absorb (up) against the baseline"
+    )
     target_kw: float | None = Field(None, description="net import to stay below (down) or above (up)")
 
     @model_validator(mode="after")
@@ -76,7 +78,9 @@ class SignalInterval(_Strict):
 
 
 class Signal(_Strict):
-    intervals: tuple[SignalInterval, ...] = Field(min_length=1, description="consecutive intervals covering the active period")
+    intervals: tuple[SignalInterval, ...] = Field(
+        min_length=1, description="consecutive intervals covering the active period"
+    )
 
 
 class Targets(_Strict):
@@ -105,7 +109,9 @@ class DrEvent(_Strict):
         """The same event moved by ``minutes`` and with every request scaled by ``scale``."""
         start = self.active_period.start
         if re.fullmatch(r"\d{2}:\d{2}", start):
-            clock = dt.datetime.combine(dt.date(2000, 1, 1), dt.time.fromisoformat(start)) + dt.timedelta(minutes=minutes)
+            clock = dt.datetime.combine(dt.date(2000, 1, 1), dt.time.fromisoformat(start)) + dt.timedelta(
+                minutes=minutes
+            )
             start = clock.strftime("%H:%M")
         else:
             start = (dt.datetime.fromisoformat(start) + dt.timedelta(minutes=minutes)).isoformat()
@@ -116,11 +122,13 @@ class DrEvent(_Strict):
         if minutes == 0 and scale == 1.0:
             return self
         suffix = f"{'+' if minutes >= 0 else '-'}{abs(minutes)}min-x{scale:g}"
-        return self.model_copy(update={
-            "event": self.event.model_copy(update={"event_id": f"{self.event.event_id}@{suffix}"}),
-            "active_period": self.active_period.model_copy(update={"start": start}),
-            "signal": Signal(intervals=intervals),
-        })
+        return self.model_copy(
+            update={
+                "event": self.event.model_copy(update={"event_id": f"{self.event.event_id}@{suffix}"}),
+                "active_period": self.active_period.model_copy(update={"start": start}),
+                "signal": Signal(intervals=intervals),
+            }
+        )
 
 
 def _key(loc: tuple) -> str:
@@ -140,13 +148,21 @@ def parse_event(raw: dict, path: str | Path = "<memory>") -> DrEvent:
         errors = error.errors()
         # a list whose items failed is also reported as too short: the item's error says it all
         locs = [e["loc"] for e in errors]
-        errors = [e for e in errors if not (e["type"] == "too_short" and any(o[:len(e["loc"])] == e["loc"] and o != e["loc"] for o in locs))]
+        errors = [
+            e
+            for e in errors
+            if not (e["type"] == "too_short" and any(o[: len(e["loc"])] == e["loc"] and o != e["loc"] for o in locs))
+        ]
         problems = [(_key(e["loc"]), e["msg"]) for e in errors]
         raise EventFileError(path, *problems[0], more=problems[1:]) from None
     total = sum(i.duration_minutes for i in event.signal.intervals)
     if total != event.active_period.duration_minutes:
-        raise EventFileError(path, "signal.intervals", f"the intervals last {total} min but "
-                             f"active_period.duration_minutes is {event.active_period.duration_minutes}")
+        raise EventFileError(
+            path,
+            "signal.intervals",
+            f"the intervals last {total} min but "
+            f"active_period.duration_minutes is {event.active_period.duration_minutes}",
+        )
     return event
 
 
@@ -176,7 +192,9 @@ def check_event(event: DrEvent, sites: tuple[str, ...], grid: TimeGrid, source: 
             raise EventFileError(source, f"signal.intervals[{k}].duration_minutes", f"must be a multiple of {step}")
     end = start + pd.Timedelta(minutes=event.active_period.duration_minutes)
     if start < grid.start or end > grid.end:
-        raise EventFileError(source, "active_period", f"{start} to {end} is outside the planned day {grid.start} to {grid.end}")
+        raise EventFileError(
+            source, "active_period", f"{start} to {end} is outside the planned day {grid.start} to {grid.end}"
+        )
 
 
 def interval_masks(event: DrEvent, grid: TimeGrid) -> list[tuple[SignalInterval, np.ndarray]]:
@@ -223,11 +241,18 @@ def dr_specs(event: DrEvent, grid: TimeGrid, baseline_kw: np.ndarray) -> tuple[D
             end += 1
         active = np.zeros(grid.steps, dtype=bool)
         active[t:end] = True
-        specs.append(DrEventSpec(
-            id=f"{event.id}/{t}", direction=event.event.direction, sites=event.targets.site_ids, active=active,
-            baseline_kw=np.asarray(baseline_kw, dtype=float), requested_kw=float(request[t]),
-            price_yen_per_kwh=event.event.price_yen_per_kwh, penalty_yen_per_kwh=event.event.penalty_yen_per_kwh,
-        ))
+        specs.append(
+            DrEventSpec(
+                id=f"{event.id}/{t}",
+                direction=event.event.direction,
+                sites=event.targets.site_ids,
+                active=active,
+                baseline_kw=np.asarray(baseline_kw, dtype=float),
+                requested_kw=float(request[t]),
+                price_yen_per_kwh=event.event.price_yen_per_kwh,
+                penalty_yen_per_kwh=event.event.penalty_yen_per_kwh,
+            )
+        )
         t = end
     return tuple(specs)
 

@@ -43,7 +43,9 @@ class QuantileForecast:
 QuantileSource = Callable[[Portfolio, Mapping[str, tuple[float, ...]], TimeGrid], dict[str, QuantileForecast]]
 
 
-def profile_quantiles(portfolio: Portfolio, profiles: Mapping[str, tuple[float, ...]], grid: TimeGrid) -> dict[str, QuantileForecast]:
+def profile_quantiles(
+    portfolio: Portfolio, profiles: Mapping[str, tuple[float, ...]], grid: TimeGrid
+) -> dict[str, QuantileForecast]:
     """P50 from the config profiles; P10/P90 a fixed fraction of it (documented above)."""
     zone = portfolio.portfolio.timezone
     out = {}
@@ -57,15 +59,23 @@ def profile_quantiles(portfolio: Portfolio, profiles: Mapping[str, tuple[float, 
     return out
 
 
-def forecaster_quantiles(portfolio: Portfolio, profiles: Mapping[str, tuple[float, ...]], grid: TimeGrid) -> dict[str, QuantileForecast]:
+def forecaster_quantiles(
+    portfolio: Portfolio, profiles: Mapping[str, tuple[float, ...]], grid: TimeGrid
+) -> dict[str, QuantileForecast]:
     """The forecasters' P10/P50/P90 (``forecasting.portfolio_forecast``, no measured history)."""
     from forecasting import portfolio_forecast
 
-    forecast = portfolio_forecast(portfolio, grid.start, steps=grid.steps, step_minutes=grid.step_minutes, profiles=profiles)
+    forecast = portfolio_forecast(
+        portfolio, grid.start, steps=grid.steps, step_minutes=grid.step_minutes, profiles=profiles
+    )
     caps = {pv.id: min(pv.capacity_kwp, pv.inverter_limit_kw or np.inf) for pv in portfolio.pv_arrays}
     return {
-        asset: QuantileForecast(frame["p10_kw"].to_numpy(float), frame["p50_kw"].to_numpy(float), frame["p90_kw"].to_numpy(float),
-                                caps.get(asset, np.inf))
+        asset: QuantileForecast(
+            frame["p10_kw"].to_numpy(float),
+            frame["p50_kw"].to_numpy(float),
+            frame["p90_kw"].to_numpy(float),
+            caps.get(asset, np.inf),
+        )
         for asset, frame in forecast.frames.items()
     }
 

@@ -42,8 +42,15 @@ def _per_minute(values: np.ndarray, step_minutes: int) -> np.ndarray:
     return np.repeat(np.asarray(values, float), step_minutes)
 
 
-def imbalance_day(config_path: str, date: dt.date, seed: int, follow: bool, source: str = "profiles",
-                  imbalance_price_yen_per_kwh: float = 30.0, replan_minutes: int = REPLAN_MINUTES) -> dict:
+def imbalance_day(
+    config_path: str,
+    date: dt.date,
+    seed: int,
+    follow: bool,
+    source: str = "profiles",
+    imbalance_price_yen_per_kwh: float = 30.0,
+    replan_minutes: int = REPLAN_MINUTES,
+) -> dict:
     """Play ``date`` with forecast-error sample ``seed``; returns per-slot and daily figures."""
     portfolio, profiles = load_inputs(str(config_path))
     grid = day_grid(portfolio, date)
@@ -52,15 +59,24 @@ def imbalance_day(config_path: str, date: dt.date, seed: int, follow: bool, sour
     follower = PlanFollower(portfolio, imbalance_price_yen_per_kwh, enabled=follow)
     day = _Day(portfolio, profiles, str(config_path), source, grid, actual, seed)
     true_kwh = day.play(follower, replan_minutes)
-    rows = [{"slot_start": pd.Timestamp(slot).tz_convert(grid.start.tz).isoformat(), "site": site,
-             "planned_kwh": follower.planned_kwh[slot][site], "metered_kwh": kwh}
-            for slot, sites in sorted(true_kwh.items()) for site, kwh in sites.items()]
+    rows = [
+        {
+            "slot_start": pd.Timestamp(slot).tz_convert(grid.start.tz).isoformat(),
+            "site": site,
+            "planned_kwh": follower.planned_kwh[slot][site],
+            "metered_kwh": kwh,
+        }
+        for slot, sites in sorted(true_kwh.items())
+        for site, kwh in sites.items()
+    ]
     frame = pd.DataFrame(rows)
     frame["imbalance_kwh"] = frame["metered_kwh"] - frame["planned_kwh"]
     total = frame.groupby("slot_start")[["planned_kwh", "metered_kwh", "imbalance_kwh"]].sum()
     absolute = float(total["imbalance_kwh"].abs().sum())
     return {
-        "date": date.isoformat(), "seed": seed, "follow": follow,
+        "date": date.isoformat(),
+        "seed": seed,
+        "follow": follow,
         "imbalance_abs_kwh": round(absolute, 3),
         "imbalance_yen": round(absolute * imbalance_price_yen_per_kwh, 1),
         "imbalance_max_slot_kwh": round(float(total["imbalance_kwh"].abs().max()), 3),
@@ -74,24 +90,35 @@ def imbalance_day(config_path: str, date: dt.date, seed: int, follow: bool, sour
 class _Day:
     """The actual day minute by minute, re-planned from the reached state like the live loop."""
 
-    def __init__(self, portfolio, profiles, config_path: str, source: str, grid, actual: dict[str, np.ndarray], seed: int):
+    def __init__(
+        self, portfolio, profiles, config_path: str, source: str, grid, actual: dict[str, np.ndarray], seed: int
+    ):
         self.portfolio, self.profiles, self.config_path, self.source = portfolio, profiles, config_path, source
         self.grid, self.actual, self.seed, self.replans = grid, actual, seed, 0
         first = day_problem(portfolio, profiles, grid.start, p50_series(quantiles_for(source, config_path, grid)))
         self.first = first
         self.soc = {b.id: b.initial_soc_kwh for b in first.batteries} | {e.id: e.initial_soc_kwh for e in first.evs}
         minutes = grid.steps * grid.step_minutes
-        self.load_kw = {ld.id: _per_minute(actual.get(ld.id, ld.demand_kw), grid.step_minutes) * _wobble(seed, ld.id, minutes)
-                        for ld in first.loads}
-        self.pv_kw = {p.id: _per_minute(actual.get(p.id, p.available_kw), grid.step_minutes) * _wobble(seed, p.id, minutes)
-                      for p in first.pvs}
+        self.load_kw = {
+            ld.id: _per_minute(actual.get(ld.id, ld.demand_kw), grid.step_minutes) * _wobble(seed, ld.id, minutes)
+            for ld in first.loads
+        }
+        self.pv_kw = {
+            p.id: _per_minute(actual.get(p.id, p.available_kw), grid.step_minutes) * _wobble(seed, p.id, minutes)
+            for p in first.pvs
+        }
 
     def _plan(self, minute: int) -> tuple[Problem, Schedule]:
         start = self.grid.start + pd.Timedelta(minutes=minute)
         grid = day_grid(self.portfolio, start.date())
         grid = type(grid)(start=start, step_minutes=grid.step_minutes, steps=grid.steps)
-        problem = day_problem(self.portfolio, self.profiles, start, p50_series(quantiles_for(self.source, self.config_path, grid)),
-                              initial_soc_kwh=dict(self.soc))
+        problem = day_problem(
+            self.portfolio,
+            self.profiles,
+            start,
+            p50_series(quantiles_for(self.source, self.config_path, grid)),
+            initial_soc_kwh=dict(self.soc),
+        )
         self.replans += 1
         return problem, solve(problem)
 
@@ -115,7 +142,9 @@ class _Day:
             power = self._devices(problem, setpoints, t_plan, t_day)
             slot = _slot(now)
             for g in self.first.grids:
-                site_power = sum(self._pv(problem, plan.power_kw, p, minute, t_plan) for p in self.first.pvs if p.site == g.site)
+                site_power = sum(
+                    self._pv(problem, plan.power_kw, p, minute, t_plan) for p in self.first.pvs if p.site == g.site
+                )
                 site_power -= sum(self.load_kw[ld.id][minute] for ld in self.first.loads if ld.site == g.site)
                 site_power += sum(power[b.id] for b in problem.batteries if b.site == g.site)
                 site_power += sum(power[e.id] for e in problem.evs if e.charger_site[t_plan] == g.site)
@@ -138,7 +167,9 @@ class _Day:
             most_out = min(b.discharge_max_kw, max(0.0, soc - b.soc_min_kwh) * b.discharge_efficiency * 60)
             most_in = min(b.charge_max_kw, max(0.0, b.soc_max_kwh - soc) / b.charge_efficiency * 60)
             power[b.id] = min(max(setpoints.get(b.id, 0.0), -most_in), most_out)
-            self.soc[b.id] -= (power[b.id] / b.discharge_efficiency if power[b.id] > 0 else power[b.id] * b.charge_efficiency) / 60
+            self.soc[b.id] -= (
+                power[b.id] / b.discharge_efficiency if power[b.id] > 0 else power[b.id] * b.charge_efficiency
+            ) / 60
         for ev in problem.evs:
             plugged = ev.charger_site[t_plan] is not None
             soc = self.soc[ev.id]
@@ -165,7 +196,9 @@ def _targets(problem: Problem, plan_kw: pd.DataFrame, t: int) -> tuple[dict[str,
             continue
         targets[ev.id] = float(plan_kw[ev.id].iat[t])
         low, high = -float(ev.charge_max_kw[t]), float(ev.discharge_max_kw[t])
-        steerable.setdefault(site, []).append(Steerable(ev.id, targets[ev.id], min(low, targets[ev.id]), max(high, targets[ev.id])))
+        steerable.setdefault(site, []).append(
+            Steerable(ev.id, targets[ev.id], min(low, targets[ev.id]), max(high, targets[ev.id]))
+        )
     return targets, steerable
 
 
@@ -174,18 +207,30 @@ def _slot(now: dt.datetime) -> dt.datetime:
     return utc.replace(minute=30 * (utc.minute // 30), second=0, microsecond=0)
 
 
-def imbalance_comparison(config_path: str, dates: list[dt.date], seeds: list[int], source: str = "profiles",
-                         imbalance_price_yen_per_kwh: float = 30.0) -> dict:
+def imbalance_comparison(
+    config_path: str,
+    dates: list[dt.date],
+    seeds: list[int],
+    source: str = "profiles",
+    imbalance_price_yen_per_kwh: float = 30.0,
+) -> dict:
     """Each (date, seed) played with and without following: the same day and sample both ways."""
     runs = []
     for k, date in enumerate(dates):
         for seed in seeds:
             sample = seed * 1000 + k  # each day its own forecast errors; both modes the same ones
-            pair = {mode: imbalance_day(config_path, date, sample, mode == "following", source, imbalance_price_yen_per_kwh)
-                    for mode in ("following", "open_loop")}
-            runs.append({"date": date.isoformat(), "seed": sample,
-                         **{f"{mode}_imbalance_abs_kwh": r["imbalance_abs_kwh"] for mode, r in pair.items()},
-                         **{f"{mode}_imbalance_yen": r["imbalance_yen"] for mode, r in pair.items()}})
+            pair = {
+                mode: imbalance_day(config_path, date, sample, mode == "following", source, imbalance_price_yen_per_kwh)
+                for mode in ("following", "open_loop")
+            }
+            runs.append(
+                {
+                    "date": date.isoformat(),
+                    "seed": sample,
+                    **{f"{mode}_imbalance_abs_kwh": r["imbalance_abs_kwh"] for mode, r in pair.items()},
+                    **{f"{mode}_imbalance_yen": r["imbalance_yen"] for mode, r in pair.items()},
+                }
+            )
     days = len(runs)
     return {
         "days": days,

@@ -64,8 +64,14 @@ def load_events(paths: list[Path], sites: tuple[str, ...], grid: TimeGrid) -> tu
     return tuple(events)
 
 
-def history_from_plans(config_path: str, date: dt.date, seed: int, quantile_source: str,
-                       dr_days: frozenset[dt.date] = frozenset(), before_midnight: bool = False) -> dict[dt.date, dict[str, list[float]]]:
+def history_from_plans(
+    config_path: str,
+    date: dt.date,
+    seed: int,
+    quantile_source: str,
+    dr_days: frozenset[dt.date] = frozenset(),
+    before_midnight: bool = False,
+) -> dict[dt.date, dict[str, list[float]]]:
     """The like days, each planned without events on a seeded forecast-error sample (standing in
     for metered history until the product has it); with ``before_midnight`` (an event's adjustment
     window starts the day before) also the day before each of them and before ``date``."""
@@ -84,7 +90,9 @@ def history_from_plans(config_path: str, date: dt.date, seed: int, quantile_sour
     return history
 
 
-def history_from_csv(path: Path, date: dt.date, timezone: str) -> tuple[dict[dt.date, dict[str, list[float]]], frozenset[dt.date]]:
+def history_from_csv(
+    path: Path, date: dt.date, timezone: str
+) -> tuple[dict[dt.date, dict[str, list[float]]], frozenset[dt.date]]:
     """Measured days of the ``SEARCH_DAYS`` before ``date`` ({day: {site: values}}) and the past DR
     days the file flags."""
     measured, dr_days = read_history_csv(path, timezone)
@@ -102,19 +110,27 @@ def history_from_csv(path: Path, date: dt.date, timezone: str) -> tuple[dict[dt.
 def starts_before_midnight(events: tuple[DrEvent, ...], grid: TimeGrid) -> bool:
     """Whether an event (or one of its variants) has its adjustment window reach into the day before."""
     shifts = {m for m, _scale in EVENT_VARIANTS}
-    return any(adjustment_slots(active_mask(e.shifted(m, 1.0), grid))[0] < 0 for e in events for m in shifts
-               if grid.start <= e.shifted(m, 1.0).start_on(grid.start) < grid.end)
+    return any(
+        adjustment_slots(active_mask(e.shifted(m, 1.0), grid))[0] < 0
+        for e in events
+        for m in shifts
+        if grid.start <= e.shifted(m, 1.0).start_on(grid.start) < grid.end
+    )
 
 
-def night_scenarios(ctx: NightContext, grid: TimeGrid, battery_ids: list[str], options: NightlyOptions) -> list[Scenario]:
+def night_scenarios(
+    ctx: NightContext, grid: TimeGrid, battery_ids: list[str], options: NightlyOptions
+) -> list[Scenario]:
     scenarios = []
     for index, event in enumerate(ctx.events):
-        for shift, scale in (EVENT_VARIANTS if options.event_variants else EVENT_VARIANTS[:1]):
+        for shift, scale in EVENT_VARIANTS if options.event_variants else EVENT_VARIANTS[:1]:
             variant = event.shifted(shift, scale)
             start = variant.start_on(grid.start)
             if start < grid.start or start + np.timedelta64(event.active_period.duration_minutes, "m") > grid.end:
                 continue
-            scenarios.append(Scenario(id=f"event-{variant.id}", kind="event", event_index=index, shift_minutes=shift, scale=scale))
+            scenarios.append(
+                Scenario(id=f"event-{variant.id}", kind="event", event_index=index, shift_minutes=shift, scale=scale)
+            )
     scenarios += [Scenario(id=f"sample-{k}", kind="sample", sample=k) for k in range(options.samples)]
     if options.unavailable:
         scenarios += [Scenario(id=f"unavailable-{b}", kind="unavailable", device=b) for b in battery_ids]
@@ -123,10 +139,15 @@ def night_scenarios(ctx: NightContext, grid: TimeGrid, battery_ids: list[str], o
     if options.flexibility == "all":
         windows += [(f"slot-{t:02d}", (t,)) for t in range(grid.steps)]
     if options.flexibility in ("all", "blocks"):
-        windows += [(f"block-{b:02d}", tuple(range(b * per_block, (b + 1) * per_block))) for b in range(grid.steps // per_block)]
+        windows += [
+            (f"block-{b:02d}", tuple(range(b * per_block, (b + 1) * per_block))) for b in range(grid.steps // per_block)
+        ]
     directions: tuple[Literal["down", "up"], ...] = ("down", "up")
     for direction in directions:
-        scenarios += [Scenario(id=f"flex-{direction}-{name}", kind="flex", direction=direction, steps=steps) for name, steps in windows]
+        scenarios += [
+            Scenario(id=f"flex-{direction}-{name}", kind="flex", direction=direction, steps=steps)
+            for name, steps in windows
+        ]
     if options.rolling:
         scenarios.append(Scenario(id="rolling-vs-perfect", kind="rolling"))
     return scenarios
@@ -145,13 +166,21 @@ class Night:
     no_event_problem: Problem
 
 
-def prepare_night(config_path: str | Path, date: dt.date, *, event_files: list[Path] | None = None,
-                  history_csv: Path | None = None, options: NightlyOptions = NightlyOptions()) -> Night:
+def prepare_night(
+    config_path: str | Path,
+    date: dt.date,
+    *,
+    event_files: list[Path] | None = None,
+    history_csv: Path | None = None,
+    options: NightlyOptions = NightlyOptions(),
+) -> Night:
     """Load events and history and plan tomorrow with and without its events (P50 forecast)."""
     config_path = Path(config_path)
     portfolio, profiles = load_inputs(str(config_path))
     grid = day_grid(portfolio, date)
-    events = load_events(event_files if event_files is not None else default_event_files(config_path), portfolio_sites(portfolio), grid)
+    events = load_events(
+        event_files if event_files is not None else default_event_files(config_path), portfolio_sites(portfolio), grid
+    )
     quantile_source = options.inputs
     forecast = p50_series(quantiles_for(quantile_source, str(config_path), grid))
     no_event_problem = day_problem(portfolio, profiles, grid.start, forecast)
@@ -161,23 +190,41 @@ def prepare_night(config_path: str | Path, date: dt.date, *, event_files: list[P
         history, flagged = history_from_csv(Path(history_csv), date, portfolio.portfolio.timezone)
         dr_days |= flagged
     elif events:
-        history = history_from_plans(str(config_path), date, options.seed, quantile_source, dr_days,
-                                     starts_before_midnight(events, grid))
+        history = history_from_plans(
+            str(config_path), date, options.seed, quantile_source, dr_days, starts_before_midnight(events, grid)
+        )
     else:
         history = {}  # only events need a baseline
     ctx = NightContext(
-        config_path=str(config_path), date=date, seed=options.seed, events=events, history_kw=history,
-        no_event_site_kw={s: [float(v) for v in kw] for s, kw in site_net_import_kw(no_event, no_event_problem).items()},
-        no_event_objective_yen=no_event.objective_yen, quantile_source=quantile_source, replan_steps=options.replan_steps,
+        config_path=str(config_path),
+        date=date,
+        seed=options.seed,
+        events=events,
+        history_kw=history,
+        no_event_site_kw={
+            s: [float(v) for v in kw] for s, kw in site_net_import_kw(no_event, no_event_problem).items()
+        },
+        no_event_objective_yen=no_event.objective_yen,
+        quantile_source=quantile_source,
+        replan_steps=options.replan_steps,
         dr_days=tuple(sorted(dr_days)),
     )
     plan_problem = day_problem(portfolio, profiles, grid.start, forecast, dr_events=all_event_specs(ctx, events, grid))
     return Night(ctx, portfolio, grid, solve(plan_problem), plan_problem, no_event, no_event_problem)
 
 
-def run_nightly(config_path: str | Path, date: dt.date, out_dir: str | Path, *, event_files: list[Path] | None = None,
-                history_csv: Path | None = None, scheduler: str | None = None, workers: int | None = None,
-                options: NightlyOptions = NightlyOptions(), progress: bool = True) -> dict:
+def run_nightly(
+    config_path: str | Path,
+    date: dt.date,
+    out_dir: str | Path,
+    *,
+    event_files: list[Path] | None = None,
+    history_csv: Path | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    options: NightlyOptions = NightlyOptions(),
+    progress: bool = True,
+) -> dict:
     """Run the night for ``date`` into ``out_dir`` (report.html, kpis.json, plan/, scenarios/);
     return the KPIs. Rerun into the same directory to resume after a crash."""
     from simulations.report import build_kpis, write_report
@@ -186,12 +233,23 @@ def run_nightly(config_path: str | Path, date: dt.date, out_dir: str | Path, *, 
     out.mkdir(parents=True, exist_ok=True)
     night = prepare_night(config_path, date, event_files=event_files, history_csv=history_csv, options=options)
     ctx, portfolio = night.ctx, night.portfolio
-    write_schedule(night.plan, night.plan_problem, out / "plan", {"start": night.grid.start.isoformat()},
-                   timezone=portfolio.portfolio.timezone)
+    write_schedule(
+        night.plan,
+        night.plan_problem,
+        out / "plan",
+        {"start": night.grid.start.isoformat()},
+        timezone=portfolio.portfolio.timezone,
+    )
     scenarios = night_scenarios(ctx, night.grid, [b.id for b in portfolio.batteries], options)
     store = ResultStore(out / "scenarios", ctx.fingerprint())
     sweep = run_sweep(ctx, scenarios, store, workers=workers, scheduler=scheduler, progress=progress)
-    log.info("sweep: %d scenarios (%d run now) in %.1f s on %d workers", len(scenarios), len(sweep.computed), sweep.elapsed_s, sweep.workers)
+    log.info(
+        "sweep: %d scenarios (%d run now) in %.1f s on %d workers",
+        len(scenarios),
+        len(sweep.computed),
+        sweep.elapsed_s,
+        sweep.workers,
+    )
 
     figures = build_kpis(ctx, portfolio, night.plan, night.plan_problem, night.no_event, night.no_event_problem, sweep)
     (out / "kpis.json").write_text(json.dumps(figures, indent=2, default=str))

@@ -68,18 +68,34 @@ def _state_kwh(actual: Problem, realised: pd.DataFrame, upto: int) -> dict[str, 
     """Energy in every battery and EV at the start of step ``upto``."""
     dt_h, state = actual.grid.step_h, {}
     for b in actual.batteries:
-        soc, _ = storage_soc_kwh(b.initial_soc_kwh, realised[b.id].to_numpy()[:upto], dt_h, b.charge_efficiency, b.discharge_efficiency)
+        soc, _ = storage_soc_kwh(
+            b.initial_soc_kwh, realised[b.id].to_numpy()[:upto], dt_h, b.charge_efficiency, b.discharge_efficiency
+        )
         state[b.id] = float(soc[-1]) if upto else b.initial_soc_kwh
     for ev in actual.evs:
         floor = min(ev.soc_min_kwh, ev.initial_soc_kwh)
-        soc, _ = storage_soc_kwh(ev.initial_soc_kwh, realised[ev.id].to_numpy()[:upto], dt_h, ev.charge_efficiency,
-                                 ev.discharge_efficiency, ev.drive_kwh[:upto], floor)
+        soc, _ = storage_soc_kwh(
+            ev.initial_soc_kwh,
+            realised[ev.id].to_numpy()[:upto],
+            dt_h,
+            ev.charge_efficiency,
+            ev.discharge_efficiency,
+            ev.drive_kwh[:upto],
+            floor,
+        )
         state[ev.id] = float(soc[-1]) if upto else ev.initial_soc_kwh
     return state
 
 
-def _apply(actual: Problem, plan_power: pd.DataFrame, forecast: Problem, t_actual: int, t_plan: int,
-           realised: pd.DataFrame, soc_kwh: dict[str, float]) -> None:
+def _apply(
+    actual: Problem,
+    plan_power: pd.DataFrame,
+    forecast: Problem,
+    t_actual: int,
+    t_plan: int,
+    realised: pd.DataFrame,
+    soc_kwh: dict[str, float],
+) -> None:
     """Write step ``t_actual`` of the realised day from step ``t_plan`` of the plan."""
     forecast_pv = {p.id: p.available_kw for p in forecast.pvs}
     row = realised.index[t_actual]
@@ -125,7 +141,9 @@ def _balance_site(actual: Problem, g, t: int, planned_grid_kw: float, realised: 
     realised.at[row, g.id] = grid_kw
 
 
-def rolling_day(portfolio, profiles, actual: Problem, forecast_kw_for, replan_steps: int = 2) -> tuple[DayOutcome, pd.DataFrame]:
+def rolling_day(
+    portfolio, profiles, actual: Problem, forecast_kw_for, replan_steps: int = 2
+) -> tuple[DayOutcome, pd.DataFrame]:
     """Play the actual day (``actual``: its problem with the actual PV and load) with a plan
     re-made every ``replan_steps`` steps; ``forecast_kw_for(start)`` gives the forecast series
     for a 24 h plan from ``start``."""
@@ -135,7 +153,9 @@ def rolling_day(portfolio, profiles, actual: Problem, forecast_kw_for, replan_st
     replans, replanner = 0, Replanner()  # the same model, updated, while the structure holds
     for t0 in range(0, steps, replan_steps):
         start = actual.grid.index[t0]
-        forecast = day_problem(portfolio, profiles, start, forecast_kw_for(start), initial_soc_kwh=_state_kwh(actual, realised, t0))
+        forecast = day_problem(
+            portfolio, profiles, start, forecast_kw_for(start), initial_soc_kwh=_state_kwh(actual, realised, t0)
+        )
         plan = replanner.solve(forecast)
         replans += 1
         for k in range(min(replan_steps, steps - t0)):
@@ -148,8 +168,11 @@ def rolling_day(portfolio, profiles, actual: Problem, forecast_kw_for, replan_st
     outcome = DayOutcome(
         rolling_objective_yen=float(sum(rolling_terms.values())),
         rolling_cost_yen=float(sum(rolling_terms[k] for k in energy)),
-        perfect_objective_yen=perfect.objective_yen, perfect_cost_yen=perfect.cost_yen,
-        rule_objective_yen=rule.objective_yen, rule_cost_yen=rule.cost_yen, replans=replans,
+        perfect_objective_yen=perfect.objective_yen,
+        perfect_cost_yen=perfect.cost_yen,
+        rule_objective_yen=rule.objective_yen,
+        rule_cost_yen=rule.cost_yen,
+        replans=replans,
         rolling_demand_charge_yen=rolling_terms["demand_charge_yen"],
         perfect_demand_charge_yen=perfect.objective_terms["demand_charge_yen"],
         rule_demand_charge_yen=rule.objective_terms["demand_charge_yen"],
@@ -172,5 +195,3 @@ def day_outcome_dict(outcome: DayOutcome) -> dict[str, float]:
         "rule_demand_charge_yen": round(outcome.rule_demand_charge_yen, 2),
         "replans": outcome.replans,
     }
-
-

@@ -56,10 +56,16 @@ class NightContext:
         """Identifies the night's inputs: results stored under another fingerprint are not reused."""
         with open(self.config_path, "rb") as handle:
             config = hashlib.sha256(handle.read()).hexdigest()
-        payload = {"config": config, "date": self.date.isoformat(), "seed": self.seed, "quantiles": self.quantile_source,
-                   "events": [e.model_dump(mode="json") for e in self.events], "replan_steps": self.replan_steps,
-                   "dr_days": [d.isoformat() for d in self.dr_days],
-                   "history": {d.isoformat(): v for d, v in sorted(self.history_kw.items())}}
+        payload = {
+            "config": config,
+            "date": self.date.isoformat(),
+            "seed": self.seed,
+            "quantiles": self.quantile_source,
+            "events": [e.model_dump(mode="json") for e in self.events],
+            "replan_steps": self.replan_steps,
+            "dr_days": [d.isoformat() for d in self.dr_days],
+            "history": {d.isoformat(): v for d, v in sorted(self.history_kw.items())},
+        }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -99,7 +105,9 @@ def customers(ctx: NightContext, event: DrEvent) -> dict[str, tuple[str, ...]]:
     return {site: (site,) for site in event.targets.site_ids}
 
 
-def event_baseline(ctx: NightContext, event: DrEvent, grid: TimeGrid, day_site_kw: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
+def event_baseline(
+    ctx: NightContext, event: DrEvent, grid: TimeGrid, day_site_kw: dict[str, np.ndarray]
+) -> tuple[np.ndarray, dict]:
     """The event's baseline [kW per step]: the sum of its customers' baselines, each adjusted by
     that customer's own values ``day_site_kw`` on the event day; and its details."""
     mask, total = active_mask(event, grid), np.zeros(grid.steps)
@@ -115,12 +123,20 @@ def event_baseline(ctx: NightContext, event: DrEvent, grid: TimeGrid, day_site_k
         except HistoryError as error:
             raise HistoryError(f"event {event.id}, site {customer}: {error}") from None
         total += baseline.baseline_kw
-        parts[customer] = {"rule": baseline.rule, "adjustment_kw": round(baseline.adjustment_kw, 3),
-                           "raw_adjustment_kw": round(baseline.raw_adjustment_kw, 3), "cap_kw": round(baseline.cap_kw, 3),
-                           "like_days": [d.isoformat() for d in baseline.chosen_days],
-                           "low_days": [d.isoformat() for d in baseline.low_days]}
-    details = {"rule": next(iter(parts.values()))["rule"], "adjustment_kw": round(sum(p["adjustment_kw"] for p in parts.values()), 3),
-               "like_days": sorted({d for p in parts.values() for d in p["like_days"]}), "customers": parts}
+        parts[customer] = {
+            "rule": baseline.rule,
+            "adjustment_kw": round(baseline.adjustment_kw, 3),
+            "raw_adjustment_kw": round(baseline.raw_adjustment_kw, 3),
+            "cap_kw": round(baseline.cap_kw, 3),
+            "like_days": [d.isoformat() for d in baseline.chosen_days],
+            "low_days": [d.isoformat() for d in baseline.low_days],
+        }
+    details = {
+        "rule": next(iter(parts.values()))["rule"],
+        "adjustment_kw": round(sum(p["adjustment_kw"] for p in parts.values()), 3),
+        "like_days": sorted({d for p in parts.values() for d in p["like_days"]}),
+        "customers": parts,
+    }
     return total, details
 
 
@@ -146,10 +162,19 @@ def _series(ctx: NightContext, grid: TimeGrid, sample: int | None) -> dict[str, 
 
 def run_scenario(ctx: NightContext, scenario: Scenario) -> dict:
     """Run one scenario; a JSON-ready dict of its figures."""
-    runner = {"event": _run_event, "sample": _run_sample, "unavailable": _run_unavailable, "flex": _run_flex,
-              "rolling": _run_rolling}[scenario.kind]
-    return {"id": scenario.id, "kind": scenario.kind, "seed": scenario_seed(ctx.seed, scenario.id),
-            "scenario": asdict(scenario)} | runner(ctx, scenario)
+    runner = {
+        "event": _run_event,
+        "sample": _run_sample,
+        "unavailable": _run_unavailable,
+        "flex": _run_flex,
+        "rolling": _run_rolling,
+    }[scenario.kind]
+    return {
+        "id": scenario.id,
+        "kind": scenario.kind,
+        "seed": scenario_seed(ctx.seed, scenario.id),
+        "scenario": asdict(scenario),
+    } | runner(ctx, scenario)
 
 
 def _run_event(ctx: NightContext, scenario: Scenario) -> dict:
@@ -157,7 +182,9 @@ def _run_event(ctx: NightContext, scenario: Scenario) -> dict:
     grid = day_grid(portfolio, ctx.date)
     event = ctx.events[scenario.event_index].shifted(scenario.shift_minutes, scenario.scale)
     planning_kw, plan_kw, _planning = event_baselines(ctx, event, grid)
-    problem = day_problem(portfolio, profiles, grid.start, _series(ctx, grid, None), dr_events=dr_specs(event, grid, planning_kw))
+    problem = day_problem(
+        portfolio, profiles, grid.start, _series(ctx, grid, None), dr_events=dr_specs(event, grid, planning_kw)
+    )
     schedule = solve(problem)
     site_kw = site_net_import_kw(schedule, problem)
     net_kw = scope_net_import_kw(site_kw, event.targets.site_ids)
@@ -165,16 +192,25 @@ def _run_event(ctx: NightContext, scenario: Scenario) -> dict:
     baseline_kw, details = event_baseline(ctx, event, grid, site_kw)
     terms = schedule.objective_terms
     return {
-        "event_id": event.id, "base_event_id": ctx.events[scenario.event_index].id, "direction": event.event.direction,
-        "start": event.start_on(grid.start).isoformat(), "duration_minutes": event.active_period.duration_minutes,
-        "status": schedule.status, "objective_yen": round(schedule.objective_yen, 2),
+        "event_id": event.id,
+        "base_event_id": ctx.events[scenario.event_index].id,
+        "direction": event.event.direction,
+        "start": event.start_on(grid.start).isoformat(),
+        "duration_minutes": event.active_period.duration_minutes,
+        "status": schedule.status,
+        "objective_yen": round(schedule.objective_yen, 2),
         "value_yen": round(ctx.no_event_objective_yen - schedule.objective_yen, 2),
-        "dr_revenue_yen": round(-terms.get("dr_revenue_yen", 0.0), 2), "dr_penalty_yen": round(terms.get("dr_penalty_yen", 0.0), 2),
+        "dr_revenue_yen": round(-terms.get("dr_revenue_yen", 0.0), 2),
+        "dr_penalty_yen": round(terms.get("dr_penalty_yen", 0.0), 2),
         "vs_baseline": {k: round(v, 3) for k, v in delivered(event, grid, net_kw, baseline_kw).items()},
         "vs_planning_baseline": {k: round(v, 3) for k, v in delivered(event, grid, net_kw, planning_kw).items()},
         "vs_plan_without_event": {k: round(v, 3) for k, v in delivered(event, grid, net_kw, plan_kw).items()},
         "baseline": details,
-        "series_kw": {"net_import": _round(net_kw), "baseline": _round(baseline_kw), "plan_without_event": _round(plan_kw)},
+        "series_kw": {
+            "net_import": _round(net_kw),
+            "baseline": _round(baseline_kw),
+            "plan_without_event": _round(plan_kw),
+        },
         "kpis": kpis(schedule, problem),
     }
 
@@ -182,8 +218,13 @@ def _run_event(ctx: NightContext, scenario: Scenario) -> dict:
 def _run_sample(ctx: NightContext, scenario: Scenario) -> dict:
     portfolio, profiles = load_inputs(ctx.config_path)
     grid = day_grid(portfolio, ctx.date)
-    problem = day_problem(portfolio, profiles, grid.start, _series(ctx, grid, scenario.sample),
-                          dr_events=all_event_specs(ctx, ctx.events, grid))
+    problem = day_problem(
+        portfolio,
+        profiles,
+        grid.start,
+        _series(ctx, grid, scenario.sample),
+        dr_events=all_event_specs(ctx, ctx.events, grid),
+    )
     schedule = solve(problem)
     return {"status": schedule.status, "kpis": kpis(schedule, problem)}
 
@@ -191,11 +232,21 @@ def _run_sample(ctx: NightContext, scenario: Scenario) -> dict:
 def _run_unavailable(ctx: NightContext, scenario: Scenario) -> dict:
     portfolio, profiles = load_inputs(ctx.config_path)
     grid = day_grid(portfolio, ctx.date)
-    problem = day_problem(portfolio, profiles, grid.start, _series(ctx, grid, None),
-                          dr_events=all_event_specs(ctx, ctx.events, grid), unavailable=frozenset({scenario.device}))
+    problem = day_problem(
+        portfolio,
+        profiles,
+        grid.start,
+        _series(ctx, grid, None),
+        dr_events=all_event_specs(ctx, ctx.events, grid),
+        unavailable=frozenset({scenario.device}),
+    )
     schedule = solve(problem)
-    return {"device": scenario.device, "status": schedule.status, "kpis": kpis(schedule, problem),
-            "dr_shortfall_kwh": round(schedule.report.dr_shortfall_kwh, 3)}
+    return {
+        "device": scenario.device,
+        "status": schedule.status,
+        "kpis": kpis(schedule, problem),
+        "dr_shortfall_kwh": round(schedule.report.dr_shortfall_kwh, 3),
+    }
 
 
 def _run_flex(ctx: NightContext, scenario: Scenario) -> dict:
@@ -208,9 +259,15 @@ def _run_flex(ctx: NightContext, scenario: Scenario) -> dict:
     result = solve_flexibility(problem, scenario.steps, scenario.direction, reference)
     energy_kwh = result.flex_kw * len(scenario.steps) * grid.step_h
     cost = result.objective_yen - ctx.no_event_objective_yen
-    return {"direction": scenario.direction, "steps": list(scenario.steps), "status": result.status,
-            "flex_kw": round(result.flex_kw, 3), "energy_kwh": round(energy_kwh, 3), "cost_yen": round(cost, 2),
-            "cost_yen_per_kwh": round(cost / energy_kwh, 2) if energy_kwh > 1e-6 else None}
+    return {
+        "direction": scenario.direction,
+        "steps": list(scenario.steps),
+        "status": result.status,
+        "flex_kw": round(result.flex_kw, 3),
+        "energy_kwh": round(energy_kwh, 3),
+        "cost_yen": round(cost, 2),
+        "cost_yen_per_kwh": round(cost / energy_kwh, 2) if energy_kwh > 1e-6 else None,
+    }
 
 
 def _run_rolling(ctx: NightContext, scenario: Scenario) -> dict:

@@ -64,8 +64,10 @@ class Progress:
         left = (self.total - self.done) / rate if rate > 0 else 0.0
         width = 30
         filled = int(width * self.done / max(self.total, 1))
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} scenarios  "
-                f"{rate:.1f}/min  {left:.1f} min left")
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} scenarios  "
+            f"{rate:.1f}/min  {left:.1f} min left"
+        )
         if self.stream.isatty():
             self.stream.write("\r" + line + ("\n" if self.done == self.total else ""))
         elif self.done * 10 // max(self.total, 1) != self.last_tenth:
@@ -82,9 +84,16 @@ class SweepOutcome:
     workers: int
 
 
-def run_sweep(ctx: NightContext, scenarios: Sequence[Scenario], store: ResultStore, *, workers: int | None = None,
-              scheduler: str | None = None, progress: bool = True,
-              runner: Callable[[NightContext, Scenario], dict] = run_scenario) -> SweepOutcome:
+def run_sweep(
+    ctx: NightContext,
+    scenarios: Sequence[Scenario],
+    store: ResultStore,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    runner: Callable[[NightContext, Scenario], dict] = run_scenario,
+) -> SweepOutcome:
     """Run every scenario not already in ``store``; return all results by id.
 
     ``scheduler``: a Dask scheduler address (``tcp://host:8786``). Otherwise ``workers`` local
@@ -112,8 +121,12 @@ def run_sweep(ctx: NightContext, scenarios: Sequence[Scenario], store: ResultSto
             finished(scenario.id, runner(ctx, scenario))
     elif todo:
         workers = _run_on_dask(ctx, todo, runner, finished, workers, scheduler)
-    return SweepOutcome(results={i: results[i] for i in ids}, computed=computed,
-                        elapsed_s=time.perf_counter() - started, workers=workers)
+    return SweepOutcome(
+        results={i: results[i] for i in ids},
+        computed=computed,
+        elapsed_s=time.perf_counter() - started,
+        workers=workers,
+    )
 
 
 def _run_on_dask(ctx, todo, runner, finished, workers: int, scheduler: str | None) -> int:

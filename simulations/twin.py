@@ -60,7 +60,13 @@ class Site:
 
 
 class Twin:
-    def __init__(self, portfolio: Portfolio, config_path: str | Path, options: TwinOptions | None = None, clock: Clock | None = None):
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        config_path: str | Path,
+        options: TwinOptions | None = None,
+        clock: Clock | None = None,
+    ):
         options = options or TwinOptions()
         self.portfolio = portfolio
         self.config_path = Path(config_path)
@@ -68,7 +74,9 @@ class Twin:
         twin = portfolio.twin
         protocols = {k: v for k, v in (("chargers", options.chargers), ("v2h", options.v2h)) if v is not None}
         if options.modbus_base_port is not None or protocols:
-            twin = twin.model_copy(update={"modbus_base_port": options.modbus_base_port or twin.modbus_base_port, **protocols})
+            twin = twin.model_copy(
+                update={"modbus_base_port": options.modbus_base_port or twin.modbus_base_port, **protocols}
+            )
             portfolio = portfolio.model_copy(update={"twin": twin})
             self.portfolio = portfolio
         start = options.start or twin.start or dt.datetime.now(dt.UTC)
@@ -106,19 +114,33 @@ class Twin:
             self.physics[g.id] = meter
             self.sites[g.site].grid.append(meter)
         for pv in p.pv_arrays:
-            self._add(pv.site, SimPv(pv.id, pv.capacity_kwp, self._profile(pv.profile), self.zone, pv.inverter_limit_kw))
+            self._add(
+                pv.site, SimPv(pv.id, pv.capacity_kwp, self._profile(pv.profile), self.zone, pv.inverter_limit_kw)
+            )
         for load in p.loads:
-            self._add(load.site, SimLoad(load.id, peak_kw=load.peak_kw, profile=self._profile(load.profile), zone=self.zone))
+            self._add(
+                load.site, SimLoad(load.id, peak_kw=load.peak_kw, profile=self._profile(load.profile), zone=self.zone)
+            )
         for shelter in p.shelters:
             # The shelter's critical load is part of the site's load; its meter shows it alone.
-            self.physics[shelter.id] = SimLoad(shelter.id, peak_kw=shelter.critical_load_kw, profile=self._profile(shelter.profile), zone=self.zone)
+            self.physics[shelter.id] = SimLoad(
+                shelter.id, peak_kw=shelter.critical_load_kw, profile=self._profile(shelter.profile), zone=self.zone
+            )
         for b in p.batteries:
-            self._add(b.site, SimBattery(
-                b.id, b.capacity_kwh, b.charge_power_kw, b.discharge_power_kw,
-                soc_kwh=b.initial_soc_fraction * b.capacity_kwh,
-                charge_efficiency=b.charge_efficiency, discharge_efficiency=b.discharge_efficiency,
-                soc_min_fraction=b.soc_min_fraction, soc_max_fraction=b.soc_max_fraction,
-            ))
+            self._add(
+                b.site,
+                SimBattery(
+                    b.id,
+                    b.capacity_kwh,
+                    b.charge_power_kw,
+                    b.discharge_power_kw,
+                    soc_kwh=b.initial_soc_fraction * b.capacity_kwh,
+                    charge_efficiency=b.charge_efficiency,
+                    discharge_efficiency=b.discharge_efficiency,
+                    soc_min_fraction=b.soc_min_fraction,
+                    soc_max_fraction=b.soc_max_fraction,
+                ),
+            )
         for c in p.chargers:
             charger = SimCharger(c.id, c.charge_power_kw, c.discharge_power_kw, c.efficiency)
             self.chargers[c.id] = charger
@@ -128,8 +150,12 @@ class Twin:
         for v in p.vehicles:
             home = charger_sites.get(v.home_charger) if v.home_charger else None
             self.vehicles[v.id] = SimEv(
-                v.id, v.battery_kwh, v.initial_soc_fraction * v.battery_kwh,
-                soc_min_fraction=v.soc_min_fraction, soc_max_fraction=v.soc_max_fraction, v2g_allowed=v.v2g_allowed,
+                v.id,
+                v.battery_kwh,
+                v.initial_soc_fraction * v.battery_kwh,
+                soc_min_fraction=v.soc_min_fraction,
+                soc_max_fraction=v.soc_max_fraction,
+                v2g_allowed=v.v2g_allowed,
                 position=sites.get(home or p.portfolio.depot_site or ""),
             )
 
@@ -230,12 +256,16 @@ class Twin:
             return f"field vehicle_id: {plan.vehicle_id!r} is not the topic's vehicle {vehicle_id!r}"
         now = self.clock.now()
         if plan.issued < now - MAX_PLAN_AGE:  # e.g. a retained plan of an earlier run on the same broker
-            return (f"field issued: {plan.issued.isoformat()} is more than {MAX_PLAN_AGE.total_seconds():.0f} s "
-                    f"before now ({now.isoformat()})")
+            return (
+                f"field issued: {plan.issued.isoformat()} is more than {MAX_PLAN_AGE.total_seconds():.0f} s "
+                f"before now ({now.isoformat()})"
+            )
         follower = self.followers.get(vehicle_id)
         if follower is not None and follower.plan_issued is not None and plan.issued < follower.plan_issued:
-            return (f"field issued: {plan.issued.isoformat()} is older than the plan being driven "
-                    f"({follower.plan_issued.isoformat()})")
+            return (
+                f"field issued: {plan.issued.isoformat()} is older than the plan being driven "
+                f"({follower.plan_issued.isoformat()})"
+            )
         for index, stop in enumerate(plan.route):
             if stop.charger_id is not None and stop.charger_id not in self.chargers:
                 return f"field route.{index}.charger_id: unknown charger {stop.charger_id!r}"
@@ -250,10 +280,14 @@ class Twin:
                 device = self._modbus_device(endpoint, physics)
                 self.modbus_devices[endpoint.asset_id] = device
                 s = endpoint.settings
-                self.servers[endpoint.asset_id] = ModbusDeviceServer(endpoint.asset_id, device.store, s["host"], s["port"], tls=self._server_tls())
+                self.servers[endpoint.asset_id] = ModbusDeviceServer(
+                    endpoint.asset_id, device.store, s["host"], s["port"], tls=self._server_tls()
+                )
         from simulations.twin_protocols import ProtocolDevices
 
-        self.protocol_devices = ProtocolDevices(self.portfolio, self.config_path, self.endpoints, self.chargers, self.lock)
+        self.protocol_devices = ProtocolDevices(
+            self.portfolio, self.config_path, self.endpoints, self.chargers, self.lock
+        )
         if self.options.serve_mqtt:
             for endpoint in self.endpoints:
                 if endpoint.protocol == "mqtt":
@@ -266,7 +300,9 @@ class Twin:
         return ServerTls(ca_file=tls.ca_file, cert_file=tls.server_cert_file, key_file=tls.server_key_file)
 
     @staticmethod
-    def _modbus_device(endpoint: DeviceEndpoint, physics) -> SunSpecPvDevice | SunSpecBatteryDevice | SunSpecMeterDevice:
+    def _modbus_device(
+        endpoint: DeviceEndpoint, physics
+    ) -> SunSpecPvDevice | SunSpecBatteryDevice | SunSpecMeterDevice:
         rating = endpoint.settings["rated_power_kw"]
         if endpoint.asset_type == "pv":
             return SunSpecPvDevice(physics)

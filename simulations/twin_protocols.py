@@ -21,8 +21,14 @@ from ems.devices import DeviceEndpoint, csms_config
 class ProtocolDevices:
     """The twin's devices that speak OCPP or ECHONET Lite, built from its endpoints."""
 
-    def __init__(self, portfolio: Portfolio, config_path: Path, endpoints: list[DeviceEndpoint],
-                 chargers: dict[str, SimCharger], lock: threading.Lock):
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        config_path: Path,
+        endpoints: list[DeviceEndpoint],
+        chargers: dict[str, SimCharger],
+        lock: threading.Lock,
+    ):
         self.charge_points: dict[str, SimOcppChargePoint] = {}
         self.nodes: dict[str, EchonetNode] = {}
         ocpp = [e for e in endpoints if e.protocol == "ocpp"]
@@ -34,12 +40,18 @@ class ProtocolDevices:
             for e in ocpp:
                 password = config.passwords.get(e.asset_id) if config.security_profile else None
                 self.charge_points[e.asset_id] = SimOcppChargePoint(
-                    chargers[e.asset_id], f"{scheme}://{host}:{config.port}", lock, password, context,
-                    retry_s=portfolio.twin.ocpp_retry_s)
+                    chargers[e.asset_id],
+                    f"{scheme}://{host}:{config.port}",
+                    lock,
+                    password,
+                    context,
+                    retry_s=portfolio.twin.ocpp_retry_s,
+                )
         for e in endpoints:
             if e.protocol == "echonet":
-                self.nodes[e.asset_id] = EchonetNode(e.settings["host"], e.settings["port"], V2hObject(chargers[e.asset_id], lock),
-                                                   join_group=True)
+                self.nodes[e.asset_id] = EchonetNode(
+                    e.settings["host"], e.settings["port"], V2hObject(chargers[e.asset_id], lock), join_group=True
+                )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._publishing: dict[str, asyncio.Task] = {}

@@ -40,9 +40,18 @@ class TwinRecorder:
         self.last_row = now
         with self.twin.lock:
             rows = [self._row(now, name, v) for name, v in self.twin.vehicles.items()]
-            chargers = [(now.isoformat(), name, *self.sites[name], round(c.power_kw, 4), round(c.energy.export_kwh, 4),
-                         round(c.energy.import_kwh, 4), c.vehicle.name if c.vehicle else "")
-                        for name, c in self.twin.chargers.items()]
+            chargers = [
+                (
+                    now.isoformat(),
+                    name,
+                    *self.sites[name],
+                    round(c.power_kw, 4),
+                    round(c.energy.export_kwh, 4),
+                    round(c.energy.import_kwh, 4),
+                    c.vehicle.name if c.vehicle else "",
+                )
+                for name, c in self.twin.chargers.items()
+            ]
         self._csv.writerows(rows)
         self._chargers_csv.writerows(chargers)
         self._file.flush()
@@ -50,8 +59,16 @@ class TwinRecorder:
 
     def _row(self, now: dt.datetime, name: str, vehicle) -> tuple:
         lat, lon = vehicle.position if vehicle.position is not None else ("", "")
-        return (now.isoformat(), name, round(vehicle.soc_kwh, 4), lat, lon, vehicle.charger_id or "",
-                round(vehicle.odometer_km, 4), int(name in self.twin.followers))
+        return (
+            now.isoformat(),
+            name,
+            round(vehicle.soc_kwh, 4),
+            lat,
+            lon,
+            vehicle.charger_id or "",
+            round(vehicle.odometer_km, 4),
+            int(name in self.twin.followers),
+        )
 
     def close(self, now: dt.datetime) -> None:
         if self.last_row != now:  # the last state always gets its row, once
@@ -65,14 +82,28 @@ class TwinRecorder:
         with twin.lock:
             final = {
                 "time": now.isoformat(),
-                "vehicles": {name: {"soc_kwh": v.soc_kwh, "position": list(v.position) if v.position else None,
-                                    "charger_id": v.charger_id, "odometer_km": v.odometer_km,
-                                    "on_route": name in twin.followers}
-                             for name, v in twin.vehicles.items()},
+                "vehicles": {
+                    name: {
+                        "soc_kwh": v.soc_kwh,
+                        "position": list(v.position) if v.position else None,
+                        "charger_id": v.charger_id,
+                        "odometer_km": v.odometer_km,
+                        "on_route": name in twin.followers,
+                    }
+                    for name, v in twin.vehicles.items()
+                },
                 # energy counters in the bus's sign: import = into the site (discharging), export = charging
-                "chargers": {name: {"site": sites[name], "v2h": name in v2h, "charged_kwh": c.energy.export_kwh,
-                                    "discharged_kwh": c.energy.import_kwh, "setpoint_kw": c.setpoint_kw, "power_kw": c.power_kw}
-                             for name, c in twin.chargers.items()},
+                "chargers": {
+                    name: {
+                        "site": sites[name],
+                        "v2h": name in v2h,
+                        "charged_kwh": c.energy.export_kwh,
+                        "discharged_kwh": c.energy.import_kwh,
+                        "setpoint_kw": c.setpoint_kw,
+                        "power_kw": c.power_kw,
+                    }
+                    for name, c in twin.chargers.items()
+                },
                 "plans_received": twin.plans_received,
                 "plans_rejected": [{"topic": t, "reason": r} for t, r in twin.plans_rejected],
             }

@@ -36,8 +36,14 @@ def _epoch_s(moment: dt.datetime) -> float:
 class RouteFollower:
     """One vehicle on the dispatcher's route."""
 
-    def __init__(self, vehicle: SimEv, router: Router, consumption_kwh_per_km: float, dwell_s: float,
-                 v2h_points: dict[str, tuple[str, ...]] | None = None):
+    def __init__(
+        self,
+        vehicle: SimEv,
+        router: Router,
+        consumption_kwh_per_km: float,
+        dwell_s: float,
+        v2h_points: dict[str, tuple[str, ...]] | None = None,
+    ):
         self.vehicle = vehicle
         self.v2h_points = v2h_points or {}  # shelter id -> its V2H chargers, for a shelter stop naming none
         self.router = router
@@ -71,7 +77,9 @@ class RouteFollower:
         self.stops = stops
         self.waiting_for_charger = None
         self._km = 0.0
-        self.motion = RouteMotion(self.router, self.consumption_kwh_per_km, start, _epoch_s(now), self._waypoints(start, stops))
+        self.motion = RouteMotion(
+            self.router, self.consumption_kwh_per_km, start, _epoch_s(now), self._waypoints(start, stops)
+        )
 
     def _here(self, start: Point, stop: RouteStop) -> bool:
         return self.router.leg(start, Point(stop.position.lat, stop.position.lon))[0] <= SAME_PLACE_KM

@@ -82,7 +82,14 @@ class Broker:
     host: str = "127.0.0.1"
 
     def config_text(self) -> str:
-        lines = [f"listener {self.port} 127.0.0.1", *self.listener_options, "persistence false", "log_dest stderr", "log_type error", "log_type warning"]
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            *self.listener_options,
+            "persistence false",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
         if self.password_file is not None:
             lines += ["allow_anonymous false", f"password_file {self.password_file}"]
         else:
@@ -131,7 +138,9 @@ def mosquitto_factory(tmp_path):
         pytest.fail("mosquitto is not installed (.ci/run installs it)")
     brokers: list[Broker] = []
 
-    def make(password_file: Path | None = None, acl_file: Path | None = None, listener_options: tuple[str, ...] = ()) -> Broker:
+    def make(
+        password_file: Path | None = None, acl_file: Path | None = None, listener_options: tuple[str, ...] = ()
+    ) -> Broker:
         broker = Broker(free_port(), tmp_path, password_file, acl_file, listener_options)
         brokers.append(broker)
         return broker.start()
@@ -153,13 +162,24 @@ def twin_factory():
 
     running: list[TwinThread] = []
 
-    def make(config_path: str | Path = REPO / "config/arao.toml", broker: Broker | None = None, *, start: dt.datetime | None = None,
-             speed: float = 1.0, clock=None, portfolio=None):
+    def make(
+        config_path: str | Path = REPO / "config/arao.toml",
+        broker: Broker | None = None,
+        *,
+        start: dt.datetime | None = None,
+        speed: float = 1.0,
+        clock=None,
+        portfolio=None,
+    ):
         portfolio = portfolio or load_portfolio(config_path)
         base = free_port_block(40)
         options = TwinOptions(
-            mqtt_host=broker.host if broker else None, mqtt_port=broker.port if broker else None,
-            modbus_base_port=base, speed=speed, start=start, serve_mqtt=broker is not None,
+            mqtt_host=broker.host if broker else None,
+            mqtt_port=broker.port if broker else None,
+            modbus_base_port=base,
+            speed=speed,
+            start=start,
+            serve_mqtt=broker is not None,
         )
         twin = Twin(portfolio, config_path, options, clock=clock)
         runner = TwinThread(twin).start()
@@ -179,16 +199,61 @@ def _openssl(directory: Path, *args: str) -> None:
 
 
 def _ec_ca(directory: Path, name: str) -> None:
-    _openssl(directory, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-             "-subj", f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.crt")
+    _openssl(
+        directory,
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name}",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.crt",
+    )
 
 
 def _ec_signed(directory: Path, ca: str, name: str, extension: str) -> None:
-    _openssl(directory, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", f"/CN={name}",
-             "-keyout", f"{name}.key", "-out", f"{name}.csr")
+    _openssl(
+        directory,
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        f"/CN={name}",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+    )
     (directory / f"{name}.ext").write_text(extension + "\n")
-    _openssl(directory, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
-             "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt")
+    _openssl(
+        directory,
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        f"{ca}.crt",
+        "-CAkey",
+        f"{ca}.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        f"{name}.ext",
+        "-out",
+        f"{name}.crt",
+    )
 
 
 @dataclass(frozen=True)

@@ -39,19 +39,54 @@ def console_config(directory: Path, store: Path, extra_toml: str = "") -> Path:
     return path
 
 
-def twin_store(config: Path, store: Path, broker, *, start: str = "2026-04-15T09:00+09:00", hours: float = 0.25,
-               speed: float = 120.0, timeout_s: float = 240.0) -> subprocess.CompletedProcess:
+def twin_store(
+    config: Path,
+    store: Path,
+    broker,
+    *,
+    start: str = "2026-04-15T09:00+09:00",
+    hours: float = 0.25,
+    speed: float = 120.0,
+    timeout_s: float = 240.0,
+) -> subprocess.CompletedProcess:
     """Run the controller on the twin for ``hours`` of simulated time from ``start`` into ``store``."""
     from tests.conftest import free_port_block
 
-    command = [sys.executable, "-m", "ems", "run", "--config", str(config), "--twin", "--speed", str(speed),
-               "--start", start, "--duration-hours", str(hours), "--mqtt-host", broker.host,
-               "--mqtt-port", str(broker.port), "--store", str(store), "--inputs", "profiles",
-               "--status-every-s", "5"]
+    command = [
+        sys.executable,
+        "-m",
+        "ems",
+        "run",
+        "--config",
+        str(config),
+        "--twin",
+        "--speed",
+        str(speed),
+        "--start",
+        start,
+        "--duration-hours",
+        str(hours),
+        "--mqtt-host",
+        broker.host,
+        "--mqtt-port",
+        str(broker.port),
+        "--store",
+        str(store),
+        "--inputs",
+        "profiles",
+        "--status-every-s",
+        "5",
+    ]
     result = None
     for _attempt in range(3):  # a port of the free block can be taken before the twin binds it
-        result = subprocess.run(command + ["--modbus-base-port", str(free_port_block(40))], capture_output=True, text=True,
-                                env=os.environ | {"PYTHONUNBUFFERED": "1"}, timeout=timeout_s, cwd=REPO)
+        result = subprocess.run(
+            command + ["--modbus-base-port", str(free_port_block(40))],
+            capture_output=True,
+            text=True,
+            env=os.environ | {"PYTHONUNBUFFERED": "1"},
+            timeout=timeout_s,
+            cwd=REPO,
+        )
         if "cannot listen" not in result.stderr:
             break
     assert result is not None
@@ -75,18 +110,41 @@ class ServeProcess:
                 self.process.wait(timeout=5)
 
 
-def ems_serve(config: Path, store: Path, workdir: Path, extra_args: tuple[str, ...] = (), env: dict | None = None,
-              timeout_s: float = 60.0) -> ServeProcess:
+def ems_serve(
+    config: Path,
+    store: Path,
+    workdir: Path,
+    extra_args: tuple[str, ...] = (),
+    env: dict | None = None,
+    timeout_s: float = 60.0,
+) -> ServeProcess:
     """``ems serve`` as its own process on a free port of 127.0.0.1, once /healthz answers."""
     from tests.conftest import free_port
 
     port = free_port()
     log_path = workdir / "serve.log"
     log = log_path.open("w")
-    process = subprocess.Popen([sys.executable, "-m", "ems", "serve", "--config", str(config), "--store", str(store),
-                                "--host", "127.0.0.1", "--port", str(port), *extra_args],
-                               stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-                               env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ems",
+            "serve",
+            "--config",
+            str(config),
+            "--store",
+            str(store),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *extra_args,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}),
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -110,10 +168,13 @@ def nights(tmp_path_factory) -> Path:
 
     directory = tmp_path_factory.mktemp("nights")
     config = write_small_portfolio(directory / "portfolio")
-    options = NightlyOptions(samples=3, flexibility="blocks", event_variants=False, unavailable=False, rolling=False,
-                             inputs="profiles")
+    options = NightlyOptions(
+        samples=3, flexibility="blocks", event_variants=False, unavailable=False, rolling=False, inputs="profiles"
+    )
     for day in (14, 15):  # 21:00 in Tokyo: the night simulates the next day
-        nightly_job(config, directory / "nightly", dt.datetime(2026, 4, day, 12, 0, tzinfo=dt.UTC), workers=1, options=options)
+        nightly_job(
+            config, directory / "nightly", dt.datetime(2026, 4, day, 12, 0, tzinfo=dt.UTC), workers=1, options=options
+        )
     return directory / "nightly"
 
 
@@ -131,7 +192,8 @@ def chromium():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"]
+        )
         yield browser
         browser.close()

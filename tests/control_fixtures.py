@@ -31,8 +31,15 @@ def fast_twin_portfolio(**planning):
 class SteppedRun:
     """Advance simulated time by hand: the twin integrates, publishes, then the controller acts."""
 
-    def __init__(self, twin_factory, broker, store_path: Path, portfolio=None, start: dt.datetime = START,
-                 horizon_hours: int = 24):
+    def __init__(
+        self,
+        twin_factory,
+        broker,
+        store_path: Path,
+        portfolio=None,
+        start: dt.datetime = START,
+        horizon_hours: int = 24,
+    ):
         self.clock = ManualClock(start)
         self.portfolio = portfolio or fast_twin_portfolio()
         self.runner = twin_factory(REFERENCE, broker, clock=self.clock, portfolio=self.portfolio)
@@ -46,10 +53,19 @@ class SteppedRun:
 
     async def open_controller(self) -> Controller:
         self.store = Store(self.store_path)
-        self.devices = DeviceSet(self.served, controller_broker(self.served, REFERENCE, self.broker.host, self.broker.port))
+        self.devices = DeviceSet(
+            self.served, controller_broker(self.served, REFERENCE, self.broker.host, self.broker.port)
+        )
         await self.devices.open()
-        self.controller = Controller(self.served, REFERENCE, self.devices, self.store, self.clock.now,
-                                     inputs="profiles", horizon_hours=self.horizon_hours)
+        self.controller = Controller(
+            self.served,
+            REFERENCE,
+            self.devices,
+            self.store,
+            self.clock.now,
+            inputs="profiles",
+            horizon_hours=self.horizon_hours,
+        )
         return self.controller
 
     async def close_controller(self) -> None:

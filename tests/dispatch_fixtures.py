@@ -27,10 +27,21 @@ def context(settings: DispatchSettings | None = None) -> RouteContext:
     return RouteContext(StraightLineRouter(settings.speed_kmh, settings.detour_factor), settings.dwell_s, (DEPOT,))
 
 
-def vehicle(vehicle_id: str, at: Point, soc_kwh: float = 30.0, seats: int = 4, stops=(), onboard: int = 0,
-            start_s: float = 0.0, floor_kwh: float = 6.0, end_s: float = 36000.0, final_point=None) -> VehicleView:
-    return VehicleView(vehicle_id, seats, at, start_s, soc_kwh, 0.15, floor_kwh, end_s, onboard, tuple(stops),
-                       final_point=final_point)
+def vehicle(
+    vehicle_id: str,
+    at: Point,
+    soc_kwh: float = 30.0,
+    seats: int = 4,
+    stops=(),
+    onboard: int = 0,
+    start_s: float = 0.0,
+    floor_kwh: float = 6.0,
+    end_s: float = 36000.0,
+    final_point=None,
+) -> VehicleView:
+    return VehicleView(
+        vehicle_id, seats, at, start_s, soc_kwh, 0.15, floor_kwh, end_s, onboard, tuple(stops), final_point=final_point
+    )
 
 
 def request(request_id: str, origin: Point, destination: Point, time_s: float = 0.0, passengers: int = 1) -> Request:

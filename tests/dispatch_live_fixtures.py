@@ -36,8 +36,9 @@ class PersistentBroker(Broker):
     def config_text(self) -> str:
         text = super().config_text()
         log = self.directory / f"mosquitto-{self.port}.log"
-        return text.replace("persistence false", f"persistence true\npersistence_location {self.directory}/\nautosave_interval 1").replace(
-            "log_dest stderr\nlog_type error\nlog_type warning", f"log_dest file {log}\nlog_type all")
+        return text.replace(
+            "persistence false", f"persistence true\npersistence_location {self.directory}/\nautosave_interval 1"
+        ).replace("log_dest stderr\nlog_type error\nlog_type warning", f"log_dest file {log}\nlog_type all")
 
     @property
     def log_text(self) -> str:
@@ -72,9 +73,25 @@ class LiveRun:
         return ["--speed", str(self.speed), "--start", START.isoformat(), "--epoch", repr(self.epoch)]
 
     def serve(self, *extra: str, name: str = "serve") -> subprocess.Popen:
-        args = [sys.executable, "-m", "ems", "--log-level", "INFO", "dispatch", "serve", "--config", str(CONFIG),
-                "--mqtt-port", str(self.broker.port), "--credentials", str(SHIPPED_MOSQUITTO / "dispatcher.credentials"),
-                "--store", str(self.directory / "dispatch.sqlite"), *self.clock_args(), *extra]
+        args = [
+            sys.executable,
+            "-m",
+            "ems",
+            "--log-level",
+            "INFO",
+            "dispatch",
+            "serve",
+            "--config",
+            str(CONFIG),
+            "--mqtt-port",
+            str(self.broker.port),
+            "--credentials",
+            str(SHIPPED_MOSQUITTO / "dispatcher.credentials"),
+            "--store",
+            str(self.directory / "dispatch.sqlite"),
+            *self.clock_args(),
+            *extra,
+        ]
         log = (self.directory / f"{name}.log").open("ab")
         return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=REPO)
 
@@ -83,16 +100,31 @@ class LiveRun:
         start on a loaded machine); back once it is subscribed."""
         self.epoch = time.time() + boot_s
         process = self.serve(*extra)
-        if not wait_until(lambda: "dispatcher-arao: connected" in self.log_text() or process.poll() is not None, boot_s):
+        if not wait_until(
+            lambda: "dispatcher-arao: connected" in self.log_text() or process.poll() is not None, boot_s
+        ):
             process.kill()
             raise AssertionError(f"the dispatcher did not connect within {boot_s} s: {self.log_text()[-2000:]}")
         assert process.poll() is None, self.log_text()
         return process
 
     def feed(self, requests: Path) -> subprocess.Popen:
-        args = [sys.executable, "-m", "ems", "dispatch", "feed", "--config", str(CONFIG), "--requests", str(requests),
-                "--mqtt-port", str(self.broker.port), "--credentials", str(SHIPPED_MOSQUITTO / "rider.credentials"),
-                *self.clock_args()]
+        args = [
+            sys.executable,
+            "-m",
+            "ems",
+            "dispatch",
+            "feed",
+            "--config",
+            str(CONFIG),
+            "--requests",
+            str(requests),
+            "--mqtt-port",
+            str(self.broker.port),
+            "--credentials",
+            str(SHIPPED_MOSQUITTO / "rider.credentials"),
+            *self.clock_args(),
+        ]
         log = (self.directory / "feed.log").open("ab")
         return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=REPO)
 
@@ -122,7 +154,9 @@ def stop(process: subprocess.Popen, timeout_s: float = 20.0) -> int:
 class Rider:
     """A client reading every answer on ``rides/+/status`` (and anything else it is told to)."""
 
-    def __init__(self, broker: Broker, user: tuple[str, str] = RIDER, client_id: str = "test-rider", topics=("rides/+/status",)):
+    def __init__(
+        self, broker: Broker, user: tuple[str, str] = RIDER, client_id: str = "test-rider", topics=("rides/+/status",)
+    ):
         self.messages: dict[str, list[dict]] = {}
         self.raw: list[tuple[str, bytes]] = []
         self.lock = threading.Lock()

@@ -22,15 +22,40 @@ def broker_settings(broker, client_id: str, **extra) -> BrokerSettings:
 class Rig:
     """A simulated charger with a plugged vehicle on the broker, and the controller's driver."""
 
-    def __init__(self, broker, protocol: str = "3.1.1", controller: dict | None = None, device: dict | None = None, root: str = "test"):
+    def __init__(
+        self,
+        broker,
+        protocol: str = "3.1.1",
+        controller: dict | None = None,
+        device: dict | None = None,
+        root: str = "test",
+    ):
         self.vehicle = SimEv("taxi-01", 40.0, 20.0, v2g_allowed=True, charger_id="c1")
         self.charger = SimCharger("c1", 6.0, 6.0, vehicle=self.vehicle)
         lock = threading.Lock()
-        self.device = SimMqttCharger(self.charger, f"{root}/c1", broker_settings(broker, "twin-c1", protocol=protocol, reconnect_max_s=0.5, **(device or {})), lambda: NOW, lock)
-        self.car = SimMqttVehicle(self.vehicle, f"{root}/taxi-01", broker_settings(broker, "twin-taxi-01", protocol=protocol, reconnect_max_s=0.5, **(device or {})), lambda: NOW, lock)
-        self.link = MqttLink(broker_settings(broker, "ems-controller", protocol=protocol, reconnect_max_s=0.5, **(controller or {})))
-        self.driver = MqttCharger(MqttCharger.Settings(name="c1", topic_prefix=f"{root}/c1", timeout_s=5.0, bidirectional=True), self.link)
-        self.vehicle_driver = MqttVehicle(MqttVehicle.Settings(name="taxi-01", topic_prefix=f"{root}/taxi-01", timeout_s=2.0), self.link)
+        self.device = SimMqttCharger(
+            self.charger,
+            f"{root}/c1",
+            broker_settings(broker, "twin-c1", protocol=protocol, reconnect_max_s=0.5, **(device or {})),
+            lambda: NOW,
+            lock,
+        )
+        self.car = SimMqttVehicle(
+            self.vehicle,
+            f"{root}/taxi-01",
+            broker_settings(broker, "twin-taxi-01", protocol=protocol, reconnect_max_s=0.5, **(device or {})),
+            lambda: NOW,
+            lock,
+        )
+        self.link = MqttLink(
+            broker_settings(broker, "ems-controller", protocol=protocol, reconnect_max_s=0.5, **(controller or {}))
+        )
+        self.driver = MqttCharger(
+            MqttCharger.Settings(name="c1", topic_prefix=f"{root}/c1", timeout_s=5.0, bidirectional=True), self.link
+        )
+        self.vehicle_driver = MqttVehicle(
+            MqttVehicle.Settings(name="taxi-01", topic_prefix=f"{root}/taxi-01", timeout_s=2.0), self.link
+        )
 
     async def start(self) -> None:
         self.device.start()

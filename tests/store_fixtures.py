@@ -34,8 +34,18 @@ class MetricsServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [BINARY, f"-storageDataPath={self.data_dir}", f"-httpListenAddr=127.0.0.1:{self.port}",
-             "-search.latencyOffset=0s", "-retentionPeriod=100y", "-loggerLevel=ERROR", *self.extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                BINARY,
+                f"-storageDataPath={self.data_dir}",
+                f"-httpListenAddr=127.0.0.1:{self.port}",
+                "-search.latencyOffset=0s",
+                "-retentionPeriod=100y",
+                "-loggerLevel=ERROR",
+                *self.extra_args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:

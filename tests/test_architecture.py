@@ -40,10 +40,15 @@ FLOORS: dict[str, int] = {
 
 # Parts on one floor that meet only through the ground (the fleet contract, the config).
 NEVER = {
-    ("dispatch", "ems.optimise"), ("ems.optimise", "dispatch"),
-    ("drivers", "ems"), ("drivers", "dispatch"), ("drivers", "forecasting"),
-    ("ems.optimise", "forecasting"), ("dispatch", "forecasting.portfolio"),
-    ("ems.optimise", "drivers"), ("dispatch", "drivers"),
+    ("dispatch", "ems.optimise"),
+    ("ems.optimise", "dispatch"),
+    ("drivers", "ems"),
+    ("drivers", "dispatch"),
+    ("drivers", "forecasting"),
+    ("ems.optimise", "forecasting"),
+    ("dispatch", "forecasting.portfolio"),
+    ("ems.optimise", "drivers"),
+    ("dispatch", "drivers"),
 }
 
 
@@ -107,8 +112,10 @@ def violations(modules: list[tuple[str, Path]] | None = None, root: Path = REPO)
             if target_part == source_part:
                 continue
             if FLOORS[target_part] > FLOORS[source_part]:
-                found.append(f"{where}: {module} (floor {FLOORS[source_part]}) imports {target} "
-                             f"(floor {FLOORS[target_part]}), upwards")
+                found.append(
+                    f"{where}: {module} (floor {FLOORS[source_part]}) imports {target} "
+                    f"(floor {FLOORS[target_part]}), upwards"
+                )
             for source_prefix, target_prefix in NEVER:
                 if (module + ".").startswith(source_prefix + ".") and (target + ".").startswith(target_prefix + "."):
                     found.append(f"{where}: {module} must never import {target}")
@@ -125,12 +132,15 @@ def test_ems_package_init_imports_nothing():
     assert imports == []
 
 
-@pytest.mark.parametrize("source, imported, expected", [
-    ("drivers/fake_upward.py", "from ems.control import controller", "upwards"),
-    ("ems/optimise/fake.py", "import dispatch.assign", "must never import"),
-    ("ems/config/fake.py", "from ems.optimise import solve", "upwards"),
-    ("ems/store/fake.py", "from ..cli import main", "upwards"),
-])
+@pytest.mark.parametrize(
+    "source, imported, expected",
+    [
+        ("drivers/fake_upward.py", "from ems.control import controller", "upwards"),
+        ("ems/optimise/fake.py", "import dispatch.assign", "must never import"),
+        ("ems/config/fake.py", "from ems.optimise import solve", "upwards"),
+        ("ems/store/fake.py", "from ..cli import main", "upwards"),
+    ],
+)
 def test_the_check_catches_a_planted_import(tmp_path, source, imported, expected):
     """The check itself can fail: a planted import is reported with its file and line."""
     planted = tmp_path / source

@@ -14,7 +14,9 @@ import pytest
 
 from ems.cli import main
 
-SPEC_12H = "start=2026-09-15T14:00+09:00; hours=12; sites=shelter_north,shelter_central,shelter_south,city_hall; pv_scale=0.3"
+SPEC_12H = (
+    "start=2026-09-15T14:00+09:00; hours=12; sites=shelter_north,shelter_central,shelter_south,city_hall; pv_scale=0.3"
+)
 
 
 def _listen(port: int, received: list, ready: threading.Event) -> mqtt.Client:
@@ -78,7 +80,9 @@ def test_bcp_json_has_the_figures_of_the_issue(drill):
     shelters = {"north_school_gym", "central_community_hall", "south_school_gym"}
     assert set(summary["shelter_hours"]) == shelters == set(summary["upper_bound_hours"])
     assert summary["critical_energy_demand_kwh"] > 0
-    assert summary["served_share"] == pytest.approx(summary["critical_energy_served_kwh"] / summary["critical_energy_demand_kwh"], abs=1e-3)
+    assert summary["served_share"] == pytest.approx(
+        summary["critical_energy_served_kwh"] / summary["critical_energy_demand_kwh"], abs=1e-3
+    )
     assert isinstance(summary["vehicles_assigned"], list) and summary["vehicles_assigned"]
     assert summary["vehicle_km"] > 0
     assert summary["drill"] is True and summary["outage"]["duration_hours"] == 12
@@ -88,7 +92,7 @@ def test_bcp_json_has_the_figures_of_the_issue(drill):
 def test_report_is_self_contained_html_with_plots(drill):
     html = (drill / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2
-    assert "src=\"http" not in html and "<script" not in html
+    assert 'src="http' not in html and "<script" not in html
     assert "no set-point was sent" in html
     assert "north_school_gym" in html
 
@@ -103,13 +107,30 @@ def test_supply_csv_adds_up_to_the_served_energy_of_bcp_json(drill):
     assert {r["shelter"] for r in rows} == set(summary["shelter_hours"])
     assert len(rows) == len(summary["shelter_hours"]) * summary["duration_hours"] / step_h
     for shelter, served_kwh in summary["served_kwh_by_shelter"].items():
-        assert sum(float(r["served_kw"]) for r in rows if r["shelter"] == shelter) * step_h == pytest.approx(served_kwh, abs=0.05)
+        assert sum(float(r["served_kw"]) for r in rows if r["shelter"] == shelter) * step_h == pytest.approx(
+            served_kwh, abs=0.05
+        )
         assert all(float(r["served_kw"]) <= float(r["demand_kw"]) + 1e-3 for r in rows if r["shelter"] == shelter)
 
 
 def test_progress_lines_name_each_step_in_order(tmp_path, capsys):
-    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_12H, "--no-fleet", "--progress",
-                 "--out", str(tmp_path / "drill")]) == 0
+    assert (
+        main(
+            [
+                "bcp",
+                "drill",
+                "--config",
+                "config/arao.toml",
+                "--outage",
+                SPEC_12H,
+                "--no-fleet",
+                "--progress",
+                "--out",
+                str(tmp_path / "drill"),
+            ]
+        )
+        == 0
+    )
     steps = [line for line in capsys.readouterr().out.splitlines() if line.startswith("progress ")]
     assert [s.split(":")[0] for s in steps] == [f"progress {k}/5" for k in range(1, 6)]
     assert steps[3].endswith("solving the BCP problem")
@@ -120,7 +141,23 @@ def test_state_file_sets_the_energy_on_board(tmp_path, drill):
     state = tmp_path / "state.json"
     state.write_text(json.dumps({"soc_kwh": empty}))
     out = tmp_path / "low"
-    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_12H, "--state", str(state), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bcp",
+                "drill",
+                "--config",
+                "config/arao.toml",
+                "--outage",
+                SPEC_12H,
+                "--state",
+                str(state),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     low = json.loads((out / "bcp.json").read_text())
     default = json.loads((drill / "bcp.json").read_text())
     # vehicles at their minimum must charge before they can give anything; batteries give only what
@@ -132,14 +169,20 @@ def test_state_file_sets_the_energy_on_board(tmp_path, drill):
     assert low["state"] == str(state)
 
 
-@pytest.mark.parametrize("outage, message", [
-    ("start=2026-09-15T14:00+09:00; hours=24; sites=atlantis", "sites: atlantis not in the portfolio"),
-    ("start=2026-09-15T14:00; hours=24; sites=shelter_north", "start: Value error, must be timezone-aware"),
-    ("config/outages/missing.toml", "config/outages/missing.toml: no such file"),
-    ("hours 24", "'hours 24' is not key=value"),
-])
+@pytest.mark.parametrize(
+    "outage, message",
+    [
+        ("start=2026-09-15T14:00+09:00; hours=24; sites=atlantis", "sites: atlantis not in the portfolio"),
+        ("start=2026-09-15T14:00; hours=24; sites=shelter_north", "start: Value error, must be timezone-aware"),
+        ("config/outages/missing.toml", "config/outages/missing.toml: no such file"),
+        ("hours 24", "'hours 24' is not key=value"),
+    ],
+)
 def test_bad_outage_stops_with_a_message_naming_it(outage, message, tmp_path, capsys):
-    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", outage, "--out", str(tmp_path / "never")]) == 2
+    assert (
+        main(["bcp", "drill", "--config", "config/arao.toml", "--outage", outage, "--out", str(tmp_path / "never")])
+        == 2
+    )
     assert message in capsys.readouterr().err
     assert not (tmp_path / "never").exists()
 
@@ -147,8 +190,23 @@ def test_bad_outage_stops_with_a_message_naming_it(outage, message, tmp_path, ca
 def test_bad_state_file_names_the_key(tmp_path, capsys):
     state = tmp_path / "state.json"
     state.write_text(json.dumps({"soc_kwh": {"taxi-99": 10.0, "taxi-01": 400.0}}))
-    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_12H, "--state", str(state),
-                 "--out", str(tmp_path / "never")]) == 2
+    assert (
+        main(
+            [
+                "bcp",
+                "drill",
+                "--config",
+                "config/arao.toml",
+                "--outage",
+                SPEC_12H,
+                "--state",
+                str(state),
+                "--out",
+                str(tmp_path / "never"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert f"{state}: soc_kwh.taxi-99: not a vehicle or battery id" in err
     assert "soc_kwh.taxi-01: must be a number between 0 and 40.0 kWh" in err
@@ -160,7 +218,8 @@ def test_drill_writes_the_reservation_it_would_publish(drill):
     reservation = Reservation.model_validate_json((drill / "reservation.json").read_text())
     visits = json.loads((drill / "bcp.json").read_text())["visits"]
     assert [(c.vehicle_id, c.shelter_id, c.from_time.isoformat()) for c in reservation.shelter_calls] == [
-        (v["vehicle"], v["shelter"], v["arrive"]) for v in visits]
+        (v["vehicle"], v["shelter"], v["arrive"]) for v in visits
+    ]
     assert set(reservation.keep_energy_kwh) == {v["vehicle"] for v in visits}
     assert all(kwh > 0 for kwh in reservation.keep_energy_kwh.values())
 
@@ -199,8 +258,28 @@ def test_twin_drill_from_the_command_line(mosquitto, tmp_path):
     from tests.conftest import free_port_block
 
     out = tmp_path / "twin-drill"
-    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_12H, "--twin", "--mqtt-host", mosquitto.host,
-                 "--mqtt-port", str(mosquitto.port), "--modbus-base-port", str(free_port_block(40)), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bcp",
+                "drill",
+                "--config",
+                "config/arao.toml",
+                "--outage",
+                SPEC_12H,
+                "--twin",
+                "--mqtt-host",
+                mosquitto.host,
+                "--mqtt-port",
+                str(mosquitto.port),
+                "--modbus-base-port",
+                str(free_port_block(40)),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "bcp.json").read_text())
     assert summary["state"].startswith("digital twin: ")
     assert "city_hall_bess" in summary["initial_soc_kwh"] and "taxi-01" in summary["initial_soc_kwh"]
@@ -214,15 +293,33 @@ def test_drill_takes_the_latest_state_from_the_store(tmp_path):
     path = tmp_path / "ems.sqlite"
     store = Store(path)
     now = dt.datetime.now(dt.UTC)
-    store.record_telemetry([
-        (now - dt.timedelta(minutes=10), "shelter_north_bess", "soc_fraction", 0.9, "good"),
-        (now - dt.timedelta(minutes=5), "shelter_north_bess", "soc_fraction", 0.25, "good"),  # the latest counts
-        (now - dt.timedelta(minutes=4), "shelter_north_bess", "soc_fraction", 0.99, "stale"),  # not good: ignored
-        (now - dt.timedelta(minutes=5), "depot_c01", "soc_fraction", 0.5, "good"),  # taxi-01 at its home charger
-    ])
+    store.record_telemetry(
+        [
+            (now - dt.timedelta(minutes=10), "shelter_north_bess", "soc_fraction", 0.9, "good"),
+            (now - dt.timedelta(minutes=5), "shelter_north_bess", "soc_fraction", 0.25, "good"),  # the latest counts
+            (now - dt.timedelta(minutes=4), "shelter_north_bess", "soc_fraction", 0.99, "stale"),  # not good: ignored
+            (now - dt.timedelta(minutes=5), "depot_c01", "soc_fraction", 0.5, "good"),  # taxi-01 at its home charger
+        ]
+    )
     store.close()
     out = tmp_path / "drill"
-    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", SPEC_12H, "--store", str(path), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bcp",
+                "drill",
+                "--config",
+                "config/arao.toml",
+                "--outage",
+                SPEC_12H,
+                "--store",
+                str(path),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "bcp.json").read_text())
     assert summary["state"].startswith(f"store {path}: 2 batteries and vehicles")
     assert summary["initial_soc_kwh"] == {"shelter_north_bess": 5.0, "taxi-01": 20.0}
@@ -230,8 +327,21 @@ def test_drill_takes_the_latest_state_from_the_store(tmp_path):
 
 def test_an_outage_that_spares_every_shelter_reports_them_up(tmp_path):
     out = tmp_path / "spared"
-    assert main(["bcp", "drill", "--config", "config/arao.toml", "--outage", "start=2026-09-15T14:00+09:00; hours=6; sites=city_hall",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bcp",
+                "drill",
+                "--config",
+                "config/arao.toml",
+                "--outage",
+                "start=2026-09-15T14:00+09:00; hours=6; sites=city_hall",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "bcp.json").read_text())
     assert set(summary["shelter_hours"].values()) == {6.0}
     assert summary["critical_energy_demand_kwh"] == 0.0 and summary["served_share"] == 1.0

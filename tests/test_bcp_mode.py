@@ -19,22 +19,60 @@ TYPHOON = "config/outages/typhoon-72h.toml"
 def test_activation_and_deactivation_are_logged_and_survive_a_restart(tmp_path, capsys):
     state = str(tmp_path / "state")
     # the typhoon file is a past outage: replaying it needs --force
-    assert main(["bcp", "activate", "--config", "config/arao.toml", "--outage", TYPHOON, "--operator", "Tanaka",
-                 "--reason", "typhoon warning level 4", "--state-dir", state, "--force"]) == 0
+    assert (
+        main(
+            [
+                "bcp",
+                "activate",
+                "--config",
+                "config/arao.toml",
+                "--outage",
+                TYPHOON,
+                "--operator",
+                "Tanaka",
+                "--reason",
+                "typhoon warning level 4",
+                "--state-dir",
+                state,
+                "--force",
+            ]
+        )
+        == 0
+    )
     # a new process (a restarted controller) sees the mode as it was left
-    status = subprocess.run([sys.executable, "-m", "ems", "bcp", "status", "--state-dir", state], capture_output=True, text=True, check=True)
+    status = subprocess.run(
+        [sys.executable, "-m", "ems", "bcp", "status", "--state-dir", state], capture_output=True, text=True, check=True
+    )
     assert "BCP mode: ACTIVE" in status.stdout and "Typhoon, 72 h" in status.stdout
     mode = BcpModeStore(state).current()
     assert mode.active and mode.operator == "Tanaka" and mode.outage == load_outage(TYPHOON)
 
-    assert main(["bcp", "activate", "--config", "config/arao.toml", "--outage", TYPHOON, "--operator", "Sato", "--state-dir", state]) == 1
+    assert (
+        main(
+            [
+                "bcp",
+                "activate",
+                "--config",
+                "config/arao.toml",
+                "--outage",
+                TYPHOON,
+                "--operator",
+                "Sato",
+                "--state-dir",
+                state,
+            ]
+        )
+        == 1
+    )
     assert "already active" in capsys.readouterr().err
 
     assert main(["bcp", "deactivate", "--operator", "Sato", "--reason", "grid restored", "--state-dir", state]) == 0
     assert not BcpModeStore(state).is_active()
     log = [json.loads(line) for line in (tmp_path / "state" / "bcp_mode.log").read_text().splitlines()]
     assert [(e["action"], e["operator"], e["reason"]) for e in log] == [
-        ("activate", "Tanaka", "typhoon warning level 4"), ("deactivate", "Sato", "grid restored")]
+        ("activate", "Tanaka", "typhoon warning level 4"),
+        ("deactivate", "Sato", "grid restored"),
+    ]
     assert dt.datetime.fromisoformat(log[0]["since"]) <= dt.datetime.fromisoformat(log[1]["since"])
     assert log[0]["outage"]["sites"] == ["shelter_north", "shelter_central", "shelter_south", "city_hall"]
 
@@ -44,8 +82,23 @@ def test_activation_and_deactivation_are_logged_and_survive_a_restart(tmp_path, 
 
 def test_a_bad_outage_activates_nothing(tmp_path):
     state = tmp_path / "state"
-    assert main(["bcp", "activate", "--config", "config/arao.toml", "--outage", "start=2026-09-15T14:00+09:00; hours=72; sites=nowhere",
-                 "--operator", "Tanaka", "--state-dir", str(state)]) == 2
+    assert (
+        main(
+            [
+                "bcp",
+                "activate",
+                "--config",
+                "config/arao.toml",
+                "--outage",
+                "start=2026-09-15T14:00+09:00; hours=72; sites=nowhere",
+                "--operator",
+                "Tanaka",
+                "--state-dir",
+                str(state),
+            ]
+        )
+        == 2
+    )
     assert BcpModeStore(state).current() is None and BcpModeStore(state).log() == []
 
 

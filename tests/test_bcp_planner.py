@@ -32,8 +32,11 @@ def test_one_shelter_one_vehicle_known_answer():
 
 def test_a_vehicle_never_plans_below_the_energy_to_drive_back():
     # no charger: 72 kWh of load against 31 kWh above the vehicles' floors
-    case = problem([shelter("s", 3.0, 24)], [vehicle("v1", 15.0, ["s"], trip_kwh=2.5), vehicle("v2", 30.0, ["s"], trip_kwh=2.5)],
-                   steps=24)
+    case = problem(
+        [shelter("s", 3.0, 24)],
+        [vehicle("v1", 15.0, ["s"], trip_kwh=2.5), vehicle("v2", 30.0, ["s"], trip_kwh=2.5)],
+        steps=24,
+    )
     plan = plan_bcp(case)
     specs = {v.id: v for v in case.vehicles}
     assert plan.visits
@@ -52,7 +55,9 @@ def test_priorities_are_respected_when_energy_is_short():
     case = problem(shelters, [vehicle("v", 14.0, ["first", "second"])])  # 10 kWh to give, 24 kWh wanted per shelter
     served = plan_bcp(case).summary()["served_kwh_by_shelter"]
     assert served == pytest.approx({"first": 10.0, "second": 0.0}, abs=1e-4)
-    swapped = problem([dataclasses.replace(shelters[0], priority=2), dataclasses.replace(shelters[1], priority=1)], case.vehicles)
+    swapped = problem(
+        [dataclasses.replace(shelters[0], priority=2), dataclasses.replace(shelters[1], priority=1)], case.vehicles
+    )
     served = plan_bcp(swapped).summary()["served_kwh_by_shelter"]
     assert served == pytest.approx({"first": 0.0, "second": 10.0}, abs=1e-4)
 
@@ -60,8 +65,11 @@ def test_priorities_are_respected_when_energy_is_short():
 def test_a_shelter_with_no_v2h_point_is_never_assigned_a_vehicle():
     # the pointless shelter has priority 1 and nothing else: a vehicle would help it most, if it could plug in
     shelters = [shelter("no_point", 3.0, 12, priority=1, points=0), shelter("with_point", 1.0, 12, priority=2)]
-    case = problem(shelters, [vehicle("v1", 30.0, ["no_point", "with_point"]), vehicle("v2", 30.0, ["no_point", "with_point"])],
-                   batteries=[battery("b", "no_point", 6.0)])
+    case = problem(
+        shelters,
+        [vehicle("v1", 30.0, ["no_point", "with_point"]), vehicle("v2", 30.0, ["no_point", "with_point"])],
+        batteries=[battery("b", "no_point", 6.0)],
+    )
     plan = plan_bcp(case)
     assert {v.shelter_id for v in plan.visits} == {"with_point"}
     assert not (plan.vehicle_location == "no_point").any().any()
@@ -72,7 +80,9 @@ def test_a_shelter_with_no_v2h_point_is_never_assigned_a_vehicle():
 
 def test_shuttling_to_charge_delivers_more_than_a_battery():
     # 3 kW for 48 h (144 kWh) from two vehicles with 36 kWh usable each: only rotations make it
-    case = problem([shelter("s", 3.0, 48)], [vehicle("v1", 38.0, ["s"]), vehicle("v2", 38.0, ["s"])], steps=48, chargers=2)
+    case = problem(
+        [shelter("s", 3.0, 48)], [vehicle("v1", 38.0, ["s"]), vehicle("v2", 38.0, ["s"])], steps=48, chargers=2
+    )
     plan = plan_bcp(case)
     assert plan.shelter_hours() == {"s": 48.0}
     multiples = plan.delivered_per_usable_battery()
@@ -106,8 +116,15 @@ def test_reference_typhoon_plan_balances_every_shelter_bus(typhoon_plan):
     assert np.allclose(supply.to_numpy(), plan.served_kw.to_numpy(), atol=1e-5)
     assert (plan.served_kw <= plan.demand_kw + 1e-6).all().all()
     summary = plan.summary()
-    for key in ("shelter_hours", "critical_energy_served_kwh", "critical_energy_demand_kwh", "served_share",
-                "vehicles_assigned", "vehicle_km", "upper_bound_hours"):
+    for key in (
+        "shelter_hours",
+        "critical_energy_served_kwh",
+        "critical_energy_demand_kwh",
+        "served_share",
+        "vehicles_assigned",
+        "vehicle_km",
+        "upper_bound_hours",
+    ):
         assert key in summary
     assert set(summary["shelter_hours"]) == {"north_school_gym", "central_community_hall", "south_school_gym"}
     for s, hours in summary["shelter_hours"].items():

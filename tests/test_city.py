@@ -22,13 +22,17 @@ OUTAGE = "start=2026-04-15T13:10+09:00; hours=8; sites=shelter_north,shelter_cen
 
 
 def ems(*args: str, timeout_s: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ems", *args], capture_output=True, text=True, timeout=timeout_s, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "ems", *args], capture_output=True, text=True, timeout=timeout_s, cwd=REPO
+    )
 
 
 @pytest.fixture(scope="module")
 def requests_log(tmp_path_factory):
     path = tmp_path_factory.mktemp("city") / "requests.csv"
-    result = ems("dispatch", "generate", "--config", str(CONFIG), "--date", "2026-04-15", "--requests", "120", "--out", str(path))
+    result = ems(
+        "dispatch", "generate", "--config", str(CONFIG), "--date", "2026-04-15", "--requests", "120", "--out", str(path)
+    )
     assert result.returncode == 0, result.stderr
     return path
 
@@ -37,8 +41,25 @@ def requests_log(tmp_path_factory):
 def city_day(requests_log, tmp_path_factory):
     """An hour and a half from 13:00 at speed 90, BCP mode switched on at 13:10."""
     out = tmp_path_factory.mktemp("city") / "run"
-    result = ems("city", "--config", str(CONFIG), "--requests", str(requests_log), "--speed", "90", "--hours", "1.5",
-                 "--start", "13:00", "--bcp-at", "13:10", "--outage", OUTAGE, "--out", str(out))
+    result = ems(
+        "city",
+        "--config",
+        str(CONFIG),
+        "--requests",
+        str(requests_log),
+        "--speed",
+        "90",
+        "--hours",
+        "1.5",
+        "--start",
+        "13:00",
+        "--bcp-at",
+        "13:10",
+        "--outage",
+        OUTAGE,
+        "--out",
+        str(out),
+    )
     return result, out
 
 
@@ -91,6 +112,7 @@ def test_the_shelters_v2h_points_deliver_energy_by_the_planned_arrival_plus_one_
     summary = json.loads((out / "city.json").read_text())
     bcp, end = summary["bcp"], dt.datetime.fromisoformat(summary["run"]["end"])
     replan = dt.timedelta(minutes=bcp["replan_minutes"])
+
     # a call takes effect from its time: a taxi sent ahead keeps its energy until then, so only
     # calls whose time and planned arrival came a re-plan before the run's end can have fed yet
     def arrival(call) -> dt.datetime:  # the dispatcher's planned arrival, or the call's time if later
@@ -101,8 +123,14 @@ def test_the_shelters_v2h_points_deliver_energy_by_the_planned_arrival_plus_one_
     # at the shelters without PV (the central hall)
     portfolio = load_portfolio(CONFIG)
     sunless = {s.id for s in portfolio.shelters if not any(a.site == s.site for a in portfolio.pv_arrays)}
-    due = [call for call in bcp["shelter_calls"] if call["shelter"] in sunless
-           and call["plugged_at"] is not None and call["planned_arrival"] is not None and arrival(call) + replan < end]
+    due = [
+        call
+        for call in bcp["shelter_calls"]
+        if call["shelter"] in sunless
+        and call["plugged_at"] is not None
+        and call["planned_arrival"] is not None
+        and arrival(call) + replan < end
+    ]
     assert due, bcp["shelter_calls"]
     for call in due:
         # the taxi's V2H point delivers by then plus one re-plan (the twin's record shows it to the
@@ -115,11 +143,41 @@ def test_the_shelters_v2h_points_deliver_energy_by_the_planned_arrival_plus_one_
 
 def test_a_bad_option_stops_before_anything_runs(requests_log, tmp_path):
     out = tmp_path / "run"
-    result = ems("city", "--config", str(CONFIG), "--requests", str(requests_log), "--speed", "120", "--hours", "1",
-                 "--start", "13:00", "--bcp-at", "15:00", "--outage", OUTAGE, "--out", str(out))
+    result = ems(
+        "city",
+        "--config",
+        str(CONFIG),
+        "--requests",
+        str(requests_log),
+        "--speed",
+        "120",
+        "--hours",
+        "1",
+        "--start",
+        "13:00",
+        "--bcp-at",
+        "15:00",
+        "--outage",
+        OUTAGE,
+        "--out",
+        str(out),
+    )
     assert result.returncode == 2
     assert "--bcp-at 15:00 is outside the simulated run 13:00-14:00" in result.stderr
     assert not (out / "logs").exists()
-    result = ems("city", "--config", str(CONFIG), "--requests", str(requests_log), "--speed", "120", "--hours", "1",
-                 "--bcp-at", "13:30", "--out", str(out))
+    result = ems(
+        "city",
+        "--config",
+        str(CONFIG),
+        "--requests",
+        str(requests_log),
+        "--speed",
+        "120",
+        "--hours",
+        "1",
+        "--bcp-at",
+        "13:30",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 2 and "--bcp-at and --outage go together" in result.stderr

@@ -26,7 +26,9 @@ CONFIG = REPO / "config/arao.toml"
 
 def user_link(broker, user: str, client_id: str) -> MqttLink:
     name, password = (SHIPPED_MOSQUITTO / f"{user}.credentials").read_text().strip().split(":", 1)
-    link = MqttLink(BrokerSettings(host=broker.host, port=broker.port, client_id=client_id, username=name, password=password))
+    link = MqttLink(
+        BrokerSettings(host=broker.host, port=broker.port, client_id=client_id, username=name, password=password)
+    )
     link.start()
     assert link.wait_connected(5)
     return link
@@ -72,7 +74,9 @@ def test_a_taxi_drives_the_published_route_and_plugs_in_where_the_plan_says(runn
     settings = portfolio.dispatch
     router = StraightLineRouter(settings.speed_kmh, settings.detour_factor)
     taxi = twin.vehicles["taxi-01"]
-    depot, hall, centre, north = (site(portfolio, s) for s in ("taxi_depot", "city_hall", "cultural_centre", "shelter_north"))
+    depot, hall, centre, north = (
+        site(portfolio, s) for s in ("taxi_depot", "city_hall", "cultural_centre", "shelter_north")
+    )
     assert taxi.charger_id == "depot_c01" and taxi.position == (depot.lat, depot.lon)
     soc_start_kwh = taxi.soc_kwh
 
@@ -83,16 +87,31 @@ def test_a_taxi_drives_the_published_route_and_plugs_in_where_the_plan_says(runn
     controller.subscribe("arao/+/telemetry", watcher)
     now = clock.now()
     pickup_eta = now + dt.timedelta(seconds=router.leg(depot, hall)[1])
-    plan = VehiclePlan(vehicle_id="taxi-01", issued=now, route=(
-        stop(StopKind.PICKUP, hall, pickup_eta, rider_ids=("r1",)),
-        stop(StopKind.DROPOFF, centre, pickup_eta + dt.timedelta(minutes=10), rider_ids=("r1",)),
-        stop(StopKind.SHELTER, north, pickup_eta + dt.timedelta(minutes=30), charger_id="shelter_north_v2h1", shelter_id="shelter_north"),
-    ))
+    plan = VehiclePlan(
+        vehicle_id="taxi-01",
+        issued=now,
+        route=(
+            stop(StopKind.PICKUP, hall, pickup_eta, rider_ids=("r1",)),
+            stop(StopKind.DROPOFF, centre, pickup_eta + dt.timedelta(minutes=10), rider_ids=("r1",)),
+            stop(
+                StopKind.SHELTER,
+                north,
+                pickup_eta + dt.timedelta(minutes=30),
+                charger_id="shelter_north_v2h1",
+                shelter_id="shelter_north",
+            ),
+        ),
+    )
     dispatcher.publish("fleet/taxi-01/plan", plan.model_dump_json(), retain=True).wait_for_publish(2)
     assert wait_until(lambda: "taxi-01" in twin.followers, 5), twin.plans_rejected
     # the same movement model as the dispatcher: legs at the router's times, dwell at riders' stops
-    expected = RouteMotion(router, 0.15, depot, now.timestamp(), [
-        Waypoint(hall, settings.dwell_s, pickup_eta.timestamp()), Waypoint(centre, settings.dwell_s), Waypoint(north)])
+    expected = RouteMotion(
+        router,
+        0.15,
+        depot,
+        now.timestamp(),
+        [Waypoint(hall, settings.dwell_s, pickup_eta.timestamp()), Waypoint(centre, settings.dwell_s), Waypoint(north)],
+    )
 
     halfway_s = router.leg(depot, hall)[1] / 2
     settle(twin, clock, halfway_s)
@@ -116,7 +135,9 @@ def test_a_taxi_drives_the_published_route_and_plugs_in_where_the_plan_says(runn
     assert soc_start_kwh - taxi.soc_kwh == pytest.approx(expected.total_km * 0.15)
     for device in twin.mqtt_devices.values():
         device.publish()
-    assert wait_until(lambda: (watcher.last("arao/taxi-01/telemetry") or {}).get("charger_id") == "shelter_north_v2h1", 5)
+    assert wait_until(
+        lambda: (watcher.last("arao/taxi-01/telemetry") or {}).get("charger_id") == "shelter_north_v2h1", 5
+    )
     telemetry = watcher.last("arao/taxi-01/telemetry")
     assert (telemetry["lat"], telemetry["lon"]) == pytest.approx((north.lat, north.lon))
     assert telemetry["soc"] == pytest.approx(taxi.soc_kwh / 40.0, abs=1e-4)
@@ -138,16 +159,29 @@ def test_bad_plans_are_refused_by_name_and_the_route_driven_stays(running):
     hall = site(portfolio, "city_hall")
     dispatcher = user_link(broker, "dispatcher", "dispatcher-test")
     now = clock.now()
-    good = VehiclePlan(vehicle_id="taxi-02", issued=now, route=(stop(StopKind.REBALANCE, hall, now + dt.timedelta(minutes=5)),))
+    good = VehiclePlan(
+        vehicle_id="taxi-02", issued=now, route=(stop(StopKind.REBALANCE, hall, now + dt.timedelta(minutes=5)),)
+    )
     dispatcher.publish("fleet/taxi-02/plan", good.model_dump_json()).wait_for_publish(2)
     assert wait_until(lambda: "taxi-02" in twin.followers, 5)
     bad = {
-        "fleet/taxi-02/plan": [b"{not json", good.model_copy(update={"vehicle_id": "taxi-03"}).model_dump_json(),
-                               good.model_copy(update={"issued": now - dt.timedelta(hours=1)}).model_dump_json(),
-                               good.model_copy(update={"issued": now - dt.timedelta(minutes=1)}).model_dump_json(),
-                               json.loads(good.model_dump_json()) | {"route": [
-                                   {"kind": "charger", "position": {"lat": 33.0, "lon": 130.4}, "eta": now.isoformat(),
-                                    "charger_id": "no_such_charger"}]}],
+        "fleet/taxi-02/plan": [
+            b"{not json",
+            good.model_copy(update={"vehicle_id": "taxi-03"}).model_dump_json(),
+            good.model_copy(update={"issued": now - dt.timedelta(hours=1)}).model_dump_json(),
+            good.model_copy(update={"issued": now - dt.timedelta(minutes=1)}).model_dump_json(),
+            json.loads(good.model_dump_json())
+            | {
+                "route": [
+                    {
+                        "kind": "charger",
+                        "position": {"lat": 33.0, "lon": 130.4},
+                        "eta": now.isoformat(),
+                        "charger_id": "no_such_charger",
+                    }
+                ]
+            },
+        ],
         "fleet/taxi-99/plan": [good.model_copy(update={"vehicle_id": "taxi-99"}).model_dump_json()],
     }
     for topic, payloads in bad.items():
@@ -156,16 +190,26 @@ def test_bad_plans_are_refused_by_name_and_the_route_driven_stays(running):
             dispatcher.publish(topic, body).wait_for_publish(2)
     assert wait_until(lambda: len(twin.plans_rejected) == 6, 5), twin.plans_rejected
     reasons = " | ".join(reason for _topic, reason in twin.plans_rejected)
-    for words in ("(root)", "vehicle_id", "more than 900 s before now", "older than the plan being driven", "no_such_charger",
-                  "unknown vehicle 'taxi-99'"):
+    for words in (
+        "(root)",
+        "vehicle_id",
+        "more than 900 s before now",
+        "older than the plan being driven",
+        "no_such_charger",
+        "unknown vehicle 'taxi-99'",
+    ):
         assert words in reasons
     assert twin.followers["taxi-02"].stops == good.route
 
     # a user the ACL does not let publish plans (the observer) moves no taxi
     observer = user_link(broker, "observer", "observer-test")
-    intruder = VehiclePlan(vehicle_id="taxi-04", issued=now, route=(stop(StopKind.REBALANCE, hall, now + dt.timedelta(minutes=5)),))
+    intruder = VehiclePlan(
+        vehicle_id="taxi-04", issued=now, route=(stop(StopKind.REBALANCE, hall, now + dt.timedelta(minutes=5)),)
+    )
     observer.publish("fleet/taxi-04/plan", intruder.model_dump_json()).wait_for_publish(2)
-    dispatcher.publish("fleet/taxi-05/plan", intruder.model_copy(update={"vehicle_id": "taxi-05"}).model_dump_json()).wait_for_publish(2)
+    dispatcher.publish(
+        "fleet/taxi-05/plan", intruder.model_copy(update={"vehicle_id": "taxi-05"}).model_dump_json()
+    ).wait_for_publish(2)
     assert wait_until(lambda: "taxi-05" in twin.followers, 5)
     assert "taxi-04" not in twin.followers
     for link in (dispatcher, observer):
@@ -199,8 +243,18 @@ def test_a_route_reissued_between_two_steps_loses_no_distance():
     for seconds in (0, 30, 60, 90):  # four plans, one step at the end
         now = START + dt.timedelta(seconds=seconds)
         clock.advance(30 if seconds else 0)
-        twin.follow_plan(VehiclePlan(vehicle_id="taxi-03", issued=now, route=(
-            stop(StopKind.SHELTER, north, START + dt.timedelta(seconds=travel_s), shelter_id="north_school_gym"),)), now)
+        twin.follow_plan(
+            VehiclePlan(
+                vehicle_id="taxi-03",
+                issued=now,
+                route=(
+                    stop(
+                        StopKind.SHELTER, north, START + dt.timedelta(seconds=travel_s), shelter_id="north_school_gym"
+                    ),
+                ),
+            ),
+            now,
+        )
     twin.step(clock.advance(30), 30)
     taxi = twin.vehicles["taxi-03"]
     assert taxi.position == pytest.approx(tuple(along(depot, north, 120 / travel_s)))
@@ -220,8 +274,21 @@ def test_an_empty_route_after_arriving_at_a_shelter_leaves_the_taxi_plugged_in_t
     twin = Twin(portfolio, CONFIG, TwinOptions(serve_mqtt=False), clock=clock)
     depot, central = site(portfolio, "taxi_depot"), site(portfolio, "shelter_central")
     travel_s = router.leg(depot, central)[1]
-    twin.follow_plan(VehiclePlan(vehicle_id="taxi-08", issued=START, route=(
-        stop(StopKind.SHELTER, central, START + dt.timedelta(seconds=travel_s), shelter_id="central_community_hall"),)), START)
+    twin.follow_plan(
+        VehiclePlan(
+            vehicle_id="taxi-08",
+            issued=START,
+            route=(
+                stop(
+                    StopKind.SHELTER,
+                    central,
+                    START + dt.timedelta(seconds=travel_s),
+                    shelter_id="central_community_hall",
+                ),
+            ),
+        ),
+        START,
+    )
     arrived = clock.advance(travel_s + 10)  # no twin step in between
     twin.follow_plan(VehiclePlan(vehicle_id="taxi-08", issued=arrived, route=()), arrived)
     twin.step(clock.advance(5), 5)

@@ -103,10 +103,14 @@ def test_out_that_is_a_file_is_refused(run_ems, tmp_path):
 
 def test_request_log_that_is_not_utf8_names_the_file(run_ems, tmp_path):
     requests = tmp_path / "requests.csv"
-    requests.write_bytes(b"request_id,time,origin_lat,origin_lon,dest_lat,dest_lon,passengers\n"
-                         b"r1,2026-04-15T08:00:00+09:00,32.98,130.44,32.99,130.45,1\xff\n")
+    requests.write_bytes(
+        b"request_id,time,origin_lat,origin_lon,dest_lat,dest_lon,passengers\n"
+        b"r1,2026-04-15T08:00:00+09:00,32.98,130.44,32.99,130.45,1\xff\n"
+    )
     out = tmp_path / "never"
-    result = run_ems("dispatch", "simulate", "--config", "config/arao.toml", "--requests", str(requests), "--out", str(out))
+    result = run_ems(
+        "dispatch", "simulate", "--config", "config/arao.toml", "--requests", str(requests), "--out", str(out)
+    )
     line = assert_one_line_error(result, str(requests), "not UTF-8 text")
     assert "None" not in line
     assert not out.exists()
@@ -116,16 +120,29 @@ def test_a_real_process_prints_one_line_and_exits_2(tmp_path):
     directory = _config(tmp_path, "directory")
     result = run_process("plan", "--config", str(directory), "--date", "2026-04-15", "--out", str(tmp_path / "never"))
     assert_one_line_error(result, str(directory), "is a directory")
-    result = run_process("plan", "--config", "config/arao.toml", "--date", "2026-04-15", "--horizon-hours", "-5",
-                         "--out", str(tmp_path / "never"))
+    result = run_process(
+        "plan",
+        "--config",
+        "config/arao.toml",
+        "--date",
+        "2026-04-15",
+        "--horizon-hours",
+        "-5",
+        "--out",
+        str(tmp_path / "never"),
+    )
     assert_one_line_error(result, "ems plan", "argument --horizon-hours: -5 is outside 1..168 hours")
     assert not (tmp_path / "never").exists()
 
 
-@pytest.mark.parametrize("value,key", [
-    ("120", "grid_connections[id=city_hall_grid].import_limit_kw"),
-    (True, "grid_connections[id=city_hall_grid].import_limit_kw"),
-], ids=["string", "boolean"])
+@pytest.mark.parametrize(
+    "value,key",
+    [
+        ("120", "grid_connections[id=city_hall_grid].import_limit_kw"),
+        (True, "grid_connections[id=city_hall_grid].import_limit_kw"),
+    ],
+    ids=["string", "boolean"],
+)
 def test_quoted_or_boolean_number_is_refused(value, key):
     raw = broken(lambda r: r["grid_connections"][0].update(import_limit_kw=value))
     with pytest.raises(ConfigError, match=r"expected a number") as caught:

@@ -35,7 +35,16 @@ def test_schedule_csv_is_long_form_with_the_sign_convention(plan_dir):
 
 def test_summary_has_the_contract_keys(plan_dir):
     summary = json.loads((plan_dir / "summary.json").read_text())
-    for key in ("objective_yen", "cost_yen", "co2_kg", "solver_status", "mip_gap", "solve_s", "build_s", "baseline_cost_yen"):
+    for key in (
+        "objective_yen",
+        "cost_yen",
+        "co2_kg",
+        "solver_status",
+        "mip_gap",
+        "solve_s",
+        "build_s",
+        "baseline_cost_yen",
+    ):
         assert key in summary, key
     assert summary["solver_status"] == "optimal"
     assert summary["baseline_cost_yen"] > summary["cost_yen"] > 0
@@ -46,8 +55,26 @@ def test_plot_is_a_png(plan_dir):
 
 
 def test_console_script_prints_the_table(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "ems", "plan", "--config", "config/arao.toml", "--date", "2026-04-16",
-                             "--out", str(tmp_path), "--no-plot", "--horizon-hours", "24"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ems",
+            "plan",
+            "--config",
+            "config/arao.toml",
+            "--date",
+            "2026-04-16",
+            "--out",
+            str(tmp_path),
+            "--no-plot",
+            "--horizon-hours",
+            "24",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "city_hall" in result.stdout and "baseline" in result.stdout
     assert not (tmp_path / "plan.png").exists()
 
@@ -56,8 +83,11 @@ def test_bad_config_stops_before_anything_runs(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(open("config/arao.toml").read().replace("capacity_kwh = 120.0", "capacity_kwh = -120.0"))
     out = tmp_path / "never"
-    result = subprocess.run([sys.executable, "-m", "ems", "plan", "--config", str(bad), "--date", "2026-04-15", "--out", str(out)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "ems", "plan", "--config", str(bad), "--date", "2026-04-15", "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert "batteries[id=city_hall_bess].capacity_kwh" in result.stderr
     assert str(bad) in result.stderr
@@ -70,7 +100,9 @@ def test_plan_uses_the_forecasters_by_default(plan_dir):
     assert json.loads((plan_dir / "summary.json").read_text())["inputs"] == "forecast"
     pv_kwh = {}
     for day in ("2026-06-21", "2026-12-21"):
-        problem = plan_inputs("config/arao.toml", pd.Timestamp(day, tz="Asia/Tokyo"), horizon_hours=24, inputs="forecast").problem
+        problem = plan_inputs(
+            "config/arao.toml", pd.Timestamp(day, tz="Asia/Tokyo"), horizon_hours=24, inputs="forecast"
+        ).problem
         pv = sum(p.available_kw for p in problem.pvs)
         hours = problem.grid.index.hour
         assert pv[(hours < 4) | (hours >= 21)].max() == 0.0  # dark at night

@@ -20,26 +20,69 @@ def test_reference_portfolio_loads():
 
 
 CASES = [
-    ("negative capacity", lambda r: r["batteries"][0].update(capacity_kwh=-5), "batteries[id=city_hall_bess].capacity_kwh"),
+    (
+        "negative capacity",
+        lambda r: r["batteries"][0].update(capacity_kwh=-5),
+        "batteries[id=city_hall_bess].capacity_kwh",
+    ),
     ("typo in a key", lambda r: r["batteries"][0].update(capacity_kw=100), "batteries[id=city_hall_bess].capacity_kw"),
     ("missing key", lambda r: r["pv_arrays"][0].pop("capacity_kwp"), "pv_arrays[id=city_hall_pv].capacity_kwp"),
-    ("wrong type", lambda r: r["grid_connections"][0].update(import_limit_kw="lots"), "grid_connections[id=city_hall_grid].import_limit_kw"),
+    (
+        "wrong type",
+        lambda r: r["grid_connections"][0].update(import_limit_kw="lots"),
+        "grid_connections[id=city_hall_grid].import_limit_kw",
+    ),
     ("unknown site", lambda r: r["loads"][0].update(site="moon_base"), "loads[id=city_hall_load].site"),
     ("unknown profile", lambda r: r["loads"][1].update(profile="nope"), "loads[id=cultural_centre_load].profile"),
-    ("short tariff", lambda r: r["tariffs"]["default"].update(co2_kg_per_kwh=[0.4] * 24), "tariffs.default.co2_kg_per_kwh"),
+    (
+        "short tariff",
+        lambda r: r["tariffs"]["default"].update(co2_kg_per_kwh=[0.4] * 24),
+        "tariffs.default.co2_kg_per_kwh",
+    ),
     ("unknown tariff", lambda r: r["sites"][0].update(tariff="gold"), "sites[id=city_hall].tariff"),
     ("duplicate id", lambda r: r["pv_arrays"][1].update(id="city_hall_pv"), "city_hall_pv"),
-    ("unknown home charger", lambda r: r["vehicles"][0].update(home_charger="depot_c99"), "vehicles[id=taxi-01].home_charger"),
+    (
+        "unknown home charger",
+        lambda r: r["vehicles"][0].update(home_charger="depot_c99"),
+        "vehicles[id=taxi-01].home_charger",
+    ),
     ("shared home charger", lambda r: r["vehicles"][1].update(home_charger="depot_c01"), "home_charger=depot_c01"),
-    ("non-V2H shelter point", lambda r: r["shelters"][0].update(v2h_points=["depot_c01"]), "shelters[id=north_school_gym].v2h_points"),
-    ("soc window", lambda r: r["batteries"][1].update(soc_min_fraction=0.9, soc_max_fraction=0.5), "batteries[id=cultural_centre_bess]"),
+    (
+        "non-V2H shelter point",
+        lambda r: r["shelters"][0].update(v2h_points=["depot_c01"]),
+        "shelters[id=north_school_gym].v2h_points",
+    ),
+    (
+        "soc window",
+        lambda r: r["batteries"][1].update(soc_min_fraction=0.9, soc_max_fraction=0.5),
+        "batteries[id=cultural_centre_bess]",
+    ),
     ("bad step", lambda r: r["planning"].update(step_minutes=7), "planning.step_minutes"),
-    ("unknown driver kind", lambda r: r["batteries"][0].update(driver={"kind": "carrier-pigeon"}), "batteries[id=city_hall_bess].driver"),
-    ("modbus without host", lambda r: r["batteries"][0].update(driver={"kind": "modbus"}), "batteries[id=city_hall_bess].driver.host"),
-    ("overlapping duties", lambda r: r["vehicles"][0].update(duties=[{"depart": "07:00:00", "return": "12:00:00", "distance_km": 10},
-                                                                     {"depart": "11:00:00", "return": "13:00:00", "distance_km": 10}]),
-     "vehicles[id=taxi-01].duties"),
-    ("duty beyond battery", lambda r: r["vehicles"][0]["duties"][0].update(distance_km=900), "vehicles[id=taxi-01].duties[0].distance_km"),
+    (
+        "unknown driver kind",
+        lambda r: r["batteries"][0].update(driver={"kind": "carrier-pigeon"}),
+        "batteries[id=city_hall_bess].driver",
+    ),
+    (
+        "modbus without host",
+        lambda r: r["batteries"][0].update(driver={"kind": "modbus"}),
+        "batteries[id=city_hall_bess].driver.host",
+    ),
+    (
+        "overlapping duties",
+        lambda r: r["vehicles"][0].update(
+            duties=[
+                {"depart": "07:00:00", "return": "12:00:00", "distance_km": 10},
+                {"depart": "11:00:00", "return": "13:00:00", "distance_km": 10},
+            ]
+        ),
+        "vehicles[id=taxi-01].duties",
+    ),
+    (
+        "duty beyond battery",
+        lambda r: r["vehicles"][0]["duties"][0].update(distance_km=900),
+        "vehicles[id=taxi-01].duties[0].distance_km",
+    ),
     ("bad time zone", lambda r: r["portfolio"].update(timezone="Mars/Olympus"), "portfolio.timezone"),
     ("site without grid", lambda r: r["grid_connections"].pop(0), "sites[id=city_hall]"),
 ]

@@ -35,14 +35,20 @@ def edited(tmp_path, *sections: str):
     text = open("config/arao.toml").read()
     for section in sections:
         header, key = section.split("\n", 1)
-        text = text.replace(f"\n{header}\n", f"\n{header}\n{key}\n", 1) if f"\n{header}\n" in text else f"{text}\n{section}\n"
+        text = (
+            text.replace(f"\n{header}\n", f"\n{header}\n{key}\n", 1)
+            if f"\n{header}\n" in text
+            else f"{text}\n{section}\n"
+        )
     path = tmp_path / "arao.toml"
     path.write_text(text)
     return path
 
 
 def test_driving_shortfall_price_and_tie_breaker_come_from_the_config(tmp_path):
-    config = edited(tmp_path, "[planning]\ndrive_shortfall_penalty_yen_per_kwh = 1234.0\nthroughput_epsilon_yen_per_kwh = 0.002")
+    config = edited(
+        tmp_path, "[planning]\ndrive_shortfall_penalty_yen_per_kwh = 1234.0\nthroughput_epsilon_yen_per_kwh = 0.002"
+    )
     _portfolio, p = plan_inputs(config, START, horizon_hours=6)
     assert p.settings.drive_shortfall_penalty_yen_per_kwh == 1234.0
     assert p.settings.throughput_epsilon_yen_per_kwh == 0.002

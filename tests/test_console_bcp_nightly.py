@@ -12,7 +12,9 @@ import pytest
 
 from ems.bcp.mode import BcpModeStore
 
-SPEC_12H = "start=2026-09-15T14:00+09:00; hours=12; sites=shelter_north,shelter_central,shelter_south,city_hall; pv_scale=0.3"
+SPEC_12H = (
+    "start=2026-09-15T14:00+09:00; hours=12; sites=shelter_north,shelter_central,shelter_south,city_hall; pv_scale=0.3"
+)
 
 
 @pytest.fixture
@@ -54,7 +56,11 @@ def test_a_drill_runs_from_start_to_result(ops):
     started = ops.post("/api/bcp/drills", data={"outage_spec": SPEC_12H, "state": "store", "csrf_token": token})
     assert started.status_code == 202, started.text
     job = started.json()
-    assert job["status"] == "running" and job["operator"] == "hanako" and started.headers["location"] == f"/api/bcp/drills/{job['id']}"
+    assert (
+        job["status"] == "running"
+        and job["operator"] == "hanako"
+        and started.headers["location"] == f"/api/bcp/drills/{job['id']}"
+    )
 
     # while it runs, the htmx fragment polls itself; a second drill is refused
     fragment = ops.get(f"/bcp/drills/{job['id']}", headers={"HX-Request": "true"})
@@ -90,7 +96,9 @@ def test_drills_are_refused_to_viewers_strangers_and_forged_forms(ops, tmp_path)
     anonymous = ops.post("/api/bcp/drills", data={"outage_spec": SPEC_12H, "state": "store"})
     assert anonymous.status_code == 401
     ops.login("taro")  # a viewer
-    viewer = ops.post("/api/bcp/drills", data={"outage_spec": SPEC_12H, "state": "store", "csrf_token": ops.csrf("/bcp")})
+    viewer = ops.post(
+        "/api/bcp/drills", data={"outage_spec": SPEC_12H, "state": "store", "csrf_token": ops.csrf("/bcp")}
+    )
     assert viewer.status_code == 403
     ops.post("/logout", data={"csrf_token": ops.csrf("/bcp")})
     ops.login("hanako")
@@ -100,13 +108,16 @@ def test_drills_are_refused_to_viewers_strangers_and_forged_forms(ops, tmp_path)
     assert ("taro", "POST /api/bcp/drills", "refused") in audit_actions(ops)
 
 
-@pytest.mark.parametrize(("form", "message"), [
-    ({"outage_spec": "/etc/passwd"}, "neither a file"),
-    ({"outage_spec": "start=2026-09-15T14:00+09:00; hours=12; sites=nowhere"}, "nowhere"),
-    ({"outage_spec": "start=yesterday; hours=12; sites=shelter_north"}, "start"),
-    ({"outage_file": "../arao.toml"}, "neither a file"),
-    ({"outage_spec": SPEC_12H, "state": "twin"}, "state"),
-])
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"outage_spec": "/etc/passwd"}, "neither a file"),
+        ({"outage_spec": "start=2026-09-15T14:00+09:00; hours=12; sites=nowhere"}, "nowhere"),
+        ({"outage_spec": "start=yesterday; hours=12; sites=shelter_north"}, "start"),
+        ({"outage_file": "../arao.toml"}, "neither a file"),
+        ({"outage_spec": SPEC_12H, "state": "twin"}, "state"),
+    ],
+)
 def test_bad_drill_requests_are_refused_with_the_field_named(ops, tmp_path, form, message):
     ops.login("hanako")
     answer = ops.post("/api/bcp/drills", data={"state": "store", **form, "csrf_token": ops.csrf("/bcp")})
@@ -144,19 +155,28 @@ def test_bcp_mode_on_and_off_with_reason_and_confirmation(ops, tmp_path):
     assert not BcpModeStore(tmp_path / "bcp").is_active()
     log = BcpModeStore(tmp_path / "bcp").log()
     assert [(e["action"], e["operator"], e["reason"]) for e in log] == [
-        ("activate", "hanako", "typhoon warning"), ("deactivate", "hanako", "grid is back")]
+        ("activate", "hanako", "typhoon warning"),
+        ("deactivate", "hanako", "grid is back"),
+    ]
     actions = audit_actions(ops)
     assert ("hanako", "bcp-activate", "done") in actions and ("hanako", "bcp-deactivate", "done") in actions
     assert ("hanako", "bcp-activate", "refused") in actions
 
 
-@pytest.mark.parametrize(("form", "status", "message"), [
-    ({"reason": "storm", "confirm": "bcp please"}, 400, "confirm"),
-    ({"reason": "", "confirm": "BCP"}, 400, "reason"),
-    ({"reason": "storm", "confirm": "BCP", "outage_spec": ""}, 400, "outage"),
-    # the reference typhoon (September) starts five months after the console's clock: more than a week ahead
-    ({"reason": "storm", "confirm": "BCP", "outage_file": "typhoon-72h.toml", "outage_spec": ""}, 409, "days ahead"),
-])
+@pytest.mark.parametrize(
+    ("form", "status", "message"),
+    [
+        ({"reason": "storm", "confirm": "bcp please"}, 400, "confirm"),
+        ({"reason": "", "confirm": "BCP"}, 400, "reason"),
+        ({"reason": "storm", "confirm": "BCP", "outage_spec": ""}, 400, "outage"),
+        # the reference typhoon (September) starts five months after the console's clock: more than a week ahead
+        (
+            {"reason": "storm", "confirm": "BCP", "outage_file": "typhoon-72h.toml", "outage_spec": ""},
+            409,
+            "days ahead",
+        ),
+    ],
+)
 def test_bcp_activation_refusals_change_nothing(ops, tmp_path, form, status, message):
     ops.login("hanako")
     data = {"outage_spec": "start=2026-04-15T09:00+09:00; hours=24; sites=shelter_north"} | form
@@ -168,7 +188,11 @@ def test_bcp_activation_refusals_change_nothing(ops, tmp_path, form, status, mes
 
 
 def test_bcp_switch_is_refused_to_viewers_and_without_csrf(ops, tmp_path):
-    spec = {"outage_spec": "start=2026-04-15T09:00+09:00; hours=24; sites=shelter_north", "reason": "x", "confirm": "BCP"}
+    spec = {
+        "outage_spec": "start=2026-04-15T09:00+09:00; hours=24; sites=shelter_north",
+        "reason": "x",
+        "confirm": "BCP",
+    }
     assert ops.post("/api/bcp/activate", data=spec).status_code == 401
     ops.login("taro")
     assert switch(ops, "activate", **spec).status_code == 403
@@ -206,7 +230,9 @@ def test_nightly_page_lists_the_nights_and_shows_the_newest(ops, nights):
     previous = json.loads((nights / "2026-04-15" / "kpis.json").read_text())
     cost = next(c for c in night["changes"] if c["what"] == "plan energy_cost_yen")
     assert cost["previous"] == previous["plan"]["energy_cost_yen"] and cost["this"] == kpis["plan"]["energy_cost_yen"]
-    assert cost["change"] == pytest.approx(kpis["plan"]["energy_cost_yen"] - previous["plan"]["energy_cost_yen"], abs=1e-3)
+    assert cost["change"] == pytest.approx(
+        kpis["plan"]["energy_cost_yen"] - previous["plan"]["energy_cost_yen"], abs=1e-3
+    )
 
     older = ops.get("/api/nightly/2026-04-15").json()
     assert older["previous"] is None and older["changes"] == []

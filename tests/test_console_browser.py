@@ -16,7 +16,9 @@ from tests.console_fixtures import REPO, console_config, ems_serve
 
 SHOTS = REPO / "out" / "console"
 PASSWORD = "operator-password-1"
-SPEC_12H = "start=2026-09-15T14:00+09:00; hours=12; sites=shelter_north,shelter_central,shelter_south,city_hall; pv_scale=0.3"
+SPEC_12H = (
+    "start=2026-09-15T14:00+09:00; hours=12; sites=shelter_north,shelter_central,shelter_south,city_hall; pv_scale=0.3"
+)
 
 # How much of a chart's canvas is painted: pixels that are not blank (transparent or white).
 PAINTED_SHARE = """el => {
@@ -45,12 +47,33 @@ def served(web_run, nights, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("served")
     store = workdir / "ems.sqlite"
     shutil.copy(web_run.store, store)
-    config = console_config(workdir / "config", store,
-                            f'\n[control]\nnightly_dir = "{nights}"\nday_ahead_dir = "{web_run.day_ahead_dir}"\n'
-                            '\n[console]\nlocale = "en"\n')
-    added = subprocess.run([sys.executable, "-m", "ems", "users", "add", "hanako", "--role", "operator", "--config", str(config),
-                            "--password-env", "CONSOLE_PASSWORD"], cwd=workdir, capture_output=True, text=True,
-                           env=os.environ | {"CONSOLE_PASSWORD": PASSWORD}, timeout=60)
+    config = console_config(
+        workdir / "config",
+        store,
+        f'\n[control]\nnightly_dir = "{nights}"\nday_ahead_dir = "{web_run.day_ahead_dir}"\n'
+        '\n[console]\nlocale = "en"\n',
+    )
+    added = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ems",
+            "users",
+            "add",
+            "hanako",
+            "--role",
+            "operator",
+            "--config",
+            str(config),
+            "--password-env",
+            "CONSOLE_PASSWORD",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=os.environ | {"CONSOLE_PASSWORD": PASSWORD},
+        timeout=60,
+    )
     assert added.returncode == 0, added.stderr
     server = ems_serve(config, store, workdir, ("--at", web_run.end.isoformat()))
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -67,11 +90,23 @@ def page(chromium, served):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))  # any script error fails the test
-    page.on("console", lambda message: errors.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
     failed: list[str] = []  # a wrong password's 401 is expected; the browser's own favicon request is not ours
-    page.on("response", lambda response: failed.append(f"{response.status} {response.url}")
-            if response.status >= 400 and not response.url.endswith(("/favicon.ico", "/login")) else None)
+    page.on(
+        "response",
+        lambda response: (
+            failed.append(f"{response.status} {response.url}")
+            if response.status >= 400 and not response.url.endswith(("/favicon.ico", "/login"))
+            else None
+        ),
+    )
     yield page
     context.close()
     assert errors == [], f"errors in the browser: {errors}"
@@ -160,7 +195,9 @@ def test_bcp_mode_on_and_off_with_the_confirmation(page, served):
     page.goto("/bcp")
     panel = page.locator("#mode-panel")
     assert panel.locator("[data-bcp=off]").is_visible()
-    panel.locator("input[name=outage_spec]").fill("start=2026-04-15T09:00+09:00; hours=24; sites=shelter_north,shelter_south")
+    panel.locator("input[name=outage_spec]").fill(
+        "start=2026-04-15T09:00+09:00; hours=24; sites=shelter_north,shelter_south"
+    )
     panel.locator("input[name=reason]").fill("typhoon warning, drill of the switch")
     panel.locator("input[name=confirm]").fill("yes")  # not the portfolio's name nor BCP
     panel.locator("button[type=submit]").click()
@@ -170,7 +207,9 @@ def test_bcp_mode_on_and_off_with_the_confirmation(page, served):
 
     page.goto("/bcp")
     panel = page.locator("#mode-panel")
-    panel.locator("input[name=outage_spec]").fill("start=2026-04-15T09:00+09:00; hours=24; sites=shelter_north,shelter_south")
+    panel.locator("input[name=outage_spec]").fill(
+        "start=2026-04-15T09:00+09:00; hours=24; sites=shelter_north,shelter_south"
+    )
     panel.locator("input[name=reason]").fill("typhoon warning, drill of the switch")
     panel.locator("input[name=confirm]").fill("BCP")
     panel.locator("button[type=submit]").click()

@@ -25,7 +25,9 @@ def test_activation_switches_the_controller_and_deactivation_returns_it(tmp_path
     outage = load_outage("config/outages/typhoon-72h.toml")
     store = Store(tmp_path / "ems.sqlite")
     switch = BcpSwitch(portfolio, "config/arao.toml", tmp_path / "state")
-    controller = Controller(portfolio, "config/arao.toml", None, store, lambda: NOW, inputs="profiles", horizon_hours=12, bcp=switch)
+    controller = Controller(
+        portfolio, "config/arao.toml", None, store, lambda: NOW, inputs="profiles", horizon_hours=12, bcp=switch
+    )
     start = pd.Timestamp(NOW)
 
     assert controller.check_bcp_mode() is False
@@ -66,12 +68,19 @@ def test_an_active_record_without_an_outage_is_recorded_and_the_mode_stays(tmp_p
 
     portfolio = load_portfolio("config/arao.toml")
     store = Store(tmp_path / "ems.sqlite")
-    controller = Controller(portfolio, "config/arao.toml", None, store, lambda: NOW, inputs="profiles", horizon_hours=12, bcp=HandEdited())
+    controller = Controller(
+        portfolio, "config/arao.toml", None, store, lambda: NOW, inputs="profiles", horizon_hours=12, bcp=HandEdited()
+    )
     controller._follow_bcp_mode(NOW)
     assert controller.bcp_since is None and controller.bcp_sites == frozenset()
     events = [(row[1], row[2]) for row in list(store.rows("events"))[1:]]
-    assert events == [("bcp-mode-unreadable", f"BCP mode switch unreadable (ValueError: the BCP mode record since {NOW.isoformat()} "
-                                               "names no outage); BCP mode stays off")]
+    assert events == [
+        (
+            "bcp-mode-unreadable",
+            f"BCP mode switch unreadable (ValueError: the BCP mode record since {NOW.isoformat()} "
+            "names no outage); BCP mode stays off",
+        )
+    ]
 
 
 class CalledToCentral:
@@ -95,8 +104,12 @@ class DispatcherPlans:
     route stop, not a charging window)."""
 
     def __init__(self, at: dt.datetime):
-        window = ChargingWindow(charger_id="depot_c10", plug_in=at.replace(hour=18, minute=0), plug_out=at + dt.timedelta(hours=18),
-                                departure_energy_kwh=38.0)
+        window = ChargingWindow(
+            charger_id="depot_c10",
+            plug_in=at.replace(hour=18, minute=0),
+            plug_out=at + dt.timedelta(hours=18),
+            departure_energy_kwh=38.0,
+        )
         self.plans = {"taxi-10": VehiclePlan(vehicle_id="taxi-10", issued=at, windows=(window,))}
         self.states: dict = {}
 
@@ -114,11 +127,32 @@ def test_a_called_taxi_plugged_in_at_its_shelter_mid_step_feeds_it_in_that_step(
     switched = dt.datetime(2026, 4, 15, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
     now = switched + dt.timedelta(minutes=15)
     portfolio = load_portfolio("config/arao.toml")
-    controller = Controller(portfolio, "config/arao.toml", None, Store(tmp_path / "ems.sqlite"), lambda: now, inputs="profiles",
-                            horizon_hours=12, fleet=DispatcherPlans(now), bcp=CalledToCentral(switched))
+    controller = Controller(
+        portfolio,
+        "config/arao.toml",
+        None,
+        Store(tmp_path / "ems.sqlite"),
+        lambda: now,
+        inputs="profiles",
+        horizon_hours=12,
+        fleet=DispatcherPlans(now),
+        bcp=CalledToCentral(switched),
+    )
     plugged_at = switched + dt.timedelta(minutes=13)
-    controller.state.update([Reading(device="shelter_central_v2h1", time=plugged_at, quality=Quality.GOOD, power_kw=0.0,
-                                     soc_fraction=0.85, plugged=True, vehicle_id="taxi-10")], now)
+    controller.state.update(
+        [
+            Reading(
+                device="shelter_central_v2h1",
+                time=plugged_at,
+                quality=Quality.GOOD,
+                power_kw=0.0,
+                soc_fraction=0.85,
+                plugged=True,
+                vehicle_id="taxi-10",
+            )
+        ],
+        now,
+    )
     assert controller.check_bcp_mode() is True
     assert controller.shelter_arrival_unplanned() is True  # the scheduler re-plans at once
     start = pd.Timestamp(now).floor("30min")
@@ -143,8 +177,16 @@ def test_an_islanded_shelter_plans_its_critical_load_and_other_sites_keep_theirs
     portfolio = load_portfolio("config/arao.toml")
     outage = Outage(start=switched, duration_hours=8, sites=("shelter_central", "city_hall"))
     store = Store(tmp_path / "ems.sqlite")
-    controller = Controller(portfolio, "config/arao.toml", None, store, lambda: switched + dt.timedelta(minutes=5),
-                            inputs="profiles", horizon_hours=12, bcp=BcpSwitch(portfolio, "config/arao.toml", tmp_path / "state"))
+    controller = Controller(
+        portfolio,
+        "config/arao.toml",
+        None,
+        store,
+        lambda: switched + dt.timedelta(minutes=5),
+        inputs="profiles",
+        horizon_hours=12,
+        bcp=BcpSwitch(portfolio, "config/arao.toml", tmp_path / "state"),
+    )
     start = pd.Timestamp(switched)
     normal = {ld.id: ld for ld in controller._problem(start).loads}
     BcpModeStore(tmp_path / "state").activate(outage, "config/arao.toml", "duty officer", switched, "drill")
@@ -155,7 +197,9 @@ def test_an_islanded_shelter_plans_its_critical_load_and_other_sites_keep_theirs
     critical = loads.pop(f"{hall.id}_critical")
     assert critical.kind == "shelter_load" and critical.site == "shelter_central"
     assert 0 < critical.demand_kw.max() <= hall.critical_load_kw + 1e-9
-    assert critical.demand_kw.sum() < normal["shelter_central_load"].demand_kw.sum() / 3  # the hall's everyday load is far larger
+    assert (
+        critical.demand_kw.sum() < normal["shelter_central_load"].demand_kw.sum() / 3
+    )  # the hall's everyday load is far larger
     assert "shelter_central_load" not in loads
     assert set(loads) == set(normal) - {"shelter_central_load"}
     for load_id, load in loads.items():  # city hall is islanded but no shelter: its load stays

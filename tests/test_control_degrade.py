@@ -19,14 +19,17 @@ from tests.control_fixtures import START, SteppedRun, mqtt_link, wait_until
 ON_DUTY = START + dt.timedelta(hours=2)  # 08:00: taxi-01 is out on its 07:00-12:00 shift
 
 
-
 def _events(store) -> list[tuple]:
     return list(store.rows("events"))[1:]
 
 
 def _battery_writes(store, since_ms: int) -> set[str]:
     rows = list(store.rows("setpoints"))[1:]
-    return {device for t, device, _r, written, _s, _why in rows if t >= since_ms and written is not None and "bess" in device}
+    return {
+        device
+        for t, device, _r, written, _s, _why in rows
+        if t >= since_ms and written is not None and "bess" in device
+    }
 
 
 def test_an_offline_charger_while_its_taxi_is_on_duty_leaves_only_that_charger_out(twin_factory, mosquitto, tmp_path):
@@ -58,7 +61,12 @@ def test_an_offline_charger_while_its_taxi_is_on_duty_leaves_only_that_charger_o
     assert "taxi-02" in controller.plan_power_kw.columns  # the other vehicles are still planned
     assert writes == {b.id for b in run.served.batteries}  # every battery got its set-point
     inputs = [e for e in events if e[1] == "plan-input"]
-    assert len(inputs) == 1 and "taxi-01" in inputs[0][2] and "depot_c01" in inputs[0][2] and "not answering" in inputs[0][2]
+    assert (
+        len(inputs) == 1
+        and "taxi-01" in inputs[0][2]
+        and "depot_c01" in inputs[0][2]
+        and "not answering" in inputs[0][2]
+    )
     missing = {d["device"]: d for d in report["devices"]}
     assert missing["depot_c01"]["state"] == "missing"
     assert "depot_c01" in report["replan"]["last_degraded"]["message"]
@@ -71,13 +79,22 @@ def test_a_retained_plan_naming_an_unknown_charger_is_rejected_and_never_kept(tw
     now = ON_DUTY
 
     def plan(charger: str, energy_kwh: float = 30.0) -> str:
-        window = ChargingWindow(charger_id=charger, plug_in=now + dt.timedelta(hours=4), plug_out=now + dt.timedelta(hours=5),
-                                departure_energy_kwh=energy_kwh)
+        window = ChargingWindow(
+            charger_id=charger,
+            plug_in=now + dt.timedelta(hours=4),
+            plug_out=now + dt.timedelta(hours=5),
+            departure_energy_kwh=energy_kwh,
+        )
         return VehiclePlan(vehicle_id="taxi-01", issued=now, windows=(window,)).model_dump_json()
 
     async def scenario():
         controller = await run.open_controller()
-        bus = FleetBus(run.devices.link, {v.id for v in run.served.vehicles}, run.clock.now, bounds=FleetBounds.from_portfolio(run.served))
+        bus = FleetBus(
+            run.devices.link,
+            {v.id for v in run.served.vehicles},
+            run.clock.now,
+            bounds=FleetBounds.from_portfolio(run.served),
+        )
         controller.fleet = bus
         await asyncio.sleep(0.2)
         dispatcher.publish(plan_topic("taxi-01"), plan("depot_c05"), retain=True)
@@ -103,7 +120,9 @@ def test_a_retained_plan_naming_an_unknown_charger_is_rejected_and_never_kept(tw
         dispatcher.stop()
     assert kept == good and kept.windows[0].charger_id == "depot_c05"  # the bad one never became "last good"
     assert rejected[0] == ("fleet/taxi-01/plan", "field windows.0.charger_id: unknown charger 'depot_c99'")
-    assert rejected[1][1].startswith("field windows.0.departure_energy_kwh: 400.0 kWh exceeds the vehicle's battery of 40.0 kWh")
+    assert rejected[1][1].startswith(
+        "field windows.0.departure_energy_kwh: 400.0 kWh exceeds the vehicle's battery of 40.0 kWh"
+    )
     assert figures.plan_status != "failed" and second is not None
     fleet_events = [e for e in events if e[1] == "fleet-rejected"]
     assert len(fleet_events) == 2 and "depot_c99" in fleet_events[0][2] and "fleet/taxi-01/plan" in fleet_events[0][2]

@@ -52,7 +52,9 @@ def test_a_slot_is_steered_to_its_plan_and_recorded(portfolio, tmp_path):
     total = next(b for b in closed if b.site == "total")
     assert hall.planned_kwh == pytest.approx(10.0)
     assert abs(hall.imbalance_kwh) < 0.3  # against 5 kWh without the battery
-    assert total.planned_kwh == pytest.approx(11.0) and total.imbalance_yen == pytest.approx(abs(total.imbalance_kwh) * 25.0)
+    assert total.planned_kwh == pytest.approx(11.0) and total.imbalance_yen == pytest.approx(
+        abs(total.imbalance_kwh) * 25.0
+    )
     store = Store(tmp_path / "s.sqlite")
     record_slot_balances(store, closed)
     assert [b.site for b in slot_balances(store, T0)] == ["depot", "hall", "total"]
@@ -67,7 +69,10 @@ def test_without_following_the_same_slot_keeps_its_error(portfolio):
     for minute in range(0, 31):
         now = T0 + dt.timedelta(minutes=minute)
         closed += follower.observe(now, {"hall": 30.0, "depot": 2.0})
-        assert follower.correct(now, {"hall": 30.0, "depot": 2.0}, {"hall": [Steerable("hall_bess", 0.0, -15.0, 15.0)]}) == {}
+        assert (
+            follower.correct(now, {"hall": 30.0, "depot": 2.0}, {"hall": [Steerable("hall_bess", 0.0, -15.0, 15.0)]})
+            == {}
+        )
     hall = next(b for b in closed if b.site == "hall")
     assert hall.imbalance_kwh == pytest.approx(5.0) and not hall.following
 
@@ -110,7 +115,9 @@ def test_the_live_loop_steers_a_slot_to_the_plan_on_the_twin(twin_factory, mosqu
     from ems.control.following import ControllerFollowing
     from tests.control_fixtures import SteppedRun, fast_twin_portfolio
 
-    portfolio = _patient(fast_twin_portfolio()).model_copy(update={"market": MarketSettings(imbalance_price_yen_per_kwh=30.0)})
+    portfolio = _patient(fast_twin_portfolio()).model_copy(
+        update={"market": MarketSettings(imbalance_price_yen_per_kwh=30.0)}
+    )
     run = SteppedRun(twin_factory, mosquitto, tmp_path / "ems.sqlite", portfolio=portfolio)
 
     async def hour():
@@ -142,8 +149,13 @@ def test_ems_imbalance_lists_the_recorded_slots_of_a_day(portfolio, tmp_path, ca
     from ems.store.prices import SlotBalance
 
     store = Store(tmp_path / "site" / "ems.sqlite")
-    record_slot_balances(store, [SlotBalance(T0, "total", 11.0, 12.5, 37.5, True),
-                                 SlotBalance(T0 + dt.timedelta(minutes=30), "total", 11.0, 10.0, 25.0, True)])
+    record_slot_balances(
+        store,
+        [
+            SlotBalance(T0, "total", 11.0, 12.5, 37.5, True),
+            SlotBalance(T0 + dt.timedelta(minutes=30), "total", 11.0, 10.0, 25.0, True),
+        ],
+    )
     store.close()
     assert main(["imbalance", "--config", str(tmp_path / "site" / "small.toml"), "--date", "2026-04-15"]) == 0
     out = capsys.readouterr().out
@@ -157,10 +169,18 @@ def _patient(portfolio):
     update = {}
     for table in ("grid_connections", "pv_arrays", "loads", "batteries", "chargers", "shelters"):
         assets = getattr(portfolio, table)
-        update[table] = tuple(a.model_copy(update={"driver": a.driver.model_copy(update={"timeout_s": 5.0})})
-                              if hasattr(a.driver, "timeout_s") else a for a in assets)
-    update["vehicles"] = tuple(v.model_copy(update={"driver": v.driver.model_copy(update={"timeout_s": 5.0})})
-                               if hasattr(v.driver, "timeout_s") else v for v in portfolio.vehicles)
+        update[table] = tuple(
+            a.model_copy(update={"driver": a.driver.model_copy(update={"timeout_s": 5.0})})
+            if hasattr(a.driver, "timeout_s")
+            else a
+            for a in assets
+        )
+    update["vehicles"] = tuple(
+        v.model_copy(update={"driver": v.driver.model_copy(update={"timeout_s": 5.0})})
+        if hasattr(v.driver, "timeout_s")
+        else v
+        for v in portfolio.vehicles
+    )
     return portfolio.model_copy(update=update)
 
 

@@ -114,11 +114,34 @@ def test_ems_run_with_the_twin_and_a_clean_stop_on_ctrl_c(mosquitto, tmp_path):
     from tests.conftest import free_port_block
 
     store = tmp_path / "ems.sqlite"
-    command = [sys.executable, "-m", "ems", "run", "--config", "config/arao.toml", "--twin", "--speed", "120",
-               "--start", "2026-04-15T07:00+09:00", "--mqtt-host", mosquitto.host, "--mqtt-port", str(mosquitto.port),
-               "--modbus-base-port", str(free_port_block(40)), "--store", str(store), "--inputs", "profiles",
-               "--status-every-s", "0.5"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "ems",
+        "run",
+        "--config",
+        "config/arao.toml",
+        "--twin",
+        "--speed",
+        "120",
+        "--start",
+        "2026-04-15T07:00+09:00",
+        "--mqtt-host",
+        mosquitto.host,
+        "--mqtt-port",
+        str(mosquitto.port),
+        "--modbus-base-port",
+        str(free_port_block(40)),
+        "--store",
+        str(store),
+        "--inputs",
+        "profiles",
+        "--status-every-s",
+        "0.5",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"}
+    )
     lines = []
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -142,12 +165,35 @@ def test_a_killed_controller_process_resumes_from_its_store(mosquitto, tmp_path)
     from tests.conftest import free_port_block
 
     store = tmp_path / "ems.sqlite"
-    base = [sys.executable, "-m", "ems", "run", "--config", "config/arao.toml", "--twin", "--speed", "120",
-            "--mqtt-host", mosquitto.host, "--mqtt-port", str(mosquitto.port), "--store", str(store),
-            "--inputs", "profiles", "--status-every-s", "0.5"]
+    base = [
+        sys.executable,
+        "-m",
+        "ems",
+        "run",
+        "--config",
+        "config/arao.toml",
+        "--twin",
+        "--speed",
+        "120",
+        "--mqtt-host",
+        mosquitto.host,
+        "--mqtt-port",
+        str(mosquitto.port),
+        "--store",
+        str(store),
+        "--inputs",
+        "profiles",
+        "--status-every-s",
+        "0.5",
+    ]
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    first = subprocess.Popen(base + ["--start", "2026-04-15T07:00+09:00", "--modbus-base-port", str(free_port_block(40))],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    first = subprocess.Popen(
+        base + ["--start", "2026-04-15T07:00+09:00", "--modbus-base-port", str(free_port_block(40))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and "plan optimal" not in first.stdout.readline():
         pass
@@ -158,8 +204,21 @@ def test_a_killed_controller_process_resumes_from_its_store(mosquitto, tmp_path)
     killed.close()
     assert telemetry > 0 and plans >= 1
     for _attempt in range(3):  # a port of the free block can be taken by another process before the twin binds it
-        second = subprocess.run(base + ["--start", "2026-04-15T07:30+09:00", "--modbus-base-port", str(free_port_block(40)),
-                                        "--duration-hours", "0.3"], capture_output=True, text=True, env=env, timeout=120)
+        second = subprocess.run(
+            base
+            + [
+                "--start",
+                "2026-04-15T07:30+09:00",
+                "--modbus-base-port",
+                str(free_port_block(40)),
+                "--duration-hours",
+                "0.3",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         if "cannot listen" not in second.stderr:
             break
     assert second.returncode == 0, second.stderr[-2000:]

@@ -27,7 +27,12 @@ def test_a_simulated_day_batteries_follow_the_plan_and_energy_is_recorded(twin_f
             target = controller.written_kw.get("city_hall_bess")
             await run.advance(STEP_S)
             # the twin ran the set-point for the whole step, unless its SoC window cut it short
-            if target is not None and bess.soc_min_fraction * bess.capacity_kwh + 1 < bess.soc_kwh < bess.soc_max_fraction * bess.capacity_kwh - 1:
+            if (
+                target is not None
+                and bess.soc_min_fraction * bess.capacity_kwh + 1
+                < bess.soc_kwh
+                < bess.soc_max_fraction * bess.capacity_kwh - 1
+            ):
                 followed.append(abs(bess.power_kw - target) < 0.05)  # the SunSpec register's resolution
         await controller.poll()
         twin_net_kwh = (bess.energy.import_kwh - start_counters[0]) - (bess.energy.export_kwh - start_counters[1])

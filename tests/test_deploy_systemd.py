@@ -39,8 +39,11 @@ def service_section(path: Path) -> dict[str, list[str]]:
 def test_the_three_services_are_shipped():
     assert {p.name for p in UNITS} == {"ems-run.service", "ems-dispatch.service", "ems-serve.service"}
     commands = {p.name: shlex.split(service_section(p)["ExecStart"][0])[1:3] for p in UNITS}
-    assert commands == {"ems-run.service": ["run", "--config"], "ems-dispatch.service": ["dispatch", "serve"],
-                        "ems-serve.service": ["serve", "--config"]}
+    assert commands == {
+        "ems-run.service": ["run", "--config"],
+        "ems-dispatch.service": ["dispatch", "serve"],
+        "ems-serve.service": ["serve", "--config"],
+    }
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
@@ -89,7 +92,9 @@ def units_with_this_ems(tmp_path) -> list[Path]:
 def test_systemd_analyze_verify_finds_nothing(units_with_this_ems):
     if ANALYZE is None:
         pytest.skip("systemd-analyze is not installed (Debian package 'systemd')")
-    result = subprocess.run([ANALYZE, "verify", *map(str, units_with_this_ems)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [ANALYZE, "verify", *map(str, units_with_this_ems)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     # unknown or misspelled keys are only warned about (exit 0): none may be there
     assert "Unknown key" not in result.stderr and "ignoring" not in result.stderr, result.stderr
@@ -112,7 +117,8 @@ def test_exposure_score_is_low(units_with_this_ems, index):
     if ANALYZE is None:
         pytest.skip("systemd-analyze is not installed (Debian package 'systemd')")
     unit = units_with_this_ems[index]
-    result = subprocess.run([ANALYZE, "security", "--offline=yes", "--threshold=30", str(unit)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [ANALYZE, "security", "--offline=yes", "--threshold=30", str(unit)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout[-1500:] + result.stderr
     assert "Overall exposure level" in result.stdout

@@ -45,7 +45,9 @@ def test_detour_limit_forbids_pooling_riders_going_opposite_ways():
     tight = DispatchSettings(max_detour_fraction=0.1, max_detour_min_s=0.0)
     requests = [request("a", CENTRE, north(CENTRE, 3.0)), request("b", east(CENTRE, 0.3), north(CENTRE, -3.0))]
     vehicles = [vehicle("v1", east(CENTRE, 0.1)), vehicle("v2", east(CENTRE, 2.5))]
-    loose = assign_batch(vehicles, requests, context(), DispatchSettings(max_detour_fraction=3.0, max_detour_min_s=3600), Policy.ILP)
+    loose = assign_batch(
+        vehicles, requests, context(), DispatchSettings(max_detour_fraction=3.0, max_detour_min_s=3600), Policy.ILP
+    )
     assert loose.assigned["a"] == loose.assigned["b"]  # without the limit, one vehicle takes both
     result = assign_batch(vehicles, requests, context(tight), tight, Policy.ILP)
     assert set(result.assigned) == {"a", "b"}
@@ -65,7 +67,9 @@ def _random_batch(seed: int, n_vehicles: int = 6, n_requests: int = 12):
 
     vehicles = [vehicle(f"v{i}", point(), seats=int(rng.integers(2, 5))) for i in range(n_vehicles)]
     requests = [
-        request(f"r{i}", point(), point(), time_s=float(rng.uniform(-20, 0)), passengers=int(rng.choice([1, 1, 1, 2, 3])))
+        request(
+            f"r{i}", point(), point(), time_s=float(rng.uniform(-20, 0)), passengers=int(rng.choice([1, 1, 1, 2, 3]))
+        )
         for i in range(n_requests)
     ]
     return vehicles, requests
@@ -117,7 +121,9 @@ def test_ilp_beats_insertion_when_greedy_order_is_wrong():
 
 def test_vehicle_without_energy_for_trip_and_charger_is_not_given_it():
     trip = request("long", east(CENTRE, 0.2), north(CENTRE, 6.0))
-    road_km = (great_circle_km(CENTRE, trip.origin) + great_circle_km(trip.origin, trip.destination)) * SETTINGS.detour_factor
+    road_km = (
+        great_circle_km(CENTRE, trip.origin) + great_circle_km(trip.origin, trip.destination)
+    ) * SETTINGS.detour_factor
     back_km = great_circle_km(trip.destination, context().charger_points[0]) * SETTINGS.detour_factor
     need_kwh = (road_km + back_km) * 0.15
     short = vehicle("short", CENTRE, soc_kwh=6.0 + need_kwh - 0.05)
@@ -138,10 +144,14 @@ def test_far_request_is_rejected_at_once_with_the_wait_reason():
 
 
 def test_promised_riders_keep_their_limits_when_a_new_rider_is_added():
-    first = assign_batch([vehicle("v1", CENTRE)], [request("a", east(CENTRE, 0.5), north(CENTRE, 3.0))], context(), SETTINGS)
+    first = assign_batch(
+        [vehicle("v1", CENTRE)], [request("a", east(CENTRE, 0.5), north(CENTRE, 3.0))], context(), SETTINGS
+    )
     loaded = vehicle("v1", CENTRE, stops=first.routes["v1"])
     # b's destination is the opposite way: inserting it would stretch a's ride past its limit
-    second = assign_batch([loaded], [request("b", east(CENTRE, 0.6), north(CENTRE, -4.0), time_s=30.0)], context(), SETTINGS)
+    second = assign_batch(
+        [loaded], [request("b", east(CENTRE, 0.6), north(CENTRE, -4.0), time_s=30.0)], context(), SETTINGS
+    )
     if "b" in second.assigned:
         _, _, rides = check_route(loaded, second.routes["v1"], SETTINGS, {})
         assert all(ride <= limit + 1e-6 for ride, limit in rides.values())
@@ -193,7 +203,9 @@ def test_a_promised_rider_moves_to_a_vehicle_that_became_free_nearby():
     _, waits, _ = check_route(views[1], moved.routes["v2"], SETTINGS, {"a": a})
     assert waits["a"] < 60.0  # against about 7 minutes from v1
 
-    kept = assign_batch(views, [b], context(), SETTINGS.model_copy(update={"reassign": False}), Policy.ILP, promised=[a])
+    kept = assign_batch(
+        views, [b], context(), SETTINGS.model_copy(update={"reassign": False}), Policy.ILP, promised=[a]
+    )
     assert kept.reassigned == {}
     assert "a" in {s.request_id for s in kept.routes.get("v1", views[0].stops)}
     assert moved.added_cost < kept.added_cost
@@ -243,7 +255,9 @@ def test_insertion_names_its_plan_and_cost_and_a_failure_its_reason():
     direct_s = ctx.router.leg(ride.origin, ride.destination)[1]
     pickup, dropoff = rider_stops(ride, direct_s, SETTINGS.max_wait_s, SETTINGS.max_ride_s(direct_s))
     near = vehicle("v1", CENTRE)
-    found = best_insertion(near, (), pickup, dropoff, ctx, frozenset({"a"}), wait_weight=2.0, request_time_s=ride.time_s)
+    found = best_insertion(
+        near, (), pickup, dropoff, ctx, frozenset({"a"}), wait_weight=2.0, request_time_s=ride.time_s
+    )
     assert isinstance(found, Insertion)
     assert found.plan.stops == (pickup, dropoff)
     assert found.cost == pytest.approx(found.plan.end_s + 2.0 * (found.plan.pickup_s["a"] - ride.time_s))

@@ -29,7 +29,9 @@ NOW = 10 * 3600.0
 
 def spec(vehicle_id="v1", battery_kwh=40.0, initial_kwh=20.0, home="home") -> VehicleSpec:
     # floor: 10 % of the battery plus a 5 kWh reserve
-    return VehicleSpec(vehicle_id, 4, battery_kwh, 0.15, 0.1 * battery_kwh, 0.95 * battery_kwh, 5.0, initial_kwh, home, HOURS)
+    return VehicleSpec(
+        vehicle_id, 4, battery_kwh, 0.15, 0.1 * battery_kwh, 0.95 * battery_kwh, 5.0, initial_kwh, home, HOURS
+    )
 
 
 class Demand:
@@ -84,8 +86,12 @@ def test_charger_drive_prefers_a_charger_reached_with_the_floor_kept():
     start = north(CENTRE, 8.5)
     assert choose_charger(start, vehicle, [far_free, near], ROUTER, 20.0, 9.0).charger_id == "far"
     assert choose_charger(start, vehicle, [far_free, near], ROUTER, 10.3, 9.0).charger_id == "far"
-    assert choose_charger(north(CENTRE, 3.0), vehicle, [ChargerSpec("x", north(CENTRE, 9.0), 50.0), near], ROUTER,
-                          9.5, 9.0).charger_id == "near"
+    assert (
+        choose_charger(
+            north(CENTRE, 3.0), vehicle, [ChargerSpec("x", north(CENTRE, 9.0), 50.0), near], ROUTER, 9.5, 9.0
+        ).charger_id
+        == "near"
+    )
 
 
 def _raw() -> dict:
@@ -119,10 +125,12 @@ def test_small_batteries_never_drop_below_their_floor_and_never_idle_nearly_empt
     chargers = tuple(ChargerSpec(f"c{i}", DEPOT, 3.0) for i in range(3))
     setup = FleetSetup(specs, chargers, DEPOT, CLOCK)
     hotspot = north(DEPOT, 8.0)
-    settings = DispatchSettings(service_end=dt.time(9, 30), idle_rebalance_s=60.0, batch_interval_s=60.0,
-                                rebalance_method=method)
+    settings = DispatchSettings(
+        service_end=dt.time(9, 30), idle_rebalance_s=60.0, batch_interval_s=60.0, rebalance_method=method
+    )
     requests = tuple(
-        request(f"r{i}", north(DEPOT, 1.0 + i % 4), east(DEPOT, 2.0 + i % 3), time_s=8 * 3600.0 + 600.0 * i) for i in range(8)
+        request(f"r{i}", north(DEPOT, 1.0 + i % 4), east(DEPOT, 2.0 + i % 3), time_s=8 * 3600.0 + 600.0 * i)
+        for i in range(8)
     )
     result = Simulation(setup, requests, ROUTER, settings, Policy.INSERTION, Demand(hotspot, 20.0, 20.0)).run()
     figures = kpis(result)

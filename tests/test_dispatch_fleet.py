@@ -63,7 +63,9 @@ def test_vehicle_with_enough_energy_repositions_toward_demand_and_then_stays():
     assert moves["v1"].kind is StopKind.REBALANCE and moves["v1"].point == hotspot
     assert idle_moves([idle(30.0, at=hotspot)], now, SETUP, SETTINGS, ROUTER, set(), Flat(hotspot), None) == {}
     # just idle: it waits before moving
-    assert idle_moves([idle(30.0, idle_since_s=now - 10)], now, SETUP, SETTINGS, ROUTER, set(), Flat(hotspot), None) == {}
+    assert (
+        idle_moves([idle(30.0, idle_since_s=now - 10)], now, SETUP, SETTINGS, ROUTER, set(), Flat(hotspot), None) == {}
+    )
 
 
 def test_after_hours_the_vehicle_returns_to_its_home_charger():
@@ -100,7 +102,8 @@ def test_shelter_call_is_a_reservation_field_the_fleet_understands():
 
     call_time = CLOCK.to_datetime(14 * 3600.0)
     reservation = Reservation(
-        issued=CLOCK.to_datetime(0), shelter_calls=(ShelterCall(vehicle_id="v1", shelter_id="north", from_time=call_time),)
+        issued=CLOCK.to_datetime(0),
+        shelter_calls=(ShelterCall(vehicle_id="v1", shelter_id="north", from_time=call_time),),
     )
     assert shelter_call(spec(), reservation, CLOCK) == ("north", 14 * 3600.0)
     assert shelter_call(spec("v2"), reservation, CLOCK) is None
@@ -124,7 +127,19 @@ def test_vehicle_short_of_its_next_hours_charges_when_demand_is_low_not_at_the_p
     busy = idle_moves([short], now, SETUP, SETTINGS, ROUTER, set(), Peaky(north(CENTRE, 2.0), 20.0), None)
     assert busy == {}  # at the peak it stays at its hotspot and serves
     # plenty of energy: never sent to charge
-    assert idle_moves([idle(30.0, at=north(CENTRE, 2.0))], now, SETUP, SETTINGS, ROUTER, set(), Peaky(north(CENTRE, 2.0), 5.0), None) == {}
+    assert (
+        idle_moves(
+            [idle(30.0, at=north(CENTRE, 2.0))],
+            now,
+            SETUP,
+            SETTINGS,
+            ROUTER,
+            set(),
+            Peaky(north(CENTRE, 2.0), 5.0),
+            None,
+        )
+        == {}
+    )
 
 
 class TwoHotspots:

@@ -21,10 +21,14 @@ FLEET = Fleet(3, 4, DEPOT, START, 10 * 3600.0, 10.5 * 3600.0)
 
 def _requests():
     # two riders going the same way a minute apart, and four scattered ones
-    out = [request("a", north(CENTRE, 1.0), north(CENTRE, 5.0), START + 600.0),
-           request("b", north(CENTRE, 1.2), north(CENTRE, 5.2), START + 660.0)]
+    out = [
+        request("a", north(CENTRE, 1.0), north(CENTRE, 5.0), START + 600.0),
+        request("b", north(CENTRE, 1.2), north(CENTRE, 5.2), START + 660.0),
+    ]
     for i in range(4):
-        out.append(request(f"s{i}", east(CENTRE, 1.0 + i), north(CENTRE, -1.0 - i), START + 1200.0 + 900.0 * i, 1 + i % 2))
+        out.append(
+            request(f"s{i}", east(CENTRE, 1.0 + i), north(CENTRE, -1.0 - i), START + 1200.0 + 900.0 * i, 1 + i % 2)
+        )
     return out
 
 
@@ -41,8 +45,11 @@ def test_every_rider_is_carried_exactly_once_within_every_limit(pooling):
         assert r.time_s <= pickups[0] <= r.time_s + SETTINGS.max_wait_s
         assert dropoffs[0] - pickups[0] <= SETTINGS.max_ride_s(ROUTER.leg(r.origin, r.destination)[1]) + 1e-6
     assert len(plan.routes) <= FLEET.size and plan.served == len(requests)
-    shared = any(kind == "pickup" and i + 1 < len(route) and route[i + 1][0] == "pickup"
-                 for route in plan.routes for i, (kind, _, _) in enumerate(route))
+    shared = any(
+        kind == "pickup" and i + 1 < len(route) and route[i + 1][0] == "pickup"
+        for route in plan.routes
+        for i, (kind, _, _) in enumerate(route)
+    )
     assert shared is pooling  # a and b ride together only when pooling
 
 
@@ -57,7 +64,10 @@ def test_a_shared_ride_that_breaks_a_ride_limit_is_never_formed():
     a = request("a", north(CENTRE, 1.0), north(CENTRE, 2.0), START)
     far = request("far", east(CENTRE, 6.0), east(CENTRE, 7.0), START)
     # picking 'far' up between a's pickup and drop-off adds ~16 min to a 2.6 min ride
-    assert _trip([("pickup", a), ("pickup", far), ("dropoff", a), ("dropoff", far)], ROUTER, SETTINGS, 600.0, FLEET) is None
+    assert (
+        _trip([("pickup", a), ("pickup", far), ("dropoff", a), ("dropoff", far)], ROUTER, SETTINGS, 600.0, FLEET)
+        is None
+    )
     trips = form_trips([a, far], FLEET, ROUTER, SETTINGS, 600.0, True)
     assert sorted(len(t.riders) for t in trips) == [1, 1]
 

@@ -46,11 +46,22 @@ def test_quotes_answer_before_the_batch_and_serve_as_the_replay(tmp_path):
     portfolio = load_portfolio(config)
     info, settings = portfolio.portfolio, portfolio.dispatch
     assert settings.quote_interval_s == QUOTE_S
-    log = read_requests(requests, ServiceArea(Point(info.latitude_deg, info.longitude_deg), info.service_area_km),
-                        info.timezone, max(v.seats for v in portfolio.vehicles))
-    replay = kpis(Simulation(fleet_from_portfolio(portfolio, log.clock.date), log.requests,
-                             make_router(settings.speed_kmh, settings.detour_factor, None), settings,
-                             Policy(settings.policy), DemandModel(len(log.requests))).run())
+    log = read_requests(
+        requests,
+        ServiceArea(Point(info.latitude_deg, info.longitude_deg), info.service_area_km),
+        info.timezone,
+        max(v.seats for v in portfolio.vehicles),
+    )
+    replay = kpis(
+        Simulation(
+            fleet_from_portfolio(portfolio, log.clock.date),
+            log.requests,
+            make_router(settings.speed_kmh, settings.detour_factor, None),
+            settings,
+            Policy(settings.policy),
+            DemandModel(len(log.requests)),
+        ).run()
+    )
 
     broker = persistent_broker(tmp_path)
     live = LiveRun(broker, tmp_path, speed=200.0, epoch=0.0)
@@ -59,7 +70,9 @@ def test_quotes_answer_before_the_batch_and_serve_as_the_replay(tmp_path):
     try:
         feeder = live.feed(requests)
         assert feeder.wait(120) == 0, live.log_text("feed")
-        assert wait_until(lambda: all(rider.final().get(r.request_id, {}).get("status") in FINAL for r in log.requests), 240)
+        assert wait_until(
+            lambda: all(rider.final().get(r.request_id, {}).get("status") in FINAL for r in log.requests), 240
+        )
     finally:
         assert stop(serve) == 0, live.log_text()[-3000:]
         rider.close()

@@ -14,8 +14,13 @@ from ems.dispatching.messages import RequestRefused, parse_request
 
 DAY = ServiceClock(dt.date(2026, 4, 15))
 AREA = ServiceArea(Point(32.99, 130.44), 10.0)
-GOOD = {"id": "r-1", "time": "2026-04-15T08:00:00+09:00", "origin": {"lat": 32.99, "lon": 130.44},
-        "destination": {"lat": 32.98, "lon": 130.45}, "passengers": 2}
+GOOD = {
+    "id": "r-1",
+    "time": "2026-04-15T08:00:00+09:00",
+    "origin": {"lat": 32.99, "lon": 130.44},
+    "destination": {"lat": 32.98, "lon": 130.45},
+    "passengers": 2,
+}
 
 
 def _parse(**changes):
@@ -31,16 +36,19 @@ def test_a_good_request_becomes_the_engines_request():
     assert booked.time_s == 9.5 * 3600.0  # a booked ride enters the batch at its pickup time
 
 
-@pytest.mark.parametrize(("changes", "request_id", "words"), [
-    ({"destination": None}, "r-1", "field destination: Field required"),
-    ({"passengers": 0}, "r-1", "field passengers"),
-    ({"passengers": 5}, "r-1", "more than any vehicle's 4 seats"),
-    ({"origin": {"lat": 33.5, "lon": 130.44}}, "r-1", "field origin: (33.5, 130.44) is outside the service area"),
-    ({"time": "2026-04-15T08:00:00"}, "r-1", "field time"),
-    ({"time": "2026-04-16T08:00:00+09:00"}, "r-1", "not on the service day 2026-04-15"),
-    ({"id": "a/b"}, None, "field id"),
-    ({"origin": {"lat": float("nan"), "lon": 1}}, "r-1", "field origin.lat: Input should be a finite number"),
-])
+@pytest.mark.parametrize(
+    ("changes", "request_id", "words"),
+    [
+        ({"destination": None}, "r-1", "field destination: Field required"),
+        ({"passengers": 0}, "r-1", "field passengers"),
+        ({"passengers": 5}, "r-1", "more than any vehicle's 4 seats"),
+        ({"origin": {"lat": 33.5, "lon": 130.44}}, "r-1", "field origin: (33.5, 130.44) is outside the service area"),
+        ({"time": "2026-04-15T08:00:00"}, "r-1", "field time"),
+        ({"time": "2026-04-16T08:00:00+09:00"}, "r-1", "not on the service day 2026-04-15"),
+        ({"id": "a/b"}, None, "field id"),
+        ({"origin": {"lat": float("nan"), "lon": 1}}, "r-1", "field origin.lat: Input should be a finite number"),
+    ],
+)
 def test_a_bad_request_is_refused_naming_the_field(changes, request_id, words):
     with pytest.raises(RequestRefused) as refused:
         _parse(**changes)

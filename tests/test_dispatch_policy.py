@@ -19,11 +19,17 @@ HOURS = ((8 * 3600.0, 18 * 3600.0),)
 @pytest.mark.parametrize("policy, shared", [("ilp", True), ("no-pooling", False)])
 def test_the_configured_policy_is_the_one_the_replay_runs(policy, shared):
     settings = DispatchSettings(policy=policy, service_end=dt.time(9, 0), rebalance=False)
-    setup = FleetSetup((VehicleSpec("v1", 4, 40.0, 0.15, 4.0, 38.0, 5.0, 30.0, "c1", HOURS),),
-                       (ChargerSpec("c1", DEPOT, 6.0),), DEPOT, ServiceClock(dt.date(2026, 4, 15)))
+    setup = FleetSetup(
+        (VehicleSpec("v1", 4, 40.0, 0.15, 4.0, 38.0, 5.0, 30.0, "c1", HOURS),),
+        (ChargerSpec("c1", DEPOT, 6.0),),
+        DEPOT,
+        ServiceClock(dt.date(2026, 4, 15)),
+    )
     start = 8 * 3600.0 + 300.0
-    riders = (request("a", north(CENTRE, 1.0), north(CENTRE, 5.0), start),
-              request("b", north(CENTRE, 1.2), north(CENTRE, 5.2), start))
+    riders = (
+        request("a", north(CENTRE, 1.0), north(CENTRE, 5.0), start),
+        request("b", north(CENTRE, 1.2), north(CENTRE, 5.2), start),
+    )
     result = Simulation(setup, riders, StraightLineRouter(30.0, 1.3), settings).run()
     assert result.policy == policy
     figures = kpis(result)

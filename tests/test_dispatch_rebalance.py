@@ -159,8 +159,10 @@ def test_free_station_count_places_the_free_vehicles_at_the_best_points_they_can
     # heavy middle spot is a station and one of them goes there
     setup, now = _fleet(3), 10 * 3600.0
     west, east_spot = east(DEPOT, -2.0), east(DEPOT, 2.0)
-    idle = [IdleVehicle(setup.vehicles[0], west, 30.0, now - 3600.0, None, None),
-            IdleVehicle(setup.vehicles[1], east_spot, 30.0, now - 3600.0, None, None)]
+    idle = [
+        IdleVehicle(setup.vehicles[0], west, 30.0, now - 3600.0, None, None),
+        IdleVehicle(setup.vehicles[1], east_spot, 30.0, now - 3600.0, None, None),
+    ]
     fleet_k = DispatchSettings(rebalance_method="stations", one_vehicle_per_station=True)
     assert idle_moves(idle, now, setup, fleet_k, ROUTER, set(), _ThreeSpots(), None) == {}
     free_k = fleet_k.model_copy(update={"station_count": "free"})

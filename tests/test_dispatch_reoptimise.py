@@ -26,7 +26,7 @@ def _fleet_cost(views, routes, waiting, ctx, wait_weight):
     for view in views:
         plan = evaluate(view, routes.get(view.vehicle_id, view.stops), ctx)
         assert not isinstance(plan, Failure)
-        total += (plan.end_s - view.start_s if plan.stops else 0.0)
+        total += plan.end_s - view.start_s if plan.stops else 0.0
         total += wait_weight * sum(t - waiting[r].time_s for r, t in plan.pickup_s.items() if r in waiting)
     return total
 
@@ -114,8 +114,10 @@ def test_the_ilp_with_reoptimisation_serves_the_same_riders_at_no_more_cost():
     searched = assign_batch(views, requests, ctx, SETTINGS.model_copy(update={"reoptimise": True}), Policy.ILP)
     assert set(searched.assigned) == set(plain.assigned)
     waiting = {r.request_id: r for r in requests if r.request_id in plain.assigned}
-    assert (_fleet_cost(views, searched.routes, waiting, ctx, SETTINGS.wait_weight)
-            <= _fleet_cost(views, plain.routes, waiting, ctx, SETTINGS.wait_weight) + 1e-6)
+    assert (
+        _fleet_cost(views, searched.routes, waiting, ctx, SETTINGS.wait_weight)
+        <= _fleet_cost(views, plain.routes, waiting, ctx, SETTINGS.wait_weight) + 1e-6
+    )
 
 
 def test_a_replay_with_rolling_reoptimisation_reassigns_between_requests_and_keeps_every_limit(tmp_path):
@@ -134,8 +136,9 @@ def test_a_replay_with_rolling_reoptimisation_reassigns_between_requests_and_kee
     path = tmp_path / "requests.csv"
     generate_requests(dt.date(2026, 4, 15), 60, seed=5).to_csv(path, index=False)
     info = portfolio.portfolio
-    log = read_requests(path, ServiceArea(Point(info.latitude_deg, info.longitude_deg), info.service_area_km),
-                        info.timezone, 4)
+    log = read_requests(
+        path, ServiceArea(Point(info.latitude_deg, info.longitude_deg), info.service_area_km), info.timezone, 4
+    )
     setup = fleet_from_portfolio(portfolio, log.clock.date)
     results = {}
     for interval in (0.0, 60.0):

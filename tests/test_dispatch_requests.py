@@ -59,15 +59,36 @@ def test_unknown_column_is_named(tmp_path):
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ("b,2026-04-15T07:59:00+09:00,32.98,130.44,32.99,130.45,1", r"line 3 \(request b\): time .* before the previous row"),
-        ("b,2026-04-15T08:05:00+09:00,33.20,130.44,32.99,130.45,1", r"line 3 \(request b\): origin \(33.2, 130.44\) is outside the service area"),
-        ("b,2026-04-15T08:05:00+09:00,32.98,130.44,32.99,129.90,1", r"line 3 \(request b\): destination .* outside the service area"),
-        ("b,2026-04-15T08:05:00+09:00,32.98,130.44,32.99,130.45,0", r"line 3 \(request b\): passengers is 0; a request needs at least 1"),
-        ("b,2026-04-15T08:05:00+09:00,32.98,130.44,32.99,130.45,7", r"line 3 \(request b\): passengers is 7, more than"),
+        (
+            "b,2026-04-15T07:59:00+09:00,32.98,130.44,32.99,130.45,1",
+            r"line 3 \(request b\): time .* before the previous row",
+        ),
+        (
+            "b,2026-04-15T08:05:00+09:00,33.20,130.44,32.99,130.45,1",
+            r"line 3 \(request b\): origin \(33.2, 130.44\) is outside the service area",
+        ),
+        (
+            "b,2026-04-15T08:05:00+09:00,32.98,130.44,32.99,129.90,1",
+            r"line 3 \(request b\): destination .* outside the service area",
+        ),
+        (
+            "b,2026-04-15T08:05:00+09:00,32.98,130.44,32.99,130.45,0",
+            r"line 3 \(request b\): passengers is 0; a request needs at least 1",
+        ),
+        (
+            "b,2026-04-15T08:05:00+09:00,32.98,130.44,32.99,130.45,7",
+            r"line 3 \(request b\): passengers is 7, more than",
+        ),
         ("b,2026-04-15T08:05:00,32.98,130.44,32.99,130.45,1", r"line 3 \(request b\): time .* has no UTC offset"),
         ("b,soon,32.98,130.44,32.99,130.45,1", r"line 3 \(request b\): time 'soon' is not an ISO 8601 time"),
-        ("a,2026-04-15T08:05:00+09:00,32.98,130.44,32.99,130.45,1", r"line 3 \(request a\): request_id 'a' appears twice"),
-        ("b,2026-04-15T08:05:00+09:00,north,130.44,32.99,130.45,1", r"line 3 \(request b\): origin_lat 'north' is not a number"),
+        (
+            "a,2026-04-15T08:05:00+09:00,32.98,130.44,32.99,130.45,1",
+            r"line 3 \(request a\): request_id 'a' appears twice",
+        ),
+        (
+            "b,2026-04-15T08:05:00+09:00,north,130.44,32.99,130.45,1",
+            r"line 3 \(request b\): origin_lat 'north' is not a number",
+        ),
     ],
 )
 def test_bad_row_error_names_file_line_and_request(tmp_path, row, message):
@@ -78,11 +99,14 @@ def test_bad_row_error_names_file_line_and_request(tmp_path, row, message):
 
 
 def test_every_bad_row_is_reported_at_once(tmp_path):
-    path = _write(tmp_path, [
-        HEADER,
-        "a,2026-04-15T08:00:00+09:00,32.98,130.44,32.99,130.45,0",
-        "b,2026-04-15T08:01:00+09:00,40.0,130.44,32.99,130.45,1",
-    ])
+    path = _write(
+        tmp_path,
+        [
+            HEADER,
+            "a,2026-04-15T08:00:00+09:00,32.98,130.44,32.99,130.45,0",
+            "b,2026-04-15T08:01:00+09:00,40.0,130.44,32.99,130.45,1",
+        ],
+    )
     with pytest.raises(RequestFileError) as caught:
         _read(path)
     assert len(caught.value.problems) == 2

@@ -35,7 +35,9 @@ def log(portfolio, tmp_path_factory):
     path = tmp_path_factory.mktemp("log") / "requests.csv"
     generate_requests(DAY, 90, seed=3).to_csv(path, index=False)
     info = portfolio.portfolio
-    return read_requests(path, ServiceArea(Point(info.latitude_deg, info.longitude_deg), info.service_area_km), info.timezone, 4)
+    return read_requests(
+        path, ServiceArea(Point(info.latitude_deg, info.longitude_deg), info.service_area_km), info.timezone, 4
+    )
 
 
 def _run(portfolio, log, policy=Policy.ILP, reservation=None):
@@ -71,7 +73,9 @@ def test_reservation_is_honoured(portfolio, log):
     reservation = Reservation(
         issued=clock.to_datetime(0),
         keep_energy_kwh={"taxi-10": 40.0},  # all of its battery: it may take no rider
-        shelter_calls=(ShelterCall(vehicle_id="taxi-04", shelter_id="north_school_gym", from_time=clock.to_datetime(11 * 3600)),),
+        shelter_calls=(
+            ShelterCall(vehicle_id="taxi-04", shelter_id="north_school_gym", from_time=clock.to_datetime(11 * 3600)),
+        ),
     )
     result = _run(portfolio, log, reservation=reservation)
     assert not any(r.vehicle_id == "taxi-10" for r in result.riders.values())
@@ -93,22 +97,51 @@ def _cli(argv: list[str]) -> int:
 
 def test_generate_and_simulate_commands_write_their_outputs(tmp_path, capsys):
     requests = tmp_path / "requests.csv"
-    assert _cli(["dispatch", "generate", "--config", str(CONFIG), "--date", "2026-04-15", "--requests", "40",
-                 "--out", str(requests)]) == 0
+    assert (
+        _cli(
+            [
+                "dispatch",
+                "generate",
+                "--config",
+                str(CONFIG),
+                "--date",
+                "2026-04-15",
+                "--requests",
+                "40",
+                "--out",
+                str(requests),
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "run"
     assert _cli(["dispatch", "simulate", "--config", str(CONFIG), "--requests", str(requests), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "served_share" in printed and "mean_wait_s" in printed
     figures = json.loads((out / "kpis.json").read_text())
-    for key in ("served_share", "mean_wait_s", "p95_wait_s", "mean_detour_ratio", "vehicle_km", "empty_km_share",
-                "shared_ride_share", "mean_occupancy", "energy_kwh", "charging_stops", "assign_ms_p50", "assign_ms_p95"):
+    for key in (
+        "served_share",
+        "mean_wait_s",
+        "p95_wait_s",
+        "mean_detour_ratio",
+        "vehicle_km",
+        "empty_km_share",
+        "shared_ride_share",
+        "mean_occupancy",
+        "energy_kwh",
+        "charging_stops",
+        "assign_ms_p50",
+        "assign_ms_p95",
+    ):
         assert key in figures
     assert 0.0 < figures["served_share"] <= 1.0
     with (out / "trips.csv").open() as handle:
         trips = list(csv.DictReader(handle))
     assert len(trips) == 40
     served = [t for t in trips if t["dropoff_time"]]
-    assert all(dt.datetime.fromisoformat(t["pickup_time"]) < dt.datetime.fromisoformat(t["dropoff_time"]) for t in served)
+    assert all(
+        dt.datetime.fromisoformat(t["pickup_time"]) < dt.datetime.fromisoformat(t["dropoff_time"]) for t in served
+    )
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     plans = json.loads((out / "fleet_plans.json").read_text())
     assert len(plans) == 12
@@ -117,9 +150,14 @@ def test_generate_and_simulate_commands_write_their_outputs(tmp_path, capsys):
 
 def test_simulate_reports_a_bad_request_file(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
-    bad.write_text("request_id,time,origin_lat,origin_lon,dest_lat,dest_lon,passengers\n"
-                   "a,2026-04-15T08:00:00+09:00,32.98,130.44,32.99,130.45,0\n")
-    assert _cli(["dispatch", "simulate", "--config", str(CONFIG), "--requests", str(bad), "--out", str(tmp_path / "o")]) == 2
+    bad.write_text(
+        "request_id,time,origin_lat,origin_lon,dest_lat,dest_lon,passengers\n"
+        "a,2026-04-15T08:00:00+09:00,32.98,130.44,32.99,130.45,0\n"
+    )
+    assert (
+        _cli(["dispatch", "simulate", "--config", str(CONFIG), "--requests", str(bad), "--out", str(tmp_path / "o")])
+        == 2
+    )
     assert "line 2 (request a): passengers is 0" in capsys.readouterr().err
 
 
@@ -136,13 +174,20 @@ def test_simulate_on_a_road_graph_given_in_the_config(tmp_path):
                 grid.add_edge(f"{i}_{j - 1}", f"{i}_{j}")
     nx.write_graphml(grid, tmp_path / "streets.graphml")
     config = tmp_path / "arao.toml"
-    config.write_text(CONFIG.read_text().replace("[planning]", '[dispatch]\nroad_graph_file = "streets.graphml"\n\n[planning]', 1))
+    config.write_text(
+        CONFIG.read_text().replace("[planning]", '[dispatch]\nroad_graph_file = "streets.graphml"\n\n[planning]', 1)
+    )
     requests = tmp_path / "requests.csv"
     generate_requests(DAY, 30, seed=5).to_csv(requests, index=False)
     out = tmp_path / "run"
     assert _cli(["dispatch", "simulate", "--config", str(config), "--requests", str(requests), "--out", str(out)]) == 0
     on_graph = json.loads((out / "kpis.json").read_text())
     straight = tmp_path / "straight"
-    assert _cli(["dispatch", "simulate", "--config", str(CONFIG), "--requests", str(requests), "--out", str(straight)]) == 0
+    assert (
+        _cli(["dispatch", "simulate", "--config", str(CONFIG), "--requests", str(requests), "--out", str(straight)])
+        == 0
+    )
     assert on_graph["served_share"] >= 0.9
-    assert on_graph["vehicle_km"] != pytest.approx(json.loads((straight / "kpis.json").read_text())["vehicle_km"], rel=1e-3)
+    assert on_graph["vehicle_km"] != pytest.approx(
+        json.loads((straight / "kpis.json").read_text())["vehicle_km"], rel=1e-3
+    )

@@ -25,11 +25,14 @@ CONFIG = REPO / "config/arao.toml"
 
 def echonet_portfolio():
     portfolio = load_portfolio(CONFIG)
-    twin = portfolio.twin.model_copy(update={"v2h": "echonet", "echonet_network": private_network(), "echonet_port": free_udp_port()})
+    twin = portfolio.twin.model_copy(
+        update={"v2h": "echonet", "echonet_network": private_network(), "echonet_port": free_udp_port()}
+    )
     return portfolio.model_copy(update={"twin": twin})
 
 
 # --- an independent client: ECHONET Lite spec part II, 3.2 (format 1), with struct only ----------
+
 
 def spec_get(host: str, port: int, deoj: bytes, epcs: list[int], tid: int) -> tuple[int, dict[int, bytes]]:
     request = struct.pack(">BBH3s3sBB", 0x10, 0x81, tid, bytes((0x05, 0xFF, 0x01)), deoj, 0x62, len(epcs))
@@ -78,7 +81,9 @@ def test_multicast_discovery_finds_every_twin_node(twin_factory):
         client = EchonetClient("127.0.0.1", 0, multicast_interface="127.0.0.1")
         await client.open()
         try:
-            return await client.discover(None, 0.5, portfolio.twin.echonet_port), await client.discover(sorted(expected), 0.5, portfolio.twin.echonet_port)
+            return await client.discover(None, 0.5, portfolio.twin.echonet_port), await client.discover(
+                sorted(expected), 0.5, portfolio.twin.echonet_port
+            )
         finally:
             client.close()
 
@@ -175,7 +180,12 @@ def test_hostile_datagrams_are_dropped_and_the_node_keeps_answering():
 
     async def body():
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            for junk in (b"", b"\x10\x81", b"\x10\x81\x00\x01\x05\xff\x01\x02\x7e\x01\x62\x05\xe4", bytes(range(256)) * 4):
+            for junk in (
+                b"",
+                b"\x10\x81",
+                b"\x10\x81\x00\x01\x05\xff\x01\x02\x7e\x01\x62\x05\xe4",
+                bytes(range(256)) * 4,
+            ):
                 s.sendto(junk, (host, port))
         await asyncio.sleep(0.1)
         client = EchonetClient("127.0.0.1", 0)
@@ -236,19 +246,41 @@ def read_object(obj: FixedObject, driver_cls, write_kw: float | None = None, **s
 def test_battery_pv_and_smart_meter_classes_read_in_the_sites_sign_and_units():
     from drivers.echonet.devices import EchonetBattery, EchonetPv, EchonetSmartMeter
 
-    battery = FixedObject(0x027D, {0xD3: struct.pack(">i", -2500), 0xD6: struct.pack(">I", 12_345), 0xD8: struct.pack(">I", 20_000),
-                                   0xE4: bytes((64,)), 0xDA: bytes((0x43,)), 0xEC: struct.pack(">I", 2500)}, settable={0xDA, 0xEB})
+    battery = FixedObject(
+        0x027D,
+        {
+            0xD3: struct.pack(">i", -2500),
+            0xD6: struct.pack(">I", 12_345),
+            0xD8: struct.pack(">I", 20_000),
+            0xE4: bytes((64,)),
+            0xDA: bytes((0x43,)),
+            0xEC: struct.pack(">I", 2500),
+        },
+        settable={0xDA, 0xEB},
+    )
     reading, write = read_object(battery, EchonetBattery, write_kw=-1.5)
     assert reading.power_kw == pytest.approx(2.5)  # ECHONET -2500 W (discharging) is +2.5 kW into the bus
     assert reading.energy_kwh == pytest.approx(32.345) and reading.soc_fraction == pytest.approx(0.64)
     assert reading.setpoint_kw == pytest.approx(2.5)
-    assert write.applied_kw == pytest.approx(-1.5) and battery.values[0xDA] == bytes((0x42,)) and battery.values[0xEB] == struct.pack(">I", 1500)
+    assert (
+        write.applied_kw == pytest.approx(-1.5)
+        and battery.values[0xDA] == bytes((0x42,))
+        and battery.values[0xEB] == struct.pack(">I", 1500)
+    )
 
     pv = FixedObject(0x0279, {0xE0: struct.pack(">H", 3120), 0xE1: struct.pack(">I", 9_876_543)})
     reading, _ = read_object(pv, EchonetPv)
     assert reading.power_kw == pytest.approx(3.12) and reading.energy_kwh == pytest.approx(9876.543)
 
-    meter = FixedObject(0x0288, {0xE7: struct.pack(">i", 1450), 0xE0: struct.pack(">I", 71_234), 0xD3: struct.pack(">I", 1), 0xE1: bytes((0x01,))})
+    meter = FixedObject(
+        0x0288,
+        {
+            0xE7: struct.pack(">i", 1450),
+            0xE0: struct.pack(">I", 71_234),
+            0xD3: struct.pack(">I", 1),
+            0xE1: bytes((0x01,)),
+        },
+    )
     reading, _ = read_object(meter, EchonetSmartMeter)
     assert reading.power_kw == pytest.approx(1.45) and reading.energy_kwh == pytest.approx(7123.4)  # unit 0x01: 0.1 kWh
 

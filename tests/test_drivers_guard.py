@@ -80,7 +80,15 @@ def test_unknown_device_and_non_finite_setpoints_are_refused(guard):
 
 
 def test_registry_lists_drivers_and_rejects_duplicates():
-    assert {"sunspec_inverter", "sunspec_meter", "sunspec_battery", "modbus_vendor", "mqtt_charger", "mqtt_vehicle", "template"} <= set(registry.names())
+    assert {
+        "sunspec_inverter",
+        "sunspec_meter",
+        "sunspec_battery",
+        "modbus_vendor",
+        "mqtt_charger",
+        "mqtt_vehicle",
+        "template",
+    } <= set(registry.names())
     with pytest.raises(ValueError, match="already registered"):
         registry.register("sunspec_meter")(type("Other", (), {"Settings": VendorPoint}))
     with pytest.raises(KeyError, match="unknown driver 'nope'"):
@@ -125,7 +133,9 @@ def test_registry_finds_a_driver_module_added_anywhere_under_drivers(tmp_path, m
     assert asyncio.run(built.read()).power_kw == 2.5
 
 
-def test_registry_skips_a_module_whose_optional_dependency_is_absent_but_not_a_broken_one(tmp_path, monkeypatch, fresh_registry):
+def test_registry_skips_a_module_whose_optional_dependency_is_absent_but_not_a_broken_one(
+    tmp_path, monkeypatch, fresh_registry
+):
     (tmp_path / "needs_extra.py").write_text("import arao_not_installed_extra\n")
     monkeypatch.setattr(fresh_registry, "__path__", [*fresh_registry.__path__, str(tmp_path)])
     assert "template" in registry.names()  # the optional module is skipped, the others load
@@ -151,7 +161,9 @@ def test_registry_refuses_needs_it_cannot_meet():
 
     with pytest.raises(TypeError, match="driver 'odd_bus' needs unknown shared connection.*'bus'"):
         registry.register("odd_bus")(Unknown)
-    with pytest.raises(TypeError, match="driver 'odd_link' needs \\['link'\\] but its constructor takes no such argument"):
+    with pytest.raises(
+        TypeError, match="driver 'odd_link' needs \\['link'\\] but its constructor takes no such argument"
+    ):
         registry.register("odd_link")(NotTaken)
     assert "odd_bus" not in registry.names() and "odd_link" not in registry.names()
 
@@ -159,10 +171,20 @@ def test_registry_refuses_needs_it_cannot_meet():
 def test_each_driver_declares_the_shared_connection_of_its_protocol():
     """The needs replace the protocol names DeviceSet used to branch on: the same wiring."""
     by_protocol = {"mqtt": {"link"}, "ocpp": {"csms"}, "echonet": {"echonet"}, "modbus": set()}
-    for name, protocol in [("mqtt_charger", "mqtt"), ("mqtt_vehicle", "mqtt"), ("ocpp", "ocpp"), ("echonet_v2h", "echonet"),
-                           ("echonet_meter", "echonet"), ("echonet_pv", "echonet"), ("echonet_battery", "echonet"),
-                           ("sunspec_meter", "modbus"), ("sunspec_inverter", "modbus"), ("sunspec_battery", "modbus"),
-                           ("modbus_vendor", "modbus"), ("template", "modbus")]:
+    for name, protocol in [
+        ("mqtt_charger", "mqtt"),
+        ("mqtt_vehicle", "mqtt"),
+        ("ocpp", "ocpp"),
+        ("echonet_v2h", "echonet"),
+        ("echonet_meter", "echonet"),
+        ("echonet_pv", "echonet"),
+        ("echonet_battery", "echonet"),
+        ("sunspec_meter", "modbus"),
+        ("sunspec_inverter", "modbus"),
+        ("sunspec_battery", "modbus"),
+        ("modbus_vendor", "modbus"),
+        ("template", "modbus"),
+    ]:
         assert registry.needs(name) == by_protocol[protocol], name
 
 
@@ -172,7 +194,9 @@ def test_an_unknown_driver_names_the_device_before_anything_opens():
     portfolio = load_portfolio(CONFIG)
     devices = DeviceSet(portfolio, controller_broker(portfolio, CONFIG), only={"city_hall_bess", "depot_c01"})
     devices.endpoints[-1] = devices.endpoints[-1].__class__(**{**devices.endpoints[-1].__dict__, "driver": "acme_x"})
-    with pytest.raises(DeviceConfigError, match=f"device '{devices.endpoints[-1].asset_id}' \\(driver 'acme_x'\\): .*unknown driver"):
+    with pytest.raises(
+        DeviceConfigError, match=f"device '{devices.endpoints[-1].asset_id}' \\(driver 'acme_x'\\): .*unknown driver"
+    ):
         asyncio.run(devices.open(connect_timeout_s=0.1))
     assert devices.link is None and devices.drivers == {}
 
@@ -183,16 +207,22 @@ def test_every_kind_of_config_driver_table_has_its_endpoint_builder():
     from ems.config.schema import Driver
     from ems.devices import CONFIGURED
 
-    kinds = {typing.get_args(cls.model_fields["kind"].annotation)[0] for cls in typing.get_args(typing.get_args(Driver)[0])}
+    kinds = {
+        typing.get_args(cls.model_fields["kind"].annotation)[0] for cls in typing.get_args(typing.get_args(Driver)[0])
+    }
     assert kinds - {"sim"} == set(CONFIGURED)
 
 
 def test_each_driver_says_where_its_device_is_reached():
     portfolio = load_portfolio(CONFIG)
-    served = portfolio.model_copy(update={"twin": portfolio.twin.model_copy(update={"chargers": "ocpp", "v2h": "echonet"})})
+    served = portfolio.model_copy(
+        update={"twin": portfolio.twin.model_copy(update={"chargers": "ocpp", "v2h": "echonet"})}
+    )
     where = {e.asset_id: e.where for e in endpoints(served)}
     port = served.twin.modbus_base_port
-    assert where["city_hall_bess"].startswith(f"modbus://{served.twin.modbus_host}:") and where["city_hall_bess"].endswith("/1")
+    assert where["city_hall_bess"].startswith(f"modbus://{served.twin.modbus_host}:") and where[
+        "city_hall_bess"
+    ].endswith("/1")
     assert where[served.grid_connections[0].id] == f"modbus://{served.twin.modbus_host}:{port}/1"
     assert where[served.vehicles[0].id] == f"mqtt:{served.twin.topic_root}/{served.vehicles[0].id}"
     v2h = next(c for c in served.chargers if c.v2h)
@@ -207,7 +237,10 @@ def test_every_device_of_the_reference_portfolio_builds():
     from drivers.mqtt.link import MqttLink
 
     link = MqttLink(built.broker)
-    drivers = [registry.create(e.driver, e.settings, **({"link": link} if e.protocol == "mqtt" else {})) for e in built.endpoints]
+    drivers = [
+        registry.create(e.driver, e.settings, **({"link": link} if e.protocol == "mqtt" else {}))
+        for e in built.endpoints
+    ]
     assert len(drivers) == 53
     writable = sorted(d.name for d in drivers if d.writable)
     assert writable == sorted([b.id for b in portfolio.batteries] + [c.id for c in portfolio.chargers])
@@ -226,7 +259,13 @@ ACME_MAP = {
 def vendor_portfolio(port: int):
     raw = tomllib.loads(CONFIG.read_text())
     raw["register_maps"] = {"acme": ACME_MAP}
-    raw["batteries"][2]["driver"] = {"kind": "modbus", "host": "127.0.0.1", "port": port, "register_map": "acme", "timeout_s": 0.5}
+    raw["batteries"][2]["driver"] = {
+        "kind": "modbus",
+        "host": "127.0.0.1",
+        "port": port,
+        "register_map": "acme",
+        "timeout_s": 0.5,
+    }
     return parse_portfolio(raw, CONFIG)
 
 

@@ -142,7 +142,9 @@ def test_modbus_exception_response_is_reported_not_a_crash(caplog):
     points = {"power_kw": {"address": 100, "type": "int16", "scale": 0.1}}
 
     async def check(port, _server):
-        vendor = VendorMapDevice(VendorMapDevice.Settings(name="odd", host="127.0.0.1", port=port, timeout_s=0.5, points=points))
+        vendor = VendorMapDevice(
+            VendorMapDevice.Settings(name="odd", host="127.0.0.1", port=port, timeout_s=0.5, points=points)
+        )
         reading = await vendor.read()
         connection = ModbusConnection("pv", ModbusEndpoint(host="127.0.0.1", port=port, timeout_s=0.5))
         with pytest.raises(DeviceUnavailable) as refused:  # W is read-only: the device refuses the write
@@ -230,7 +232,9 @@ def test_pysunspec2_scans_and_reads_the_twin(modbus_twin):
         return reading
 
     ours = asyncio.run(our_reading())
-    device = sunspec_client.SunSpecModbusClientDeviceTCP(slave_id=1, ipaddr="127.0.0.1", ipport=port_of(modbus_twin, "city_hall_bess"), timeout=2)
+    device = sunspec_client.SunSpecModbusClientDeviceTCP(
+        slave_id=1, ipaddr="127.0.0.1", ipport=port_of(modbus_twin, "city_hall_bess"), timeout=2
+    )
     try:
         device.scan()
         assert {1, 103, 124} <= set(device.models)
@@ -244,7 +248,9 @@ def test_pysunspec2_scans_and_reads_the_twin(modbus_twin):
     finally:
         device.close()
 
-    pv = sunspec_client.SunSpecModbusClientDeviceTCP(slave_id=1, ipaddr="127.0.0.1", ipport=port_of(modbus_twin, "city_hall_pv"), timeout=2)
+    pv = sunspec_client.SunSpecModbusClientDeviceTCP(
+        slave_id=1, ipaddr="127.0.0.1", ipport=port_of(modbus_twin, "city_hall_pv"), timeout=2
+    )
     try:
         pv.scan()
         expected_kw = modbus_twin.twin.physics["city_hall_pv"].power_kw
@@ -252,7 +258,9 @@ def test_pysunspec2_scans_and_reads_the_twin(modbus_twin):
         assert pv.models[103][0].W.cvalue / 1000 == pytest.approx(expected_kw, rel=0.02)
     finally:
         pv.close()
-    meter = sunspec_client.SunSpecModbusClientDeviceTCP(slave_id=1, ipaddr="127.0.0.1", ipport=port_of(modbus_twin, "city_hall_grid"), timeout=2)
+    meter = sunspec_client.SunSpecModbusClientDeviceTCP(
+        slave_id=1, ipaddr="127.0.0.1", ipport=port_of(modbus_twin, "city_hall_grid"), timeout=2
+    )
     try:
         meter.scan()
         assert 203 in meter.models
@@ -265,8 +273,13 @@ def test_mbpoll_reads_the_suns_marker_and_power(modbus_twin):
     port = port_of(modbus_twin, "city_hall_pv")
 
     def mbpoll(*args: str) -> dict[int, str]:
-        out = subprocess.run(["mbpoll", "-m", "tcp", "-p", str(port), "-0", "-1", *args, "127.0.0.1"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            ["mbpoll", "-m", "tcp", "-p", str(port), "-0", "-1", *args, "127.0.0.1"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
         return {int(a): v.strip() for a, v in re.findall(r"\[(\d+)\]:\s+(\S+)", out)}
 
     marker = mbpoll("-t", "4:hex", "-r", "40000", "-c", "2")

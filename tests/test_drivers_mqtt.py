@@ -104,7 +104,10 @@ BAD_TELEMETRY = [
     (b'{"time": "2026-04-15T12:00:00+09:00", "plugged": "yes"}', "plugged"),
     (b'{"time": "2026-04-15T12:00:00"}', "time"),
     (b'{"power_kw": 1.0}', "time"),
-    (json.dumps({"time": "2026-04-15T12:00:00+09:00", "vehicle_id": "x" * (MAX_PAYLOAD_BYTES + 10)}).encode(), "(payload)"),
+    (
+        json.dumps({"time": "2026-04-15T12:00:00+09:00", "vehicle_id": "x" * (MAX_PAYLOAD_BYTES + 10)}).encode(),
+        "(payload)",
+    ),
 ]
 
 
@@ -113,7 +116,9 @@ def test_bad_payloads_are_rejected_with_topic_and_field_and_the_driver_keeps_run
 
     async def scenario(rig: Rig):
         await asyncio.to_thread(publish_raw, mosquitto, "test/c1/telemetry", [p for p, _ in BAD_TELEMETRY])
-        await asyncio.to_thread(publish_raw, mosquitto, "test/c1/command", [b'{"id": "x", "power_kw": "big"}', b"\xff\xfe"])
+        await asyncio.to_thread(
+            publish_raw, mosquitto, "test/c1/command", [b'{"id": "x", "power_kw": "big"}', b"\xff\xfe"]
+        )
         await asyncio.sleep(0.3)
         ack = await rig.driver.write(-2.0)  # still commands and reads after all that
         await asyncio.sleep(0.2)
@@ -143,7 +148,12 @@ VALID = st.fixed_dictionaries(
         "setpoint_kw": st.integers(-1000, 1000),
     },
 )
-WRONG_TYPES = st.one_of(st.text(max_size=5), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), st.booleans())
+WRONG_TYPES = st.one_of(
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.booleans(),
+)
 
 
 @hsettings(max_examples=80, deadline=None)
@@ -190,9 +200,26 @@ def test_twin_topics_are_readable_with_mosquitto_sub(mosquitto, twin_factory):
     twin = twin_factory(broker=mosquitto)
     twin.twin.mqtt_devices["depot_c01"].publish()
     out = subprocess.run(
-        ["mosquitto_sub", "-h", mosquitto.host, "-p", str(mosquitto.port), "-t", "arao/depot_c01/telemetry",
-         "-t", "arao/depot_c01/availability", "-v", "-C", "2", "-W", "5"],
-        capture_output=True, text=True, timeout=10, check=True,
+        [
+            "mosquitto_sub",
+            "-h",
+            mosquitto.host,
+            "-p",
+            str(mosquitto.port),
+            "-t",
+            "arao/depot_c01/telemetry",
+            "-t",
+            "arao/depot_c01/availability",
+            "-v",
+            "-C",
+            "2",
+            "-W",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
     ).stdout
     lines = dict(line.split(" ", 1) for line in out.strip().splitlines())
     assert lines["arao/depot_c01/availability"] == "online"

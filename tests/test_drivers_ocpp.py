@@ -44,10 +44,18 @@ def ocpp_portfolio(tmp_path, version_ids: dict[str, str], rate_unit: str = "W"):
     passwords.write_text("".join(f"{cp}:secret-{cp}\n" for cp in version_ids.values()))
     portfolio = load_portfolio(CONFIG)
     chargers = tuple(
-        c.model_copy(update={"driver": OcppDriver(kind="ocpp", charge_point_id=version_ids[c.id], rate_unit=rate_unit, timeout_s=3.0)})
-        if c.id in version_ids else c for c in portfolio.chargers
+        c.model_copy(
+            update={
+                "driver": OcppDriver(kind="ocpp", charge_point_id=version_ids[c.id], rate_unit=rate_unit, timeout_s=3.0)
+            }
+        )
+        if c.id in version_ids
+        else c
+        for c in portfolio.chargers
     )
-    ocpp = portfolio.ocpp.model_copy(update={"port": free_port(), "security_profile": 1, "credentials_file": str(passwords)})
+    ocpp = portfolio.ocpp.model_copy(
+        update={"port": free_port(), "security_profile": 1, "credentials_file": str(passwords)}
+    )
     return portfolio.model_copy(update={"chargers": chargers, "ocpp": ocpp})
 
 
@@ -82,14 +90,26 @@ class Charger16(Cp16):
         await self.call(call16.Heartbeat())
         await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Preparing"))
         assert (await self.call(call16.Authorize(id_tag=tag))).id_tag_info["status"] == "Accepted"
-        started = await self.call(call16.StartTransaction(connector_id=1, id_tag=tag, meter_start=120_000, timestamp=now_iso()))
+        started = await self.call(
+            call16.StartTransaction(connector_id=1, id_tag=tag, meter_start=120_000, timestamp=now_iso())
+        )
         await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Charging"))
-        await self.call(call16.MeterValues(connector_id=1, transaction_id=started.transaction_id, meter_value=[{
-            "timestamp": now_iso(), "sampled_value": [
-                {"value": str(power_w), "measurand": "Power.Active.Import", "unit": "W"},
-                {"value": "121.5", "measurand": "Energy.Active.Import.Register", "unit": "kWh"},
-                {"value": str(soc), "measurand": "SoC", "unit": "Percent"},
-            ]}]))
+        await self.call(
+            call16.MeterValues(
+                connector_id=1,
+                transaction_id=started.transaction_id,
+                meter_value=[
+                    {
+                        "timestamp": now_iso(),
+                        "sampled_value": [
+                            {"value": str(power_w), "measurand": "Power.Active.Import", "unit": "W"},
+                            {"value": "121.5", "measurand": "Energy.Active.Import.Register", "unit": "kWh"},
+                            {"value": str(soc), "measurand": "SoC", "unit": "Percent"},
+                        ],
+                    }
+                ],
+            )
+        )
         return started.transaction_id
 
 
@@ -115,7 +135,9 @@ def test_a_16_charge_point_boots_reports_and_gets_the_plans_setpoint(tmp_path):
     portfolio = ocpp_portfolio(tmp_path, {"depot_c01": "CP-DEPOT-01"})
 
     async def scenario():
-        devices = DeviceSet(portfolio, controller_broker(portfolio, CONFIG), {"depot_c01"}, config_path=tmp_path / "site.toml")
+        devices = DeviceSet(
+            portfolio, controller_broker(portfolio, CONFIG), {"depot_c01"}, config_path=tmp_path / "site.toml"
+        )
         opening = asyncio.create_task(devices.open())
         await listening(devices)
         url = f"ws://127.0.0.1:{portfolio.ocpp.port}/CP-DEPOT-01"
@@ -125,7 +147,9 @@ def test_a_16_charge_point_boots_reports_and_gets_the_plans_setpoint(tmp_path):
             transaction = await cp.session("taxi-01", power_w=3200.0, soc=41.0)
             await opening
             reading = await devices.drivers["depot_c01"].read()
-            targets = plan_targets(plan_for("taxi-01", -4.5), NOW, {"taxi-01": reading.vehicle_id and "depot_c01"}, set(), {"depot_c01"})
+            targets = plan_targets(
+                plan_for("taxi-01", -4.5), NOW, {"taxi-01": reading.vehicle_id and "depot_c01"}, set(), {"depot_c01"}
+            )
             ack = await devices.write("depot_c01", targets["depot_c01"])
             await asyncio.wait_for(cp.got_profile.wait(), 2)
             after = await devices.drivers["depot_c01"].read()
@@ -137,7 +161,11 @@ def test_a_16_charge_point_boots_reports_and_gets_the_plans_setpoint(tmp_path):
 
     cp, transaction, reading, ack, after, gone = asyncio.run(scenario())
     assert reading.quality is Quality.GOOD and reading.plugged and reading.vehicle_id == "taxi-01"
-    assert reading.power_kw == pytest.approx(-3.2) and reading.energy_kwh == pytest.approx(121.5) and reading.soc_fraction == pytest.approx(0.41)
+    assert (
+        reading.power_kw == pytest.approx(-3.2)
+        and reading.energy_kwh == pytest.approx(121.5)
+        and reading.soc_fraction == pytest.approx(0.41)
+    )
     # on connection: our profiles cleared, failsafe (charge at 3 kW) installed as the default
     assert cp.cleared and cp.profiles[0]["charging_profile_purpose"] == "TxDefaultProfile"
     assert cp.profiles[0]["charging_schedule"]["charging_schedule_period"][0]["limit"] == pytest.approx(3000.0)
@@ -169,30 +197,59 @@ class Charger201(Cp201):
 
 def test_a_201_charge_point_does_the_same_in_amperes_and_discharge_is_refused(tmp_path):
     portfolio = ocpp_portfolio(tmp_path, {"depot_c02": "CP-DEPOT-02"}, rate_unit="A")
-    portfolio = portfolio.model_copy(update={"chargers": tuple(
-        c.model_copy(update={"discharge_power_kw": 6.0}) if c.id == "depot_c02" else c for c in portfolio.chargers)})
+    portfolio = portfolio.model_copy(
+        update={
+            "chargers": tuple(
+                c.model_copy(update={"discharge_power_kw": 6.0}) if c.id == "depot_c02" else c
+                for c in portfolio.chargers
+            )
+        }
+    )
     vehicles = tuple(v.model_copy(update={"v2g_allowed": True}) for v in portfolio.vehicles)
     portfolio = portfolio.model_copy(update={"vehicles": vehicles})
 
     async def scenario():
-        devices = DeviceSet(portfolio, controller_broker(portfolio, CONFIG), {"depot_c02"}, config_path=tmp_path / "site.toml")
+        devices = DeviceSet(
+            portfolio, controller_broker(portfolio, CONFIG), {"depot_c02"}, config_path=tmp_path / "site.toml"
+        )
         opening = asyncio.create_task(devices.open())
         await listening(devices)
         url = f"ws://127.0.0.1:{portfolio.ocpp.port}/CP-DEPOT-02"
         async with await connect(url, "ocpp2.0.1", auth("CP-DEPOT-02", "secret-CP-DEPOT-02")) as ws:
             cp = Charger201("CP-DEPOT-02", ws)
             listener = asyncio.create_task(cp.start())
-            boot = await cp.call(call201.BootNotification(charging_station={"model": "Test-AC", "vendor_name": "Test"}, reason="PowerUp"))
+            boot = await cp.call(
+                call201.BootNotification(charging_station={"model": "Test-AC", "vendor_name": "Test"}, reason="PowerUp")
+            )
             assert boot.status == "Accepted"
-            await cp.call(call201.StatusNotification(timestamp=now_iso(), connector_status="Occupied", evse_id=1, connector_id=1))
-            started = await cp.call(call201.TransactionEvent(
-                event_type="Started", timestamp=now_iso(), trigger_reason="Authorized", seq_no=0,
-                transaction_info={"transaction_id": "tx-77"}, evse={"id": 1, "connector_id": 1},
-                id_token={"id_token": "taxi-02", "type": "Local"}))
-            await cp.call(call201.MeterValues(evse_id=1, meter_value=[{"timestamp": now_iso(), "sampled_value": [
-                {"value": 5.5, "measurand": "Power.Active.Import", "unit_of_measure": {"unit": "kW"}},
-                {"value": 63.0, "measurand": "SoC", "unit_of_measure": {"unit": "Percent"}},
-            ]}]))
+            await cp.call(
+                call201.StatusNotification(timestamp=now_iso(), connector_status="Occupied", evse_id=1, connector_id=1)
+            )
+            started = await cp.call(
+                call201.TransactionEvent(
+                    event_type="Started",
+                    timestamp=now_iso(),
+                    trigger_reason="Authorized",
+                    seq_no=0,
+                    transaction_info={"transaction_id": "tx-77"},
+                    evse={"id": 1, "connector_id": 1},
+                    id_token={"id_token": "taxi-02", "type": "Local"},
+                )
+            )
+            await cp.call(
+                call201.MeterValues(
+                    evse_id=1,
+                    meter_value=[
+                        {
+                            "timestamp": now_iso(),
+                            "sampled_value": [
+                                {"value": 5.5, "measurand": "Power.Active.Import", "unit_of_measure": {"unit": "kW"}},
+                                {"value": 63.0, "measurand": "SoC", "unit_of_measure": {"unit": "Percent"}},
+                            ],
+                        }
+                    ],
+                )
+            )
             await opening
             reading = await devices.drivers["depot_c02"].read()
             await devices.write("depot_c02", -4.8)
@@ -213,22 +270,28 @@ def test_a_201_charge_point_does_the_same_in_amperes_and_discharge_is_refused(tm
     schedule = tx["charging_schedule"][0]
     assert schedule["charging_rate_unit"] == "A"
     assert schedule["charging_schedule_period"][0]["limit"] == pytest.approx(4800 / (3 * 200.0), abs=0.1)
-    assert len([p for _, p in cp.profiles if p["charging_profile_purpose"] == "TxProfile"]) == 1  # the refused discharge sent nothing
+    assert (
+        len([p for _, p in cp.profiles if p["charging_profile_purpose"] == "TxProfile"]) == 1
+    )  # the refused discharge sent nothing
 
 
 def test_wrong_or_missing_password_and_unknown_ids_are_refused_before_any_ocpp(tmp_path):
     portfolio = ocpp_portfolio(tmp_path, {"depot_c03": "CP-DEPOT-03"})
 
     async def scenario():
-        devices = DeviceSet(portfolio, controller_broker(portfolio, CONFIG), {"depot_c03"}, config_path=tmp_path / "site.toml")
+        devices = DeviceSet(
+            portfolio, controller_broker(portfolio, CONFIG), {"depot_c03"}, config_path=tmp_path / "site.toml"
+        )
         opening = asyncio.create_task(devices.open(connect_timeout_s=0.2))
         await listening(devices)
         base = f"ws://127.0.0.1:{portfolio.ocpp.port}"
         statuses = []
-        for path, headers in ((f"{base}/CP-DEPOT-03", auth("CP-DEPOT-03", "guess")),
-                              (f"{base}/CP-DEPOT-03", {}),
-                              (f"{base}/CP-DEPOT-03", auth("CP-OTHER", "secret-CP-DEPOT-03")),
-                              (f"{base}/CP-UNKNOWN", auth("CP-UNKNOWN", "x"))):
+        for path, headers in (
+            (f"{base}/CP-DEPOT-03", auth("CP-DEPOT-03", "guess")),
+            (f"{base}/CP-DEPOT-03", {}),
+            (f"{base}/CP-DEPOT-03", auth("CP-OTHER", "secret-CP-DEPOT-03")),
+            (f"{base}/CP-UNKNOWN", auth("CP-UNKNOWN", "x")),
+        ):
             with pytest.raises(websockets.InvalidStatus) as refused:
                 await connect(path, "ocpp1.6", headers)
             statuses.append(refused.value.response.status_code)
@@ -241,7 +304,10 @@ def test_wrong_or_missing_password_and_unknown_ids_are_refused_before_any_ocpp(t
     statuses, reading, refusals = asyncio.run(scenario())
     assert statuses == [401, 401, 401, 404]
     assert reading.quality is Quality.MISSING
-    assert refusals[0] == "CP-DEPOT-03: wrong or missing password" and refusals[-1] == "CP-UNKNOWN: unknown charge point id"
+    assert (
+        refusals[0] == "CP-DEPOT-03: wrong or missing password"
+        and refusals[-1] == "CP-UNKNOWN: unknown charge point id"
+    )
 
 
 def test_a_charge_point_that_returns_gets_its_failsafe_again(tmp_path):
@@ -258,7 +324,9 @@ def test_a_charge_point_that_returns_gets_its_failsafe_again(tmp_path):
             return cp
 
     async def scenario():
-        devices = DeviceSet(portfolio, controller_broker(portfolio, CONFIG), {"depot_c04"}, config_path=tmp_path / "site.toml")
+        devices = DeviceSet(
+            portfolio, controller_broker(portfolio, CONFIG), {"depot_c04"}, config_path=tmp_path / "site.toml"
+        )
         await devices.open(connect_timeout_s=0.1)
         url, headers = f"ws://127.0.0.1:{portfolio.ocpp.port}/CP-DEPOT-04", auth("CP-DEPOT-04", "secret-CP-DEPOT-04")
         first = await connect_once(url, headers)
@@ -297,22 +365,35 @@ class Charger21(Cp21):
 
 def test_an_ocpp_21_charge_point_is_told_to_discharge_with_a_central_setpoint(tmp_path):
     portfolio = ocpp_portfolio(tmp_path, {"depot_c05": "CP-DEPOT-05"})
-    portfolio = portfolio.model_copy(update={"vehicles": tuple(v.model_copy(update={"v2g_allowed": True}) for v in portfolio.vehicles)})
+    portfolio = portfolio.model_copy(
+        update={"vehicles": tuple(v.model_copy(update={"v2g_allowed": True}) for v in portfolio.vehicles)}
+    )
 
     async def scenario():
-        devices = DeviceSet(portfolio, controller_broker(portfolio, CONFIG), {"depot_c05"}, config_path=tmp_path / "site.toml")
+        devices = DeviceSet(
+            portfolio, controller_broker(portfolio, CONFIG), {"depot_c05"}, config_path=tmp_path / "site.toml"
+        )
         opening = asyncio.create_task(devices.open())
         await listening(devices)
         url = f"ws://127.0.0.1:{portfolio.ocpp.port}/CP-DEPOT-05"
         async with await connect(url, "ocpp2.1", auth("CP-DEPOT-05", "secret-CP-DEPOT-05")) as ws:
             cp = Charger21("CP-DEPOT-05", ws)
             listener = asyncio.create_task(cp.start())
-            await cp.call(call21.BootNotification(charging_station={"model": "Test-V2X", "vendor_name": "Test"}, reason="PowerUp"))
-            await cp.call(call21.TransactionEvent(
-                event_type="Started", timestamp=now_iso(), trigger_reason="Authorized", seq_no=0,
-                transaction_info={"transaction_id": "v2x-1"}, evse={"id": 1, "connector_id": 1},
-                id_token={"id_token": "taxi-05", "type": "Local"},
-                meter_value=[{"timestamp": now_iso(), "sampled_value": [{"value": 55.0, "measurand": "SoC"}]}]))
+            await cp.call(
+                call21.BootNotification(charging_station={"model": "Test-V2X", "vendor_name": "Test"}, reason="PowerUp")
+            )
+            await cp.call(
+                call21.TransactionEvent(
+                    event_type="Started",
+                    timestamp=now_iso(),
+                    trigger_reason="Authorized",
+                    seq_no=0,
+                    transaction_info={"transaction_id": "v2x-1"},
+                    evse={"id": 1, "connector_id": 1},
+                    id_token={"id_token": "taxi-05", "type": "Local"},
+                    meter_value=[{"timestamp": now_iso(), "sampled_value": [{"value": 55.0, "measurand": "SoC"}]}],
+                )
+            )
             await opening
             ack = await devices.write("depot_c05", 4.0)
             await asyncio.wait_for(cp.got_profile.wait(), 2)
@@ -340,19 +421,31 @@ def test_security_profile_2_takes_the_password_over_tls_only(tmp_path):
 
     certs = make_certificates(tmp_path)
     portfolio = ocpp_portfolio(tmp_path, {"depot_c06": "CP-DEPOT-06"})
-    portfolio = portfolio.model_copy(update={"ocpp": portfolio.ocpp.model_copy(update={
-        "security_profile": 2, "cert_file": certs["server.crt"], "key_file": certs["server.key"]})})
+    portfolio = portfolio.model_copy(
+        update={
+            "ocpp": portfolio.ocpp.model_copy(
+                update={"security_profile": 2, "cert_file": certs["server.crt"], "key_file": certs["server.key"]}
+            )
+        }
+    )
     trust = ssl.create_default_context(cafile=certs["ca.crt"])
 
     async def scenario():
-        devices = DeviceSet(portfolio, controller_broker(portfolio, CONFIG), {"depot_c06"}, config_path=tmp_path / "site.toml")
+        devices = DeviceSet(
+            portfolio, controller_broker(portfolio, CONFIG), {"depot_c06"}, config_path=tmp_path / "site.toml"
+        )
         opening = asyncio.create_task(devices.open())
         await listening(devices)
         port, headers = portfolio.ocpp.port, auth("CP-DEPOT-06", "secret-CP-DEPOT-06")
         with pytest.raises((websockets.InvalidMessage, websockets.InvalidHandshake, OSError, asyncio.TimeoutError)):
             await connect(f"ws://127.0.0.1:{port}/CP-DEPOT-06", "ocpp1.6", headers)  # no TLS: no handshake
-        async with websockets.connect(f"wss://127.0.0.1:{port}/CP-DEPOT-06", subprotocols=["ocpp1.6"],
-                                      additional_headers=headers, ssl=trust, open_timeout=5) as ws:
+        async with websockets.connect(
+            f"wss://127.0.0.1:{port}/CP-DEPOT-06",
+            subprotocols=["ocpp1.6"],
+            additional_headers=headers,
+            ssl=trust,
+            open_timeout=5,
+        ) as ws:
             cp = Charger16("CP-DEPOT-06", ws)
             listener = asyncio.create_task(cp.start())
             await cp.call(call16.BootNotification(charge_point_model="Test", charge_point_vendor="Test"))
@@ -367,14 +460,32 @@ def test_security_profile_2_takes_the_password_over_tls_only(tmp_path):
     assert reading.quality is Quality.GOOD and reading.plugged is False
 
 
-@pytest.mark.parametrize("edit, words", [
-    (lambda raw: raw["batteries"][0].update(driver={"kind": "ocpp", "charge_point_id": "X"}), r"batteries\[id=city_hall_bess\]\.driver\.kind"),
-    (lambda raw: raw.update(ocpp={"security_profile": 1}), r"ocpp\.credentials_file"),
-    (lambda raw: raw["chargers"][0].update(driver={"kind": "ocpp", "charge_point_id": "bad id!"}), r"chargers\[id=depot_c01\]\.driver\.charge_point_id"),
-    (lambda raw: [c.update(driver={"kind": "ocpp", "charge_point_id": "SAME"}) for c in raw["chargers"][:2]], r"'SAME#1' named by two chargers"),
-    (lambda raw: raw["vehicles"][0].update(driver={"kind": "echonet", "host": "10.0.0.9"}), r"vehicles\[id=taxi-01\]\.driver\.kind"),
-    (lambda raw: raw["batteries"][0].update(driver={"kind": "modbus", "transport": "rtu"}), r"driver: .*a Modbus RTU device needs 'serial_port'"),
-])
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (
+            lambda raw: raw["batteries"][0].update(driver={"kind": "ocpp", "charge_point_id": "X"}),
+            r"batteries\[id=city_hall_bess\]\.driver\.kind",
+        ),
+        (lambda raw: raw.update(ocpp={"security_profile": 1}), r"ocpp\.credentials_file"),
+        (
+            lambda raw: raw["chargers"][0].update(driver={"kind": "ocpp", "charge_point_id": "bad id!"}),
+            r"chargers\[id=depot_c01\]\.driver\.charge_point_id",
+        ),
+        (
+            lambda raw: [c.update(driver={"kind": "ocpp", "charge_point_id": "SAME"}) for c in raw["chargers"][:2]],
+            r"'SAME#1' named by two chargers",
+        ),
+        (
+            lambda raw: raw["vehicles"][0].update(driver={"kind": "echonet", "host": "10.0.0.9"}),
+            r"vehicles\[id=taxi-01\]\.driver\.kind",
+        ),
+        (
+            lambda raw: raw["batteries"][0].update(driver={"kind": "modbus", "transport": "rtu"}),
+            r"driver: .*a Modbus RTU device needs 'serial_port'",
+        ),
+    ],
+)
 def test_bad_protocol_settings_stop_before_anything_runs(edit, words):
     import copy
     import tomllib
@@ -394,10 +505,19 @@ def test_ems_devices_with_a_missing_ocpp_password_file_exits_2_with_one_line(tmp
 
     config = tmp_path / "site.toml"
     shutil.copytree(REPO / "config/mosquitto", tmp_path / "mosquitto")  # the MQTT credentials files the config names
-    config.write_text(CONFIG.read_text().replace('id = "depot_c01"\n', 'id = "depot_c01"\ndriver = { kind = "ocpp", charge_point_id = "CP1" }\n', 1)
-                      + '\n[ocpp]\nsecurity_profile = 1\ncredentials_file = "absent-passwords"\n')
-    result = subprocess.run([sys.executable, "-m", "ems", "devices", "--config", str(config), "--only", "depot_c01"],
-                            capture_output=True, text=True, timeout=60, cwd=REPO)
+    config.write_text(
+        CONFIG.read_text().replace(
+            'id = "depot_c01"\n', 'id = "depot_c01"\ndriver = { kind = "ocpp", charge_point_id = "CP1" }\n', 1
+        )
+        + '\n[ocpp]\nsecurity_profile = 1\ncredentials_file = "absent-passwords"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "ems", "devices", "--config", str(config), "--only", "depot_c01"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert result.returncode == 2
     assert result.stdout.strip().count("\n") == 0 and "absent-passwords" in result.stdout and "missing" in result.stdout
 

@@ -43,12 +43,16 @@ def test_only_the_controller_may_command_a_device(secured_broker):
     async def scenario(rig):
         ack = await rig.driver.write(-3.0)
         forged = '{"id": "forged-1", "power_kw": 6.0}'
-        await asyncio.to_thread(publish_as, secured_broker, "observer", "observer-example-only", "arao/c1/command", forged)
+        await asyncio.to_thread(
+            publish_as, secured_broker, "observer", "observer-example-only", "arao/c1/command", forged
+        )
         await asyncio.to_thread(publish_as, secured_broker, "twin", "twin-example-only", "arao/c1/command", forged)
         await asyncio.sleep(0.5)
         return ack, rig.device.commands_applied, rig.charger.setpoint_kw, await rig.driver.read()
 
-    ack, applied, setpoint, reading = run_rig(secured_broker, scenario, controller=CONTROLLER, device=DEVICE, root="arao")
+    ack, applied, setpoint, reading = run_rig(
+        secured_broker, scenario, controller=CONTROLLER, device=DEVICE, root="arao"
+    )
     assert ack.applied_kw == pytest.approx(-3.0)
     assert applied == 1 and setpoint == pytest.approx(-3.0)  # neither forged command arrived
     assert reading.power_kw == pytest.approx(-3.0)
@@ -57,8 +61,15 @@ def test_only_the_controller_may_command_a_device(secured_broker):
 def test_wrong_password_is_refused_without_echoing_it(secured_broker, caplog):
     caplog.set_level(logging.DEBUG)
     secret = "not-the-password-4711"
-    link = MqttLink(BrokerSettings(host=secured_broker.host, port=secured_broker.port, client_id="ems-controller",
-                                   username="ems-controller", password=SecretStr(secret)))
+    link = MqttLink(
+        BrokerSettings(
+            host=secured_broker.host,
+            port=secured_broker.port,
+            client_id="ems-controller",
+            username="ems-controller",
+            password=SecretStr(secret),
+        )
+    )
     link.start()
     deadline = time.monotonic() + 3
     while link.last_error is None and time.monotonic() < deadline:
@@ -95,7 +106,11 @@ def test_credentials_come_from_environment_or_file_and_errors_name_only_the_sour
 def test_config_credentials_file_is_resolved_relative_to_the_config(tmp_path):
     (tmp_path / "controller.credentials").write_text("ems-controller:from-file\n")
     config = tmp_path / "arao.toml"
-    text = (REPO / "config/arao.toml").read_text().replace('credentials_file = "mosquitto/controller.credentials"', 'credentials_file = "controller.credentials"')
+    text = (
+        (REPO / "config/arao.toml")
+        .read_text()
+        .replace('credentials_file = "mosquitto/controller.credentials"', 'credentials_file = "controller.credentials"')
+    )
     config.write_text(text)
     broker = controller_broker(load_portfolio(config), config)
     assert broker.username == "ems-controller" and broker.password.get_secret_value() == "from-file"
@@ -105,8 +120,13 @@ def test_config_credentials_file_is_resolved_relative_to_the_config(tmp_path):
 def test_set_points_over_tls_with_passwords_and_acl(mosquitto_factory, tmp_path):
     certs = make_certificates(tmp_path)
     broker = mosquitto_factory(
-        password_file=SHIPPED / "passwd", acl_file=SHIPPED / "acl",
-        listener_options=(f"cafile {certs['ca.crt']}", f"certfile {certs['server.crt']}", f"keyfile {certs['server.key']}"),
+        password_file=SHIPPED / "passwd",
+        acl_file=SHIPPED / "acl",
+        listener_options=(
+            f"cafile {certs['ca.crt']}",
+            f"certfile {certs['server.crt']}",
+            f"keyfile {certs['server.key']}",
+        ),
     )
     tls = {"tls": True, "ca_file": certs["ca.crt"]}
 

@@ -42,7 +42,9 @@ def test_pysunspec2_scans_every_model_the_twin_serves(twin_factory):
     one_of_each_kind = {e.asset_type: e for e in served}  # grid, pv, load, battery, shelter: every model set served
     assert set(one_of_each_kind) == {"grid", "pv", "load", "battery", "shelter"}
     for endpoint in one_of_each_kind.values():
-        device = SunSpecModbusClientDeviceTCP(slave_id=1, ipaddr="127.0.0.1", ipport=endpoint.settings["port"], timeout=2)
+        device = SunSpecModbusClientDeviceTCP(
+            slave_id=1, ipaddr="127.0.0.1", ipport=endpoint.settings["port"], timeout=2
+        )
         try:
             device.scan()
             found = {int(model_id) for model_id in device.models if str(model_id).isdigit()}
@@ -94,7 +96,9 @@ def test_an_inverter_with_only_der_model_701_and_a_battery_with_soc_in_802():
     inverter.set_raw(701, "TotWh_SF", 0)
     inverter.set_raw(701, "W", 7250)
     inverter.set_raw(701, "TotWhInj", 5_000_000_000)  # a 64-bit counter past 32 bits
-    battery = SunSpecImage([sunspec.COMMON, sunspec.INVERTER_THREE_PHASE, sunspec.STORAGE_CONTROLS, sunspec.BATTERY_BASE])
+    battery = SunSpecImage(
+        [sunspec.COMMON, sunspec.INVERTER_THREE_PHASE, sunspec.STORAGE_CONTROLS, sunspec.BATTERY_BASE]
+    )
     battery.set_raw(103, "W_SF", 0)
     battery.set_raw(103, "W", -3000)
     battery.set_raw(124, "ChaState", 0xFFFF)  # not implemented in 124 ...
@@ -118,12 +122,16 @@ def test_a_word_swapped_vendor_map_reads_and_writes_the_right_value():
     store.set(10, encode(123_456_789, "int32", "little"))  # low word first, as some meters send it
     store.set(12, encode(-2.5, "float32", "little"))
     store.writable.update(range(14, 16))
-    points = {"energy_kwh": {"address": 10, "type": "int32", "scale": 0.001},
-              "power_kw": {"address": 12, "type": "float32"},
-              "setpoint_kw": {"address": 14, "type": "int32", "scale": 0.01, "writable": True}}
+    points = {
+        "energy_kwh": {"address": 10, "type": "int32", "scale": 0.001},
+        "power_kw": {"address": 12, "type": "float32"},
+        "setpoint_kw": {"address": 14, "type": "int32", "scale": 0.01, "writable": True},
+    }
 
     async def body(port):
-        swapped = VendorMapDevice(VendorSettings(name="meter", host="127.0.0.1", port=port, points=points, word_order="little"))
+        swapped = VendorMapDevice(
+            VendorSettings(name="meter", host="127.0.0.1", port=port, points=points, word_order="little")
+        )
         plain = VendorMapDevice(VendorSettings(name="meter", host="127.0.0.1", port=port, points=points))
         right, wrong = await swapped.read(), await plain.read()
         await swapped.write(-70000.0)
@@ -190,8 +198,11 @@ def test_modbus_rtu_over_a_serial_line_reads_a_sunspec_meter():
         server.context = image.store
         task = asyncio.create_task(server.serve_forever())
         await asyncio.sleep(0.3)
-        meter = SunSpecMeter(SunSpecMeter.Settings(name="building", host="", transport="rtu", serial_port=relay.b_path,
-                                                   baudrate=19200, timeout_s=2.0))
+        meter = SunSpecMeter(
+            SunSpecMeter.Settings(
+                name="building", host="", transport="rtu", serial_port=relay.b_path, baudrate=19200, timeout_s=2.0
+            )
+        )
         try:
             return await meter.read()
         finally:

@@ -92,7 +92,9 @@ def test_battery_told_to_discharge_reports_it_and_soc_falls(mosquitto, twin_fact
     served = runner.twin.portfolio  # with the free ports the fixture chose
 
     async def scenario():
-        devices = DeviceSet(served, controller_broker(served, CONFIG, mosquitto.host, mosquitto.port), {"city_hall_bess", "depot_c01"})
+        devices = DeviceSet(
+            served, controller_broker(served, CONFIG, mosquitto.host, mosquitto.port), {"city_hall_bess", "depot_c01"}
+        )
         await devices.open()
         try:
             before = (await devices.read_all())[0]
@@ -117,17 +119,26 @@ def test_battery_told_to_discharge_reports_it_and_soc_falls(mosquitto, twin_fact
 
 
 def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ems", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "ems", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
 
 
 def test_ems_twin_and_ems_devices_from_the_command_line(mosquitto, tmp_path):
     base = free_port_block(30)
     config = tmp_path / "arao.toml"
     shutil.copytree(REPO / "config/mosquitto", tmp_path / "mosquitto")  # the credentials files the config names
-    config.write_text(CONFIG.read_text().replace("[twin]\n", f"[twin]\nmodbus_base_port = {base}\nstart = 2026-04-15T12:00:00+09:00\n"))
+    config.write_text(
+        CONFIG.read_text().replace(
+            "[twin]\n", f"[twin]\nmodbus_base_port = {base}\nstart = 2026-04-15T12:00:00+09:00\n"
+        )
+    )
     twin = subprocess.Popen(
         [sys.executable, "-m", "ems", "twin", "--config", str(config), "--mqtt-port", str(mosquitto.port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
     )
     try:
         banner = []
@@ -139,7 +150,17 @@ def test_ems_twin_and_ems_devices_from_the_command_line(mosquitto, tmp_path):
         assert any("city_hall_bess" in line and "battery" in line for line in banner)
         assert any("arao/depot_c01/" in line for line in banner)
 
-        written = run_cli("devices", "--config", str(config), "--mqtt-port", str(mosquitto.port), "--set", "city_hall_bess=20", "--only", "city_hall_bess")
+        written = run_cli(
+            "devices",
+            "--config",
+            str(config),
+            "--mqtt-port",
+            str(mosquitto.port),
+            "--set",
+            "city_hall_bess=20",
+            "--only",
+            "city_hall_bess",
+        )
         assert written.returncode == 0, written.stderr
         assert "city_hall_bess: set-point 20 kW -> applied 20 kW" in written.stdout
 
@@ -147,17 +168,38 @@ def test_ems_twin_and_ems_devices_from_the_command_line(mosquitto, tmp_path):
         assert listed.returncode == 0, listed.stderr
         rows = {row["device"]: row for row in json.loads(listed.stdout)}
         assert set(rows) == {e.asset_id for e in endpoints(load_portfolio(config))}
-        assert all(row["quality"] == "good" for row in rows.values()), [r for r in rows.values() if r["quality"] != "good"]
+        assert all(row["quality"] == "good" for row in rows.values()), [
+            r for r in rows.values() if r["quality"] != "good"
+        ]
         assert rows["city_hall_bess"]["power_kw"] == pytest.approx(20.0)
         assert rows["city_hall_pv"]["power_kw"] > 20 and rows["city_hall_load"]["power_kw"] < 0
         assert rows["depot_c01"]["plugged"] is True and rows["taxi-01"]["soc"] == pytest.approx(0.55, abs=0.01)
 
-        table = run_cli("devices", "--config", str(config), "--mqtt-port", str(mosquitto.port), "--only", "city_hall_bess", "taxi-12")
+        table = run_cli(
+            "devices",
+            "--config",
+            str(config),
+            "--mqtt-port",
+            str(mosquitto.port),
+            "--only",
+            "city_hall_bess",
+            "taxi-12",
+        )
         header = table.stdout.splitlines()[0].split()
         assert header[:4] == ["device", "power_kw", "soc", "quality"]
         assert "city_hall_bess" in table.stdout and "taxi-12" in table.stdout
 
-        refused = run_cli("devices", "--config", str(config), "--mqtt-port", str(mosquitto.port), "--set", "city_hall_pv=5", "--only", "city_hall_pv")
+        refused = run_cli(
+            "devices",
+            "--config",
+            str(config),
+            "--mqtt-port",
+            str(mosquitto.port),
+            "--set",
+            "city_hall_pv=5",
+            "--only",
+            "city_hall_pv",
+        )
         assert refused.returncode == 1 and "not writable" in refused.stdout
     finally:
         twin.send_signal(signal.SIGINT)
@@ -170,8 +212,22 @@ def test_ems_devices_reports_missing_devices_when_no_twin_runs(tmp_path):
     base = free_port_block(30)
     config = tmp_path / "arao.toml"
     shutil.copytree(REPO / "config/mosquitto", tmp_path / "mosquitto")
-    config.write_text(CONFIG.read_text().replace("[twin]\n", f"[twin]\nmodbus_base_port = {base}\nmodbus_timeout_s = 0.3\nmqtt_timeout_s = 0.3\n"))
-    result = run_cli("devices", "--config", str(config), "--mqtt-port", str(base + 35), "--json", "--only", "city_hall_bess", "depot_c01")
+    config.write_text(
+        CONFIG.read_text().replace(
+            "[twin]\n", f"[twin]\nmodbus_base_port = {base}\nmodbus_timeout_s = 0.3\nmqtt_timeout_s = 0.3\n"
+        )
+    )
+    result = run_cli(
+        "devices",
+        "--config",
+        str(config),
+        "--mqtt-port",
+        str(base + 35),
+        "--json",
+        "--only",
+        "city_hall_bess",
+        "depot_c01",
+    )
     rows = json.loads(result.stdout)
     assert [(r["device"], r["quality"]) for r in rows] == [("city_hall_bess", "missing"), ("depot_c01", "missing")]
     assert "cannot connect" in rows[0]["error"]

@@ -24,8 +24,12 @@ from drivers.echonet.frame import (
 eojs = st.builds(Eoj, st.integers(0, 255), st.integers(0, 255), st.integers(0, 255))
 props = st.builds(Property, st.integers(0, 255), st.binary(max_size=255))
 frames = st.builds(
-    Frame, st.integers(0, 0xFFFF), eojs, eojs,
-    st.sampled_from([e.value for e in Esv]), st.lists(props, max_size=12).map(tuple),
+    Frame,
+    st.integers(0, 0xFFFF),
+    eojs,
+    eojs,
+    st.sampled_from([e.value for e in Esv]),
+    st.lists(props, max_size=12).map(tuple),
 )
 
 
@@ -60,14 +64,17 @@ def test_truncated_frames_are_refused(frame: Frame, cut: int):
         parse(data[: max(0, len(data) - cut)])
 
 
-@pytest.mark.parametrize("data, words", [
-    (bytes.fromhex("1082 0001 05FF01 027E01 62 00"), "EHD2"),
-    (bytes.fromhex("2081 0001 05FF01 027E01 62 00"), "EHD1"),
-    (bytes.fromhex("1081 0001 05FF01 027E01 62 01 E4 05 00"), "PDC 5 runs past"),
-    (bytes.fromhex("1081 0001 05FF01 027E01 62 00 E4"), "after the last property"),
-    (bytes.fromhex("1081 0001 05FF01 027E01 6E 00"), "SetGet"),
-    (bytes.fromhex("1081 0001"), "at least 12"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (bytes.fromhex("1082 0001 05FF01 027E01 62 00"), "EHD2"),
+        (bytes.fromhex("2081 0001 05FF01 027E01 62 00"), "EHD1"),
+        (bytes.fromhex("1081 0001 05FF01 027E01 62 01 E4 05 00"), "PDC 5 runs past"),
+        (bytes.fromhex("1081 0001 05FF01 027E01 62 00 E4"), "after the last property"),
+        (bytes.fromhex("1081 0001 05FF01 027E01 6E 00"), "SetGet"),
+        (bytes.fromhex("1081 0001"), "at least 12"),
+    ],
+)
 def test_malformed_frames_name_the_fault(data: bytes, words: str):
     with pytest.raises(FrameError, match=words):
         parse(data)

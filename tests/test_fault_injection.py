@@ -21,7 +21,9 @@ ENERGY_TOLERANCE_KWH = 0.1  # the SunSpec power register's resolution over the r
 def test_faults_at_random_times_never_leave_a_slot_without_a_plan(twin_factory, mosquitto, tmp_path):
     portfolio = fast_twin_portfolio()
     # a device taken away costs its timeout at every read and write: short ones keep the run short
-    portfolio = portfolio.model_copy(update={"twin": portfolio.twin.model_copy(update={"mqtt_timeout_s": 0.5, "modbus_timeout_s": 0.3})})
+    portfolio = portfolio.model_copy(
+        update={"twin": portfolio.twin.model_copy(update={"mqtt_timeout_s": 0.5, "modbus_timeout_s": 0.3})}
+    )
     run = SteppedRun(twin_factory, mosquitto, tmp_path / "ems.sqlite", portfolio=portfolio, horizon_hours=8)
     faults = draw_faults(run.served, SLOTS, SEED)
     # the short run squeezes the day's faults into its slots

@@ -19,7 +19,9 @@ ARAO_STATION = (32.9866, 130.4331)
 
 
 def test_a_degree_of_latitude_is_the_mean_earth_radius_times_pi_over_180():
-    assert geo.great_circle_km(33.0, 130.0, 34.0, 130.0) == pytest.approx(geo.EARTH_RADIUS_KM * math.pi / 180, rel=1e-12)
+    assert geo.great_circle_km(33.0, 130.0, 34.0, 130.0) == pytest.approx(
+        geo.EARTH_RADIUS_KM * math.pi / 180, rel=1e-12
+    )
     assert geo.EARTH_RADIUS_KM == 6371.0088
 
 

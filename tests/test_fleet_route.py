@@ -14,7 +14,9 @@ NOW = dt.datetime(2026, 4, 15, 9, 0, tzinfo=JST)
 
 
 def _stop(kind: StopKind, minutes: int, **extra) -> RouteStop:
-    return RouteStop(kind=kind, position=Position(lat=32.98, lon=130.44), eta=NOW + dt.timedelta(minutes=minutes), **extra)
+    return RouteStop(
+        kind=kind, position=Position(lat=32.98, lon=130.44), eta=NOW + dt.timedelta(minutes=minutes), **extra
+    )
 
 
 def test_a_plan_without_a_route_is_the_message_it_was_before():
@@ -24,11 +26,15 @@ def test_a_plan_without_a_route_is_the_message_it_was_before():
 
 
 def test_a_route_travels_as_json_and_comes_back_equal():
-    plan = VehiclePlan(vehicle_id="taxi-01", issued=NOW, route=(
-        _stop(StopKind.PICKUP, 4, rider_ids=("r1",)),
-        _stop(StopKind.DROPOFF, 15, rider_ids=("r1",)),
-        _stop(StopKind.CHARGER, 30, charger_id="depot_c1"),
-    ))
+    plan = VehiclePlan(
+        vehicle_id="taxi-01",
+        issued=NOW,
+        route=(
+            _stop(StopKind.PICKUP, 4, rider_ids=("r1",)),
+            _stop(StopKind.DROPOFF, 15, rider_ids=("r1",)),
+            _stop(StopKind.CHARGER, 30, charger_id="depot_c1"),
+        ),
+    )
     again = VehiclePlan.model_validate_json(plan.model_dump_json())
     assert again == plan
     assert [stop.kind for stop in again.route] == [StopKind.PICKUP, StopKind.DROPOFF, StopKind.CHARGER]

@@ -32,7 +32,9 @@ failsafe_kw = -1.5
 """
 
 
-def heater(steps: int, windows: list[tuple[int, int, float]], power_kw: float = 5.0, penalty: float = 300.0) -> FlexibleLoadSpec:
+def heater(
+    steps: int, windows: list[tuple[int, int, float]], power_kw: float = 5.0, penalty: float = 300.0
+) -> FlexibleLoadSpec:
     power = np.zeros(steps)
     for first, end, _kwh in windows:
         power[first:end] = power_kw
@@ -54,8 +56,9 @@ def test_plan_draws_the_energy_in_the_cheapest_steps_of_the_window():
 
 def test_energy_dearer_than_its_penalty_is_left_short_and_priced():
     steps = 4
-    p = problem(steps, [grid_spec(steps, [500.0, 400.0, 450.0, 500.0])],
-                assets=(heater(steps, [(0, 4, 6.0)], penalty=300.0),))
+    p = problem(
+        steps, [grid_spec(steps, [500.0, 400.0, 450.0, 500.0])], assets=(heater(steps, [(0, 4, 6.0)], penalty=300.0),)
+    )
     schedule = solve(p)
     assert schedule.power_kw["heater"].to_numpy() == pytest.approx(np.zeros(steps), abs=1e-6)
     assert schedule.report.kind_figures["flexible_load_shortfall_kwh"] == pytest.approx(6.0, abs=1e-6)
@@ -66,8 +69,12 @@ def test_energy_dearer_than_its_penalty_is_left_short_and_priced():
 
 def test_rule_based_fallback_runs_from_the_opening_and_waits_first_at_the_import_limit():
     steps = 6
-    p = problem(steps, [grid_spec(steps, 10.0, import_limit_kw=6.0)], loads=(load(steps, [2, 2, 4, 2, 2, 2]),),
-                assets=(heater(steps, [(1, 5, 12.0)]),))
+    p = problem(
+        steps,
+        [grid_spec(steps, 10.0, import_limit_kw=6.0)],
+        loads=(load(steps, [2, 2, 4, 2, 2, 2]),),
+        assets=(heater(steps, [(1, 5, 12.0)]),),
+    )
     baseline = fallback_schedule(p, "test")
     # from step 1 at what fits under the 6 kW import limit beside the load, until the 12 kWh are in
     assert baseline.power_kw["heater"].to_numpy() == pytest.approx([0, -4, -2, -4, -2, 0])
@@ -76,7 +83,8 @@ def test_rule_based_fallback_runs_from_the_opening_and_waits_first_at_the_import
     planned = solve(p)
     assert planned.report.kind_figures["flexible_load_shortfall_kwh"] == pytest.approx(0.0, abs=1e-6)
     assert -planned.power_kw["heater"].to_numpy() + np.array([2, 2, 4, 2, 2, 2]) == pytest.approx(
-        planned.power_kw["site_grid"].to_numpy(), abs=1e-6)
+        planned.power_kw["site_grid"].to_numpy(), abs=1e-6
+    )
     assert planned.power_kw["site_grid"].max() <= 6.0 + 1e-6
 
 
@@ -84,8 +92,12 @@ def test_flexibility_shifts_the_load_within_its_window_and_never_drops_it():
     from ems.optimise.flexibility import solve_flexibility
 
     steps = 6
-    p = problem(steps, [grid_spec(steps, [5.0, 5.0, 20.0, 21.0, 20.0, 20.0])], loads=(load(steps, 2.0),),
-                assets=(heater(steps, [(0, 4, 15.0)], penalty=300.0),))
+    p = problem(
+        steps,
+        [grid_spec(steps, [5.0, 5.0, 20.0, 21.0, 20.0, 20.0])],
+        loads=(load(steps, 2.0),),
+        assets=(heater(steps, [(0, 4, 15.0)], penalty=300.0),),
+    )
     reference = solve(p)
     assert reference.power_kw["heater"].to_numpy() == pytest.approx([-5, -5, -5, 0, 0, 0], abs=1e-6)
     net = reference.power_kw["site_grid"].to_numpy()
@@ -122,8 +134,26 @@ def test_ems_plan_places_the_load_and_writes_it_out(tmp_path):
     config = tmp_path / "arao.toml"
     config.write_text(open("config/arao.toml").read() + HEATER)
     out = tmp_path / "plan"
-    subprocess.run([sys.executable, "-m", "ems", "plan", "--config", str(config), "--date", "2026-04-15", "--out", str(out),
-                    "--no-plot", "--inputs", "profiles"], capture_output=True, text=True, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ems",
+            "plan",
+            "--config",
+            str(config),
+            "--date",
+            "2026-04-15",
+            "--out",
+            str(out),
+            "--no-plot",
+            "--inputs",
+            "profiles",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     frame = pd.read_csv(out / "schedule.csv")
     rows = frame[frame["kind"] == "flexible_load"]
     assert set(rows["asset"]) == {"city_hall_heater"} and set(rows["site"]) == {"city_hall"}
@@ -157,17 +187,26 @@ def test_setpoint_follows_the_plan_and_falls_back_to_its_failsafe(tmp_path):
     assert targets["city_hall_heater"] == pytest.approx(schedule.power_kw.loc[drawing[0], "city_hall_heater"])
     assert targets["city_hall_bess"] == pytest.approx(schedule.power_kw.loc[drawing[0], "city_hall_bess"])
     assert setpoint_targets(portfolio, schedule.power_kw, START + pd.Timedelta(days=3), {}, {"city_hall_heater"}) == {
-        "city_hall_heater": 0.0}
+        "city_hall_heater": 0.0
+    }
     assert failsafe_setpoint_kw(portfolio, "city_hall_heater") == -1.5
 
 
-@pytest.mark.parametrize(("edit", "where"), [
-    (("energy_per_day_kwh = 36.0", "energy_per_day_kwh = 200.0"),
-     "flexible_loads[id=city_hall_heater]: Value error, "
-     "energy_per_day_kwh 200 exceeds what power_kw 12 can deliver in its 8 h"),
-    (('site = "city_hall"\npower_kw', 'site = "nowhere"\npower_kw'), "flexible_loads[id=city_hall_heater].site"),
-    (("power_kw = 12.0", "power_kw = -12.0"), "flexible_loads[id=city_hall_heater].power_kw: Input should be greater than 0"),
-])
+@pytest.mark.parametrize(
+    ("edit", "where"),
+    [
+        (
+            ("energy_per_day_kwh = 36.0", "energy_per_day_kwh = 200.0"),
+            "flexible_loads[id=city_hall_heater]: Value error, "
+            "energy_per_day_kwh 200 exceeds what power_kw 12 can deliver in its 8 h",
+        ),
+        (('site = "city_hall"\npower_kw', 'site = "nowhere"\npower_kw'), "flexible_loads[id=city_hall_heater].site"),
+        (
+            ("power_kw = 12.0", "power_kw = -12.0"),
+            "flexible_loads[id=city_hall_heater].power_kw: Input should be greater than 0",
+        ),
+    ],
+)
 def test_a_bad_flexible_load_stops_the_config_naming_the_key(tmp_path, edit, where):
     config = tmp_path / "bad.toml"
     config.write_text(open("config/arao.toml").read() + HEATER.replace(*edit))

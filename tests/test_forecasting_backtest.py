@@ -38,7 +38,9 @@ def test_history_stops_before_the_issue_time_and_every_hour_is_an_origin():
     last = rows[rows["origin"] == rows["origin"].iloc[-1]]
     history, ahead = actual[actual.index < last["origin"].iloc[0]], pd.DatetimeIndex(last["time"])
     np.testing.assert_array_equal(last["persistence"].to_numpy(), persistence(history, ahead).to_numpy())
-    np.testing.assert_array_equal(last["seasonal_naive"].to_numpy(), seasonal_naive(history, ahead, pd.Timedelta(days=1)).to_numpy())
+    np.testing.assert_array_equal(
+        last["seasonal_naive"].to_numpy(), seasonal_naive(history, ahead, pd.Timedelta(days=1)).to_numpy()
+    )
     assert last["persistence"].iloc[12] != last["persistence"].iloc[0]  # a 13 h lead: the same time yesterday
     assert set(result.coverage_by_hour) == set(range(24))
     assert all(0.0 <= c <= 1.0 for c in result.coverage_by_hour.values())

@@ -25,8 +25,27 @@ def test_forecast_is_a_registered_command():
 
 def test_load_backtest_prints_table_writes_json_and_plot(tmp_path, capsys):
     out_json, out_png = tmp_path / "bt.json", tmp_path / "bt.png"
-    code = run(["forecast", "backtest", "--kind", "load", "--data", "pmdarima:taylor", "--horizon", "48h", "--origin-every", "6h", "--by-hour",
-                "--config", str(ARAO), "--json", str(out_json), "--plot", str(out_png)])
+    code = run(
+        [
+            "forecast",
+            "backtest",
+            "--kind",
+            "load",
+            "--data",
+            "pmdarima:taylor",
+            "--horizon",
+            "48h",
+            "--origin-every",
+            "6h",
+            "--by-hour",
+            "--config",
+            str(ARAO),
+            "--json",
+            str(out_json),
+            "--plot",
+            str(out_png),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     assert "skill_vs_snaive" in printed and "P10-P90 coverage" in printed and "by local hour of day: 00h" in printed
@@ -49,8 +68,22 @@ def test_pv_backtest_of_measured_csv_and_bad_file(tmp_path, capsys):
     output = 0.7 * clearsky_pv_kw(pv_system(portfolio, portfolio.pv_arrays[0]), index)
     path = tmp_path / "pv.csv"
     pd.DataFrame({"time": [t.isoformat() for t in index], "power_kw": output.to_numpy()}).to_csv(path, index=False)
-    code = run(["forecast", "backtest", "--kind", "pv", "--data", str(path), "--config", str(ARAO),
-                "--plot", str(tmp_path / "pv.png"), "--json", str(tmp_path / "pv.json")])
+    code = run(
+        [
+            "forecast",
+            "backtest",
+            "--kind",
+            "pv",
+            "--data",
+            str(path),
+            "--config",
+            str(ARAO),
+            "--plot",
+            str(tmp_path / "pv.png"),
+            "--json",
+            str(tmp_path / "pv.json"),
+        ]
+    )
     assert code == 0
     model = [r for r in json.loads((tmp_path / "pv.json").read_text()) if r["model"] == "model"]
     assert max(r["mae"] for r in model) < 1e-6  # a steady sky is forecast exactly
@@ -60,11 +93,28 @@ def test_pv_backtest_of_measured_csv_and_bad_file(tmp_path, capsys):
 
 
 def test_portfolio_command_writes_long_csv(tmp_path, capsys):
-    weather = write_csv(tmp_path / "weather.csv", "time,cloud_cover_percent\n" + "\n".join(
-        f"2026-04-15T{h:02d}:00,{50}" for h in range(24)) + "\n" + "\n".join(f"2026-04-16T{h:02d}:00,50" for h in range(24)))
+    weather = write_csv(
+        tmp_path / "weather.csv",
+        "time,cloud_cover_percent\n"
+        + "\n".join(f"2026-04-15T{h:02d}:00,{50}" for h in range(24))
+        + "\n"
+        + "\n".join(f"2026-04-16T{h:02d}:00,50" for h in range(24)),
+    )
     out = tmp_path / "forecast.csv"
-    code = run(["forecast", "portfolio", "--config", str(ARAO), "--start", "2026-04-15", "--weather", str(weather),
-                "--out", str(out)])
+    code = run(
+        [
+            "forecast",
+            "portfolio",
+            "--config",
+            str(ARAO),
+            "--start",
+            "2026-04-15",
+            "--weather",
+            str(weather),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     frame = pd.read_csv(out)
     assert list(frame.columns) == ["time", "asset", "kind", "source", "p50_kw", "p10_kw", "p90_kw"]
@@ -75,10 +125,26 @@ def test_portfolio_command_writes_long_csv(tmp_path, capsys):
 def test_load_csv_in_watts_is_caught_against_the_configured_peak(tmp_path, capsys):
     rows = "\n".join(f"2026-04-01T{h:02d}:00,{120000 + 1000 * h}" for h in range(24))
     path = write_csv(tmp_path / "meter.csv", "time,load_kw\n" + rows)
-    code = run(["forecast", "backtest", "--kind", "load", "--data", str(path), "--config", str(ARAO),
-                "--asset", "city_hall_load"])
+    code = run(
+        [
+            "forecast",
+            "backtest",
+            "--kind",
+            "load",
+            "--data",
+            str(path),
+            "--config",
+            str(ARAO),
+            "--asset",
+            "city_hall_load",
+        ]
+    )
     assert code == 2
-    assert "meter.csv: row 25, column 'load_kw': 143000 kW is over 1.5 x the rating of 140 kW" in capsys.readouterr().err
-    code = run(["forecast", "backtest", "--kind", "load", "--data", str(path), "--config", str(ARAO), "--asset", "nope"])
+    assert (
+        "meter.csv: row 25, column 'load_kw': 143000 kW is over 1.5 x the rating of 140 kW" in capsys.readouterr().err
+    )
+    code = run(
+        ["forecast", "backtest", "--kind", "load", "--data", str(path), "--config", str(ARAO), "--asset", "nope"]
+    )
     assert code == 2
     assert "--asset 'nope' is not a load id" in capsys.readouterr().err

@@ -34,7 +34,9 @@ def test_level_follows_recent_measurements():
 
 
 def test_japanese_holidays_are_sundays():
-    days = pd.DatetimeIndex(pd.to_datetime(["2026-04-29", "2026-05-06", "2026-05-07", "2026-05-09", "2026-05-10"]).tz_localize("Asia/Tokyo"))
+    days = pd.DatetimeIndex(
+        pd.to_datetime(["2026-04-29", "2026-05-06", "2026-05-07", "2026-05-09", "2026-05-10"]).tz_localize("Asia/Tokyo")
+    )
     # Showa Day (Wed), the substitute holiday for Constitution Day (Wed), a Thursday, a Saturday, a Sunday
     assert list(day_types(days)) == [SUNDAY_HOLIDAY, SUNDAY_HOLIDAY, WEEKDAY, SATURDAY, SUNDAY_HOLIDAY]
     assert list(day_types(days, country=None)) == [WEEKDAY, WEEKDAY, WEEKDAY, SATURDAY, SUNDAY_HOLIDAY]
@@ -52,8 +54,10 @@ def test_holiday_gets_the_sunday_profile_from_history():
 def test_config_profile_has_day_types_and_averages_slots_for_longer_steps():
     profile = [0.2] * 16 + [1.0] * 20 + [0.2] * 12
     friday, saturday, holiday = (half_hours(d, 1) for d in ("2026-05-01", "2026-05-02", "2026-05-05"))
-    load = {name: config_profile_load_kw(profile, 100.0, idx, 0.5, 0.25) for name, idx in
-            (("friday", friday), ("saturday", saturday), ("holiday", holiday))}
+    load = {
+        name: config_profile_load_kw(profile, 100.0, idx, 0.5, 0.25)
+        for name, idx in (("friday", friday), ("saturday", saturday), ("holiday", holiday))
+    }
     assert load["friday"].max() == pytest.approx(100.0)
     assert load["saturday"].max() == pytest.approx(20 + 0.5 * 80)
     assert load["holiday"].max() == pytest.approx(20 + 0.25 * 80)

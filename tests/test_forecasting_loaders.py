@@ -31,9 +31,13 @@ def test_gaps_become_missing_steps(tmp_path):
 
 
 def test_units_are_converted_from_the_column_name(tmp_path):
-    watts = write_csv(tmp_path / "w.csv", "time,power_w\n2026-04-15T10:00:00+09:00,1500\n2026-04-15T10:30:00+09:00,2500\n")
+    watts = write_csv(
+        tmp_path / "w.csv", "time,power_w\n2026-04-15T10:00:00+09:00,1500\n2026-04-15T10:30:00+09:00,2500\n"
+    )
     assert list(read_power_csv(watts).to_numpy()) == pytest.approx([1.5, 2.5])
-    megawatts = write_csv(tmp_path / "mw.csv", "time,demand_mw\n2026-04-15T10:00:00+09:00,1.5\n2026-04-15T10:30:00+09:00,2\n")
+    megawatts = write_csv(
+        tmp_path / "mw.csv", "time,demand_mw\n2026-04-15T10:00:00+09:00,1.5\n2026-04-15T10:30:00+09:00,2\n"
+    )
     assert list(read_power_csv(megawatts).to_numpy()) == pytest.approx([1500.0, 2000.0])
 
 
@@ -51,7 +55,9 @@ def test_unit_without_suffix_is_rejected(tmp_path):
 
 def test_watts_in_a_kw_column_are_caught(tmp_path):
     path = write_csv(tmp_path / "pv.csv", GOOD.replace(",12.0", ",12000.0"))
-    with pytest.raises(DataFileError, match=r"row 3, column 'power_kw': 12000 kW is over 1.5 x the rating of 30 kW: wrong unit"):
+    with pytest.raises(
+        DataFileError, match=r"row 3, column 'power_kw': 12000 kW is over 1.5 x the rating of 30 kW: wrong unit"
+    ):
         read_power_csv(path, expected_max_kw=30)
 
 
@@ -78,7 +84,8 @@ def test_unparsable_time_and_value_name_their_row(tmp_path):
 
 def test_local_times_across_daylight_saving_changes(tmp_path):
     autumn = "time,load_kw\n" + "\n".join(
-        f"2025-10-26T{t},{v}" for t, v in (("00:30", 1), ("01:00", 2), ("01:30", 3), ("01:00", 4), ("01:30", 5), ("02:00", 6))
+        f"2025-10-26T{t},{v}"
+        for t, v in (("00:30", 1), ("01:00", 2), ("01:30", 3), ("01:00", 4), ("01:30", 5), ("02:00", 6))
     )
     series = read_power_csv(write_csv(tmp_path / "autumn.csv", autumn), tz="Europe/London")
     assert list(series.to_numpy()) == [1, 2, 3, 4, 5, 6]  # the repeated hour is kept in order
@@ -98,7 +105,9 @@ def test_tmy3_loader_labels_interval_starts_and_rejects_other_files(tmp_path):
 
 
 def test_weather_file_checks_ranges_and_columns(tmp_path):
-    ok = write_csv(tmp_path / "w.csv", "time,cloud_cover_percent,temp_air_c\n2026-04-15T09:00,20,18\n2026-04-15T10:00,40,19\n")
+    ok = write_csv(
+        tmp_path / "w.csv", "time,cloud_cover_percent,temp_air_c\n2026-04-15T09:00,20,18\n2026-04-15T10:00,40,19\n"
+    )
     frame = read_weather_forecast(ok)
     assert list(frame.columns) == ["cloud_cover", "temp_air"]
     fraction = write_csv(tmp_path / "f.csv", "time,cloud_cover_percent\n2026-04-15T09:00,0.2\n2026-04-15T10:00,140\n")

@@ -47,7 +47,9 @@ def test_measured_history_drives_the_forecast(portfolio):
     array = portfolio.pv_arrays[0]
     pv_history = 0.5 * clearsky_pv_kw(pv_system(portfolio, array), past)
     load_history = pd.Series(weekly_shape(past), index=past).tz_convert("UTC")  # any zone is accepted
-    forecast = portfolio_forecast(portfolio, START, 96, 30, history={array.id: pv_history, "city_hall_load": load_history})
+    forecast = portfolio_forecast(
+        portfolio, START, 96, 30, history={array.id: pv_history, "city_hall_load": load_history}
+    )
     expected_pv = 0.5 * clearsky_pv_kw(pv_system(portfolio, array), forecast.index)
     np.testing.assert_allclose(forecast.p50(array.id).to_numpy(), expected_pv.to_numpy(), atol=1e-9)
     np.testing.assert_allclose(forecast.p50("city_hall_load").to_numpy(), weekly_shape(forecast.index))

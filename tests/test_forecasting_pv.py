@@ -43,8 +43,12 @@ def test_tmy_day_energy_matches_pvlib_model_chain():
     )
     location = pvlib.location.Location(tmy.latitude_deg, tmy.longitude_deg, altitude=tmy.altitude_m)
     chain = pvlib.modelchain.ModelChain(
-        chain_system, location, transposition_model="haydavies", aoi_model="physical",
-        spectral_model="no_loss", losses_model="pvwatts",
+        chain_system,
+        location,
+        transposition_model="haydavies",
+        aoi_model="physical",
+        spectral_model="no_loss",
+        losses_model="pvwatts",
     )
     weather = day.copy()
     weather.index = weather.index + pd.Timedelta(minutes=30)  # the chain evaluates at the hour's middle
@@ -98,8 +102,13 @@ def test_pv_backtest_on_real_weather_beats_baselines_day_ahead_and_band_is_calib
     actual = pv_power_kw(system, weather)
     clear = clearsky_pv_kw(system, actual.index)
     spec = BacktestSpec(pd.Timedelta("48h"), pd.Timedelta(days=14), pd.Timedelta(days=1), pd.Timedelta(hours=6))
-    result = run_backtest("greensboro", actual, lambda h, i: forecast_pv_kw(h, clear, i), spec,
-                          scale=lambda p, i: clear.reindex(i).to_numpy())
+    result = run_backtest(
+        "greensboro",
+        actual,
+        lambda h, i: forecast_pv_kw(h, clear, i),
+        spec,
+        scale=lambda p, i: clear.reindex(i).to_numpy(),
+    )
     skills = day_ahead_skills(result.table())
     assert len(skills) == 3
     assert (skills["skill_vs_persistence"] > 0).all()

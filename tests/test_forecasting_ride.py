@@ -16,9 +16,13 @@ KM_LON = 1 / (111.32 * math.cos(math.radians(CENTRE[0])))
 
 def request(i, time, north_km=0.0, east_km=0.0, passengers=1):
     return {
-        "request_id": f"r{i}", "time": pd.Timestamp(time, tz="Asia/Tokyo"),
-        "origin_lat": CENTRE[0] + north_km * KM_LAT, "origin_lon": CENTRE[1] + east_km * KM_LON,
-        "dest_lat": CENTRE[0], "dest_lon": CENTRE[1] + 1 * KM_LON, "passengers": passengers,
+        "request_id": f"r{i}",
+        "time": pd.Timestamp(time, tz="Asia/Tokyo"),
+        "origin_lat": CENTRE[0] + north_km * KM_LAT,
+        "origin_lon": CENTRE[1] + east_km * KM_LON,
+        "dest_lat": CENTRE[0],
+        "dest_lon": CENTRE[1] + 1 * KM_LON,
+        "passengers": passengers,
     }
 
 
@@ -45,8 +49,13 @@ def test_rates_by_hour_of_week_and_zone(two_weeks):
 
 
 def test_expected_requests_and_fleet_on_the_road(two_weeks):
-    rates = request_rates(two_weeks, GRID, "Asia/Tokyo",
-                          pd.Timestamp("2026-06-01", tz="Asia/Tokyo"), pd.Timestamp("2026-06-15", tz="Asia/Tokyo"))
+    rates = request_rates(
+        two_weeks,
+        GRID,
+        "Asia/Tokyo",
+        pd.Timestamp("2026-06-01", tz="Asia/Tokyo"),
+        pd.Timestamp("2026-06-15", tz="Asia/Tokyo"),
+    )
     index = pd.date_range("2026-06-22 07:00", periods=6, freq="30min", tz="Asia/Tokyo")  # a later Monday
     expected = expected_requests(rates, index)
     np.testing.assert_allclose(expected["r1c1"].to_numpy(), [0, 0, 1.5, 1.5, 0, 0])

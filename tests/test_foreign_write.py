@@ -24,8 +24,29 @@ EVENING = dt.datetime(2026, 4, 15, 19, 0, tzinfo=dt.timezone(dt.timedelta(hours=
 
 def mbpoll_write(port: int, address: int, value: int) -> None:
     """One holding-register write by a process that is not the controller (PDU addressing)."""
-    result = subprocess.run(["mbpoll", "-m", "tcp", "-a", "1", "-0", "-1", "-t", "4", "-r", str(address), "-p", str(port),
-                             "127.0.0.1", "--", str(value)], capture_output=True, text=True, timeout=10)
+    result = subprocess.run(
+        [
+            "mbpoll",
+            "-m",
+            "tcp",
+            "-a",
+            "1",
+            "-0",
+            "-1",
+            "-t",
+            "4",
+            "-r",
+            str(address),
+            "-p",
+            str(port),
+            "127.0.0.1",
+            "--",
+            str(value),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -57,8 +78,14 @@ def test_a_foreign_sunspec_write_is_recorded_and_undone(twin_factory, mosquitto,
     from ems.store import Store
 
     store = Store(tmp_path / "store.sqlite")
-    events = [(kind, message, json.loads(data)) for _, kind, message, data in list(store.rows("events"))[1:] if kind == "foreign_write"]
-    reasserted = [row for row in list(store.rows("setpoints"))[1:] if row[1] == "city_hall_bess" and row[4] == "reassert"]
+    events = [
+        (kind, message, json.loads(data))
+        for _, kind, message, data in list(store.rows("events"))[1:]
+        if kind == "foreign_write"
+    ]
+    reasserted = [
+        row for row in list(store.rows("setpoints"))[1:] if row[1] == "city_hall_bess" and row[4] == "reassert"
+    ]
     store.close()
     assert len(events) == 1, events
     _, message, data = events[0]
@@ -69,17 +96,29 @@ def test_a_foreign_sunspec_write_is_recorded_and_undone(twin_factory, mosquitto,
 
 
 def reading(device: str, setpoint_kw: float | None, quality: Quality = Quality.GOOD) -> Reading:
-    return Reading(device=device, time=dt.datetime(2026, 4, 15, 3, tzinfo=dt.UTC), quality=quality,
-                   power_kw=0.0, setpoint_kw=setpoint_kw)
+    return Reading(
+        device=device,
+        time=dt.datetime(2026, 4, 15, 3, tzinfo=dt.UTC),
+        quality=quality,
+        power_kw=0.0,
+        setpoint_kw=setpoint_kw,
+    )
 
 
 def test_only_watched_devices_written_before_the_poll_and_readable_are_judged():
     watched = {"bess": 0.5, "other": 0.5}
-    readings = [reading("bess", -50.0), reading("other", 3.0), reading("charger", 9.0), reading("lost", 7.0, Quality.MISSING)]
+    readings = [
+        reading("bess", -50.0),
+        reading("other", 3.0),
+        reading("charger", 9.0),
+        reading("lost", 7.0, Quality.MISSING),
+    ]
     expected = {"bess": 10.0, "other": 0.0, "charger": 0.0, "lost": 0.0}
     # 'other' was written by the controller during the poll: its reading may predate that write
     current = {**expected, "other": 3.0}
-    assert find_foreign_writes(readings, expected, current, {**watched, "lost": 0.5}) == [ForeignWrite("bess", -50.0, 10.0)]
+    assert find_foreign_writes(readings, expected, current, {**watched, "lost": 0.5}) == [
+        ForeignWrite("bess", -50.0, 10.0)
+    ]
     # within the tolerance (register resolution) nothing is reported
     assert find_foreign_writes([reading("bess", 10.3)], expected, expected, watched) == []
 

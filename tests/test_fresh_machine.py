@@ -8,7 +8,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
-PROBED = ("mosquitto_sub", "mbpoll", "victoria-metrics", "openssl", "chromium", "systemd-analyze")  # found through PATH by .ci/run
+PROBED = (
+    "mosquitto_sub",
+    "mbpoll",
+    "victoria-metrics",
+    "openssl",
+    "chromium",
+    "systemd-analyze",
+)  # found through PATH by .ci/run
 
 
 def test_make_test_installs_system_packages_before_pytest():
@@ -24,14 +31,21 @@ def test_without_apt_or_root_it_stops_with_the_one_command(tmp_path):
     bin_dir.mkdir()
     for tool in ("bash", "id", "dirname"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
-    result = subprocess.run(["bash", ".ci/run", "--system-deps"], capture_output=True, text=True,
-                            env={**os.environ, "PATH": str(bin_dir)})
+    result = subprocess.run(
+        ["bash", ".ci/run", "--system-deps"], capture_output=True, text=True, env={**os.environ, "PATH": str(bin_dir)}
+    )
     assert result.returncode == 1
     command = result.stderr.strip().splitlines()[-1]
     prefix = "apt-get install -y " if os.getuid() == 0 else "sudo apt-get install -y "
     assert command.startswith(prefix)
-    assert set(command.removeprefix(prefix).split()) >= {"mosquitto-clients", "mbpoll", "victoria-metrics", "openssl",
-                                                          "chromium", "systemd"}
+    assert set(command.removeprefix(prefix).split()) >= {
+        "mosquitto-clients",
+        "mbpoll",
+        "victoria-metrics",
+        "openssl",
+        "chromium",
+        "systemd",
+    }
 
 
 def test_with_everything_present_it_installs_nothing():

@@ -45,7 +45,7 @@ def query_range(url: str, expr: str, at_s: int) -> dict[tuple, float]:
     found = {}
     for series in body["data"]["result"]:
         labels = tuple(sorted((k, v) for k, v in series["metric"].items() if k != "__name__"))
-        (time_s, value), = series["values"]
+        ((time_s, value),) = series["values"]
         assert int(time_s) == at_s
         found[labels] = float(value)
     return found
@@ -66,8 +66,9 @@ def mirrored_run(tmp_path_factory, request):
     broker.start()
     try:
         store = directory / "ems.sqlite"
-        config = console_config(directory / "config", store,
-                                f'\n[storage.influx]\nurl = "{metrics.url}"\nflush_s = 0.5\ntimeout_s = 5\n')
+        config = console_config(
+            directory / "config", store, f'\n[storage.influx]\nurl = "{metrics.url}"\nflush_s = 0.5\ntimeout_s = 5\n'
+        )
         twin_store(config, store, broker, hours=1.3, speed=240)  # longer than the energy panel's hour
         urllib.request.urlopen(f"{metrics.url}/internal/force_flush").read()
         yield metrics, store
@@ -95,8 +96,11 @@ def poll_instants(store: Path) -> list[int]:
 
 
 def latest_by(store: Path, time_ms: int, quantity: str) -> dict[tuple, float]:
-    rows = stored(store, f"SELECT device, quality, value FROM telemetry "
-                         f"WHERE time_ms={time_ms} AND quantity='{quantity}' AND value IS NOT NULL")
+    rows = stored(
+        store,
+        f"SELECT device, quality, value FROM telemetry "
+        f"WHERE time_ms={time_ms} AND quantity='{quantity}' AND value IS NOT NULL",
+    )
     return {(("device", d), ("quality", q), ("quantity", quantity)): v for d, q, v in rows}
 
 
@@ -128,7 +132,7 @@ def test_every_panel_query_returns_what_the_store_holds(mirrored_run):
         assert got == pytest.approx({k: 100 * v for k, v in soc.items()}), when
 
         quality = defaultdict(int)
-        for (_device, (_q, flag), _quantity) in power:
+        for _device, (_q, flag), _quantity in power:
             quality[flag] += 1
         got = query_range(metrics.url, queries["Readings by quality (series)"][0], at_s)
         assert got == {(("quality", q),): float(n) for q, n in quality.items()}, when
@@ -141,8 +145,11 @@ def test_every_panel_query_returns_what_the_store_holds(mirrored_run):
 def test_setpoint_panels_show_the_written_and_clamped_values(mirrored_run):
     metrics, store = mirrored_run
     queries = panel_queries(json.loads(DASHBOARD.read_text()))
-    rows = stored(store, "SELECT time_ms, device, requested_kw, written_kw, status FROM setpoints "
-                         "WHERE written_kw IS NOT NULL ORDER BY time_ms")
+    rows = stored(
+        store,
+        "SELECT time_ms, device, requested_kw, written_kw, status FROM setpoints "
+        "WHERE written_kw IS NOT NULL ORDER BY time_ms",
+    )
     assert rows, "the controller wrote set-points to the twin"
     # the last write of each device, read just after the last write of the run
     last = {device: (requested, written, status) for _t, device, requested, written, status in rows}
@@ -161,8 +168,11 @@ def test_setpoint_panels_show_the_written_and_clamped_values(mirrored_run):
 def test_energy_counter_panel_is_the_hourly_increase(mirrored_run):
     metrics, store = mirrored_run
     expr = panel_queries(json.loads(DASHBOARD.read_text()))["Energy counters, increase per hour (kWh)"][0]
-    rows = stored(store, "SELECT time_ms, device, value FROM telemetry "
-                         "WHERE quantity='energy_kwh' AND value IS NOT NULL ORDER BY time_ms")
+    rows = stored(
+        store,
+        "SELECT time_ms, device, value FROM telemetry "
+        "WHERE quantity='energy_kwh' AND value IS NOT NULL ORDER BY time_ms",
+    )
     assert rows, "devices report lifetime energy counters"
     at_s = math.ceil(rows[-1][0] / 1000)
     got = query_range(metrics.url, expr, at_s)

@@ -33,7 +33,9 @@ def small_model() -> pyo.ConcreteModel:
 def test_every_linear_shape_becomes_its_row():
     m = small_model()
     c = compile_model(m)
-    col = {name: c.col_of[id(var)] for name, var in (("x", m.x), ("y1", m.y[1]), ("y2", m.y[2]), ("on", m.on), ("w", m.w))}
+    col = {
+        name: c.col_of[id(var)] for name, var in (("x", m.x), ("y1", m.y[1]), ("y2", m.y[2]), ("on", m.on), ("w", m.w))
+    }
     np.testing.assert_allclose(c.col_lower[[col["x"], col["y1"], col["y2"], col["on"], col["w"]]], [0, 0, 0, 0, 4])
     np.testing.assert_allclose(c.col_upper[[col["x"], col["y1"], col["y2"], col["on"], col["w"]]], [8, 5, 10, 1, 4])
     assert c.integer[col["on"]] and not c.integer[col["x"]]
@@ -78,11 +80,16 @@ def test_the_reference_model_solves_as_through_appsi_and_reads_back_from_the_vec
     lp, theirs = solver._solver_model.getLp(), solver._pyomo_var_to_solver_var_map
     cost, lower, upper = np.array(lp.col_cost_), np.array(lp.col_lower_), np.array(lp.col_upper_)
     compiled = loaded.compiled
-    for var, twin in zip(build.model.component_data_objects(pyo.Var), other.model.component_data_objects(pyo.Var), strict=True):
+    for var, twin in zip(
+        build.model.component_data_objects(pyo.Var), other.model.component_data_objects(pyo.Var), strict=True
+    ):
         if id(twin) in theirs and not twin.fixed:  # APPSI folds a fixed variable into the constant
             ours_col, their_col = compiled.col_of[id(var)], theirs[id(twin)]
-            assert (compiled.col_cost[ours_col], compiled.col_lower[ours_col], compiled.col_upper[ours_col]) == pytest.approx(
-                (cost[their_col], lower[their_col], upper[their_col])), var.name
+            assert (
+                compiled.col_cost[ours_col],
+                compiled.col_lower[ours_col],
+                compiled.col_upper[ours_col],
+            ) == pytest.approx((cost[their_col], lower[their_col], upper[their_col])), var.name
     # read-back: from the solution vector while it is attached, from Pyomo's values after
     values = np.asarray(loaded.highs.getSolution().col_value)
     attach_solution(build.model, ColumnValues(values, compiled.var_columns))

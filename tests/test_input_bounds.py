@@ -19,17 +19,22 @@ from tests.fleet_fixtures import NOW, vehicle_state
 def bounded(mosquitto):
     portfolio = load_portfolio("config/arao.toml")
     ems_link, dispatcher_link = mqtt_link(mosquitto, "ems-controller"), mqtt_link(mosquitto, "dispatcher")
-    bus = FleetBus(ems_link, {v.id for v in portfolio.vehicles}, lambda: NOW, bounds=FleetBounds.from_portfolio(portfolio))
+    bus = FleetBus(
+        ems_link, {v.id for v in portfolio.vehicles}, lambda: NOW, bounds=FleetBounds.from_portfolio(portfolio)
+    )
     yield bus, dispatcher_link
     ems_link.stop()
     dispatcher_link.stop()
 
 
-@pytest.mark.parametrize("soc_text, reason", [
-    ("1e309", "field soc_kwh: Input should be a finite number"),
-    ("99999", "field soc_kwh: 99999.0 kWh exceeds the vehicle's battery of 40.0 kWh"),
-    ("-1", "field soc_kwh: Input should be greater than or equal to 0"),
-])
+@pytest.mark.parametrize(
+    "soc_text, reason",
+    [
+        ("1e309", "field soc_kwh: Input should be a finite number"),
+        ("99999", "field soc_kwh: 99999.0 kWh exceeds the vehicle's battery of 40.0 kWh"),
+        ("-1", "field soc_kwh: Input should be greater than or equal to 0"),
+    ],
+)
 def test_an_impossible_state_of_charge_is_rejected_with_topic_and_field(bounded, soc_text, reason):
     bus, dispatcher = bounded
     good = vehicle_state(soc=21.0)
@@ -59,11 +64,15 @@ def test_charger_telemetry_beyond_its_rating_is_out_of_range_naming_device_and_f
     from drivers.mqtt.devices import MqttCharger, MqttDeviceSettings
 
     ems_link, device_link = mqtt_link(mosquitto, "ems-controller"), mqtt_link(mosquitto, "depot-c01")
-    settings = MqttDeviceSettings(name="depot_c01", topic_prefix="arao/depot_c01", timeout_s=1.0, bidirectional=True, rated_power_kw=6.0)
+    settings = MqttDeviceSettings(
+        name="depot_c01", topic_prefix="arao/depot_c01", timeout_s=1.0, bidirectional=True, rated_power_kw=6.0
+    )
     charger = MqttCharger(settings, ems_link)
 
     async def read(power_kw: float):
-        body = json.dumps({"time": NOW.isoformat(), "power_kw": power_kw, "plugged": True, "vehicle_id": "taxi-01", "soc": 0.5})
+        body = json.dumps(
+            {"time": NOW.isoformat(), "power_kw": power_kw, "plugged": True, "vehicle_id": "taxi-01", "soc": 0.5}
+        )
         device_link.publish("arao/depot_c01/telemetry", body, retain=True)
         await asyncio.sleep(0.3)
         return await charger.read()

@@ -48,13 +48,21 @@ def test_later_years_extra_columns_and_reordered_columns(tmp_path):
     assert read_spot_csv(reordered).days[DAY] == tuple(PRICES)
 
 
-@pytest.mark.parametrize("mutate, line, column, words", [
-    (lambda t: t.replace(",13.00\r\n", ",abc\r\n", 1), 22, "エリアプライス九州(円/kWh)", "not a price"),
-    (lambda t: t.replace("2026/04/15,3,", "2026-04-15,3,", 1), 4, "受渡日", "not a date"),
-    (lambda t: t.replace("2026/04/15,48,", "2026/04/15,49,", 1), 49, "時刻コード", "slot code 1-48"),
-    (lambda t: t.replace("2026/04/15,48,", "2026/04/15,47,", 1), 49, "時刻コード", "appears twice"),
-    (lambda t: t.replace("エリアプライス九州", "エリアプライス九洲", 1), 1, "エリアプライス九州(円/kWh)", "column missing"),
-])
+@pytest.mark.parametrize(
+    "mutate, line, column, words",
+    [
+        (lambda t: t.replace(",13.00\r\n", ",abc\r\n", 1), 22, "エリアプライス九州(円/kWh)", "not a price"),
+        (lambda t: t.replace("2026/04/15,3,", "2026-04-15,3,", 1), 4, "受渡日", "not a date"),
+        (lambda t: t.replace("2026/04/15,48,", "2026/04/15,49,", 1), 49, "時刻コード", "slot code 1-48"),
+        (lambda t: t.replace("2026/04/15,48,", "2026/04/15,47,", 1), 49, "時刻コード", "appears twice"),
+        (
+            lambda t: t.replace("エリアプライス九州", "エリアプライス九洲", 1),
+            1,
+            "エリアプライス九州(円/kWh)",
+            "column missing",
+        ),
+    ],
+)
 def test_a_bad_file_names_file_line_and_column(tmp_path, mutate, line, column, words):
     path = tmp_path / "bad.csv"
     path.write_bytes(mutate(spot_bytes({DAY: PRICES}).decode("cp932")).encode("cp932"))

@@ -40,8 +40,22 @@ def market_site(tmp_path, fixture_days):
 
 def test_a_48_hour_plan_uses_jepx_for_day_one_and_the_forecast_for_day_two(market_site, fixture_days, tmp_path):
     out = tmp_path / "plan"
-    code = main(["plan", "--config", str(market_site), "--date", str(FIXTURE_LAST), "--out", str(out),
-                 "--inputs", "profiles", "--horizon-hours", "48", "--no-plot"])
+    code = main(
+        [
+            "plan",
+            "--config",
+            str(market_site),
+            "--date",
+            str(FIXTURE_LAST),
+            "--out",
+            str(out),
+            "--inputs",
+            "profiles",
+            "--horizon-hours",
+            "48",
+            "--no-plot",
+        ]
+    )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["prices"] == "jepx"
@@ -57,8 +71,23 @@ def test_a_48_hour_plan_uses_jepx_for_day_one_and_the_forecast_for_day_two(marke
 
 def test_the_demand_plan_is_the_schedule_grid_energy_per_slot(market_site, tmp_path):
     out = tmp_path / "plan"
-    assert main(["plan", "--config", str(market_site), "--date", str(FIXTURE_LAST), "--out", str(out),
-                 "--inputs", "profiles", "--no-plot"]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                "--config",
+                str(market_site),
+                "--date",
+                str(FIXTURE_LAST),
+                "--out",
+                str(out),
+                "--inputs",
+                "profiles",
+                "--no-plot",
+            ]
+        )
+        == 0
+    )
     plan = pd.read_csv(out / "demand_plan.csv")
     assert list(plan.columns) == ["date", "slot", "start", "hall_kwh", "depot_kwh", "total_kwh"]
     assert plan["slot"].tolist() == list(range(1, 49)) and set(plan["date"]) == {str(FIXTURE_LAST)}
@@ -80,18 +109,47 @@ def test_the_plan_follows_the_stored_price_of_its_date(market_site, fixture_days
         store_prices(store, "kyushu", {day: tuple(prices)}, "test", NOW)
         store.close()
         out = tmp_path / label
-        assert main(["plan", "--config", str(market_site), "--date", str(day), "--out", str(out), "--inputs", "profiles",
-                     "--no-plot"]) == 0
+        assert (
+            main(
+                [
+                    "plan",
+                    "--config",
+                    str(market_site),
+                    "--date",
+                    str(day),
+                    "--out",
+                    str(out),
+                    "--inputs",
+                    "profiles",
+                    "--no-plot",
+                ]
+            )
+            == 0
+        )
         schedule = pd.read_csv(out / "schedule.csv")
-        battery = schedule[schedule["asset"].isin(["hall_bess", "depot_bess"])].pivot(index="time", columns="asset", values="power_kw")
+        battery = schedule[schedule["asset"].isin(["hall_bess", "depot_bess"])].pivot(
+            index="time", columns="asset", values="power_kw"
+        )
         discharge[label] = battery.to_numpy()[34:40].clip(min=0).sum() * 0.5
     assert discharge["dear evening"] > discharge["as published"] + 5.0
 
 
 def test_planning_without_any_stored_prices_exits_2(tmp_path, capsys):
     config = write_market_portfolio(tmp_path / "empty")
-    code = main(["plan", "--config", str(config), "--date", "2026-04-16", "--out", str(tmp_path / "p"), "--inputs", "profiles",
-                 "--no-plot"])
+    code = main(
+        [
+            "plan",
+            "--config",
+            str(config),
+            "--date",
+            "2026-04-16",
+            "--out",
+            str(tmp_path / "p"),
+            "--inputs",
+            "profiles",
+            "--no-plot",
+        ]
+    )
     assert code == 2
     assert "import a JEPX spot file first" in capsys.readouterr().err
 

@@ -23,8 +23,14 @@ TOKYO = dt.timezone(dt.timedelta(hours=9))
 
 def tls_config(tmp_path, pki, **overrides) -> object:
     """The reference portfolio with its Modbus devices behind TLS; paths relative to the file."""
-    files = {"ca_file": "ca.crt", "server_cert_file": "server.crt", "server_key_file": "server.key",
-             "client_cert_file": "client.crt", "client_key_file": "client.key", **overrides}
+    files = {
+        "ca_file": "ca.crt",
+        "server_cert_file": "server.crt",
+        "server_key_file": "server.key",
+        "client_cert_file": "client.crt",
+        "client_key_file": "client.key",
+        **overrides,
+    }
     for name in ("ca", "server", "client"):
         for suffix in ("crt", "key"):
             (tmp_path / f"{name}.{suffix}").write_bytes((pki.directory / f"{name}.{suffix}").read_bytes())
@@ -52,14 +58,24 @@ def test_tls_read_and_write_with_a_client_certificate_and_refusals_without_one(t
     runner = twin_factory(config, None, clock=clock, portfolio=portfolio)
     served = runner.twin.portfolio
     battery = runner.twin.physics["city_hall_bess"]
-    assert next(e for e in endpoints(served) if e.asset_id == "city_hall_bess").where.startswith("modbus+tls://127.0.0.1:")
+    assert next(e for e in endpoints(served) if e.asset_id == "city_hall_bess").where.startswith(
+        "modbus+tls://127.0.0.1:"
+    )
 
     async def scenario():
-        trusted = battery_driver(served, ca_file=test_pki.path("ca.crt"), cert_file=test_pki.path("client.crt"),
-                                 key_file=test_pki.path("client.key"))
+        trusted = battery_driver(
+            served,
+            ca_file=test_pki.path("ca.crt"),
+            cert_file=test_pki.path("client.crt"),
+            key_file=test_pki.path("client.key"),
+        )
         no_certificate = battery_driver(served)  # plain Modbus TCP on the TLS port
-        stranger = battery_driver(served, ca_file=test_pki.path("ca.crt"), cert_file=test_pki.path("stranger.crt"),
-                                  key_file=test_pki.path("stranger.key"))
+        stranger = battery_driver(
+            served,
+            ca_file=test_pki.path("ca.crt"),
+            cert_file=test_pki.path("stranger.crt"),
+            key_file=test_pki.path("stranger.key"),
+        )
         try:
             before = await trusted.read()
             ack = await trusted.write(-20.0)
@@ -87,13 +103,21 @@ def test_tls_read_and_write_with_a_client_certificate_and_refusals_without_one(t
 
 
 def test_a_client_context_requires_tls12_and_checks_the_device_certificate(test_pki):
-    context = client_context(ClientTls(ca_file=test_pki.path("ca.crt"), cert_file=test_pki.path("client.crt"),
-                                       key_file=test_pki.path("client.key")))
+    context = client_context(
+        ClientTls(
+            ca_file=test_pki.path("ca.crt"), cert_file=test_pki.path("client.crt"), key_file=test_pki.path("client.key")
+        )
+    )
     assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
     assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
     with pytest.raises(TlsError, match="client.key"):  # a key that does not match its certificate
-        client_context(ClientTls(ca_file=test_pki.path("ca.crt"), cert_file=test_pki.path("server.crt"),
-                                 key_file=test_pki.path("client.key")))
+        client_context(
+            ClientTls(
+                ca_file=test_pki.path("ca.crt"),
+                cert_file=test_pki.path("server.crt"),
+                key_file=test_pki.path("client.key"),
+            )
+        )
 
 
 def test_a_missing_certificate_file_stops_the_config_naming_the_key(tmp_path, test_pki):

@@ -36,8 +36,13 @@ FORGED = '{"id": "forged-1", "power_kw": 6.0}'
 def ems_broker():
     """``ems broker --config config/arao.toml`` on a free port, stopped with SIGTERM at the end."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "ems", "broker", "--config", str(CONFIG), "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ems", "broker", "--config", str(CONFIG), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     try:
         wait_for_port(port, 10)
     except RuntimeError:
@@ -52,8 +57,12 @@ def ems_broker():
 
 def mosquitto_client(tool: str, broker, *args: str, user: tuple[str, str] | None = None) -> subprocess.CompletedProcess:
     credentials = ["-u", user[0], "-P", user[1]] if user else []
-    return subprocess.run([tool, "-h", broker.host, "-p", str(broker.port), "-i", f"{tool}-test", *credentials, *args],
-                          capture_output=True, text=True, timeout=15)
+    return subprocess.run(
+        [tool, "-h", broker.host, "-p", str(broker.port), "-i", f"{tool}-test", *credentials, *args],
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
 
 
 def test_the_shipped_acl_refuses_anonymous_and_observer_commands(shipped_broker, twin_factory):
@@ -78,15 +87,30 @@ def test_the_shipped_acl_refuses_anonymous_and_observer_commands(shipped_broker,
     assert anonymous.returncode != 0 and "not authori" in (anonymous.stdout + anonymous.stderr).lower()
     listening = mosquitto_client("mosquitto_sub", ems_broker, "-t", "arao/#", "-C", "1", "-W", "2")
     assert listening.returncode != 0 and "not authori" in (listening.stdout + listening.stderr).lower()
-    for user in (("observer", "observer-example-only"), ("dispatcher", "dispatcher-example-only"), ("twin", "twin-example-only")):
+    for user in (
+        ("observer", "observer-example-only"),
+        ("dispatcher", "dispatcher-example-only"),
+        ("twin", "twin-example-only"),
+    ):
         # MQTT 3.1.1 has no refusal for a publish: the broker accepts it and drops it (its ACL)
-        forged = mosquitto_client("mosquitto_pub", ems_broker, "-q", "1", "-t", "arao/depot_c06/command", "-m", FORGED, user=user)
+        forged = mosquitto_client(
+            "mosquitto_pub", ems_broker, "-q", "1", "-t", "arao/depot_c06/command", "-m", FORGED, user=user
+        )
         assert forged.returncode == 0, forged.stderr
     time.sleep(0.5)
     assert charger.commands_applied == applied
     assert runner.twin.chargers["depot_c06"].setpoint_kw == pytest.approx(-3.0)
-    observed = mosquitto_client("mosquitto_sub", ems_broker, "-t", "arao/depot_c06/telemetry", "-C", "1", "-W", "5",
-                                user=("observer", "observer-example-only"))
+    observed = mosquitto_client(
+        "mosquitto_sub",
+        ems_broker,
+        "-t",
+        "arao/depot_c06/telemetry",
+        "-C",
+        "1",
+        "-W",
+        "5",
+        user=("observer", "observer-example-only"),
+    )
     assert observed.returncode == 0 and json.loads(observed.stdout)["setpoint_kw"] == pytest.approx(-3.0)
 
 
@@ -123,10 +147,35 @@ def start_controller_with_twin(broker, tmp_path) -> tuple[subprocess.Popen, dict
     for _attempt in range(3):
         base = free_port_block(30)
         process = subprocess.Popen(
-            [sys.executable, "-m", "ems", "run", "--config", str(CONFIG), "--twin", "--speed", "60", "--mqtt-port", str(broker.port),
-             "--modbus-base-port", str(base), "--store", str(tmp_path / "first.sqlite"), "--bcp-state-dir", str(tmp_path / "bcp"),
-             "--status-every-s", "0.5", "--start", "2026-04-15T12:00:00+09:00", "--inputs", "profiles"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "ems",
+                "run",
+                "--config",
+                str(CONFIG),
+                "--twin",
+                "--speed",
+                "60",
+                "--mqtt-port",
+                str(broker.port),
+                "--modbus-base-port",
+                str(base),
+                "--store",
+                str(tmp_path / "first.sqlite"),
+                "--bcp-state-dir",
+                str(tmp_path / "bcp"),
+                "--status-every-s",
+                "0.5",
+                "--start",
+                "2026-04-15T12:00:00+09:00",
+                "--inputs",
+                "profiles",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
         )
         present = watch_presence(broker, {"twin-arao", "ems-controller-arao"}, process)
         if process.poll() is None:
@@ -137,7 +186,9 @@ def start_controller_with_twin(broker, tmp_path) -> tuple[subprocess.Popen, dict
 
 
 def ems(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ems", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "ems", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
 
 
 def test_a_second_twin_or_controller_on_the_broker_is_refused(ems_broker, tmp_path):
@@ -147,14 +198,55 @@ def test_a_second_twin_or_controller_on_the_broker_is_refused(ems_broker, tmp_pa
         assert holder["pid"] == first.pid and holder["role"] == "controller"
 
         # both refused processes at once: each pays its own interpreter start-up
-        second_twin = subprocess.Popen([sys.executable, "-m", "ems", "twin", "--config", str(CONFIG), "--mqtt-port", str(ems_broker.port),
-                                        "--modbus-base-port", str(base + 1000)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        second_twin = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ems",
+                "twin",
+                "--config",
+                str(CONFIG),
+                "--mqtt-port",
+                str(ems_broker.port),
+                "--modbus-base-port",
+                str(base + 1000),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
         # a one-shot read while the controller runs: its own client id, so nobody is thrown off
-        reader = subprocess.Popen([sys.executable, "-m", "ems", "devices", "--config", str(CONFIG), "--mqtt-port", str(ems_broker.port),
-                                   "--only", "depot_c01", "--json"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-        second_run = ems("run", "--config", str(CONFIG), "--mqtt-port", str(ems_broker.port), "--store", str(tmp_path / "second.sqlite"),
-                         "--bcp-state-dir", str(tmp_path / "bcp"))
+        reader = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ems",
+                "devices",
+                "--config",
+                str(CONFIG),
+                "--mqtt-port",
+                str(ems_broker.port),
+                "--only",
+                "depot_c01",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        second_run = ems(
+            "run",
+            "--config",
+            str(CONFIG),
+            "--mqtt-port",
+            str(ems_broker.port),
+            "--store",
+            str(tmp_path / "second.sqlite"),
+            "--bcp-state-dir",
+            str(tmp_path / "bcp"),
+        )
         read_out, read_err = reader.communicate(timeout=60)
         assert reader.returncode == 0, read_err
         assert json.loads(read_out)[0]["quality"] == "good"
@@ -173,8 +265,17 @@ def test_a_second_twin_or_controller_on_the_broker_is_refused(ems_broker, tmp_pa
     assert first.returncode == 0, err[-2000:]
     assert "Traceback" not in err
     # stopping released both ids: the presence records say offline
-    released = mosquitto_client("mosquitto_sub", ems_broker, "-t", "presence/ems-controller-arao", "-C", "1", "-W", "3",
-                                user=("observer", "observer-example-only"))
+    released = mosquitto_client(
+        "mosquitto_sub",
+        ems_broker,
+        "-t",
+        "presence/ems-controller-arao",
+        "-C",
+        "1",
+        "-W",
+        "3",
+        user=("observer", "observer-example-only"),
+    )
     assert released.stdout.strip() == "offline"
 
 
@@ -188,17 +289,42 @@ def test_ems_broker_with_tls_refuses_plain_connections(tmp_path, test_pki):
     shutil.copytree(REPO / "config/mosquitto", tmp_path / "mosquitto")
     port = free_port()
     config = tmp_path / "arao.toml"
-    config.write_text(CONFIG.read_text().replace('credentials_file = "mosquitto/controller.credentials"',
-                                                 f'credentials_file = "mosquitto/controller.credentials"\ntls = true\nca_file = "{test_pki.path("ca.crt")}"'))
-    process = subprocess.Popen([sys.executable, "-m", "ems", "broker", "--config", str(config), "--port", str(port),
-                                "--certfile", test_pki.path("server.crt"), "--keyfile", test_pki.path("server.key")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    config.write_text(
+        CONFIG.read_text().replace(
+            'credentials_file = "mosquitto/controller.credentials"',
+            f'credentials_file = "mosquitto/controller.credentials"\ntls = true\nca_file = "{test_pki.path("ca.crt")}"',
+        )
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ems",
+            "broker",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--certfile",
+            test_pki.path("server.crt"),
+            "--keyfile",
+            test_pki.path("server.key"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     links = []
     try:
         wait_for_port(port, 10)
         portfolio = load_portfolio(config)
         secure = MqttLink(controller_broker(portfolio, config, port=port))
-        plain = MqttLink(BrokerSettings(port=port, client_id="plain", username="ems-controller", password=SecretStr("controller-example-only")))
+        plain = MqttLink(
+            BrokerSettings(
+                port=port, client_id="plain", username="ems-controller", password=SecretStr("controller-example-only")
+            )
+        )
         links = [secure, plain]
         for link in links:
             link.start()

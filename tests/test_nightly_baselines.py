@@ -37,8 +37,14 @@ EVENING = event_mask(34, 40)  # 17:00-20:00
 def test_worked_example_high_4_of_5_with_low_day_past_dr_day_and_same_day_adjustment():
     # Event: Wednesday 15 April 2026, 17:00-20:00 (slots 34-39), down. Monday 13 April was a DR day.
     # Like days, newest first, skipping the 13th: 14th (Tue), 10th (Fri), 9th (Thu), 8th (Wed), 7th (Tue).
-    history = {D(2026, 4, 14): flat(100), D(2026, 4, 13): flat(500), D(2026, 4, 10): flat(120),
-               D(2026, 4, 9): flat(20), D(2026, 4, 8): flat(110), D(2026, 4, 7): flat(90)}
+    history = {
+        D(2026, 4, 14): flat(100),
+        D(2026, 4, 13): flat(500),
+        D(2026, 4, 10): flat(120),
+        D(2026, 4, 9): flat(20),
+        D(2026, 4, 8): flat(110),
+        D(2026, 4, 7): flat(90),
+    }
     # Event-slot means 100, 120, 20, 110, 90: mean 440 / 5 = 88; 25 % of it is 22 and the 9th (20) is below:
     # a low day, left out. Of the other four, the 4 highest are all of them: (120 + 110 + 100 + 90) / 4 = 105.
     # Adjustment window 4 h to 1 h before 17:00 = 13:00-16:00 = slots 26-31.
@@ -47,7 +53,9 @@ def test_worked_example_high_4_of_5_with_low_day_past_dr_day_and_same_day_adjust
     metered = flat(0.0)
     metered[26:32] = [110, 112, 114, 116, 118, 120]
     metered[EVENING] = 95.0  # during the event
-    result = dr_baseline(history, D(2026, 4, 15), EVENING, "down", {D(2026, 4, 15): metered}, frozenset({D(2026, 4, 13)}))
+    result = dr_baseline(
+        history, D(2026, 4, 15), EVENING, "down", {D(2026, 4, 15): metered}, frozenset({D(2026, 4, 13)})
+    )
     assert result.rule == "High 4 of 5"
     assert result.like_days == (D(2026, 4, 14), D(2026, 4, 10), D(2026, 4, 9), D(2026, 4, 8), D(2026, 4, 7))
     assert result.low_days == (D(2026, 4, 9),)
@@ -61,15 +69,23 @@ def test_worked_example_high_4_of_5_with_low_day_past_dr_day_and_same_day_adjust
     assert delivered_kwh == pytest.approx(60.0)
     # The same day metered 25 kW higher in the window: raw +35 kW, capped at +21 kW -> baseline 126 kW.
     metered[26:32] += 25.0
-    capped = dr_baseline(history, D(2026, 4, 15), EVENING, "down", {D(2026, 4, 15): metered}, frozenset({D(2026, 4, 13)}))
+    capped = dr_baseline(
+        history, D(2026, 4, 15), EVENING, "down", {D(2026, 4, 15): metered}, frozenset({D(2026, 4, 13)})
+    )
     assert capped.raw_adjustment_kw == pytest.approx(35.0)
     assert capped.adjustment_kw == pytest.approx(21.0)
     assert capped.baseline_kw[EVENING] == pytest.approx([126.0] * 6)
 
 
 def test_a_past_dr_day_left_in_would_be_a_like_day():
-    history = {D(2026, 4, 14): flat(100), D(2026, 4, 13): flat(500), D(2026, 4, 10): flat(120),
-               D(2026, 4, 9): flat(80), D(2026, 4, 8): flat(110), D(2026, 4, 7): flat(90)}
+    history = {
+        D(2026, 4, 14): flat(100),
+        D(2026, 4, 13): flat(500),
+        D(2026, 4, 10): flat(120),
+        D(2026, 4, 9): flat(80),
+        D(2026, 4, 8): flat(110),
+        D(2026, 4, 7): flat(90),
+    }
     kept = dr_baseline(history, D(2026, 4, 15), EVENING, "down", None)
     assert D(2026, 4, 13) in kept.chosen_days  # without the DR-day list it ranks first
     left_out = dr_baseline(history, D(2026, 4, 15), EVENING, "down", None, frozenset({D(2026, 4, 13)}))
@@ -77,8 +93,13 @@ def test_a_past_dr_day_left_in_would_be_a_like_day():
 
 
 def test_up_events_keep_the_lowest_days():
-    history = {D(2026, 4, 14): flat(100), D(2026, 4, 13): flat(120), D(2026, 4, 10): flat(60),
-               D(2026, 4, 9): flat(110), D(2026, 4, 8): flat(90)}
+    history = {
+        D(2026, 4, 14): flat(100),
+        D(2026, 4, 13): flat(120),
+        D(2026, 4, 10): flat(60),
+        D(2026, 4, 9): flat(110),
+        D(2026, 4, 8): flat(90),
+    }
     midday = event_mask(22, 28)
     # no low day (mean 96, 25 % = 24); Low 4 of 5 keeps 60, 90, 100, 110 -> 90; High would give 105
     low = dr_baseline(history, D(2026, 4, 15), midday, "up", None)
@@ -126,7 +147,9 @@ def test_like_days_skip_weekends_and_japanese_holidays():
 def test_measured_history_is_read_per_site_with_flagged_dr_days(tmp_path):
     path = tmp_path / "history.csv"
     times = [f"2026-04-14T{h:02d}:{m:02d}:00+09:00" for h in range(24) for m in (0, 15, 30, 45)]
-    rows = [f"{t},{10.0 + (i // 2) % 2 * 4},hall,{1 if t.startswith('2026-04-14T17') else 0}" for i, t in enumerate(times)]
+    rows = [
+        f"{t},{10.0 + (i // 2) % 2 * 4},hall,{1 if t.startswith('2026-04-14T17') else 0}" for i, t in enumerate(times)
+    ]
     rows += [f"{t},5,depot,0" for t in times]
     path.write_text("time,value,site,dr_event\n" + "\n".join(rows) + "\n2026-04-15T00:00:00+09:00,99,hall,0\n")
     days, dr_days = read_history_csv(path, "Asia/Tokyo")
@@ -152,8 +175,13 @@ def test_measured_history_flags_and_gaps_decide_the_like_days(tmp_path):
     from simulations.nightly import history_from_csv
 
     index = pd.date_range("2026-04-01", "2026-04-15", freq="30min", tz="Asia/Tokyo", inclusive="left")
-    frame = pd.DataFrame({"time": index, "value": [float(t.day) for t in index],
-                          "dr_event": [int(t.day == 10 and t.hour == 17) for t in index]})
+    frame = pd.DataFrame(
+        {
+            "time": index,
+            "value": [float(t.day) for t in index],
+            "dr_event": [int(t.day == 10 and t.hour == 17) for t in index],
+        }
+    )
     frame = frame[frame["time"].dt.date != D(2026, 4, 13)]  # a day the meter missed
     path = tmp_path / "history.csv"
     frame.assign(time=frame["time"].map(lambda t: t.isoformat())).to_csv(path, index=False)
@@ -191,7 +219,9 @@ def test_the_event_is_settled_on_its_own_day_values_with_the_event(tmp_path):
     cap = 0.2 * abs(float(np.mean(unadjusted[34:38])))
     assert np.asarray(result["series_kw"]["baseline"]) == pytest.approx(unadjusted + np.clip(raw, -cap, cap), abs=2e-3)
     baseline = np.asarray(result["series_kw"]["baseline"])
-    assert result["vs_baseline"]["delivered_kwh"] == pytest.approx(float(np.sum(baseline[34:38] - net[34:38]) * 0.5), abs=5e-3)
+    assert result["vs_baseline"]["delivered_kwh"] == pytest.approx(
+        float(np.sum(baseline[34:38] - net[34:38]) * 0.5), abs=5e-3
+    )
 
 
 def test_history_without_the_event_sites_meter_stops_the_night_naming_the_site(tmp_path):

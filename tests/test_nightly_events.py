@@ -38,12 +38,26 @@ def one_slot_problem(events=()) -> Problem:
     discharging pays by itself, so the battery moves only what the event pays for."""
     grid = TimeGrid(start=START, step_minutes=30, steps=1)
     return Problem(
-        grid=grid, sites=("site",),
+        grid=grid,
+        sites=("site",),
         grids=(GridSpec("site_grid", "site", 100.0, 0.0, True, np.array([20.0]), np.array([0.0]), np.array([0.0])),),
         loads=(LoadSpec("load", "site", np.array([10.0])),),
-        batteries=(BatterySpec("bess", "site", capacity_kwh=20.0, soc_min_kwh=0.0, soc_max_kwh=20.0, charge_max_kw=20.0,
-                               discharge_max_kw=20.0, charge_efficiency=0.95, discharge_efficiency=0.95, initial_soc_kwh=10.0),),
-        dr_events=tuple(events), settings=SolverSettings(terminal_value_yen_per_kwh=20.0),
+        batteries=(
+            BatterySpec(
+                "bess",
+                "site",
+                capacity_kwh=20.0,
+                soc_min_kwh=0.0,
+                soc_max_kwh=20.0,
+                charge_max_kw=20.0,
+                discharge_max_kw=20.0,
+                charge_efficiency=0.95,
+                discharge_efficiency=0.95,
+                initial_soc_kwh=10.0,
+            ),
+        ),
+        dr_events=tuple(events),
+        settings=SolverSettings(terminal_value_yen_per_kwh=20.0),
     )
 
 
@@ -86,7 +100,10 @@ def test_a_target_power_asks_for_the_distance_from_the_baseline():
         (lambda s: s.replace("requested_kw = 5.0", "requested_kw = 5.0\ntarget_kw = 3.0"), "signal.intervals[0]"),
         (lambda s: s.replace("requested_kw = 5.0", ""), "signal.intervals[0]"),
         (lambda s: s.replace("requested_kw = 5.0", "requested_kw = -5.0"), "signal.intervals[0].requested_kw"),
-        (lambda s: s.replace("requested_kw = 5.0", "requested_kw = 5.0\nrequested_kwh = 1.0"), "signal.intervals[0].requested_kwh"),
+        (
+            lambda s: s.replace("requested_kw = 5.0", "requested_kw = 5.0\nrequested_kwh = 1.0"),
+            "signal.intervals[0].requested_kwh",
+        ),
         (lambda s: s.replace("uid = 0\nduration_minutes = 30", "uid = 0\nduration_minutes = 60"), "signal.intervals"),
         (lambda s: s.replace('site_ids = ["site"]', "site_ids = []"), "targets.site_ids"),
         (lambda s: s.replace("[targets]", "[target]"), "targets"),
@@ -108,7 +125,9 @@ def test_one_mistake_gives_one_message_and_two_give_two(tmp_path):
     with pytest.raises(EventFileError) as error:
         load_event(path)
     assert [key for key, _ in error.value.problems] == ["signal.intervals[0].requested_kw"]
-    path.write_text(VALID.replace("requested_kw = 5.0", "requested_kw = -5.0").replace('direction = "down"', 'direction = "across"'))
+    path.write_text(
+        VALID.replace("requested_kw = 5.0", "requested_kw = -5.0").replace('direction = "down"', 'direction = "across"')
+    )
     with pytest.raises(EventFileError) as error:
         load_event(path)
     assert sorted(key for key, _ in error.value.problems) == ["event.direction", "signal.intervals[0].requested_kw"]
@@ -119,8 +138,14 @@ def test_one_mistake_gives_one_message_and_two_give_two(tmp_path):
     [
         (lambda s: s.replace('site_ids = ["site"]', 'site_ids = ["nowhere"]'), "targets.site_ids"),
         (lambda s: s.replace('start = "00:00"', 'start = "00:10"'), "active_period.start"),
-        (lambda s: s.replace('start = "00:00"', 'start = "23:30"').replace("= 30\nrequested", "= 60\nrequested")
-         .replace("duration_minutes = 30\n\n", "duration_minutes = 60\n\n"), "active_period"),
+        (
+            lambda s: (
+                s.replace('start = "00:00"', 'start = "23:30"')
+                .replace("= 30\nrequested", "= 60\nrequested")
+                .replace("duration_minutes = 30\n\n", "duration_minutes = 60\n\n")
+            ),
+            "active_period",
+        ),
     ],
 )
 def test_events_that_do_not_fit_the_portfolio_or_the_day_are_rejected(tmp_path, edit, key):

@@ -17,11 +17,24 @@ def problem(steps: int = 4, export_limit_kw: float = 0.0) -> Problem:
     20 yen/kWh: the plan leaves the battery idle."""
     price = np.full(steps, 20.0)
     return Problem(
-        grid=TimeGrid(start=START, step_minutes=30, steps=steps), sites=("site",),
+        grid=TimeGrid(start=START, step_minutes=30, steps=steps),
+        sites=("site",),
         grids=(GridSpec("site_grid", "site", 100.0, export_limit_kw, True, price, np.zeros(steps), np.zeros(steps)),),
         loads=(LoadSpec("load", "site", np.full(steps, 20.0)),),
-        batteries=(BatterySpec("bess", "site", capacity_kwh=20.0, soc_min_kwh=0.0, soc_max_kwh=20.0, charge_max_kw=10.0,
-                               discharge_max_kw=10.0, charge_efficiency=0.95, discharge_efficiency=0.95, initial_soc_kwh=10.0),),
+        batteries=(
+            BatterySpec(
+                "bess",
+                "site",
+                capacity_kwh=20.0,
+                soc_min_kwh=0.0,
+                soc_max_kwh=20.0,
+                charge_max_kw=10.0,
+                discharge_max_kw=10.0,
+                charge_efficiency=0.95,
+                discharge_efficiency=0.95,
+                initial_soc_kwh=10.0,
+            ),
+        ),
         settings=SolverSettings(terminal_value_yen_per_kwh=20.0),
     )
 

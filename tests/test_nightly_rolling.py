@@ -18,7 +18,9 @@ def test_the_rolling_day_balances_every_site_and_never_beats_perfect_foresight(t
     config = str(write_small_portfolio(tmp_path))
     portfolio, profiles = load_inputs(config)
     grid = day_grid(portfolio, dt.date(2026, 4, 15))
-    actual = day_problem(portfolio, profiles, grid.start, sample_series(quantiles_for("profiles", config, grid), 11, 30))
+    actual = day_problem(
+        portfolio, profiles, grid.start, sample_series(quantiles_for("profiles", config, grid), 11, 30)
+    )
 
     def forecast_for(start):
         return p50_series(quantiles_for("profiles", config, TimeGrid(start=start, step_minutes=30, steps=48)))
@@ -31,7 +33,9 @@ def test_the_rolling_day_balances_every_site_and_never_beats_perfect_foresight(t
         assert np.abs(realised[at_site].sum(axis=1).to_numpy() + evs).max() < 1e-6
         assert realised[g.id].min() >= -g.export_limit_kw - 1e-6
     for b in actual.batteries:
-        soc, _ = storage_soc_kwh(b.initial_soc_kwh, realised[b.id].to_numpy(), 0.5, b.charge_efficiency, b.discharge_efficiency)
+        soc, _ = storage_soc_kwh(
+            b.initial_soc_kwh, realised[b.id].to_numpy(), 0.5, b.charge_efficiency, b.discharge_efficiency
+        )
         assert soc.min() >= b.soc_min_kwh - 1e-6 and soc.max() <= b.soc_max_kwh + 1e-6
     for pv in actual.pvs:
         assert np.all(realised[pv.id].to_numpy() <= pv.available_kw + 1e-9)

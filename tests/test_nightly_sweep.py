@@ -33,7 +33,9 @@ def test_one_worker_and_a_two_worker_dask_cluster_give_identical_results(tmp_pat
     config = write_small_portfolio(tmp_path / "config")
     local = run_nightly(config, DATE, tmp_path / "one", workers=1, options=OPTIONS, progress=False)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        dask = run_nightly(config, DATE, tmp_path / "dask", scheduler=cluster.scheduler_address, options=OPTIONS, progress=False)
+        dask = run_nightly(
+            config, DATE, tmp_path / "dask", scheduler=cluster.scheduler_address, options=OPTIONS, progress=False
+        )
     assert local["sweep"]["workers"] == 1 and dask["sweep"]["workers"] == 2
     one, two = stored_results(tmp_path / "one"), stored_results(tmp_path / "dask")
     assert len(one) == local["sweep"]["scenarios"] > 20
@@ -48,9 +50,26 @@ def test_one_worker_and_a_two_worker_dask_cluster_give_identical_results(tmp_pat
 def run_cli_until_some_results(config: Path, out: Path, args: list[str]) -> None:
     """Start ``ems simulate nightly`` and kill it (SIGKILL) once a few scenarios are stored."""
     env = os.environ | {"PYTHONPATH": str(Path.cwd())}
-    process = subprocess.Popen([sys.executable, "-m", "ems", "simulate", "nightly", "--config", str(config), "--date",
-                                DATE.isoformat(), "--out", str(out), *args], env=env, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ems",
+            "simulate",
+            "nightly",
+            "--config",
+            str(config),
+            "--date",
+            DATE.isoformat(),
+            "--out",
+            str(out),
+            *args,
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and len(list((out / "scenarios").glob("*.json"))) < 3:
@@ -72,7 +91,10 @@ def test_a_crashed_sweep_resumes_without_redoing_finished_scenarios(tmp_path):
     assert len(before) >= 3
     assert not (out / "kpis.json").exists()
 
-    assert main(["simulate", "nightly", "--config", str(config), "--date", DATE.isoformat(), "--out", str(out), *args]) == 0
+    assert (
+        main(["simulate", "nightly", "--config", str(config), "--date", DATE.isoformat(), "--out", str(out), *args])
+        == 0
+    )
     figures = json.loads((out / "kpis.json").read_text())
     total = figures["sweep"]["scenarios"]
     assert total > len(before)
@@ -89,9 +111,13 @@ def test_a_crashed_sweep_resumes_without_redoing_finished_scenarios(tmp_path):
     grid = schedule[schedule["kind"] == "grid"].groupby("time")["power_kw"].sum()
     assert figures["plan"]["peak_import_kw"] == pytest.approx(grid.max(), abs=1e-3)
     for key in ("energy_cost_yen", "co2_kg", "local_pv_share", "peak_import_kw"):
-        assert key in figures["plan"] and figures["scenario_spread"][key]["p10"] <= figures["scenario_spread"][key]["p90"]
+        assert (
+            key in figures["plan"] and figures["scenario_spread"][key]["p10"] <= figures["scenario_spread"][key]["p90"]
+        )
     event = figures["events"][0]
     assert event["event_id"] == "evening-down"
     net = np.asarray(event["series_kw"]["net_import"])
     plan_baseline = np.asarray(event["series_kw"]["plan_without_event"])
-    assert event["vs_plan_without_event"]["delivered_kwh"] == pytest.approx((plan_baseline - net)[34:38].sum() * 0.5, abs=1e-2)
+    assert event["vs_plan_without_event"]["delivered_kwh"] == pytest.approx(
+        (plan_baseline - net)[34:38].sum() * 0.5, abs=1e-2
+    )

@@ -33,8 +33,10 @@ def free_port() -> int:
 
 
 def openadr_section(port: int, events_dir) -> str:
-    return (f'\n[openadr]\nvtn_url = "http://127.0.0.1:{port}/OpenADR2/Simple/2.0b"\nven_name = "{VEN_NAME}"\n'
-            f'events_dir = "{events_dir.as_posix()}"\nprice_yen_per_kwh = 30.0\nreport_interval_s = 1.0\n')
+    return (
+        f'\n[openadr]\nvtn_url = "http://127.0.0.1:{port}/OpenADR2/Simple/2.0b"\nven_name = "{VEN_NAME}"\n'
+        f'events_dir = "{events_dir.as_posix()}"\nprice_yen_per_kwh = 30.0\nreport_interval_s = 1.0\n'
+    )
 
 
 class Vtn:
@@ -43,26 +45,40 @@ class Vtn:
     def __init__(self, port: int):
         self.opts: dict[str, str] = {}
         self.reports: list[tuple[str, float]] = []
-        self.server = openleadr.OpenADRServer(vtn_id="ARAO-TEST-VTN", http_host="127.0.0.1", http_port=port,
-                                              requested_poll_freq=dt.timedelta(seconds=1), show_fingerprint=False)
+        self.server = openleadr.OpenADRServer(
+            vtn_id="ARAO-TEST-VTN",
+            http_host="127.0.0.1",
+            http_port=port,
+            requested_poll_freq=dt.timedelta(seconds=1),
+            show_fingerprint=False,
+        )
         self.server.add_handler("on_create_party_registration", self.register)
         self.server.add_handler("on_register_report", self.register_report)
 
     async def register(self, info):
         return (VEN_ID, "reg-1") if info["ven_name"] == VEN_NAME else False
 
-    async def register_report(self, ven_id, resource_id, measurement, unit, scale, min_sampling_interval, max_sampling_interval):
+    async def register_report(
+        self, ven_id, resource_id, measurement, unit, scale, min_sampling_interval, max_sampling_interval
+    ):
         async def on_update(data):
             self.reports += [(resource_id, float(value)) for _time, value in data]
+
         return on_update, dt.timedelta(seconds=1)
 
     def add_event(self, start: dt.datetime, minutes: int, payload: float, resource: str | None = None) -> str:
         async def on_opt(ven_id, event_id, opt_type):
             self.opts[event_id] = opt_type
+
         return self.server.add_event(
-            ven_id=VEN_ID, signal_name="LOAD_DISPATCH", signal_type="delta", market_context="oadr://kyushu-negawatt",
+            ven_id=VEN_ID,
+            signal_name="LOAD_DISPATCH",
+            signal_type="delta",
+            market_context="oadr://kyushu-negawatt",
             intervals=[{"dtstart": start, "duration": dt.timedelta(minutes=minutes), "signal_payload": payload}],
-            targets_by_type={"resource_id": [resource]} if resource else {"ven_id": [VEN_ID]}, callback=on_opt)
+            targets_by_type={"resource_id": [resource]} if resource else {"ven_id": [VEN_ID]},
+            callback=on_opt,
+        )
 
 
 async def wait_for(condition, timeout_s: float = 60.0) -> None:
@@ -83,14 +99,19 @@ def test_an_event_from_the_vtn_is_answered_by_the_flexibility_and_reaches_the_pl
     # runs (at the evening peak the hall's battery is already at full discharge in the reference
     # plan, and a 1 kW cut in the event's second step is beyond the site)
     tokyo = dt.timezone(dt.timedelta(hours=9))
-    start = (dt.datetime.now(tokyo) + dt.timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+    start = (
+        (dt.datetime.now(tokyo) + dt.timedelta(days=1))
+        .replace(hour=12, minute=0, second=0, microsecond=0)
+        .astimezone(dt.UTC)
+    )
     telemetry = {"hall": 12.5, "depot": 3.25}
 
     async def scenario():
         vtn = Vtn(port)
         await vtn.server.run()
-        service = VenService(portfolio, config, store, lambda: dt.datetime.now(dt.UTC), inputs="profiles",
-                             grid_power_kw=telemetry.get)
+        service = VenService(
+            portfolio, config, store, lambda: dt.datetime.now(dt.UTC), inputs="profiles", grid_power_kw=telemetry.get
+        )
         try:
             await service.start()
             small = vtn.add_event(start, 60, -1.0, resource="hall")
@@ -120,7 +141,9 @@ def test_an_event_from_the_vtn_is_answered_by_the_flexibility_and_reaches_the_pl
     problem = plan_inputs(config, plan_start, horizon_hours=24, inputs="profiles", portfolio=portfolio).problem
     assert [e.requested_kw for e in problem.dr_events] == [1.0]
     active = np.flatnonzero(problem.dr_events[0].active)
-    assert [problem.grid.index[t] for t in active] == [pd.Timestamp(start) + pd.Timedelta(minutes=30 * k) for k in range(2)]
+    assert [problem.grid.index[t] for t in active] == [
+        pd.Timestamp(start) + pd.Timedelta(minutes=30 * k) for k in range(2)
+    ]
     schedule = solve(problem)
     hall = schedule.power_kw["hall_grid"].to_numpy()
     assert np.all(hall[active] <= problem.dr_events[0].baseline_kw[active] - 1.0 + 1e-6)

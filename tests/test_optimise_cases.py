@@ -37,8 +37,13 @@ def test_export_limit_curtails_pv_and_import_limit_is_kept():
     # battery (all it can give back in the last hour), curtail 60 - 10 - 20 - 5 = 25 kWh,
     # and import 12 - 5 = 7 kW at the end.
     grids = [grid_spec(3, 20.0, export_price=5.0, import_limit_kw=8.0, export_limit_kw=10.0)]
-    p = problem(3, grids, loads=(load(3, [5.0, 5.0, 12.0]),), pvs=(pv(3, [30.0, 30.0, 0.0]),),
-                batteries=(battery(power_kw=5.0, capacity_kwh=10.0, efficiency=1.0),))
+    p = problem(
+        3,
+        grids,
+        loads=(load(3, [5.0, 5.0, 12.0]),),
+        pvs=(pv(3, [30.0, 30.0, 0.0]),),
+        batteries=(battery(power_kw=5.0, capacity_kwh=10.0, efficiency=1.0),),
+    )
     schedule = solve(p)
     grid = schedule.power_kw["site_grid"].to_numpy()
     assert grid == pytest.approx([-10.0, -10.0, 7.0], abs=1e-6)
@@ -52,8 +57,9 @@ def test_v2g_only_where_vehicle_and_charger_allow_it():
     targets = ((4, 10.0),)
     allowed = problem(4, [grid_spec(4, prices)], loads=(load(4, 6.0),), evs=(ev(4, [1, 1, 1, 1], targets=targets),))
     assert solve(allowed).power_kw["taxi"].to_numpy()[:2].max() > 1.0
-    charge_only = problem(4, [grid_spec(4, prices)], loads=(load(4, 6.0),),
-                          evs=(ev(4, [1, 1, 1, 1], discharge_kw=0.0, targets=targets),))
+    charge_only = problem(
+        4, [grid_spec(4, prices)], loads=(load(4, 6.0),), evs=(ev(4, [1, 1, 1, 1], discharge_kw=0.0, targets=targets),)
+    )
     assert solve(charge_only).power_kw["taxi"].to_numpy().max() <= 1e-9
 
 
@@ -66,8 +72,12 @@ def test_v2g_refused_for_reference_vehicles_that_do_not_allow_it(reference_sched
 
 def test_departure_target_met_when_feasible():
     # Plugged 3 h at 6 kW with 100 % efficiency from 10 kWh: reaching 25 kWh at step 3 is feasible.
-    p = problem(4, [grid_spec(4, [30, 10, 10, 10])], loads=(load(4, 1.0),),
-                evs=(ev(4, [1, 1, 1, 0], targets=((3, 25.0),), discharge_kw=0.0),))
+    p = problem(
+        4,
+        [grid_spec(4, [30, 10, 10, 10])],
+        loads=(load(4, 1.0),),
+        evs=(ev(4, [1, 1, 1, 0], targets=((3, 25.0),), discharge_kw=0.0),),
+    )
     schedule = solve(p)
     assert schedule.report.ev_target_shortfall_kwh == pytest.approx(0.0, abs=1e-6)
     assert schedule.soc_kwh["taxi"].iloc[2] >= 25.0 - 1e-6
@@ -75,16 +85,24 @@ def test_departure_target_met_when_feasible():
 
 def test_departure_shortfall_reported_when_infeasible():
     # From 10 kWh, at most 3 * 6 = 18 kWh can be added: a 40 kWh target misses by 12 kWh.
-    p = problem(4, [grid_spec(4, 10.0)], loads=(load(4, 1.0),),
-                evs=(ev(4, [1, 1, 1, 0], targets=((3, 40.0),), capacity_kwh=50.0, discharge_kw=0.0),))
+    p = problem(
+        4,
+        [grid_spec(4, 10.0)],
+        loads=(load(4, 1.0),),
+        evs=(ev(4, [1, 1, 1, 0], targets=((3, 40.0),), capacity_kwh=50.0, discharge_kw=0.0),),
+    )
     schedule = solve(p)
     assert schedule.status == "optimal"
     assert schedule.report.ev_target_shortfall_kwh == pytest.approx(12.0, abs=1e-6)
 
 
 def test_driving_consumes_energy_between_windows():
-    p = problem(4, [grid_spec(4, 10.0)], loads=(load(4, 1.0),),
-                evs=(ev(4, [1, 0, 0, 1], initial_kwh=20.0, drive_kwh=[0, 4.0, 4.0, 0], discharge_kw=0.0, charge_kw=0.0),))
+    p = problem(
+        4,
+        [grid_spec(4, 10.0)],
+        loads=(load(4, 1.0),),
+        evs=(ev(4, [1, 0, 0, 1], initial_kwh=20.0, drive_kwh=[0, 4.0, 4.0, 0], discharge_kw=0.0, charge_kw=0.0),),
+    )
     soc = solve(p).soc_kwh["taxi"].to_numpy()
     assert soc == pytest.approx([20.0, 16.0, 12.0, 12.0], abs=1e-6)
 
@@ -92,7 +110,12 @@ def test_driving_consumes_energy_between_windows():
 def test_demand_charge_shaves_a_new_peak():
     # 60 kW load for one hour, contract demand 50 kW: the battery covers the 10 kW above it.
     grids = [grid_spec(3, 10.0, contract_demand_kw=50.0, demand_charge=1000.0)]
-    p = problem(3, grids, loads=(load(3, [40.0, 40.0, 60.0]),), batteries=(battery(capacity_kwh=20, power_kw=10, initial_kwh=0.0),))
+    p = problem(
+        3,
+        grids,
+        loads=(load(3, [40.0, 40.0, 60.0]),),
+        batteries=(battery(capacity_kwh=20, power_kw=10, initial_kwh=0.0),),
+    )
     schedule = solve(p)
     assert schedule.power_kw["site_grid"].max() == pytest.approx(50.0, abs=1e-6)
     assert schedule.objective_terms["demand_charge_yen"] == pytest.approx(0.0, abs=1e-6)
@@ -107,8 +130,13 @@ def test_binaries_only_where_simultaneous_flow_could_pay():
 def test_negative_prices_never_charge_and_discharge_at_once():
     # At -5 yen, burning energy in losses would pay: binaries there keep the flows exclusive.
     prices = np.array([10.0, -5.0, -5.0, 30.0])
-    p = problem(4, [grid_spec(4, prices)], loads=(load(4, 2.0),), batteries=(battery(initial_kwh=5.0),),
-                evs=(ev(4, [1, 1, 1, 1]),))
+    p = problem(
+        4,
+        [grid_spec(4, prices)],
+        loads=(load(4, 2.0),),
+        batteries=(battery(initial_kwh=5.0),),
+        evs=(ev(4, [1, 1, 1, 1]),),
+    )
     schedule = solve(p)
     assert schedule.report.simultaneous_charge_discharge_kw == pytest.approx(0.0, abs=1e-7)
     assert schedule.report.binary_count > 0

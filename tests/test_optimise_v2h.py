@@ -21,10 +21,15 @@ STEPS = 4  # four hours: two of afternoon sun, two without
 
 def test_the_visiting_taxi_serves_the_islanded_shelter_before_its_battery_and_never_instead_of_the_sun():
     islanded = dataclasses.replace(grid_spec(STEPS, 20.0, import_limit_kw=60.0), available=False)
-    p = problem(STEPS, [islanded], terminal_value=15.0,
-                loads=(load(STEPS, [5.0, 5.0, 8.0, 8.0]),), pvs=(pv(STEPS, [6.0, 6.0, 0.0, 0.0]),),
-                batteries=(battery(capacity_kwh=20.0, power_kw=10.0, efficiency=1.0, initial_kwh=19.0, reserve_kwh=20.0),),
-                evs=(ev(STEPS, [True] * STEPS, initial_kwh=30.0),))
+    p = problem(
+        STEPS,
+        [islanded],
+        terminal_value=15.0,
+        loads=(load(STEPS, [5.0, 5.0, 8.0, 8.0]),),
+        pvs=(pv(STEPS, [6.0, 6.0, 0.0, 0.0]),),
+        batteries=(battery(capacity_kwh=20.0, power_kw=10.0, efficiency=1.0, initial_kwh=19.0, reserve_kwh=20.0),),
+        evs=(ev(STEPS, [True] * STEPS, initial_kwh=30.0),),
+    )
     schedule = solve(p)
     power = schedule.power_kw
     # with the sun: PV serves the load and fills the battery (the rest goes into the taxi rather

@@ -40,4 +40,3 @@ def test_parquet_export_without_pyarrow_exits_2_naming_the_extra_and_writes_noth
     assert code == 2
     assert err == ["ems export: --format parquet needs pyarrow: pip install 'arao-ems[parquet]'"]
     assert not out.exists()
-

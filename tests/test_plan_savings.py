@@ -26,13 +26,33 @@ def test_energy_cost_and_demand_charge_are_apart_on_a_hand_case():
 
 
 def test_one_hour_plan_headlines_the_energy_saving_not_a_year_of_demand_charge(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "ems", "plan", "--config", "config/arao.toml", "--date", "2026-04-15",
-                             "--horizon-hours", "1", "--inputs", "profiles", "--no-plot", "--out", str(tmp_path)], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ems",
+            "plan",
+            "--config",
+            "config/arao.toml",
+            "--date",
+            "2026-04-15",
+            "--horizon-hours",
+            "1",
+            "--inputs",
+            "profiles",
+            "--no-plot",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     summary = json.loads((tmp_path / "summary.json").read_text())
     terms = summary["objective_terms_yen"]
     assert summary["energy_cost_yen"] == pytest.approx(
-        terms["energy_cost_yen"] + terms["carbon_cost_yen"] + terms["degradation_yen"], abs=0.02)
+        terms["energy_cost_yen"] + terms["carbon_cost_yen"] + terms["degradation_yen"], abs=0.02
+    )
     assert summary["demand_charge_yen"] == terms["demand_charge_yen"]
     energy_saving = summary["baseline_energy_cost_yen"] - summary["energy_cost_yen"]
     demand_saving = summary["baseline_demand_charge_yen"] - summary["demand_charge_yen"]

@@ -20,11 +20,15 @@ def varied(base, seed: int):
     steps, as a re-plan a little later sees them), and the departure targets moved with them."""
     rng = np.random.default_rng(seed)
     steps = base.grid.steps
-    grids = tuple(dataclasses.replace(g, import_price_yen_per_kwh=g.import_price_yen_per_kwh * rng.uniform(0.8, 1.2, steps))
-                  for g in base.grids)
+    grids = tuple(
+        dataclasses.replace(g, import_price_yen_per_kwh=g.import_price_yen_per_kwh * rng.uniform(0.8, 1.2, steps))
+        for g in base.grids
+    )
     pvs = tuple(dataclasses.replace(p, available_kw=p.available_kw * rng.uniform(0.5, 1.1)) for p in base.pvs)
     loads = tuple(dataclasses.replace(ld, demand_kw=ld.demand_kw * rng.uniform(0.9, 1.1, steps)) for ld in base.loads)
-    batteries = tuple(dataclasses.replace(b, initial_soc_kwh=float(rng.uniform(b.soc_min_kwh, b.soc_max_kwh))) for b in base.batteries)
+    batteries = tuple(
+        dataclasses.replace(b, initial_soc_kwh=float(rng.uniform(b.soc_min_kwh, b.soc_max_kwh))) for b in base.batteries
+    )
     evs = []
     for ev in base.evs:
         k = int(rng.integers(1, 4))
@@ -32,11 +36,18 @@ def varied(base, seed: int):
         def shift(values, k=k):
             return np.roll(np.asarray(values, dtype=object if isinstance(values, tuple) else float), k)
 
-        evs.append(dataclasses.replace(
-            ev, initial_soc_kwh=float(rng.uniform(ev.soc_min_kwh, ev.soc_max_kwh)),
-            charger_site=tuple(shift(ev.charger_site)), charger_id=tuple(shift(ev.charger_id)),
-            charge_max_kw=shift(ev.charge_max_kw), discharge_max_kw=shift(ev.discharge_max_kw), drive_kwh=shift(ev.drive_kwh),
-            departure_targets=tuple((min(t + k, steps), energy) for t, energy in ev.departure_targets)))
+        evs.append(
+            dataclasses.replace(
+                ev,
+                initial_soc_kwh=float(rng.uniform(ev.soc_min_kwh, ev.soc_max_kwh)),
+                charger_site=tuple(shift(ev.charger_site)),
+                charger_id=tuple(shift(ev.charger_id)),
+                charge_max_kw=shift(ev.charge_max_kw),
+                discharge_max_kw=shift(ev.discharge_max_kw),
+                drive_kwh=shift(ev.drive_kwh),
+                departure_targets=tuple((min(t + k, steps), energy) for t, energy in ev.departure_targets),
+            )
+        )
     return dataclasses.replace(base, grids=grids, pvs=pvs, loads=loads, batteries=batteries, evs=tuple(evs))
 
 
@@ -46,9 +57,16 @@ def lp_arrays(highs: highspy.Highs) -> dict:
     kind = sp.csc_array if a.format_ == highspy.MatrixFormat.kColwise else sp.csr_array
     matrix = kind((a.value_, a.index_, a.start_), shape=(lp.num_row_, lp.num_col_)).tocsc()
     matrix.eliminate_zeros()
-    return {"cost": np.array(lp.col_cost_), "col_lower": np.array(lp.col_lower_), "col_upper": np.array(lp.col_upper_),
-            "row_lower": np.array(lp.row_lower_), "row_upper": np.array(lp.row_upper_), "offset": lp.offset_,
-            "integrality": list(lp.integrality_), "matrix": matrix}
+    return {
+        "cost": np.array(lp.col_cost_),
+        "col_lower": np.array(lp.col_lower_),
+        "col_upper": np.array(lp.col_upper_),
+        "row_lower": np.array(lp.row_lower_),
+        "row_upper": np.array(lp.row_upper_),
+        "offset": lp.offset_,
+        "integrality": list(lp.integrality_),
+        "matrix": matrix,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -100,14 +118,23 @@ def test_a_structure_change_builds_the_model_again(reference):
     replanner = Replanner()
     replanner.solve(reference)
     # negative midday prices give the storage binaries: another shape of model
-    grids = tuple(dataclasses.replace(g, import_price_yen_per_kwh=np.where(np.arange(reference.grid.steps) % 48 < 4, -2.0,
-                                                                          g.import_price_yen_per_kwh)) for g in reference.grids)
+    grids = tuple(
+        dataclasses.replace(
+            g,
+            import_price_yen_per_kwh=np.where(
+                np.arange(reference.grid.steps) % 48 < 4, -2.0, g.import_price_yen_per_kwh
+            ),
+        )
+        for g in reference.grids
+    )
     negative = dataclasses.replace(reference, grids=grids)
     assert structure_key(negative) != structure_key(reference)
     replanned, cold = replanner.solve(negative), solve(negative)
     assert replanned.report.model_reused is False and replanner.builds == 2
     assert replanned.report.binary_count == cold.report.binary_count > 0
-    assert replanned.objective_yen == pytest.approx(cold.objective_yen, abs=negative.settings.mip_gap * abs(cold.objective_yen))
+    assert replanned.objective_yen == pytest.approx(
+        cold.objective_yen, abs=negative.settings.mip_gap * abs(cold.objective_yen)
+    )
     # one asset fewer, or a shorter horizon: built again too
     fewer = dataclasses.replace(reference, batteries=reference.batteries[1:])
     assert replanner.solve(fewer).report.model_reused is False
@@ -120,8 +147,12 @@ def test_a_fit_like_price_sells_only_the_surplus():
     """Export paid 20 yen/kWh, import 10: the site sells what its PV gives beyond the load, and
     never buys to sell (the binary, its tight limits and the cuts let nothing else through)."""
     steps = 4
-    p = problem(steps, [grid_spec(steps, 10.0, export_price=20.0, import_limit_kw=50.0, export_limit_kw=50.0)],
-                pvs=(pv(steps, [0.0, 10.0, 10.0, 3.0]),), loads=(load(steps, 4.0),))
+    p = problem(
+        steps,
+        [grid_spec(steps, 10.0, export_price=20.0, import_limit_kw=50.0, export_limit_kw=50.0)],
+        pvs=(pv(steps, [0.0, 10.0, 10.0, 3.0]),),
+        loads=(load(steps, 4.0),),
+    )
     for schedule in (solve(p), Replanner().solve(p)):
         assert schedule.status == "optimal"
         np.testing.assert_allclose(schedule.power_kw["site_grid"].to_numpy(), [4.0, -6.0, -6.0, 1.0], atol=1e-6)
@@ -130,10 +161,21 @@ def test_a_fit_like_price_sells_only_the_surplus():
 
 def test_fit_like_with_a_battery_keeps_the_grid_one_way():
     steps = 6
-    p = problem(steps, [grid_spec(steps, [10.0, 10.0, 30.0, 30.0, 10.0, 10.0], export_price=20.0, import_limit_kw=50.0,
-                                  export_limit_kw=50.0)],
-                pvs=(pv(steps, [0.0, 8.0, 8.0, 0.0, 8.0, 0.0]),), loads=(load(steps, 3.0),),
-                batteries=(battery(capacity_kwh=10.0, power_kw=5.0, efficiency=0.95, initial_kwh=5.0),))
+    p = problem(
+        steps,
+        [
+            grid_spec(
+                steps,
+                [10.0, 10.0, 30.0, 30.0, 10.0, 10.0],
+                export_price=20.0,
+                import_limit_kw=50.0,
+                export_limit_kw=50.0,
+            )
+        ],
+        pvs=(pv(steps, [0.0, 8.0, 8.0, 0.0, 8.0, 0.0]),),
+        loads=(load(steps, 3.0),),
+        batteries=(battery(capacity_kwh=10.0, power_kw=5.0, efficiency=0.95, initial_kwh=5.0),),
+    )
     replanner = Replanner()
     for schedule in (replanner.solve(p), solve(p)):
         assert schedule.report.simultaneous_import_export_kw < 1e-6
@@ -154,7 +196,9 @@ def test_a_rolling_day_is_replanned_on_one_model():
         step = with_state(planned, previous)
         replanned, cold = replanner.solve(step), solve(step)
         assert replanned.status == cold.status == "optimal"
-        assert replanned.objective_yen == pytest.approx(cold.objective_yen, abs=step.settings.mip_gap * abs(cold.objective_yen))
+        assert replanned.objective_yen == pytest.approx(
+            cold.objective_yen, abs=step.settings.mip_gap * abs(cold.objective_yen)
+        )
         previous = replanned
     assert (replanner.builds, replanner.updates) == (1, 3)
 

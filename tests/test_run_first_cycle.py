@@ -29,10 +29,34 @@ def test_a_charger_offline_in_the_first_cycle_does_not_end_ems_run(mosquitto, tm
 
     publisher = threading.Thread(target=keep_offline, daemon=True)
     publisher.start()
-    command = [sys.executable, "-m", "ems", "run", "--config", "config/arao.toml", "--twin", "--speed", "60",
-               "--start", "2026-04-15T08:00+09:00", "--mqtt-host", mosquitto.host, "--mqtt-port", str(mosquitto.port),
-               "--modbus-base-port", str(free_port_block(40)), "--store", str(store), "--inputs", "profiles", "--status-every-s", "0.5"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "ems",
+        "run",
+        "--config",
+        "config/arao.toml",
+        "--twin",
+        "--speed",
+        "60",
+        "--start",
+        "2026-04-15T08:00+09:00",
+        "--mqtt-host",
+        mosquitto.host,
+        "--mqtt-port",
+        str(mosquitto.port),
+        "--modbus-base-port",
+        str(free_port_block(40)),
+        "--store",
+        str(store),
+        "--inputs",
+        "profiles",
+        "--status-every-s",
+        "0.5",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"}
+    )
     lines = []
     try:
         deadline = time.monotonic() + 90
@@ -63,6 +87,9 @@ def test_a_charger_offline_in_the_first_cycle_does_not_end_ems_run(mosquitto, tm
     assert report["last_plan"]["status"] in ("optimal", "time-limit", "fallback")
     assert report["last_plan"]["time"].startswith("2026-04-15T08:") and report["last_plan"]["time"].endswith("+09:00")
     assert report["replan"]["failures_since_last_plan"] == 0
-    assert "taxi-01" in report["replan"]["last_degraded"]["message"] and "depot_c01" in report["replan"]["last_degraded"]["message"]
+    assert (
+        "taxi-01" in report["replan"]["last_degraded"]["message"]
+        and "depot_c01" in report["replan"]["last_degraded"]["message"]
+    )
     assert report["controller"]["last"] == "shutdown"
     assert report["outbox"] == {"backlog_lines": 0, "rejected_lines": 0} and report["last_foreign_write"] is None

@@ -17,15 +17,25 @@ T0 = dt.datetime(2026, 4, 15, 0, 0, tzinfo=dt.UTC)
 
 
 def _telemetry(n: int, offset: int = 0):
-    return [(T0 + dt.timedelta(seconds=i + offset), "city_hall_bess", "power_kw", float(i + offset), "good") for i in range(n)]
+    return [
+        (T0 + dt.timedelta(seconds=i + offset), "city_hall_bess", "power_kw", float(i + offset), "good")
+        for i in range(n)
+    ]
 
 
 def test_store_roundtrip_and_wal(tmp_path):
     store = Store(tmp_path / "ems.sqlite")
     assert store.record_telemetry(_telemetry(10)) == 10
     store.record_setpoint(T0, "city_hall_bess", 60.0, 50.0, "clamped", "above discharge_power_kw 50")
-    plan_id = store.record_plan(T0, T0, 30, "intraday", "optimal", {"cost_yen": 1.0},
-                                [(T0, "city_hall_bess", 5.0, 60.0), (T0 + dt.timedelta(minutes=30), "city_hall_bess", -5.0, 64.0)])
+    plan_id = store.record_plan(
+        T0,
+        T0,
+        30,
+        "intraday",
+        "optimal",
+        {"cost_yen": 1.0},
+        [(T0, "city_hall_bess", 5.0, 60.0), (T0 + dt.timedelta(minutes=30), "city_hall_bess", -5.0, 64.0)],
+    )
     store.set_state("mode", "live", T0)
     store.close()
     again = Store(tmp_path / "ems.sqlite")
@@ -100,8 +110,26 @@ def test_export_csv_and_parquet(tmp_path):
     since = (T0 + dt.timedelta(seconds=5)).isoformat()
     until = (T0 + dt.timedelta(seconds=15)).isoformat()
     for fmt, out in (("csv", csv_out), ("parquet", parquet_out)):
-        subprocess.run([sys.executable, "-m", "ems", "export", "--config", str(config), "--since", since, "--until", until,
-                        "--format", fmt, "--out", str(out)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ems",
+                "export",
+                "--config",
+                str(config),
+                "--since",
+                since,
+                "--until",
+                until,
+                "--format",
+                fmt,
+                "--out",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+        )
     frame = pd.read_csv(csv_out)
     assert frame["value"].tolist() == [float(i) for i in range(5, 15)]
     assert pd.read_parquet(parquet_out)["value"].tolist() == frame["value"].tolist()

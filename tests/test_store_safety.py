@@ -117,8 +117,9 @@ def test_a_nan_float_register_is_out_of_range_and_never_stored_as_a_value(tmp_pa
         server = ModbusDeviceServer("vendor-meter", registers, port=port)
         await server.start()
         try:
-            device = VendorMapDevice(VendorMapDevice.Settings(name="vendor-meter", host="127.0.0.1", port=port, timeout_s=1.0,
-                                                              points=points))
+            device = VendorMapDevice(
+                VendorMapDevice.Settings(name="vendor-meter", host="127.0.0.1", port=port, timeout_s=1.0, points=points)
+            )
             return await device.read()
         finally:
             await server.stop()
@@ -127,10 +128,17 @@ def test_a_nan_float_register_is_out_of_range_and_never_stored_as_a_value(tmp_pa
     assert reading.quality is Quality.OUT_OF_RANGE
     assert "vendor-meter" in reading.error and "power_kw" in reading.error and "not a finite number" in reading.error
     store = Store(tmp_path / "ems.sqlite", mirror=True)
-    store.record_telemetry([(T0, reading.device, name, getattr(reading, name), reading.quality.value)
-                            for name in ("power_kw", "energy_kwh")])
+    store.record_telemetry(
+        [
+            (T0, reading.device, name, getattr(reading, name), reading.quality.value)
+            for name in ("power_kw", "energy_kwh")
+        ]
+    )
     rows = list(store.rows("telemetry"))[1:]
-    assert [(r[2], r[3], r[4]) for r in rows] == [("power_kw", None, "out-of-range"), ("energy_kwh", 12.5, "out-of-range")]
+    assert [(r[2], r[3], r[4]) for r in rows] == [
+        ("power_kw", None, "out-of-range"),
+        ("energy_kwh", 12.5, "out-of-range"),
+    ]
     lines = [line for _id, line in store.outbox_batch(10)]
     assert len(lines) == 1 and "nan" not in lines[0].lower() and "value=12.5" in lines[0]
 
@@ -150,9 +158,15 @@ def strict_metrics_server(tmp_path):
 
 def test_a_line_the_server_refuses_is_moved_aside_and_the_rest_is_sent(tmp_path, strict_metrics_server):
     store = Store(tmp_path / "ems.sqlite", mirror=True)
-    store.record_telemetry([(T0 + dt.timedelta(seconds=i), "city_hall_bess", "power_kw", float(i), "good") for i in range(6)])
-    store.record_telemetry([(T0 + dt.timedelta(seconds=7), "x" * 1500, "power_kw", 7.0, "good")])  # a line the server refuses
-    store.record_telemetry([(T0 + dt.timedelta(seconds=10 + i), "city_hall_bess", "power_kw", float(10 + i), "good") for i in range(4)])
+    store.record_telemetry(
+        [(T0 + dt.timedelta(seconds=i), "city_hall_bess", "power_kw", float(i), "good") for i in range(6)]
+    )
+    store.record_telemetry(
+        [(T0 + dt.timedelta(seconds=7), "x" * 1500, "power_kw", 7.0, "good")]
+    )  # a line the server refuses
+    store.record_telemetry(
+        [(T0 + dt.timedelta(seconds=10 + i), "city_hall_bess", "power_kw", float(10 + i), "good") for i in range(4)]
+    )
     # one line a request: VictoriaMetrics itself drops a refused line inside a larger request (answering 204)
     sink = InfluxSink(strict_metrics_server.url, "ems", "ems", batch=1)
     sent = sink.flush(store)
@@ -160,7 +174,9 @@ def test_a_line_the_server_refuses_is_moved_aside_and_the_rest_is_sent(tmp_path,
     rejected = store.latest_events(("outbox-rejected",), limit=10)
     assert len(rejected) == 1 and rejected[0][3]["line"].startswith("telemetry,device=xxxx")
     assert rejected[0][3]["reason"].startswith("HTTP 400") and "too long line" in rejected[0][3]["reason"]
-    assert strict_metrics_server.values("telemetry_value") == [float(i) for i in range(6)] + [float(10 + i) for i in range(4)]
+    assert strict_metrics_server.values("telemetry_value") == [float(i) for i in range(6)] + [
+        float(10 + i) for i in range(4)
+    ]
     sink.close()
 
 
@@ -175,9 +191,13 @@ def test_a_server_that_is_away_keeps_every_line(tmp_path):
 def test_retention_drops_old_rows_and_keeps_the_last_plan_and_events(tmp_path):
     store = Store(tmp_path / "ems.sqlite")
     old, new = T0 - dt.timedelta(days=100), T0
-    store.record_telemetry([(old, "city_hall_bess", "power_kw", 1.0, "good"), (new, "city_hall_bess", "power_kw", 2.0, "good")])
+    store.record_telemetry(
+        [(old, "city_hall_bess", "power_kw", 1.0, "good"), (new, "city_hall_bess", "power_kw", 2.0, "good")]
+    )
     first = store.record_plan(old, old, 30, "intraday", "optimal", {}, [(old, "city_hall_bess", 1.0, None)])
-    older_kept = store.record_plan(old + dt.timedelta(minutes=5), old, 30, "intraday", "optimal", {}, [(old, "city_hall_bess", 2.0, None)])
+    older_kept = store.record_plan(
+        old + dt.timedelta(minutes=5), old, 30, "intraday", "optimal", {}, [(old, "city_hall_bess", 2.0, None)]
+    )
     store.record_event(old, "start", "controller started")
     dropped = store.drop_before(T0 - dt.timedelta(days=90))
     assert dropped["telemetry"] == 1 and dropped["plans"] == 1 and dropped["plan_points"] == 1

@@ -39,14 +39,21 @@ ocpp_retry_s = 0.2
 
 
 def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ems", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "ems", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
 
 
 def test_ems_twin_over_ocpp_and_echonet_and_ems_devices_against_it(mosquitto, tmp_path):
     config, network = protocol_config(tmp_path)
     flags = ("--chargers", "ocpp", "--v2h", "echonet", "--mqtt-port", str(mosquitto.port))
-    twin = subprocess.Popen([sys.executable, "-m", "ems", "twin", "--config", str(config), *flags],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    twin = subprocess.Popen(
+        [sys.executable, "-m", "ems", "twin", "--config", str(config), *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     try:
         banner = []
         while not banner or "serving" not in banner[-1]:
@@ -57,11 +64,23 @@ def test_ems_twin_over_ocpp_and_echonet_and_ems_devices_against_it(mosquitto, tm
         assert "12 OCPP charge points, 5 ECHONET Lite nodes" in text
         assert f"ECHONET Lite 0x027E node {network[:-4]}1:" in text
 
-        written = run_cli("devices", "--config", str(config), *flags, "--json", "--set", "depot_c01=-4",
-                          "--only", "depot_c01", "depot_c11", "shelter_north_v2h1", "taxi-01")
+        written = run_cli(
+            "devices",
+            "--config",
+            str(config),
+            *flags,
+            "--json",
+            "--set",
+            "depot_c01=-4",
+            "--only",
+            "depot_c01",
+            "depot_c11",
+            "shelter_north_v2h1",
+            "taxi-01",
+        )
         assert written.returncode == 0, written.stdout + written.stderr
         assert "depot_c01: set-point -4 kW -> applied -4 kW" in written.stdout
-        rows = {row["device"]: row for row in json.loads(written.stdout[written.stdout.index("["):])}
+        rows = {row["device"]: row for row in json.loads(written.stdout[written.stdout.index("[") :])}
         assert all(row["quality"] == "good" for row in rows.values()), rows
         assert rows["depot_c01"]["plugged"] is True and rows["depot_c01"]["vehicle_id"] == "taxi-01"
         assert rows["depot_c01"]["setpoint_kw"] == pytest.approx(-4.0)
@@ -81,7 +100,9 @@ def test_a_bidirectional_twin_charge_point_discharges_through_the_vendor_extensi
     runner = twin_factory(config, portfolio=portfolio, start=dt.datetime(2026, 4, 15, 12, 0, tzinfo=TOKYO))
 
     async def scenario():
-        devices = DeviceSet(portfolio, controller_broker(portfolio, config), {"depot_c01", "depot_c11"}, config_path=config)
+        devices = DeviceSet(
+            portfolio, controller_broker(portfolio, config), {"depot_c01", "depot_c11"}, config_path=config
+        )
         await devices.open()
         try:
             ack = await devices.drivers["depot_c01"].write(3.0)

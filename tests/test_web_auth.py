@@ -11,7 +11,8 @@ from ems.web.sessions import COOKIE
 def snapshot(store) -> dict:
     """What a write could change: counts of every table that matters and the re-plan request."""
     return {table: store.count(table) for table in ("events", "plans", "setpoints", "state")} | {
-        "replan_request": store.get_state("replan_request")}
+        "replan_request": store.get_state("replan_request")
+    }
 
 
 def audit_rows(store) -> list[dict]:
@@ -55,7 +56,9 @@ def test_a_wrong_password_is_refused_and_audited(console):
 
 
 def test_login_without_the_csrf_token_is_refused(console):
-    answer = console.post("/login", data={"username": "hanako", "password": "operator-password-1"}, follow_redirects=False)
+    answer = console.post(
+        "/login", data={"username": "hanako", "password": "operator-password-1"}, follow_redirects=False
+    )
     assert answer.status_code == 403
     assert console.get("/api/").status_code == 401
 
@@ -64,8 +67,11 @@ def test_a_token_of_another_session_does_not_pass(console):
     stolen = console.csrf("/login")
     console.cookies.clear()  # a new visitor: a new session, so the old token is worthless
     console.get("/login")
-    answer = console.post("/login", data={"username": "hanako", "password": "operator-password-1", "csrf_token": stolen},
-                          follow_redirects=False)
+    answer = console.post(
+        "/login",
+        data={"username": "hanako", "password": "operator-password-1", "csrf_token": stolen},
+        follow_redirects=False,
+    )
     assert answer.status_code == 403
 
 
@@ -87,7 +93,10 @@ def test_a_viewer_may_not_replan_and_the_refusal_is_audited(console):
     after = snapshot(console.store)
     assert after["replan_request"] is None and after["plans"] == before["plans"]
     assert after["events"] == before["events"] + 1  # the audit entry, nothing else
-    assert audit_rows(console.store)[0].items() >= {"user": "taro", "action": "POST /api/replan", "outcome": "refused"}.items()
+    assert (
+        audit_rows(console.store)[0].items()
+        >= {"user": "taro", "action": "POST /api/replan", "outcome": "refused"}.items()
+    )
 
 
 def test_an_operator_without_the_csrf_token_is_refused(console):
@@ -104,8 +113,13 @@ def test_an_operator_replan_is_recorded_for_the_controller_and_audited(console):
     answer = console.post("/api/replan", headers={"X-CSRF-Token": token})
     assert answer.status_code == 200 and answer.json()["request_id"] == 1
     assert console.store.get_state("replan_request").items() >= {"id": 1, "user": "hanako"}.items()
-    assert audit_rows(console.store)[0].items() >= {"user": "hanako", "action": "replan", "outcome": "done", "request_id": 1}.items()
-    again = console.post("/api/replan", data={"csrf_token": token}, headers={"accept": "text/html"}, follow_redirects=False)
+    assert (
+        audit_rows(console.store)[0].items()
+        >= {"user": "hanako", "action": "replan", "outcome": "done", "request_id": 1}.items()
+    )
+    again = console.post(
+        "/api/replan", data={"csrf_token": token}, headers={"accept": "text/html"}, follow_redirects=False
+    )
     assert again.status_code == 303  # a plain form is sent back to the page
     assert console.store.get_state("replan_request")["id"] == 2
 
@@ -152,8 +166,11 @@ def test_a_removed_user_is_logged_out_at_the_next_request(console, tmp_path):
 @pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example"])
 def test_login_never_redirects_off_the_console(console, target):
     token = console.csrf("/login")
-    answer = console.post("/login", data={"username": "taro", "password": "viewer-password-1", "csrf_token": token,
-                                          "next": target}, follow_redirects=False)
+    answer = console.post(
+        "/login",
+        data={"username": "taro", "password": "viewer-password-1", "csrf_token": token, "next": target},
+        follow_redirects=False,
+    )
     assert answer.headers["location"] == "/"
 
 

@@ -24,13 +24,25 @@ EMS = [sys.executable, "-m", "ems"]
 
 
 def ems(*args, env=None, cwd=REPO, timeout=120):
-    return subprocess.run([*EMS, *args], capture_output=True, text=True, env=os.environ | (env or {}), cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [*EMS, *args], capture_output=True, text=True, env=os.environ | (env or {}), cwd=cwd, timeout=timeout
+    )
 
 
 def test_users_add_writes_an_argon2_hash_readable_by_the_owner_only(tmp_path):
     users = tmp_path / "users.toml"
-    done = ems("users", "add", "hanako", "--role", "operator", "--users", str(users), "--password-env", "PW",
-               env={"PW": "operator-password-1"})
+    done = ems(
+        "users",
+        "add",
+        "hanako",
+        "--role",
+        "operator",
+        "--users",
+        str(users),
+        "--password-env",
+        "PW",
+        env={"PW": "operator-password-1"},
+    )
     assert done.returncode == 0, done.stderr
     assert stat.S_IMODE(users.stat().st_mode) == 0o600
     text = users.read_text()
@@ -46,7 +58,12 @@ def test_users_add_writes_an_argon2_hash_readable_by_the_owner_only(tmp_path):
 def test_users_add_refuses_a_duplicate_a_short_password_and_a_bad_role(tmp_path):
     users = tmp_path / "users.toml"
     env = {"PW": "operator-password-1", "SHORT": "abc"}
-    assert ems("users", "add", "hanako", "--role", "viewer", "--users", str(users), "--password-env", "PW", env=env).returncode == 0
+    assert (
+        ems(
+            "users", "add", "hanako", "--role", "viewer", "--users", str(users), "--password-env", "PW", env=env
+        ).returncode
+        == 0
+    )
     before = users.read_text()
     again = ems("users", "add", "hanako", "--role", "operator", "--users", str(users), "--password-env", "PW", env=env)
     assert again.returncode == 2 and "exists" in again.stderr and str(users) in again.stderr
@@ -55,7 +72,19 @@ def test_users_add_refuses_a_duplicate_a_short_password_and_a_bad_role(tmp_path)
     role = ems("users", "add", "taro", "--role", "admin", "--users", str(users), "--password-env", "PW", env=env)
     assert role.returncode == 2 and "invalid choice" in role.stderr
     assert users.read_text() == before  # nothing changed by the refusals
-    changed = ems("users", "add", "hanako", "--role", "operator", "--users", str(users), "--password-env", "PW", "--replace", env=env)
+    changed = ems(
+        "users",
+        "add",
+        "hanako",
+        "--role",
+        "operator",
+        "--users",
+        str(users),
+        "--password-env",
+        "PW",
+        "--replace",
+        env=env,
+    )
     assert changed.returncode == 0 and 'role = "operator"' in users.read_text()
 
 
@@ -67,7 +96,16 @@ def test_a_hand_edited_users_file_with_a_bad_entry_is_named(tmp_path):
 
 
 def test_serve_stops_before_anything_runs_without_a_store_or_with_its_port_taken(tmp_path):
-    missing = ems("serve", "--config", str(CONFIG), "--store", str(tmp_path / "none.sqlite"), "--port", str(free_port()), cwd=tmp_path)
+    missing = ems(
+        "serve",
+        "--config",
+        str(CONFIG),
+        "--store",
+        str(tmp_path / "none.sqlite"),
+        "--port",
+        str(free_port()),
+        cwd=tmp_path,
+    )
     assert missing.returncode == 2 and "no such store" in missing.stderr
     assert not (tmp_path / "none.sqlite").exists() and not (tmp_path / "var").exists()  # nothing made
     store = tmp_path / "ems.sqlite"
@@ -81,16 +119,24 @@ def test_serve_stops_before_anything_runs_without_a_store_or_with_its_port_taken
 
 
 def test_serve_names_the_missing_web_extra(tmp_path):
-    script = ("import sys; sys.modules['fastapi'] = None; from ems.cli import main; "
-              f"sys.exit(main(['serve', '--config', {str(CONFIG)!r}]))")
+    script = (
+        "import sys; sys.modules['fastapi'] = None; from ems.cli import main; "
+        f"sys.exit(main(['serve', '--config', {str(CONFIG)!r}]))"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert done.returncode == 2 and "'web' extra" in done.stderr and "fastapi" in done.stderr
 
 
 def start_serve(args, cwd) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    process = subprocess.Popen([*EMS, "serve", "--config", str(CONFIG), "--port", str(port), *args], cwd=cwd,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(
+        [*EMS, "serve", "--config", str(CONFIG), "--port", str(port), *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -115,9 +161,24 @@ def test_serve_as_a_process_refuses_anonymous_writes_and_ends_cleanly_on_sigterm
     store = tmp_path / "ems.sqlite"
     shutil.copy(web_run.store, store)
     users = tmp_path / "users.toml"
-    assert ems("users", "add", "hanako", "--role", "operator", "--users", str(users), "--password-env", "PW",
-               env={"PW": "operator-password-1"}).returncode == 0
-    process, port = start_serve(["--store", str(store), "--users", str(users), "--at", web_run.end.isoformat()], tmp_path)
+    assert (
+        ems(
+            "users",
+            "add",
+            "hanako",
+            "--role",
+            "operator",
+            "--users",
+            str(users),
+            "--password-env",
+            "PW",
+            env={"PW": "operator-password-1"},
+        ).returncode
+        == 0
+    )
+    process, port = start_serve(
+        ["--store", str(store), "--users", str(users), "--at", web_run.end.isoformat()], tmp_path
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         assert httpx.post(f"{base}/api/replan").status_code == 401
@@ -127,7 +188,9 @@ def test_serve_as_a_process_refuses_anonymous_writes_and_ends_cleanly_on_sigterm
         check.close()
         client = login(base, "hanako", "operator-password-1")
         data = client.get("/api/schedule").json()
-        assert data["now"].startswith(web_run.end.astimezone(data_zone()).strftime("%Y-%m-%dT%H"))  # --at: the run's time
+        assert data["now"].startswith(
+            web_run.end.astimezone(data_zone()).strftime("%Y-%m-%dT%H")
+        )  # --at: the run's time
         assert client.post("/api/replan").json()["request_id"] == 1
     finally:
         process.send_signal(signal.SIGTERM)
@@ -151,15 +214,52 @@ def test_replan_now_reaches_the_running_controller_in_process_and_from_a_separat
     seconds of the request can only be the request's."""
     store = tmp_path / "ems.sqlite"
     # the console's users file and secret, and the BCP state, are relative to the working directory
-    assert ems("users", "add", "hanako", "--role", "operator", "--config", str(CONFIG), "--password-env", "PW",
-               env={"PW": "operator-password-1"}, cwd=tmp_path).returncode == 0
+    assert (
+        ems(
+            "users",
+            "add",
+            "hanako",
+            "--role",
+            "operator",
+            "--config",
+            str(CONFIG),
+            "--password-env",
+            "PW",
+            env={"PW": "operator-password-1"},
+            cwd=tmp_path,
+        ).returncode
+        == 0
+    )
     assert (tmp_path / "var" / "ems" / "users.toml").exists()
     http_port = free_port()
-    run = subprocess.Popen([*EMS, "run", "--config", str(CONFIG), "--twin", "--mqtt-host", mosquitto.host, "--mqtt-port",
-                            str(mosquitto.port), "--store", str(store), "--inputs", "profiles", "--status-every-s", "1",
-                            "--modbus-base-port", str(free_port_block(40)), "--http", f"127.0.0.1:{http_port}"],
-                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    run = subprocess.Popen(
+        [
+            *EMS,
+            "run",
+            "--config",
+            str(CONFIG),
+            "--twin",
+            "--mqtt-host",
+            mosquitto.host,
+            "--mqtt-port",
+            str(mosquitto.port),
+            "--store",
+            str(store),
+            "--inputs",
+            "profiles",
+            "--status-every-s",
+            "1",
+            "--modbus-base-port",
+            str(free_port_block(40)),
+            "--http",
+            f"127.0.0.1:{http_port}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )
     serve = None
     try:
         deadline = time.monotonic() + 120
@@ -209,6 +309,16 @@ def test_serve_names_a_broken_users_file_before_serving(tmp_path):
     Store(store).close()
     users = tmp_path / "users.toml"
     users.write_text('[users.hanako]\nrole = "operator"\npassword_hash = "plain-text"\n')
-    done = ems("serve", "--config", str(CONFIG), "--store", str(store), "--users", str(users), "--port", str(free_port()),
-               cwd=tmp_path)
+    done = ems(
+        "serve",
+        "--config",
+        str(CONFIG),
+        "--store",
+        str(store),
+        "--users",
+        str(users),
+        "--port",
+        str(free_port()),
+        cwd=tmp_path,
+    )
     assert done.returncode == 2 and f"{users}: users.hanako.password_hash" in done.stderr

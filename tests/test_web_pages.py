@@ -52,10 +52,16 @@ def test_now_shows_the_stored_plan_the_gate_and_the_baseline_figures(console, we
     assert now["gate"]["seconds_left"] == int((gate - local).total_seconds())
     summary = json.loads((web_run.day_ahead_dir / "2026-04-16" / "summary.json").read_text())
     energy, total = now["kpi"]["energy_only"], now["kpi"]["with_demand_charge"]
-    assert energy["saving_yen"] == pytest.approx(summary["baseline_energy_cost_yen"] - summary["energy_cost_yen"], abs=0.01)
+    assert energy["saving_yen"] == pytest.approx(
+        summary["baseline_energy_cost_yen"] - summary["energy_cost_yen"], abs=0.01
+    )
     assert total["saving_yen"] == pytest.approx(
-        summary["baseline_energy_cost_yen"] + summary["baseline_demand_charge_yen"]
-        - summary["energy_cost_yen"] - summary["demand_charge_yen"], abs=0.01)
+        summary["baseline_energy_cost_yen"]
+        + summary["baseline_demand_charge_yen"]
+        - summary["energy_cost_yen"]
+        - summary["demand_charge_yen"],
+        abs=0.01,
+    )
     assert not now["bcp_mode"]["active"]
 
 
@@ -66,7 +72,9 @@ def test_now_shows_who_switched_bcp_mode_on_for_which_outage(console, web_run, t
     console.login("taro")
     assert console.get("/api/").json()["bcp_mode"]["switch"] is None
     outage = load_outage(REPO / "config" / "outages" / "typhoon-72h.toml")
-    BcpModeStore(tmp_path / "bcp").activate(outage, str(CONFIG), "hanako", outage.start, reason="typhoon drill", force=True)
+    BcpModeStore(tmp_path / "bcp").activate(
+        outage, str(CONFIG), "hanako", outage.start, reason="typhoon drill", force=True
+    )
     switch = console.get("/api/").json()["bcp_mode"]["switch"]
     assert switch["active"] and switch["operator"] == "hanako" and switch["outage"]["name"] == outage.name
     banner = console.get("/", headers={"accept": "text/html"}).text
@@ -90,7 +98,12 @@ def test_schedule_plan_balances_at_every_site_and_matches_the_stored_points(cons
         # generator view: at every site and step the powers sum to zero
         assert by_time and max(abs(v) for v in by_time.values()) < 0.05, site["id"]
     window_end = dt.datetime.fromisoformat(data["end"])
-    assert all(dt.datetime.fromisoformat(t) < window_end for s in data["sites"] for rows in s["planned"].values() for t, _ in rows)
+    assert all(
+        dt.datetime.fromisoformat(t) < window_end
+        for s in data["sites"]
+        for rows in s["planned"].values()
+        for t, _ in rows
+    )
     # vehicles are summed per site, so the shown magnitudes can only be at most the stored ones
     assert 0.9 * stored_abs <= shown_abs <= stored_abs + 0.5
 
@@ -102,7 +115,9 @@ def test_schedule_measured_values_come_from_the_store_and_stop_at_now(console):
     city = next(s for s in data["sites"] if s["id"] == "city_hall")
     measured = city["measured"]["grid"]
     assert measured and all(dt.datetime.fromisoformat(t) <= now for t, _ in measured)
-    values = [v for _t, v in console.store.series("city_hall_grid", "power_kw", dt.datetime.fromisoformat(data["start"]))]
+    values = [
+        v for _t, v in console.store.series("city_hall_grid", "power_kw", dt.datetime.fromisoformat(data["start"]))
+    ]
     assert min(values) - 1e-6 <= min(v for _t, v in measured) <= max(v for _t, v in measured) <= max(values) + 1e-6
 
 
@@ -134,7 +149,9 @@ def test_setpoint_log_shows_the_stored_rows_with_the_guards_reasons(console, web
     rows = console.get("/api/schedule").json()["setpoints"]
     stored = setpoint_log(console.store, web_run.end - dt.timedelta(hours=6), web_run.end, limit=300)
     assert len(rows) == len(stored) > 0
-    assert [(r["device"], r["status"], r["reason"]) for r in rows] == [(r["device"], r["status"], r["reason"]) for r in stored]
+    assert [(r["device"], r["status"], r["reason"]) for r in rows] == [
+        (r["device"], r["status"], r["reason"]) for r in stored
+    ]
     assert any("ratings" in r["reason"] for r in rows)
 
 
@@ -153,10 +170,18 @@ def test_schedule_csv_is_the_last_plan_in_long_form(console):
 def test_day_ahead_files_download_and_nothing_else(console, web_run):
     console.login("taro")
     listed = console.get("/api/schedule").json()["day_ahead_files"]
-    assert listed == [{"date": "2026-04-16", "files": sorted(p.name for p in (web_run.day_ahead_dir / "2026-04-16").iterdir())}]
+    assert listed == [
+        {"date": "2026-04-16", "files": sorted(p.name for p in (web_run.day_ahead_dir / "2026-04-16").iterdir())}
+    ]
     summary = console.get("/files/day-ahead/2026-04-16/summary.json")
-    assert summary.status_code == 200 and summary.json() == json.loads((web_run.day_ahead_dir / "2026-04-16" / "summary.json").read_text())
-    for path in ("/files/day-ahead/2026-04-16/..%2F..%2Fems.sqlite", "/files/day-ahead/..%2F..%2F/x", "/files/day-ahead/2026-04-16/nope.csv"):
+    assert summary.status_code == 200 and summary.json() == json.loads(
+        (web_run.day_ahead_dir / "2026-04-16" / "summary.json").read_text()
+    )
+    for path in (
+        "/files/day-ahead/2026-04-16/..%2F..%2Fems.sqlite",
+        "/files/day-ahead/..%2F..%2F/x",
+        "/files/day-ahead/2026-04-16/nope.csv",
+    ):
         assert console.get(path).status_code == 404, path
     console.cookies.clear()
     assert console.get("/files/day-ahead/2026-04-16/summary.json").status_code == 401
@@ -180,12 +205,25 @@ def test_fleet_places_every_vehicle_and_draws_each_soc_through_the_day(console, 
 def test_devices_lists_every_device_with_its_reading_and_last_setpoint(console, portfolio):
     console.login("taro")
     rows = {d["device"]: d for d in console.get("/api/devices").json()["devices"]}
-    configured = [a.id for group in (portfolio.grid_connections, portfolio.pv_arrays, portfolio.loads, portfolio.batteries,
-                                     portfolio.chargers, portfolio.vehicles) for a in group]
+    configured = [
+        a.id
+        for group in (
+            portfolio.grid_connections,
+            portfolio.pv_arrays,
+            portfolio.loads,
+            portfolio.batteries,
+            portfolio.chargers,
+            portfolio.vehicles,
+        )
+        for a in group
+    ]
     assert set(rows) == set(configured)
     battery = rows["city_hall_bess"]
     stored = [r for r in list(console.store.rows("setpoints"))[1:] if r[1] == "city_hall_bess"][-1]
-    assert battery["last_setpoint"]["requested_kw"] == pytest.approx(stored[2]) and battery["last_setpoint"]["status"] == stored[4]
+    assert (
+        battery["last_setpoint"]["requested_kw"] == pytest.approx(stored[2])
+        and battery["last_setpoint"]["status"] == stored[4]
+    )
     assert battery["protocol"] == "sim" and battery["readings"]["soc_fraction"] is not None
     assert rows["city_hall_grid"]["quality"] == "good"
 
@@ -238,8 +276,11 @@ def test_storage_shows_measured_soc_and_the_day_ahead_plans_soc(console, web_run
     capacity = {b.id: b.capacity_kwh for b in portfolio.batteries}
     rows = list(csv.DictReader((web_run.day_ahead_dir / "2026-04-16" / "schedule.csv").open()))
     for battery, shown in storage.items():
-        planned = [(r["time"], float(r["soc_kwh"])) for r in rows
-                   if r["asset"] == battery and dt.datetime.fromisoformat(r["time"]) < end]  # the 48 h window only
+        planned = [
+            (r["time"], float(r["soc_kwh"]))
+            for r in rows
+            if r["asset"] == battery and dt.datetime.fromisoformat(r["time"]) < end
+        ]  # the 48 h window only
         assert len(planned) == 48
         assert [(t, v) for t, v in shown["day_ahead"]] == [(t, pytest.approx(v, abs=0.01)) for t, v in planned]
         assert shown["measured"] and all(0 <= v <= capacity[battery] for _t, v in shown["measured"])

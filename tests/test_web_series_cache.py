@@ -27,12 +27,18 @@ def test_each_refresh_equals_a_full_read_while_polls_arrive(tmp_path):
             now += dt.timedelta(seconds=10)
             _poll(store, now, rng)
         until = now + dt.timedelta(seconds=1)
-        reads.append(cache.read(store, DEVICES, "power_kw", T0, until, 300) == series_of(store, DEVICES, "power_kw", T0, until, 300))
+        reads.append(
+            cache.read(store, DEVICES, "power_kw", T0, until, 300)
+            == series_of(store, DEVICES, "power_kw", T0, until, 300)
+        )
     assert reads == [True] * 12
     # the kept buckets were really used: a row written late into a closed bucket is not read again
     store.record_telemetry([(T0 + dt.timedelta(seconds=20), "grid", "power_kw", 1e4, "good")])
     until = now + dt.timedelta(seconds=1)
-    assert cache.read(store, DEVICES, "power_kw", T0, until, 300)["grid"][0] != series_of(store, DEVICES, "power_kw", T0, until, 300)["grid"][0]
+    assert (
+        cache.read(store, DEVICES, "power_kw", T0, until, 300)["grid"][0]
+        != series_of(store, DEVICES, "power_kw", T0, until, 300)["grid"][0]
+    )
     store.close()
 
 
@@ -42,5 +48,7 @@ def test_a_clock_that_goes_back_reads_the_store_again(tmp_path):
         _poll(store, T0 + dt.timedelta(seconds=10 * n), rng)
     late, early = T0 + dt.timedelta(minutes=59), T0 + dt.timedelta(minutes=20)
     cache.read(store, DEVICES, "power_kw", T0, late, 300)
-    assert cache.read(store, DEVICES, "power_kw", T0, early, 300) == series_of(store, DEVICES, "power_kw", T0, early, 300)
+    assert cache.read(store, DEVICES, "power_kw", T0, early, 300) == series_of(
+        store, DEVICES, "power_kw", T0, early, 300
+    )
     store.close()

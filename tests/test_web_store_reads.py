@@ -18,8 +18,11 @@ def store(tmp_path):
     store = Store(tmp_path / "ems.sqlite")
     for n in range(12):  # a minute of 5-second polls
         now = T0 + dt.timedelta(seconds=5 * n)
-        rows = [(now, "grid", "power_kw", 10.0 + n, "good"), (now, "bess", "power_kw", -n * 1.0, "good"),
-                (now, "bess", "soc_fraction", 0.5 + n / 100, "good")]
+        rows = [
+            (now, "grid", "power_kw", 10.0 + n, "good"),
+            (now, "bess", "power_kw", -n * 1.0, "good"),
+            (now, "bess", "soc_fraction", 0.5 + n / 100, "good"),
+        ]
         if n < 8:  # the charger stops answering after 40 s
             rows.append((now, "charger", "power_kw", 3.0, "good"))
         else:

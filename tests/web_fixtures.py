@@ -41,20 +41,66 @@ def web_run(tmp_path_factory) -> WebRun:
     store = directory / "ems.sqlite"
     try:
         for _attempt in range(3):  # a port of the free block can be taken before the twin binds it
-            done = subprocess.run([sys.executable, "-m", "ems", "run", "--config", str(CONFIG), "--twin", "--speed", "120",
-                                   "--mqtt-host", broker.host, "--mqtt-port", str(broker.port), "--store", str(store),
-                                   "--inputs", "profiles", "--status-every-s", "1", "--start", RUN_START,
-                                   "--modbus-base-port", str(free_port_block(40)), "--duration-hours", "1"],
-                                  cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "ems",
+                    "run",
+                    "--config",
+                    str(CONFIG),
+                    "--twin",
+                    "--speed",
+                    "120",
+                    "--mqtt-host",
+                    broker.host,
+                    "--mqtt-port",
+                    str(broker.port),
+                    "--store",
+                    str(store),
+                    "--inputs",
+                    "profiles",
+                    "--status-every-s",
+                    "1",
+                    "--start",
+                    RUN_START,
+                    "--modbus-base-port",
+                    str(free_port_block(40)),
+                    "--duration-hours",
+                    "1",
+                ],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=300,
+            )
             if "cannot listen" not in done.stderr:
                 break
         assert done.returncode == 0, done.stderr[-3000:]
     finally:
         broker.stop()
     day_ahead = directory / "day-ahead"
-    planned = subprocess.run([sys.executable, "-m", "ems", "plan", "--config", str(CONFIG), "--date", "2026-04-16",
-                              "--out", str(day_ahead / "2026-04-16"), "--no-plot"] , cwd=REPO, capture_output=True, text=True,
-                             env=env, timeout=300)
+    planned = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ems",
+            "plan",
+            "--config",
+            str(CONFIG),
+            "--date",
+            "2026-04-16",
+            "--out",
+            str(day_ahead / "2026-04-16"),
+            "--no-plot",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert planned.returncode == 0, planned.stderr[-3000:]
     from ems.store import Store
 
@@ -81,8 +127,11 @@ class ConsoleClient:
 
     def login(self, name: str, password: str | None = None):
         token = self.csrf("/login")
-        return self.client.post("/login", data={"username": name, "password": password or PASSWORDS[name],
-                                                "csrf_token": token, "next": "/"}, follow_redirects=False)
+        return self.client.post(
+            "/login",
+            data={"username": name, "password": password or PASSWORDS[name], "csrf_token": token, "next": "/"},
+            follow_redirects=False,
+        )
 
 
 @pytest.fixture
@@ -100,10 +149,19 @@ def console(web_run, tmp_path):
     for name, role in (("hanako", "operator"), ("taro", "viewer")):
         add_user(users, name, role, PASSWORDS[name], web_run.end)
     portfolio = load_portfolio(CONFIG)
-    portfolio = portfolio.model_copy(update={"control": portfolio.control.model_copy(update={"day_ahead_dir": str(web_run.day_ahead_dir)})})
+    portfolio = portfolio.model_copy(
+        update={"control": portfolio.control.model_copy(update={"day_ahead_dir": str(web_run.day_ahead_dir)})}
+    )
     store = Store(store_path, create=False)
-    app = create_app(portfolio, CONFIG, store, users_path=users, secret=b"k" * 64, clock=lambda: web_run.end,
-                     bcp_state_dir=tmp_path / "bcp")
+    app = create_app(
+        portfolio,
+        CONFIG,
+        store,
+        users_path=users,
+        secret=b"k" * 64,
+        clock=lambda: web_run.end,
+        bcp_state_dir=tmp_path / "bcp",
+    )
     with TestClient(app, base_url="http://127.0.0.1") as client:
         yield ConsoleClient(client, store, app)
     store.close()

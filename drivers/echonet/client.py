@@ -119,8 +119,9 @@ class EchonetClient:
             return
         future.set_result((addr[0], frame))
 
-    async def request(self, host: str, deoj: Eoj, esv: Esv, properties: list[Property], timeout_s: float,
-                      port: int = ECHONET_PORT) -> Frame:
+    async def request(
+        self, host: str, deoj: Eoj, esv: Esv, properties: list[Property], timeout_s: float, port: int = ECHONET_PORT
+    ) -> Frame:
         """Send one request and wait for the answer with its TID (one resend at half time)."""
         if self._transport is None:
             await self.open()
@@ -144,14 +145,18 @@ class EchonetClient:
             if not future.done():
                 future.cancel()
 
-    async def get(self, host: str, eoj: Eoj, epcs: list[int], timeout_s: float, port: int = ECHONET_PORT) -> dict[int, bytes]:
+    async def get(
+        self, host: str, eoj: Eoj, epcs: list[int], timeout_s: float, port: int = ECHONET_PORT
+    ) -> dict[int, bytes]:
         """The properties the node has; a property it lacks (Get_SNA, PDC 0) is left out."""
         answer = await self.request(host, eoj, Esv.GET, [Property(epc) for epc in epcs], timeout_s, port)
         if answer.esv not in (Esv.GET_RES, Esv.GET_SNA):
             raise EchonetError(f"{host}:{port} {eoj}", f"answered Get with ESV 0x{answer.esv:02X}")
         return {p.epc: p.edt for p in answer.properties if p.edt}
 
-    async def set(self, host: str, eoj: Eoj, values: dict[int, bytes], timeout_s: float, port: int = ECHONET_PORT) -> None:
+    async def set(
+        self, host: str, eoj: Eoj, values: dict[int, bytes], timeout_s: float, port: int = ECHONET_PORT
+    ) -> None:
         """SetC; returns only on a positive Set_Res for every property, raises otherwise."""
         where = f"{host}:{port} {eoj}"
         answer = await self.request(host, eoj, Esv.SETC, [Property(e, v) for e, v in values.items()], timeout_s, port)
@@ -165,8 +170,9 @@ class EchonetClient:
         if missing:
             raise EchonetError(where, f"Set_Res did not accept {', '.join(missing)}")
 
-    async def discover(self, targets: list[str] | None = None, timeout_s: float = 1.0,
-                       port: int = ECHONET_PORT) -> dict[str, list[Eoj]]:
+    async def discover(
+        self, targets: list[str] | None = None, timeout_s: float = 1.0, port: int = ECHONET_PORT
+    ) -> dict[str, list[Eoj]]:
         """``{node address: its device objects}``; ``targets`` None asks the multicast group."""
         if self._transport is None:
             await self.open()

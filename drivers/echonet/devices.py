@@ -42,7 +42,9 @@ class EchonetSettings(BaseModel):
     rated_power_kw: float | None = Field(None, gt=0, description="for the out-of-range check")
     invert_sign: bool = Field(False, description="a meter on a load: consumption counted positive")
     bidirectional: bool = True
-    vehicle_id_epc: int | None = Field(0xE6, ge=0x80, le=0xFF, description="V2H: EPC with the vehicle's id (ASCII); None: not read")
+    vehicle_id_epc: int | None = Field(
+        0xE6, ge=0x80, le=0xFF, description="V2H: EPC with the vehicle's id (ASCII); None: not read"
+    )
 
 
 class EchonetDevice(abc.ABC):
@@ -94,7 +96,9 @@ class EchonetDevice(abc.ABC):
 def _check_range(reading: Reading, rated_power_kw: float | None) -> Reading:
     if reading.quality is Quality.GOOD and rated_power_kw and reading.power_kw is not None:
         if abs(reading.power_kw) > rated_power_kw * OUT_OF_RANGE_MARGIN:
-            return reading.with_quality(Quality.OUT_OF_RANGE, f"power {reading.power_kw:.1f} kW beyond rating {rated_power_kw} kW")
+            return reading.with_quality(
+                Quality.OUT_OF_RANGE, f"power {reading.power_kw:.1f} kW beyond rating {rated_power_kw} kW"
+            )
     if reading.soc_fraction is not None and not 0.0 <= reading.soc_fraction <= 1.0:
         return reading.with_quality(Quality.OUT_OF_RANGE, f"state of charge {reading.soc_fraction:.3f} outside 0..1")
     return reading
@@ -138,7 +142,9 @@ class _StorageLike(EchonetDevice):
 
     async def write(self, setpoint_kw: float) -> Ack:
         if setpoint_kw > 0 and not self.bidirectional:
-            raise DeviceUnavailable(self.name, f"discharge of {setpoint_kw} kW refused: the unit is configured charge-only")
+            raise DeviceUnavailable(
+                self.name, f"discharge of {setpoint_kw} kW refused: the unit is configured charge-only"
+            )
         watts = int(round(abs(setpoint_kw) * 1000.0))
         if setpoint_kw > 0:
             values = {0xDA: bytes((MODE_DISCHARGING,)), 0xEC: to_unsigned(watts, 4)}
@@ -152,7 +158,9 @@ class _StorageLike(EchonetDevice):
         except EchonetError as error:
             raise DeviceUnavailable(self.name, f"set-point {setpoint_kw} kW not acknowledged: {error.reason}") from None
         except TimeoutError:
-            raise DeviceUnavailable(self.name, f"set-point {setpoint_kw} kW not acknowledged within {s.timeout_s} s") from None
+            raise DeviceUnavailable(
+                self.name, f"set-point {setpoint_kw} kW not acknowledged within {s.timeout_s} s"
+            ) from None
         return Ack(self.name, setpoint_kw, watts / 1000.0 * (1 if setpoint_kw >= 0 else -1))
 
 
@@ -197,7 +205,17 @@ class EchonetPv(EchonetDevice):
 
 
 # 0x0288 EPC 0xE1: unit of the cumulative energy counters, as a power of ten of kWh
-METER_UNITS = {0x00: 1.0, 0x01: 0.1, 0x02: 0.01, 0x03: 0.001, 0x04: 0.0001, 0x0A: 10.0, 0x0B: 100.0, 0x0C: 1000.0, 0x0D: 10000.0}
+METER_UNITS = {
+    0x00: 1.0,
+    0x01: 0.1,
+    0x02: 0.01,
+    0x03: 0.001,
+    0x04: 0.0001,
+    0x0A: 10.0,
+    0x0B: 100.0,
+    0x0C: 1000.0,
+    0x0D: 10000.0,
+}
 
 
 @register("echonet_meter")

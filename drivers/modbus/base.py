@@ -16,7 +16,6 @@ from drivers.modbus.connection import ModbusConnection, ModbusEndpoint
 log = logging.getLogger(__name__)
 
 
-
 class ModbusSettings(ModbusEndpoint):
     name: str = Field(description="device id used in readings, logs and errors")
     rated_power_kw: float | None = Field(None, gt=0, description="for the out-of-range check")
@@ -36,6 +35,7 @@ class ModbusDevice(abc.ABC):
         if s.get("tls"):
             return f"modbus+tls://{s['host']}:{s['port']}/{s.get('unit_id', 1)}"
         return f"modbus://{s['host']}:{s['port']}/{s.get('unit_id', 1)}"
+
     writable = False
 
     def __init__(self, settings: ModbusSettings):

@@ -64,7 +64,11 @@ class ModbusEndpoint(BaseModel):
 
     @property
     def where(self) -> str:
-        return f"{self.serial_port} (RTU {self.baudrate} {self.parity}{self.stopbits})" if self.transport == "rtu" else f"{self.host}:{self.port}"
+        return (
+            f"{self.serial_port} (RTU {self.baudrate} {self.parity}{self.stopbits})"
+            if self.transport == "rtu"
+            else f"{self.host}:{self.port}"
+        )
 
 
 class ModbusExceptionResponse(DeviceUnavailable):
@@ -112,15 +116,25 @@ class ModbusConnection:
         # reconnect_delay=0: reconnection is done here, on demand, within the caller's timeout.
         if ep.transport == "rtu":
             assert ep.serial_port is not None  # the settings refuse rtu without a serial_port
-            return AsyncModbusSerialClient(ep.serial_port, baudrate=ep.baudrate, parity=ep.parity, stopbits=ep.stopbits,
-                                           bytesize=8, timeout=ep.timeout_s, retries=0, reconnect_delay=0)
+            return AsyncModbusSerialClient(
+                ep.serial_port,
+                baudrate=ep.baudrate,
+                parity=ep.parity,
+                stopbits=ep.stopbits,
+                bytesize=8,
+                timeout=ep.timeout_s,
+                retries=0,
+                reconnect_delay=0,
+            )
         if ep.tls is None:
             return AsyncModbusTcpClient(ep.host, port=ep.port, timeout=ep.timeout_s, retries=0, reconnect_delay=0)
         try:
             context = client_context(ep.tls)
         except TlsError as error:
             raise DeviceUnavailable(self.device, str(error)) from None
-        return AsyncModbusTlsClient(ep.host, port=ep.port, sslctx=context, timeout=ep.timeout_s, retries=0, reconnect_delay=0)
+        return AsyncModbusTlsClient(
+            ep.host, port=ep.port, sslctx=context, timeout=ep.timeout_s, retries=0, reconnect_delay=0
+        )
 
     async def _request(self, function: str, address: int, call) -> Any:
         last_error = "no attempt"
@@ -137,7 +151,9 @@ class ModbusConnection:
                     await self.close()
                     continue
             if response.isError():
-                raise ModbusExceptionResponse(self.device, function, address, int(getattr(response, "exception_code", 0)))
+                raise ModbusExceptionResponse(
+                    self.device, function, address, int(getattr(response, "exception_code", 0))
+                )
             return response
         log.debug("%s: giving up after %d attempts: %s", self.device, self.endpoint.retries + 1, last_error)
         raise DeviceUnavailable(self.device, last_error)
@@ -167,10 +183,37 @@ class ModbusConnection:
 
 # --- encoding ------------------------------------------------------------------------------
 
-WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "acc32": 2, "float32": 2, "sunssf": 1, "enum16": 1, "bitfield16": 1,
-         "acc16": 1, "count": 1, "pad": 1, "enum32": 2, "bitfield32": 2, "int64": 4, "uint64": 4, "acc64": 4}
-NOT_IMPLEMENTED = {"int16": 0x8000, "sunssf": 0x8000, "uint16": 0xFFFF, "enum16": 0xFFFF, "int32": 0x80000000, "uint32": 0xFFFFFFFF,
-                   "enum32": 0xFFFFFFFF, "bitfield32": 0xFFFFFFFF, "int64": 0x8000000000000000, "uint64": 0xFFFFFFFFFFFFFFFF}
+WIDTH = {
+    "int16": 1,
+    "uint16": 1,
+    "int32": 2,
+    "uint32": 2,
+    "acc32": 2,
+    "float32": 2,
+    "sunssf": 1,
+    "enum16": 1,
+    "bitfield16": 1,
+    "acc16": 1,
+    "count": 1,
+    "pad": 1,
+    "enum32": 2,
+    "bitfield32": 2,
+    "int64": 4,
+    "uint64": 4,
+    "acc64": 4,
+}
+NOT_IMPLEMENTED = {
+    "int16": 0x8000,
+    "sunssf": 0x8000,
+    "uint16": 0xFFFF,
+    "enum16": 0xFFFF,
+    "int32": 0x80000000,
+    "uint32": 0xFFFFFFFF,
+    "enum32": 0xFFFFFFFF,
+    "bitfield32": 0xFFFFFFFF,
+    "int64": 0x8000000000000000,
+    "uint64": 0xFFFFFFFFFFFFFFFF,
+}
 
 
 def decode(words: list[int], kind: str, word_order: WordOrder = "big") -> float | None:

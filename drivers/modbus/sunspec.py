@@ -65,8 +65,14 @@ def _add_points(group: dict, prefix: str, offset: int, points: list[Point]) -> i
     for spec in group.get("points", []):
         size = int(spec.get("size", 1))
         sf = spec.get("sf")
-        sf_name = f"{prefix}{sf}" if isinstance(sf, str) and prefix and any(p.get("name") == sf for p in group["points"]) else sf
-        points.append(Point(f"{prefix}{spec['name']}", offset, spec["type"], sf_name if isinstance(sf_name, str) else None, size))
+        sf_name = (
+            f"{prefix}{sf}"
+            if isinstance(sf, str) and prefix and any(p.get("name") == sf for p in group["points"])
+            else sf
+        )
+        points.append(
+            Point(f"{prefix}{spec['name']}", offset, spec["type"], sf_name if isinstance(sf_name, str) else None, size)
+        )
         offset += size
     for child in group.get("groups", []):
         if isinstance(child.get("count"), str):
@@ -105,7 +111,7 @@ def decode_point(block: list[int], model: Model, name: str) -> float | str | Non
     sf = number_point(block, model, point.sf)
     if sf is None:
         return None
-    return raw * 10.0 ** sf
+    return raw * 10.0**sf
 
 
 def number_point(block: list[int], model: Model, name: str) -> float | None:
@@ -153,5 +159,7 @@ async def read_model(connection: ModbusConnection, address: int, model: Model) -
     if block[0] != model.id:
         raise DeviceUnavailable(connection.device, f"expected SunSpec model {model.id} at {address}, found {block[0]}")
     if block[1] < model.length:
-        raise DeviceUnavailable(connection.device, f"SunSpec model {model.id} at {address} is {block[1]} long, expected {model.length}")
+        raise DeviceUnavailable(
+            connection.device, f"SunSpec model {model.id} at {address} is {block[1]} long, expected {model.length}"
+        )
     return block

@@ -62,7 +62,9 @@ class _AcPower(SunSpecDevice):
     async def models(self) -> dict[int, int]:
         found = await super().models()
         if not any(m in found for m in (*sunspec.INVERTER_MODELS, 701)):
-            raise DeviceUnavailable(self.name, f"no inverter model (101, 102, 103 or 701) found (device has {sorted(found)})")
+            raise DeviceUnavailable(
+                self.name, f"no inverter model (101, 102, 103 or 701) found (device has {sorted(found)})"
+            )
         return found
 
     async def _ac(self) -> tuple[float | None, float | None]:

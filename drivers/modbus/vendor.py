@@ -84,6 +84,8 @@ class VendorMapDevice(ModbusDevice):
         try:
             words = encode(device_value / point.scale, point.type, self.settings.word_order)
         except ValueError as error:
-            raise DeviceUnavailable(self.name, f"set-point {setpoint_kw} kW: {error} (register {point.address})") from None
+            raise DeviceUnavailable(
+                self.name, f"set-point {setpoint_kw} kW: {error} (register {point.address})"
+            ) from None
         await self.connection.write_registers(point.address, words)
         return Ack(self.name, setpoint_kw, setpoint_kw)

@@ -37,7 +37,9 @@ class MqttDeviceSettings(BaseModel):
     stale_after_s: float = Field(30.0, gt=0, description="telemetry older than this (receive time) is stale")
     resend_interval_s: float = Field(0.5, gt=0)
     bidirectional: bool = False
-    rated_power_kw: float | None = Field(None, gt=0, description="power and set-point beyond this (with a margin) are out-of-range")
+    rated_power_kw: float | None = Field(
+        None, gt=0, description="power and set-point beyond this (with a margin) are out-of-range"
+    )
 
 
 class MqttDevice:
@@ -100,7 +102,9 @@ class MqttDevice:
         if availability == OFFLINE:
             return Reading.missing(self.name, f"offline ({self.prefix}/availability)")
         if telemetry is None:
-            return Reading.missing(self.name, f"no telemetry on {self.prefix}/telemetry within {self.settings.timeout_s} s")
+            return Reading.missing(
+                self.name, f"no telemetry on {self.prefix}/telemetry within {self.settings.timeout_s} s"
+            )
         reading = check_reading(self._reading(telemetry), self.settings.rated_power_kw)
         if reading.quality is Quality.OUT_OF_RANGE:
             log.warning("%s: reading on %s/telemetry out of range: %s", self.name, self.prefix, reading.error)
@@ -176,4 +180,6 @@ class MqttCharger(MqttDevice):
                 self.link.publish(topic, body)
                 sent_on_connection, sent_at = self.link.connections, now
             await asyncio.sleep(POLL_S)
-        raise DeviceUnavailable(self.name, f"no acknowledgement on {self.prefix}/ack within {self.settings.timeout_s} s")
+        raise DeviceUnavailable(
+            self.name, f"no acknowledgement on {self.prefix}/ack within {self.settings.timeout_s} s"
+        )

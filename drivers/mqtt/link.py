@@ -40,7 +40,9 @@ class BrokerSettings(BaseModel):
     password: SecretStr | None = None  # SecretStr: never printed by repr or logs
     reconnect_min_s: float = Field(0.2, gt=0)
     reconnect_max_s: float = Field(5.0, gt=0)
-    clean_session: bool = Field(True, description="False: the broker keeps subscriptions and queued QoS 1 messages while away")
+    clean_session: bool = Field(
+        True, description="False: the broker keeps subscriptions and queued QoS 1 messages while away"
+    )
 
 
 class Will(BaseModel):
@@ -63,7 +65,9 @@ class MqttLink:
         protocol = mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311
         # MQTT 5 has clean_start at connect instead; a persistent session is 3.1.1's clean_session False
         clean_session = settings.clean_session if protocol == mqtt.MQTTv311 else None
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=protocol, clean_session=clean_session)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=protocol, clean_session=clean_session
+        )
         if settings.username:
             password = settings.password.get_secret_value() if settings.password else None
             client.username_pw_set(settings.username, password)
@@ -130,7 +134,13 @@ class MqttLink:
         self.connections += 1
         self.last_error = None
         self.connected.set()
-        log.info("%s: connected to %s:%d (connection %d)", self.name, self.settings.host, self.settings.port, self.connections)
+        log.info(
+            "%s: connected to %s:%d (connection %d)",
+            self.name,
+            self.settings.host,
+            self.settings.port,
+            self.connections,
+        )
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()

@@ -48,7 +48,11 @@ class AlreadyRunning(RuntimeError):
 
     def __init__(self, client_id: str, broker: BrokerSettings, holder: PresenceRecord | None):
         self.client_id = client_id
-        who = f"{holder.role} (pid {holder.pid} on {holder.host}, since {holder.since.isoformat(timespec='seconds')})" if holder else "another process"
+        who = (
+            f"{holder.role} (pid {holder.pid} on {holder.host}, since {holder.since.isoformat(timespec='seconds')})"
+            if holder
+            else "another process"
+        )
         super().__init__(
             f"{who} is already connected to {broker.host}:{broker.port} as {client_id!r}; "
             f"a second one would take its MQTT session over: stop it first"
@@ -96,13 +100,24 @@ def check_absent(settings: BrokerSettings, timeout_s: float = 3.0) -> bool:
     link.start()
     try:
         if not link.wait_connected(timeout_s):
-            log.warning("%s: broker %s:%d not reachable (%s): could not check whether another process holds this client id",
-                        settings.client_id, settings.host, settings.port, link.last_error or "no answer")
+            log.warning(
+                "%s: broker %s:%d not reachable (%s): could not check whether another process holds this client id",
+                settings.client_id,
+                settings.host,
+                settings.port,
+                link.last_error or "no answer",
+            )
             return False
         link.publish(echo_topic, "echo")
         if not echoed.wait(timeout_s):
-            log.warning("%s: no echo on %s within %.1f s (does the broker's ACL allow 'pattern write %s/%%c'?): "
-                        "could not check whether another process holds this client id", settings.client_id, echo_topic, timeout_s, PRESENCE_ROOT)
+            log.warning(
+                "%s: no echo on %s within %.1f s (does the broker's ACL allow 'pattern write %s/%%c'?): "
+                "could not check whether another process holds this client id",
+                settings.client_id,
+                echo_topic,
+                timeout_s,
+                PRESENCE_ROOT,
+            )
             return False
     finally:
         link.stop()

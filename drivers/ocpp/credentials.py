@@ -21,8 +21,12 @@ def read_passwords(path: str | Path) -> dict[str, str]:
             continue
         charge_point_id, sep, password = line.partition(":")
         if not sep or not charge_point_id or not password:
-            raise CredentialsError(f"OCPP credentials file {str(path)!r} line {number}: expected 'charge_point_id:password'")
+            raise CredentialsError(
+                f"OCPP credentials file {str(path)!r} line {number}: expected 'charge_point_id:password'"
+            )
         if charge_point_id in passwords:
-            raise CredentialsError(f"OCPP credentials file {str(path)!r} line {number}: {charge_point_id!r} given twice")
+            raise CredentialsError(
+                f"OCPP credentials file {str(path)!r} line {number}: {charge_point_id!r} given twice"
+            )
         passwords[charge_point_id] = password
     return passwords

@@ -107,8 +107,14 @@ class CentralSystem:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(self.config.cert_file, self.config.key_file)
         self._server = await serve(
-            self._handle, self.config.host, self.config.port, subprotocols=[Subprotocol(p) for p in SUBPROTOCOLS],
-            process_request=self._check_request, ssl=context, ping_interval=20, ping_timeout=20,
+            self._handle,
+            self.config.host,
+            self.config.port,
+            subprotocols=[Subprotocol(p) for p in SUBPROTOCOLS],
+            process_request=self._check_request,
+            ssl=context,
+            ping_interval=20,
+            ping_timeout=20,
         )
 
     @property
@@ -125,8 +131,11 @@ class CentralSystem:
 
     def silent(self) -> list[str]:
         """Expected charge points that are not connected or have reported nothing yet."""
-        return sorted(cp for cp, s in self.sessions.items()
-                      if not s.connected or not all(s.connector(n).reported for n in self.connectors.get(cp, {})))
+        return sorted(
+            cp
+            for cp, s in self.sessions.items()
+            if not s.connected or not all(s.connector(n).reported for n in self.connectors.get(cp, {}))
+        )
 
     async def wait_reported(self, timeout_s: float) -> bool:
         """Wait until every expected charge point is connected and has reported; False on timeout."""
@@ -147,7 +156,12 @@ class CentralSystem:
             return None
         user, password = _basic_auth(request.headers.get("Authorization"))
         expected = self.config.passwords.get(charge_point_id)
-        if user != charge_point_id or expected is None or password is None or not hmac.compare_digest(password, expected):
+        if (
+            user != charge_point_id
+            or expected is None
+            or password is None
+            or not hmac.compare_digest(password, expected)
+        ):
             response = self._refuse(connection, HTTPStatus.UNAUTHORIZED, charge_point_id, "wrong or missing password")
             response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
             return response
@@ -201,9 +215,16 @@ class CentralSystem:
                 session.connector(number).setpoint_kw = None
                 try:
                     await self._clear(handler, session.version, number)
-                    await self._send_profile(handler, session, connector, min(0.0, connector.failsafe_kw), failsafe=True)
+                    await self._send_profile(
+                        handler, session, connector, min(0.0, connector.failsafe_kw), failsafe=True
+                    )
                 except (TimeoutError, SetpointFailed, websockets.ConnectionClosed) as error:
-                    log.warning("OCPP: %s connector %d: failsafe profile not installed: %s", session.charge_point_id, number, error)
+                    log.warning(
+                        "OCPP: %s connector %d: failsafe profile not installed: %s",
+                        session.charge_point_id,
+                        number,
+                        error,
+                    )
         finally:
             session.ready.set()
 
@@ -226,23 +247,32 @@ class CentralSystem:
         session.connector(connector).setpoint_kw = setpoint_kw
         return setpoint_kw
 
-    async def _discharge(self, handler, session: ChargePointSession, config: ConnectorConfig, setpoint_kw: float) -> None:
+    async def _discharge(
+        self, handler, session: ChargePointSession, config: ConnectorConfig, setpoint_kw: float
+    ) -> None:
         if session.version == "ocpp2.1":
             await self._send_profile(handler, session, config, setpoint_kw, failsafe=False)
         elif session.version == "ocpp1.6" and config.vendor_discharge:
             await self._vendor_discharge(handler, session.charge_point_id, config.connector, setpoint_kw)
         else:
-            why = ("OCPP 1.6 has no discharge set-point; enable the charger's vendor extension (v2x = 'vendor')"
-                   if session.version == "ocpp1.6" else "OCPP 2.0.1 has no discharge set-point (V2X needs OCPP 2.1)")
+            why = (
+                "OCPP 1.6 has no discharge set-point; enable the charger's vendor extension (v2x = 'vendor')"
+                if session.version == "ocpp1.6"
+                else "OCPP 2.0.1 has no discharge set-point (V2X needs OCPP 2.1)"
+            )
             raise SetpointFailed(session.charge_point_id, f"discharge of {setpoint_kw} kW refused: {why}")
 
     async def _vendor_discharge(self, handler, charge_point_id: str, connector: int, setpoint_kw: float) -> None:
         data = json.dumps({"connectorId": connector, "dischargeLimitW": round(setpoint_kw * 1000.0)})
         answer = await handler.call(call16.DataTransfer(vendor_id=VENDOR_ID, message_id="SetDischargeLimit", data=data))
         if answer is None or answer.status != "Accepted":
-            raise SetpointFailed(charge_point_id, f"vendor discharge limit not accepted ({getattr(answer, 'status', 'error')})")
+            raise SetpointFailed(
+                charge_point_id, f"vendor discharge limit not accepted ({getattr(answer, 'status', 'error')})"
+            )
 
-    async def _send_profile(self, handler, session: ChargePointSession, config: ConnectorConfig, setpoint_kw: float, failsafe: bool) -> None:
+    async def _send_profile(
+        self, handler, session: ChargePointSession, config: ConnectorConfig, setpoint_kw: float, failsafe: bool
+    ) -> None:
         state = session.connector(config.connector)
         transaction = None if failsafe else state.transaction_id
         purpose = "TxProfile" if transaction is not None else "TxDefaultProfile"
@@ -252,10 +282,23 @@ class CentralSystem:
         limit = watts if config.rate_unit == "W" else watts / (config.phases * config.voltage_v)
         period: dict = {"start_period": 0, "limit": round(max(0.0, limit), 1), "number_phases": config.phases}
         if session.version == "ocpp2.1" and setpoint_kw > 0:
-            discharge = setpoint_kw * 1000.0 if config.rate_unit == "W" else setpoint_kw * 1000.0 / (config.phases * config.voltage_v)
-            period.update(operation_mode="CentralSetpoint", setpoint=-round(discharge, 1), discharge_limit=-round(discharge, 1), limit=0.0)
+            discharge = (
+                setpoint_kw * 1000.0
+                if config.rate_unit == "W"
+                else setpoint_kw * 1000.0 / (config.phases * config.voltage_v)
+            )
+            period.update(
+                operation_mode="CentralSetpoint",
+                setpoint=-round(discharge, 1),
+                discharge_limit=-round(discharge, 1),
+                limit=0.0,
+            )
         schedule: dict[str, Any] = {"charging_rate_unit": config.rate_unit, "charging_schedule_period": [period]}
-        profile: dict[str, Any] = {"stack_level": level, "charging_profile_purpose": purpose, "charging_profile_kind": "Relative"}
+        profile: dict[str, Any] = {
+            "stack_level": level,
+            "charging_profile_purpose": purpose,
+            "charging_profile_kind": "Relative",
+        }
         if session.version == "ocpp1.6":
             profile.update(charging_profile_id=profile_id, charging_schedule=schedule)
             if transaction is not None:
@@ -269,16 +312,24 @@ class CentralSystem:
             request = handler._call.SetChargingProfile(evse_id=config.connector, charging_profile=profile)
         answer = await handler.call(request)
         if answer is None or answer.status != "Accepted":
-            raise SetpointFailed(session.charge_point_id, f"SetChargingProfile {purpose} {limit:.1f} {config.rate_unit} not accepted "
-                                 f"({getattr(answer, 'status', 'CallError')})")
+            raise SetpointFailed(
+                session.charge_point_id,
+                f"SetChargingProfile {purpose} {limit:.1f} {config.rate_unit} not accepted "
+                f"({getattr(answer, 'status', 'CallError')})",
+            )
 
     async def _clear(self, handler, version: str, connector: int) -> None:
         if version == "ocpp1.6":
-            await handler.call(call16.ClearChargingProfile(connector_id=connector, charging_profile_purpose="TxProfile"))
+            await handler.call(
+                call16.ClearChargingProfile(connector_id=connector, charging_profile_purpose="TxProfile")
+            )
             await handler.call(call16.ClearChargingProfile(id=SETPOINT_PROFILE_ID))
         else:
-            await handler.call(handler._call.ClearChargingProfile(
-                charging_profile_criteria={"evse_id": connector, "charging_profile_purpose": "TxProfile"}))
+            await handler.call(
+                handler._call.ClearChargingProfile(
+                    charging_profile_criteria={"evse_id": connector, "charging_profile_purpose": "TxProfile"}
+                )
+            )
             await handler.call(handler._call.ClearChargingProfile(charging_profile_id=SETPOINT_PROFILE_ID))
 
 

@@ -33,7 +33,9 @@ class OcppSettings(BaseModel):
     phases: Literal[1, 3] = 3
     voltage_v: float = Field(200.0, gt=0)
     failsafe_kw: float = 0.0
-    v2x: Literal["none", "vendor"] = Field("none", description="1.6: 'vendor' speaks the DataTransfer discharge extension")
+    v2x: Literal["none", "vendor"] = Field(
+        "none", description="1.6: 'vendor' speaks the DataTransfer discharge extension"
+    )
     timeout_s: float = Field(5.0, gt=0)
     stale_after_s: float = Field(120.0, gt=0)
     rated_power_kw: float | None = Field(None, gt=0, description="a reading beyond 120 % of it is out of range")
@@ -55,10 +57,17 @@ class OcppCharger:
         self.name = settings.name
         self.csms = csms
         self.bidirectional = settings.bidirectional
-        csms.expect(settings.charge_point_id, ConnectorConfig(
-            settings.connector, settings.rate_unit, settings.phases, settings.voltage_v,
-            settings.failsafe_kw, settings.v2x == "vendor",
-        ))
+        csms.expect(
+            settings.charge_point_id,
+            ConnectorConfig(
+                settings.connector,
+                settings.rate_unit,
+                settings.phases,
+                settings.voltage_v,
+                settings.failsafe_kw,
+                settings.v2x == "vendor",
+            ),
+        )
 
     async def connect(self) -> None:
         await self.csms.start()
@@ -73,10 +82,14 @@ class OcppCharger:
             return Reading.missing(self.name, f"charge point {s.charge_point_id!r} not connected to the central system")
         state = session.connectors.get(s.connector)
         if state is None or not state.reported:
-            return Reading.missing(self.name, f"charge point {s.charge_point_id!r} connector {s.connector} has reported nothing yet")
+            return Reading.missing(
+                self.name, f"charge point {s.charge_point_id!r} connector {s.connector} has reported nothing yet"
+            )
         plugged = state.plugged
         reading = Reading(
-            device=self.name, time=utc_now(), quality=Quality.GOOD,
+            device=self.name,
+            time=utc_now(),
+            quality=Quality.GOOD,
             power_kw=None if state.import_w is None else -state.import_w / 1000.0,
             energy_kwh=state.energy_import_kwh,
             soc_fraction=None if state.soc_percent is None or not plugged else state.soc_percent / 100.0,
@@ -84,10 +97,18 @@ class OcppCharger:
             vehicle_id=s.id_tags.get(state.id_tag, state.id_tag) if plugged and state.id_tag else None,
             setpoint_kw=state.setpoint_kw,
         )
-        if s.rated_power_kw and reading.power_kw is not None and abs(reading.power_kw) > s.rated_power_kw * OUT_OF_RANGE_MARGIN:
-            return reading.with_quality(Quality.OUT_OF_RANGE, f"power {reading.power_kw:.1f} kW beyond rating {s.rated_power_kw} kW")
+        if (
+            s.rated_power_kw
+            and reading.power_kw is not None
+            and abs(reading.power_kw) > s.rated_power_kw * OUT_OF_RANGE_MARGIN
+        ):
+            return reading.with_quality(
+                Quality.OUT_OF_RANGE, f"power {reading.power_kw:.1f} kW beyond rating {s.rated_power_kw} kW"
+            )
         if state.meter_at and time.monotonic() - state.meter_at > s.stale_after_s:
-            return reading.with_quality(Quality.STALE, f"last MeterValues {time.monotonic() - state.meter_at:.0f} s ago")
+            return reading.with_quality(
+                Quality.STALE, f"last MeterValues {time.monotonic() - state.meter_at:.0f} s ago"
+            )
         return reading
 
     async def write(self, setpoint_kw: float) -> Ack:
@@ -95,9 +116,13 @@ class OcppCharger:
         if setpoint_kw > 0 and not s.bidirectional:
             raise DeviceUnavailable(self.name, f"discharge of {setpoint_kw} kW refused: charger is not bidirectional")
         try:
-            applied = await asyncio.wait_for(self.csms.set_power(s.charge_point_id, s.connector, setpoint_kw), s.timeout_s)
+            applied = await asyncio.wait_for(
+                self.csms.set_power(s.charge_point_id, s.connector, setpoint_kw), s.timeout_s
+            )
         except SetpointFailed as error:
             raise DeviceUnavailable(self.name, error.reason) from None
         except TimeoutError:
-            raise DeviceUnavailable(self.name, f"set-point {setpoint_kw} kW not answered within {s.timeout_s} s") from None
+            raise DeviceUnavailable(
+                self.name, f"set-point {setpoint_kw} kW not answered within {s.timeout_s} s"
+            ) from None
         return Ack(self.name, setpoint_kw, applied)

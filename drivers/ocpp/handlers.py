@@ -143,8 +143,15 @@ class Csms2x(CsmsSide):
         return self._call_result.Authorize(id_token_info={"status": self._tag_status(id_token.get("id_token"))})
 
     @on("TransactionEvent")
-    def on_transaction_event(self, event_type: str, transaction_info: dict, evse: dict | None = None,
-                             id_token: dict | None = None, meter_value: list | None = None, **_):
+    def on_transaction_event(
+        self,
+        event_type: str,
+        transaction_info: dict,
+        evse: dict | None = None,
+        id_token: dict | None = None,
+        meter_value: list | None = None,
+        **_,
+    ):
         self.session.seen()
         transaction_id = transaction_info.get("transaction_id")
         found = self.session.transaction(transaction_id)
@@ -178,4 +185,8 @@ class Csms21(Csms2x, ChargePoint21):
     pass
 
 
-HANDLERS: dict[str, type[Csms16] | type[Csms201] | type[Csms21]] = {"ocpp1.6": Csms16, "ocpp2.0.1": Csms201, "ocpp2.1": Csms21}
+HANDLERS: dict[str, type[Csms16] | type[Csms201] | type[Csms21]] = {
+    "ocpp1.6": Csms16,
+    "ocpp2.0.1": Csms201,
+    "ocpp2.1": Csms21,
+}

@@ -31,7 +31,12 @@ class ConnectorState:
     @property
     def reported(self) -> bool:
         """The charge point has said something about this connector since it connected."""
-        return self.status is not None or self.meter_at > 0 or self.transaction_id is not None or self.soc_percent is not None
+        return (
+            self.status is not None
+            or self.meter_at > 0
+            or self.transaction_id is not None
+            or self.soc_percent is not None
+        )
 
     @property
     def plugged(self) -> bool | None:

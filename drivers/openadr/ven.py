@@ -87,22 +87,45 @@ class Ven:
     """One VEN. ``on_event`` decides the opt; ``telemetry`` gives, per resource id, a function
     returning its current real power [kW] (positive: drawn from the grid)."""
 
-    def __init__(self, ven_name: str, vtn_url: str, on_event: EventHandler,
-                 telemetry: dict[str, Callable[[], float | None]] | None = None, sampling_s: float = 60.0,
-                 cert_file: str | None = None, key_file: str | None = None, vtn_fingerprint: str | None = None,
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)):
+    def __init__(
+        self,
+        ven_name: str,
+        vtn_url: str,
+        on_event: EventHandler,
+        telemetry: dict[str, Callable[[], float | None]] | None = None,
+        sampling_s: float = 60.0,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+        vtn_fingerprint: str | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ):
         from openleadr import OpenADRClient
 
         signed = cert_file is not None and key_file is not None
-        self.client = OpenADRClient(ven_name=ven_name, vtn_url=vtn_url, cert=cert_file, key=key_file,
-                                    vtn_fingerprint=vtn_fingerprint, disable_signature=not signed, show_fingerprint=False)
+        self.client = OpenADRClient(
+            ven_name=ven_name,
+            vtn_url=vtn_url,
+            cert=cert_file,
+            key=key_file,
+            vtn_fingerprint=vtn_fingerprint,
+            disable_signature=not signed,
+            show_fingerprint=False,
+        )
         self.client.add_handler("on_event", self._on_event)
         self.client.add_handler("on_update_event", self._on_event)
         self.on_event, self.clock = on_event, clock
         for resource_id, read in sorted((telemetry or {}).items()):
-            self.client.add_report(callback=self._reader(read), resource_id=resource_id, measurement="POWER_REAL",
-                                   unit="W", scale="k", sampling_rate=dt.timedelta(seconds=sampling_s), report_duration=dt.timedelta(hours=1),
-                                   report_specifier_id=f"telemetry-{resource_id}", r_id=f"{resource_id}-power")
+            self.client.add_report(
+                callback=self._reader(read),
+                resource_id=resource_id,
+                measurement="POWER_REAL",
+                unit="W",
+                scale="k",
+                sampling_rate=dt.timedelta(seconds=sampling_s),
+                report_duration=dt.timedelta(hours=1),
+                report_specifier_id=f"telemetry-{resource_id}",
+                r_id=f"{resource_id}-power",
+            )
         self.responses: dict[str, str] = {}
 
     @staticmethod
@@ -110,6 +133,7 @@ class Ven:
         def value() -> float:
             power = read()
             return float("nan") if power is None else float(power)
+
         return value
 
     async def _on_event(self, event: dict) -> str:
@@ -130,7 +154,9 @@ class Ven:
         try:
             await asyncio.wait_for(self.client.run(), timeout_s)
         except (TimeoutError, OSError) as error:
-            raise VenError(f"VTN {self.client.vtn_url}: no registration ({error.__class__.__name__}: {error})") from None
+            raise VenError(
+                f"VTN {self.client.vtn_url}: no registration ({error.__class__.__name__}: {error})"
+            ) from None
         finally:
             library_log.setLevel(level)
         if not self.client.registration_id:

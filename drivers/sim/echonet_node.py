@@ -77,7 +77,9 @@ class V2hObject:
 
     def apply(self) -> None:
         """After a write: the mode and power settings become the charger's set-point."""
-        setpoint_kw = {MODE_CHARGING: -self.charge_w / 1000.0, MODE_DISCHARGING: self.discharge_w / 1000.0}.get(self.mode, 0.0)
+        setpoint_kw = {MODE_CHARGING: -self.charge_w / 1000.0, MODE_DISCHARGING: self.discharge_w / 1000.0}.get(
+            self.mode, 0.0
+        )
         with self.lock:
             self.charger.apply_setpoint(setpoint_kw)
         self.writes_applied += 1
@@ -113,7 +115,9 @@ class EchonetNode:
         to_profile = (request.deoj.group, request.deoj.cls) == (0x0E, 0xF0)
         if to_profile:
             source = self._profile_get
-        elif request.deoj == self.device.eoj or (request.deoj.class_code == self.device.eoj.class_code and request.deoj.instance == 0):
+        elif request.deoj == self.device.eoj or (
+            request.deoj.class_code == self.device.eoj.class_code and request.deoj.instance == 0
+        ):
             source = self.device.get
         else:
             return None  # not addressed to an object of this node: the spec says stay silent
@@ -133,7 +137,11 @@ class EchonetNode:
             results = [self.device.set(p.epc, p.edt) for p in request.properties]
             if all(results):
                 self.device.apply()
-                return reply(Esv.SET_RES, [Property(p.epc) for p in request.properties]) if request.esv == Esv.SETC else None
+                return (
+                    reply(Esv.SET_RES, [Property(p.epc) for p in request.properties])
+                    if request.esv == Esv.SETC
+                    else None
+                )
             props = [Property(p.epc, b"" if ok else p.edt) for p, ok in zip(request.properties, results)]
             return reply(Esv.SETC_SNA if request.esv == Esv.SETC else Esv.SETI_SNA, props)
         return None
@@ -149,7 +157,9 @@ class EchonetNode:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._transport, _ = await loop.create_datagram_endpoint(lambda: _NodeProtocol(self), sock=self._socket((self.host, self.port)))
+        self._transport, _ = await loop.create_datagram_endpoint(
+            lambda: _NodeProtocol(self), sock=self._socket((self.host, self.port))
+        )
         if self.join_group:
             # A second socket bound to the group receives multicast; answers go out unicast.
             sock = self._socket((MULTICAST_GROUP, self.port))
@@ -157,7 +167,9 @@ class EchonetNode:
                 join_multicast(sock, self.host, MULTICAST_GROUP)
             except OSError as error:
                 sock.close()
-                log.warning("ECHONET node %s: cannot join %s (%s); it answers unicast only", self.host, MULTICAST_GROUP, error)
+                log.warning(
+                    "ECHONET node %s: cannot join %s (%s); it answers unicast only", self.host, MULTICAST_GROUP, error
+                )
                 return
             self._group_transport, _ = await loop.create_datagram_endpoint(lambda: _NodeProtocol(self), sock=sock)
 

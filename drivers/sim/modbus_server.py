@@ -127,7 +127,9 @@ class ModbusDeviceServer:
     certificate signed by ``tls.ca_file`` or the handshake fails (drivers/modbus/security.py).
     """
 
-    def __init__(self, name: str, store: RegisterStore, host: str = "127.0.0.1", port: int = 0, tls: ServerTls | None = None):
+    def __init__(
+        self, name: str, store: RegisterStore, host: str = "127.0.0.1", port: int = 0, tls: ServerTls | None = None
+    ):
         self.name = name
         self.store = store
         self.host = host
@@ -154,7 +156,13 @@ class ModbusDeviceServer:
             self._task = None
             raise OSError(f"{self.name}: cannot listen on {self.host}:{self.port} ({error})")
         self._server = server
-        log.info("%s: Modbus %s on %s:%d", self.name, "TCP" if self.tls is None else "TCP Security (TLS)", self.host, self.port)
+        log.info(
+            "%s: Modbus %s on %s:%d",
+            self.name,
+            "TCP" if self.tls is None else "TCP Security (TLS)",
+            self.host,
+            self.port,
+        )
 
     async def stop(self) -> None:
         if self._server is not None:

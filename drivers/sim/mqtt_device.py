@@ -24,7 +24,9 @@ REMEMBERED_COMMANDS = 64
 
 
 class SimMqttDevice(abc.ABC):
-    def __init__(self, name: str, prefix: str, broker: BrokerSettings, clock: Callable[[], dt.datetime], lock: threading.Lock):
+    def __init__(
+        self, name: str, prefix: str, broker: BrokerSettings, clock: Callable[[], dt.datetime], lock: threading.Lock
+    ):
         self.name = name
         self.prefix = prefix.rstrip("/")
         self.clock = clock
@@ -62,8 +64,14 @@ class SimMqttVehicle(SimMqttDevice):
     def telemetry(self) -> Telemetry:
         v = self.vehicle
         lat, lon = v.position if v.position is not None else (None, None)
-        return Telemetry(time=self.clock(), soc=round(v.soc_fraction, 4), plugged=v.charger_id is not None, charger_id=v.charger_id,
-                         lat=lat, lon=lon)
+        return Telemetry(
+            time=self.clock(),
+            soc=round(v.soc_fraction, 4),
+            plugged=v.charger_id is not None,
+            charger_id=v.charger_id,
+            lat=lat,
+            lon=lon,
+        )
 
 
 class SimMqttCharger(SimMqttDevice):

@@ -57,8 +57,16 @@ class _Wire(ChargePoint):
 
 
 class SimOcppChargePoint:
-    def __init__(self, charger: SimCharger, url: str, lock: threading.Lock, password: str | None = None,
-                 ssl_context: ssl.SSLContext | None = None, retry_s: float = 1.0, voltage_v: float = 200.0):
+    def __init__(
+        self,
+        charger: SimCharger,
+        url: str,
+        lock: threading.Lock,
+        password: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        retry_s: float = 1.0,
+        voltage_v: float = 200.0,
+    ):
         self.charger = charger
         self.name = charger.name
         self.url = url
@@ -81,7 +89,9 @@ class SimOcppChargePoint:
         purpose = profile.get("charging_profile_purpose")
         if purpose not in ("TxProfile", "TxDefaultProfile"):
             return "Rejected"
-        if purpose == "TxProfile" and (self.transaction_id is None or profile.get("transaction_id") not in (None, self.transaction_id)):
+        if purpose == "TxProfile" and (
+            self.transaction_id is None or profile.get("transaction_id") not in (None, self.transaction_id)
+        ):
             return "Rejected"  # 1.6: a TxProfile needs the running transaction
         self.profiles[(purpose, int(profile.get("stack_level", 0)))] = profile
         self._apply()
@@ -117,7 +127,10 @@ class SimOcppChargePoint:
 
     def charge_limit_kw(self) -> float:
         tx = [p for (purpose, _), p in self.profiles.items() if purpose == "TxProfile"]
-        defaults = sorted(((level, p) for (purpose, level), p in self.profiles.items() if purpose == "TxDefaultProfile"), key=lambda x: x[0])
+        defaults = sorted(
+            ((level, p) for (purpose, level), p in self.profiles.items() if purpose == "TxDefaultProfile"),
+            key=lambda x: x[0],
+        )
         profile = tx[0] if tx else (defaults[-1][1] if defaults else None)
         if profile is None:
             return self.charger.charge_power_kw
@@ -141,7 +154,11 @@ class SimOcppChargePoint:
             samples = [
                 {"value": f"{max(0.0, -c.power_kw) * 1000:.1f}", "measurand": "Power.Active.Import", "unit": "W"},
                 {"value": f"{max(0.0, c.power_kw) * 1000:.1f}", "measurand": "Power.Active.Export", "unit": "W"},
-                {"value": f"{c.energy.export_kwh * 1000:.0f}", "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+                {
+                    "value": f"{c.energy.export_kwh * 1000:.0f}",
+                    "measurand": "Energy.Active.Import.Register",
+                    "unit": "Wh",
+                },
             ]
             if v is not None:
                 samples.append({"value": f"{v.soc_fraction * 100:.1f}", "measurand": "SoC", "unit": "Percent"})
@@ -154,7 +171,9 @@ class SimOcppChargePoint:
         if vehicle == self.session_vehicle:
             return
         if self.transaction_id is not None:
-            await wire.call(call.StopTransaction(meter_stop=meter_wh, timestamp=_now(), transaction_id=self.transaction_id))
+            await wire.call(
+                call.StopTransaction(meter_stop=meter_wh, timestamp=_now(), transaction_id=self.transaction_id)
+            )
             self.transaction_id = None
             self.profiles = {k: p for k, p in self.profiles.items() if k[0] != "TxProfile"}
             self.discharge_w = 0.0
@@ -164,7 +183,9 @@ class SimOcppChargePoint:
             self._apply()
             return
         await wire.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Preparing"))
-        answer = await wire.call(call.StartTransaction(connector_id=1, id_tag=vehicle, meter_start=meter_wh, timestamp=_now()))
+        answer = await wire.call(
+            call.StartTransaction(connector_id=1, id_tag=vehicle, meter_start=meter_wh, timestamp=_now())
+        )
         if answer is not None and answer.id_tag_info.get("status") == "Accepted":
             self.transaction_id = answer.transaction_id
             await wire.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Charging"))
@@ -177,7 +198,9 @@ class SimOcppChargePoint:
             return
         try:
             await self._follow_vehicle(wire)
-            await wire.call(call.MeterValues(connector_id=1, meter_value=[self.meter_value()], transaction_id=self.transaction_id))
+            await wire.call(
+                call.MeterValues(connector_id=1, meter_value=[self.meter_value()], transaction_id=self.transaction_id)
+            )
         except (TimeoutError, websockets.ConnectionClosed) as error:
             log.debug("%s: publish failed: %r", self.name, error)
 
@@ -190,8 +213,13 @@ class SimOcppChargePoint:
             headers["Authorization"] = f"Basic {token}"
         while not stop.is_set():
             try:
-                async with websockets.connect(f"{self.url}/{self.name}", subprotocols=[Subprotocol("ocpp1.6")], additional_headers=headers,
-                                              ssl=self.ssl_context, open_timeout=5) as ws:
+                async with websockets.connect(
+                    f"{self.url}/{self.name}",
+                    subprotocols=[Subprotocol("ocpp1.6")],
+                    additional_headers=headers,
+                    ssl=self.ssl_context,
+                    open_timeout=5,
+                ) as ws:
                     await self._session(ws, stop)
             except (TimeoutError, OSError, websockets.WebSocketException) as error:
                 log.debug("%s: central system not reachable: %r", self.name, error)

@@ -87,7 +87,9 @@ def hours_up_bound(problem: BcpProblem, shelter_ids: list[str]) -> float:
                 from_fleet_kwh += rest / s.v2h_efficiency
                 plugged += rest / (s.v2h_discharge_kw * dt_h)
             if s.id in fed_ids and vehicles:
-                to_fleet_kwh += min(surplus_kwh - stored / eta_in[s.id], s.v2h_points * s.v2h_charge_kw * dt_h) * s.v2h_efficiency
+                to_fleet_kwh += (
+                    min(surplus_kwh - stored / eta_in[s.id], s.v2h_points * s.v2h_charge_kw * dt_h) * s.v2h_efficiency
+                )
         free = max(0.0, len(vehicles) - plugged)  # vehicles not needed at a shelter in this step may charge
         recharge_kwh = 0.0
         for site in problem.charging_sites:
@@ -108,4 +110,8 @@ def upper_bound_hours(problem: BcpProblem) -> dict[str, float]:
 
 def joint_upper_bound_hours(problem: BcpProblem) -> float:
     """Hours all shelters that lose the grid can stay up together (they share the fleet)."""
-    return hours_up_bound(problem, [s.id for s in problem.shelters]) if problem.shelters else problem.steps * problem.step_h
+    return (
+        hours_up_bound(problem, [s.id for s in problem.shelters])
+        if problem.shelters
+        else problem.steps * problem.step_h
+    )

@@ -10,8 +10,15 @@ import pyomo.environ as pyo
 from ems.bcp.problem import BcpProblem
 
 # Terms of the objective (maximised), each in kWh-equivalent; see docs/bcp.md.
-OBJECTIVE_TERMS = ("served_weighted_kwh", "earliness_value", "vehicle_call_cost", "drive_cost", "dwell_cost",
-                   "service_value", "terminal_value")
+OBJECTIVE_TERMS = (
+    "served_weighted_kwh",
+    "earliness_value",
+    "vehicle_call_cost",
+    "drive_cost",
+    "dwell_cost",
+    "service_value",
+    "terminal_value",
+)
 
 
 @dataclass

@@ -57,7 +57,12 @@ def _site_kw(portfolio: Portfolio, site: str, grid: TimeGrid, profiles: Mapping,
     zone = portfolio.portfolio.timezone
     net = np.zeros(grid.steps)
     for array in (a for a in portfolio.pv_arrays if a.site == site):
-        net += np.minimum(array.capacity_kwp * slot_series(profiles[array.profile], grid, zone), array.inverter_limit_kw or np.inf) * pv_scale
+        net += (
+            np.minimum(
+                array.capacity_kwp * slot_series(profiles[array.profile], grid, zone), array.inverter_limit_kw or np.inf
+            )
+            * pv_scale
+        )
     for load in (x for x in portfolio.loads if x.site == site):
         net -= load.peak_kw * slot_series(profiles[load.profile], grid, zone)
     return net
@@ -76,8 +81,13 @@ def service_only_charging_kw(portfolio: Portfolio, vehicle: Vehicle, grid: TimeG
     return np.minimum(kw, charger.charge_power_kw) * (1.0 - away)
 
 
-def charging_sites(portfolio: Portfolio, outage: Outage, grid: TimeGrid | None = None, profiles: Mapping | None = None,
-                   stay_in_service: tuple[str, ...] = ()) -> tuple[ChargingSiteSpec, ...]:
+def charging_sites(
+    portfolio: Portfolio,
+    outage: Outage,
+    grid: TimeGrid | None = None,
+    profiles: Mapping | None = None,
+    stay_in_service: tuple[str, ...] = (),
+) -> tuple[ChargingSiteSpec, ...]:
     """Sites that keep the grid and have chargers: where vehicles recharge during the outage.
 
     With ``grid`` and ``profiles``, each site's import headroom per step (module docstring);
@@ -100,6 +110,13 @@ def charging_sites(portfolio: Portfolio, outage: Outage, grid: TimeGrid | None =
                     headroom = headroom - service_only_charging_kw(portfolio, vehicle, grid)
                     kept += 1
             headroom = np.maximum(headroom, 0.0)
-        specs.append(ChargingSiteSpec(site=site.id, chargers=max(0, len(chargers) - kept), charge_kw=min(c.charge_power_kw for c in chargers),
-                                      efficiency=min(c.efficiency for c in chargers), import_headroom_kw=headroom))
+        specs.append(
+            ChargingSiteSpec(
+                site=site.id,
+                chargers=max(0, len(chargers) - kept),
+                charge_kw=min(c.charge_power_kw for c in chargers),
+                efficiency=min(c.efficiency for c in chargers),
+                import_headroom_kw=headroom,
+            )
+        )
     return tuple(specs)

@@ -69,7 +69,9 @@ def bcp_problem_from_portfolio(
     grid = outage_grid(outage, settings.step_minutes)
     sites = {s.id: s for s in portfolio.sites}
     chargers = {c.id: c for c in portfolio.chargers}
-    service_only = tuple(v.id for v in portfolio.vehicles if include_fleet and not v.v2g_allowed and v.home_charger is not None)
+    service_only = tuple(
+        v.id for v in portfolio.vehicles if include_fleet and not v.v2g_allowed and v.home_charger is not None
+    )
     hubs = charging_sites(portfolio, outage, grid, profiles, service_only)
 
     def road_km(a: str, b: str) -> float:
@@ -82,31 +84,49 @@ def bcp_problem_from_portfolio(
             continue
         demand = shelter.critical_load_kw * slot_series(profiles[shelter.profile], grid, zone)
         arrays = [a for a in portfolio.pv_arrays if a.site == shelter.site]
-        pv = sum((np.minimum(a.capacity_kwp * slot_series(profiles[a.profile], grid, zone), a.inverter_limit_kw or np.inf)
-                  for a in arrays), np.zeros(grid.steps))
+        pv = sum(
+            (
+                np.minimum(a.capacity_kwp * slot_series(profiles[a.profile], grid, zone), a.inverter_limit_kw or np.inf)
+                for a in arrays
+            ),
+            np.zeros(grid.steps),
+        )
         points = [chargers[p] for p in shelter.v2h_points]
         hub = min(hubs, key=lambda h: road_km(h.site, shelter.site)).site if hubs else None
-        shelters.append(ShelterSpec(
-            id=shelter.id, site=shelter.site, name=shelter.name or shelter.id, priority=shelter.priority,
-            demand_kw=demand, pv_kw=pv * outage.pv_scale, v2h_points=len(points),
-            v2h_discharge_kw=min((p.discharge_power_kw for p in points), default=0.0),
-            v2h_charge_kw=min((p.charge_power_kw for p in points), default=0.0),
-            v2h_efficiency=min((p.efficiency for p in points), default=1.0), hub_site=hub,
-        ))
+        shelters.append(
+            ShelterSpec(
+                id=shelter.id,
+                site=shelter.site,
+                name=shelter.name or shelter.id,
+                priority=shelter.priority,
+                demand_kw=demand,
+                pv_kw=pv * outage.pv_scale,
+                v2h_points=len(points),
+                v2h_discharge_kw=min((p.discharge_power_kw for p in points), default=0.0),
+                v2h_charge_kw=min((p.charge_power_kw for p in points), default=0.0),
+                v2h_efficiency=min((p.efficiency for p in points), default=1.0),
+                hub_site=hub,
+            )
+        )
 
     batteries = []
     for battery in portfolio.batteries:
         served = next((s for s in shelters if s.site == battery.site), None)
         if served is None:
             continue  # a battery away from any shelter in the outage cannot reach a critical load
-        batteries.append(StationaryBatterySpec(
-            id=battery.id, shelter_id=served.id,
-            soc_min_kwh=battery.capacity_kwh * battery.soc_min_fraction,
-            soc_max_kwh=battery.capacity_kwh * battery.soc_max_fraction,
-            initial_soc_kwh=initial_soc_kwh.get(battery.id, battery.capacity_kwh * battery.initial_soc_fraction),
-            charge_max_kw=battery.charge_power_kw, discharge_max_kw=battery.discharge_power_kw,
-            charge_efficiency=battery.charge_efficiency, discharge_efficiency=battery.discharge_efficiency,
-        ))
+        batteries.append(
+            StationaryBatterySpec(
+                id=battery.id,
+                shelter_id=served.id,
+                soc_min_kwh=battery.capacity_kwh * battery.soc_min_fraction,
+                soc_max_kwh=battery.capacity_kwh * battery.soc_max_fraction,
+                initial_soc_kwh=initial_soc_kwh.get(battery.id, battery.capacity_kwh * battery.initial_soc_fraction),
+                charge_max_kw=battery.charge_power_kw,
+                discharge_max_kw=battery.discharge_power_kw,
+                charge_efficiency=battery.charge_efficiency,
+                discharge_efficiency=battery.discharge_efficiency,
+            )
+        )
 
     vehicles, excluded = [], {}
     for vehicle in portfolio.vehicles:
@@ -127,21 +147,33 @@ def bcp_problem_from_portfolio(
             back_km[s.id] = road_km(s.site, hub)
         per_km = vehicle.consumption_kwh_per_km
         service_kwh, service_away = duty_profile(vehicle, grid, zone)
-        vehicles.append(VehicleSpec(
-            id=vehicle.id, soc_min_kwh=vehicle.battery_kwh * vehicle.soc_min_fraction,
-            soc_max_kwh=vehicle.battery_kwh * vehicle.soc_max_fraction,
-            initial_soc_kwh=initial_soc_kwh.get(vehicle.id, vehicle.battery_kwh * vehicle.initial_soc_fraction),
-            trip_to_kwh={s: km * per_km for s, km in to_km.items()},
-            trip_back_kwh={s: km * per_km for s, km in back_km.items()},
-            trip_to_h={s: km / settings.speed_km_per_h for s, km in to_km.items()},
-            trip_back_h={s: km / settings.speed_km_per_h for s, km in back_km.items()},
-            trip_to_km=to_km, trip_back_km=back_km, service_kwh=service_kwh, service_away=service_away,
-        ))
+        vehicles.append(
+            VehicleSpec(
+                id=vehicle.id,
+                soc_min_kwh=vehicle.battery_kwh * vehicle.soc_min_fraction,
+                soc_max_kwh=vehicle.battery_kwh * vehicle.soc_max_fraction,
+                initial_soc_kwh=initial_soc_kwh.get(vehicle.id, vehicle.battery_kwh * vehicle.initial_soc_fraction),
+                trip_to_kwh={s: km * per_km for s, km in to_km.items()},
+                trip_back_kwh={s: km * per_km for s, km in back_km.items()},
+                trip_to_h={s: km / settings.speed_km_per_h for s, km in to_km.items()},
+                trip_back_h={s: km / settings.speed_km_per_h for s, km in back_km.items()},
+                trip_to_km=to_km,
+                trip_back_km=back_km,
+                service_kwh=service_kwh,
+                service_away=service_away,
+            )
+        )
 
     return BcpProblem(
-        start=grid.start, step_minutes=grid.step_minutes, steps=grid.steps, shelters=tuple(shelters),
-        batteries=tuple(batteries), vehicles=tuple(vehicles), charging_sites=hubs,
+        start=grid.start,
+        step_minutes=grid.step_minutes,
+        steps=grid.steps,
+        shelters=tuple(shelters),
+        batteries=tuple(batteries),
+        vehicles=tuple(vehicles),
+        charging_sites=hubs,
         settings=BcpSolverSettings(**{key: getattr(settings, key) for key in BcpSolverSettings.__dataclass_fields__}),
-        excluded_vehicles=excluded, sheltered_with_grid=tuple(with_grid),
+        excluded_vehicles=excluded,
+        sheltered_with_grid=tuple(with_grid),
         rotation_steps=max(1, settings.rotation_hours * 60 // settings.step_minutes),
     )

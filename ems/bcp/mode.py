@@ -40,8 +40,10 @@ def activation_problem(outage: Outage, now: dt.datetime) -> str | None:
         return f"outage {outage.name!r} ended at {outage.end.isoformat()}, before now ({now.isoformat()})"
     if outage.start > now + ACTIVATION_LEAD:
         ahead_days = (outage.start - now) / dt.timedelta(days=1)
-        return (f"outage {outage.name!r} starts at {outage.start.isoformat()}, {ahead_days:.1f} days ahead "
-                f"(more than {ACTIVATION_LEAD.days} days)")
+        return (
+            f"outage {outage.name!r} starts at {outage.start.isoformat()}, {ahead_days:.1f} days ahead "
+            f"(more than {ACTIVATION_LEAD.days} days)"
+        )
     return None
 
 
@@ -82,8 +84,9 @@ class BcpModeStore:
         mode = self.current()
         return mode is not None and mode.active
 
-    def activate(self, outage: Outage, config: str, operator: str, now: dt.datetime, reason: str = "",
-                 force: bool = False) -> BcpMode:
+    def activate(
+        self, outage: Outage, config: str, operator: str, now: dt.datetime, reason: str = "", force: bool = False
+    ) -> BcpMode:
         """Switch BCP mode on; refused (:class:`BcpActivationRefused`) for an outage that is over or
         starts more than a week ahead unless ``force``."""
         current = self.current()
@@ -93,9 +96,12 @@ class BcpModeStore:
             raise BcpModeError("the time of an operator action must be timezone-aware")
         problem = activation_problem(outage, now)
         if problem is not None and not force:
-            raise BcpActivationRefused(f"{problem}: not activated; check the outage, or give --force to activate it anyway")
-        mode = BcpMode(active=True, since=now, operator=operator, reason=reason, config=config, outage=outage,
-                       forced=problem or "")
+            raise BcpActivationRefused(
+                f"{problem}: not activated; check the outage, or give --force to activate it anyway"
+            )
+        mode = BcpMode(
+            active=True, since=now, operator=operator, reason=reason, config=config, outage=outage, forced=problem or ""
+        )
         return self._record(mode, "activate")
 
     def deactivate(self, operator: str, now: dt.datetime, reason: str = "") -> BcpMode:

@@ -27,7 +27,9 @@ class Outage(BaseModel):
     start: dt.datetime = Field(description="when the grid is lost (ISO 8601 with an offset)")
     duration_hours: float = Field(gt=0, le=336, description="how long the listed sites stay without grid")
     sites: tuple[str, ...] = Field(min_length=1, description="ids of the sites that lose the grid")
-    pv_scale: float = Field(1.0, ge=0, le=1, description="PV output during the outage as a share of the profile (cloud cover)")
+    pv_scale: float = Field(
+        1.0, ge=0, le=1, description="PV output during the outage as a share of the profile (cloud cover)"
+    )
 
     @field_validator("start")
     @classmethod

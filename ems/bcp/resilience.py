@@ -21,18 +21,35 @@ from ems.bcp.solve import plan_bcp
 from ems.config.schema import Portfolio
 
 
-def survival_runs(portfolio: Portfolio, profiles: Mapping, sites: tuple[str, ...], starts: list[dt.datetime],
-                  hours: float, pv_scale: float = 1.0, initial_soc_kwh: Mapping[str, float] | None = None) -> pd.DataFrame:
+def survival_runs(
+    portfolio: Portfolio,
+    profiles: Mapping,
+    sites: tuple[str, ...],
+    starts: list[dt.datetime],
+    hours: float,
+    pv_scale: float = 1.0,
+    initial_soc_kwh: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
     """One row per (start, fleet or not, shelter): hours up in an outage of ``hours``."""
     rows = []
     for start in starts:
         outage = Outage(name="resilience", start=start, duration_hours=hours, sites=sites, pv_scale=pv_scale)
         for with_fleet in (True, False):
-            plan = plan_bcp(bcp_problem_from_portfolio(portfolio, outage, profiles, initial_soc_kwh, include_fleet=with_fleet))
+            plan = plan_bcp(
+                bcp_problem_from_portfolio(portfolio, outage, profiles, initial_soc_kwh, include_fleet=with_fleet)
+            )
             bounds = plan.all_upper_bound_hours()
             for shelter, up_h in plan.shelter_hours().items():
-                rows.append({"start": start.isoformat(), "with_fleet": with_fleet, "shelter": shelter, "hours_up": up_h,
-                             "bound_hours": bounds[shelter], "solve_s": plan.solve_s})
+                rows.append(
+                    {
+                        "start": start.isoformat(),
+                        "with_fleet": with_fleet,
+                        "shelter": shelter,
+                        "hours_up": up_h,
+                        "bound_hours": bounds[shelter],
+                        "solve_s": plan.solve_s,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -44,11 +61,19 @@ def survival_statistics(runs: pd.DataFrame, durations: list[float]) -> pd.DataFr
         for d in durations:
             survived = group["hours_up"].clip(upper=d)
             bound = group["bound_hours"].clip(upper=d) if "bound_hours" in group else survived
-            rows.append({"with_fleet": bool(with_fleet), "shelter": shelter, "duration_hours": d,
-                         "hours_min": float(survived.min()), "hours_mean": round(float(survived.mean()), 2),
-                         "hours_max": float(survived.max()), "probability": round(float((group["hours_up"] >= d - 1e-9).mean()), 4),
-                         "bound_hours_mean": round(float(bound.mean()), 2),
-                         "bound_probability": round(float((bound >= d - 1e-9).mean()), 4)})
+            rows.append(
+                {
+                    "with_fleet": bool(with_fleet),
+                    "shelter": shelter,
+                    "duration_hours": d,
+                    "hours_min": float(survived.min()),
+                    "hours_mean": round(float(survived.mean()), 2),
+                    "hours_max": float(survived.max()),
+                    "probability": round(float((group["hours_up"] >= d - 1e-9).mean()), 4),
+                    "bound_hours_mean": round(float(bound.mean()), 2),
+                    "bound_probability": round(float((bound >= d - 1e-9).mean()), 4),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -69,9 +94,15 @@ def resilience_figure(stats: pd.DataFrame, runs: pd.DataFrame, title: str):
         part = stats[(stats["shelter"] == shelter) & (stats["with_fleet"] == with_fleet)].set_index("duration_hours")
         values = [float(part["probability"].get(d, 0.0)) for d in durations]
         positions = [i - 0.4 + width * (j + 0.5) for i in range(len(durations))]
-        curves.bar(positions, [max(v, 0.01) for v in values], width=width, color=colours[shelter],
-                   alpha=1.0 if with_fleet else 0.35, hatch="" if with_fleet else "//",
-                   label=f"{shelter}, {'with' if with_fleet else 'without'} fleet")
+        curves.bar(
+            positions,
+            [max(v, 0.01) for v in values],
+            width=width,
+            color=colours[shelter],
+            alpha=1.0 if with_fleet else 0.35,
+            hatch="" if with_fleet else "//",
+            label=f"{shelter}, {'with' if with_fleet else 'without'} fleet",
+        )
     curves.set_xticks(range(len(durations)), [f"{d:.0f} h" for d in durations])
     curves.set_xlabel("outage duration")
     curves.set_ylabel("probability of surviving it")

@@ -26,16 +26,30 @@ def rule_based_rotation(problem: BcpProblem) -> dict[tuple[str, str, int], int]:
     vehicles = {v.id: v for v in problem.vehicles}
     soc = {v.id: v.initial_soc_kwh for v in problem.vehicles}
     where: dict[str, str | None] = {v: None for v in vehicles}
-    battery_kwh = {s.id: sum(max(0.0, b.initial_soc_kwh - b.soc_min_kwh) * b.discharge_efficiency
-                             for b in problem.batteries if b.shelter_id == s.id) for s in problem.shelters}
-    battery_kw = {s.id: sum(b.discharge_max_kw for b in problem.batteries if b.shelter_id == s.id) for s in problem.shelters}
+    battery_kwh = {
+        s.id: sum(
+            max(0.0, b.initial_soc_kwh - b.soc_min_kwh) * b.discharge_efficiency
+            for b in problem.batteries
+            if b.shelter_id == s.id
+        )
+        for s in problem.shelters
+    }
+    battery_kw = {
+        s.id: sum(b.discharge_max_kw for b in problem.batteries if b.shelter_id == s.id) for s in problem.shelters
+    }
     chargers = sum(c.chargers for c in problem.charging_sites)
     charge_kw = min((c.charge_kw for c in problem.charging_sites), default=0.0)
     charge_efficiency = min((c.efficiency for c in problem.charging_sites), default=1.0)
-    uncovered = {s.id: [sum(max(0.0, s.demand_kw[t] - s.pv_kw[t]) for t in block) * dt_h for block in blocks] for s in shelters}
-    surplus_kwh = {s.id: [max(0.0, float(s.pv_kw[t] - s.demand_kw[t])) * dt_h for t in range(problem.steps)] for s in shelters}
-    surplus = {s.id: [sum(min(surplus_kwh[s.id][t], s.v2h_points * s.v2h_charge_kw * dt_h) for t in block) for block in blocks]
-               for s in shelters}
+    uncovered = {
+        s.id: [sum(max(0.0, s.demand_kw[t] - s.pv_kw[t]) for t in block) * dt_h for block in blocks] for s in shelters
+    }
+    surplus_kwh = {
+        s.id: [max(0.0, float(s.pv_kw[t] - s.demand_kw[t])) * dt_h for t in range(problem.steps)] for s in shelters
+    }
+    surplus = {
+        s.id: [sum(min(surplus_kwh[s.id][t], s.v2h_points * s.v2h_charge_kw * dt_h) for t in block) for block in blocks]
+        for s in shelters
+    }
     placed: dict[tuple[str, str, int], int] = {}
     for k, block in enumerate(blocks):
         hours = len(block) * dt_h
@@ -44,8 +58,13 @@ def rule_based_rotation(problem: BcpProblem) -> dict[tuple[str, str, int], int]:
             need = uncovered[shelter.id][k]
             from_battery = min(need, battery_kwh[shelter.id], battery_kw[shelter.id] * hours)
             battery_kwh[shelter.id] -= from_battery
-            rest = min(need - from_battery, _spare_for(shelter, k, shelters, uncovered, surplus, battery_kwh, soc, vehicles, problem, blocks))
-            to_store = {t: surplus_kwh[shelter.id][t] for t in block}  # PV the vehicles plugged in here may take, per step
+            rest = min(
+                need - from_battery,
+                _spare_for(shelter, k, shelters, uncovered, surplus, battery_kwh, soc, vehicles, problem, blocks),
+            )
+            to_store = {
+                t: surplus_kwh[shelter.id][t] for t in block
+            }  # PV the vehicles plugged in here may take, per step
             eff = shelter.v2h_efficiency
 
             def can_give(v: str, arriving: bool) -> float:
@@ -74,7 +93,10 @@ def rule_based_rotation(problem: BcpProblem) -> dict[tuple[str, str, int], int]:
                     where[weakest], moved[weakest] = None, "left"
                     soc[weakest] -= vehicles[weakest].trip_back_kwh[shelter.id]
             for v in waiting:
-                if sum(can_give(p, moved.get(p) == "arrived") for p in present) >= rest or len(present) >= shelter.v2h_points:
+                if (
+                    sum(can_give(p, moved.get(p) == "arrived") for p in present) >= rest
+                    or len(present) >= shelter.v2h_points
+                ):
                     break
                 if can_give(v, True) >= MIN_USEFUL_KWH:
                     present.append(v)
@@ -89,17 +111,23 @@ def rule_based_rotation(problem: BcpProblem) -> dict[tuple[str, str, int], int]:
                 placed[(v, shelter.id, k)] = 1
                 if moved.get(v) != "arrived":  # an arriving vehicle is counted as storing nothing (safe side)
                     for t in block:
-                        stored = min(to_store[t], shelter.v2h_charge_kw * dt_h, (vehicles[v].soc_max_kwh - soc[v]) / eff)
+                        stored = min(
+                            to_store[t], shelter.v2h_charge_kw * dt_h, (vehicles[v].soc_max_kwh - soc[v]) / eff
+                        )
                         if stored > 0:
                             soc[v] += stored * eff
                             to_store[t] -= stored
         at_charger = sorted((v for v in vehicles if where[v] is None), key=lambda v: soc[v])[:chargers]
-        budget_kwh = sum(c.headroom_kw(t) for c in problem.charging_sites for t in block) * dt_h  # the import limit, grid side
+        budget_kwh = (
+            sum(c.headroom_kw(t) for c in problem.charging_sites for t in block) * dt_h
+        )  # the import limit, grid side
         for v in at_charger:
             share = 1.0
             if moved.get(v) == "left":
                 share -= max(vehicles[v].trip_back_h.values()) / hours
-            drawn = min(charge_kw * hours * max(0.0, share), budget_kwh, (vehicles[v].soc_max_kwh - soc[v]) / charge_efficiency)
+            drawn = min(
+                charge_kw * hours * max(0.0, share), budget_kwh, (vehicles[v].soc_max_kwh - soc[v]) / charge_efficiency
+            )
             budget_kwh -= max(0.0, drawn)
             soc[v] += max(0.0, drawn) * charge_efficiency
     return placed
@@ -112,8 +140,10 @@ def _spare_for(shelter, k, shelters, uncovered, surplus, battery_kwh, soc, vehic
     higher = [s for s in shelters if s.priority < shelter.priority]
     if not higher:
         return float("inf")
-    recharge = sum(c.headroom_kw(t) * c.efficiency for c in problem.charging_sites
-                   for block in blocks[k:] for t in block) * problem.step_h
+    recharge = (
+        sum(c.headroom_kw(t) * c.efficiency for c in problem.charging_sites for block in blocks[k:] for t in block)
+        * problem.step_h
+    )
     from_pv = sum(sum(surplus[s.id][k:]) * s.v2h_efficiency for s in shelters)
     fleet = sum(max(0.0, soc[v] - spec.soc_min_kwh) for v, spec in vehicles.items()) + recharge + from_pv
     owed = sum(max(0.0, sum(uncovered[s.id][k:]) - battery_kwh[s.id]) for s in higher)

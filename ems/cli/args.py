@@ -28,7 +28,9 @@ def plan_date(text: str) -> dt.date:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
     if not FIRST_PLAN_DATE <= value <= LAST_PLAN_DATE:
-        raise argparse.ArgumentTypeError(f"{text} is outside the days a plan can cover ({FIRST_PLAN_DATE} to {LAST_PLAN_DATE})")
+        raise argparse.ArgumentTypeError(
+            f"{text} is outside the days a plan can cover ({FIRST_PLAN_DATE} to {LAST_PLAN_DATE})"
+        )
     return value
 
 

@@ -28,13 +28,23 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("broker", help="run a private Mosquitto broker with the portfolio's users and ACL")
     parser.add_argument("--config", required=True, type=Path, help="portfolio TOML file ([mqtt] says where to listen)")
     parser.add_argument("--port", type=int, help="override [mqtt].port")
-    parser.add_argument("--password-file", type=Path, help="Mosquitto password file (default: mosquitto/passwd beside the config)")
+    parser.add_argument(
+        "--password-file", type=Path, help="Mosquitto password file (default: mosquitto/passwd beside the config)"
+    )
     parser.add_argument("--acl-file", type=Path, help="Mosquitto ACL file (default: mosquitto/acl beside the config)")
     parser.add_argument("--certfile", type=Path, help="server certificate (PEM), needed when [mqtt].tls = true")
     parser.add_argument("--keyfile", type=Path, help="server private key (PEM), needed when [mqtt].tls = true")
-    parser.add_argument("--require-certificate", action="store_true", help="with TLS: clients must present a certificate signed by [mqtt].ca_file")
-    parser.add_argument("--persistence", type=Path, metavar="DIR",
-                        help="keep sessions, queued QoS 1 messages and retained messages in DIR across restarts")
+    parser.add_argument(
+        "--require-certificate",
+        action="store_true",
+        help="with TLS: clients must present a certificate signed by [mqtt].ca_file",
+    )
+    parser.add_argument(
+        "--persistence",
+        type=Path,
+        metavar="DIR",
+        help="keep sessions, queued QoS 1 messages and retained messages in DIR across restarts",
+    )
     parser.add_argument("--print-config", action="store_true", help="print the broker configuration and exit")
     parser.set_defaults(handler=run)
 
@@ -64,8 +74,11 @@ def broker_config(args: argparse.Namespace, work: Path) -> str:
         f"# a private copy (mode 0600) of {password_file}",
         f"password_file {private_passwd}",
         f"acl_file {acl_file.resolve()}",
-        *([f"persistence true\npersistence_location {args.persistence.resolve()}/\nautosave_interval 5"]
-          if getattr(args, "persistence", None) else ["persistence false"]),
+        *(
+            [f"persistence true\npersistence_location {args.persistence.resolve()}/\nautosave_interval 5"]
+            if getattr(args, "persistence", None)
+            else ["persistence false"]
+        ),
         "log_dest stdout",
         "log_type error",
         "log_type warning",
@@ -74,8 +87,12 @@ def broker_config(args: argparse.Namespace, work: Path) -> str:
     if mqtt.tls:
         if not (args.certfile and args.keyfile and mqtt.ca_file):
             raise BrokerSetupError("[mqtt].tls = true needs --certfile, --keyfile and [mqtt].ca_file")
-        lines += [f"cafile {(base / mqtt.ca_file).resolve()}", f"certfile {args.certfile.resolve()}",
-                  f"keyfile {args.keyfile.resolve()}", "tls_version tlsv1.2"]
+        lines += [
+            f"cafile {(base / mqtt.ca_file).resolve()}",
+            f"certfile {args.certfile.resolve()}",
+            f"keyfile {args.keyfile.resolve()}",
+            "tls_version tlsv1.2",
+        ]
         if args.require_certificate:
             lines.append("require_certificate true")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -104,8 +121,11 @@ def run(args: argparse.Namespace) -> int:
         portfolio = load_portfolio(args.config)
         port = args.port or portfolio.mqtt.port
         scheme = "mqtts" if portfolio.mqtt.tls else "mqtt"
-        print(f"broker for {args.config}: {scheme}://{portfolio.mqtt.host}:{port}, anonymous refused, "
-              f"users and ACL from {(args.acl_file or args.config.parent / 'mosquitto/acl').parent}; stop with Ctrl-C", flush=True)
+        print(
+            f"broker for {args.config}: {scheme}://{portfolio.mqtt.host}:{port}, anonymous refused, "
+            f"users and ACL from {(args.acl_file or args.config.parent / 'mosquitto/acl').parent}; stop with Ctrl-C",
+            flush=True,
+        )
         process = subprocess.Popen([mosquitto, "-c", str(conf)])
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: process.terminate())

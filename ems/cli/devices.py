@@ -22,7 +22,10 @@ def register(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument("--only", nargs="+", metavar="DEVICE", help="read only these device ids")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="DEVICE=KW",
+        "--set",
+        action="append",
+        default=[],
+        metavar="DEVICE=KW",
         help="write a power set-point [kW] (positive = discharge into the site) through the guard, then read",
     )
     parser.set_defaults(handler=run)
@@ -58,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"ems devices: {error}")
         return 2
     only = set(args.only) | set(setpoints) if args.only else None
-    known = {a.id for t in ("grid_connections", "pv_arrays", "loads", "batteries", "shelters", "chargers", "vehicles") for a in getattr(portfolio, t)}
+    known = {
+        a.id
+        for t in ("grid_connections", "pv_arrays", "loads", "batteries", "shelters", "chargers", "vehicles")
+        for a in getattr(portfolio, t)
+    }
     unknown = sorted((set(args.only or ()) | set(setpoints)) - known)
     if unknown:
         print(f"ems devices: no such device in {args.config}: {', '.join(unknown)}")

@@ -36,20 +36,36 @@ def register(subparsers) -> None:
     simulate.add_argument("--config", required=True, help="portfolio file (TOML)")
     simulate.add_argument("--requests", required=True, help="request log (CSV)")
     simulate.add_argument("--out", required=True, help="output directory")
-    simulate.add_argument("--policy", choices=["ilp", "insertion", "no-pooling"], default=None,
-                          help="overrides [dispatch] policy (default ilp)")
+    simulate.add_argument(
+        "--policy",
+        choices=["ilp", "insertion", "no-pooling"],
+        default=None,
+        help="overrides [dispatch] policy (default ilp)",
+    )
     simulate.add_argument("--reservations", help="energy manager's Reservation (JSON) to honour")
     simulate.set_defaults(handler=_simulate)
 
-    serve = commands.add_parser("serve", help="the live dispatcher: riders' requests on MQTT, the fleet contract published")
+    serve = commands.add_parser(
+        "serve", help="the live dispatcher: riders' requests on MQTT, the fleet contract published"
+    )
     _live_options(serve)
-    serve.add_argument("--store", default="out/dispatch/live.sqlite", help="SQLite store of riders and routes (resumed on restart)")
+    serve.add_argument(
+        "--store", default="out/dispatch/live.sqlite", help="SQLite store of riders and routes (resumed on restart)"
+    )
     serve.add_argument("--client-id", help="MQTT client id (default dispatcher-<[twin] topic_root>)")
     serve.add_argument("--hours", type=float, help="stop after this many simulated hours (default: run until stopped)")
-    serve.add_argument("--expected-requests", type=float, default=200.0,
-                       help="requests expected in the day: the demand forecast behind charging and rebalancing")
-    serve.add_argument("--policy", choices=["ilp", "insertion", "no-pooling"], default=None,
-                       help="overrides [dispatch] policy (default ilp)")
+    serve.add_argument(
+        "--expected-requests",
+        type=float,
+        default=200.0,
+        help="requests expected in the day: the demand forecast behind charging and rebalancing",
+    )
+    serve.add_argument(
+        "--policy",
+        choices=["ilp", "insertion", "no-pooling"],
+        default=None,
+        help="overrides [dispatch] policy (default ilp)",
+    )
     serve.add_argument("--out", help="on stopping, write the riders' and fleet's KPIs of the run (kpis.json) here")
     serve.set_defaults(handler=_serve)
 
@@ -57,8 +73,12 @@ def register(subparsers) -> None:
     _live_options(feed)
     feed.add_argument("--requests", required=True, help="request log (CSV, as for simulate)")
     feed.add_argument("--client-id", default="ride-feeder", help="MQTT client id")
-    feed.add_argument("--lead-s", type=float, default=0.5,
-                      help="send each request this many real seconds before its time (the dispatcher holds it until then)")
+    feed.add_argument(
+        "--lead-s",
+        type=float,
+        default=0.5,
+        help="send each request this many real seconds before its time (the dispatcher holds it until then)",
+    )
     feed.set_defaults(handler=_feed)
 
 
@@ -73,12 +93,16 @@ def _generate(args: argparse.Namespace) -> int:
     frame = generate_requests(args.date, args.requests, portfolio.portfolio.timezone, args.seed)
     area = _area(portfolio)
     outside = [
-        rid for rid, *c in frame[["request_id", "origin_lat", "origin_lon", "dest_lat", "dest_lon"]].itertuples(index=False)
+        rid
+        for rid, *c in frame[["request_id", "origin_lat", "origin_lon", "dest_lat", "dest_lon"]].itertuples(index=False)
         if not (area.contains(Point(c[0], c[1])) and area.contains(Point(c[2], c[3])))
     ]
     if outside:
-        print(f"ems dispatch generate: {len(outside)} generated trips fall outside the service area of "
-              f"{args.config}; enlarge portfolio.service_area_km", file=sys.stderr)
+        print(
+            f"ems dispatch generate: {len(outside)} generated trips fall outside the service area of "
+            f"{args.config}; enlarge portfolio.service_area_km",
+            file=sys.stderr,
+        )
         return 2
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +143,9 @@ def _simulate(args: argparse.Namespace) -> int:
         if graph_file is not None and not Path(graph_file).is_absolute():
             graph_file = str(Path(args.config).parent / graph_file)
         router = make_router(settings.speed_kmh, settings.detour_factor, graph_file)
-        reservation = Reservation.model_validate_json(Path(args.reservations).read_text()) if args.reservations else None
+        reservation = (
+            Reservation.model_validate_json(Path(args.reservations).read_text()) if args.reservations else None
+        )
     except (RequestFileError, RouterError) as error:
         print(f"ems dispatch simulate: {error}", file=sys.stderr)
         return 2
@@ -132,8 +158,10 @@ def _simulate(args: argparse.Namespace) -> int:
     simulation = Simulation(setup, log.requests, router, settings, Policy(args.policy), forecast, reservation)
     result = simulation.run()
     figures = write_outputs(result, log.clock, args.out)
-    print(f"replayed {len(log.requests)} requests of {log.clock.date} with {len(setup.vehicles)} vehicles, "
-          f"policy {args.policy}")
+    print(
+        f"replayed {len(log.requests)} requests of {log.clock.date} with {len(setup.vehicles)} vehicles, "
+        f"policy {args.policy}"
+    )
     print(kpi_table({args.policy: figures}))
     reasons = Counter(r.rejection.reason.value for r in result.riders.values() if r.rejection is not None)
     if reasons:
@@ -150,9 +178,15 @@ def _live_options(parser) -> None:
     parser.add_argument("--mqtt-port", type=int, help="broker port (default [mqtt].port)")
     parser.add_argument("--credentials", help="'user:password' file of this client's broker user")
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
-    parser.add_argument("--start", type=aware_datetime, help="simulated time at --epoch (default: now; feed: the first request)")
-    parser.add_argument("--epoch", type=float, help="Unix time [s] at which the simulated clock reads --start "
-                        "(default: this process's start); give every process of one run the same")
+    parser.add_argument(
+        "--start", type=aware_datetime, help="simulated time at --epoch (default: now; feed: the first request)"
+    )
+    parser.add_argument(
+        "--epoch",
+        type=float,
+        help="Unix time [s] at which the simulated clock reads --start "
+        "(default: this process's start); give every process of one run the same",
+    )
 
 
 def _clock(args, default_start: dt.datetime):
@@ -190,7 +224,9 @@ def _serve(args: argparse.Namespace) -> int:
     client_id = args.client_id or f"dispatcher-{portfolio.twin.topic_root.replace('/', '-')}"
     try:
         router = _router(portfolio, args.config)
-        settings = broker_settings(portfolio, client_id, args.mqtt_host, args.mqtt_port, args.credentials, persistent=True)
+        settings = broker_settings(
+            portfolio, client_id, args.mqtt_host, args.mqtt_port, args.credentials, persistent=True
+        )
         check_absent(settings.model_copy(update={"clean_session": True}))
     except (RouterError, CredentialsError, AlreadyRunning) as error:
         print(f"ems dispatch serve: {error}", file=sys.stderr)
@@ -205,11 +241,17 @@ def _serve(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     link.start()
     if not link.wait_connected(10.0):
-        print(f"ems dispatch serve: broker {settings.host}:{settings.port} not reachable yet "
-              f"({link.last_error or 'no answer'}); retrying", file=sys.stderr)
-    print(f"dispatcher {client_id}: {len(service.engine.vehicles)} vehicles, policy {policy.value}, "
-          f"batch {portfolio.dispatch.batch_interval_s:g} s, clock {clock.now().isoformat(timespec='seconds')} "
-          f"at speed {clock.speed:g}, store {args.store}", flush=True)
+        print(
+            f"ems dispatch serve: broker {settings.host}:{settings.port} not reachable yet "
+            f"({link.last_error or 'no answer'}); retrying",
+            file=sys.stderr,
+        )
+    print(
+        f"dispatcher {client_id}: {len(service.engine.vehicles)} vehicles, policy {policy.value}, "
+        f"batch {portfolio.dispatch.batch_interval_s:g} s, clock {clock.now().isoformat(timespec='seconds')} "
+        f"at speed {clock.speed:g}, store {args.store}",
+        flush=True,
+    )
     try:
         service.run(stop, until_s)
     finally:
@@ -218,8 +260,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.out:
         _write_live_kpis(service, Path(args.out))
     c = service.counters
-    print(f"dispatcher stopped: {c.batches} batches, {c.received} requests received, {c.refused} refused, "
-          f"{c.duplicates} duplicates", flush=True)
+    print(
+        f"dispatcher stopped: {c.batches} batches, {c.received} requests received, {c.refused} refused, "
+        f"{c.duplicates} duplicates",
+        flush=True,
+    )
     return 0
 
 
@@ -232,9 +277,17 @@ def _write_live_kpis(service, out: Path) -> None:
 
     engine = service.engine
     now = service.next_s - service.settings.batch_interval_s
-    result = SimulationResult(engine.riders, engine.vehicles, engine.assign_ms, engine._plans(now), engine._states(now), now,
-                              engine.policy.value, engine.reassignments,
-                              {v: floor_kwh(x.spec, engine.reservation) for v, x in engine.vehicles.items()})
+    result = SimulationResult(
+        engine.riders,
+        engine.vehicles,
+        engine.assign_ms,
+        engine._plans(now),
+        engine._states(now),
+        now,
+        engine.policy.value,
+        engine.reassignments,
+        {v: floor_kwh(x.spec, engine.reservation) for v, x in engine.vehicles.items()},
+    )
     figures = kpis(result) if engine.riders else {"requests": 0}
     out.mkdir(parents=True, exist_ok=True)
     (out / "kpis.json").write_text(json.dumps({"policy": engine.policy.value, **figures}, indent=2) + "\n")
@@ -252,7 +305,9 @@ def _feed(args: argparse.Namespace) -> int:
     max_seats = max((v.seats for v in portfolio.vehicles), default=0)
     try:
         log = read_requests(args.requests, _area(portfolio), portfolio.portfolio.timezone, max_seats)
-        settings = broker_settings(portfolio, args.client_id, args.mqtt_host, args.mqtt_port, args.credentials, persistent=True)
+        settings = broker_settings(
+            portfolio, args.client_id, args.mqtt_host, args.mqtt_port, args.credentials, persistent=True
+        )
     except (RequestFileError, CredentialsError) as error:
         print(f"ems dispatch feed: {error}", file=sys.stderr)
         return 2
@@ -261,10 +316,16 @@ def _feed(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     link.start()
     if not link.wait_connected(10.0):
-        print(f"ems dispatch feed: broker {settings.host}:{settings.port} not reachable yet "
-              f"({link.last_error or 'no answer'}); requests are kept and sent on connection", file=sys.stderr)
-    print(f"feeding {len(log.requests)} requests of {log.clock.date} from {clock.now().isoformat(timespec='seconds')} "
-          f"at speed {clock.speed:g}", flush=True)
+        print(
+            f"ems dispatch feed: broker {settings.host}:{settings.port} not reachable yet "
+            f"({link.last_error or 'no answer'}); requests are kept and sent on connection",
+            file=sys.stderr,
+        )
+    print(
+        f"feeding {len(log.requests)} requests of {log.clock.date} from {clock.now().isoformat(timespec='seconds')} "
+        f"at speed {clock.speed:g}",
+        flush=True,
+    )
     try:
         published, acknowledged = feed(log, link, clock, stop, lead_real_s=max(0.0, args.lead_s))
     finally:

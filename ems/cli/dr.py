@@ -20,9 +20,15 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="dr_command", required=True, metavar="ACTION")
     ven = commands.add_parser("ven", help="run the VEN: receive events from the VTN, opt in or out, report telemetry")
     ven.add_argument("--config", required=True, type=Path)
-    ven.add_argument("--store", type=Path, help="override storage.sqlite_path (telemetry read from it, decisions recorded)")
-    ven.add_argument("--inputs", choices=("forecast", "profiles"), default="forecast",
-                     help="PV and load of the reference plan events are measured against")
+    ven.add_argument(
+        "--store", type=Path, help="override storage.sqlite_path (telemetry read from it, decisions recorded)"
+    )
+    ven.add_argument(
+        "--inputs",
+        choices=("forecast", "profiles"),
+        default="forecast",
+        help="PV and load of the reference plan events are measured against",
+    )
     ven.add_argument("--duration-s", type=float, help="stop after this many seconds (default: until interrupted)")
     ven.set_defaults(handler=run_ven)
 
@@ -53,8 +59,11 @@ async def _serve(args: argparse.Namespace, portfolio) -> int:
         await service.stop()
         store.close()
         return 2
-    print(f"VEN {portfolio.openadr.ven_name} registered with {portfolio.openadr.vtn_url} as {service.ven.ven_id}; "
-          f"accepted events go to {portfolio.openadr.events_dir}", flush=True)
+    print(
+        f"VEN {portfolio.openadr.ven_name} registered with {portfolio.openadr.vtn_url} as {service.ven.ven_id}; "
+        f"accepted events go to {portfolio.openadr.events_dir}",
+        flush=True,
+    )
     try:
         await asyncio.wait_for(stop.wait(), args.duration_s)
     except TimeoutError:

@@ -22,11 +22,17 @@ def register(subparsers) -> None:
 
     backtest = commands.add_parser("backtest", help="roll a forecaster over history and score it by lead time")
     backtest.add_argument("--kind", choices=("pv", "load"), required=True)
-    backtest.add_argument("--data", action="append", metavar="FILE",
-                          help="TMY3 file, time,value CSV, or a shipped name (see 'ems forecast datasets'); repeatable "
-                               "(default: pvlib:723170TYA.CSV, Greensboro NC, for pv; pmdarima:taylor for load)")
+    backtest.add_argument(
+        "--data",
+        action="append",
+        metavar="FILE",
+        help="TMY3 file, time,value CSV, or a shipped name (see 'ems forecast datasets'); repeatable "
+        "(default: pvlib:723170TYA.CSV, Greensboro NC, for pv; pmdarima:taylor for load)",
+    )
     backtest.add_argument("--horizon", default="48h", help="forecast horizon, e.g. 48h (default)")
-    backtest.add_argument("--origin-every", default="1h", help="time between forecast issue times, e.g. 1h (default), 6h")
+    backtest.add_argument(
+        "--origin-every", default="1h", help="time between forecast issue times, e.g. 1h (default), 6h"
+    )
     backtest.add_argument("--config", default=DEFAULT_CONFIG, help="portfolio file (PV: the array modelled)")
     backtest.add_argument("--asset", help="PV: the array modelled (default: the first); load: its peak_kw checks units")
     backtest.add_argument("--tz", help="zone of CSV times without offset (default: the portfolio's)")
@@ -35,7 +41,9 @@ def register(subparsers) -> None:
         "--plot", metavar="FILE", help="PNG of forecast against actual (default out/forecast-<kind>-<dataset>.png)"
     )
     backtest.add_argument("--quantiles-out", metavar="FILE", help="write the fitted P10/P90 residual table as JSON")
-    backtest.add_argument("--by-hour", action="store_true", help="also print MAE and band coverage by local hour of day")
+    backtest.add_argument(
+        "--by-hour", action="store_true", help="also print MAE and band coverage by local hour of day"
+    )
     backtest.set_defaults(handler=_backtest)
 
     datasets = commands.add_parser("datasets", help="list the real datasets shipped in installed packages")
@@ -47,8 +55,13 @@ def register(subparsers) -> None:
     portfolio.add_argument("--horizon", default="48h")
     portfolio.add_argument("--step-minutes", type=int, help="default: the config's planning step")
     portfolio.add_argument("--weather", metavar="FILE", help="weather forecast CSV (GHI or cloud cover by hour)")
-    portfolio.add_argument("--history", action="append", default=[], metavar="ASSET=FILE",
-                           help="measured kW of one asset (time,value CSV); repeatable")
+    portfolio.add_argument(
+        "--history",
+        action="append",
+        default=[],
+        metavar="ASSET=FILE",
+        help="measured kW of one asset (time,value CSV); repeatable",
+    )
     portfolio.add_argument("--out", metavar="FILE", help="CSV in long form (default: print a summary only)")
     portfolio.set_defaults(handler=_portfolio)
 
@@ -124,14 +137,26 @@ def _backtest(args: argparse.Namespace) -> int:
         print(f"table: {args.json}")
     if args.quantiles_out:
         q, result = results[-1].quantiles, results[-1]
-        Path(args.quantiles_out).write_text(json.dumps({
-            "lead_h": q.lead_h, "q10": q.q10, "q90": q.q90, "hour_q10": q.hour_q10, "hour_q90": q.hour_q90,
-            "coverage_held_out": result.coverage_held_out,
-            "coverage_by_hour": {str(h): c for h, c in result.coverage_by_hour.items()}}, indent=2))
+        Path(args.quantiles_out).write_text(
+            json.dumps(
+                {
+                    "lead_h": q.lead_h,
+                    "q10": q.q10,
+                    "q90": q.q90,
+                    "hour_q10": q.hour_q10,
+                    "hour_q90": q.hour_q90,
+                    "coverage_held_out": result.coverage_held_out,
+                    "coverage_by_hour": {str(h): c for h, c in result.coverage_by_hour.items()},
+                },
+                indent=2,
+            )
+        )
         print(f"quantiles: {args.quantiles_out}")
     day_ahead = day_ahead_skills(combined)
     beaten = bool(((day_ahead["skill_vs_persistence"] > 0) & (day_ahead["skill_vs_seasonal_naive"] > 0)).all())
-    print(f"day-ahead (lead > 12 h): model beats persistence and seasonal naive everywhere: {'yes' if beaten else 'no'}")
+    print(
+        f"day-ahead (lead > 12 h): model beats persistence and seasonal naive everywhere: {'yes' if beaten else 'no'}"
+    )
     return 0
 
 

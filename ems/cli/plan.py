@@ -32,10 +32,16 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--step-minutes", type=int, choices=(5, 10, 15, 30, 60), help="override planning.step_minutes")
     parser.add_argument("--horizon-hours", type=horizon_hours, help="override planning.horizon_hours (1 to 168)")
-    parser.add_argument("--inputs", choices=("forecast", "profiles"), default="forecast",
-                        help="PV and load from the forecasters (default) or from the config's fixed profiles")
+    parser.add_argument(
+        "--inputs",
+        choices=("forecast", "profiles"),
+        default="forecast",
+        help="PV and load from the forecasters (default) or from the config's fixed profiles",
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    parser.add_argument("--store", type=Path, help="with [market]: the store holding the prices (default storage.sqlite_path)")
+    parser.add_argument(
+        "--store", type=Path, help="with [market]: the store holding the prices (default storage.sqlite_path)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -49,9 +55,17 @@ def run(args: argparse.Namespace) -> int:
 
     store = _price_store(portfolio, args.store)
     try:
-        schedule, problem, summary = make_plan(args.config, start, args.out, step_minutes=args.step_minutes,
-                                               horizon_hours=args.horizon_hours, inputs=args.inputs, plot=not args.no_plot,
-                                               portfolio=portfolio, store=store)
+        schedule, problem, summary = make_plan(
+            args.config,
+            start,
+            args.out,
+            step_minutes=args.step_minutes,
+            horizon_hours=args.horizon_hours,
+            inputs=args.inputs,
+            plot=not args.no_plot,
+            portfolio=portfolio,
+            store=store,
+        )
     except PriceHistoryError as error:
         print(f"ems plan: no prices for the plan: {error}", file=sys.stderr)
         return 2
@@ -62,10 +76,14 @@ def run(args: argparse.Namespace) -> int:
     if schedule.message:  # load left unserved, or why the rule-based fallback stood in
         print(f"ems plan: warning: {schedule.message}", file=sys.stderr)
     if summary.get("price_dates_forecast"):
-        print(f"prices: JEPX for {', '.join(summary['price_dates_published']) or 'no date'}; "
-              f"forecast for {', '.join(summary['price_dates_forecast'])}")
-    print(f"wrote {args.out / 'schedule.csv'}, {args.out / 'summary.json'}, {args.out / 'demand_plan.csv'}"
-          + ("" if args.no_plot else f", {args.out / 'plan.png'}"))
+        print(
+            f"prices: JEPX for {', '.join(summary['price_dates_published']) or 'no date'}; "
+            f"forecast for {', '.join(summary['price_dates_forecast'])}"
+        )
+    print(
+        f"wrote {args.out / 'schedule.csv'}, {args.out / 'summary.json'}, {args.out / 'demand_plan.csv'}"
+        + ("" if args.no_plot else f", {args.out / 'plan.png'}")
+    )
     return 0
 
 
@@ -77,17 +95,33 @@ def _site_row(schedule, problem, site: str) -> tuple:
     pv = sum((power[p.id] for p in problem.pvs if p.site == site), pd.Series(0.0, index=power.index))
     storage = [b.id for b in problem.batteries if b.site == site]
     battery_kwh = float(power[storage].clip(lower=0).sum().sum() * dt_h) if storage else 0.0
-    ev_kwh = sum(float(-power[e.id].where([s == site for s in e.charger_site], 0.0).clip(upper=0).sum() * dt_h) for e in problem.evs)
-    return (site, net.clip(lower=0).sum() * dt_h, abs(net.clip(upper=0).sum()) * dt_h, pv.sum() * dt_h, battery_kwh, ev_kwh,
-            net.max(), schedule.load_shed_kwh.get(site, 0.0))
+    ev_kwh = sum(
+        float(-power[e.id].where([s == site for s in e.charger_site], 0.0).clip(upper=0).sum() * dt_h)
+        for e in problem.evs
+    )
+    return (
+        site,
+        net.clip(lower=0).sum() * dt_h,
+        abs(net.clip(upper=0).sum()) * dt_h,
+        pv.sum() * dt_h,
+        battery_kwh,
+        ev_kwh,
+        net.max(),
+        schedule.load_shed_kwh.get(site, 0.0),
+    )
 
 
 def render_table(schedule, problem, summary: dict) -> str:
     rows = [_site_row(schedule, problem, site) for site in problem.sites]
-    header = (f"{'site':<18}{'import kWh':>12}{'export kWh':>12}{'PV kWh':>10}{'batt out kWh':>14}{'EV in kWh':>11}"
-              f"{'peak kW':>9}{'unserved kWh':>14}")
+    header = (
+        f"{'site':<18}{'import kWh':>12}{'export kWh':>12}{'PV kWh':>10}{'batt out kWh':>14}{'EV in kWh':>11}"
+        f"{'peak kW':>9}{'unserved kWh':>14}"
+    )
     lines = [header, "-" * len(header)]
-    lines += [f"{r[0]:<18}{r[1]:>12.1f}{r[2]:>12.1f}{r[3]:>10.1f}{r[4]:>14.1f}{r[5]:>11.1f}{r[6]:>9.1f}{r[7]:>14.1f}" for r in rows]
+    lines += [
+        f"{r[0]:<18}{r[1]:>12.1f}{r[2]:>12.1f}{r[3]:>10.1f}{r[4]:>14.1f}{r[5]:>11.1f}{r[6]:>9.1f}{r[7]:>14.1f}"
+        for r in rows
+    ]
     hours = problem.grid.steps * problem.grid.step_h
     energy, baseline_energy = summary["energy_cost_yen"], summary["baseline_energy_cost_yen"]
     demand, baseline_demand = summary["demand_charge_yen"], summary["baseline_demand_charge_yen"]

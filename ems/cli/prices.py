@@ -15,7 +15,9 @@ from ems.config.market import JEPX_AREAS
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("prices", help="JEPX spot prices: import a spot_summary file, list, backtest the forecast")
+    parser = subparsers.add_parser(
+        "prices", help="JEPX spot prices: import a spot_summary file, list, backtest the forecast"
+    )
     commands = parser.add_subparsers(dest="prices_command", required=True, metavar="ACTION")
     imp = commands.add_parser("import", help="import a JEPX spot_summary_YYYY.csv (Shift-JIS) into the store")
     imp.add_argument("--config", required=True, type=Path)
@@ -32,9 +34,13 @@ def register(subparsers) -> None:
     test.add_argument("--store", type=Path, help="override storage.sqlite_path")
     test.add_argument("--area", choices=JEPX_AREAS, help="price area (default: market.area, else kyushu)")
     test.add_argument("--days", type=int, default=14, help="held-out days at the end of the history (default 14)")
-    test.add_argument("--lead-days", type=int, default=1, choices=(1, 2), help="days from the last known date to the forecast date")
+    test.add_argument(
+        "--lead-days", type=int, default=1, choices=(1, 2), help="days from the last known date to the forecast date"
+    )
     test.set_defaults(handler=run_backtest)
-    balance = subparsers.add_parser("imbalance", help="the demand plan's 30-minute balance kept by ems run: planned, metered, imbalance")
+    balance = subparsers.add_parser(
+        "imbalance", help="the demand plan's 30-minute balance kept by ems run: planned, metered, imbalance"
+    )
     balance.add_argument("--config", required=True, type=Path)
     balance.add_argument("--date", type=dt.date.fromisoformat, help="local day (default: today)")
     balance.add_argument("--store", type=Path, help="override storage.sqlite_path")
@@ -129,8 +135,12 @@ def run_imbalance(args: argparse.Namespace) -> int:
     print(f"{'slot':>4} {'start':<6}{'planned kWh':>13}{'metered kWh':>13}{'imbalance kWh':>15}{'yen':>9}")
     for b in rows:
         local = b.slot_start.astimezone(since.tzinfo)
-        print(f"{local.hour * 2 + local.minute // 30 + 1:>4} {local:%H:%M} {b.planned_kwh:>12.2f}{b.metered_kwh:>13.2f}"
-              f"{b.imbalance_kwh:>+15.2f}{b.imbalance_yen:>9.0f}")
-    print(f"{summary['slots']} slots: |imbalance| {summary['imbalance_abs_kwh']:.2f} kWh, "
-          f"{summary['imbalance_yen']:,.0f} yen")
+        print(
+            f"{local.hour * 2 + local.minute // 30 + 1:>4} {local:%H:%M} {b.planned_kwh:>12.2f}{b.metered_kwh:>13.2f}"
+            f"{b.imbalance_kwh:>+15.2f}{b.imbalance_yen:>9.0f}"
+        )
+    print(
+        f"{summary['slots']} slots: |imbalance| {summary['imbalance_abs_kwh']:.2f} kWh, "
+        f"{summary['imbalance_yen']:,.0f} yen"
+    )
     return 0

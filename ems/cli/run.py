@@ -21,16 +21,24 @@ from ems.config import load_portfolio
 log = logging.getLogger(__name__)
 
 
-
 def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="run the live control loop (or against the digital twin)")
     parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--twin", action="store_true", help="start the digital twin and control it over the real protocols")
-    parser.add_argument("--twin-process", action="store_true",
-                        help="control a twin that another process serves (`ems twin`): run on its simulated clock "
-                             "(--start, --speed, EMS_CLOCK_EPOCH) and its ports (--modbus-base-port)")
-    parser.add_argument("--speed", type=float, default=1.0, help="with --twin or --twin-process: simulated seconds per real second")
-    parser.add_argument("--start", type=aware_datetime, help="with --twin or --twin-process: simulated start time (default now)")
+    parser.add_argument(
+        "--twin", action="store_true", help="start the digital twin and control it over the real protocols"
+    )
+    parser.add_argument(
+        "--twin-process",
+        action="store_true",
+        help="control a twin that another process serves (`ems twin`): run on its simulated clock "
+        "(--start, --speed, EMS_CLOCK_EPOCH) and its ports (--modbus-base-port)",
+    )
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="with --twin or --twin-process: simulated seconds per real second"
+    )
+    parser.add_argument(
+        "--start", type=aware_datetime, help="with --twin or --twin-process: simulated start time (default now)"
+    )
     parser.add_argument("--duration-hours", type=float, help="stop after this much (simulated) time")
     parser.add_argument("--mqtt-host", help="override the config's broker host")
     parser.add_argument("--mqtt-port", type=int, help="override the config's broker port")
@@ -38,12 +46,22 @@ def register(subparsers) -> None:
     parser.add_argument("--store", type=Path, help="override storage.sqlite_path")
     add_protocol_options(parser)
     parser.add_argument("--inputs", choices=("forecast", "profiles"), default="forecast")
-    parser.add_argument("--nightly", action=argparse.BooleanOptionalAction, default=None,
-                        help="run the nightly DR simulation at control.nightly_time (default: on live, off with --twin)")
-    parser.add_argument("--bcp-state-dir", type=Path, default=Path("var/ems"),
-                        help="where `ems bcp activate` records BCP mode (default var/ems), read every re-plan")
+    parser.add_argument(
+        "--nightly",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the nightly DR simulation at control.nightly_time (default: on live, off with --twin)",
+    )
+    parser.add_argument(
+        "--bcp-state-dir",
+        type=Path,
+        default=Path("var/ems"),
+        help="where `ems bcp activate` records BCP mode (default var/ems), read every re-plan",
+    )
     parser.add_argument("--status-every-s", type=float, default=2.0, help="real seconds between status lines")
-    parser.add_argument("--http", metavar="HOST:PORT", help="serve the operators' console from this process (docs/console.md)")
+    parser.add_argument(
+        "--http", metavar="HOST:PORT", help="serve the operators' console from this process (docs/console.md)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -60,8 +78,9 @@ def own_stream(stream):
         fd = stream.fileno()
     except (AttributeError, OSError, ValueError):
         return stream  # an in-process caller's stream without a descriptor (tests)
-    return os.fdopen(os.dup(fd), "w", buffering=1, encoding=getattr(stream, "encoding", None) or "utf-8",
-                     errors="replace")
+    return os.fdopen(
+        os.dup(fd), "w", buffering=1, encoding=getattr(stream, "encoding", None) or "utf-8", errors="replace"
+    )
 
 
 def _own_log_streams() -> None:
@@ -87,8 +106,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"ems run: --http {error}", file=sys.stderr)
             return 2
         if missing_web_extra():
-            print(f"ems run: --http needs the 'web' extra ({missing_web_extra()} is not installed): "
-                  "pip install 'arao-ems[web]'", file=sys.stderr)
+            print(
+                f"ems run: --http needs the 'web' extra ({missing_web_extra()} is not installed): "
+                "pip install 'arao-ems[web]'",
+                file=sys.stderr,
+            )
             return 2
         from ems.web.app import ConsoleSetupError, console_files
 
@@ -118,8 +140,10 @@ def status_line(controller, portfolio) -> str:
         plan = f"re-plan failing since {since:%H:%M} ({health.reason[:120]})"
     else:
         plan = f"plan {figures.plan_status or '--'} {cost} yen solve {figures.solve_s:.2f} s"
-    return (f"{now.isoformat(' ', 'minutes')} | grid kW {' '.join(sites)} | "
-            f"fleet {fleet_kwh:.0f} kWh ({len(fleet)} reporting) | {plan} | missing {len(controller.state.missing())}")
+    return (
+        f"{now.isoformat(' ', 'minutes')} | grid kW {' '.join(sites)} | "
+        f"fleet {fleet_kwh:.0f} kWh ({len(fleet)} reporting) | {plan} | missing {len(controller.state.missing())}"
+    )
 
 
 async def _main(args: argparse.Namespace, portfolio) -> int:
@@ -150,16 +174,28 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         try:
             http_socket = bind(*args.http)
         except OSError as error:
-            print(f"ems run: --http cannot listen on {args.http[0]}:{args.http[1]}: {error.strerror or error}", file=sys.stderr)
+            print(
+                f"ems run: --http cannot listen on {args.http[0]}:{args.http[1]}: {error.strerror or error}",
+                file=sys.stderr,
+            )
             return 2
     twin_task = None
     if args.twin_process and args.modbus_base_port is not None:  # where the other process serves the twin
-        portfolio = portfolio.model_copy(update={"twin": portfolio.twin.model_copy(update={"modbus_base_port": args.modbus_base_port})})
+        portfolio = portfolio.model_copy(
+            update={"twin": portfolio.twin.model_copy(update={"modbus_base_port": args.modbus_base_port})}
+        )
     if args.twin:
         from simulations.twin import Twin, TwinOptions
 
-        options = TwinOptions(mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, modbus_base_port=args.modbus_base_port,
-                              speed=args.speed, start=clock.start, chargers=args.chargers, v2h=args.v2h)
+        options = TwinOptions(
+            mqtt_host=args.mqtt_host,
+            mqtt_port=args.mqtt_port,
+            modbus_base_port=args.modbus_base_port,
+            speed=args.speed,
+            start=clock.start,
+            chargers=args.chargers,
+            v2h=args.v2h,
+        )
         twin = Twin(portfolio, args.config, options, clock=clock)
         portfolio = twin.portfolio  # with the twin's ports
         started = asyncio.Event()
@@ -177,8 +213,12 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
     from ems.devices import DeviceConfigError
 
     try:
-        devices = DeviceSet(portfolio, controller_broker(portfolio, args.config, args.mqtt_host, args.mqtt_port),
-                            presence_role="controller", config_path=args.config)
+        devices = DeviceSet(
+            portfolio,
+            controller_broker(portfolio, args.config, args.mqtt_host, args.mqtt_port),
+            presence_role="controller",
+            config_path=args.config,
+        )
         await devices.open()
     # a second controller would take the first one's session over; a bad driver table, an OCPP
     # password file or port in use
@@ -194,17 +234,32 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         from ems.control.fleetbus import FleetBus
         from ems.fleet.bounds import FleetBounds
 
-        fleet = FleetBus(devices.link, {v.id for v in portfolio.vehicles}, clock.now, bounds=FleetBounds.from_portfolio(portfolio))
-    controller = Controller(portfolio, args.config, devices, store, clock.now, inputs=args.inputs, fleet=fleet,
-                            bcp=BcpSwitch(portfolio, args.config, args.bcp_state_dir))
+        fleet = FleetBus(
+            devices.link, {v.id for v in portfolio.vehicles}, clock.now, bounds=FleetBounds.from_portfolio(portfolio)
+        )
+    controller = Controller(
+        portfolio,
+        args.config,
+        devices,
+        store,
+        clock.now,
+        inputs=args.inputs,
+        fleet=fleet,
+        bcp=BcpSwitch(portfolio, args.config, args.bcp_state_dir),
+    )
     if portfolio.market is not None:  # meter every 30-minute slot against the demand plan; steer to it if asked
         from ems.control.following import ControllerFollowing, PlanFollower
 
-        controller.following = ControllerFollowing(PlanFollower(portfolio, portfolio.market.imbalance_price_yen_per_kwh,
-                                                                enabled=portfolio.market.follow_plan))
+        controller.following = ControllerFollowing(
+            PlanFollower(portfolio, portfolio.market.imbalance_price_yen_per_kwh, enabled=portfolio.market.follow_plan)
+        )
     mode = store.get_state("mode", "live")
-    store.record_event(clock.now(), "start", f"controller started in {mode} mode", {"twin": args.twin, "twin_process": args.twin_process,
-                                                                                 "speed": args.speed})
+    store.record_event(
+        clock.now(),
+        "start",
+        f"controller started in {mode} mode",
+        {"twin": args.twin, "twin_process": args.twin_process, "speed": args.speed},
+    )
     if controller.resume():
         await controller.poll()
         await controller.apply()  # no gap: the stored plan's set-points go out after the first poll
@@ -218,21 +273,37 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
     async def nightly(day: dt.date) -> None:
         from simulations.nightly import nightly_job  # above the scheduler's floor: handed in from here
 
-        await asyncio.to_thread(nightly_job, args.config, portfolio.control.nightly_dir, clock.now(),
-                                **_ven_event_files(portfolio, args.config, clock.now()))
+        await asyncio.to_thread(
+            nightly_job,
+            args.config,
+            portfolio.control.nightly_dir,
+            clock.now(),
+            **_ven_event_files(portfolio, args.config, clock.now()),
+        )
         if portfolio.market is not None:
             _write_imbalance(store, portfolio, day)
         store.record_event(clock.now(), "nightly", f"nightly simulation written under {portfolio.control.nightly_dir}")
 
     run_nightly = args.nightly if args.nightly is not None else not simulated
-    scheduler = ControlScheduler(controller, portfolio.control, store, speed=clock.speed, day_ahead=day_ahead,
-                                 nightly=nightly if run_nightly else None, retention_days=portfolio.storage.retention_days)
+    scheduler = ControlScheduler(
+        controller,
+        portfolio.control,
+        store,
+        speed=clock.speed,
+        day_ahead=day_ahead,
+        nightly=nightly if run_nightly else None,
+        retention_days=portfolio.storage.retention_days,
+    )
     try:
         await controller.cycle()
     except Exception as error:  # the first cycle is a job like the others: recorded, the scheduler retries
         log.exception("first control cycle failed")
-        store.record_event(clock.now(), "job-failed", f"first control cycle failed: {type(error).__name__}: {error}",
-                           {"job": "cycle", "error": str(error)})
+        store.record_event(
+            clock.now(),
+            "job-failed",
+            f"first control cycle failed: {type(error).__name__}: {error}",
+            {"job": "cycle", "error": str(error)},
+        )
     scheduler.start()
     web = None
     if http_socket is not None:  # the console in a thread; a re-plan request reaches the scheduler on this loop
@@ -240,9 +311,15 @@ async def _main(args: argparse.Namespace, portfolio) -> int:
         from ems.web.server import ConsoleThread
 
         # its own connection: a long page query never holds the lock the control loop writes under
-        app = create_app(portfolio, args.config, Store(store_path, create=False), clock=clock.now,
-                         bcp_state_dir=args.bcp_state_dir, secret=args.http_secret,
-                         replan_now=lambda: loop.call_soon_threadsafe(scheduler.take_replan_request))
+        app = create_app(
+            portfolio,
+            args.config,
+            Store(store_path, create=False),
+            clock=clock.now,
+            bcp_state_dir=args.bcp_state_dir,
+            secret=args.http_secret,
+            replan_now=lambda: loop.call_soon_threadsafe(scheduler.take_replan_request),
+        )
         web = ConsoleThread(app, http_socket).start()
         print(f"console on http://{args.http[0]}:{args.http[1]}/", flush=True)
     ven = await _start_ven(portfolio, args, store, clock, controller)
@@ -311,11 +388,21 @@ def _write_imbalance(store, portfolio, day: dt.date) -> None:
     since, until = day_bounds(day - dt.timedelta(days=1), portfolio.portfolio.timezone)
     night = Path(portfolio.control.nightly_dir) / (day + dt.timedelta(days=1)).isoformat()
     night.mkdir(parents=True, exist_ok=True)
-    slots = [{"slot_start": b.slot_start.isoformat(), "planned_kwh": round(b.planned_kwh, 3), "metered_kwh": round(b.metered_kwh, 3),
-              "imbalance_kwh": round(b.imbalance_kwh, 3), "imbalance_yen": round(b.imbalance_yen, 1)}
-             for b in slot_balances(store, since, until, site="total")]
-    (night / "imbalance.json").write_text(json.dumps({"day": str(day - dt.timedelta(days=1)), **imbalance_summary(store, since, until),
-                                                      "slots": slots}, indent=1))
+    slots = [
+        {
+            "slot_start": b.slot_start.isoformat(),
+            "planned_kwh": round(b.planned_kwh, 3),
+            "metered_kwh": round(b.metered_kwh, 3),
+            "imbalance_kwh": round(b.imbalance_kwh, 3),
+            "imbalance_yen": round(b.imbalance_yen, 1),
+        }
+        for b in slot_balances(store, since, until, site="total")
+    ]
+    (night / "imbalance.json").write_text(
+        json.dumps(
+            {"day": str(day - dt.timedelta(days=1)), **imbalance_summary(store, since, until), "slots": slots}, indent=1
+        )
+    )
 
 
 def _ven_event_files(portfolio, config_path: Path, now: dt.datetime) -> dict:
@@ -326,8 +413,10 @@ def _ven_event_files(portfolio, config_path: Path, now: dt.datetime) -> dict:
     from simulations.nightly import default_event_files, night_date
 
     day = night_date(now, portfolio.portfolio.timezone)
-    return {"event_files": default_event_files(Path(config_path)) + event_files_on(Path(portfolio.openadr.events_dir), day,
-                                                                                    portfolio.portfolio.timezone)}
+    return {
+        "event_files": default_event_files(Path(config_path))
+        + event_files_on(Path(portfolio.openadr.events_dir), day, portfolio.portfolio.timezone)
+    }
 
 
 class BcpSwitch:

@@ -18,7 +18,9 @@ STALE_POLLS = 3  # a device whose latest row is this many poll intervals behind 
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("status", help="the controller's state from its store: plan, failures, devices, outbox")
+    parser = subparsers.add_parser(
+        "status", help="the controller's state from its store: plan, failures, devices, outbox"
+    )
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--store", type=Path, help="the store to read (default: storage.sqlite_path); never created")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -51,14 +53,22 @@ def controller_status(store, portfolio, now: dt.datetime) -> dict:
     if plan is not None:
         summary = plan["summary"]
         fallback = summary.get("message") if plan["status"] == "fallback" else None
-        last_plan = {"id": plan["id"], "time": local(plan["created"]), "status": plan["status"],
-                     "objective_yen": summary.get("objective_yen"), "solve_s": summary.get("solve_s"), "fallback_reason": fallback}
+        last_plan = {
+            "id": plan["id"],
+            "time": local(plan["created"]),
+            "status": plan["status"],
+            "objective_yen": summary.get("objective_yen"),
+            "solve_s": summary.get("solve_s"),
+            "fallback_reason": fallback,
+        }
     failures = store.latest_events(("replan-failed",), limit=1000, since=plan["created"] if plan else None)
     if plan is not None:
         failures = [f for f in failures if f[0] > plan["created"]]
-    replan = {"failures_since_last_plan": len(failures),
-              "failing_since": local(failures[-1][0]) if failures else None,
-              "last_reason": failures[0][3].get("reason") if failures else None}
+    replan = {
+        "failures_since_last_plan": len(failures),
+        "failing_since": local(failures[-1][0]) if failures else None,
+        "last_reason": failures[0][3].get("reason") if failures else None,
+    }
     degraded = store.latest_events(("replan-degraded", "plan-input"), limit=1)  # recorded once per episode
     if degraded:
         replan["last_degraded"] = {"time": local(degraded[0][0]), "message": degraded[0][2]}
@@ -72,10 +82,15 @@ def controller_status(store, portfolio, now: dt.datetime) -> dict:
         "last_plan": last_plan,
         "replan": replan,
         "devices": _devices(store, portfolio, local),
-        "bcp_mode": {"active": bool(bcp) and bcp[0][2].startswith("BCP mode on"), "since": local(bcp[0][0]) if bcp else None,
-                     "message": bcp[0][2] if bcp else None},
+        "bcp_mode": {
+            "active": bool(bcp) and bcp[0][2].startswith("BCP mode on"),
+            "since": local(bcp[0][0]) if bcp else None,
+            "message": bcp[0][2] if bcp else None,
+        },
         "outbox": {"backlog_lines": store.count("outbox"), "rejected_lines": store.count_events("outbox-rejected")},
-        "last_foreign_write": ({"time": local(foreign[0][0]), "message": foreign[0][2], **foreign[0][3]} if foreign else None),
+        "last_foreign_write": (
+            {"time": local(foreign[0][0]), "message": foreign[0][2], **foreign[0][3]} if foreign else None
+        ),
         "imbalance_today": _imbalance_today(store, now, zone),
     }
 
@@ -100,8 +115,15 @@ def _devices(store, portfolio, local) -> list[dict]:
         if state is None:
             continue
         good = store.last_good_time(device)
-        found.append({"device": device, "state": state, "since": local(good) if good else None,
-                      "last_reading": local(time), "never_good": good is None})
+        found.append(
+            {
+                "device": device,
+                "state": state,
+                "since": local(good) if good else None,
+                "last_reading": local(time),
+                "never_good": good is None,
+            }
+        )
     return found
 
 
@@ -115,13 +137,17 @@ def render(report: dict) -> str:
         lines.append("last plan: none")
     else:
         objective = "--" if plan["objective_yen"] is None else f"{plan['objective_yen']:,.0f} yen"
-        text = (f"last plan: #{plan['id']} at {plan['time']}, {plan['status']}, objective {objective}, "
-                f"solve {plan['solve_s'] or 0:.2f} s")
+        text = (
+            f"last plan: #{plan['id']} at {plan['time']}, {plan['status']}, objective {objective}, "
+            f"solve {plan['solve_s'] or 0:.2f} s"
+        )
         lines.append(text + (f", fallback: {plan['fallback_reason']}" if plan["fallback_reason"] else ""))
     replan = report["replan"]
     if replan["failures_since_last_plan"]:
-        lines.append(f"re-plan failing since {replan['failing_since']}: {replan['failures_since_last_plan']} failure(s), "
-                     f"last: {replan['last_reason']}")
+        lines.append(
+            f"re-plan failing since {replan['failing_since']}: {replan['failures_since_last_plan']} failure(s), "
+            f"last: {replan['last_reason']}"
+        )
     else:
         lines.append("re-plan: no failure since the last plan")
     if "last_degraded" in replan:
@@ -134,13 +160,19 @@ def render(report: dict) -> str:
     bcp = report["bcp_mode"]
     lines.append(f"BCP mode: {'ACTIVE since ' + bcp['since'] if bcp['active'] else 'off'}")
     outbox = report["outbox"]
-    lines.append(f"outbox: {outbox['backlog_lines']} line(s) waiting, "
-                 f"{outbox['rejected_lines']} refused by the server and kept aside")
+    lines.append(
+        f"outbox: {outbox['backlog_lines']} line(s) waiting, "
+        f"{outbox['rejected_lines']} refused by the server and kept aside"
+    )
     foreign = report["last_foreign_write"]
-    lines.append(f"last foreign write: {foreign['time']}: {foreign['message']}" if foreign else "last foreign write: none")
+    lines.append(
+        f"last foreign write: {foreign['time']}: {foreign['message']}" if foreign else "last foreign write: none"
+    )
     balance = report["imbalance_today"]
     if balance["slots"]:
-        lines.append(f"demand plan today: {balance['slots']} slot(s), planned {balance['planned_kwh']:,.1f} kWh, metered "
-                     f"{balance['metered_kwh']:,.1f} kWh, |imbalance| {balance['imbalance_abs_kwh']:,.2f} kWh "
-                     f"({balance['imbalance_yen']:,.0f} yen)")
+        lines.append(
+            f"demand plan today: {balance['slots']} slot(s), planned {balance['planned_kwh']:,.1f} kWh, metered "
+            f"{balance['metered_kwh']:,.1f} kWh, |imbalance| {balance['imbalance_abs_kwh']:,.2f} kWh "
+            f"({balance['imbalance_yen']:,.0f} yen)"
+        )
     return "\n".join(lines)

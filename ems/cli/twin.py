@@ -19,8 +19,16 @@ def add_broker_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_protocol_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--chargers", choices=("mqtt", "ocpp"), help="the twin's depot chargers speak MQTT or OCPP 1.6 (override [twin].chargers)")
-    parser.add_argument("--v2h", choices=("mqtt", "echonet"), help="the twin's V2H points speak MQTT or ECHONET Lite (override [twin].v2h)")
+    parser.add_argument(
+        "--chargers",
+        choices=("mqtt", "ocpp"),
+        help="the twin's depot chargers speak MQTT or OCPP 1.6 (override [twin].chargers)",
+    )
+    parser.add_argument(
+        "--v2h",
+        choices=("mqtt", "echonet"),
+        help="the twin's V2H points speak MQTT or ECHONET Lite (override [twin].v2h)",
+    )
 
 
 def with_protocols(portfolio, args: argparse.Namespace):
@@ -39,9 +47,14 @@ def register(subparsers) -> None:
     parser.add_argument("--speed", type=float, help="simulated seconds per real second (override [twin].speed)")
     parser.add_argument("--start", type=dt.datetime.fromisoformat, help="simulated start, ISO 8601 with offset")
     parser.add_argument("--no-mqtt", action="store_true", help="serve only the Modbus devices")
-    parser.add_argument("--record", type=Path, help="write the twin's own record here: twin_vehicles.csv while it runs, "
-                                                     "twin_final.json when it stops")
-    parser.add_argument("--record-every-s", type=float, default=300.0, help="simulated seconds between recorded rows (default 300)")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        help="write the twin's own record here: twin_vehicles.csv while it runs, twin_final.json when it stops",
+    )
+    parser.add_argument(
+        "--record-every-s", type=float, default=300.0, help="simulated seconds between recorded rows (default 300)"
+    )
     add_protocol_options(parser)
     parser.set_defaults(handler=run)
 
@@ -57,9 +70,16 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("ems twin: --record-every-s must be positive")
     portfolio = load_portfolio(args.config)
     options = TwinOptions(
-        mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, modbus_base_port=args.modbus_base_port,
-        speed=args.speed, start=args.start, serve_mqtt=not args.no_mqtt, chargers=args.chargers, v2h=args.v2h,
-        record_dir=args.record, record_every_s=args.record_every_s,
+        mqtt_host=args.mqtt_host,
+        mqtt_port=args.mqtt_port,
+        modbus_base_port=args.modbus_base_port,
+        speed=args.speed,
+        start=args.start,
+        serve_mqtt=not args.no_mqtt,
+        chargers=args.chargers,
+        v2h=args.v2h,
+        record_dir=args.record,
+        record_every_s=args.record_every_s,
     )
     try:
         twin = Twin(portfolio, args.config, options)
@@ -94,9 +114,11 @@ async def _serve(twin) -> int:
 
 def _announce(twin) -> None:
     extra = twin.protocol_devices
-    print(f"twin of {twin.portfolio.portfolio.name}: {len(twin.servers)} Modbus devices, "
-          f"{len(twin.mqtt_devices)} MQTT devices, {len(extra.charge_points)} OCPP charge points, "
-          f"{len(extra.nodes)} ECHONET Lite nodes")
+    print(
+        f"twin of {twin.portfolio.portfolio.name}: {len(twin.servers)} Modbus devices, "
+        f"{len(twin.mqtt_devices)} MQTT devices, {len(extra.charge_points)} OCPP charge points, "
+        f"{len(extra.nodes)} ECHONET Lite nodes"
+    )
     print(f"clock starts {twin.clock.now().isoformat()} at speed {getattr(twin.clock, 'speed', 1.0)}")
     for line in twin.describe():
         print("  " + line)

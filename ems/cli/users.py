@@ -15,8 +15,11 @@ from ems.config import load_portfolio
 def register(subparsers) -> None:
     parser = subparsers.add_parser("users", help="the console's users: add, remove, list (docs/console.md)")
     commands = parser.add_subparsers(dest="users_command", required=True, metavar="ACTION")
-    for name, text in (("add", "add a user (asks for the password; or from the variable --password-env names)"),
-                       ("remove", "remove a user"), ("list", "list users and roles")):
+    for name, text in (
+        ("add", "add a user (asks for the password; or from the variable --password-env names)"),
+        ("remove", "remove a user"),
+        ("list", "list users and roles"),
+    ):
         sub = commands.add_parser(name, help=text)
         where = sub.add_mutually_exclusive_group(required=True)
         where.add_argument("--config", type=Path, help="take the users file from console.users_file")
@@ -25,8 +28,11 @@ def register(subparsers) -> None:
             sub.add_argument("name")
         if name == "add":
             sub.add_argument("--role", required=True, choices=("viewer", "operator"))
-            sub.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable "
-                             "(for scripts; never on the command line)")
+            sub.add_argument(
+                "--password-env",
+                metavar="VAR",
+                help="read the password from this environment variable (for scripts; never on the command line)",
+            )
             sub.add_argument("--replace", action="store_true", help="change an existing user's role and password")
         sub.set_defaults(handler=run)
 
@@ -51,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
         password = _password(args)
         if password is None:
             return 2
-        user = add_user(path, args.name, args.role, password, dt.datetime.now(dt.UTC).astimezone(), replace=args.replace)
+        user = add_user(
+            path, args.name, args.role, password, dt.datetime.now(dt.UTC).astimezone(), replace=args.replace
+        )
     except UsersError as error:
         print(f"ems users: {error}", file=sys.stderr)
         return 2

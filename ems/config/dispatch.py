@@ -20,7 +20,9 @@ class DispatchSettings(BaseModel):
 
     batch_interval_s: float = Field(30.0, gt=0, description="requests are assigned every batch")
     quote_interval_s: float | None = Field(
-        None, gt=0, description="between batches, requests are answered every this many seconds by insertion into the "
+        None,
+        gt=0,
+        description="between batches, requests are answered every this many seconds by insertion into the "
         "routes as they stand (the next batch may move them); none: a request waits for the next batch",
     )
     max_wait_s: float = Field(600.0, gt=0, description="latest pickup after the request time")
@@ -45,7 +47,9 @@ class DispatchSettings(BaseModel):
     idle_rebalance_s: float = Field(120.0, ge=0, description="an idle vehicle waits this long before repositioning")
     rebalance: bool = Field(True, description="idle vehicles move toward forecast demand; otherwise to the depot")
     rebalance_horizon_s: float = Field(
-        1800.0, gt=0, description="a rebalancing move must save more pickup km over this much forecast demand than it drives"
+        1800.0,
+        gt=0,
+        description="a rebalancing move must save more pickup km over this much forecast demand than it drives",
     )
     rebalance_method: Literal["coverage", "transport", "stations"] = Field(
         "coverage",
@@ -54,14 +58,18 @@ class DispatchSettings(BaseModel):
         "once to a free station of the forecast demand's k-median (k = fleet size), least km in total",
     )
     station_count: Literal["fleet", "free"] = Field(
-        "fleet", description="'stations': the k of the k-median; 'fleet': the fleet size, 'free': the vehicles free to "
+        "fleet",
+        description="'stations': the k of the k-median; 'fleet': the fleet size, 'free': the vehicles free to "
         "reposition now, so the stations are the best points the free vehicles can hold",
     )
     one_vehicle_per_station: bool = Field(
-        False, description="'stations': a station holds one vehicle; a second idle vehicle standing at it moves on "
+        False,
+        description="'stations': a station holds one vehicle; a second idle vehicle standing at it moves on "
         "to a free station like one standing nowhere (otherwise drop-offs pile idle vehicles up at a few stations)",
     )
-    rebalance_window_s: float = Field(900.0, gt=0, description="forecast demand the transport rebalancer places vehicles for")
+    rebalance_window_s: float = Field(
+        900.0, gt=0, description="forecast demand the transport rebalancer places vehicles for"
+    )
     vehicle_rides_per_h: float = Field(
         4.0, gt=0, description="rides one vehicle can take per hour (transport rebalancer: how much demand one covers)"
     )
@@ -77,11 +85,14 @@ class DispatchSettings(BaseModel):
         True, description="riders not yet picked up may move to another vehicle at a later batch (ilp, no-pooling)"
     )
     reoptimise: bool = Field(
-        False, description="ilp: after each batch's ILP a local search (relocate, exchange) moves riders not yet "
+        False,
+        description="ilp: after each batch's ILP a local search (relocate, exchange) moves riders not yet "
         "picked up between vehicles while it lowers route time plus wait_weight x waits",
     )
     reoptimise_interval_s: float = Field(
-        0.0, ge=0, description="ilp with reassign: riders not yet picked up are re-assigned (ILP, and the local "
+        0.0,
+        ge=0,
+        description="ilp with reassign: riders not yet picked up are re-assigned (ILP, and the local "
         "search with reoptimise) at least this often, also in batches without new requests; 0: only with new requests",
     )
 
@@ -90,8 +101,10 @@ class DispatchSettings(BaseModel):
         if self.service_end <= self.service_start:
             raise ValueError("service_end must be after service_start (same day)")
         if self.quote_interval_s is not None and self.quote_interval_s >= self.batch_interval_s:
-            raise ValueError(f"quote_interval_s ({self.quote_interval_s:g}) must be shorter than batch_interval_s "
-                             f"({self.batch_interval_s:g}), or left out")
+            raise ValueError(
+                f"quote_interval_s ({self.quote_interval_s:g}) must be shorter than batch_interval_s "
+                f"({self.batch_interval_s:g}), or left out"
+            )
         if not self.low_soc_fraction < self.charge_release_fraction <= self.charge_target_fraction:
             raise ValueError("needs low_soc_fraction < charge_release_fraction <= charge_target_fraction")
         return self
@@ -115,14 +128,20 @@ class _EnergyVehicle(Protocol):
     def reserve_kwh(self) -> float: ...
 
 
-def charge_now_kwh(settings: DispatchSettings, battery_kwh: float, floor_kwh: float, consumption_kwh_per_km: float) -> float:
+def charge_now_kwh(
+    settings: DispatchSettings, battery_kwh: float, floor_kwh: float, consumption_kwh_per_km: float
+) -> float:
     """Below this an idle vehicle goes to charge at once [kWh]: ``low_soc_fraction`` of the battery,
     and never less than the floor plus one hour of expected driving, so a vehicle too empty to
     take a typical trip is charging, not waiting."""
-    return max(settings.low_soc_fraction * battery_kwh, floor_kwh + settings.expected_km_per_hour * consumption_kwh_per_km)
+    return max(
+        settings.low_soc_fraction * battery_kwh, floor_kwh + settings.expected_km_per_hour * consumption_kwh_per_km
+    )
 
 
-def energy_threshold_problems(settings: DispatchSettings, vehicles: Iterable[_EnergyVehicle]) -> Iterable[tuple[str, str]]:
+def energy_threshold_problems(
+    settings: DispatchSettings, vehicles: Iterable[_EnergyVehicle]
+) -> Iterable[tuple[str, str]]:
     """(key, problem) for each vehicle whose energy thresholds contradict each other.
 
     The floor is ``soc_min_fraction x battery_kwh + reserve_kwh``. "Charge now"

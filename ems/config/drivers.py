@@ -58,12 +58,20 @@ class TwinSettings(BaseModel):
     credentials_file: str | None = Field(None, description="'user:password' file for the twin devices")
     modbus_timeout_s: float = Field(1.0, gt=0, description="timeout of a client reading a twin device")
     mqtt_timeout_s: float = Field(2.0, gt=0, description="timeout of a client reading or commanding a twin device")
-    chargers: Literal["mqtt", "ocpp"] = Field("mqtt", description="how the twin's depot chargers speak: MQTT, or OCPP 1.6 to the [ocpp] central system")
-    v2h: Literal["mqtt", "echonet"] = Field("mqtt", description="how the twin's V2H points speak: MQTT, or ECHONET Lite nodes")
-    echonet_network: str = Field("127.0.36.0/24", description="loopback network whose hosts .1, .2, ... the twin's ECHONET Lite nodes take")
+    chargers: Literal["mqtt", "ocpp"] = Field(
+        "mqtt", description="how the twin's depot chargers speak: MQTT, or OCPP 1.6 to the [ocpp] central system"
+    )
+    v2h: Literal["mqtt", "echonet"] = Field(
+        "mqtt", description="how the twin's V2H points speak: MQTT, or ECHONET Lite nodes"
+    )
+    echonet_network: str = Field(
+        "127.0.36.0/24", description="loopback network whose hosts .1, .2, ... the twin's ECHONET Lite nodes take"
+    )
     echonet_port: int = Field(3610, ge=1, le=65535, description="UDP port of the twin's ECHONET Lite nodes")
     ocpp_retry_s: float = Field(1.0, gt=0, description="seconds between a twin charge point's connection attempts")
-    modbus_tls: TwinModbusTls | None = Field(None, description="serve the Modbus devices over Modbus/TCP Security (TLS, client certificates)")
+    modbus_tls: TwinModbusTls | None = Field(
+        None, description="serve the Modbus devices over Modbus/TCP Security (TLS, client certificates)"
+    )
 
 
 class _Strict(BaseModel):
@@ -74,12 +82,16 @@ class OcppDriver(_Strict):
     """A charger reached through the controller's OCPP central system (see ``[ocpp]``)."""
 
     kind: Literal["ocpp"]
-    charge_point_id: str = Field(pattern=r"^[A-Za-z0-9_.\-:]+$", description="identity the charge point connects with (ws://HOST:PORT/<id>)")
+    charge_point_id: str = Field(
+        pattern=r"^[A-Za-z0-9_.\-:]+$", description="identity the charge point connects with (ws://HOST:PORT/<id>)"
+    )
     connector: int = Field(1, ge=1, description="connector (1.6) or EVSE (2.0.1) id")
     rate_unit: Literal["W", "A"] = Field("W", description="unit of the charging profiles sent: W, or A per phase")
     phases: Literal[1, 3] = Field(3, description="phases used to turn kW into A")
     voltage_v: float = Field(200.0, gt=0, description="phase voltage used to turn kW into A")
-    v2x: Literal["none", "vendor"] = Field("none", description="1.6 only: 'vendor' discharges through the documented DataTransfer extension")
+    v2x: Literal["none", "vendor"] = Field(
+        "none", description="1.6 only: 'vendor' discharges through the documented DataTransfer extension"
+    )
     timeout_s: float = Field(5.0, gt=0, description="a set-point not answered within it has failed")
     stale_after_s: float = Field(120.0, gt=0, description="meter values older than this read as stale")
 
@@ -91,7 +103,9 @@ class EchonetDriver(_Strict):
     host: str = Field(description="the node's IP address")
     port: int = Field(3610, ge=1, le=65535, description="UDP port (3610 on real units)")
     instance: int = Field(1, ge=1, le=0x7F, description="instance code of the device object")
-    model: str | None = Field(None, description="echonet_v2h, echonet_battery, echonet_pv or echonet_meter; defaults by asset type")
+    model: str | None = Field(
+        None, description="echonet_v2h, echonet_battery, echonet_pv or echonet_meter; defaults by asset type"
+    )
     timeout_s: float = Field(1.0, gt=0, description="a read or SetC not answered within it has failed")
 
 
@@ -100,12 +114,18 @@ class OcppServer(_Strict):
 
     host: str = Field("127.0.0.1", description="address the central system listens on")
     port: int = Field(9000, ge=1, le=65535, description="its TCP port (ws://HOST:PORT/<charge point id>)")
-    security_profile: Literal[0, 1, 2] = Field(0, description="0 none (loopback only), 1 basic auth, 2 basic auth over TLS")
-    credentials_file: str | None = Field(None, description="'charge_point_id:password' lines, relative to the config file")
+    security_profile: Literal[0, 1, 2] = Field(
+        0, description="0 none (loopback only), 1 basic auth, 2 basic auth over TLS"
+    )
+    credentials_file: str | None = Field(
+        None, description="'charge_point_id:password' lines, relative to the config file"
+    )
     cert_file: str | None = Field(None, description="TLS certificate (PEM) for profile 2")
     key_file: str | None = Field(None, description="TLS key (PEM) for profile 2")
     heartbeat_s: int = Field(60, ge=1, description="heartbeat interval given to charge points at boot")
-    id_tags: dict[str, str] = Field(default_factory=dict, description="ID tag -> vehicle id; a vehicle's own id is always its tag")
+    id_tags: dict[str, str] = Field(
+        default_factory=dict, description="ID tag -> vehicle id; a vehicle's own id is always its tag"
+    )
 
 
 class EchonetNetwork(_Strict):

@@ -91,8 +91,15 @@ def _resolve_tls_files(p: Portfolio, base: Path) -> tuple[Portfolio, list[tuple[
         group = getattr(p, table)
         if any(a.driver.kind == "modbus" and a.driver.tls is not None for a in group):
             updates[table] = tuple(
-                a.model_copy(update={"driver": a.driver.model_copy(update={"tls": resolved(a.driver.tls, f"{table}[id={a.id}].driver.tls")})})
-                if a.driver.kind == "modbus" and a.driver.tls is not None else a
+                a.model_copy(
+                    update={
+                        "driver": a.driver.model_copy(
+                            update={"tls": resolved(a.driver.tls, f"{table}[id={a.id}].driver.tls")}
+                        )
+                    }
+                )
+                if a.driver.kind == "modbus" and a.driver.tls is not None
+                else a
                 for a in group
             )
     return (p.model_copy(update=updates) if updates else p), problems
@@ -110,7 +117,12 @@ def _key_path(raw: dict[str, Any], loc: tuple[Any, ...]) -> str:
             node = entry
         else:
             # pydantic names the union member it tried ("modbus", "function-after[...]"); skip those
-            if isinstance(node, dict) and item not in node and parts and str(item) in {"sim", "modbus", "mqtt", "ocpp", "echonet"}:
+            if (
+                isinstance(node, dict)
+                and item not in node
+                and parts
+                and str(item) in {"sim", "modbus", "mqtt", "ocpp", "echonet"}
+            ):
                 continue
             parts.append(str(item))
             node = node.get(item) if isinstance(node, dict) else None
@@ -173,8 +185,12 @@ def _cross_reference_problems(p: Portfolio, path: Path) -> Iterable[tuple[str, s
         yield f"sites[id={dup}]", "duplicate site id"
     # every table of things at a site (assets of any kind, shelters), in the order of the schema
     assets: dict[str, tuple[Any, ...]] = {
-        name: group for name in Portfolio.model_fields
-        if isinstance(group := getattr(p, name), tuple) and group and hasattr(group[0], "site") and hasattr(group[0], "id")
+        name: group
+        for name in Portfolio.model_fields
+        if isinstance(group := getattr(p, name), tuple)
+        and group
+        and hasattr(group[0], "site")
+        and hasattr(group[0], "id")
     }
     all_ids = [a.id for group in assets.values() for a in group] + [v.id for v in p.vehicles]
     for dup in _duplicates(all_ids):
@@ -234,9 +250,15 @@ def _cross_reference_problems(p: Portfolio, path: Path) -> Iterable[tuple[str, s
             if charger is None:
                 yield f"shelters[id={s.id}].v2h_points", f"{point!r} is not a charger id"
             elif not (charger.v2h and charger.bidirectional):
-                yield f"shelters[id={s.id}].v2h_points", f"charger {point!r} is not V2H-capable (v2h and discharge_power_kw > 0)"
+                yield (
+                    f"shelters[id={s.id}].v2h_points",
+                    f"charger {point!r} is not V2H-capable (v2h and discharge_power_kw > 0)",
+                )
             elif charger.site != s.site:
-                yield f"shelters[id={s.id}].v2h_points", f"charger {point!r} is at site {charger.site!r}, not {s.site!r}"
+                yield (
+                    f"shelters[id={s.id}].v2h_points",
+                    f"charger {point!r} is at site {charger.site!r}, not {s.site!r}",
+                )
 
     for name, regmap in p.register_maps.items():
         for dup in _duplicates([str(r.address) for r in regmap.values()]):
@@ -254,7 +276,10 @@ def _cross_reference_problems(p: Portfolio, path: Path) -> Iterable[tuple[str, s
     for dup in _duplicates(ocpp_points):
         yield "chargers.driver", f"charge point and connector {dup!r} named by two chargers"
     if p.ocpp.security_profile > 0 and not p.ocpp.credentials_file:
-        yield "ocpp.credentials_file", f"security_profile {p.ocpp.security_profile} needs a credentials file of charge point passwords"
+        yield (
+            "ocpp.credentials_file",
+            f"security_profile {p.ocpp.security_profile} needs a credentials file of charge point passwords",
+        )
     if p.ocpp.security_profile == 2 and not (p.ocpp.cert_file and p.ocpp.key_file):
         yield "ocpp", "security_profile 2 needs cert_file and key_file (TLS)"
 

@@ -22,12 +22,18 @@ class MarketSettings(BaseModel):
     wheeling_yen_per_kwh: float = Field(0.0, ge=0, description="network (wheeling) charge per kWh imported")
     fees_yen_per_kwh: float = Field(0.0, ge=0, description="the retailer's fees and margin per kWh imported")
     renewable_surcharge_yen_per_kwh: float = Field(0.0, ge=0, description="renewable energy surcharge per kWh imported")
-    export_at_spot: bool = Field(True, description="exported energy earns the spot price less export_fee_yen_per_kwh; "
-                                          "false: the tariff's export price")
+    export_at_spot: bool = Field(
+        True,
+        description="exported energy earns the spot price less export_fee_yen_per_kwh; "
+        "false: the tariff's export price",
+    )
     export_fee_yen_per_kwh: float = Field(0.0, ge=0, description="deducted from the spot price for exported energy")
     imbalance_price_yen_per_kwh: float = Field(
-        30.0, ge=0, description="price of each kWh the metered 30-minute energy differs from the demand plan")
-    follow_plan: bool = Field(True, description="ems run steers batteries and chargers so each slot's metered energy ends at the plan")
+        30.0, ge=0, description="price of each kWh the metered 30-minute energy differs from the demand plan"
+    )
+    follow_plan: bool = Field(
+        True, description="ems run steers batteries and chargers so each slot's metered energy ends at the plan"
+    )
     price_history_days: int = Field(56, ge=7, description="days of stored prices the price forecast learns from")
 
 
@@ -41,7 +47,8 @@ class OpenAdrSettings(BaseModel):
     price_yen_per_kwh: float = Field(20.0, ge=0, description="paid per kWh delivered when the event carries no price")
     penalty_yen_per_kwh: float = Field(0.0, ge=0, description="charged per kWh short of an accepted request")
     opt_in_fraction: float = Field(
-        1.0, gt=0, le=1, description="opt in when the flexibility reaches this share of the requested kW")
+        1.0, gt=0, le=1, description="opt in when the flexibility reaches this share of the requested kW"
+    )
     report_interval_s: float = Field(60.0, gt=0, description="telemetry report sampling interval offered to the VTN")
     cert_file: str | None = Field(None, description="client certificate (PEM) for signed messages; none: unsigned")
     key_file: str | None = Field(None, description="private key (PEM) of cert_file")

@@ -53,8 +53,12 @@ class ModbusDriver(Strict):
     baudrate: int = Field(9600, gt=0, description="rtu: bits per second")
     parity: Literal["N", "E", "O"] = Field("N", description="rtu: none, even or odd")
     stopbits: Literal[1, 2] = Field(1, description="rtu: stop bits")
-    word_order: Literal["big", "little"] = Field("big", description="'little': the device sends a 32-bit value's low word first")
-    tls: ModbusTlsFiles | None = Field(None, description="Modbus/TCP Security: TLS with a client certificate (port 802 by convention)")
+    word_order: Literal["big", "little"] = Field(
+        "big", description="'little': the device sends a 32-bit value's low word first"
+    )
+    tls: ModbusTlsFiles | None = Field(
+        None, description="Modbus/TCP Security: TLS with a client certificate (port 802 by convention)"
+    )
 
     @field_validator("host")
     @classmethod
@@ -87,7 +91,9 @@ class RegisterSpec(Strict):
     """One point of a vendor register map: address, type, scale and unit."""
 
     address: int = Field(ge=0, le=65535, description="register address (0-based)")
-    type: Literal["int16", "uint16", "int32", "uint32", "float32"] = Field("int16", description="int16, uint16, int32, uint32 or float32")
+    type: Literal["int16", "uint16", "int32", "uint32", "float32"] = Field(
+        "int16", description="int16, uint16, int32, uint32 or float32"
+    )
     scale: float = Field(1.0, description="engineering value = raw value x scale")
     writable: bool = Field(False, description="set-points may be written here")
     table: Literal["holding", "input"] = Field("holding", description="holding or input registers")
@@ -113,7 +119,9 @@ class MqttBroker(Strict):
 class Asset(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", description="unique id: lower-case letters, digits, '_' and '-'")
     site: str = Field(description="id of the site it is connected at")
-    driver: Driver = Field(default_factory=SimDriver, description="how the device is reached (see the driver tables below)")
+    driver: Driver = Field(
+        default_factory=SimDriver, description="how the device is reached (see the driver tables below)"
+    )
 
 
 class Site(Strict):
@@ -157,10 +165,15 @@ class FlexibleLoad(Asset):
     energy_per_day_kwh: float = Field(gt=0, description="energy it needs each day, drawn inside its window")
     window_start: dt.time = Field(dt.time(0, 0), description="local time its daily window opens")
     window_end: dt.time = Field(
-        dt.time(0, 0), description="local time the window closes (at or before the start: the next day, so 00:00 to 00:00 is all day)")
+        dt.time(0, 0),
+        description="local time the window closes (at or before the start: the next day, so 00:00 to 00:00 is all day)",
+    )
     shortfall_penalty_yen_per_kwh: float = Field(
-        300.0, gt=0, description="price of each kWh of a day's energy the plan leaves undelivered")
-    failsafe_kw: float = Field(0.0, le=0, description="set-point when the controller loses the device or the plan (0: off)")
+        300.0, gt=0, description="price of each kWh of a day's energy the plan leaves undelivered"
+    )
+    failsafe_kw: float = Field(
+        0.0, le=0, description="set-point when the controller loses the device or the plan (0: off)"
+    )
 
     @property
     def window_hours(self) -> float:
@@ -171,8 +184,10 @@ class FlexibleLoad(Asset):
     @model_validator(mode="after")
     def _fits_the_window(self) -> FlexibleLoad:
         if self.energy_per_day_kwh > self.power_kw * self.window_hours + 1e-9:
-            raise ValueError(f"energy_per_day_kwh {self.energy_per_day_kwh:g} exceeds what power_kw {self.power_kw:g} can "
-                             f"deliver in its {self.window_hours:g} h window")
+            raise ValueError(
+                f"energy_per_day_kwh {self.energy_per_day_kwh:g} exceeds what power_kw {self.power_kw:g} can "
+                f"deliver in its {self.window_hours:g} h window"
+            )
         return self
 
 
@@ -203,7 +218,9 @@ class Charger(Asset):
     discharge_power_kw: float = Field(0.0, ge=0, description="0 for a charge-only charger")
     efficiency: float = Field(0.95, gt=0, le=1, description="one-way, each direction")
     v2h: bool = Field(False, description="can feed a building or shelter (vehicle-to-home/building)")
-    failsafe_kw: float | None = Field(None, description="default: charge-only at control.charger_failsafe_kw or the rating if lower")
+    failsafe_kw: float | None = Field(
+        None, description="default: charge-only at control.charger_failsafe_kw or the rating if lower"
+    )
 
     @property
     def bidirectional(self) -> bool:
@@ -226,13 +243,17 @@ class Vehicle(Strict):
     consumption_kwh_per_km: float = Field(gt=0, description="average energy use while driving")
     seats: int = Field(4, ge=1, description="passenger seats")
     v2g_allowed: bool = Field(False, description="the vehicle may discharge to a building or the grid")
-    home_charger: str | None = Field(None, description="charger it uses between its duties; none: plans come from the dispatcher")
+    home_charger: str | None = Field(
+        None, description="charger it uses between its duties; none: plans come from the dispatcher"
+    )
     soc_min_fraction: float = Field(0.1, ge=0, lt=1, description="lowest state of charge ever planned")
     soc_max_fraction: float = Field(0.95, gt=0, le=1, description="highest state of charge charged to")
     initial_soc_fraction: float = Field(0.6, ge=0, le=1, description="used when no telemetry is available")
     reserve_kwh: float = Field(5.0, ge=0, description="energy kept on arrival after any duty")
     duties: tuple[Duty, ...] = Field((), description="daily shifts away from the charger")
-    driver: Driver = Field(default_factory=SimDriver, description="how the vehicle reports (see the driver tables below)")
+    driver: Driver = Field(
+        default_factory=SimDriver, description="how the vehicle reports (see the driver tables below)"
+    )
 
 
 class Shelter(Strict):
@@ -253,7 +274,9 @@ class Tariff(Strict):
     export_price_yen_per_kwh: tuple[float, ...] = Field(description="48 values: price earned per kWh exported")
     co2_kg_per_kwh: tuple[float, ...] = Field(description="48 values: emission factor of imported electricity")
     carbon_price_yen_per_kg: float = Field(0.0, ge=0, description="internal price of CO2 in the objective")
-    demand_charge_yen_per_kw_month: float = Field(0.0, ge=0, description="basic charge per kW of contract demand per month")
+    demand_charge_yen_per_kw_month: float = Field(
+        0.0, ge=0, description="basic charge per kW of contract demand per month"
+    )
     demand_charge_months: int = Field(12, ge=1, description="months a new peak stays billed")
 
     @field_validator("import_price_yen_per_kwh", "export_price_yen_per_kwh", "co2_kg_per_kwh")
@@ -287,21 +310,34 @@ class Planning(Strict):
     horizon_hours: int = Field(48, ge=1, le=168, description="length of each plan")
     time_limit_s: float = Field(30.0, gt=0, description="solver time limit; the best plan found by then is used")
     mip_gap: float = Field(0.005, ge=0, lt=1, description="relative MIP gap at which the solver stops")
-    ev_shortfall_penalty_yen_per_kwh: float = Field(500.0, gt=0, description="price of each kWh an EV leaves short of its departure target")
-    bcp_shortfall_penalty_yen_per_kwh: float = Field(200.0, gt=0, description="price of each kWh below a BCP reserve, per hour")
+    ev_shortfall_penalty_yen_per_kwh: float = Field(
+        500.0, gt=0, description="price of each kWh an EV leaves short of its departure target"
+    )
+    bcp_shortfall_penalty_yen_per_kwh: float = Field(
+        200.0, gt=0, description="price of each kWh below a BCP reserve, per hour"
+    )
     drive_shortfall_penalty_yen_per_kwh: float = Field(
-        5_000.0, gt=0, description="price of each kWh a vehicle's duty needs that its battery cannot hold (a duty left undone)")
+        5_000.0,
+        gt=0,
+        description="price of each kWh a vehicle's duty needs that its battery cannot hold (a duty left undone)",
+    )
     throughput_epsilon_yen_per_kwh: float = Field(
-        1e-3, ge=0, description="tiny cost on storage throughput that breaks ties, so a plan never charges and discharges at once "
-                                "when that is free; keep it far below any real price")
+        1e-3,
+        ge=0,
+        description="tiny cost on storage throughput that breaks ties, so a plan never charges and discharges at once "
+        "when that is free; keep it far below any real price",
+    )
     terminal_value_yen_per_kwh: float | None = Field(
-        None, ge=0, description="value of energy left in storage at the horizon's end; "
+        None,
+        ge=0,
+        description="value of energy left in storage at the horizon's end; "
         "default: 90 % of the mean import price over the horizon",
     )
     unserved_load_yen_per_kwh: float = Field(
-        10_000.0, gt=0,
+        10_000.0,
+        gt=0,
         description="price of each kWh of load left unserved where the grid cannot carry it (import limit, outage); "
-                    "keep it above every other penalty, it is the last resort",
+        "keep it above every other penalty, it is the last resort",
     )
 
     @field_validator("step_minutes")

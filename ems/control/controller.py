@@ -74,9 +74,19 @@ class ReplanHealth:
 
 
 class Controller:
-    def __init__(self, portfolio: Portfolio, config_path: str | Path, devices: Devices, store: Store,
-                 clock: Callable[[], dt.datetime], *, inputs: str = "forecast", horizon_hours: int | None = None,
-                 fleet: Fleet | None = None, bcp: Bcp | None = None):
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        config_path: str | Path,
+        devices: Devices,
+        store: Store,
+        clock: Callable[[], dt.datetime],
+        *,
+        inputs: str = "forecast",
+        horizon_hours: int | None = None,
+        fleet: Fleet | None = None,
+        bcp: Bcp | None = None,
+    ):
         self.portfolio = portfolio
         self.config_path = Path(config_path)
         self.devices = devices  # ems.devices.DeviceSet live
@@ -139,8 +149,12 @@ class Controller:
         started_before = dict(self.writes_started)
         readings = await self.devices.read_all()
         lost, back = self.state.update(readings, now)
-        rows = [(now, r.device, name, _finite(getattr(r, name)), r.quality.value)
-                for r in readings for name in TELEMETRY_FIELDS if getattr(r, name) is not None]
+        rows = [
+            (now, r.device, name, _finite(getattr(r, name)), r.quality.value)
+            for r in readings
+            for name in TELEMETRY_FIELDS
+            if getattr(r, name) is not None
+        ]
         rows += [(now, r.device, "missing", 1.0, r.quality.value) for r in readings if r.power_kw is None]
         await asyncio.to_thread(self.store.record_telemetry, rows)
         if self.following is not None:
@@ -148,15 +162,25 @@ class Controller:
         for device in lost:
             last = self.state.reading(device)
             reason = (last.error if last is not None else None) or "no answer"
-            self.store.record_event(now, "device-lost", f"{device} stopped answering ({reason}); failsafe set-point, left out of plans", {"device": device})
+            self.store.record_event(
+                now,
+                "device-lost",
+                f"{device} stopped answering ({reason}); failsafe set-point, left out of plans",
+                {"device": device},
+            )
             if device in self.writable:
                 await self._write(device, failsafe_setpoint_kw(self.portfolio, device), now, "failsafe")
                 self.figures.failsafe.append(device)
         for device in back:
-            self.store.record_event(now, "device-back", f"{device} answers again; back in the next plan", {"device": device})
+            self.store.record_event(
+                now, "device-back", f"{device} answers again; back in the next plan", {"device": device}
+            )
         ratings = {b.id: max(b.charge_power_kw, b.discharge_power_kw) for b in self.portfolio.batteries}
-        settled_kw = {d: v for d, v in expected_kw.items()
-                      if self.writes_started.get(d, 0) == started_before.get(d, 0) and not self.writes_in_flight.get(d)}
+        settled_kw = {
+            d: v
+            for d, v in expected_kw.items()
+            if self.writes_started.get(d, 0) == started_before.get(d, 0) and not self.writes_in_flight.get(d)
+        }
         for seen in find_foreign_writes(readings, settled_kw, self.written_kw, watched_devices(self.devices, ratings)):
             self.store.record_event(now, "foreign_write", seen.message(), seen.details())
             await self._write(seen.device, self.setpoints_kw.get(seen.device, seen.expected_kw), now, "reassert")
@@ -182,8 +206,12 @@ class Controller:
             self.bcp_since, self.bcp_sites = mode.since, frozenset(mode.outage.sites)
             self.bcp_outage_span = (mode.outage.start, mode.outage.end)
             calls = ", ".join(f"{c.vehicle_id}->{c.shelter_id}" for c in self.reservation.shelter_calls) or "none"
-            self.store.record_event(now, "bcp-mode", f"BCP mode on (operator {mode.operator}, since {mode.since.isoformat()}); "
-                                    f"shelter calls: {calls}", {"outage": mode.outage.model_dump(mode="json")})
+            self.store.record_event(
+                now,
+                "bcp-mode",
+                f"BCP mode on (operator {mode.operator}, since {mode.since.isoformat()}); shelter calls: {calls}",
+                {"outage": mode.outage.model_dump(mode="json")},
+            )
         elif (mode is None or not mode.active) and self.bcp_since is not None:
             self.reservation = Reservation(issued=now)
             self.bcp_since, self.bcp_sites, self.bcp_outage_span = None, frozenset(), None
@@ -198,8 +226,12 @@ class Controller:
             reason = f"{type(error).__name__}: {error}"
             if reason != self._bcp_fault:
                 mode = "on" if self.bcp_since else "off"
-                self.store.record_event(now, "bcp-mode-unreadable", f"BCP mode switch unreadable ({reason}); BCP mode stays {mode}",
-                                        {"reason": reason})
+                self.store.record_event(
+                    now,
+                    "bcp-mode-unreadable",
+                    f"BCP mode switch unreadable ({reason}); BCP mode stays {mode}",
+                    {"reason": reason},
+                )
             self._bcp_fault = reason
         else:
             self._bcp_fault = ""
@@ -210,42 +242,66 @@ class Controller:
             return
         total, new = self.fleet.rejections_since(self._fleet_rejections_seen)
         for topic, reason in new:
-            self.store.record_event(now, "fleet-rejected", f"fleet message on {topic} rejected: {reason}", {"topic": topic, "reason": reason})
+            self.store.record_event(
+                now,
+                "fleet-rejected",
+                f"fleet message on {topic} rejected: {reason}",
+                {"topic": topic, "reason": reason},
+            )
         self._fleet_rejections_seen = total
 
     def _planning_portfolio(self) -> Portfolio:
         """In BCP mode, batteries at the outage's sites keep all they can hold."""
         if not self.bcp_sites:
             return self.portfolio
-        batteries = tuple(b.model_copy(update={"bcp_reserve_kwh": b.capacity_kwh * b.soc_max_fraction}) if b.site in self.bcp_sites else b
-                          for b in self.portfolio.batteries)
+        batteries = tuple(
+            b.model_copy(update={"bcp_reserve_kwh": b.capacity_kwh * b.soc_max_fraction})
+            if b.site in self.bcp_sites
+            else b
+            for b in self.portfolio.batteries
+        )
         return self.portfolio.model_copy(update={"batteries": batteries})
 
     def _problem(self, start: pd.Timestamp, inputs: str | None = None, use_fleet: bool = True):
         now = self.clock()
         plugged = self.state.plugged()
         hours = self.horizon_hours or self.portfolio.planning.horizon_hours
-        plans = plans_from_duties(self.portfolio, start.to_pydatetime(), (start + pd.Timedelta(hours=hours)).to_pydatetime())
+        plans = plans_from_duties(
+            self.portfolio, start.to_pydatetime(), (start + pd.Timedelta(hours=hours)).to_pydatetime()
+        )
         fleet = self.fleet if use_fleet else None
         if fleet is not None:  # the dispatcher's word on where each vehicle will be wins over duties
             plans |= fleet.plans
         # late, unplugged or off-plan vehicles re-planned around; a stale dispatcher state's SoC left out;
         # one plugged in now counts as plugged from the step in progress, whose set-points this plan writes
         states = fleet.states if fleet is not None else {}
-        plans, fleet_socs = reconcile_fleet(plans, states, now, plugged, self.step, FLEET_STATE_MAX_AGE,
-                                            step_start=start.to_pydatetime())
+        plans, fleet_socs = reconcile_fleet(
+            plans, states, now, plugged, self.step, FLEET_STATE_MAX_AGE, step_start=start.to_pydatetime()
+        )
         plans = self._usable_plans(plans, now)
         initial = self.state.battery_soc_kwh() | fleet_socs | self.state.vehicle_soc_kwh()
-        problem = plan_inputs(self.config_path, start, horizon_hours=hours, inputs=inputs or self.inputs, plans=plans,
-                              portfolio=self._planning_portfolio(), history=self.history_kw or None, initial_soc_kwh=initial,
-                              unavailable=frozenset(self.state.missing()), reservation=self._reservation_for_plan(plugged, now),
-                              store=self.store).problem
+        problem = plan_inputs(
+            self.config_path,
+            start,
+            horizon_hours=hours,
+            inputs=inputs or self.inputs,
+            plans=plans,
+            portfolio=self._planning_portfolio(),
+            history=self.history_kw or None,
+            initial_soc_kwh=initial,
+            unavailable=frozenset(self.state.missing()),
+            reservation=self._reservation_for_plan(plugged, now),
+            store=self.store,
+        ).problem
         return self._islanded(problem, start)
 
     def _arrived_at_shelters(self, plugged: dict[str, str | None], now: dt.datetime) -> frozenset[str]:
         """Vehicles called to a shelter whose call has begun and that are plugged in at a V2H point."""
-        return frozenset(call.vehicle_id for call in self.reservation.shelter_calls
-                         if call.from_time <= now and plugged.get(call.vehicle_id) in self.v2h_points)
+        return frozenset(
+            call.vehicle_id
+            for call in self.reservation.shelter_calls
+            if call.from_time <= now and plugged.get(call.vehicle_id) in self.v2h_points
+        )
 
     def shelter_arrival_unplanned(self) -> bool:
         """True when a called vehicle has plugged in at its shelter (its call begun) since the last
@@ -284,10 +340,15 @@ class Controller:
             return problem.loads
         zone = self.portfolio.portfolio.timezone
         critical = tuple(
-            LoadSpec(id=f"{s.id}_critical", site=s.site, kind="shelter_load",
-                     demand_kw=s.critical_load_kw * slot_series(
-                         profile_values(self.portfolio.profiles[s.profile], self.config_path), problem.grid, zone))
-            for s in shelters)
+            LoadSpec(
+                id=f"{s.id}_critical",
+                site=s.site,
+                kind="shelter_load",
+                demand_kw=s.critical_load_kw
+                * slot_series(profile_values(self.portfolio.profiles[s.profile], self.config_path), problem.grid, zone),
+            )
+            for s in shelters
+        )
         shelter_sites = {s.site for s in shelters}
         return tuple(ld for ld in problem.loads if ld.site not in shelter_sites) + critical
 
@@ -306,15 +367,26 @@ class Controller:
         for vehicle, plan in plans.items():
             kept = []
             for window in plan.windows:
-                reason = ("unknown charger" if window.charger_id not in self.chargers
-                          else "charger not answering" if window.charger_id in missing else "")
+                reason = (
+                    "unknown charger"
+                    if window.charger_id not in self.chargers
+                    else "charger not answering"
+                    if window.charger_id in missing
+                    else ""
+                )
                 if not reason:
                     kept.append(window)
                 elif (vehicle, window.charger_id, reason) not in self._plan_notes:
                     self._plan_notes.add((vehicle, window.charger_id, reason))
-                    self.store.record_event(now, "plan-input", f"{vehicle}: charging window at {window.charger_id} left out ({reason})",
-                                            {"vehicle": vehicle, "charger": window.charger_id, "reason": reason})
-            usable[vehicle] = plan if len(kept) == len(plan.windows) else plan.model_copy(update={"windows": tuple(kept)})
+                    self.store.record_event(
+                        now,
+                        "plan-input",
+                        f"{vehicle}: charging window at {window.charger_id} left out ({reason})",
+                        {"vehicle": vehicle, "charger": window.charger_id, "reason": reason},
+                    )
+            usable[vehicle] = (
+                plan if len(kept) == len(plan.windows) else plan.model_copy(update={"windows": tuple(kept)})
+            )
         # a charger that answers again is noted anew if it fails again
         self._plan_notes = {note for note in self._plan_notes if note[1] in missing or note[1] not in self.chargers}
         return usable
@@ -327,7 +399,9 @@ class Controller:
             rows = await asyncio.to_thread(self.store.series, asset, "power_kw", since)
             if len(rows) >= 2:
                 times, values = zip(*rows)
-                history[asset] = pd.Series([abs(v) for v in values], index=pd.DatetimeIndex(times)).resample("5min").mean().dropna()
+                history[asset] = (
+                    pd.Series([abs(v) for v in values], index=pd.DatetimeIndex(times)).resample("5min").mean().dropna()
+                )
         self.history_kw = history
 
     async def replan(self):
@@ -349,30 +423,56 @@ class Controller:
         except Exception as error:  # any fault in planning: recorded, never the end of the process
             await asyncio.to_thread(self._replan_failed, now, f"{type(error).__name__}: {error}")
             if self.plan_power_kw is None:  # no plan to follow at all: every writable device to its failsafe
-                await asyncio.gather(*(self._write(d, failsafe_setpoint_kw(self.portfolio, d), now, "failsafe")
-                                       for d in sorted(self.writable) if d not in self.state.missing()))
+                await asyncio.gather(
+                    *(
+                        self._write(d, failsafe_setpoint_kw(self.portfolio, d), now, "failsafe")
+                        for d in sorted(self.writable)
+                        if d not in self.state.missing()
+                    )
+                )
             self.figures.plan_s = time.perf_counter() - started
             return None
         if schedule.status == "fallback":
-            self.store.record_event(now, "fallback", f"solver gave no plan ({schedule.message}); rule-based set-points",
-                                    {"reason": schedule.message})
+            self.store.record_event(
+                now,
+                "fallback",
+                f"solver gave no plan ({schedule.message}); rule-based set-points",
+                {"reason": schedule.message},
+            )
         self.plan_power_kw = schedule.power_kw
         if self.following is not None:
             self.following.after_plan(self, now)
-        points = [(t.to_pydatetime(), asset, float(v), None) for asset in schedule.power_kw.columns
-                  for t, v in schedule.power_kw[asset].items()]
+        points = [
+            (t.to_pydatetime(), asset, float(v), None)
+            for asset in schedule.power_kw.columns
+            for t, v in schedule.power_kw[asset].items()
+        ]
         summary = schedule.summary()
-        self.plan_id = await asyncio.to_thread(self.store.record_plan, now, start.to_pydatetime(), problem.grid.step_minutes,
-                                               "intraday", schedule.status, summary, points)
+        self.plan_id = await asyncio.to_thread(
+            self.store.record_plan,
+            now,
+            start.to_pydatetime(),
+            problem.grid.step_minutes,
+            "intraday",
+            schedule.status,
+            summary,
+            points,
+        )
         if self.health.failing_since is not None:
-            self.store.record_event(now, "replan-recovered", f"re-planning works again after {self.health.failures} failed re-plan(s)")
+            self.store.record_event(
+                now, "replan-recovered", f"re-planning works again after {self.health.failures} failed re-plan(s)"
+            )
         self.health = ReplanHealth()
         self.store.set_state("replan", self.health.as_state(), now)
         if self.fleet is not None:
             self.reservation = self.reservation.model_copy(update={"issued": now})
             self.fleet.publish_reservation(self.reservation)
         self.figures.plan_s = time.perf_counter() - started
-        self.figures.plan_status, self.figures.plan_cost_yen, self.figures.solve_s = schedule.status, schedule.cost_yen, schedule.solve_s
+        self.figures.plan_status, self.figures.plan_cost_yen, self.figures.solve_s = (
+            schedule.status,
+            schedule.cost_yen,
+            schedule.solve_s,
+        )
         return schedule
 
     async def _solve_degrading(self, start: pd.Timestamp, now: dt.datetime):
@@ -385,8 +485,12 @@ class Controller:
         except Exception as error:  # a bad input of any kind: plan again on the configured ones
             reason = f"{type(error).__name__}: {error}"
             log.warning("re-plan inputs rejected (%s); planning on the configured duties and profiles", reason)
-            self.store.record_event(now, "replan-degraded", f"live plan inputs rejected ({reason}); planned on configured duties and profiles",
-                                    {"reason": reason})
+            self.store.record_event(
+                now,
+                "replan-degraded",
+                f"live plan inputs rejected ({reason}); planned on configured duties and profiles",
+                {"reason": reason},
+            )
             problem = await asyncio.to_thread(self._problem, start, "profiles", False)
         return await asyncio.to_thread(replanner.solve, problem), problem
 
@@ -395,7 +499,9 @@ class Controller:
         if self.health.failing_since is None:
             self.health.failing_since = now
         self.health.reason, self.health.failures = reason, self.health.failures + 1
-        self.store.record_event(now, "replan-failed", f"re-plan failed ({reason}); the last plan's set-points stay", {"reason": reason})
+        self.store.record_event(
+            now, "replan-failed", f"re-plan failed ({reason}); the last plan's set-points stay", {"reason": reason}
+        )
         self.store.set_state("replan", self.health.as_state(), now)
         self.figures.plan_status = "failed"
 
@@ -412,8 +518,11 @@ class Controller:
             islanded = self._islanded_sites(now)
             own = {d: t for d, t in targets.items() if self.device_site.get(d) in islanded}
             targets = self.following.adjust(self, {d: t for d, t in targets.items() if d not in own}, now) | own
-        changed = [(d, t) for d, t in sorted(targets.items())
-                   if not (self.setpoints_kw.get(d) == t and self._device_follows(d, self.written_kw.get(d, t)))]
+        changed = [
+            (d, t)
+            for d, t in sorted(targets.items())
+            if not (self.setpoints_kw.get(d) == t and self._device_follows(d, self.written_kw.get(d, t)))
+        ]
         # devices answer independently: write them all at once, not one round trip after another
         written = sum(await asyncio.gather(*(self._write(d, t, now, "plan") for d, t in changed)))
         self.store.set_state("setpoints_kw", self.setpoints_kw, now)

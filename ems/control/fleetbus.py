@@ -36,8 +36,14 @@ FUTURE_TOLERANCE = dt.timedelta(seconds=60)
 class FleetBus:
     """The energy manager's end: keeps the last good state and plan of every vehicle."""
 
-    def __init__(self, link: MqttLink, vehicle_ids: set[str], clock: Callable[[], dt.datetime], max_age_s: float = 900.0,
-                 bounds: FleetBounds | None = None):
+    def __init__(
+        self,
+        link: MqttLink,
+        vehicle_ids: set[str],
+        clock: Callable[[], dt.datetime],
+        max_age_s: float = 900.0,
+        bounds: FleetBounds | None = None,
+    ):
         self.link = link
         self.vehicle_ids = set(vehicle_ids)
         self.bounds = bounds or FleetBounds()
@@ -65,7 +71,7 @@ class FleetBus:
         """(total so far, the (topic, reason) rejected after the first ``seen``, as far as kept)."""
         with self._lock:
             new = min(self.rejected_total - seen, len(self.rejected))
-            return self.rejected_total, list(self.rejected)[len(self.rejected) - new:] if new > 0 else []
+            return self.rejected_total, list(self.rejected)[len(self.rejected) - new :] if new > 0 else []
 
     def _reject(self, topic: str, reason: str) -> None:
         log.warning("fleet message on %s rejected: %s; last good state kept", topic, reason)
@@ -88,7 +94,9 @@ class FleetBus:
             return self._reject(topic, f"field {field}: {first['msg']}")
         if message.vehicle_id != vehicle:
             return self._reject(topic, f"field vehicle_id: {message.vehicle_id!r} does not match the topic")
-        problem = self.bounds.check_state(message) if isinstance(message, VehicleState) else self.bounds.check_plan(message)
+        problem = (
+            self.bounds.check_state(message) if isinstance(message, VehicleState) else self.bounds.check_plan(message)
+        )
         if problem is not None:
             return self._reject(topic, f"field {problem[0]}: {problem[1]}")
         return message
@@ -105,7 +113,9 @@ class FleetBus:
             return True
         return False
 
-    def _accept(self, topic: str, payload: bytes, model: type[VehicleState] | type[VehiclePlan], stamp_field: str, latest: dict) -> None:
+    def _accept(
+        self, topic: str, payload: bytes, model: type[VehicleState] | type[VehiclePlan], stamp_field: str, latest: dict
+    ) -> None:
         """Keep a message in ``latest`` if it parses, fits its topic and is fresh and in order."""
         parts = topic.split("/")
         if not payload and len(parts) == 3 and parts[1] in self.vehicle_ids:

@@ -135,7 +135,16 @@ class PlanFollower:
         if plan is None or site not in plan:
             return []
         gap = abs(meter.energy_kwh - plan[site])
-        return [SlotBalance(meter.slot_start, site, plan[site], meter.energy_kwh, gap * self.imbalance_price_yen_per_kwh, self.enabled)]
+        return [
+            SlotBalance(
+                meter.slot_start,
+                site,
+                plan[site],
+                meter.energy_kwh,
+                gap * self.imbalance_price_yen_per_kwh,
+                self.enabled,
+            )
+        ]
 
     def _with_total(self, closed: list[SlotBalance]) -> list[SlotBalance]:
         by_slot: dict[dt.datetime, list[SlotBalance]] = {}
@@ -143,14 +152,23 @@ class PlanFollower:
             by_slot.setdefault(b.slot_start, []).append(b)
         for start, rows in by_slot.items():
             planned, metered = sum(r.planned_kwh for r in rows), sum(r.metered_kwh for r in rows)
-            closed.append(SlotBalance(start, "total", planned, metered, abs(metered - planned) * self.imbalance_price_yen_per_kwh,
-                                      self.enabled))
+            closed.append(
+                SlotBalance(
+                    start,
+                    "total",
+                    planned,
+                    metered,
+                    abs(metered - planned) * self.imbalance_price_yen_per_kwh,
+                    self.enabled,
+                )
+            )
         return closed
 
     # --- steering --------------------------------------------------------------------------------
 
-    def correct(self, now: dt.datetime, grid_power_kw: Mapping[str, float | None],
-                steerable: dict[str, list[Steerable]]) -> dict[str, float]:
+    def correct(
+        self, now: dt.datetime, grid_power_kw: Mapping[str, float | None], steerable: dict[str, list[Steerable]]
+    ) -> dict[str, float]:
         """Set-points that bring each site's slot to its plan (only devices that change)."""
         if not self.enabled:
             return {}

@@ -34,8 +34,10 @@ class ForeignWrite:
     expected_kw: float
 
     def message(self) -> str:
-        return (f"{self.device}: set-point {self.seen_kw:+.2f} kW found, the controller wrote {self.expected_kw:+.2f} kW; "
-                f"written by someone else: recorded and re-asserted")
+        return (
+            f"{self.device}: set-point {self.seen_kw:+.2f} kW found, the controller wrote {self.expected_kw:+.2f} kW; "
+            f"written by someone else: recorded and re-asserted"
+        )
 
     def details(self) -> dict[str, Any]:
         return {"device": self.device, "seen_kw": self.seen_kw, "expected_kw": self.expected_kw}
@@ -48,8 +50,12 @@ def watched_devices(devices: Devices, ratings_kw: Mapping[str, float]) -> dict[s
     return {name: max(MIN_TOLERANCE_KW, RELATIVE_TOLERANCE * ratings_kw.get(name, 0.0)) for name in modbus & writable}
 
 
-def find_foreign_writes(readings: Iterable[Reading], expected_kw: Mapping[str, float], current_kw: Mapping[str, float],
-                        watched: Mapping[str, float]) -> list[ForeignWrite]:
+def find_foreign_writes(
+    readings: Iterable[Reading],
+    expected_kw: Mapping[str, float],
+    current_kw: Mapping[str, float],
+    watched: Mapping[str, float],
+) -> list[ForeignWrite]:
     """Devices whose reported set-point is not the controller's.
 
     ``expected_kw`` is what the controller had written when the poll began, ``current_kw`` what

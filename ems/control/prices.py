@@ -21,14 +21,19 @@ log = logging.getLogger(__name__)
 def plan_dates(start: pd.Timestamp, hours: float, timezone: str) -> list[dt.date]:
     """Local dates a plan of ``hours`` from ``start`` touches."""
     first = start.tz_convert(timezone)
-    last = (first + pd.Timedelta(hours=hours) - pd.Timedelta(minutes=1))
+    last = first + pd.Timedelta(hours=hours) - pd.Timedelta(minutes=1)
     return [d.date() for d in pd.date_range(first.normalize(), last.normalize(), freq="D")]
 
 
 def price_site(portfolio: Portfolio) -> PriceSite:
     info = portfolio.portfolio
-    return PriceSite(info.latitude_deg, info.longitude_deg, info.timezone, portfolio.forecasting.default_clear_sky_index,
-                     portfolio.forecasting.holiday_country)
+    return PriceSite(
+        info.latitude_deg,
+        info.longitude_deg,
+        info.timezone,
+        portfolio.forecasting.default_clear_sky_index,
+        portfolio.forecasting.holiday_country,
+    )
 
 
 def market_day_prices(portfolio: Portfolio, start: pd.Timestamp, hours: float, store: Store | None = None) -> DayPrices:

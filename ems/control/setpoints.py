@@ -18,7 +18,9 @@ def plan_row(plan_power_kw: pd.DataFrame, now: dt.datetime) -> pd.Series | None:
     """The plan's powers of the step that holds ``now``; None outside the plan's span."""
     index = plan_power_kw.index
     position = index.searchsorted(pd.Timestamp(now), side="right") - 1
-    inside = 0 <= position < len(index) and pd.Timestamp(now) < index[-1] + (index[1] - index[0] if len(index) > 1 else pd.Timedelta(0))
+    inside = 0 <= position < len(index) and pd.Timestamp(now) < index[-1] + (
+        index[1] - index[0] if len(index) > 1 else pd.Timedelta(0)
+    )
     return plan_power_kw.iloc[position] if inside else None
 
 
@@ -27,8 +29,9 @@ def writable_devices(portfolio: Portfolio) -> set[str]:
     return set().union(*(component.writable_devices(portfolio) for component in COMPONENTS))
 
 
-def setpoint_targets(portfolio: Portfolio, plan_power_kw: pd.DataFrame, now: dt.datetime, plugged: dict[str, str | None],
-                     live: set[str]) -> dict[str, float]:
+def setpoint_targets(
+    portfolio: Portfolio, plan_power_kw: pd.DataFrame, now: dt.datetime, plugged: dict[str, str | None], live: set[str]
+) -> dict[str, float]:
     """Set-point at ``now`` of every writable device in ``live``, each kind mapping the plan to
     its devices (a battery its own power, a charger its plugged vehicle's, ...). Outside the
     plan's span every target is 0."""
@@ -39,14 +42,21 @@ def setpoint_targets(portfolio: Portfolio, plan_power_kw: pd.DataFrame, now: dt.
     return targets
 
 
-def plan_targets(plan_power_kw: pd.DataFrame, now: dt.datetime, plugged: dict[str, str | None],
-                 batteries: set[str], chargers: set[str]) -> dict[str, float]:
+def plan_targets(
+    plan_power_kw: pd.DataFrame,
+    now: dt.datetime,
+    plugged: dict[str, str | None],
+    batteries: set[str],
+    chargers: set[str],
+) -> dict[str, float]:
     """Battery set-points and charger set-points (the plugged vehicle's planned power) at ``now``.
 
     Outside the plan's span, or for a charger with no planned vehicle plugged, the target is 0.
     """
     row = plan_row(plan_power_kw, now)
-    return component_of("battery").setpoints_kw(row, batteries, plugged) | component_of("ev").setpoints_kw(row, chargers, plugged)
+    return component_of("battery").setpoints_kw(row, batteries, plugged) | component_of("ev").setpoints_kw(
+        row, chargers, plugged
+    )
 
 
 def hold_small_changes(previous: dict[str, float], targets: dict[str, float], threshold_kw: float) -> dict[str, float]:

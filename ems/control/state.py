@@ -53,7 +53,9 @@ class LiveState:
     def _good(self, device: str) -> Reading | None:
         reading = self.reading(device)
         # an out-of-range reading is not physical: its values never seed a plan
-        return reading if reading is not None and reading.quality not in (Quality.MISSING, Quality.OUT_OF_RANGE) else None
+        return (
+            reading if reading is not None and reading.quality not in (Quality.MISSING, Quality.OUT_OF_RANGE) else None
+        )
 
     def battery_soc_kwh(self) -> dict[str, float]:
         socs = {}
@@ -79,7 +81,12 @@ class LiveState:
         socs = {}
         for charger_id in self.chargers:
             reading = self._good(charger_id)
-            if reading is not None and reading.plugged and reading.vehicle_id in self.vehicles and reading.soc_fraction is not None:
+            if (
+                reading is not None
+                and reading.plugged
+                and reading.vehicle_id in self.vehicles
+                and reading.soc_fraction is not None
+            ):
                 socs[reading.vehicle_id] = reading.soc_fraction * self.vehicles[reading.vehicle_id].battery_kwh
         for vehicle_id, vehicle in self.vehicles.items():
             reading = self._good(vehicle_id)

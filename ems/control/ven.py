@@ -56,7 +56,9 @@ class Request:
 def read_request(event: ReceivedEvent, portfolio: Portfolio) -> Request:
     settings = portfolio.openadr
     known = tuple(s.id for s in portfolio.sites)
-    sites = tuple(r for r in event.resource_ids if r in known) or (settings.sites if settings and settings.sites else known)
+    sites = tuple(r for r in event.resource_ids if r in known) or (
+        settings.sites if settings and settings.sites else known
+    )
     unknown = [r for r in event.resource_ids if r not in known]
     starts = tuple(pd.Timestamp(i.start) for i in event.intervals)
     minutes = tuple(int(i.duration.total_seconds() // 60) for i in event.intervals)
@@ -80,7 +82,9 @@ def read_request(event: ReceivedEvent, portfolio: Portfolio) -> Request:
     else:
         problem = f"signal {event.signal_name}/{event.signal_type} is not one this VEN can act on"
     step = portfolio.planning.step_minutes
-    if not problem and (any(m % step for m in minutes) or any((s.minute * 60 + s.second) % (step * 60) for s in starts)):
+    if not problem and (
+        any(m % step for m in minutes) or any((s.minute * 60 + s.second) % (step * 60) for s in starts)
+    ):
         problem = f"intervals are not on the plan's {step}-minute steps"
     return Request(direction, sites, starts, minutes, tuple(requested), tuple(target), problem)
 
@@ -105,24 +109,33 @@ def request_kw(request: Request, reference_kw: np.ndarray, steps: list[np.ndarra
     return asked
 
 
-def event_file_text(event: ReceivedEvent, request: Request, price_yen_per_kwh: float, penalty_yen_per_kwh: float,
-                    asked_kw: list[float]) -> str:
+def event_file_text(
+    event: ReceivedEvent, request: Request, price_yen_per_kwh: float, penalty_yen_per_kwh: float, asked_kw: list[float]
+) -> str:
     """The event in the project's event-file format (docs/nightly.md), with its ISO start."""
     lines = [
         f"# Received over OpenADR 2.0b from the VTN at {event.received.isoformat()}; opted in.",
-        "", "[event]",
+        "",
+        "[event]",
         f'event_id = "{_safe_id(event.event_id)}"',
         f"modification_number = {event.modification_number}",
         f"market_context = {json.dumps(event.market_context)}",
         f'direction = "{request.direction}"',
         f"price_yen_per_kwh = {price_yen_per_kwh!r}",
         f"penalty_yen_per_kwh = {penalty_yen_per_kwh!r}",
-        "", "[active_period]",
+        "",
+        "[active_period]",
         f'start = "{request.starts[0].isoformat()}"',
         f"duration_minutes = {sum(request.minutes)}",
     ]
     for uid, (minutes, kw) in enumerate(zip(request.minutes, asked_kw)):
-        lines += ["", "[[signal.intervals]]", f"uid = {uid}", f"duration_minutes = {minutes}", f"requested_kw = {round(kw, 3)!r}"]
+        lines += [
+            "",
+            "[[signal.intervals]]",
+            f"uid = {uid}",
+            f"duration_minutes = {minutes}",
+            f"requested_kw = {round(kw, 3)!r}",
+        ]
     lines += ["", "[targets]", "site_ids = [" + ", ".join(f'"{s}"' for s in request.sites) + "]", ""]
     return "\n".join(lines)
 
@@ -135,8 +148,16 @@ def _safe_id(event_id: str) -> str:
 # --- the accepted registry, read by the live plan ---------------------------------------------------
 
 
-def record_accepted(events_dir: Path, event: ReceivedEvent, request: Request, reference_kw: np.ndarray, asked_kw: np.ndarray,
-                    grid: TimeGrid, price: float, penalty: float) -> Path:
+def record_accepted(
+    events_dir: Path,
+    event: ReceivedEvent,
+    request: Request,
+    reference_kw: np.ndarray,
+    asked_kw: np.ndarray,
+    grid: TimeGrid,
+    price: float,
+    penalty: float,
+) -> Path:
     """Write the event file and add the event to ``accepted.json``; returns the event file."""
     events_dir.mkdir(parents=True, exist_ok=True)
     path = events_dir / f"{_safe_id(event.event_id)}.toml"
@@ -146,10 +167,20 @@ def record_accepted(events_dir: Path, event: ReceivedEvent, request: Request, re
     registry = read_accepted(events_dir)
     active = np.concatenate(steps) if steps else np.array([], dtype=int)
     registry[_safe_id(event.event_id)] = {
-        "direction": request.direction, "sites": list(request.sites), "price_yen_per_kwh": price,
-        "penalty_yen_per_kwh": penalty, "modification_number": event.modification_number,
-        "steps": [{"start": grid.index[t].isoformat(), "minutes": grid.step_minutes, "baseline_kw": round(float(reference_kw[t]), 3),
-                   "requested_kw": round(float(asked_kw[t]), 3)} for t in sorted(active)],
+        "direction": request.direction,
+        "sites": list(request.sites),
+        "price_yen_per_kwh": price,
+        "penalty_yen_per_kwh": penalty,
+        "modification_number": event.modification_number,
+        "steps": [
+            {
+                "start": grid.index[t].isoformat(),
+                "minutes": grid.step_minutes,
+                "baseline_kw": round(float(reference_kw[t]), 3),
+                "requested_kw": round(float(asked_kw[t]), 3),
+            }
+            for t in sorted(active)
+        ],
     }
     _write_registry(events_dir, registry)
     return path
@@ -200,9 +231,18 @@ def accepted_dr_specs(events_dir: Path, grid: TimeGrid) -> tuple[DrEventSpec, ..
                 end += 1
             active = np.zeros(grid.steps, dtype=bool)
             active[t:end] = True
-            specs.append(DrEventSpec(id=f"{event_id}/{t}", direction=record["direction"], sites=tuple(record["sites"]),
-                                     active=active, baseline_kw=baseline.copy(), requested_kw=float(asked[t]),
-                                     price_yen_per_kwh=record["price_yen_per_kwh"], penalty_yen_per_kwh=record["penalty_yen_per_kwh"]))
+            specs.append(
+                DrEventSpec(
+                    id=f"{event_id}/{t}",
+                    direction=record["direction"],
+                    sites=tuple(record["sites"]),
+                    active=active,
+                    baseline_kw=baseline.copy(),
+                    requested_kw=float(asked[t]),
+                    price_yen_per_kwh=record["price_yen_per_kwh"],
+                    penalty_yen_per_kwh=record["penalty_yen_per_kwh"],
+                )
+            )
             t = end
     return tuple(specs)
 

@@ -18,8 +18,14 @@ from ems.dispatching.messages import REQUEST_TOPIC, request_payload
 log = logging.getLogger(__name__)
 
 
-def feed(log_: RequestLog, link: MqttLink, clock: SharedClock, stop: threading.Event, ack_timeout_s: float = 60.0,
-         lead_real_s: float = 0.5) -> tuple[int, int]:
+def feed(
+    log_: RequestLog,
+    link: MqttLink,
+    clock: SharedClock,
+    stop: threading.Event,
+    ack_timeout_s: float = 60.0,
+    lead_real_s: float = 0.5,
+) -> tuple[int, int]:
     """(published, acknowledged by the broker). Requests earlier than the clock's start go at once."""
     acknowledged: set[int] = set()
     lock = threading.Lock()

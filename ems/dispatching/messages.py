@@ -80,7 +80,9 @@ class RequestRefused(ValueError):
 def parse_request(payload: bytes, area: ServiceArea, max_seats: int, clock: ServiceClock) -> Request:
     """The engine's :class:`Request`, or :class:`RequestRefused` naming the field and problem."""
     if len(payload) > MAX_REQUEST_BYTES:
-        raise RequestRefused(f"payload of {len(payload)} bytes exceeds {MAX_REQUEST_BYTES}", _readable_id(payload[:MAX_REQUEST_BYTES]))
+        raise RequestRefused(
+            f"payload of {len(payload)} bytes exceeds {MAX_REQUEST_BYTES}", _readable_id(payload[:MAX_REQUEST_BYTES])
+        )
     try:
         ride = RideRequest.model_validate_json(payload)
     except ValidationError as error:
@@ -91,23 +93,37 @@ def parse_request(payload: bytes, area: ServiceArea, max_seats: int, clock: Serv
         if not area.contains(Point(where.lat, where.lon)):
             raise RequestRefused(
                 f"field {name}: ({where.lat}, {where.lon}) is outside the service area "
-                f"({area.side_km:g} km square around {area.centre.lat}, {area.centre.lon})", ride.id)
+                f"({area.side_km:g} km square around {area.centre.lat}, {area.centre.lon})",
+                ride.id,
+            )
     if ride.passengers > max_seats:
-        raise RequestRefused(f"field passengers: {ride.passengers} is more than any vehicle's {max_seats} seats", ride.id)
+        raise RequestRefused(
+            f"field passengers: {ride.passengers} is more than any vehicle's {max_seats} seats", ride.id
+        )
     at = ride.earliest_pickup if ride.earliest_pickup is not None and ride.earliest_pickup > ride.time else ride.time
     if not 0 <= clock.to_s(at) < 86400:
-        raise RequestRefused(f"field time: {at.isoformat()} is not on the service day {clock.date.isoformat()} "
-                             f"(is the dispatcher's clock the feeder's? --start, --speed, --epoch)", ride.id)
-    return Request(ride.id, clock.to_s(at), Point(ride.origin.lat, ride.origin.lon),
-                   Point(ride.destination.lat, ride.destination.lon), ride.passengers)
+        raise RequestRefused(
+            f"field time: {at.isoformat()} is not on the service day {clock.date.isoformat()} "
+            f"(is the dispatcher's clock the feeder's? --start, --speed, --epoch)",
+            ride.id,
+        )
+    return Request(
+        ride.id,
+        clock.to_s(at),
+        Point(ride.origin.lat, ride.origin.lon),
+        Point(ride.destination.lat, ride.destination.lon),
+        ride.passengers,
+    )
 
 
 def request_payload(request: Request, clock: ServiceClock) -> str:
     """The ``rides/request`` message of a logged request (the feeder's side)."""
     return RideRequest(
-        id=request.request_id, time=clock.to_datetime(request.time_s),
+        id=request.request_id,
+        time=clock.to_datetime(request.time_s),
         origin=Position(lat=request.origin.lat, lon=request.origin.lon),
-        destination=Position(lat=request.destination.lat, lon=request.destination.lon), passengers=request.passengers,
+        destination=Position(lat=request.destination.lat, lon=request.destination.lon),
+        passengers=request.passengers,
     ).model_dump_json()
 
 

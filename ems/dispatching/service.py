@@ -68,8 +68,16 @@ class Counters:
 
 
 class DispatchService:
-    def __init__(self, portfolio: Portfolio, link: MqttLink, store: DispatchStore, clock: SharedClock, router: Router,
-                 expected_requests_per_day: float = 200.0, policy: Policy | None = None):
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        link: MqttLink,
+        store: DispatchStore,
+        clock: SharedClock,
+        router: Router,
+        expected_requests_per_day: float = 200.0,
+        policy: Policy | None = None,
+    ):
         self.portfolio = portfolio
         self.settings = portfolio.dispatch
         self.link = link
@@ -140,8 +148,14 @@ class DispatchService:
             restored += 1
         if restored:
             promised = sum(1 for r in self.engine.riders.values() if r.vehicle_id and r.dropoff_s is None)
-            log.info("restored %d riders (%d promised or on board, %d waiting for a batch) and %d vehicles from %s",
-                     restored, promised, len(self.pending), len(self.engine.vehicles), self.store.path)
+            log.info(
+                "restored %d riders (%d promised or on board, %d waiting for a batch) and %d vehicles from %s",
+                restored,
+                promised,
+                len(self.pending),
+                len(self.engine.vehicles),
+                self.store.path,
+            )
 
     # --- MQTT handlers (paho's thread) -----------------------------------------------------------
 
@@ -153,8 +167,15 @@ class DispatchService:
             who = f"request {refused.request_id!r}" if refused.request_id else "request without a readable id"
             log.warning("%s on %s refused: %s", who, topic, refused.reason)
             if refused.request_id and self.store.refuse(refused.request_id, refused.reason):
-                self._publish_status(StatusMessage(id=refused.request_id, status=RideStatus.REJECTED, time=self.clock.now(),
-                                                   reason="malformed", message=refused.reason))
+                self._publish_status(
+                    StatusMessage(
+                        id=refused.request_id,
+                        status=RideStatus.REJECTED,
+                        time=self.clock.now(),
+                        reason="malformed",
+                        message=refused.reason,
+                    )
+                )
             return
         if not self.store.receive(request):
             self.counters.duplicates += 1
@@ -226,8 +247,11 @@ class DispatchService:
         engine = self.engine
         engine.quote(now, arrived)
         self.open_ids.update(r.request_id for r in arrived)
-        changed = [vid for vid, v in engine.vehicles.items() if vid not in self.published
-                   or self._route_key(v) != self.published[vid][0][:ROUTE_KEY_LENGTH]]
+        changed = [
+            vid
+            for vid, v in engine.vehicles.items()
+            if vid not in self.published or self._route_key(v) != self.published[vid][0][:ROUTE_KEY_LENGTH]
+        ]
         routes = {vid: self._route(engine.vehicles[vid], now) for vid in changed}
         riders, messages = self._rider_updates(now, routes, [r.request_id for r in arrived])
         self._commit(now, changed, riders, batch=False)
@@ -250,8 +274,12 @@ class DispatchService:
         if reservation is not None:
             try:
                 engine.set_reservation(reservation)
-                log.info("following the reservation issued %s: %d shelter calls, %d charge calls",
-                         reservation.issued.isoformat(), len(reservation.shelter_calls), len(reservation.charge_calls))
+                log.info(
+                    "following the reservation issued %s: %d shelter calls, %d charge calls",
+                    reservation.issued.isoformat(),
+                    len(reservation.shelter_calls),
+                    len(reservation.charge_calls),
+                )
             except ValueError as error:
                 log.warning("reservation on ems/reservations not followed: %s", error)
         self._reconcile(now, reports)
@@ -271,11 +299,20 @@ class DispatchService:
             self._publish_status(message)
         published = self._publish_fleet(now, routes)
         self.counters.batches += 1
-        log.info("batch at %s: %d requests, %d riders told, %d vehicles published; step %.0f ms, routes and store %.0f ms, "
-                 "publish %.0f ms; CPU %.0f ms (and %d quotes since the last batch, CPU %.0f ms)",
-                 self.day.to_datetime(now).strftime("%H:%M:%S"), len(arrived), len(messages), published,
-                 (stepped - started) * 1e3, (committed - stepped) * 1e3, (time.perf_counter() - committed) * 1e3,
-                 (time.thread_time() - started_cpu) * 1e3, self.counters.quotes - self._quotes_logged, self.quote_cpu_s * 1e3)
+        log.info(
+            "batch at %s: %d requests, %d riders told, %d vehicles published; step %.0f ms, routes and store %.0f ms, "
+            "publish %.0f ms; CPU %.0f ms (and %d quotes since the last batch, CPU %.0f ms)",
+            self.day.to_datetime(now).strftime("%H:%M:%S"),
+            len(arrived),
+            len(messages),
+            published,
+            (stepped - started) * 1e3,
+            (committed - stepped) * 1e3,
+            (time.perf_counter() - committed) * 1e3,
+            (time.thread_time() - started_cpu) * 1e3,
+            self.counters.quotes - self._quotes_logged,
+            self.quote_cpu_s * 1e3,
+        )
         self._quotes_logged, self.quote_cpu_s = self.counters.quotes, 0.0
 
     def _commit(self, now: float, vehicle_ids: list[str], riders: dict, batch: bool) -> None:
@@ -291,8 +328,12 @@ class DispatchService:
 
     def _rider_updates(self, now: float, routes, request_ids: list[str]) -> tuple[dict, list[StatusMessage]]:
         """What to store and tell of the riders ``request_ids`` (their pickup ETAs from ``routes``)."""
-        etas = {stop.rider_ids[0]: stop.eta for route in routes.values() for stop in route
-                if stop.kind is RouteKind.PICKUP and stop.rider_ids}
+        etas = {
+            stop.rider_ids[0]: stop.eta
+            for route in routes.values()
+            for stop in route
+            if stop.kind is RouteKind.PICKUP and stop.rider_ids
+        }
         at = self.day.to_datetime(now)
         riders, messages = {}, []
         for request_id in request_ids:
@@ -318,15 +359,24 @@ class DispatchService:
                 continue
             if record.rejection is not None:
                 rejection = record.rejection
-                messages.append(StatusMessage(id=request_id, status=status, time=at, reason=rejection.reason.value,
-                                              message=rejection.message))
+                messages.append(
+                    StatusMessage(
+                        id=request_id, status=status, time=at, reason=rejection.reason.value, message=rejection.message
+                    )
+                )
             else:
                 done = ORDER.index(RideStatus(told.split(":")[0])) + 1 if told else 0
-                for step in ORDER[min(done, ORDER.index(status)):ORDER.index(status) + 1]:
+                for step in ORDER[min(done, ORDER.index(status)) : ORDER.index(status) + 1]:
                     when = {RideStatus.PICKED_UP: record.pickup_s, RideStatus.DROPPED_OFF: record.dropoff_s}.get(step)
-                    messages.append(StatusMessage(
-                        id=request_id, status=step, time=self.day.to_datetime(when) if when is not None else at,
-                        vehicle_id=record.vehicle_id, pickup_eta=eta if step is RideStatus.ACCEPTED else None))
+                    messages.append(
+                        StatusMessage(
+                            id=request_id,
+                            status=step,
+                            time=self.day.to_datetime(when) if when is not None else at,
+                            vehicle_id=record.vehicle_id,
+                            pickup_eta=eta if step is RideStatus.ACCEPTED else None,
+                        )
+                    )
             self.announced[request_id] = key
             if key.startswith(FINAL):
                 self.open_ids.discard(request_id)
@@ -345,10 +395,19 @@ class DispatchService:
             spec = vehicle.spec
             if report.soc is not None:
                 vehicle.soc_kwh = report.soc * spec.battery_kwh
-            if report.plugged and report.charger_id in self.charger_ids and vehicle.plugged != report.charger_id and not vehicle.stops:
+            if (
+                report.plugged
+                and report.charger_id in self.charger_ids
+                and vehicle.plugged != report.charger_id
+                and not vehicle.stops
+            ):
                 vehicle.plugged, vehicle.task, vehicle.leg = report.charger_id, None, None
                 vehicle.position = self.setup.charger(report.charger_id).point
-            elif report.plugged is False and vehicle.plugged is not None and report.time_s >= self.plugged_since.get(vehicle_id, now) + interval:
+            elif (
+                report.plugged is False
+                and vehicle.plugged is not None
+                and report.time_s >= self.plugged_since.get(vehicle_id, now) + interval
+            ):
                 vehicle.plugged = None  # left its charger: idle where it is
                 vehicle.ready_s = max(vehicle.ready_s, now)
             if report.position is not None and vehicle.plugged is None:
@@ -396,24 +455,36 @@ class DispatchService:
             else:
                 arrival = t + router.leg(position, stop.point)[1]
             rider = stop.kind in (StopKind.PICKUP, StopKind.DROPOFF)
-            route.append(RouteStop(
-                kind=RouteKind(stop.kind.value), position=Position(lat=stop.point.lat, lon=stop.point.lon),
-                eta=self.day.to_datetime(arrival), rider_ids=(stop.request_id,) if rider else (),
-                charger_id=stop.place_id if stop.place_id in self.charger_ids else None,
-                shelter_id=stop.place_id if stop.kind is StopKind.SHELTER else None,
-            ))
+            route.append(
+                RouteStop(
+                    kind=RouteKind(stop.kind.value),
+                    position=Position(lat=stop.point.lat, lon=stop.point.lon),
+                    eta=self.day.to_datetime(arrival),
+                    rider_ids=(stop.request_id,) if rider else (),
+                    charger_id=stop.place_id if stop.place_id in self.charger_ids else None,
+                    shelter_id=stop.place_id if stop.kind is StopKind.SHELTER else None,
+                )
+            )
             t, position = arrival + (dwell if rider else 0.0), stop.point
         return tuple(route)
 
     def _route_key(self, vehicle: SimVehicle) -> tuple:
         """What a plan's route says, without its ETAs (status, plug, stops, task)."""
         task = vehicle.task
-        return (vehicle.status(), vehicle.plugged, tuple((s.kind, s.point, s.request_id) for s in vehicle.stops),
-                (task.kind, task.point, task.place_id) if task is not None else None)
+        return (
+            vehicle.status(),
+            vehicle.plugged,
+            tuple((s.kind, s.point, s.request_id) for s in vehicle.stops),
+            (task.kind, task.point, task.place_id) if task is not None else None,
+        )
 
     def _state_key(self, vehicle: SimVehicle) -> tuple:
-        return (*self._route_key(vehicle), round(vehicle.soc_kwh, 1), round(vehicle.position.lat, 4),
-                round(vehicle.position.lon, 4))
+        return (
+            *self._route_key(vehicle),
+            round(vehicle.soc_kwh, 1),
+            round(vehicle.position.lat, 4),
+            round(vehicle.position.lon, 4),
+        )
 
     def _publish_fleet(self, now: float, routes: dict[str, tuple[RouteStop, ...]]) -> int:
         """The state and plan of each vehicle of ``routes`` that changed since it was last
@@ -430,7 +501,9 @@ class DispatchService:
             self.publisher.publish_state(state)
             plan = plans[vehicle_id]
             try:
-                plan = VehiclePlan(vehicle_id=vehicle_id, issued=plan.issued, windows=plan.windows, route=routes[vehicle_id])
+                plan = VehiclePlan(
+                    vehicle_id=vehicle_id, issued=plan.issued, windows=plan.windows, route=routes[vehicle_id]
+                )
             except ValidationError as error:  # never stop the service over one plan: publish it without its route
                 log.error("route of %s not published: %s", vehicle_id, error.errors()[0]["msg"])
             self.publisher.publish_plan(plan)

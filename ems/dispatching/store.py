@@ -42,13 +42,34 @@ def _stop_dict(stop: Stop | None) -> dict | None:
 def _stop(data: dict | None) -> Stop | None:
     if data is None:
         return None
-    return Stop(StopKind(data["kind"]), Point(*data["point"]), data["request_id"], data["passengers"],
-                float("inf") if data["latest_s"] is None else data["latest_s"],
-                float("inf") if data["max_ride_s"] is None else data["max_ride_s"], data["picked_up_s"], data["place_id"])
+    return Stop(
+        StopKind(data["kind"]),
+        Point(*data["point"]),
+        data["request_id"],
+        data["passengers"],
+        float("inf") if data["latest_s"] is None else data["latest_s"],
+        float("inf") if data["max_ride_s"] is None else data["max_ride_s"],
+        data["picked_up_s"],
+        data["place_id"],
+    )
 
 
-VEHICLE_FIELDS = ("ready_s", "soc_kwh", "plugged", "locked", "onboard", "idle_since_s", "at_shelter", "km", "empty_km",
-                  "passenger_km", "energy_kwh", "charging_stops", "max_load", "km_by_purpose")
+VEHICLE_FIELDS = (
+    "ready_s",
+    "soc_kwh",
+    "plugged",
+    "locked",
+    "onboard",
+    "idle_since_s",
+    "at_shelter",
+    "km",
+    "empty_km",
+    "passenger_km",
+    "energy_kwh",
+    "charging_stops",
+    "max_load",
+    "km_by_purpose",
+)
 
 
 def vehicle_state(vehicle: SimVehicle) -> str:
@@ -73,8 +94,15 @@ def restore_vehicle(vehicle: SimVehicle, text: str) -> None:
 
 
 def request_json(request: Request) -> str:
-    return json.dumps({"id": request.request_id, "time_s": request.time_s, "origin": list(request.origin),
-                       "destination": list(request.destination), "passengers": request.passengers})
+    return json.dumps(
+        {
+            "id": request.request_id,
+            "time_s": request.time_s,
+            "origin": list(request.origin),
+            "destination": list(request.destination),
+            "passengers": request.passengers,
+        }
+    )
 
 
 def request_from_json(text: str) -> Request:
@@ -109,8 +137,10 @@ class DispatchStore:
     def receive(self, request: Request) -> bool:
         """Store a new request as received; False if its id is already known (a duplicate)."""
         with self._lock:
-            cursor = self._db.execute("INSERT OR IGNORE INTO dispatch_riders (request_id, request, status) VALUES (?, ?, 'received')",
-                                      (request.request_id, request_json(request)))
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO dispatch_riders (request_id, request, status) VALUES (?, ?, 'received')",
+                (request.request_id, request_json(request)),
+            )
         return cursor.rowcount == 1
 
     def refuse(self, request_id: str, reason: str) -> bool:
@@ -118,7 +148,9 @@ class DispatchStore:
         with self._lock:
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO dispatch_riders (request_id, request, status, reason, message, announced) "
-                "VALUES (?, '{}', 'rejected', 'malformed', ?, 'rejected')", (request_id, reason))
+                "VALUES (?, '{}', 'rejected', 'malformed', ?, 'rejected')",
+                (request_id, reason),
+            )
         return cursor.rowcount == 1
 
     def riders(self) -> list[sqlite3.Row]:
@@ -132,8 +164,13 @@ class DispatchStore:
         with self._lock:
             return dict(self._db.execute("SELECT vehicle_id, state FROM dispatch_vehicles").fetchall())
 
-    def commit_batch(self, now_s: float | None, vehicles: dict[str, str], riders: dict[str, tuple[RiderRecord, str, float | None]],
-                     announced: dict[str, str]) -> None:
+    def commit_batch(
+        self,
+        now_s: float | None,
+        vehicles: dict[str, str],
+        riders: dict[str, tuple[RiderRecord, str, float | None]],
+        announced: dict[str, str],
+    ) -> None:
         """Vehicles (their ``vehicle_state``; only those that changed need be given), riders (record,
         status, pickup ETA [s]) and what each rider has been told, at once; ``now_s`` is the batch's
         time (None for a quote between batches: a restart resumes at the batch after the last one)."""
@@ -144,9 +181,22 @@ class DispatchStore:
                 self._db.executemany(
                     "UPDATE dispatch_riders SET status = ?, vehicle_id = ?, pickup_eta_s = ?, pickup_s = ?, "
                     "dropoff_s = ?, shared = ?, reason = ?, message = ?, announced = ? WHERE request_id = ?",
-                    [(status, r.vehicle_id or None, eta, r.pickup_s, r.dropoff_s, int(r.shared),
-                      r.rejection.reason.value if r.rejection else None, r.rejection.message if r.rejection else None,
-                      announced.get(rid), rid) for rid, (r, status, eta) in riders.items()])
+                    [
+                        (
+                            status,
+                            r.vehicle_id or None,
+                            eta,
+                            r.pickup_s,
+                            r.dropoff_s,
+                            int(r.shared),
+                            r.rejection.reason.value if r.rejection else None,
+                            r.rejection.message if r.rejection else None,
+                            announced.get(rid),
+                            rid,
+                        )
+                        for rid, (r, status, eta) in riders.items()
+                    ],
+                )
                 if now_s is not None:
                     self._db.execute("INSERT OR REPLACE INTO dispatch_meta VALUES ('last_step_s', ?)", (repr(now_s),))
                 self._db.execute("COMMIT")

@@ -46,7 +46,9 @@ def telemetry_filters(topics: dict[str, str], topic_root: str) -> list[str]:
     """The subscriptions that cover ``topics``: one ``<topic_root>/+/telemetry`` for the twin's
     vehicles, each other vehicle's own topic (an MQTT driver's ``topic_prefix``)."""
     wildcard = f"{topic_root.rstrip('/')}/+/telemetry"
-    own = [t for t in topics if not (t.startswith(f"{topic_root.rstrip('/')}/") and t.count("/") == wildcard.count("/"))]
+    own = [
+        t for t in topics if not (t.startswith(f"{topic_root.rstrip('/')}/") and t.count("/") == wildcard.count("/"))
+    ]
     return ([wildcard] if len(own) < len(topics) else []) + own
 
 
@@ -54,7 +56,12 @@ def _number(data: dict, key: str, low: float, high: float) -> float | None:
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or not low <= value <= high:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
         raise ValueError(f"field {key}: {value!r} is not a number from {low} to {high}")
     return float(value)
 
@@ -69,9 +76,13 @@ def parse_report(topic: str, payload: bytes, day: ServiceClock) -> VehicleReport
         lat, lon = _number(data, "lat", -90, 90), _number(data, "lon", -180, 180)
         plugged = data.get("plugged")
         charger = data.get("charger_id")
-        return VehicleReport(day.to_s(moment), soc, plugged if isinstance(plugged, bool) else None,
-                             charger if isinstance(charger, str) else None,
-                             Point(lat, lon) if lat is not None and lon is not None else None)
+        return VehicleReport(
+            day.to_s(moment),
+            soc,
+            plugged if isinstance(plugged, bool) else None,
+            charger if isinstance(charger, str) else None,
+            Point(lat, lon) if lat is not None and lon is not None else None,
+        )
     except (ValueError, TypeError, UnicodeDecodeError) as error:
         log.warning("vehicle telemetry on %s not used: %s", topic, error)
         return None

@@ -60,7 +60,9 @@ class FleetPublisher:
             reservation = Reservation.model_validate_json(payload)
         except ValidationError as error:
             first = error.errors()[0]
-            log.warning("reservation on %s rejected: field %s: %s", topic, ".".join(map(str, first["loc"])), first["msg"])
+            log.warning(
+                "reservation on %s rejected: field %s: %s", topic, ".".join(map(str, first["loc"])), first["msg"]
+            )
             return
         with self._lock:
             self._reservation = reservation

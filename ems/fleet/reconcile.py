@@ -21,8 +21,13 @@ from collections.abc import Mapping
 from ems.fleet import VehiclePlan, VehicleState, VehicleStatus
 
 
-def reconcile_plan(plan: VehiclePlan, now: dt.datetime, plugged_charger: str | None, step: dt.timedelta,
-                   step_start: dt.datetime | None = None) -> VehiclePlan:
+def reconcile_plan(
+    plan: VehiclePlan,
+    now: dt.datetime,
+    plugged_charger: str | None,
+    step: dt.timedelta,
+    step_start: dt.datetime | None = None,
+) -> VehiclePlan:
     windows = list(plan.windows)
     current = next((i for i, w in enumerate(windows) if w.plug_in <= now < w.plug_out), None)
     if plugged_charger is not None:
@@ -33,7 +38,9 @@ def reconcile_plan(plan: VehiclePlan, now: dt.datetime, plugged_charger: str | N
         else:
             upcoming = next((i for i, w in enumerate(windows) if w.plug_in > now), None)
             if upcoming is not None:
-                windows[upcoming] = windows[upcoming].model_copy(update={"plug_in": plugged_from, "charger_id": plugged_charger})
+                windows[upcoming] = windows[upcoming].model_copy(
+                    update={"plug_in": plugged_from, "charger_id": plugged_charger}
+                )
     elif current is not None:
         window = windows[current]
         if now - window.plug_in < (window.plug_out - window.plug_in) / 2:

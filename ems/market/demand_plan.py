@@ -27,11 +27,13 @@ def demand_plan_frame(grid_power_kw: pd.DataFrame, step_minutes: int, timezone: 
     """``grid_power_kw``: one column per site, net import [kW]. Returns the demand plan table
     (date, slot, start, one ``<site>_kwh`` column per site, total_kwh)."""
     energy = slot_energy_kwh(grid_power_kw, step_minutes, timezone)
-    table = pd.DataFrame({
-        "date": [t.date().isoformat() for t in energy.index],
-        "slot": [t.hour * 2 + t.minute // 30 + 1 for t in energy.index],
-        "start": [t.isoformat() for t in energy.index],
-    })
+    table = pd.DataFrame(
+        {
+            "date": [t.date().isoformat() for t in energy.index],
+            "slot": [t.hour * 2 + t.minute // 30 + 1 for t in energy.index],
+            "start": [t.isoformat() for t in energy.index],
+        }
+    )
     for site in grid_power_kw.columns:
         table[f"{site}_kwh"] = energy[site].to_numpy().round(3)
     table["total_kwh"] = energy.sum(axis=1).to_numpy().round(3)

@@ -84,8 +84,9 @@ def _decode(path: Path, raw: bytes) -> str:
         return raw.decode(encoding)
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
-        raise JepxFormatError(path, line, None, f"not {encoding} text (byte 0x{raw[error.start]:02x}); "
-                              "JEPX files are Shift-JIS") from None
+        raise JepxFormatError(
+            path, line, None, f"not {encoding} text (byte 0x{raw[error.start]:02x}); JEPX files are Shift-JIS"
+        ) from None
 
 
 def read_spot_csv(path: str | Path, area: str = "kyushu") -> SpotPrices:

@@ -51,7 +51,9 @@ class ModelBuild:
             self.objective[term].extend(zip(repeat(coef), variables))
 
 
-def add_exclusive_flows(model: pyo.ConcreteModel, prefix: str, index: list, first, first_max, second, second_max) -> None:
+def add_exclusive_flows(
+    model: pyo.ConcreteModel, prefix: str, index: list, first, first_max, second, second_max
+) -> None:
     """Two flows that may not both be positive in one step, with a binary ``<prefix>_on``:
 
         first[k]  <= first_max(k) * on[k]
@@ -62,7 +64,9 @@ def add_exclusive_flows(model: pyo.ConcreteModel, prefix: str, index: list, firs
     on = pyo.Var(index, domain=pyo.Binary)
     setattr(model, f"{prefix}_on", on)
     setattr(model, f"{prefix}_first", pyo.Constraint(index, rule=lambda _m, *k: first[k] <= first_max(k) * on[k]))
-    setattr(model, f"{prefix}_second", pyo.Constraint(index, rule=lambda _m, *k: second[k] <= second_max(k) * (1 - on[k])))
+    setattr(
+        model, f"{prefix}_second", pyo.Constraint(index, rule=lambda _m, *k: second[k] <= second_max(k) * (1 - on[k]))
+    )
 
 
 def add_storage(model: pyo.ConcreteModel, prefix: str, storage: dict, steps: int, dt_h: float) -> None:
@@ -89,8 +93,21 @@ def add_storage(model: pyo.ConcreteModel, prefix: str, storage: dict, steps: int
     setattr(model, f"{prefix}_soc_kwh", soc)
     for s, spec in storage.items():
         soc[s, 0].fix(spec.initial_soc_kwh)
-    setattr(model, f"{prefix}_soc_balance", pyo.Constraint(power_index, rule=lambda _m, s, t: soc[s, t + 1] == (
-        soc[s, t] + storage[s].charge_efficiency * dt_h * charge[s, t] - dt_h / storage[s].discharge_efficiency * discharge[s, t])))
+    setattr(
+        model,
+        f"{prefix}_soc_balance",
+        pyo.Constraint(
+            power_index,
+            rule=lambda _m, s, t: (
+                soc[s, t + 1]
+                == (
+                    soc[s, t]
+                    + storage[s].charge_efficiency * dt_h * charge[s, t]
+                    - dt_h / storage[s].discharge_efficiency * discharge[s, t]
+                )
+            ),
+        ),
+    )
 
 
 def linear_sum(terms: list, constant: float = 0.0) -> LinearExpression:
@@ -121,5 +138,7 @@ def add_objective_terms(model: pyo.ConcreteModel, terms: dict, constants: dict, 
     unknown = set(terms) - set(names)
     if unknown:
         raise ValueError(f"objective terms not declared: {sorted(unknown)}")
-    model.objective_term = pyo.Expression(list(names), rule=lambda _m, name: linear_sum(terms.get(name, []), constants.get(name, 0.0)))
+    model.objective_term = pyo.Expression(
+        list(names), rule=lambda _m, name: linear_sum(terms.get(name, []), constants.get(name, 0.0))
+    )
     model.objective = pyo.Objective(expr=pyo.quicksum(model.objective_term[name] for name in names), sense=sense)

@@ -52,8 +52,9 @@ def net_import_limits_kw(problem: Problem) -> tuple[float, float]:
     return -sum(g.export_limit_kw for g in available), sum(g.import_limit_kw for g in available)
 
 
-def solve_flexibility(problem: Problem, steps: Sequence[int], direction: Literal["down", "up"],
-                      reference_kw: np.ndarray) -> FlexibilityResult:
+def solve_flexibility(
+    problem: Problem, steps: Sequence[int], direction: Literal["down", "up"], reference_kw: np.ndarray
+) -> FlexibilityResult:
     """Largest constant shed ("down") or absorption ("up") below/above ``reference_kw`` over ``steps``."""
     if direction not in ("down", "up"):
         raise ProblemError(f"flexibility: direction must be 'down' or 'up', not {direction!r}")
@@ -68,15 +69,21 @@ def solve_flexibility(problem: Problem, steps: Sequence[int], direction: Literal
         unserved_load_yen_per_kwh=HARD_PENALTY_YEN_PER_KWH,
     )
     # a further kind names its slack price shortfall_penalty_yen_per_kwh (docs/adding-an-asset-kind.md)
-    assets = tuple(dataclasses.replace(cast(Any, spec), shortfall_penalty_yen_per_kwh=HARD_PENALTY_YEN_PER_KWH)
-                   if hasattr(spec, "shortfall_penalty_yen_per_kwh") else spec for spec in problem.assets)
+    assets = tuple(
+        dataclasses.replace(cast(Any, spec), shortfall_penalty_yen_per_kwh=HARD_PENALTY_YEN_PER_KWH)
+        if hasattr(spec, "shortfall_penalty_yen_per_kwh")
+        else spec
+        for spec in problem.assets
+    )
     hard_problem = dataclasses.replace(problem, settings=hard, assets=assets)
     window = np.zeros(problem.grid.steps, dtype=bool)
     window[list(steps)] = True
     build = build_model(hard_problem, extra_binary_steps=window if direction == "up" else None)
     m = build.model
     lowest, highest = net_import_limits_kw(problem)
-    limit = max(0.0, max((reference_kw[t] - lowest) if direction == "down" else (highest - reference_kw[t]) for t in steps))
+    limit = max(
+        0.0, max((reference_kw[t] - lowest) if direction == "down" else (highest - reference_kw[t]) for t in steps)
+    )
     m.flex_kw = pyo.Var(bounds=(0.0, limit))
 
     def window_rule(_m, t):
@@ -92,11 +99,19 @@ def solve_flexibility(problem: Problem, steps: Sequence[int], direction: Literal
     solver.set_instance(m)
     results = solver.solve(m)
     if results.best_feasible_objective is None:
-        raise ProblemError(f"flexibility {direction} over steps {steps}: no feasible plan ({results.termination_condition.name})")
+        raise ProblemError(
+            f"flexibility {direction} over steps {steps}: no feasible plan ({results.termination_condition.name})"
+        )
     status = "optimal" if results.termination_condition == TerminationCondition.optimal else "time_limit"
     results.solution_loader.load_vars()
     power = read_power(build)
     terms, _report, _soc = evaluate(problem, power)
     net = sum(power[g.id].to_numpy() for g in problem.grids)
-    return FlexibilityResult(direction=direction, steps=steps, flex_kw=float(pyo.value(m.flex_kw)),
-                             objective_yen=float(sum(terms.values())), net_import_kw=np.asarray(net), status=status)
+    return FlexibilityResult(
+        direction=direction,
+        steps=steps,
+        flex_kw=float(pyo.value(m.flex_kw)),
+        objective_yen=float(sum(terms.values())),
+        net_import_kw=np.asarray(net),
+        status=status,
+    )

@@ -149,14 +149,28 @@ def _compile(model: pyo.ConcreteModel) -> CompiledModel:
         row_of[id(con)] = row
         row_lower.append(lo)
         row_upper.append(hi)
-    matrix = sp.coo_array((np.asarray(entry_vals, dtype=float), (np.asarray(entry_rows, dtype=np.int64),
-                                                                 np.asarray(entry_cols, dtype=np.int64))),
-                          shape=(len(row_lower), columns)).tocsr()  # duplicates summed
+    matrix = sp.coo_array(
+        (
+            np.asarray(entry_vals, dtype=float),
+            (np.asarray(entry_rows, dtype=np.int64), np.asarray(entry_cols, dtype=np.int64)),
+        ),
+        shape=(len(row_lower), columns),
+    ).tocsr()  # duplicates summed
     matrix.eliminate_zeros()
-    return CompiledModel(col_lower=lower, col_upper=upper, col_cost=cost, integer=integer, row_lower=np.asarray(row_lower),
-                         row_upper=np.asarray(row_upper), matrix=matrix, offset=float(offset),
-                         sense=1 if objective.sense == pyo.minimize else -1, col_of=col_of, row_of=row_of,
-                         var_columns=var_columns)
+    return CompiledModel(
+        col_lower=lower,
+        col_upper=upper,
+        col_cost=cost,
+        integer=integer,
+        row_lower=np.asarray(row_lower),
+        row_upper=np.asarray(row_upper),
+        matrix=matrix,
+        offset=float(offset),
+        sense=1 if objective.sense == pyo.minimize else -1,
+        col_of=col_of,
+        row_of=row_of,
+        var_columns=var_columns,
+    )
 
 
 def load(compiled: CompiledModel) -> LoadedModel:
@@ -165,10 +179,23 @@ def load(compiled: CompiledModel) -> LoadedModel:
     h.setOptionValue("output_flag", False)
     m = compiled.matrix.tocsc()  # HiGHS keeps its matrix by column: given by row, its first change would convert it
     integrality = np.where(compiled.integer, int(highspy.HighsVarType.kInteger), int(highspy.HighsVarType.kContinuous))
-    status = h.passModel(m.shape[1], m.shape[0], int(m.nnz), int(highspy.MatrixFormat.kColwise), compiled.sense,
-                         compiled.offset, compiled.col_cost, compiled.col_lower, compiled.col_upper,
-                         compiled.row_lower, compiled.row_upper, m.indptr.astype(np.int32), m.indices.astype(np.int32),
-                         m.data.astype(float), integrality.astype(np.int32))
+    status = h.passModel(
+        m.shape[1],
+        m.shape[0],
+        int(m.nnz),
+        int(highspy.MatrixFormat.kColwise),
+        compiled.sense,
+        compiled.offset,
+        compiled.col_cost,
+        compiled.col_lower,
+        compiled.col_upper,
+        compiled.row_lower,
+        compiled.row_upper,
+        m.indptr.astype(np.int32),
+        m.indices.astype(np.int32),
+        m.data.astype(float),
+        integrality.astype(np.int32),
+    )
     if status == highspy.HighsStatus.kError:
         raise RuntimeError("HiGHS rejected the model (passModel)")
     return LoadedModel(highs=h, compiled=compiled)
@@ -331,4 +358,3 @@ def _collect(node, scale: float, col_of: dict, cols: list, vals: list) -> float:
 
 def _variable(node) -> bool:
     return type(node) not in native_numeric_types and node.is_potentially_variable()
-

@@ -55,11 +55,15 @@ def dated_slot_series(days: Mapping[dt.date, tuple[float, ...]], grid: TimeGrid,
     return per_5min.reshape(grid.steps, grid.step_minutes // 5).mean(axis=1)
 
 
-def _with_day_prices(grids: tuple[GridSpec, ...], prices: DayPrices, grid: TimeGrid, timezone: str) -> tuple[GridSpec, ...]:
+def _with_day_prices(
+    grids: tuple[GridSpec, ...], prices: DayPrices, grid: TimeGrid, timezone: str
+) -> tuple[GridSpec, ...]:
     """Prices by date (spot plus the retailer's terms) in place of the fixed tariff's."""
     imports = dated_slot_series(prices.import_yen_per_kwh, grid, timezone)
     exports = dated_slot_series(prices.export_yen_per_kwh, grid, timezone)
-    return tuple(dataclasses.replace(g, import_price_yen_per_kwh=imports, export_price_yen_per_kwh=exports) for g in grids)
+    return tuple(
+        dataclasses.replace(g, import_price_yen_per_kwh=imports, export_price_yen_per_kwh=exports) for g in grids
+    )
 
 
 def _grid_spec(connection, tariff: Tariff, grid: TimeGrid, timezone: str) -> GridSpec:
@@ -83,8 +87,15 @@ def _step_of(time: pd.Timestamp, grid: TimeGrid, rounding) -> int:
     return int(rounding(offset_steps - 1e-9 if rounding is math.ceil else offset_steps + 1e-9))
 
 
-def ev_spec(vehicle, plan: VehiclePlan, chargers: Mapping, sites: Mapping[str, str], grid: TimeGrid,
-            initial_soc_kwh: float, keep_energy_kwh: float = 0.0) -> EvSpec:
+def ev_spec(
+    vehicle,
+    plan: VehiclePlan,
+    chargers: Mapping,
+    sites: Mapping[str, str],
+    grid: TimeGrid,
+    initial_soc_kwh: float,
+    keep_energy_kwh: float = 0.0,
+) -> EvSpec:
     """Turn a vehicle's charging windows into per-step charger, limits, driving energy and targets.
 
     A vehicle counts as plugged in for the whole steps inside a window (plug-in rounded up,
@@ -112,7 +123,9 @@ def ev_spec(vehicle, plan: VehiclePlan, chargers: Mapping, sites: Mapping[str, s
             discharge_max[t] = charger.discharge_power_kw if vehicle.v2g_allowed else 0.0
         departure = _step_of(pd.Timestamp(window.plug_out), grid, math.floor)
         if 0 < departure < steps:
-            targets.append((departure, min(window.departure_energy_kwh, vehicle.battery_kwh * vehicle.soc_max_fraction)))
+            targets.append(
+                (departure, min(window.departure_energy_kwh, vehicle.battery_kwh * vehicle.soc_max_fraction))
+            )
         if k + 1 < len(windows) and window.trip_energy_kwh > 0:
             away_from = _step_of(pd.Timestamp(window.plug_out), grid, math.floor)
             away_to = _step_of(pd.Timestamp(windows[k + 1].plug_in), grid, math.ceil)
@@ -177,19 +190,37 @@ def problem_from_portfolio(
     grids = tuple(_grid_spec(g, site_tariff[g.site], grid, zone) for g in portfolio.grid_connections)
     if day_prices is not None:
         grids = _with_day_prices(grids, day_prices, grid, zone)
-    further = PortfolioInputs(portfolio=portfolio, grid=grid, timezone=zone, series=series, initial_soc_kwh=initial_soc_kwh,
-                              unavailable=unavailable)
+    further = PortfolioInputs(
+        portfolio=portfolio,
+        grid=grid,
+        timezone=zone,
+        series=series,
+        initial_soc_kwh=initial_soc_kwh,
+        unavailable=unavailable,
+    )
     pvs = component_of("pv").specs_from_portfolio(further)
     loads = component_of("load").specs_from_portfolio(further)
     batteries = component_of("battery").specs_from_portfolio(further)
-    plans = plans if plans is not None else plans_from_duties(portfolio, grid.start.to_pydatetime(), grid.end.to_pydatetime())
+    plans = (
+        plans
+        if plans is not None
+        else plans_from_duties(portfolio, grid.start.to_pydatetime(), grid.end.to_pydatetime())
+    )
     chargers = {c.id: c for c in portfolio.chargers if c.id not in unavailable}
     charger_sites = {c.id: c.site for c in portfolio.chargers}
     keep = reservation.keep_energy_kwh if reservation else {}
     evs = tuple(
-        ev_spec(v, plans[v.id], chargers, charger_sites, grid,
-                initial_soc_kwh.get(v.id, v.battery_kwh * v.initial_soc_fraction), keep.get(v.id, 0.0))
-        for v in portfolio.vehicles if v.id in plans and v.id not in unavailable
+        ev_spec(
+            v,
+            plans[v.id],
+            chargers,
+            charger_sites,
+            grid,
+            initial_soc_kwh.get(v.id, v.battery_kwh * v.initial_soc_fraction),
+            keep.get(v.id, 0.0),
+        )
+        for v in portfolio.vehicles
+        if v.id in plans and v.id not in unavailable
     )
     mean_import = float(np.mean([g.import_price_yen_per_kwh.mean() for g in grids]))
     settings = SolverSettings(
@@ -201,10 +232,22 @@ def problem_from_portfolio(
         unserved_load_yen_per_kwh=planning.unserved_load_yen_per_kwh,
         throughput_epsilon_yen_per_kwh=planning.throughput_epsilon_yen_per_kwh,
         terminal_value_yen_per_kwh=(
-            planning.terminal_value_yen_per_kwh if planning.terminal_value_yen_per_kwh is not None else 0.9 * mean_import
+            planning.terminal_value_yen_per_kwh
+            if planning.terminal_value_yen_per_kwh is not None
+            else 0.9 * mean_import
         ),
     )
     # further kinds' specs travel in Problem.assets
     assets = tuple(spec for c in COMPONENTS if c.spec_type is not None for spec in c.specs_from_portfolio(further))
-    return Problem(grid=grid, sites=tuple(s.id for s in portfolio.sites), grids=grids, pvs=pvs, loads=loads,
-                   batteries=batteries, evs=evs, dr_events=dr_events, settings=settings, assets=assets).validate()
+    return Problem(
+        grid=grid,
+        sites=tuple(s.id for s in portfolio.sites),
+        grids=grids,
+        pvs=pvs,
+        loads=loads,
+        batteries=batteries,
+        evs=evs,
+        dr_events=dr_events,
+        settings=settings,
+        assets=assets,
+    ).validate()

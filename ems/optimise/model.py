@@ -36,7 +36,9 @@ def storage_binary_steps(problem: Problem) -> np.ndarray:
         if event.direction == "up":
             need |= event.active.astype(bool)
     for site in problem.sites:
-        firm_pv = sum((pv.available_kw for pv in problem.pvs if pv.site == site and not pv.curtailable), np.zeros(steps))
+        firm_pv = sum(
+            (pv.available_kw for pv in problem.pvs if pv.site == site and not pv.curtailable), np.zeros(steps)
+        )
         load = sum((ld.demand_kw for ld in problem.loads if ld.site == site), np.zeros(steps))
         export_limit = sum(g.export_limit_kw for g in problem.grids if g.site == site)
         need |= firm_pv - load > export_limit

@@ -23,8 +23,11 @@ OTHER_COLOURS = ("#7f3c8d", "#80ba5a", "#e68310", "#008695", "#cf1c90")
 
 
 def power_by_kind(schedule: Schedule, problem: Problem) -> pd.DataFrame:
-    kinds = {rows.asset_id: component.kind for component in COMPONENTS
-             for rows in component.schedule_rows(problem, schedule.soc_kwh)}
+    kinds = {
+        rows.asset_id: component.kind
+        for component in COMPONENTS
+        for rows in component.schedule_rows(problem, schedule.soc_kwh)
+    }
     return schedule.power_kw.T.groupby(pd.Series(kinds)).sum().T
 
 
@@ -32,7 +35,8 @@ def _kind_colours(kinds) -> dict[str, str]:
     """The built-in kinds' colours, then one of the others for each further kind."""
     further = [k for k in kinds if k not in KIND_COLOURS]
     return {k: KIND_COLOURS[k] for k in KIND_COLOURS if k in kinds} | {
-        k: OTHER_COLOURS[i % len(OTHER_COLOURS)] for i, k in enumerate(further)}
+        k: OTHER_COLOURS[i % len(OTHER_COLOURS)] for i, k in enumerate(further)
+    }
 
 
 def plot_schedule(schedule: Schedule, problem: Problem, path: str | Path, timezone: str, title: str = "") -> Path:
@@ -43,7 +47,14 @@ def plot_schedule(schedule: Schedule, problem: Problem, path: str | Path, timezo
     positive, negative = by_kind.clip(lower=0), by_kind.clip(upper=0)
     palette = _kind_colours(list(by_kind.columns))
     kinds, colours = list(palette), list(palette.values())
-    ax.stackplot(index, [positive[k] for k in kinds], labels=[f"{k} (into bus)" for k in kinds], colors=colours, step="post", alpha=0.85)
+    ax.stackplot(
+        index,
+        [positive[k] for k in kinds],
+        labels=[f"{k} (into bus)" for k in kinds],
+        colors=colours,
+        step="post",
+        alpha=0.85,
+    )
     ax.stackplot(index, [negative[k] for k in kinds], colors=colours, step="post", alpha=0.45)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_ylabel("portfolio power [kW]\n(+ into bus, - drawn)")
@@ -53,8 +64,14 @@ def plot_schedule(schedule: Schedule, problem: Problem, path: str | Path, timezo
     for b in problem.batteries:
         ax.plot(index, schedule.soc_kwh[b.id], drawstyle="steps-post", label=b.id)
     if problem.evs:
-        ax.plot(index, schedule.soc_kwh[[e.id for e in problem.evs]].sum(axis=1), drawstyle="steps-post",
-                color=KIND_COLOURS["ev"], linewidth=2, label="EV fleet total")
+        ax.plot(
+            index,
+            schedule.soc_kwh[[e.id for e in problem.evs]].sum(axis=1),
+            drawstyle="steps-post",
+            color=KIND_COLOURS["ev"],
+            linewidth=2,
+            label="EV fleet total",
+        )
     ax.set_ylabel("stored energy [kWh]")
     ax.legend(loc="upper left", ncol=4, fontsize=8)
     ax = axes[2]

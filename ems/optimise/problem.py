@@ -191,8 +191,10 @@ class Problem:
         claimed = [spec for c in COMPONENTS if c.spec_type is not None for spec in c.specs(self)]
         unclaimed = [spec for spec in self.assets if not any(spec is other for other in claimed)]
         if unclaimed:
-            raise ProblemError(f"{getattr(unclaimed[0], 'id', unclaimed[0])!r}: no registered asset kind takes "
-                               f"a {type(unclaimed[0]).__name__}")
+            raise ProblemError(
+                f"{getattr(unclaimed[0], 'id', unclaimed[0])!r}: no registered asset kind takes "
+                f"a {type(unclaimed[0]).__name__}"
+            )
         ids = [a.id for c in COMPONENTS for a in c.specs(self)]
         if len(set(ids)) != len(ids):
             raise ProblemError(f"duplicate asset ids: {sorted({i for i in ids if ids.count(i) > 1})}")
@@ -233,7 +235,7 @@ def _raise_first_value_fault(series: list[tuple[str, str, np.ndarray, bool]]) ->
         faulty = ~np.isfinite(values).all(axis=1) | (nonnegative & (values < 0).any(axis=1))
         if not faulty.any():
             return
-        series = series[int(np.argmax(faulty)):]
+        series = series[int(np.argmax(faulty)) :]
     for owner, name, single, nonnegative_only in series:
         if not np.all(np.isfinite(single)):
             raise ProblemError(f"{owner}: {name} has missing or infinite values") from None

@@ -55,9 +55,18 @@ def structure_key(problem: Problem) -> str:
     parts.append(binaries.tobytes())
     for grid in problem.grids:
         exclusive = grid.export_price_yen_per_kwh >= grid.effective_import_yen_per_kwh - 1e-9
-        parts += [grid.id, grid.site, grid.import_limit_kw, grid.export_limit_kw, grid.exclusive_import_export,
-                  grid.carbon_price_yen_per_kg, grid.contract_demand_kw, grid.demand_charge_yen_per_kw, grid.available,
-                  exclusive.tobytes()]
+        parts += [
+            grid.id,
+            grid.site,
+            grid.import_limit_kw,
+            grid.export_limit_kw,
+            grid.exclusive_import_export,
+            grid.carbon_price_yen_per_kg,
+            grid.contract_demand_kw,
+            grid.demand_charge_yen_per_kw,
+            grid.available,
+            exclusive.tobytes(),
+        ]
         if grid.exclusive_import_export and exclusive.any():  # the binary's limits and cuts read the site's data there
             parts.append(_site_data_at(problem, grid.site, exclusive))
     for site in problem.sites:
@@ -67,16 +76,43 @@ def structure_key(problem: Problem) -> str:
     for load in problem.loads:
         parts += [load.id, load.site, load.kind, (load.demand_kw > 0).tobytes()]
     for b in problem.batteries:
-        parts += [b.id, b.site, b.capacity_kwh, b.soc_min_kwh, b.soc_max_kwh, b.charge_max_kw, b.discharge_max_kw,
-                  b.charge_efficiency, b.discharge_efficiency, b.degradation_yen_per_kwh, b.reserve_kwh]
+        parts += [
+            b.id,
+            b.site,
+            b.capacity_kwh,
+            b.soc_min_kwh,
+            b.soc_max_kwh,
+            b.charge_max_kw,
+            b.discharge_max_kw,
+            b.charge_efficiency,
+            b.discharge_efficiency,
+            b.degradation_yen_per_kwh,
+            b.reserve_kwh,
+        ]
     for ev in problem.evs:
-        parts += [ev.id, ev.capacity_kwh, ev.soc_min_kwh, ev.soc_max_kwh, ev.charge_efficiency, ev.discharge_efficiency,
-                  ev.keep_energy_kwh,
-                  ((ev.discharge_max_kw > 0) & binaries).tobytes(), ev.charge_max_kw[binaries].tobytes(),
-                  ev.discharge_max_kw[binaries].tobytes()]
+        parts += [
+            ev.id,
+            ev.capacity_kwh,
+            ev.soc_min_kwh,
+            ev.soc_max_kwh,
+            ev.charge_efficiency,
+            ev.discharge_efficiency,
+            ev.keep_energy_kwh,
+            ((ev.discharge_max_kw > 0) & binaries).tobytes(),
+            ev.charge_max_kw[binaries].tobytes(),
+            ev.discharge_max_kw[binaries].tobytes(),
+        ]
     for event in problem.dr_events:
-        parts += [event.id, event.direction, event.sites, event.active.tobytes(), event.baseline_kw.tobytes(),
-                  event.requested_kw, event.price_yen_per_kwh, event.penalty_yen_per_kwh]
+        parts += [
+            event.id,
+            event.direction,
+            event.sites,
+            event.active.tobytes(),
+            event.baseline_kw.tobytes(),
+            event.requested_kw,
+            event.price_yen_per_kwh,
+            event.penalty_yen_per_kwh,
+        ]
     if problem.assets:  # further kinds are not updated: any change of theirs, or of the start, builds again
         parts += [str(problem.grid.start), [_serialised(asset) for asset in problem.assets]]
     return hashlib.sha256(repr(parts).encode()).hexdigest()
@@ -86,8 +122,15 @@ def _serialised(spec) -> list:
     """Every field of a spec, arrays as their bytes (a repr would abbreviate them)."""
     if not dataclasses.is_dataclass(spec):
         return [repr(spec)]
-    return [type(spec).__name__] + [(f.name, getattr(spec, f.name).tobytes() if isinstance(getattr(spec, f.name), np.ndarray)
-                                     else repr(getattr(spec, f.name))) for f in dataclasses.fields(spec)]
+    return [type(spec).__name__] + [
+        (
+            f.name,
+            getattr(spec, f.name).tobytes()
+            if isinstance(getattr(spec, f.name), np.ndarray)
+            else repr(getattr(spec, f.name)),
+        )
+        for f in dataclasses.fields(spec)
+    ]
 
 
 def _site_data_at(problem: Problem, site: str, steps: np.ndarray) -> bytes:
@@ -211,7 +254,9 @@ def _load(key: str, build: ModelBuild) -> _Loaded:
     steps, sites = range(problem.grid.steps), {s: i for i, s in enumerate(problem.sites)}
 
     def cols(var, ids, times) -> np.ndarray:
-        return np.array([[col_of[id(var[a, t])] for t in times] for a in ids], dtype=np.int32).reshape(len(ids), len(times))
+        return np.array([[col_of[id(var[a, t])] for t in times] for a in ids], dtype=np.int32).reshape(
+            len(ids), len(times)
+        )
 
     def rows(con, ids, times) -> np.ndarray:
         return np.array([[row_of(con[a, t]) for t in times] for a in ids], dtype=np.int32).reshape(len(ids), len(times))
@@ -223,19 +268,26 @@ def _load(key: str, build: ModelBuild) -> _Loaded:
     for (site, t), con in m.site_balance.items():
         bus[sites[site], t] = row_of(con)
     maps = _Maps(
-        grid_import=cols(m.grid_import_kw, grids, steps), grid_export=cols(m.grid_export_kw, grids, steps),
+        grid_import=cols(m.grid_import_kw, grids, steps),
+        grid_export=cols(m.grid_export_kw, grids, steps),
         pv=cols(m.pv_kw, [pv.id for pv in problem.pvs if pv.curtailable], steps),
         shed=np.array([col_of[id(m.load_shed_kw[k])] for k in shed_keys], dtype=np.int32),
-        shed_load=np.array([loads[k[0]] for k in shed_keys], dtype=int), shed_step=np.array([k[1] for k in shed_keys], dtype=int),
+        shed_load=np.array([loads[k[0]] for k in shed_keys], dtype=int),
+        shed_step=np.array([k[1] for k in shed_keys], dtype=int),
         battery_soc=cols(m.battery_soc_kwh, [b.id for b in problem.batteries], range(problem.grid.steps + 1)),
         ev_soc=cols(m.ev_soc_kwh, evs, range(problem.grid.steps + 1)),
-        ev_charge=cols(m.ev_charge_kw, evs, steps), ev_discharge=cols(m.ev_discharge_kw, evs, steps),
-        ev_drive=cols(m.ev_drive_shortfall_kwh, evs, steps), ev_balance=rows(m.ev_soc_balance, evs, steps),
-        bus=bus, ev_site=_ev_sites(problem, sites),
+        ev_charge=cols(m.ev_charge_kw, evs, steps),
+        ev_discharge=cols(m.ev_discharge_kw, evs, steps),
+        ev_drive=cols(m.ev_drive_shortfall_kwh, evs, steps),
+        ev_balance=rows(m.ev_soc_balance, evs, steps),
+        bus=bus,
+        ev_site=_ev_sites(problem, sites),
         target_rows=[[row_of(m.ev_departure_target[ev.id, k]) for k, _e in ev.departure_targets] for ev in problem.evs],
         target_cols=[[col_of[id(m.ev_soc_kwh[ev.id, k])] for k, _e in ev.departure_targets] for ev in problem.evs],
     )
-    other = float(sum(build.objective_constant.values())) - problem.settings.terminal_value_yen_per_kwh * _initial_kwh(problem)
+    other = float(sum(build.objective_constant.values())) - problem.settings.terminal_value_yen_per_kwh * _initial_kwh(
+        problem
+    )
     return _Loaded(key=key, build=build, model=model, maps=maps, other_constant=other)
 
 
@@ -265,14 +317,27 @@ def _update(loaded: _Loaded, problem: Problem) -> None:
     steps = problem.grid.steps
     for ev, rows in zip(problem.evs, maps.target_rows, strict=True):
         if len(ev.departure_targets) > len(rows):
-            raise _Rebuild(f"{ev.id}: {len(ev.departure_targets)} departure targets, the model has rows for {len(rows)}")
-    import_cost = np.array([(g.import_price_yen_per_kwh + g.co2_kg_per_kwh * g.carbon_price_yen_per_kg) * dt_h
-                            for g in problem.grids]).reshape(maps.grid_import.shape)
+            raise _Rebuild(
+                f"{ev.id}: {len(ev.departure_targets)} departure targets, the model has rows for {len(rows)}"
+            )
+    import_cost = np.array(
+        [(g.import_price_yen_per_kwh + g.co2_kg_per_kwh * g.carbon_price_yen_per_kg) * dt_h for g in problem.grids]
+    ).reshape(maps.grid_import.shape)
     export_cost = np.array([-g.export_price_yen_per_kwh * dt_h for g in problem.grids]).reshape(maps.grid_export.shape)
-    terminal = np.concatenate([maps.battery_soc[:, -1], maps.ev_soc[:, -1]])  # the energy left is worth the terminal value
-    _costs(loaded, np.concatenate([maps.grid_import.ravel(), maps.grid_export.ravel(), terminal]),
-           np.concatenate([import_cost.ravel(), export_cost.ravel(),
-                           np.full(len(terminal), -problem.settings.terminal_value_yen_per_kwh)]))
+    terminal = np.concatenate(
+        [maps.battery_soc[:, -1], maps.ev_soc[:, -1]]
+    )  # the energy left is worth the terminal value
+    _costs(
+        loaded,
+        np.concatenate([maps.grid_import.ravel(), maps.grid_export.ravel(), terminal]),
+        np.concatenate(
+            [
+                import_cost.ravel(),
+                export_cost.ravel(),
+                np.full(len(terminal), -problem.settings.terminal_value_yen_per_kwh),
+            ]
+        ),
+    )
 
     columns, lower, upper = [], [], []
     bounded_rows: list[np.ndarray] = []  # rows' bounds, written at once at the end (each HiGHS call has its cost)
@@ -302,7 +367,9 @@ def _update(loaded: _Loaded, problem: Problem) -> None:
         bound(maps.ev_discharge, 0.0, np.array([ev.discharge_max_kw for ev in problem.evs]))
         drive = np.array([ev.drive_kwh for ev in problem.evs], dtype=float)
         bound(maps.ev_drive, 0.0, drive)
-        row_bound(maps.ev_balance.ravel(), -drive.ravel(), -drive.ravel())  # soc[t+1] - soc[t] - ... - shortfall = -drive
+        row_bound(
+            maps.ev_balance.ravel(), -drive.ravel(), -drive.ravel()
+        )  # soc[t+1] - soc[t] - ... - shortfall = -drive
         _move_to_buses(h, maps, _ev_sites(problem, {s: i for i, s in enumerate(problem.sites)}, away_at_home=False))
         row_bound(*_move_targets(loaded, problem))
     if columns:
@@ -447,6 +514,8 @@ def _start_columns(loaded: _Loaded, values: dict) -> np.ndarray:
 
 def _exclusive_pair(binary: str) -> tuple[str, str]:
     """The two flows an exclusivity binary chooses between (``add_exclusive_flows``)."""
-    return {"grid_importing_on": ("grid_import_kw", "grid_export_kw"),
-            "battery_charging_on": ("battery_charge_kw", "battery_discharge_kw"),
-            "ev_charging_on": ("ev_charge_kw", "ev_discharge_kw")}.get(binary, ("", ""))
+    return {
+        "grid_importing_on": ("grid_import_kw", "grid_export_kw"),
+        "battery_charging_on": ("battery_charge_kw", "battery_discharge_kw"),
+        "ev_charging_on": ("ev_charge_kw", "ev_discharge_kw"),
+    }.get(binary, ("", ""))

@@ -19,7 +19,9 @@ from ems.optimise.problem import Problem
 from ems.optimise.registry import COMPONENTS
 
 # the order in which kinds give way when a site would draw past its import limit
-_IMPORT_RELIEF = sorted((c for c in COMPONENTS if c.import_relief_rank is not None), key=lambda c: c.import_relief_rank or 0)
+_IMPORT_RELIEF = sorted(
+    (c for c in COMPONENTS if c.import_relief_rank is not None), key=lambda c: c.import_relief_rank or 0
+)
 
 
 def rule_based_power(problem: Problem) -> pd.DataFrame:

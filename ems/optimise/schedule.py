@@ -50,7 +50,9 @@ class Schedule:
         """What the horizon's energy costs: bought minus sold, the CO2 price and battery
         degradation. The demand charge is apart: a new peak is billed for months, not for the
         hours of one plan."""
-        return sum(self.objective_terms.get(term, 0.0) for term in ("energy_cost_yen", "carbon_cost_yen", "degradation_yen"))
+        return sum(
+            self.objective_terms.get(term, 0.0) for term in ("energy_cost_yen", "carbon_cost_yen", "degradation_yen")
+        )
 
     @property
     def demand_charge_yen(self) -> float:
@@ -73,7 +75,9 @@ class Schedule:
                             "asset": rows.asset_id,
                             "kind": rows.kind,
                             "power_kw": self.power_kw[rows.asset_id].to_numpy().round(4),
-                            "soc_kwh": rows.soc_kwh.round(4) if rows.soc_kwh is not None else np.full(len(index), np.nan),
+                            "soc_kwh": rows.soc_kwh.round(4)
+                            if rows.soc_kwh is not None
+                            else np.full(len(index), np.nan),
                         }
                     )
                 )
@@ -104,8 +108,13 @@ def stored_energy_change_kwh(schedule: Schedule, problem: Problem) -> float:
     return float(schedule.soc_kwh.iloc[-1].sum() - initial) if len(schedule.soc_kwh.columns) else 0.0
 
 
-def write_schedule(schedule: Schedule, problem: Problem, out_dir: str | Path, extra_summary: dict | None = None,
-                   timezone: str | None = None) -> dict:
+def write_schedule(
+    schedule: Schedule,
+    problem: Problem,
+    out_dir: str | Path,
+    extra_summary: dict | None = None,
+    timezone: str | None = None,
+) -> dict:
     """Write ``schedule.csv`` and ``summary.json`` into ``out_dir``; return the summary."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

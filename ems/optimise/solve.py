@@ -36,9 +36,17 @@ def _highs(settings) -> Highs:
     solver.config.load_solution = False
     solver.config.stream_solver = False
     # The model is handed over once by set_instance; skip APPSI's change detection on solve.
-    for option in ("check_for_new_or_removed_constraints", "check_for_new_or_removed_vars",
-                   "check_for_new_or_removed_params", "check_for_new_objective", "update_constraints", "update_vars",
-                   "update_params", "update_named_expressions", "update_objective"):
+    for option in (
+        "check_for_new_or_removed_constraints",
+        "check_for_new_or_removed_vars",
+        "check_for_new_or_removed_params",
+        "check_for_new_objective",
+        "update_constraints",
+        "update_vars",
+        "update_params",
+        "update_named_expressions",
+        "update_objective",
+    ):
         setattr(solver.update_config, option, False)
     return solver
 
@@ -61,8 +69,9 @@ def solve(problem: Problem) -> Schedule:
     return run_highs(loaded, build, build_s, time.perf_counter() - started)
 
 
-def run_highs(loaded: LoadedModel, build: ModelBuild, build_s: float, load_s: float,
-              start: np.ndarray | None = None) -> Schedule:
+def run_highs(
+    loaded: LoadedModel, build: ModelBuild, build_s: float, load_s: float, start: np.ndarray | None = None
+) -> Schedule:
     """Run HiGHS on the loaded model (from ``start``, a value per column, for a MIP) and read the
     plan back from its solution vector; the fallback when it fails or finds nothing."""
     h, settings, problem = loaded.highs, build.problem.settings, build.problem
@@ -99,8 +108,16 @@ def run_highs(loaded: LoadedModel, build: ModelBuild, build_s: float, load_s: fl
     return solved_schedule(build, status, best, bound, build_s, load_s, solve_s, started)
 
 
-def solved_schedule(build: ModelBuild, status: str, best: float, bound: float | None, build_s: float, load_s: float,
-                    solve_s: float, read_started: float) -> Schedule:
+def solved_schedule(
+    build: ModelBuild,
+    status: str,
+    best: float,
+    bound: float | None,
+    build_s: float,
+    load_s: float,
+    solve_s: float,
+    read_started: float,
+) -> Schedule:
     """The schedule from the solution held in ``build.model``'s variables (``solve`` and the
     re-planner both end here); ``read_started`` is when reading back began (perf_counter)."""
     problem = build.problem
@@ -118,18 +135,36 @@ def solved_schedule(build: ModelBuild, status: str, best: float, bound: float | 
     unserved = unserved_message(problem, power)
     if unserved:
         log.info("plan leaves load unserved: %s", unserved)
-    return Schedule(power_kw=power, soc_kwh=soc, status=status, objective_terms=terms,
-                    mip_gap=round(gap, 6), build_s=build_s, solve_s=solve_s, message=unserved, report=report,
-                    load_shed_kwh=load_shed_kwh_by_site(problem, power))
+    return Schedule(
+        power_kw=power,
+        soc_kwh=soc,
+        status=status,
+        objective_terms=terms,
+        mip_gap=round(gap, 6),
+        build_s=build_s,
+        solve_s=solve_s,
+        message=unserved,
+        report=report,
+        load_shed_kwh=load_shed_kwh_by_site(problem, power),
+    )
 
 
 def fallback_schedule(problem: Problem, reason: str, build_s: float = 0.0, solve_s: float = 0.0) -> Schedule:
     power = rule_based_power(problem)
     terms, report, soc = evaluate(problem, power)
     unserved = unserved_message(problem, power)
-    return Schedule(power_kw=power, soc_kwh=soc, status="fallback", objective_terms=terms, mip_gap=None,
-                    build_s=build_s, solve_s=solve_s, message="; ".join(filter(None, (reason, unserved))),
-                    report=report, load_shed_kwh=load_shed_kwh_by_site(problem, power))
+    return Schedule(
+        power_kw=power,
+        soc_kwh=soc,
+        status="fallback",
+        objective_terms=terms,
+        mip_gap=None,
+        build_s=build_s,
+        solve_s=solve_s,
+        message="; ".join(filter(None, (reason, unserved))),
+        report=report,
+        load_shed_kwh=load_shed_kwh_by_site(problem, power),
+    )
 
 
 def simultaneous_flows_kw(build: ModelBuild) -> tuple[float, float]:

@@ -47,10 +47,16 @@ def unserved_message(problem: Problem, power_kw: pd.DataFrame) -> str:
             continue
         grid = next(g for g in problem.grids if g.site == site)
         demand = sum((ld.demand_kw for ld in problem.loads if ld.site == site), np.zeros(problem.grid.steps))
-        limit = f"import limit {grid.import_limit_kw:g} kW of {grid.id}" if grid.available else f"no grid at {grid.id} (outage)"
+        limit = (
+            f"import limit {grid.import_limit_kw:g} kW of {grid.id}"
+            if grid.available
+            else f"no grid at {grid.id} (outage)"
+        )
         storage = [b.id for b in problem.batteries if b.site == site]
         behind = f"storage {', '.join(storage)} exhausted" if storage else "no storage at the site"
         hours = ", ".join(_ranges(cast(pd.DatetimeIndex, power_kw.index), mask, step))
-        parts.append(f"site {site!r}: {shed.sum() * problem.grid.step_h:.1f} kWh of load unserved ({hours}; demand up to "
-                     f"{demand[mask].max():.1f} kW against the {limit}, {behind})")
+        parts.append(
+            f"site {site!r}: {shed.sum() * problem.grid.step_h:.1f} kWh of load unserved ({hours}; demand up to "
+            f"{demand[mask].max():.1f} kW against the {limit}, {behind})"
+        )
     return "; ".join(parts)

@@ -55,8 +55,16 @@ class DailyTrigger:
 
 
 class ControlScheduler:
-    def __init__(self, controller: Controller, settings: ControlSettings, store: Store, speed: float = 1.0,
-                 day_ahead: DailyJob | None = None, nightly: DailyJob | None = None, retention_days: float | None = None):
+    def __init__(
+        self,
+        controller: Controller,
+        settings: ControlSettings,
+        store: Store,
+        speed: float = 1.0,
+        day_ahead: DailyJob | None = None,
+        nightly: DailyJob | None = None,
+        retention_days: float | None = None,
+    ):
         self.controller = controller
         self.retention_days = retention_days
         self.settings = settings
@@ -66,7 +74,10 @@ class ControlScheduler:
         zone = ZoneInfo(controller.portfolio.portfolio.timezone)
         self.daily = []
         now = controller.clock().astimezone(zone)
-        for name, at, job in (("day-ahead", settings.day_ahead_time, day_ahead), ("nightly", settings.nightly_time, nightly)):
+        for name, at, job in (
+            ("day-ahead", settings.day_ahead_time, day_ahead),
+            ("nightly", settings.nightly_time, nightly),
+        ):
             if job is not None:  # a time already past today waits for tomorrow
                 self.daily.append((name, DailyTrigger(at, zone, now.date() if now.time() >= at else None), job))
         self.last_run: dict[str, dt.datetime] = {}
@@ -111,14 +122,23 @@ class ControlScheduler:
                 self._record_run(name, started_clock, duration, ok, error)
 
         interval = self._interval(every_simulated_s)
-        self.scheduler.add_job(timed, "interval", seconds=interval, id=name, name=name, misfire_grace_time=max(1, int(interval * 2)),
-                               next_run_time=dt.datetime.now(dt.UTC))
+        self.scheduler.add_job(
+            timed,
+            "interval",
+            seconds=interval,
+            id=name,
+            name=name,
+            misfire_grace_time=max(1, int(interval * 2)),
+            next_run_time=dt.datetime.now(dt.UTC),
+        )
 
     def _record_run(self, name: str, started: dt.datetime, duration_s: float, ok: bool, error: str) -> None:
         try:
             self.store.record_job_run(name, started, duration_s, ok, error)
             if not ok:
-                self.store.record_event(self.controller.clock(), "job-failed", f"job {name} failed: {error}", {"job": name, "error": error})
+                self.store.record_event(
+                    self.controller.clock(), "job-failed", f"job {name} failed: {error}", {"job": name, "error": error}
+                )
         except Exception:  # the store itself failing must not end the scheduler either; the log keeps it
             log.exception("job %s: could not record its run", name)
 
@@ -139,8 +159,9 @@ class ControlScheduler:
         if int(request.get("id", 0)) <= self.replan_request_id:
             return False
         self.replan_request_id = int(request["id"])
-        self.store.record_event(self.controller.clock(), "replan-requested",
-                                f"re-plan requested by {request.get('user')}", request)
+        self.store.record_event(
+            self.controller.clock(), "replan-requested", f"re-plan requested by {request.get('user')}", request
+        )
         if self.scheduler.running and self.scheduler.get_job("replan") is not None:
             self.scheduler.modify_job("replan", next_run_time=dt.datetime.now(dt.UTC))
         return True
@@ -178,10 +199,14 @@ class ControlScheduler:
         for name, every_s in (("poll", self.settings.poll_s), ("replan", self.settings.replan_minutes * 60)):
             last = self.last_run.get(name)
             slowest_s = max(self.durations_s.get(name, [0.0])[-5:]) * self.speed
-            late = last is not None and (now - last).total_seconds() > 3 * max(self.effective_interval_s(every_s), slowest_s)
+            late = last is not None and (now - last).total_seconds() > 3 * max(
+                self.effective_interval_s(every_s), slowest_s
+            )
             if late and last is not None and name not in self.stalled:
                 self.stalled.add(name)
-                self.store.record_event(now, "watchdog", f"{name} last ran {last.isoformat()}, more than 3 intervals ago")
+                self.store.record_event(
+                    now, "watchdog", f"{name} last ran {last.isoformat()}, more than 3 intervals ago"
+                )
                 log.warning("watchdog: %s stalled since %s", name, last)
             elif not late and name in self.stalled:
                 self.stalled.discard(name)

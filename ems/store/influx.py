@@ -36,8 +36,9 @@ class _Away(Exception):
 class InfluxSink:
     def __init__(self, url: str, org: str, bucket: str, token: str = "", timeout_s: float = 2.0, batch: int = 5000):
         self.url, self.org, self.bucket, self.batch = url, org, bucket, batch
-        self._client = InfluxDBClient(url=url, token=token or "none", org=org, timeout=int(timeout_s * 1000),
-                                      retries=False)
+        self._client = InfluxDBClient(
+            url=url, token=token or "none", org=org, timeout=int(timeout_s * 1000), retries=False
+        )
         self._write = self._client.write_api(write_options=SYNCHRONOUS)
         self.down = False
         self.rejected = 0
@@ -58,7 +59,12 @@ class InfluxSink:
                 sent += self._send(store, batch)
             except _Away as away:
                 if not self.down:
-                    log.warning("InfluxDB at %s not taking writes (%s); %d+ lines kept in the outbox", self.url, away, len(batch))
+                    log.warning(
+                        "InfluxDB at %s not taking writes (%s); %d+ lines kept in the outbox",
+                        self.url,
+                        away,
+                        len(batch),
+                    )
                 self.down = True
                 break
             if self.down:
@@ -70,7 +76,9 @@ class InfluxSink:
         """Send ``batch``; lines the server refuses are moved aside. Raises _Away if it is away."""
         try:
             self._write.write(
-                bucket=self.bucket, org=self.org, record=[line for _id, line in batch],
+                bucket=self.bucket,
+                org=self.org,
+                record=[line for _id, line in batch],
                 write_precision=WritePrecision.MS,  # type: ignore[arg-type]  # its members are plain str
             )
         except ApiException as error:
@@ -79,7 +87,9 @@ class InfluxSink:
                 raise _Away(f"HTTP {status}") from None
             if len(batch) == 1:
                 reason = f"HTTP {status}: {(error.body or error.reason or '').strip()[:300]}"
-                log.error("InfluxDB at %s refused a line for good (%s); moved aside: %s", self.url, reason, batch[0][1][:200])
+                log.error(
+                    "InfluxDB at %s refused a line for good (%s); moved aside: %s", self.url, reason, batch[0][1][:200]
+                )
                 store.outbox_reject(batch[0][0], batch[0][1], reason, dt.datetime.now(dt.UTC))
                 self.rejected += 1
                 return 0

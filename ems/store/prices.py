@@ -16,14 +16,18 @@ from ems.store.sqlite import Store, from_ms, to_ms
 SLOTS_PER_DAY = 48
 
 
-def store_prices(store: Store, area: str, days: Mapping[dt.date, tuple[float, ...]], source: str,
-                 now: dt.datetime) -> int:
+def store_prices(
+    store: Store, area: str, days: Mapping[dt.date, tuple[float, ...]], source: str, now: dt.datetime
+) -> int:
     """Store (replace) the 48 prices of each date; returns the number of dates written."""
     rows = []
     for day, prices in days.items():
         if len(prices) != SLOTS_PER_DAY:
             raise ValueError(f"{area} {day}: {len(prices)} prices, needs {SLOTS_PER_DAY}")
-        rows += [(area, day.isoformat(), code, float(price), source, to_ms(now)) for code, price in enumerate(prices, start=1)]
+        rows += [
+            (area, day.isoformat(), code, float(price), source, to_ms(now))
+            for code, price in enumerate(prices, start=1)
+        ]
     with store._transaction() as db:
         db.executemany("INSERT OR REPLACE INTO prices VALUES (?, ?, ?, ?, ?, ?)", rows)
     return len(days)
@@ -32,8 +36,11 @@ def store_prices(store: Store, area: str, days: Mapping[dt.date, tuple[float, ..
 def prices_between(store: Store, area: str, first: dt.date, last: dt.date) -> dict[dt.date, tuple[float, ...]]:
     """Every complete date of ``area`` from ``first`` to ``last`` (inclusive): 48 prices each."""
     with store._lock:
-        rows = store._db.execute("SELECT date, slot, price_yen_per_kwh FROM prices WHERE area=? AND date >= ? AND date <= ? "
-                                 "ORDER BY date, slot", (area, first.isoformat(), last.isoformat())).fetchall()
+        rows = store._db.execute(
+            "SELECT date, slot, price_yen_per_kwh FROM prices WHERE area=? AND date >= ? AND date <= ? "
+            "ORDER BY date, slot",
+            (area, first.isoformat(), last.isoformat()),
+        ).fetchall()
     by_day: dict[dt.date, list[float]] = {}
     for date, _slot, price in rows:
         by_day.setdefault(dt.date.fromisoformat(date), []).append(price)
@@ -43,8 +50,9 @@ def prices_between(store: Store, area: str, first: dt.date, last: dt.date) -> di
 def price_coverage(store: Store) -> list[tuple[str, dt.date, dt.date, int]]:
     """Per area: first date, last date and number of dates stored."""
     with store._lock:
-        rows = store._db.execute("SELECT area, MIN(date), MAX(date), COUNT(DISTINCT date) FROM prices GROUP BY area "
-                                 "ORDER BY area").fetchall()
+        rows = store._db.execute(
+            "SELECT area, MIN(date), MAX(date), COUNT(DISTINCT date) FROM prices GROUP BY area ORDER BY area"
+        ).fetchall()
     return [(area, dt.date.fromisoformat(lo), dt.date.fromisoformat(hi), n) for area, lo, hi, n in rows]
 
 
@@ -66,16 +74,22 @@ class SlotBalance:
 
 
 def record_slot_balances(store: Store, balances: Iterable[SlotBalance]) -> None:
-    rows = [(to_ms(b.slot_start), b.site, b.planned_kwh, b.metered_kwh, b.imbalance_kwh, b.imbalance_yen, int(b.following))
-            for b in balances]
+    rows = [
+        (to_ms(b.slot_start), b.site, b.planned_kwh, b.metered_kwh, b.imbalance_kwh, b.imbalance_yen, int(b.following))
+        for b in balances
+    ]
     with store._transaction() as db:
         db.executemany("INSERT OR REPLACE INTO slot_balance VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
 
-def slot_balances(store: Store, since: dt.datetime, until: dt.datetime | None = None, site: str | None = None) -> list[SlotBalance]:
+def slot_balances(
+    store: Store, since: dt.datetime, until: dt.datetime | None = None, site: str | None = None
+) -> list[SlotBalance]:
     """Recorded slots from ``since`` (slot start) in time order; ``site`` narrows to one site or ``total``."""
-    query = ("SELECT slot_start_ms, site, planned_kwh, metered_kwh, imbalance_yen, following FROM slot_balance "
-             "WHERE slot_start_ms >= ?")
+    query = (
+        "SELECT slot_start_ms, site, planned_kwh, metered_kwh, imbalance_yen, following FROM slot_balance "
+        "WHERE slot_start_ms >= ?"
+    )
     params: list = [to_ms(since)]
     if until is not None:
         query, params = query + " AND slot_start_ms < ?", params + [to_ms(until)]

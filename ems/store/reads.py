@@ -24,7 +24,9 @@ def latest_values(store: Store, devices: list[str]) -> dict[str, dict[str, tuple
         for device in devices:
             rows = store._db.execute(
                 "SELECT time_ms, quantity, value, quality FROM telemetry WHERE device = ? AND time_ms = "
-                "(SELECT MAX(time_ms) FROM telemetry WHERE device = ?)", (device, device)).fetchall()
+                "(SELECT MAX(time_ms) FROM telemetry WHERE device = ?)",
+                (device, device),
+            ).fetchall()
             if rows:
                 found[device] = {quantity: (from_ms(t), value, quality) for t, quantity, value, quality in rows}
     return found
@@ -37,12 +39,20 @@ def latest_setpoints(store: Store, devices: list[str], scan_limit: int = 200_000
     wanted = set(devices)
     found: dict[str, dict] = {}
     with store._lock:
-        cursor = store._db.execute("SELECT device, time_ms, requested_kw, written_kw, status, reason FROM setpoints "
-                                   "ORDER BY time_ms DESC, rowid DESC LIMIT ?", (scan_limit,))
+        cursor = store._db.execute(
+            "SELECT device, time_ms, requested_kw, written_kw, status, reason FROM setpoints "
+            "ORDER BY time_ms DESC, rowid DESC LIMIT ?",
+            (scan_limit,),
+        )
         for device, t, requested, written, status, reason in cursor:
             if device in wanted and device not in found:
-                found[device] = {"time": from_ms(t), "requested_kw": requested, "written_kw": written, "status": status,
-                                 "reason": reason}
+                found[device] = {
+                    "time": from_ms(t),
+                    "requested_kw": requested,
+                    "written_kw": written,
+                    "status": status,
+                    "reason": reason,
+                }
                 if len(found) == len(wanted):
                     break
     return found
@@ -52,15 +62,27 @@ def setpoint_log(store: Store, since: dt.datetime, until: dt.datetime | None = N
     """Set-point rows from ``since`` (newest first, at most ``limit``), with the guard's reasons."""
     hi = to_ms(until) if until else 2**62
     with store._lock:
-        rows = store._db.execute("SELECT time_ms, device, requested_kw, written_kw, status, reason FROM setpoints "
-                                 "WHERE time_ms >= ? AND time_ms < ? ORDER BY time_ms DESC, rowid DESC LIMIT ?",
-                                 (to_ms(since), hi, limit)).fetchall()
-    return [{"time": from_ms(t), "device": device, "requested_kw": requested, "written_kw": written, "status": status,
-             "reason": reason} for t, device, requested, written, status, reason in rows]
+        rows = store._db.execute(
+            "SELECT time_ms, device, requested_kw, written_kw, status, reason FROM setpoints "
+            "WHERE time_ms >= ? AND time_ms < ? ORDER BY time_ms DESC, rowid DESC LIMIT ?",
+            (to_ms(since), hi, limit),
+        ).fetchall()
+    return [
+        {
+            "time": from_ms(t),
+            "device": device,
+            "requested_kw": requested,
+            "written_kw": written,
+            "status": status,
+            "reason": reason,
+        }
+        for t, device, requested, written, status, reason in rows
+    ]
 
 
-def series_of(store: Store, devices: list[str], quantity: str, since: dt.datetime, until: dt.datetime,
-              bucket_s: int = 300) -> dict[str, list[tuple[dt.datetime, float]]]:
+def series_of(
+    store: Store, devices: list[str], quantity: str, since: dt.datetime, until: dt.datetime, bucket_s: int = 300
+) -> dict[str, list[tuple[dt.datetime, float]]]:
     """Good values of ``quantity`` for ``devices``, averaged per ``bucket_s`` (a week stays small)."""
     if not devices:
         return {}
@@ -71,7 +93,8 @@ def series_of(store: Store, devices: list[str], quantity: str, since: dt.datetim
             f"SELECT device, (time_ms / ?) * ? AS bucket, AVG(value) FROM telemetry "
             f"WHERE device IN ({marks}) AND quantity = ? AND quality = 'good' AND value IS NOT NULL "
             "AND time_ms >= ? AND time_ms < ? GROUP BY device, bucket ORDER BY bucket",
-            (bucket_ms, bucket_ms, *devices, quantity, to_ms(since), to_ms(until))).fetchall()
+            (bucket_ms, bucket_ms, *devices, quantity, to_ms(since), to_ms(until)),
+        ).fetchall()
     found: dict[str, list[tuple[dt.datetime, float]]] = defaultdict(list)
     for device, bucket, value in rows:
         found[device].append((from_ms(bucket), value))

@@ -23,7 +23,8 @@ from ems.store.market_schema import MARKET_SCHEMA, MARKET_TABLES
 SCHEMA_VERSION = 2
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE telemetry (
     time_ms INTEGER NOT NULL, device TEXT NOT NULL, quantity TEXT NOT NULL,
@@ -49,7 +50,9 @@ CREATE TABLE job_runs (
     job TEXT NOT NULL, started_ms INTEGER NOT NULL, duration_s REAL NOT NULL, ok INTEGER NOT NULL,
     error TEXT NOT NULL DEFAULT '');
 CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL);
-""" + MARKET_SCHEMA
+"""
+    + MARKET_SCHEMA
+)
 
 TABLES = ("telemetry", "setpoints", "plans", "plan_points", "events", "state", "job_runs", "outbox", *MARKET_TABLES)
 # version -> the statements that bring a file of that version to the next one
@@ -148,7 +151,9 @@ class Store:
 
     def _connect(self) -> sqlite3.Connection:
         if self.readonly:
-            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+            db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            )
             db.execute("PRAGMA query_only=ON")
             return db
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -176,9 +181,15 @@ class Store:
         try:
             try:
                 tables = {row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-                version_row = probe.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() if "meta" in tables else None
+                version_row = (
+                    probe.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                    if "meta" in tables
+                    else None
+                )
             except sqlite3.DatabaseError as error:
-                raise StoreError(f"{self.path}: unreadable or corrupt SQLite file ({error}); refusing to touch it") from None
+                raise StoreError(
+                    f"{self.path}: unreadable or corrupt SQLite file ({error}); refusing to touch it"
+                ) from None
         finally:
             probe.close()
         if "meta" not in tables:
@@ -188,8 +199,10 @@ class Store:
         version = int(version_row[0])
         migratable = version < SCHEMA_VERSION and all(v in MIGRATIONS for v in range(version, SCHEMA_VERSION))
         if migratable and getattr(self, "readonly", False):
-            raise StoreError(f"{self.path}: schema version {version}; open it once for writing (ems run) to migrate it "
-                             f"to version {SCHEMA_VERSION}")
+            raise StoreError(
+                f"{self.path}: schema version {version}; open it once for writing (ems run) to migrate it "
+                f"to version {SCHEMA_VERSION}"
+            )
         if version != SCHEMA_VERSION and not migratable:
             raise StoreError(f"{self.path}: schema version {version}, this program reads version {SCHEMA_VERSION}")
         missing = set(TABLES) - tables - (set(MARKET_TABLES) if migratable else set())
@@ -244,43 +257,84 @@ class Store:
 
     def record_telemetry(self, rows: Iterable[tuple[dt.datetime, str, str, float | None, str]]) -> int:
         """Rows of (time, device, quantity, value, quality); returns how many were stored."""
-        stored = [(to_ms(t), device, quantity, finite_or_none(value), quality) for t, device, quantity, value, quality in rows]
+        stored = [
+            (to_ms(t), device, quantity, finite_or_none(value), quality) for t, device, quantity, value, quality in rows
+        ]
         with self._transaction() as db:
             db.executemany("INSERT INTO telemetry VALUES (?, ?, ?, ?, ?)", stored)
             if self.mirror:
-                db.executemany("INSERT INTO outbox (line) VALUES (?)", [
-                    (line_protocol("telemetry", {"device": d, "quantity": q, "quality": ql}, {"value": v}, t),)
-                    for t, d, q, v, ql in stored if v is not None])
+                db.executemany(
+                    "INSERT INTO outbox (line) VALUES (?)",
+                    [
+                        (line_protocol("telemetry", {"device": d, "quantity": q, "quality": ql}, {"value": v}, t),)
+                        for t, d, q, v, ql in stored
+                        if v is not None
+                    ],
+                )
         return len(stored)
 
-    def record_setpoint(self, time: dt.datetime, device: str, requested_kw: float, written_kw: float | None,
-                        status: str, reason: str = "") -> None:
+    def record_setpoint(
+        self,
+        time: dt.datetime,
+        device: str,
+        requested_kw: float,
+        written_kw: float | None,
+        status: str,
+        reason: str = "",
+    ) -> None:
         with self._transaction() as db:
-            db.execute("INSERT INTO setpoints VALUES (?, ?, ?, ?, ?, ?)",
-                       (to_ms(time), device, requested_kw, written_kw, status, reason))
+            db.execute(
+                "INSERT INTO setpoints VALUES (?, ?, ?, ?, ?, ?)",
+                (to_ms(time), device, requested_kw, written_kw, status, reason),
+            )
             if self.mirror and written_kw is not None:
-                db.execute("INSERT INTO outbox (line) VALUES (?)", (line_protocol(
-                    "setpoint", {"device": device, "status": status}, {"requested_kw": requested_kw, "written_kw": written_kw},
-                    to_ms(time)),))
+                db.execute(
+                    "INSERT INTO outbox (line) VALUES (?)",
+                    (
+                        line_protocol(
+                            "setpoint",
+                            {"device": device, "status": status},
+                            {"requested_kw": requested_kw, "written_kw": written_kw},
+                            to_ms(time),
+                        ),
+                    ),
+                )
 
-    def record_plan(self, created: dt.datetime, start: dt.datetime, step_minutes: int, kind: str, status: str,
-                    summary: dict, points: Iterable[tuple[dt.datetime, str, float, float | None]]) -> int:
+    def record_plan(
+        self,
+        created: dt.datetime,
+        start: dt.datetime,
+        step_minutes: int,
+        kind: str,
+        status: str,
+        summary: dict,
+        points: Iterable[tuple[dt.datetime, str, float, float | None]],
+    ) -> int:
         """Store a plan and its points (time, asset, power_kw, soc_kwh); returns its id."""
         with self._transaction() as db:
-            cursor = db.execute("INSERT INTO plans (created_ms, start_ms, step_minutes, kind, status, summary) "
-                                "VALUES (?, ?, ?, ?, ?, ?)",
-                                (to_ms(created), to_ms(start), step_minutes, kind, status, json.dumps(summary, default=str)))
+            cursor = db.execute(
+                "INSERT INTO plans (created_ms, start_ms, step_minutes, kind, status, summary) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (to_ms(created), to_ms(start), step_minutes, kind, status, json.dumps(summary, default=str)),
+            )
             plan_id = cursor.lastrowid
             if plan_id is None:  # sqlite3 sets it on every INSERT; None would be a driver fault
                 raise RuntimeError("the store gave no id for the new plan")
-            db.executemany("INSERT INTO plan_points VALUES (?, ?, ?, ?, ?)",
-                           [(plan_id, to_ms(t), asset, power, soc) for t, asset, power, soc in points])
-            db.execute("INSERT OR REPLACE INTO state VALUES ('last_plan_id', ?, ?)", (json.dumps(plan_id), to_ms(created)))
+            db.executemany(
+                "INSERT INTO plan_points VALUES (?, ?, ?, ?, ?)",
+                [(plan_id, to_ms(t), asset, power, soc) for t, asset, power, soc in points],
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO state VALUES ('last_plan_id', ?, ?)", (json.dumps(plan_id), to_ms(created))
+            )
         return plan_id
 
     def record_event(self, time: dt.datetime, kind: str, message: str, data: dict | None = None) -> None:
         with self._transaction() as db:
-            db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (to_ms(time), kind, message, json.dumps(data or {}, default=str)))
+            db.execute(
+                "INSERT INTO events VALUES (?, ?, ?, ?)",
+                (to_ms(time), kind, message, json.dumps(data or {}, default=str)),
+            )
 
     def record_job_run(self, job: str, started: dt.datetime, duration_s: float, ok: bool, error: str = "") -> None:
         with self._transaction() as db:
@@ -288,7 +342,9 @@ class Store:
 
     def set_state(self, key: str, value: Any, time: dt.datetime) -> None:
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?)", (key, json.dumps(value, default=str), to_ms(time)))
+            db.execute(
+                "INSERT OR REPLACE INTO state VALUES (?, ?, ?)", (key, json.dumps(value, default=str), to_ms(time))
+            )
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -299,20 +355,32 @@ class Store:
 
     def plan_points(self, plan_id: int) -> list[tuple[dt.datetime, str, float, float | None]]:
         with self._lock:
-            rows = self._db.execute("SELECT time_ms, asset, power_kw, soc_kwh FROM plan_points WHERE plan_id=? "
-                                    "ORDER BY asset, time_ms", (plan_id,)).fetchall()
+            rows = self._db.execute(
+                "SELECT time_ms, asset, power_kw, soc_kwh FROM plan_points WHERE plan_id=? ORDER BY asset, time_ms",
+                (plan_id,),
+            ).fetchall()
         return [(from_ms(t), asset, power, soc) for t, asset, power, soc in rows]
 
     def plan(self, plan_id: int) -> dict | None:
         with self._lock:
-            row = self._db.execute("SELECT id, created_ms, start_ms, step_minutes, kind, status, summary FROM plans "
-                                   "WHERE id=?", (plan_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT id, created_ms, start_ms, step_minutes, kind, status, summary FROM plans WHERE id=?", (plan_id,)
+            ).fetchone()
         if row is None:
             return None
-        return {"id": row[0], "created": from_ms(row[1]), "start": from_ms(row[2]), "step_minutes": row[3],
-                "kind": row[4], "status": row[5], "summary": json.loads(row[6])}
+        return {
+            "id": row[0],
+            "created": from_ms(row[1]),
+            "start": from_ms(row[2]),
+            "step_minutes": row[3],
+            "kind": row[4],
+            "status": row[5],
+            "summary": json.loads(row[6]),
+        }
 
-    def rows(self, table: str, since: dt.datetime | None = None, until: dt.datetime | None = None) -> Iterator[Sequence[Any]]:
+    def rows(
+        self, table: str, since: dt.datetime | None = None, until: dt.datetime | None = None
+    ) -> Iterator[Sequence[Any]]:
         """The column names, then all rows of a time-indexed table in time order (for exports)."""
         if table not in ("telemetry", "setpoints", "events", "job_runs"):
             raise ValueError(f"cannot export table {table!r}")
@@ -320,7 +388,9 @@ class Store:
         lo = to_ms(since) if since else -(2**62)
         hi = to_ms(until) if until else 2**62
         with self._lock:
-            cursor = self._db.execute(f"SELECT * FROM {table} WHERE {column} >= ? AND {column} < ? ORDER BY {column}", (lo, hi))
+            cursor = self._db.execute(
+                f"SELECT * FROM {table} WHERE {column} >= ? AND {column} < ? ORDER BY {column}", (lo, hi)
+            )
             names = [d[0] for d in cursor.description]
             rows = cursor.fetchall()
         yield names
@@ -329,8 +399,11 @@ class Store:
     def series(self, device: str, quantity: str, since: dt.datetime) -> list[tuple[dt.datetime, float]]:
         """Good values of one quantity of one device since ``since``, in time order."""
         with self._lock:
-            rows = self._db.execute("SELECT time_ms, value FROM telemetry WHERE device=? AND quantity=? AND time_ms >= ? "
-                                    "AND quality='good' ORDER BY time_ms", (device, quantity, to_ms(since))).fetchall()
+            rows = self._db.execute(
+                "SELECT time_ms, value FROM telemetry WHERE device=? AND quantity=? AND time_ms >= ? "
+                "AND quality='good' ORDER BY time_ms",
+                (device, quantity, to_ms(since)),
+            ).fetchall()
         return [(from_ms(t), v) for t, v in rows]
 
     def count(self, table: str) -> int:
@@ -350,8 +423,12 @@ class Store:
             last_plan = db.execute("SELECT value FROM state WHERE key='last_plan_id'").fetchone()
             keep_plan = json.loads(last_plan[0]) if last_plan else -1
             old_plans = "SELECT id FROM plans WHERE created_ms < ? AND id != ?"
-            dropped["plan_points"] = db.execute(f"DELETE FROM plan_points WHERE plan_id IN ({old_plans})", (cut, keep_plan)).rowcount
-            dropped["plans"] = db.execute("DELETE FROM plans WHERE created_ms < ? AND id != ?", (cut, keep_plan)).rowcount
+            dropped["plan_points"] = db.execute(
+                f"DELETE FROM plan_points WHERE plan_id IN ({old_plans})", (cut, keep_plan)
+            ).rowcount
+            dropped["plans"] = db.execute(
+                "DELETE FROM plans WHERE created_ms < ? AND id != ?", (cut, keep_plan)
+            ).rowcount
             for table, column in (("telemetry", "time_ms"), ("setpoints", "time_ms"), ("job_runs", "started_ms")):
                 dropped[table] = db.execute(f"DELETE FROM {table} WHERE {column} < ?", (cut,)).rowcount
         return dropped
@@ -361,14 +438,19 @@ class Store:
         marks = ",".join("?" * len(kinds))
         lo = to_ms(since) if since else -(2**62)
         with self._lock:
-            rows = self._db.execute(f"SELECT time_ms, kind, message, data FROM events WHERE kind IN ({marks}) AND time_ms >= ? "
-                                    "ORDER BY time_ms DESC, rowid DESC LIMIT ?", (*kinds, lo, limit)).fetchall()
+            rows = self._db.execute(
+                f"SELECT time_ms, kind, message, data FROM events WHERE kind IN ({marks}) AND time_ms >= ? "
+                "ORDER BY time_ms DESC, rowid DESC LIMIT ?",
+                (*kinds, lo, limit),
+            ).fetchall()
         return [(from_ms(t), kind, message, json.loads(data)) for t, kind, message, data in rows]
 
     def count_events(self, kind: str, since: dt.datetime | None = None) -> int:
         lo = to_ms(since) if since else -(2**62)
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM events WHERE kind=? AND time_ms >= ?", (kind, lo)).fetchone()[0])
+            return int(
+                self._db.execute("SELECT COUNT(*) FROM events WHERE kind=? AND time_ms >= ?", (kind, lo)).fetchone()[0]
+            )
 
     def latest_telemetry(self) -> list[tuple[str, dt.datetime, str]]:
         """Per device: (device, time of its latest row, that row's quality).
@@ -378,19 +460,32 @@ class Store:
         telemetry and grew with every poll.
         """
         with self._lock:
-            devices = [row[0] for row in self._db.execute(
-                "WITH RECURSIVE d(device) AS (SELECT MIN(device) FROM telemetry UNION ALL "
-                "SELECT (SELECT MIN(device) FROM telemetry WHERE device > d.device) FROM d "
-                "WHERE d.device IS NOT NULL) "
-                "SELECT device FROM d WHERE device IS NOT NULL")]
-            rows = [(device, *self._db.execute("SELECT time_ms, quality FROM telemetry WHERE device=? "
-                                               "ORDER BY time_ms DESC LIMIT 1", (device,)).fetchone()) for device in devices]
+            devices = [
+                row[0]
+                for row in self._db.execute(
+                    "WITH RECURSIVE d(device) AS (SELECT MIN(device) FROM telemetry UNION ALL "
+                    "SELECT (SELECT MIN(device) FROM telemetry WHERE device > d.device) FROM d "
+                    "WHERE d.device IS NOT NULL) "
+                    "SELECT device FROM d WHERE device IS NOT NULL"
+                )
+            ]
+            rows = [
+                (
+                    device,
+                    *self._db.execute(
+                        "SELECT time_ms, quality FROM telemetry WHERE device=? ORDER BY time_ms DESC LIMIT 1", (device,)
+                    ).fetchone(),
+                )
+                for device in devices
+            ]
         return [(device, from_ms(t), quality) for device, t, quality in rows]
 
     def last_good_time(self, device: str) -> dt.datetime | None:
         with self._lock:  # newest first along the (device, time) index: stops at the first good row
-            row = self._db.execute("SELECT time_ms FROM telemetry WHERE device=? AND quality='good' "
-                                   "ORDER BY time_ms DESC LIMIT 1", (device,)).fetchone()
+            row = self._db.execute(
+                "SELECT time_ms FROM telemetry WHERE device=? AND quality='good' ORDER BY time_ms DESC LIMIT 1",
+                (device,),
+            ).fetchone()
         return from_ms(row[0]) if row else None
 
     def plan_times(self) -> list[dt.datetime]:
@@ -418,5 +513,12 @@ class Store:
         """Move a line the server refused for good out of the outbox, into an event (kept, not sent)."""
         with self._transaction() as db:
             db.execute("DELETE FROM outbox WHERE id = ?", (line_id,))
-            db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (to_ms(time), "outbox-rejected", f"InfluxDB refused a line: {reason}",
-                                                                  json.dumps({"line": line, "reason": reason})))
+            db.execute(
+                "INSERT INTO events VALUES (?, ?, ?, ?)",
+                (
+                    to_ms(time),
+                    "outbox-rejected",
+                    f"InfluxDB refused a line: {reason}",
+                    json.dumps({"line": line, "reason": reason}),
+                ),
+            )

@@ -41,10 +41,18 @@ def console_files(portfolio, users_path: str | Path | None = None) -> tuple[byte
     return secret, users
 
 
-def create_app(portfolio, config_path: str | Path, store, *, users_path: str | Path | None = None,
-               secret: bytes | None = None, clock: Callable[[], dt.datetime] = utc_now,
-               replan_now: Callable[[], object] | None = None, dispatch_store: str | Path | None = None,
-               bcp_state_dir: str | Path = "var/ems") -> FastAPI:
+def create_app(
+    portfolio,
+    config_path: str | Path,
+    store,
+    *,
+    users_path: str | Path | None = None,
+    secret: bytes | None = None,
+    clock: Callable[[], dt.datetime] = utc_now,
+    replan_now: Callable[[], object] | None = None,
+    dispatch_store: str | Path | None = None,
+    bcp_state_dir: str | Path = "var/ems",
+) -> FastAPI:
     """The console on ``store`` (opened for writing: audit entries and re-plan requests go there).
 
     ``users_path`` and ``secret`` default to the config's ``[console]`` files; ``clock`` is the
@@ -57,11 +65,17 @@ def create_app(portfolio, config_path: str | Path, store, *, users_path: str | P
     from ems.web.pages import include_pages
 
     settings = portfolio.console
-    state = Console(portfolio=portfolio, config_path=Path(config_path), store=store,
-                    users=Users(users_path or settings.users_file),
-                    secret=secret if secret is not None else load_or_create_secret(settings.secret_file),
-                    clock=clock, replan_now=replan_now, dispatch_store=Path(dispatch_store) if dispatch_store else None,
-                    bcp_state_dir=Path(bcp_state_dir))
+    state = Console(
+        portfolio=portfolio,
+        config_path=Path(config_path),
+        store=store,
+        users=Users(users_path or settings.users_file),
+        secret=secret if secret is not None else load_or_create_secret(settings.secret_file),
+        clock=clock,
+        replan_now=replan_now,
+        dispatch_store=Path(dispatch_store) if dispatch_store else None,
+        bcp_state_dir=Path(bcp_state_dir),
+    )
     app = FastAPI(title="arao-ems console", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.console = state
     app.middleware("http")(auth.session_middleware)
@@ -75,7 +89,12 @@ def create_app(portfolio, config_path: str | Path, store, *, users_path: str | P
                 return auth.login_redirect(request)
             from ems.web.render import render
 
-            return render(request, "error.html", {"status": error.status_code, "detail": error.detail}, status_code=error.status_code)
+            return render(
+                request,
+                "error.html",
+                {"status": error.status_code, "detail": error.detail},
+                status_code=error.status_code,
+            )
         return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
 
     @app.get("/healthz")
@@ -83,17 +102,21 @@ def create_app(portfolio, config_path: str | Path, store, *, users_path: str | P
         """For monitors, no login: the store answers and the last plan's age."""
         plan = await _in_thread(state.store.last_plan)
         now = state.now()
-        return {"ok": True, "now": now.isoformat(timespec="seconds"),
-                "last_plan_age_s": None if plan is None else round((now - plan["created"]).total_seconds(), 1),
-                "last_plan_status": None if plan is None else plan["status"]}
+        return {
+            "ok": True,
+            "now": now.isoformat(timespec="seconds"),
+            "last_plan_age_s": None if plan is None else round((now - plan["created"]).total_seconds(), 1),
+            "last_plan_status": None if plan is None else plan["status"],
+        }
 
     @app.get("/lang/{code}", include_in_schema=False)
     async def switch_language(code: str, next: str = "/"):
         """A preference cookie only (no state on the server changes)."""
         response = RedirectResponse(auth.safe_next(next), status_code=303)
         if code in LANGUAGES:
-            response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax", httponly=True,
-                                secure=settings.secure_cookies)
+            response.set_cookie(
+                LANG_COOKIE, code, max_age=365 * 86400, samesite="lax", httponly=True, secure=settings.secure_cookies
+            )
         return response
 
     include_pages(app)

@@ -20,8 +20,13 @@ class AssetInfo:
 def asset_index(portfolio) -> dict[str, AssetInfo]:
     """Every asset by id. A vehicle belongs to its home charger's site (the depot without one)."""
     found: dict[str, AssetInfo] = {}
-    for kind, items in (("grid", portfolio.grid_connections), ("pv", portfolio.pv_arrays), ("load", portfolio.loads),
-                        ("battery", portfolio.batteries), ("charger", portfolio.chargers)):
+    for kind, items in (
+        ("grid", portfolio.grid_connections),
+        ("pv", portfolio.pv_arrays),
+        ("load", portfolio.loads),
+        ("battery", portfolio.batteries),
+        ("charger", portfolio.chargers),
+    ):
         for item in items:
             found[item.id] = AssetInfo(item.id, item.site, kind, getattr(item, "capacity_kwh", None), item.driver)
     charger_site = {c.id: c.site for c in portfolio.chargers}

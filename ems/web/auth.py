@@ -27,9 +27,13 @@ from ems.web.users import User
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-FAILED_LOGINS_ALLOWED = 5  # per user name within FAILED_LOGIN_WINDOW_S; then that name is refused until the window passes
+FAILED_LOGINS_ALLOWED = (
+    5  # per user name within FAILED_LOGIN_WINDOW_S; then that name is refused until the window passes
+)
 FAILED_LOGIN_WINDOW_S = 600.0
-AUDITED_FAILURES_PER_WINDOW = 100  # beyond this, failed logins go to the process log only (a stranger cannot fill the store)
+AUDITED_FAILURES_PER_WINDOW = (
+    100  # beyond this, failed logins go to the process log only (a stranger cannot fill the store)
+)
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -47,15 +51,24 @@ async def session_middleware(request: Request, call_next) -> Response:
     response = await call_next(request)
     session = request.state.session  # login and logout replace it
     if session.changed:
-        response.set_cookie(COOKIE, sign(session, state.secret), max_age=int(state.settings.session_hours * 3600),
-                            httponly=True, samesite="lax", secure=state.settings.secure_cookies, path="/")
+        response.set_cookie(
+            COOKIE,
+            sign(session, state.secret),
+            max_age=int(state.settings.session_hours * 3600),
+            httponly=True,
+            samesite="lax",
+            secure=state.settings.secure_cookies,
+            path="/",
+        )
     # no page of the console may be framed, sniffed or leak its address; scripts only from /static
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("Content-Security-Policy",
-                                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                                "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+    )
     return response
 
 
@@ -89,7 +102,9 @@ async def csrf_token_of(request: Request) -> str | None:
 
 
 async def check_csrf(request: Request) -> None:
-    if request.method in WRITE_METHODS and not csrf_ok(session_of(request), console(request).secret, await csrf_token_of(request)):
+    if request.method in WRITE_METHODS and not csrf_ok(
+        session_of(request), console(request).secret, await csrf_token_of(request)
+    ):
         raise HTTPException(403, "missing or wrong CSRF token (reload the page)")
 
 
@@ -137,8 +152,9 @@ def safe_next(target: str | None) -> str:
 async def login_page(request: Request, next: str = "/"):
     from ems.web.render import render
 
-    return render(request, "login.html", {"next": safe_next(next), "failed": False,
-                                          "no_users": not console(request).users.all()})
+    return render(
+        request, "login.html", {"next": safe_next(next), "failed": False, "no_users": not console(request).users.all()}
+    )
 
 
 @router.post("/login", include_in_schema=False)
@@ -156,10 +172,15 @@ async def login(request: Request, _csrf: CsrfChecked):
     recent = [t for t in failures.get(name, []) if now_s - t < FAILED_LOGIN_WINDOW_S]
     client = request.client.host if request.client else None
     if len(recent) >= FAILED_LOGINS_ALLOWED:  # guessing stops here, without even checking the password
-        _failed_login(state, name, client, f"{len(recent)} failed logins within {FAILED_LOGIN_WINDOW_S / 60:.0f} minutes",
-                      now_s)
-        return render(request, "login.html", {"next": target, "failed": True, "throttled": True, "no_users": False},
-                      status_code=429)
+        _failed_login(
+            state, name, client, f"{len(recent)} failed logins within {FAILED_LOGIN_WINDOW_S / 60:.0f} minutes", now_s
+        )
+        return render(
+            request,
+            "login.html",
+            {"next": target, "failed": True, "throttled": True, "no_users": False},
+            status_code=429,
+        )
     user = await asyncio.to_thread(state.users.authenticate, name, password)  # argon2 takes ~50 ms: off the loop
     if user is None:
         failures[name] = [*recent, now_s][-FAILED_LOGINS_ALLOWED:]

@@ -25,8 +25,13 @@ def dispatcher_view(path: Path | None) -> dict:
                 lat, lon = state["position"][:2]
             except (ValueError, KeyError, TypeError):
                 continue
-            vehicles[vehicle_id] = {"lat": float(lat), "lon": float(lon), "soc_kwh": state.get("soc_kwh"),
-                                    "plugged": state.get("plugged"), "onboard": state.get("onboard")}
+            vehicles[vehicle_id] = {
+                "lat": float(lat),
+                "lon": float(lon),
+                "soc_kwh": state.get("soc_kwh"),
+                "plugged": state.get("plugged"),
+                "onboard": state.get("onboard"),
+            }
     except sqlite3.Error as error:  # not (yet) a dispatcher's store
         return {"available": False, "source": str(path), "error": str(error), "riders": {}, "vehicles": {}}
     finally:

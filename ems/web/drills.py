@@ -27,7 +27,10 @@ from pathlib import Path
 from ems.bcp.outage import OutageError, load_outage
 
 DRILL_STEPS = 5  # the "progress K/N" lines of `ems bcp drill --progress`
-STATE_SOURCES = {"store": "the controller's store (latest good readings)", "config": "the config's initial state of charge"}
+STATE_SOURCES = {
+    "store": "the controller's store (latest good readings)",
+    "config": "the config's initial state of charge",
+}
 RESILIENCE = ("--starts", "4", "--every-hours", "6", "--durations", "24", "72")  # a quick curve: 4 starts, 2 lengths
 JOB_ID = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{6}$")
 PROGRESS = re.compile(r"^progress (\d+)/(\d+): (.*)$")
@@ -69,8 +72,13 @@ class DrillJob:
 
 
 class DrillJobs:
-    def __init__(self, config_path: Path, store_path: Path | None, root: Path,
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)):
+    def __init__(
+        self,
+        config_path: Path,
+        store_path: Path | None,
+        root: Path,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ):
         self.clock = clock  # the console's (a past run's time under `ems serve --at`)
         self.config_path = Path(config_path)
         self.store_path = store_path
@@ -99,8 +107,10 @@ class DrillJobs:
         elif "=" in outage and "/" not in outage and "\n" not in outage and len(outage) <= 500:
             argument = outage
         else:
-            raise DrillRefused(f"outage: {outage[:80]!r} is neither a file of {self.outage_dir} "
-                               "nor a spec 'start=...; hours=...; sites=...'")
+            raise DrillRefused(
+                f"outage: {outage[:80]!r} is neither a file of {self.outage_dir} "
+                "nor a spec 'start=...; hours=...; sites=...'"
+            )
         try:
             parsed = load_outage(argument)
             parsed.check_against(load_portfolio(self.config_path), "outage")
@@ -110,8 +120,9 @@ class DrillJobs:
 
     # --- jobs -----------------------------------------------------------------------------------
 
-    def start(self, outage: str, state: str, operator: str, resilience: bool = False,
-              now: dt.datetime | None = None) -> DrillJob:
+    def start(
+        self, outage: str, state: str, operator: str, resilience: bool = False, now: dt.datetime | None = None
+    ) -> DrillJob:
         if state not in STATE_SOURCES:
             raise DrillRefused(f"state: {state!r} is not one of {', '.join(STATE_SOURCES)}")
         argument, name = self._outage_argument(outage)
@@ -122,19 +133,47 @@ class DrillJobs:
             job_id = f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
             out = self.root / job_id
             out.mkdir(parents=True)
-            command = [sys.executable, "-m", "ems", "bcp", "drill", "--config", str(self.config_path), "--outage", argument,
-                       "--out", str(out), "--progress"]
+            command = [
+                sys.executable,
+                "-m",
+                "ems",
+                "bcp",
+                "drill",
+                "--config",
+                str(self.config_path),
+                "--outage",
+                argument,
+                "--out",
+                str(out),
+                "--progress",
+            ]
             if state == "store" and self.store_path is not None:
                 command += ["--store", str(self.store_path), "--as-of", now.isoformat()]
             elif state == "config":
                 command += ["--no-store"]
-            job = DrillJob(id=job_id, operator=operator, outage=outage.strip(), outage_name=name, state=state,
-                           resilience=resilience, started=now.isoformat(), command=command)
+            job = DrillJob(
+                id=job_id,
+                operator=operator,
+                outage=outage.strip(),
+                outage_name=name,
+                state=state,
+                resilience=resilience,
+                started=now.isoformat(),
+                command=command,
+            )
             self._save(job)
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                       env=os.environ | {"PYTHONUNBUFFERED": "1"}, cwd=self.root)
+            process = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=os.environ | {"PYTHONUNBUFFERED": "1"},
+                cwd=self.root,
+            )
             self._running[job_id] = process
-        threading.Thread(target=self._follow, args=(job, process, argument), name=f"drill-{job_id}", daemon=True).start()
+        threading.Thread(
+            target=self._follow, args=(job, process, argument), name=f"drill-{job_id}", daemon=True
+        ).start()
         return job
 
     def _follow(self, job: DrillJob, process: subprocess.Popen, outage_argument: str) -> None:
@@ -142,16 +181,36 @@ class DrillJobs:
         for line in process.stdout:
             match = PROGRESS.match(line.strip())
             if match:
-                job.step, job.steps, job.step_text = int(match[1]), int(match[2]) + (1 if job.resilience else 0), match[3]
+                job.step, job.steps, job.step_text = (
+                    int(match[1]),
+                    int(match[2]) + (1 if job.resilience else 0),
+                    match[3],
+                )
                 self._save(job)
         error = process.stderr.read()
         code = process.wait()
         if code == 0 and job.resilience:
             job.step, job.step_text = job.steps, "resilience curve: outages starting at 4 times of the day"
             self._save(job)
-            result = subprocess.run([sys.executable, "-m", "ems", "bcp", "resilience", "--config", str(self.config_path),
-                                     "--outage", outage_argument, *RESILIENCE, "--out", str(self.root / job.id / "resilience")],
-                                    capture_output=True, text=True, cwd=self.root)
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "ems",
+                    "bcp",
+                    "resilience",
+                    "--config",
+                    str(self.config_path),
+                    "--outage",
+                    outage_argument,
+                    *RESILIENCE,
+                    "--out",
+                    str(self.root / job.id / "resilience"),
+                ],
+                capture_output=True,
+                text=True,
+                cwd=self.root,
+            )
             code, error = result.returncode, result.stderr
         job.status = "done" if code == 0 else "failed"
         job.error = "" if code == 0 else (error.strip().splitlines() or [f"exit code {code}"])[-1][:500]
@@ -214,7 +273,10 @@ class DrillJobs:
         supply: dict[str, dict[str, list]] = {}
         with (out / "supply.csv").open(encoding="utf-8") as file:
             for row in csv.DictReader(file):
-                series = supply.setdefault(row["shelter"], {k: [] for k in ("time", "demand_kw", "served_kw", "pv_kw", "battery_kw", "vehicle_kw")})
+                series = supply.setdefault(
+                    row["shelter"],
+                    {k: [] for k in ("time", "demand_kw", "served_kw", "pv_kw", "battery_kw", "vehicle_kw")},
+                )
                 series["time"].append(row["time"])
                 for key in ("demand_kw", "served_kw", "pv_kw", "battery_kw", "vehicle_kw"):
                     series[key].append(float(row[key]))

@@ -13,8 +13,17 @@ import datetime as dt
 import json
 from pathlib import Path
 
-PLAN_KPIS = ("energy_cost_yen", "objective_yen", "co2_kg", "local_pv_share", "peak_import_kw", "grid_import_kwh",
-             "grid_export_kwh", "pv_kwh", "consumption_kwh")
+PLAN_KPIS = (
+    "energy_cost_yen",
+    "objective_yen",
+    "co2_kg",
+    "local_pv_share",
+    "peak_import_kw",
+    "grid_import_kwh",
+    "grid_export_kwh",
+    "pv_kwh",
+    "consumption_kwh",
+)
 SPREAD_KPIS = ("energy_cost_yen", "objective_yen", "co2_kg", "local_pv_share", "peak_import_kw")
 
 
@@ -52,8 +61,13 @@ def flexibility_totals(kpis: dict) -> dict[str, float]:
     rows = flexibility.get("blocks") or flexibility.get("slots") or []
     totals = {}
     for direction in ("down", "up"):
-        hours = [(dt.datetime.fromisoformat(r["end"]) - dt.datetime.fromisoformat(r["start"])).total_seconds() / 3600 for r in rows]
-        totals[f"{direction}_kwh"] = round(sum(r.get(f"{direction}_kw", 0.0) * h for r, h in zip(rows, hours, strict=True)), 2)
+        hours = [
+            (dt.datetime.fromisoformat(r["end"]) - dt.datetime.fromisoformat(r["start"])).total_seconds() / 3600
+            for r in rows
+        ]
+        totals[f"{direction}_kwh"] = round(
+            sum(r.get(f"{direction}_kw", 0.0) * h for r, h in zip(rows, hours, strict=True)), 2
+        )
     return totals
 
 
@@ -61,22 +75,36 @@ def event_rows(kpis: dict) -> list[dict]:
     """Each event as given (no shifted or resized variant) with its two comparisons."""
     rows = []
     for event in kpis.get("events", []):
-        rows.append({
-            "event_id": event["event_id"], "direction": event["direction"], "start": event["start"],
-            "duration_minutes": event["duration_minutes"], "value_yen": event["value_yen"],
-            "dr_revenue_yen": event["dr_revenue_yen"], "dr_penalty_yen": event["dr_penalty_yen"],
-            "vs_baseline": event["vs_baseline"], "vs_plan_without_event": event["vs_plan_without_event"],
-            "status": event["status"],
-        })
+        rows.append(
+            {
+                "event_id": event["event_id"],
+                "direction": event["direction"],
+                "start": event["start"],
+                "duration_minutes": event["duration_minutes"],
+                "value_yen": event["value_yen"],
+                "dr_revenue_yen": event["dr_revenue_yen"],
+                "dr_penalty_yen": event["dr_penalty_yen"],
+                "vs_baseline": event["vs_baseline"],
+                "vs_plan_without_event": event["vs_plan_without_event"],
+                "status": event["status"],
+            }
+        )
     return rows
 
 
 def summary_row(date: str, kpis: dict) -> dict:
     plan = kpis.get("plan", {})
-    return {"date": date, "portfolio": kpis.get("portfolio", ""), "solver_status": plan.get("solver_status", ""),
-            "energy_cost_yen": plan.get("energy_cost_yen"), "objective_yen": plan.get("objective_yen"),
-            "peak_import_kw": plan.get("peak_import_kw"), "events": len(kpis.get("events", [])),
-            "scenarios": (kpis.get("sweep") or {}).get("scenarios", 0), **flexibility_totals(kpis)}
+    return {
+        "date": date,
+        "portfolio": kpis.get("portfolio", ""),
+        "solver_status": plan.get("solver_status", ""),
+        "energy_cost_yen": plan.get("energy_cost_yen"),
+        "objective_yen": plan.get("objective_yen"),
+        "peak_import_kw": plan.get("peak_import_kw"),
+        "events": len(kpis.get("events", [])),
+        "scenarios": (kpis.get("sweep") or {}).get("scenarios", 0),
+        **flexibility_totals(kpis),
+    }
 
 
 def list_nights(root: Path) -> list[dict]:
@@ -100,7 +128,9 @@ def changes(current: dict, previous: dict) -> list[dict]:
     for event_id in sorted(before_events.keys() | after_events.keys()):
         before, after = before_events.get(event_id), after_events.get(event_id)
         if before is None or after is None:
-            add(f"event {event_id}", "absent" if before is None else "present", "absent" if after is None else "present")
+            add(
+                f"event {event_id}", "absent" if before is None else "present", "absent" if after is None else "present"
+            )
         else:
             add(f"event {event_id} value_yen", before["value_yen"], after["value_yen"])
     for key, value in flexibility_totals(current).items():

@@ -31,7 +31,9 @@ _environment: Environment | None = None
 def environment() -> Environment:
     global _environment
     if _environment is None:
-        env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True, default_for_string=True))
+        env = Environment(
+            loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True, default_for_string=True)
+        )
         env.filters["tojson"] = to_json
         env.filters["local"] = _local_filter
         env.filters["slot"] = _slot_filter
@@ -87,10 +89,20 @@ def base_context(request: Request) -> dict:
         return str((time.hour * 60 + time.minute) // 30 + 1)
 
     return {
-        "request": request, "lang": lang, "languages": LANGUAGES, "t": lambda key: translate(key, lang),
-        "user": current_user(request), "csrf_token": csrf_token(session_of(request), state.secret),
-        "csrf_field": CSRF_FIELD, "csrf_header": CSRF_HEADER, "nav": navigation(request.app), "path": request.url.path,
-        "portfolio_name": state.portfolio.portfolio.name, "now": state.now(), "local": local, "slot": slot,
+        "request": request,
+        "lang": lang,
+        "languages": LANGUAGES,
+        "t": lambda key: translate(key, lang),
+        "user": current_user(request),
+        "csrf_token": csrf_token(session_of(request), state.secret),
+        "csrf_field": CSRF_FIELD,
+        "csrf_header": CSRF_HEADER,
+        "nav": navigation(request.app),
+        "path": request.url.path,
+        "portfolio_name": state.portfolio.portfolio.name,
+        "now": state.now(),
+        "local": local,
+        "slot": slot,
     }
 
 

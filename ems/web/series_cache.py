@@ -25,8 +25,15 @@ class BucketedSeries:
         self._kept: OrderedDict[tuple, tuple[int, Series]] = OrderedDict()
         self._lock = threading.Lock()  # pages run in a thread pool
 
-    def read(self, store: Store, devices: list[str], quantity: str, since: dt.datetime, until: dt.datetime,
-             bucket_s: int = 300) -> Series:
+    def read(
+        self,
+        store: Store,
+        devices: list[str],
+        quantity: str,
+        since: dt.datetime,
+        until: dt.datetime,
+        bucket_s: int = 300,
+    ) -> Series:
         """As :func:`ems.store.reads.series_of`, reading again only the buckets still open."""
         bucket_ms = bucket_s * 1000
         cutoff_ms = (to_ms(until) // bucket_ms - 1) * bucket_ms  # buckets before this one are closed
@@ -49,8 +56,15 @@ class BucketedSeries:
         return merged
 
 
-def bucketed_series(extras: dict, store: Store, devices: list[str], quantity: str, since: dt.datetime,
-                    until: dt.datetime, bucket_s: int = 300) -> Series:
+def bucketed_series(
+    extras: dict,
+    store: Store,
+    devices: list[str],
+    quantity: str,
+    since: dt.datetime,
+    until: dt.datetime,
+    bucket_s: int = 300,
+) -> Series:
     """The console's one :class:`BucketedSeries` (kept in ``Console.extras``)."""
     cache = extras.setdefault("bucketed_series", BucketedSeries())
     return cache.read(store, devices, quantity, since, until, bucket_s)

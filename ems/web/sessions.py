@@ -62,7 +62,9 @@ class Session:
 
 
 def sign(session: Session, secret: bytes) -> str:
-    body = _b64(json.dumps({"n": session.nonce, "u": session.user, "exp": session.expires_s}, separators=(",", ":")).encode())
+    body = _b64(
+        json.dumps({"n": session.nonce, "u": session.user, "exp": session.expires_s}, separators=(",", ":")).encode()
+    )
     mac = hmac.new(secret, b"session:" + body.encode(), hashlib.sha256).digest()
     return f"{body}.{_b64(mac)}"
 

@@ -137,7 +137,13 @@ def write_users(path: Path, users: dict[str, tuple[User, str]]) -> None:
     lines = ["# the console's users: `ems users add NAME --role viewer|operator` (passwords as argon2 hashes)", ""]
     for name in sorted(users):
         user, created = users[name]
-        lines += [f"[users.{name}]", f'role = "{user.role}"', f'password_hash = "{user.password_hash}"', f'created = "{created}"', ""]
+        lines += [
+            f"[users.{name}]",
+            f'role = "{user.role}"',
+            f'password_hash = "{user.password_hash}"',
+            f'created = "{created}"',
+            "",
+        ]
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -37,7 +37,11 @@ def add_shelter_constraints(build: BcpBuild) -> None:
             build.into_bus(s, t, 1.0, m.shelter_pv_used_kw[s, t])
             build.into_bus(s, t, -1.0, m.shelter_served_kw[s, t])
             build.value("served_weighted_kwh", weight * dt_h, m.shelter_served_kw[s, t])
-            build.value("earliness_value", weight * dt_h * earliness * (problem.steps - t) / problem.steps, m.shelter_served_kw[s, t])
+            build.value(
+                "earliness_value",
+                weight * dt_h * earliness * (problem.steps - t) / problem.steps,
+                m.shelter_served_kw[s, t],
+            )
 
 
 def add_shelter_balance_constraints(build: BcpBuild) -> None:

@@ -92,7 +92,9 @@ def add_vehicle_constraints(build: BcpBuild) -> None:
     for v, spec in vehicles.items():
         for s in shelters:
             if spec.trip_to_h[s] > min(hours) or spec.trip_back_h[s] > min(hours):
-                raise BcpProblemError(f"vehicle {v}: the drive to or from shelter {s} takes longer than a rotation block")
+                raise BcpProblemError(
+                    f"vehicle {v}: the drive to or from shelter {s} takes longer than a rotation block"
+                )
     vsk = [(v, s, k) for v in vehicles for s in shelters for k in K]
     vck = [(v, c, k) for v in vehicles for c in sites for k in K]
     vk = [(v, k) for v in vehicles for k in K]
@@ -120,46 +122,106 @@ def add_vehicle_constraints(build: BcpBuild) -> None:
     def before(v, s, k):
         return m.vehicle_at[v, s, k - 1] if k > 0 else 0.0
 
-    m.vehicle_arrive = pyo.Constraint(vsk, [0, 1], rule=lambda _m, v, s, k, i: (
-        _m.vehicle_arrives[v, s, k] >= _m.vehicle_at[v, s, k] - before(v, s, k) if i == 0
-        else _m.vehicle_arrives[v, s, k] <= _m.vehicle_at[v, s, k]))
-    m.vehicle_leave = pyo.Constraint(vsk, [0, 1], rule=lambda _m, v, s, k, i: (
-        _m.vehicle_leaves[v, s, k] >= before(v, s, k) - _m.vehicle_at[v, s, k] if i == 0
-        else _m.vehicle_leaves[v, s, k] <= before(v, s, k)))
-    m.vehicle_one_place = pyo.Constraint(vk, rule=lambda _m, v, k: (
-        hours[k] * (pyo.quicksum(_m.vehicle_at[v, s, k] for s in shelters) + pyo.quicksum(_m.vehicle_charging[v, c, k] for c in sites))
-        + pyo.quicksum(vehicles[v].trip_back_h[s] * _m.vehicle_leaves[v, s, k] for s in shelters) <= hours[k]))
+    m.vehicle_arrive = pyo.Constraint(
+        vsk,
+        [0, 1],
+        rule=lambda _m, v, s, k, i: (
+            _m.vehicle_arrives[v, s, k] >= _m.vehicle_at[v, s, k] - before(v, s, k)
+            if i == 0
+            else _m.vehicle_arrives[v, s, k] <= _m.vehicle_at[v, s, k]
+        ),
+    )
+    m.vehicle_leave = pyo.Constraint(
+        vsk,
+        [0, 1],
+        rule=lambda _m, v, s, k, i: (
+            _m.vehicle_leaves[v, s, k] >= before(v, s, k) - _m.vehicle_at[v, s, k]
+            if i == 0
+            else _m.vehicle_leaves[v, s, k] <= before(v, s, k)
+        ),
+    )
+    m.vehicle_one_place = pyo.Constraint(
+        vk,
+        rule=lambda _m, v, k: (
+            hours[k]
+            * (
+                pyo.quicksum(_m.vehicle_at[v, s, k] for s in shelters)
+                + pyo.quicksum(_m.vehicle_charging[v, c, k] for c in sites)
+            )
+            + pyo.quicksum(vehicles[v].trip_back_h[s] * _m.vehicle_leaves[v, s, k] for s in shelters)
+            <= hours[k]
+        ),
+    )
 
     def plugged_h(_m, v, s, k):
         return hours[k] * _m.vehicle_at[v, s, k] - vehicles[v].trip_to_h[s] * _m.vehicle_arrives[v, s, k]
 
-    m.vehicle_v2h_discharge = pyo.Constraint(vsk, rule=lambda _m, v, s, k: _m.vehicle_delivered_kwh[v, s, k] <= shelters[s].v2h_discharge_kw * plugged_h(_m, v, s, k))
-    m.vehicle_v2h_charge = pyo.Constraint(vsk, rule=lambda _m, v, s, k: _m.vehicle_shelter_charge_kwh[v, s, k] <= shelters[s].v2h_charge_kw * plugged_h(_m, v, s, k))
-    m.vehicle_grid_charge = pyo.Constraint(vck, rule=lambda _m, v, c, k: _m.vehicle_grid_charge_kwh[v, c, k] <= sites[c].charge_kw * hours[k] * _m.vehicle_charging[v, c, k])
-    m.shelter_v2h_points = pyo.Constraint([(s, k) for s in shelters for k in K if vehicles],
-                                          rule=lambda _m, s, k: pyo.quicksum(_m.vehicle_at[v, s, k] for v in vehicles) <= shelters[s].v2h_points)
-    m.charging_site_capacity = pyo.Constraint([(c, k) for c in sites for k in K if vehicles],
-                                              rule=lambda _m, c, k: pyo.quicksum(_m.vehicle_charging[v, c, k] for v in vehicles) <= sites[c].chargers)
+    m.vehicle_v2h_discharge = pyo.Constraint(
+        vsk,
+        rule=lambda _m, v, s, k: (
+            _m.vehicle_delivered_kwh[v, s, k] <= shelters[s].v2h_discharge_kw * plugged_h(_m, v, s, k)
+        ),
+    )
+    m.vehicle_v2h_charge = pyo.Constraint(
+        vsk,
+        rule=lambda _m, v, s, k: (
+            _m.vehicle_shelter_charge_kwh[v, s, k] <= shelters[s].v2h_charge_kw * plugged_h(_m, v, s, k)
+        ),
+    )
+    m.vehicle_grid_charge = pyo.Constraint(
+        vck,
+        rule=lambda _m, v, c, k: (
+            _m.vehicle_grid_charge_kwh[v, c, k] <= sites[c].charge_kw * hours[k] * _m.vehicle_charging[v, c, k]
+        ),
+    )
+    m.shelter_v2h_points = pyo.Constraint(
+        [(s, k) for s in shelters for k in K if vehicles],
+        rule=lambda _m, s, k: pyo.quicksum(_m.vehicle_at[v, s, k] for v in vehicles) <= shelters[s].v2h_points,
+    )
+    m.charging_site_capacity = pyo.Constraint(
+        [(c, k) for c in sites for k in K if vehicles],
+        rule=lambda _m, c, k: pyo.quicksum(_m.vehicle_charging[v, c, k] for v in vehicles) <= sites[c].chargers,
+    )
 
     def driven(_m, v, k):
         spec = vehicles[v]
-        return pyo.quicksum(spec.trip_to_kwh[s] * _m.vehicle_arrives[v, s, k] + spec.trip_back_kwh[s] * _m.vehicle_leaves[v, s, k] for s in shelters)
+        return pyo.quicksum(
+            spec.trip_to_kwh[s] * _m.vehicle_arrives[v, s, k] + spec.trip_back_kwh[s] * _m.vehicle_leaves[v, s, k]
+            for s in shelters
+        )
 
     def soc_balance(_m, v, k):
-        charged = (pyo.quicksum(sites[c].efficiency * _m.vehicle_grid_charge_kwh[v, c, k] for c in sites)
-                   + pyo.quicksum(shelters[s].v2h_efficiency * _m.vehicle_shelter_charge_kwh[v, s, k] for s in shelters))
+        charged = pyo.quicksum(sites[c].efficiency * _m.vehicle_grid_charge_kwh[v, c, k] for c in sites) + pyo.quicksum(
+            shelters[s].v2h_efficiency * _m.vehicle_shelter_charge_kwh[v, s, k] for s in shelters
+        )
         delivered = pyo.quicksum(_m.vehicle_delivered_kwh[v, s, k] / shelters[s].v2h_efficiency for s in shelters)
-        return _m.vehicle_soc_kwh[v, k + 1] == _m.vehicle_soc_kwh[v, k] + charged - delivered - driven(_m, v, k) - _m.vehicle_service_kwh[v, k]
+        return (
+            _m.vehicle_soc_kwh[v, k + 1]
+            == _m.vehicle_soc_kwh[v, k] + charged - delivered - driven(_m, v, k) - _m.vehicle_service_kwh[v, k]
+        )
 
     m.vehicle_soc_balance = pyo.Constraint(vk, rule=soc_balance)
-    m.vehicle_drive_back_reserve = pyo.Constraint(vsk, rule=lambda _m, v, s, k: (
-        _m.vehicle_soc_kwh[v, k] - driven(_m, v, k) - _m.vehicle_delivered_kwh[v, s, k] / shelters[s].v2h_efficiency
-        >= lowest_kwh(vehicles[v]) + (vehicles[v].soc_min_kwh + vehicles[v].trip_back_kwh[s] - lowest_kwh(vehicles[v])) * _m.vehicle_at[v, s, k]))
-    m.vehicle_called_if_used = pyo.Constraint(vsk, rule=lambda _m, v, s, k: _m.vehicle_called[v] >= _m.vehicle_at[v, s, k])
-    m.vehicle_service_if_not_called = pyo.Constraint(vk, rule=lambda _m, v, k: (
-        _m.vehicle_service_kwh[v, k] <= duty_kwh[v, k] * (1 - _m.vehicle_called[v])))
-    m.vehicle_charge_when_parked = pyo.Constraint(vck, rule=lambda _m, v, c, k: (
-        _m.vehicle_charging[v, c, k] <= parked[v, k] + (1 - parked[v, k]) * _m.vehicle_called[v]))
+    m.vehicle_drive_back_reserve = pyo.Constraint(
+        vsk,
+        rule=lambda _m, v, s, k: (
+            _m.vehicle_soc_kwh[v, k] - driven(_m, v, k) - _m.vehicle_delivered_kwh[v, s, k] / shelters[s].v2h_efficiency
+            >= lowest_kwh(vehicles[v])
+            + (vehicles[v].soc_min_kwh + vehicles[v].trip_back_kwh[s] - lowest_kwh(vehicles[v]))
+            * _m.vehicle_at[v, s, k]
+        ),
+    )
+    m.vehicle_called_if_used = pyo.Constraint(
+        vsk, rule=lambda _m, v, s, k: _m.vehicle_called[v] >= _m.vehicle_at[v, s, k]
+    )
+    m.vehicle_service_if_not_called = pyo.Constraint(
+        vk, rule=lambda _m, v, k: _m.vehicle_service_kwh[v, k] <= duty_kwh[v, k] * (1 - _m.vehicle_called[v])
+    )
+    m.vehicle_charge_when_parked = pyo.Constraint(
+        vck,
+        rule=lambda _m, v, c, k: (
+            _m.vehicle_charging[v, c, k] <= parked[v, k] + (1 - parked[v, k]) * _m.vehicle_called[v]
+        ),
+    )
     add_charging_site_import(build, blocks)
 
     add_fleet_power(build, shelters, blocks)
@@ -182,8 +244,13 @@ def add_charging_site_import(build: BcpBuild, blocks: list[list[int]]) -> None:
     vehicles = [v.id for v in build.problem.vehicles]
     sites = {c.site: c for c in build.problem.charging_sites if c.import_headroom_kw is not None}
     index = [(c, k) for c in sites for k in range(len(blocks)) if vehicles]
-    m.charging_site_import = pyo.Constraint(index, rule=lambda _m, c, k: (
-        pyo.quicksum(_m.vehicle_grid_charge_kwh[v, c, k] for v in vehicles) <= sum(sites[c].headroom_kw(t) for t in blocks[k]) * dt_h))
+    m.charging_site_import = pyo.Constraint(
+        index,
+        rule=lambda _m, c, k: (
+            pyo.quicksum(_m.vehicle_grid_charge_kwh[v, c, k] for v in vehicles)
+            <= sum(sites[c].headroom_kw(t) for t in blocks[k]) * dt_h
+        ),
+    )
 
 
 def add_fleet_power(build: BcpBuild, shelters: dict, blocks: list[list[int]]) -> None:
@@ -193,15 +260,31 @@ def add_fleet_power(build: BcpBuild, shelters: dict, blocks: list[list[int]]) ->
     block_of = {t: k for k, block in enumerate(blocks) for t in block}
     st = [(s, t) for s in shelters for t in build.steps]
     sk = [(s, k) for s in shelters for k in range(len(blocks))]
-    m.fleet_discharge_kw = pyo.Var(st, bounds=lambda _m, s, t: (0.0, shelters[s].v2h_points * shelters[s].v2h_discharge_kw))
+    m.fleet_discharge_kw = pyo.Var(
+        st, bounds=lambda _m, s, t: (0.0, shelters[s].v2h_points * shelters[s].v2h_discharge_kw)
+    )
     m.fleet_charge_kw = pyo.Var(st, bounds=lambda _m, s, t: (0.0, shelters[s].v2h_points * shelters[s].v2h_charge_kw))
     present = lambda _m, s, t: pyo.quicksum(_m.vehicle_at[v, s, block_of[t]] for v in vehicles)  # noqa: E731
-    m.fleet_discharge_points = pyo.Constraint(st, rule=lambda _m, s, t: _m.fleet_discharge_kw[s, t] <= shelters[s].v2h_discharge_kw * present(_m, s, t))
-    m.fleet_charge_points = pyo.Constraint(st, rule=lambda _m, s, t: _m.fleet_charge_kw[s, t] <= shelters[s].v2h_charge_kw * present(_m, s, t))
-    m.fleet_discharge_block = pyo.Constraint(sk, rule=lambda _m, s, k: (
-        pyo.quicksum(_m.fleet_discharge_kw[s, t] * dt_h for t in blocks[k]) == pyo.quicksum(_m.vehicle_delivered_kwh[v, s, k] for v in vehicles)))
-    m.fleet_charge_block = pyo.Constraint(sk, rule=lambda _m, s, k: (
-        pyo.quicksum(_m.fleet_charge_kw[s, t] * dt_h for t in blocks[k]) == pyo.quicksum(_m.vehicle_shelter_charge_kwh[v, s, k] for v in vehicles)))
+    m.fleet_discharge_points = pyo.Constraint(
+        st, rule=lambda _m, s, t: _m.fleet_discharge_kw[s, t] <= shelters[s].v2h_discharge_kw * present(_m, s, t)
+    )
+    m.fleet_charge_points = pyo.Constraint(
+        st, rule=lambda _m, s, t: _m.fleet_charge_kw[s, t] <= shelters[s].v2h_charge_kw * present(_m, s, t)
+    )
+    m.fleet_discharge_block = pyo.Constraint(
+        sk,
+        rule=lambda _m, s, k: (
+            pyo.quicksum(_m.fleet_discharge_kw[s, t] * dt_h for t in blocks[k])
+            == pyo.quicksum(_m.vehicle_delivered_kwh[v, s, k] for v in vehicles)
+        ),
+    )
+    m.fleet_charge_block = pyo.Constraint(
+        sk,
+        rule=lambda _m, s, k: (
+            pyo.quicksum(_m.fleet_charge_kw[s, t] * dt_h for t in blocks[k])
+            == pyo.quicksum(_m.vehicle_shelter_charge_kwh[v, s, k] for v in vehicles)
+        ),
+    )
     for s, t in st:
         build.into_bus(s, t, 1.0, m.fleet_discharge_kw[s, t])
         build.into_bus(s, t, -1.0, m.fleet_charge_kw[s, t])

@@ -63,13 +63,22 @@ def largest_both_ways(first: Mapping, second: Mapping) -> float:
     if len(first) == len(second) and list(first) == list(second):  # one index, one order: in numpy
         if not first:
             return 0.0
-        both = np.minimum(np.fromiter(first.values(), float, len(first)), np.fromiter(second.values(), float, len(second)))
+        both = np.minimum(
+            np.fromiter(first.values(), float, len(first)), np.fromiter(second.values(), float, len(second))
+        )
         return float(both.max())
     return float(max((min(first[k], second[k]) for k in first if k in second), default=0.0))
 
 
-def storage_soc_kwh(initial_kwh: float, power_kw: np.ndarray, dt_h: float, eta_charge: float, eta_discharge: float,
-                    drive_kwh: np.ndarray | None = None, floor_kwh: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def storage_soc_kwh(
+    initial_kwh: float,
+    power_kw: np.ndarray,
+    dt_h: float,
+    eta_charge: float,
+    eta_discharge: float,
+    drive_kwh: np.ndarray | None = None,
+    floor_kwh: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Energy at the end of each step from net power (positive = discharge), and the driving
     energy the battery could not supply (kept at ``floor_kwh``)."""
     charge = np.clip(-power_kw, 0, None)
@@ -96,8 +105,15 @@ def storage_soc_kwh(initial_kwh: float, power_kw: np.ndarray, dt_h: float, eta_c
     return soc, short
 
 
-def storage_soc_rows(initial_kwh: np.ndarray, power_kw: np.ndarray, dt_h: float, eta_charge: np.ndarray,
-                     eta_discharge: np.ndarray, drive_kwh: np.ndarray, floor_kwh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def storage_soc_rows(
+    initial_kwh: np.ndarray,
+    power_kw: np.ndarray,
+    dt_h: float,
+    eta_charge: np.ndarray,
+    eta_discharge: np.ndarray,
+    drive_kwh: np.ndarray,
+    floor_kwh: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """``storage_soc_kwh`` for many units at once: one row per unit (its parameters one per row),
     each row equal to ``storage_soc_kwh`` of that unit bit for bit."""
     units, steps = power_kw.shape
@@ -109,8 +125,15 @@ def storage_soc_rows(initial_kwh: np.ndarray, power_kw: np.ndarray, dt_h: float,
     levels = np.add.accumulate(terms, axis=1)[:, 2::2]
     short = np.zeros((units, steps))
     for i in np.nonzero(np.any((drive_kwh > 0) & (levels < floor_kwh[:, None] - 1e-9), axis=1))[0]:
-        levels[i], short[i] = storage_soc_kwh(float(initial_kwh[i]), power_kw[i], dt_h, float(eta_charge[i]),
-                                              float(eta_discharge[i]), drive_kwh[i], float(floor_kwh[i]))
+        levels[i], short[i] = storage_soc_kwh(
+            float(initial_kwh[i]),
+            power_kw[i],
+            dt_h,
+            float(eta_charge[i]),
+            float(eta_discharge[i]),
+            drive_kwh[i],
+            float(floor_kwh[i]),
+        )
     return levels, short
 
 
@@ -266,7 +289,9 @@ class Component:
         """Ids of the devices of this kind that take a power set-point."""
         return set()
 
-    def setpoints_kw(self, row: pd.Series | None, devices: set[str], plugged: Mapping[str, str | None]) -> dict[str, float]:
+    def setpoints_kw(
+        self, row: pd.Series | None, devices: set[str], plugged: Mapping[str, str | None]
+    ) -> dict[str, float]:
         """Set-point per device in ``devices`` from the plan's row at now (None: outside the
         plan, every device to 0). ``plugged``: vehicle -> charger it is plugged into."""
         return {}

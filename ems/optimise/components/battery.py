@@ -49,17 +49,30 @@ def add_battery_constraints(build: ModelBuild) -> None:
     add_storage(m, "battery", batteries, len(steps), dt_h)
 
     binary_index = [(b, t) for b in batteries for t in steps if build.storage_binary_steps[t]]
-    add_exclusive_flows(m, "battery_charging", binary_index, m.battery_charge_kw, lambda k: batteries[k[0]].charge_max_kw,
-                        m.battery_discharge_kw, lambda k: batteries[k[0]].discharge_max_kw)
+    add_exclusive_flows(
+        m,
+        "battery_charging",
+        binary_index,
+        m.battery_charge_kw,
+        lambda k: batteries[k[0]].charge_max_kw,
+        m.battery_discharge_kw,
+        lambda k: batteries[k[0]].discharge_max_kw,
+    )
 
-    reserve_index = [(b, t) for b, s in batteries.items() if s.reserve_kwh > s.soc_min_kwh for t in range(1, len(steps) + 1)]
+    reserve_index = [
+        (b, t) for b, s in batteries.items() if s.reserve_kwh > s.soc_min_kwh for t in range(1, len(steps) + 1)
+    ]
     m.battery_reserve_shortfall_kwh = pyo.Var(reserve_index, bounds=(0.0, None))
     m.battery_bcp_reserve = pyo.Constraint(
         reserve_index,
-        rule=lambda _m, b, t: _m.battery_soc_kwh[b, t] + _m.battery_reserve_shortfall_kwh[b, t] >= batteries[b].reserve_kwh,
+        rule=lambda _m, b, t: (
+            _m.battery_soc_kwh[b, t] + _m.battery_reserve_shortfall_kwh[b, t] >= batteries[b].reserve_kwh
+        ),
     )
     for key in reserve_index:
-        build.cost("bcp_shortfall_yen", settings.bcp_shortfall_penalty_yen_per_kwh * dt_h, m.battery_reserve_shortfall_kwh[key])
+        build.cost(
+            "bcp_shortfall_yen", settings.bcp_shortfall_penalty_yen_per_kwh * dt_h, m.battery_reserve_shortfall_kwh[key]
+        )
 
     for b, spec in batteries.items():
         for t in steps:
@@ -93,14 +106,21 @@ class BatteryComponent(Component):
         """Energies from the capacity and its fractions; the measured energy, else the configured start."""
         return tuple(
             BatterySpec(
-                id=b.id, site=b.site, capacity_kwh=b.capacity_kwh,
-                soc_min_kwh=b.capacity_kwh * b.soc_min_fraction, soc_max_kwh=b.capacity_kwh * b.soc_max_fraction,
-                charge_max_kw=b.charge_power_kw, discharge_max_kw=b.discharge_power_kw,
-                charge_efficiency=b.charge_efficiency, discharge_efficiency=b.discharge_efficiency,
+                id=b.id,
+                site=b.site,
+                capacity_kwh=b.capacity_kwh,
+                soc_min_kwh=b.capacity_kwh * b.soc_min_fraction,
+                soc_max_kwh=b.capacity_kwh * b.soc_max_fraction,
+                charge_max_kw=b.charge_power_kw,
+                discharge_max_kw=b.discharge_power_kw,
+                charge_efficiency=b.charge_efficiency,
+                discharge_efficiency=b.discharge_efficiency,
                 initial_soc_kwh=inputs.initial_soc_kwh.get(b.id, b.capacity_kwh * b.initial_soc_fraction),
-                degradation_yen_per_kwh=b.degradation_cost_yen_per_kwh, reserve_kwh=b.bcp_reserve_kwh,
+                degradation_yen_per_kwh=b.degradation_cost_yen_per_kwh,
+                reserve_kwh=b.bcp_reserve_kwh,
             )
-            for b in inputs.portfolio.batteries if b.id not in inputs.unavailable
+            for b in inputs.portfolio.batteries
+            if b.id not in inputs.unavailable
         )
 
     def validate(self, problem: Problem, check_series: SeriesCheck) -> None:
@@ -137,16 +157,23 @@ class BatteryComponent(Component):
             return
         # every battery's energy in one pass (a row each, equal to storage_soc_kwh of that battery)
         power = frame_rows(power_kw, [b.id for b in batteries])
-        levels, _ = storage_soc_rows(np.array([b.initial_soc_kwh for b in batteries], dtype=float), power, dt_h,
-                                     np.array([b.charge_efficiency for b in batteries], dtype=float),
-                                     np.array([b.discharge_efficiency for b in batteries], dtype=float), np.zeros_like(power),
-                                     np.zeros(len(batteries)))
+        levels, _ = storage_soc_rows(
+            np.array([b.initial_soc_kwh for b in batteries], dtype=float),
+            power,
+            dt_h,
+            np.array([b.charge_efficiency for b in batteries], dtype=float),
+            np.array([b.discharge_efficiency for b in batteries], dtype=float),
+            np.zeros_like(power),
+            np.zeros(len(batteries)),
+        )
         discharged, charged = np.clip(power, 0, None).sum(axis=1), np.clip(-power, 0, None).sum(axis=1)
         for i, (b, soc) in enumerate(zip(batteries, levels, strict=True)):
             ledger.soc_kwh[b.id] = soc
             # degradation per kWh discharged, and the throughput tie-breaker
             terms["degradation_yen"] += b.degradation_yen_per_kwh * dt_h * float(discharged[i])
-            terms["throughput_epsilon_yen"] += s.throughput_epsilon_yen_per_kwh * dt_h * float(discharged[i] + charged[i])
+            terms["throughput_epsilon_yen"] += (
+                s.throughput_epsilon_yen_per_kwh * dt_h * float(discharged[i] + charged[i])
+            )
             if b.reserve_kwh > b.soc_min_kwh:
                 short = float(np.clip(b.reserve_kwh - soc, 0, None).sum())
                 ledger.report.bcp_shortfall_kwh_h += short * dt_h
@@ -182,7 +209,9 @@ class BatteryComponent(Component):
     def writable_devices(self, portfolio: Portfolio) -> set[str]:
         return {b.id for b in portfolio.batteries}
 
-    def setpoints_kw(self, row: pd.Series | None, devices: set[str], plugged: Mapping[str, str | None]) -> dict[str, float]:
+    def setpoints_kw(
+        self, row: pd.Series | None, devices: set[str], plugged: Mapping[str, str | None]
+    ) -> dict[str, float]:
         return {b: (float(row[b]) if row is not None and b in row else 0.0) for b in devices}
 
     def failsafe_kw(self, portfolio: Portfolio, device: str) -> float | None:

@@ -40,8 +40,13 @@ def add_demand_response_constraints(build: ModelBuild) -> None:
             _m.grid_import_kw[g.id, t] - _m.grid_export_kw[g.id, t] for g in problem.grids if g.site in event.sites
         )
         if event.direction == "down":
-            return net <= float(event.baseline_kw[t]) - event.requested_kw + _m.dr_shortfall_kw[e, t] + _m.dr_beyond_kw[e, t]
-        return net >= float(event.baseline_kw[t]) + event.requested_kw - _m.dr_shortfall_kw[e, t] - _m.dr_beyond_kw[e, t]
+            return (
+                net
+                <= float(event.baseline_kw[t]) - event.requested_kw + _m.dr_shortfall_kw[e, t] + _m.dr_beyond_kw[e, t]
+            )
+        return (
+            net >= float(event.baseline_kw[t]) + event.requested_kw - _m.dr_shortfall_kw[e, t] - _m.dr_beyond_kw[e, t]
+        )
 
     m.dr_event = pyo.Constraint(index, rule=rule)
     for e, t in index:

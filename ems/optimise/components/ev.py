@@ -72,7 +72,7 @@ def add_ev_constraints(build: ModelBuild) -> None:
             var.setub(bound)
     for i, ev in enumerate(evs):
         bounds = (min(ev.soc_min_kwh, ev.initial_soc_kwh), max(ev.soc_max_kwh, ev.initial_soc_kwh))
-        for var in soc[i * (steps + 1):(i + 1) * (steps + 1)]:
+        for var in soc[i * (steps + 1) : (i + 1) * (steps + 1)]:
             var.setlb(bounds[0])
             var.setub(bounds[1])
         soc[i * (steps + 1)].fix(ev.initial_soc_kwh)
@@ -84,15 +84,35 @@ def add_ev_constraints(build: ModelBuild) -> None:
     def soc_balance(_m, v, t):  # soc[t+1] - soc[t] - eta_c dt charge + dt/eta_d discharge - shortfall = -drive
         i = position[v]
         k, level = i * steps + t, i * (steps + 1) + t
-        return EqualityExpression((LinearExpression([
-            soc[level + 1], Monomial((-1.0, soc[level])), Monomial((charge_coef[i], charge[k])),
-            Monomial((discharge_coef[i], discharge[k])), Monomial((-1.0, shortfall[k]))]), -drive[k]))
+        return EqualityExpression(
+            (
+                LinearExpression(
+                    [
+                        soc[level + 1],
+                        Monomial((-1.0, soc[level])),
+                        Monomial((charge_coef[i], charge[k])),
+                        Monomial((discharge_coef[i], discharge[k])),
+                        Monomial((-1.0, shortfall[k])),
+                    ]
+                ),
+                -drive[k],
+            )
+        )
 
     m.ev_soc_balance = pyo.Constraint(m.ev_step_index, rule=soc_balance)
 
-    binary_index = [(ev.id, t) for ev in evs for t in range(steps) if ev.discharge_max_kw[t] > 0 and build.storage_binary_steps[t]]
-    add_exclusive_flows(m, "ev_charging", binary_index, m.ev_charge_kw, lambda k: charge_max[position[k[0]] * steps + k[1]],
-                        m.ev_discharge_kw, lambda k: discharge_max[position[k[0]] * steps + k[1]])
+    binary_index = [
+        (ev.id, t) for ev in evs for t in range(steps) if ev.discharge_max_kw[t] > 0 and build.storage_binary_steps[t]
+    ]
+    add_exclusive_flows(
+        m,
+        "ev_charging",
+        binary_index,
+        m.ev_charge_kw,
+        lambda k: charge_max[position[k[0]] * steps + k[1]],
+        m.ev_discharge_kw,
+        lambda k: discharge_max[position[k[0]] * steps + k[1]],
+    )
 
     target_index = [(ev.id, k) for ev in evs for k, _e in ev.departure_targets]
     targets = {(ev.id, k): energy for ev in evs for k, energy in ev.departure_targets}
@@ -108,7 +128,9 @@ def add_ev_constraints(build: ModelBuild) -> None:
 
     def keep_energy(_m, v, t):  # soc[t] + keep_shortfall[t] >= keep_energy_kwh
         i = position[v]
-        return InequalityExpression((keep_kwh[i], LinearExpression([soc[i * (steps + 1) + t], keep_shortfall[v, t]])), False)
+        return InequalityExpression(
+            (keep_kwh[i], LinearExpression([soc[i * (steps + 1) + t], keep_shortfall[v, t]])), False
+        )
 
     m.ev_keep_energy = pyo.Constraint(keep_index, rule=keep_energy)
 
@@ -139,7 +161,9 @@ def _book_ev_costs_and_bus(build: ModelBuild, charge: list, discharge: list, sho
     build.costs("throughput_epsilon_yen", epsilon, discharge)
     build.costs("drive_shortfall_yen", settings.drive_shortfall_penalty_yen_per_kwh, shortfall)
     build.costs("ev_shortfall_yen", settings.ev_shortfall_penalty_yen_per_kwh, list(m.ev_target_shortfall_kwh.values()))
-    build.costs("bcp_shortfall_yen", settings.bcp_shortfall_penalty_yen_per_kwh * dt_h, list(m.ev_keep_shortfall_kwh.values()))
+    build.costs(
+        "bcp_shortfall_yen", settings.bcp_shortfall_penalty_yen_per_kwh * dt_h, list(m.ev_keep_shortfall_kwh.values())
+    )
     for i, ev in enumerate(evs):
         build.cost("terminal_value_yen", -settings.terminal_value_yen_per_kwh, soc[i * (steps + 1) + steps])
         build.objective_constant["terminal_value_yen"] += settings.terminal_value_yen_per_kwh * ev.initial_soc_kwh
@@ -156,8 +180,9 @@ def _window_faults(evs, sites, steps: int) -> np.ndarray:
     chargers = itertools.chain.from_iterable(ev.charger_site for ev in evs)
     codes = np.fromiter(map(code.get, chargers, itertools.repeat(-1)), int, len(evs) * steps).reshape(len(evs), steps)
     away = codes == 0
-    charge, discharge, drive = (np.array([getattr(ev, name) for ev in evs], dtype=float).reshape(len(evs), steps)
-                                for name in _WINDOW_SERIES)
+    charge, discharge, drive = (
+        np.array([getattr(ev, name) for ev in evs], dtype=float).reshape(len(evs), steps) for name in _WINDOW_SERIES
+    )
     faults = (away & ((charge > 0) | (discharge > 0)), codes < 0, ~away & (drive > 0))
     return np.stack([np.where(fault.any(axis=1), fault.argmax(axis=1), steps) for fault in faults], axis=1)
 
@@ -187,8 +212,13 @@ class EvComponent(Component):
     planned power of the vehicle plugged into it (0 with none)."""
 
     kind = "ev"
-    objective_terms = ("throughput_epsilon_yen", "ev_shortfall_yen", "drive_shortfall_yen", "bcp_shortfall_yen",
-                       "terminal_value_yen")
+    objective_terms = (
+        "throughput_epsilon_yen",
+        "ev_shortfall_yen",
+        "drive_shortfall_yen",
+        "bcp_shortfall_yen",
+        "terminal_value_yen",
+    )
     import_relief_rank = 10
 
     def specs(self, problem: Problem) -> tuple:
@@ -199,8 +229,10 @@ class EvComponent(Component):
         # the fleet's windows found at once when every series is as it should be (else each vehicle's
         # below, once its own series have been checked)
         windows = None
-        if all(len(ev.charger_site) == steps and all(np.shape(getattr(ev, name)) == (steps,) for name in _WINDOW_SERIES)
-               for ev in problem.evs):
+        if all(
+            len(ev.charger_site) == steps and all(np.shape(getattr(ev, name)) == (steps,) for name in _WINDOW_SERIES)
+            for ev in problem.evs
+        ):
             try:
                 windows = _window_faults(problem.evs, problem.sites, steps)
             except (TypeError, ValueError):  # values that are not numbers: the checks below name them
@@ -215,7 +247,9 @@ class EvComponent(Component):
                 raise ProblemError(f"{ev.id}: needs 0 <= soc_min_kwh < soc_max_kwh <= capacity_kwh")
             if not 0 <= ev.initial_soc_kwh <= ev.capacity_kwh:
                 raise ProblemError(f"{ev.id}: initial_soc_kwh {ev.initial_soc_kwh} outside 0..{ev.capacity_kwh}")
-            _raise_window_fault(ev, windows[i] if windows is not None else _window_faults((ev,), problem.sites, steps)[0], steps)
+            _raise_window_fault(
+                ev, windows[i] if windows is not None else _window_faults((ev,), problem.sites, steps)[0], steps
+            )
             for t, energy in ev.departure_targets:
                 if not 0 <= t <= steps:
                     raise ProblemError(f"{ev.id}: departure step {t} outside the horizon")
@@ -251,20 +285,30 @@ class EvComponent(Component):
         power = frame_rows(power_kw, [ev.id for ev in evs])
         initial = np.array([ev.initial_soc_kwh for ev in evs])
         soc, drive_short = storage_soc_rows(
-            initial, power, dt_h, np.array([ev.charge_efficiency for ev in evs]), np.array([ev.discharge_efficiency for ev in evs]),
-            np.array([ev.drive_kwh for ev in evs], dtype=float), np.array([min(ev.soc_min_kwh, ev.initial_soc_kwh) for ev in evs]))
+            initial,
+            power,
+            dt_h,
+            np.array([ev.charge_efficiency for ev in evs]),
+            np.array([ev.discharge_efficiency for ev in evs]),
+            np.array([ev.drive_kwh for ev in evs], dtype=float),
+            np.array([min(ev.soc_min_kwh, ev.initial_soc_kwh) for ev in evs]),
+        )
         # each row's sum as the row's own
         discharged, charged = np.clip(power, 0, None).sum(axis=1), np.clip(-power, 0, None).sum(axis=1)
         drive_short_kwh = drive_short.sum(axis=1)
         for i, ev in enumerate(evs):
             ledger.soc_kwh[ev.id] = soc[i]
-            terms["throughput_epsilon_yen"] += s.throughput_epsilon_yen_per_kwh * dt_h * float(discharged[i] + charged[i])
+            terms["throughput_epsilon_yen"] += (
+                s.throughput_epsilon_yen_per_kwh * dt_h * float(discharged[i] + charged[i])
+            )
             shortfall_kwh = float(drive_short_kwh[i])
             report.drive_shortfall_kwh += shortfall_kwh
             terms["drive_shortfall_yen"] += s.drive_shortfall_penalty_yen_per_kwh * shortfall_kwh
             # energy at the start of step k: the initial energy, then the end of step k - 1
-            target_short = sum(max(0.0, energy - (ev.initial_soc_kwh if k == 0 else float(soc[i, k - 1])))
-                               for k, energy in ev.departure_targets)
+            target_short = sum(
+                max(0.0, energy - (ev.initial_soc_kwh if k == 0 else float(soc[i, k - 1])))
+                for k, energy in ev.departure_targets
+            )
             report.ev_target_shortfall_kwh += target_short
             terms["ev_shortfall_yen"] += s.ev_shortfall_penalty_yen_per_kwh * target_short
             if ev.keep_energy_kwh > ev.soc_min_kwh:
@@ -280,7 +324,9 @@ class EvComponent(Component):
     def rule_begin_step(self, state: RuleState, t: int) -> None:
         soc, dt_h = state.carry["ev_soc_kwh"], state.dt_h
         state.carry["ev_charge_kw"] = {
-            ev.id: min(float(ev.charge_max_kw[t]), max(0.0, ev.soc_max_kwh - soc[ev.id]) / (ev.charge_efficiency * dt_h))
+            ev.id: min(
+                float(ev.charge_max_kw[t]), max(0.0, ev.soc_max_kwh - soc[ev.id]) / (ev.charge_efficiency * dt_h)
+            )
             for ev in state.problem.evs
         }
 
@@ -309,13 +355,17 @@ class EvComponent(Component):
             soc[ev.id] = max(soc[ev.id], min(ev.soc_min_kwh, ev.initial_soc_kwh))
 
     def schedule_rows(self, problem: Problem, soc_kwh: pd.DataFrame) -> Iterable[ScheduleRows]:
-        return [ScheduleRows(ev.id, self.kind, [site or "" for site in ev.charger_site], soc_kwh[ev.id].to_numpy())
-                for ev in problem.evs]
+        return [
+            ScheduleRows(ev.id, self.kind, [site or "" for site in ev.charger_site], soc_kwh[ev.id].to_numpy())
+            for ev in problem.evs
+        ]
 
     def writable_devices(self, portfolio: Portfolio) -> set[str]:
         return {c.id for c in portfolio.chargers}
 
-    def setpoints_kw(self, row: pd.Series | None, devices: set[str], plugged: Mapping[str, str | None]) -> dict[str, float]:
+    def setpoints_kw(
+        self, row: pd.Series | None, devices: set[str], plugged: Mapping[str, str | None]
+    ) -> dict[str, float]:
         targets = dict.fromkeys(devices, 0.0)
         for vehicle, charger in plugged.items():
             if charger in devices and row is not None and vehicle in row:

@@ -59,7 +59,9 @@ class FlexibleLoadSpec:
     shortfall_penalty_yen_per_kwh: float
 
 
-def periods_on_grid(load: FlexibleLoad, grid: TimeGrid, timezone: str) -> tuple[np.ndarray, tuple[tuple[int, int, float], ...]]:
+def periods_on_grid(
+    load: FlexibleLoad, grid: TimeGrid, timezone: str
+) -> tuple[np.ndarray, tuple[tuple[int, int, float], ...]]:
     """The load's daily windows on the grid: power limit per step and (first, end, kWh) per
     window the horizon touches. A step belongs to a window when it starts inside it."""
     starts = grid.index.tz_convert(timezone)
@@ -88,14 +90,18 @@ def add_flexible_load_constraints(build: ModelBuild, loads: Mapping[str, Flexibl
 
     def energy(_m, f, k):
         first, end, kwh = periods[f, k]
-        drawn = pyo.quicksum(_m.flexible_load_kw[f, t] * dt_h for t in range(first, end) if (f, t) in _m.flexible_load_kw)
+        drawn = pyo.quicksum(
+            _m.flexible_load_kw[f, t] * dt_h for t in range(first, end) if (f, t) in _m.flexible_load_kw
+        )
         return drawn + _m.flexible_load_shortfall_kwh[f, k] == kwh
 
     m.flexible_load_energy = pyo.Constraint(list(periods), rule=energy)
     for f, t in index:
         build.into_bus(loads[f].site, t, -1.0, m.flexible_load_kw[f, t])
     for f, k in periods:
-        build.cost("flexible_load_shortfall_yen", loads[f].shortfall_penalty_yen_per_kwh, m.flexible_load_shortfall_kwh[f, k])
+        build.cost(
+            "flexible_load_shortfall_yen", loads[f].shortfall_penalty_yen_per_kwh, m.flexible_load_shortfall_kwh[f, k]
+        )
 
 
 def delivered_kwh(spec: FlexibleLoadSpec, power_kw: np.ndarray, dt_h: float) -> list[float]:
@@ -134,7 +140,10 @@ class FlexibleLoadComponent(Component):
 
     def read_power(self, build: ModelBuild) -> dict[str, np.ndarray]:
         values = var_values(build.model.flexible_load_kw)
-        return {spec.id: -np.array([values.get((spec.id, t), 0.0) for t in build.steps]) for spec in self.specs(build.problem)}
+        return {
+            spec.id: -np.array([values.get((spec.id, t), 0.0) for t in build.steps])
+            for spec in self.specs(build.problem)
+        }
 
     def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:
         for spec in self.specs(problem):
@@ -147,7 +156,9 @@ class FlexibleLoadComponent(Component):
     def rule_start(self, state: RuleState) -> None:
         specs = self.specs(state.problem)
         state.power |= {spec.id: np.zeros(state.problem.grid.steps) for spec in specs}
-        state.carry["flexible_load_owed_kwh"] = {(spec.id, k): kwh for spec in specs for k, (_f, _e, kwh) in enumerate(spec.periods)}
+        state.carry["flexible_load_owed_kwh"] = {
+            (spec.id, k): kwh for spec in specs for k, (_f, _e, kwh) in enumerate(spec.periods)
+        }
         state.carry["flexible_load_kw"] = {}
 
     def _period(self, spec: FlexibleLoadSpec, t: int) -> int | None:
@@ -159,7 +170,9 @@ class FlexibleLoadComponent(Component):
             if spec.site != step.site:
                 continue
             k = self._period(spec, step.t)
-            draw[spec.id] = 0.0 if k is None else min(float(spec.power_max_kw[step.t]), max(0.0, owed[spec.id, k]) / state.dt_h)
+            draw[spec.id] = (
+                0.0 if k is None else min(float(spec.power_max_kw[step.t]), max(0.0, owed[spec.id, k]) / state.dt_h)
+            )
             step.deficit_kw += draw[spec.id]
 
     def rule_relieve_import(self, state: RuleState, step: SiteStep, excess_kw: float) -> float:
@@ -186,7 +199,9 @@ class FlexibleLoadComponent(Component):
     def writable_devices(self, portfolio: Portfolio) -> set[str]:
         return {load.id for load in portfolio.flexible_loads}
 
-    def setpoints_kw(self, row: pd.Series | None, devices: set[str], plugged: Mapping[str, str | None]) -> dict[str, float]:
+    def setpoints_kw(
+        self, row: pd.Series | None, devices: set[str], plugged: Mapping[str, str | None]
+    ) -> dict[str, float]:
         return {f: (float(row[f]) if row is not None and f in row else 0.0) for f in devices}
 
     def failsafe_kw(self, portfolio: Portfolio, device: str) -> float | None:

@@ -39,8 +39,12 @@ def add_grid_constraints(build: ModelBuild) -> None:
     m, problem, dt_h = build.model, build.problem, build.step_h
     grids = {g.id: g for g in problem.grids}
     index = [(g.id, t) for g in problem.grids for t in build.steps]
-    m.grid_import_kw = pyo.Var(index, bounds=lambda _m, g, t: (0.0, grids[g].import_limit_kw if grids[g].available else 0.0))
-    m.grid_export_kw = pyo.Var(index, bounds=lambda _m, g, t: (0.0, grids[g].export_limit_kw if grids[g].available else 0.0))
+    m.grid_import_kw = pyo.Var(
+        index, bounds=lambda _m, g, t: (0.0, grids[g].import_limit_kw if grids[g].available else 0.0)
+    )
+    m.grid_export_kw = pyo.Var(
+        index, bounds=lambda _m, g, t: (0.0, grids[g].export_limit_kw if grids[g].available else 0.0)
+    )
 
     exclusive_index = [
         (g.id, t)
@@ -49,10 +53,19 @@ def add_grid_constraints(build: ModelBuild) -> None:
         for t in build.steps
         if g.export_price_yen_per_kwh[t] >= g.effective_import_yen_per_kwh[t] - 1e-9
     ]
-    add_exclusive_flows(m, "grid_importing", exclusive_index, m.grid_import_kw, lambda k: grids[k[0]].import_limit_kw,
-                        m.grid_export_kw, lambda k: grids[k[0]].export_limit_kw)
+    add_exclusive_flows(
+        m,
+        "grid_importing",
+        exclusive_index,
+        m.grid_import_kw,
+        lambda k: grids[k[0]].import_limit_kw,
+        m.grid_export_kw,
+        lambda k: grids[k[0]].export_limit_kw,
+    )
 
-    peaked = [g for g in problem.grids if g.contract_demand_kw is not None and g.demand_charge_yen_per_kw > 0 and g.available]
+    peaked = [
+        g for g in problem.grids if g.contract_demand_kw is not None and g.demand_charge_yen_per_kw > 0 and g.available
+    ]
     m.grid_new_peak_kw = pyo.Var([g.id for g in peaked], bounds=(0.0, None))
     m.grid_new_peak = pyo.Constraint(
         [(g.id, t) for g in peaked for t in build.steps],
@@ -108,8 +121,11 @@ class GridComponent(Component):
         # every connection's sums at once (a row each, each row's sum as the row's own); added up grid by grid
         net = frame_rows(power_kw, [g.id for g in grids])
         imp, exp = np.clip(net, 0, None), np.clip(-net, 0, None)
-        energy = np.sum(imp * np.array([g.import_price_yen_per_kwh for g in grids], dtype=float)
-                        - exp * np.array([g.export_price_yen_per_kwh for g in grids], dtype=float), axis=1)
+        energy = np.sum(
+            imp * np.array([g.import_price_yen_per_kwh for g in grids], dtype=float)
+            - exp * np.array([g.export_price_yen_per_kwh for g in grids], dtype=float),
+            axis=1,
+        )
         co2_kg = np.sum(imp * np.array([g.co2_kg_per_kwh for g in grids], dtype=float), axis=1)
         imported, exported, peak = imp.sum(axis=1), exp.sum(axis=1), imp.max(axis=1, initial=0.0)
         for i, g in enumerate(grids):
@@ -121,7 +137,9 @@ class GridComponent(Component):
             report.grid_export_kwh += float(exported[i] * dt_h)
             report.peak_import_kw = max(report.peak_import_kw, float(peak[i]))
             if g.contract_demand_kw is not None and g.demand_charge_yen_per_kw > 0 and g.available:
-                terms["demand_charge_yen"] += g.demand_charge_yen_per_kw * max(0.0, float(peak[i]) - g.contract_demand_kw)
+                terms["demand_charge_yen"] += g.demand_charge_yen_per_kw * max(
+                    0.0, float(peak[i]) - g.contract_demand_kw
+                )
 
     def rule_start(self, state: RuleState) -> None:
         state.power |= {g.id: np.zeros(state.problem.grid.steps) for g in state.problem.grids}

@@ -60,7 +60,11 @@ def add_load_constraints(build: ModelBuild) -> None:
     steps = problem.grid.steps
     for load_id, t in index:
         build.into_bus(site_of[load_id], t, 1.0, build.model.load_shed_kw[load_id, t])
-        build.cost("unserved_load_yen", price * (1.0 + EARLIER_SHED_WEIGHT * (steps - t) / steps), build.model.load_shed_kw[load_id, t])
+        build.cost(
+            "unserved_load_yen",
+            price * (1.0 + EARLIER_SHED_WEIGHT * (steps - t) / steps),
+            build.model.load_shed_kw[load_id, t],
+        )
 
 
 def load_shed_kw(problem: Problem, power_kw: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -85,7 +89,9 @@ class LoadComponent(Component):
     def specs_from_portfolio(self, inputs: PortfolioInputs) -> tuple:
         """Demand: the forecast, else the profile (peak 1.0) times ``peak_kw``. Never left out:
         a load that stopped answering still draws."""
-        return tuple(LoadSpec(ld.id, ld.site, inputs.series(ld.id, ld.profile, ld.peak_kw)) for ld in inputs.portfolio.loads)
+        return tuple(
+            LoadSpec(ld.id, ld.site, inputs.series(ld.id, ld.profile, ld.peak_kw)) for ld in inputs.portfolio.loads
+        )
 
     def validate(self, problem: Problem, check_series: SeriesCheck) -> None:
         for load in problem.loads:
@@ -117,7 +123,9 @@ class LoadComponent(Component):
 
     def rule_relieve_import(self, state: RuleState, step: SiteStep, excess_kw: float) -> float:
         shed_total = 0.0
-        for load in sorted((ld for ld in state.problem.loads if ld.site == step.site), key=lambda ld: ld.kind == "shelter_load"):
+        for load in sorted(
+            (ld for ld in state.problem.loads if ld.site == step.site), key=lambda ld: ld.kind == "shelter_load"
+        ):
             cut = min(float(load.demand_kw[step.t]), excess_kw - shed_total)
             state.power[load.id][step.t] += cut
             shed_total += cut

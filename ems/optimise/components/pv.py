@@ -1,7 +1,7 @@
 """PV array: output follows the forecast and may be curtailed.
 
-    0 <= pv_kw[p,t] <= available_kw[p,t]          (curtailable)
-    pv_kw[p,t]  = available_kw[p,t]               (not curtailable: a constant on the bus)
+0 <= pv_kw[p,t] <= available_kw[p,t]          (curtailable)
+pv_kw[p,t]  = available_kw[p,t]               (not curtailable: a constant on the bus)
 """
 
 from __future__ import annotations
@@ -53,9 +53,14 @@ class PvComponent(Component):
     def specs_from_portfolio(self, inputs: PortfolioInputs) -> tuple:
         """Available output: the forecast, else the profile per kWp times the capacity, clipped at the inverter."""
         return tuple(
-            PvSpec(pv.id, pv.site, np.minimum(inputs.series(pv.id, pv.profile, pv.capacity_kwp), pv.inverter_limit_kw or np.inf),
-                   pv.curtailable)
-            for pv in inputs.portfolio.pv_arrays if pv.id not in inputs.unavailable
+            PvSpec(
+                pv.id,
+                pv.site,
+                np.minimum(inputs.series(pv.id, pv.profile, pv.capacity_kwp), pv.inverter_limit_kw or np.inf),
+                pv.curtailable,
+            )
+            for pv in inputs.portfolio.pv_arrays
+            if pv.id not in inputs.unavailable
         )
 
     def validate(self, problem: Problem, check_series: SeriesCheck) -> None:
@@ -69,7 +74,9 @@ class PvComponent(Component):
 
     def read_power(self, build: ModelBuild) -> dict[str, np.ndarray]:
         curtailable = [pv.id for pv in build.problem.pvs if pv.curtailable]
-        rows = dict(zip(curtailable, var_array(build.model.pv_kw, (len(curtailable), build.problem.grid.steps)), strict=True))
+        rows = dict(
+            zip(curtailable, var_array(build.model.pv_kw, (len(curtailable), build.problem.grid.steps)), strict=True)
+        )
         return {pv.id: rows[pv.id] if pv.curtailable else pv.available_kw.astype(float) for pv in build.problem.pvs}
 
     def evaluate(self, problem: Problem, power_kw: pd.DataFrame, ledger: Evaluation) -> None:

@@ -22,10 +22,12 @@ from ems.web.render import language
 router = APIRouter()
 NAV = None
 
-LABELS.update({
-    "action.replan": {"ja": "今すぐ再計画", "en": "Re-plan now"},
-    "action.replan_sent": {"ja": "再計画を依頼しました", "en": "Re-plan requested"},
-})
+LABELS.update(
+    {
+        "action.replan": {"ja": "今すぐ再計画", "en": "Re-plan now"},
+        "action.replan_sent": {"ja": "再計画を依頼しました", "en": "Re-plan requested"},
+    }
+)
 
 
 def answer(request: Request, data: dict, message_key: str, back: str) -> JSONResponse | HTMLResponse | RedirectResponse:
@@ -33,7 +35,9 @@ def answer(request: Request, data: dict, message_key: str, back: str) -> JSONRes
     if request.headers.get("HX-Request") == "true":
         from markupsafe import escape
 
-        return HTMLResponse(f'<span class="done" role="status">{escape(translate(message_key, language(request)))}</span>')
+        return HTMLResponse(
+            f'<span class="done" role="status">{escape(translate(message_key, language(request)))}</span>'
+        )
     if "text/html" in request.headers.get("accept", ""):
         return RedirectResponse(back, status_code=303)
     return JSONResponse(data)
@@ -45,7 +49,12 @@ async def replan(request: Request, user: Operator):
     request_id = await run_in_threadpool(request_replan, state.store, user.name, state.now())
     if state.replan_now is not None:  # in the controller's process: no wait for its next poll
         state.replan_now()
-    await run_in_threadpool(audit.record, state, user.name, user.role, "replan", "done", f"request #{request_id}",
-                            request_id=request_id)
-    return answer(request, {"requested": True, "request_id": request_id, "in_process": state.replan_now is not None},
-                  "action.replan_sent", "/schedule")
+    await run_in_threadpool(
+        audit.record, state, user.name, user.role, "replan", "done", f"request #{request_id}", request_id=request_id
+    )
+    return answer(
+        request,
+        {"requested": True, "request_id": request_id, "in_process": state.replan_now is not None},
+        "action.replan_sent",
+        "/schedule",
+    )

@@ -12,13 +12,15 @@ from ems.web.pages import NavItem, page
 router = APIRouter()
 NAV = NavItem("/audit", "nav.audit", order=90)
 
-LABELS.update({
-    "audit.time": {"ja": "時刻", "en": "time"},
-    "audit.user": {"ja": "ユーザー", "en": "user"},
-    "audit.action": {"ja": "操作", "en": "action"},
-    "audit.outcome": {"ja": "結果", "en": "outcome"},
-    "audit.message": {"ja": "内容", "en": "message"},
-})
+LABELS.update(
+    {
+        "audit.time": {"ja": "時刻", "en": "time"},
+        "audit.user": {"ja": "ユーザー", "en": "user"},
+        "audit.action": {"ja": "操作", "en": "action"},
+        "audit.outcome": {"ja": "結果", "en": "outcome"},
+        "audit.message": {"ja": "内容", "en": "message"},
+    }
+)
 
 
 @page(router, "/audit", "audit.html")

@@ -33,53 +33,70 @@ router = APIRouter()
 NAV = NavItem("/bcp", "nav.bcp", order=50)
 CONFIRM_WORD = "BCP"
 
-LABELS.update({
-    "nav.bcp": {"ja": "BCP", "en": "BCP"},
-    "bcp.drill": {"ja": "BCP訓練 (ドリル)", "en": "BCP drill"},
-    "bcp.drill_note": {"ja": "計画のみ: 機器への指令も車両の移動も行いません", "en": "Planning only: nothing is sent to a device and no vehicle moves"},
-    "bcp.outage": {"ja": "停電", "en": "Outage"},
-    "bcp.outage_file": {"ja": "停電ファイル", "en": "outage file"},
-    "bcp.outage_spec": {"ja": "または条件 (start=...; hours=...; sites=...)", "en": "or a spec (start=...; hours=...; sites=...)"},
-    "bcp.state": {"ja": "開始時の蓄電量", "en": "Energy on board at the start"},
-    "bcp.state.store": {"ja": "制御器の記録 (最新の計測値)", "en": "the controller's store (latest readings)"},
-    "bcp.state.config": {"ja": "設定ファイルの初期値", "en": "the config's initial state of charge"},
-    "bcp.resilience": {"ja": "レジリエンス曲線も計算 (数分)", "en": "also the resilience curve (minutes)"},
-    "bcp.run": {"ja": "訓練を開始", "en": "Run the drill"},
-    "bcp.drills": {"ja": "訓練の履歴", "en": "Drills"},
-    "bcp.no_drills": {"ja": "訓練はまだありません", "en": "no drill yet"},
-    "bcp.running": {"ja": "実行中", "en": "running"},
-    "bcp.done": {"ja": "完了", "en": "done"},
-    "bcp.failed": {"ja": "失敗", "en": "failed"},
-    "bcp.shelters": {"ja": "避難所", "en": "Shelters"},
-    "bcp.hours_up": {"ja": "給電時間 h", "en": "hours up"},
-    "bcp.bound": {"ja": "上限 h", "en": "upper bound, h"},
-    "bcp.of_bound": {"ja": "上限比", "en": "of bound"},
-    "bcp.served": {"ja": "供給量 kWh", "en": "served, kWh"},
-    "bcp.all_shelters": {"ja": "全避難所同時", "en": "all shelters together"},
-    "bcp.supply": {"ja": "避難所ごとの供給", "en": "Supply per shelter"},
-    "bcp.visits": {"ja": "車両の派遣", "en": "Vehicle visits"},
-    "bcp.vehicle": {"ja": "車両", "en": "vehicle"},
-    "bcp.shelter": {"ja": "避難所", "en": "shelter"},
-    "bcp.arrive": {"ja": "到着", "en": "arrive"},
-    "bcp.leave": {"ja": "出発", "en": "leave"},
-    "bcp.delivered": {"ja": "給電 kWh", "en": "delivered, kWh"},
-    "bcp.lowest": {"ja": "最低残量 kWh", "en": "lowest on board, kWh"},
-    "bcp.reservation": {"ja": "予約 (BCPモードで配車系へ送る内容)", "en": "Reservation (what live BCP mode would publish)"},
-    "bcp.keep": {"ja": "確保する電力量 kWh", "en": "energy kept, kWh"},
-    "bcp.from": {"ja": "開始", "en": "from"},
-    "bcp.charge_calls": {"ja": "充電の呼び出し", "en": "charging calls"},
-    "bcp.resilience_curve": {"ja": "レジリエンス曲線 (停電を乗り切る確率)", "en": "Resilience curve (probability of riding out the outage)"},
-    "bcp.served_share": {"ja": "重要負荷への供給率", "en": "critical energy served"},
-    "bcp.mode": {"ja": "BCPモードの切替", "en": "BCP mode switch"},
-    "bcp.mode_on": {"ja": "BCPモード運転中", "en": "BCP mode is ACTIVE"},
-    "bcp.mode_off": {"ja": "通常運転", "en": "Normal operation"},
-    "bcp.reason": {"ja": "理由", "en": "reason"},
-    "bcp.confirm": {"ja": "確認のためポートフォリオ名または BCP と入力", "en": "type the portfolio's name or BCP to confirm"},
-    "bcp.activate": {"ja": "BCPモードを開始", "en": "Activate BCP mode"},
-    "bcp.deactivate": {"ja": "BCPモードを終了", "en": "Deactivate BCP mode"},
-    "bcp.log": {"ja": "切替の記録", "en": "Switch log"},
-    "bcp.operator_only": {"ja": "切替は運用者のみ", "en": "Only operators switch BCP mode"},
-})
+LABELS.update(
+    {
+        "nav.bcp": {"ja": "BCP", "en": "BCP"},
+        "bcp.drill": {"ja": "BCP訓練 (ドリル)", "en": "BCP drill"},
+        "bcp.drill_note": {
+            "ja": "計画のみ: 機器への指令も車両の移動も行いません",
+            "en": "Planning only: nothing is sent to a device and no vehicle moves",
+        },
+        "bcp.outage": {"ja": "停電", "en": "Outage"},
+        "bcp.outage_file": {"ja": "停電ファイル", "en": "outage file"},
+        "bcp.outage_spec": {
+            "ja": "または条件 (start=...; hours=...; sites=...)",
+            "en": "or a spec (start=...; hours=...; sites=...)",
+        },
+        "bcp.state": {"ja": "開始時の蓄電量", "en": "Energy on board at the start"},
+        "bcp.state.store": {"ja": "制御器の記録 (最新の計測値)", "en": "the controller's store (latest readings)"},
+        "bcp.state.config": {"ja": "設定ファイルの初期値", "en": "the config's initial state of charge"},
+        "bcp.resilience": {"ja": "レジリエンス曲線も計算 (数分)", "en": "also the resilience curve (minutes)"},
+        "bcp.run": {"ja": "訓練を開始", "en": "Run the drill"},
+        "bcp.drills": {"ja": "訓練の履歴", "en": "Drills"},
+        "bcp.no_drills": {"ja": "訓練はまだありません", "en": "no drill yet"},
+        "bcp.running": {"ja": "実行中", "en": "running"},
+        "bcp.done": {"ja": "完了", "en": "done"},
+        "bcp.failed": {"ja": "失敗", "en": "failed"},
+        "bcp.shelters": {"ja": "避難所", "en": "Shelters"},
+        "bcp.hours_up": {"ja": "給電時間 h", "en": "hours up"},
+        "bcp.bound": {"ja": "上限 h", "en": "upper bound, h"},
+        "bcp.of_bound": {"ja": "上限比", "en": "of bound"},
+        "bcp.served": {"ja": "供給量 kWh", "en": "served, kWh"},
+        "bcp.all_shelters": {"ja": "全避難所同時", "en": "all shelters together"},
+        "bcp.supply": {"ja": "避難所ごとの供給", "en": "Supply per shelter"},
+        "bcp.visits": {"ja": "車両の派遣", "en": "Vehicle visits"},
+        "bcp.vehicle": {"ja": "車両", "en": "vehicle"},
+        "bcp.shelter": {"ja": "避難所", "en": "shelter"},
+        "bcp.arrive": {"ja": "到着", "en": "arrive"},
+        "bcp.leave": {"ja": "出発", "en": "leave"},
+        "bcp.delivered": {"ja": "給電 kWh", "en": "delivered, kWh"},
+        "bcp.lowest": {"ja": "最低残量 kWh", "en": "lowest on board, kWh"},
+        "bcp.reservation": {
+            "ja": "予約 (BCPモードで配車系へ送る内容)",
+            "en": "Reservation (what live BCP mode would publish)",
+        },
+        "bcp.keep": {"ja": "確保する電力量 kWh", "en": "energy kept, kWh"},
+        "bcp.from": {"ja": "開始", "en": "from"},
+        "bcp.charge_calls": {"ja": "充電の呼び出し", "en": "charging calls"},
+        "bcp.resilience_curve": {
+            "ja": "レジリエンス曲線 (停電を乗り切る確率)",
+            "en": "Resilience curve (probability of riding out the outage)",
+        },
+        "bcp.served_share": {"ja": "重要負荷への供給率", "en": "critical energy served"},
+        "bcp.mode": {"ja": "BCPモードの切替", "en": "BCP mode switch"},
+        "bcp.mode_on": {"ja": "BCPモード運転中", "en": "BCP mode is ACTIVE"},
+        "bcp.mode_off": {"ja": "通常運転", "en": "Normal operation"},
+        "bcp.reason": {"ja": "理由", "en": "reason"},
+        "bcp.confirm": {
+            "ja": "確認のためポートフォリオ名または BCP と入力",
+            "en": "type the portfolio's name or BCP to confirm",
+        },
+        "bcp.activate": {"ja": "BCPモードを開始", "en": "Activate BCP mode"},
+        "bcp.deactivate": {"ja": "BCPモードを終了", "en": "Deactivate BCP mode"},
+        "bcp.log": {"ja": "切替の記録", "en": "Switch log"},
+        "bcp.operator_only": {"ja": "切替は運用者のみ", "en": "Only operators switch BCP mode"},
+    }
+)
 
 
 def bcp_state_dir(state: Console) -> Path:
@@ -91,7 +108,9 @@ def drill_jobs(state: Console) -> DrillJobs:
     jobs = state.extras.get("drill_jobs")
     if jobs is None:
         root = Path(state.extras.get("drills_dir", "out/drills")).resolve()
-        jobs = state.extras["drill_jobs"] = DrillJobs(state.config_path, Path(state.store.path).resolve(), root, clock=state.now)
+        jobs = state.extras["drill_jobs"] = DrillJobs(
+            state.config_path, Path(state.store.path).resolve(), root, clock=state.now
+        )
     return jobs
 
 
@@ -104,9 +123,15 @@ def mode_view(state: Console) -> dict:
         mode, problem = None, str(error)
     current = None
     if mode is not None:
-        current = {"active": mode.active, "since": mode.since, "operator": mode.operator, "reason": mode.reason,
-                   "outage": mode.outage.name if mode.outage else None,
-                   "sites": list(mode.outage.sites) if mode.outage else [], "forced": mode.forced}
+        current = {
+            "active": mode.active,
+            "since": mode.since,
+            "operator": mode.operator,
+            "reason": mode.reason,
+            "outage": mode.outage.name if mode.outage else None,
+            "sites": list(mode.outage.sites) if mode.outage else [],
+            "forced": mode.forced,
+        }
     return {"current": current, "problem": problem, "log": list(reversed(store.log()))[:20]}
 
 
@@ -145,7 +170,9 @@ def _answer_error(request: Request, status: int, message: str):
     if _wants_fragment(request):
         from markupsafe import escape
 
-        return HTMLResponse(f'<p class="alert" role="alert">{escape(message)}</p>', status_code=200 if status < 500 else status)
+        return HTMLResponse(
+            f'<p class="alert" role="alert">{escape(message)}</p>', status_code=200 if status < 500 else status
+        )
     raise HTTPException(status, message)
 
 
@@ -159,13 +186,26 @@ async def start_drill(request: Request, user: Operator):
     try:
         job = await run_in_threadpool(drill_jobs(state).start, outage, source, user.name, resilience, state.now())
     except DrillRefused as error:
-        await run_in_threadpool(audit.record, state, user.name, user.role, "bcp-drill", "refused", str(error), outage=outage[:200])
+        await run_in_threadpool(
+            audit.record, state, user.name, user.role, "bcp-drill", "refused", str(error), outage=outage[:200]
+        )
         return _answer_error(request, 400, str(error))
     except DrillBusy as error:
-        await run_in_threadpool(audit.record, state, user.name, user.role, "bcp-drill", "refused", str(error), outage=outage[:200])
+        await run_in_threadpool(
+            audit.record, state, user.name, user.role, "bcp-drill", "refused", str(error), outage=outage[:200]
+        )
         return _answer_error(request, 409, str(error))
-    await run_in_threadpool(audit.record, state, user.name, user.role, "bcp-drill", "started",
-                            f"{job.outage_name} ({job.state}) as drill {job.id}", drill=job.id, outage=job.outage)
+    await run_in_threadpool(
+        audit.record,
+        state,
+        user.name,
+        user.role,
+        "bcp-drill",
+        "started",
+        f"{job.outage_name} ({job.state}) as drill {job.id}",
+        drill=job.id,
+        outage=job.outage,
+    )
     if _wants_fragment(request):
         return render(request, "bcp_drill.html", {"view": {"job": job.as_dict(), "result": None}})
     if "text/html" in request.headers.get("accept", ""):
@@ -229,7 +269,9 @@ async def _switch(request: Request, user, action: str):
     if refused is None:
         try:
             if outage is not None:
-                mode = await run_in_threadpool(mode_store.activate, outage, str(state.config_path), user.name, state.now(), reason)
+                mode = await run_in_threadpool(
+                    mode_store.activate, outage, str(state.config_path), user.name, state.now(), reason
+                )
             else:
                 mode = await run_in_threadpool(mode_store.deactivate, user.name, state.now(), reason)
         except BcpActivationRefused as error:
@@ -244,10 +286,24 @@ async def _switch(request: Request, user, action: str):
             return render(request, "error.html", {"status": refused[0], "detail": refused[1]}, status_code=refused[0])
         raise HTTPException(*refused)
     what = f"{outage.name}, sites {', '.join(outage.sites)}" if outage is not None else "normal operation"
-    await run_in_threadpool(audit.record, state, user.name, user.role, action, "done", f"{what}: {reason}", reason=reason,
-                            outage=outage.name if outage is not None else None)
-    data = {"active": mode.active, "since": mode.since, "operator": mode.operator, "reason": mode.reason,
-            "outage": outage.name if outage is not None else None}
+    await run_in_threadpool(
+        audit.record,
+        state,
+        user.name,
+        user.role,
+        action,
+        "done",
+        f"{what}: {reason}",
+        reason=reason,
+        outage=outage.name if outage is not None else None,
+    )
+    data = {
+        "active": mode.active,
+        "since": mode.since,
+        "operator": mode.operator,
+        "reason": mode.reason,
+        "outage": outage.name if outage is not None else None,
+    }
     if _wants_fragment(request):
         return render(request, "bcp_mode.html", _mode_panel(state))
     if "text/html" in request.headers.get("accept", ""):
@@ -256,8 +312,11 @@ async def _switch(request: Request, user, action: str):
 
 
 def _mode_panel(state: Console) -> dict:
-    return {"mode": mode_view(state), "confirm_words": [state.portfolio.portfolio.name, CONFIRM_WORD],
-            "outage_files": drill_jobs(state).outage_files()}
+    return {
+        "mode": mode_view(state),
+        "confirm_words": [state.portfolio.portfolio.name, CONFIRM_WORD],
+        "outage_files": drill_jobs(state).outage_files(),
+    }
 
 
 @router.post("/api/bcp/activate")

@@ -22,16 +22,26 @@ KM_PER_DEG_LAT = 110.574
 MAP_SIZE = 1000  # SVG user units across the service area
 SOC_BUCKET_S = 300
 
-LABELS.update({
-    "fleet.map": {"ja": "車両の位置 (設定の座標による略図)", "en": "Vehicles on a sketch of the city (config coordinates)"},
-    "fleet.rides": {"ja": "配車", "en": "Rides"},
-    "fleet.rides_none": {"ja": "配車システムの記録がありません", "en": "no dispatcher store found"},
-    "fleet.soc": {"ja": "各車両の充電量 (本日)", "en": "Each taxi's state of charge today"},
-    "fleet.position_home": {"ja": "位置: 配車記録がない車両は充電拠点に表示", "en": "vehicles without a dispatcher position are drawn at their home charger"},
-    "rides.served": {"ja": "完了", "en": "served"}, "rides.received": {"ja": "待機 (受付)", "en": "waiting (received)"},
-    "rides.promised": {"ja": "待機 (配車済)", "en": "waiting (promised)"}, "rides.onboard": {"ja": "乗車中", "en": "on board"},
-    "rides.refused": {"ja": "お断り", "en": "refused"},
-})
+LABELS.update(
+    {
+        "fleet.map": {
+            "ja": "車両の位置 (設定の座標による略図)",
+            "en": "Vehicles on a sketch of the city (config coordinates)",
+        },
+        "fleet.rides": {"ja": "配車", "en": "Rides"},
+        "fleet.rides_none": {"ja": "配車システムの記録がありません", "en": "no dispatcher store found"},
+        "fleet.soc": {"ja": "各車両の充電量 (本日)", "en": "Each taxi's state of charge today"},
+        "fleet.position_home": {
+            "ja": "位置: 配車記録がない車両は充電拠点に表示",
+            "en": "vehicles without a dispatcher position are drawn at their home charger",
+        },
+        "rides.served": {"ja": "完了", "en": "served"},
+        "rides.received": {"ja": "待機 (受付)", "en": "waiting (received)"},
+        "rides.promised": {"ja": "待機 (配車済)", "en": "waiting (promised)"},
+        "rides.onboard": {"ja": "乗車中", "en": "on board"},
+        "rides.refused": {"ja": "お断り", "en": "refused"},
+    }
+)
 
 
 @page(router, "/fleet", "fleet.html")
@@ -47,7 +57,11 @@ def fleet(console: Console, request: Request) -> dict:
     sites = {}
     for site in portfolio.sites:
         x, y = project(site.latitude_deg, site.longitude_deg)
-        kind = "depot" if site.id == portfolio.portfolio.depot_site else ("shelter" if site.id in shelter_sites else "building")
+        kind = (
+            "depot"
+            if site.id == portfolio.portfolio.depot_site
+            else ("shelter" if site.id in shelter_sites else "building")
+        )
         sites[site.id] = {"id": site.id, "name": site.name or site.id, "x": x, "y": y, "kind": kind}
     charger_site = {c.id: c.site for c in portfolio.chargers}
     vehicles = []
@@ -64,19 +78,46 @@ def fleet(console: Console, request: Request) -> dict:
             angle = 2 * math.pi * n / max(len(portfolio.vehicles), 1)  # around the home site, so none hides another
             x, y = home["x"] + 70 * math.cos(angle), home["y"] + 70 * math.sin(angle)
             source = "home"
-        vehicles.append({"id": vehicle.id, "x": round(x, 1), "y": round(y, 1), "source": source,
-                         "soc_fraction": None if soc is None or soc[1] is None else round(soc[1], 3)})
-    series = bucketed_series(console.extras, console.store, [v.id for v in portfolio.vehicles], "soc_fraction", start, now + dt.timedelta(seconds=1),
-                       SOC_BUCKET_S)
+        vehicles.append(
+            {
+                "id": vehicle.id,
+                "x": round(x, 1),
+                "y": round(y, 1),
+                "source": source,
+                "soc_fraction": None if soc is None or soc[1] is None else round(soc[1], 3),
+            }
+        )
+    series = bucketed_series(
+        console.extras,
+        console.store,
+        [v.id for v in portfolio.vehicles],
+        "soc_fraction",
+        start,
+        now + dt.timedelta(seconds=1),
+        SOC_BUCKET_S,
+    )
     capacity = {v.id: v.battery_kwh for v in portfolio.vehicles}
     return {
-        "now": iso(now, zone), "start": iso(start, zone), "end": iso(start + dt.timedelta(days=1), zone),
-        "map": {"size": MAP_SIZE, "side_km": round(sketch_side_km(portfolio), 2), "sites": list(sites.values()),
-                "vehicles": vehicles},
-        "rides": {"available": dispatcher["available"], "source": dispatcher["source"], "by_status": dispatcher["riders"],
-                  "served": dispatcher["riders"].get("served", 0),
-                  "waiting": dispatcher["riders"].get("received", 0) + dispatcher["riders"].get("promised", 0)},
-        "soc": {vehicle: [[iso(t, zone), round(v * capacity[vehicle], 2)] for t, v in values] for vehicle, values in sorted(series.items())},
+        "now": iso(now, zone),
+        "start": iso(start, zone),
+        "end": iso(start + dt.timedelta(days=1), zone),
+        "map": {
+            "size": MAP_SIZE,
+            "side_km": round(sketch_side_km(portfolio), 2),
+            "sites": list(sites.values()),
+            "vehicles": vehicles,
+        },
+        "rides": {
+            "available": dispatcher["available"],
+            "source": dispatcher["source"],
+            "by_status": dispatcher["riders"],
+            "served": dispatcher["riders"].get("served", 0),
+            "waiting": dispatcher["riders"].get("received", 0) + dispatcher["riders"].get("promised", 0),
+        },
+        "soc": {
+            vehicle: [[iso(t, zone), round(v * capacity[vehicle], 2)] for t, v in values]
+            for vehicle, values in sorted(series.items())
+        },
     }
 
 
@@ -85,8 +126,13 @@ def sketch_side_km(portfolio) -> float:
     area is usually much larger than the part of it where the sites are)."""
     info = portfolio.portfolio
     km_per_deg_lon = KM_PER_DEG_LAT * math.cos(math.radians(info.latitude_deg))
-    reach = [max(abs(s.latitude_deg - info.latitude_deg) * KM_PER_DEG_LAT, abs(s.longitude_deg - info.longitude_deg) * km_per_deg_lon)
-             for s in portfolio.sites]
+    reach = [
+        max(
+            abs(s.latitude_deg - info.latitude_deg) * KM_PER_DEG_LAT,
+            abs(s.longitude_deg - info.longitude_deg) * km_per_deg_lon,
+        )
+        for s in portfolio.sites
+    ]
     return min(max(2.6 * max(reach, default=0.0), 1.0), info.service_area_km)
 
 

@@ -29,8 +29,15 @@ from forecasting.pv_model import PvSystem, clearsky_pv_kw
 FIRST, DAYS, SEED = dt.date(2026, 2, 19), 56, 20260415
 AREAS = ("北海道", "東北", "東京", "中部", "北陸", "関西", "中国", "四国", "九州")
 OFFSETS = (2.0, 1.2, 1.8, 0.6, 0.4, 0.3, 0.2, 0.1, 0.0)
-HEADER = ["受渡日", "時刻コード", "売り入札量(kWh)", "買い入札量(kWh)", "約定総量(kWh)", "システムプライス(円/kWh)",
-          *(f"エリアプライス{a}(円/kWh)" for a in AREAS)]
+HEADER = [
+    "受渡日",
+    "時刻コード",
+    "売り入札量(kWh)",
+    "買い入札量(kWh)",
+    "約定総量(kWh)",
+    "システムプライス(円/kWh)",
+    *(f"エリアプライス{a}(円/kWh)" for a in AREAS),
+]
 NOTE = [
     "# SYNTHETIC test fixture in the JEPX spot_summary format: NOT real JEPX prices.",
     "# Made by tests/data/jepx/make_spot_fixture.py (seed 20260415) from a documented formula shaped after",
@@ -57,8 +64,17 @@ def main() -> None:
             kyushu = max(0.01, base * (1 - 1.45 * clear[d, s] * cloud) + noise)
             system = 0.6 * kyushu + 0.4 * base + 1.0
             sell, buy = rng.integers(25_000_000, 40_000_000), rng.integers(20_000_000, 35_000_000)
-            rows.append([f"{day:%Y/%m/%d}", str(s + 1), str(sell), str(buy), str(min(sell, buy) - rng.integers(0, 2_000_000)),
-                         f"{system:.2f}", *(f"{max(0.01, system + o) if a != '九州' else kyushu:.2f}" for a, o in zip(AREAS, OFFSETS))])
+            rows.append(
+                [
+                    f"{day:%Y/%m/%d}",
+                    str(s + 1),
+                    str(sell),
+                    str(buy),
+                    str(min(sell, buy) - rng.integers(0, 2_000_000)),
+                    f"{system:.2f}",
+                    *(f"{max(0.01, system + o) if a != '九州' else kyushu:.2f}" for a, o in zip(AREAS, OFFSETS)),
+                ]
+            )
     text = "\r\n".join(NOTE + [",".join(HEADER)] + [",".join(r) for r in rows]) + "\r\n"
     Path(__file__).with_name("spot_summary_derived_2026.csv").write_bytes(text.encode("cp932"))
 
