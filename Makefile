@@ -29,9 +29,11 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
-# ruff (rules in pyproject.toml) over the whole tree, then mypy on the packages listed there
+# ruff (rules in pyproject.toml) and its formatter's check over the whole tree, then mypy on the
+# packages listed there; `ruff format .` rewrites what the check refuses
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 # Re-resolve the newest versions pyproject.toml allows in a scratch venv and pin them all.
