@@ -79,6 +79,18 @@ def scaled_portfolio(n_vehicles: int, path: Path, dispatch: dict[str, float] | N
     return path
 
 
+def _listening_client(port: int, client_id: str, user: tuple[str, str], topic: str, on_message) -> mqtt.Client:
+    """A client of the private broker as ``user``, subscribed to ``topic`` (QoS 1, again after a
+    reconnect), its network loop running."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.username_pw_set(*user)
+    client.on_message = on_message
+    client.on_connect = lambda c, *a: c.subscribe(topic, 1)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
 class Rider:
     """Publishes requests and notes the real time of each one's publication and first answer."""
 
@@ -87,12 +99,7 @@ class Rider:
         self.answered: dict[str, tuple[float, str]] = {}
         self.reasons: dict[str, int] = {}
         self.lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-rider")
-        self.client.username_pw_set(*RIDER)
-        self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, *a: c.subscribe("rides/+/status", 1)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
+        self.client = _listening_client(port, "bench-rider", RIDER, "rides/+/status", self._on_message)
 
     def _on_message(self, client, userdata, message) -> None:
         arrived = time.time()
@@ -140,12 +147,7 @@ class RouteTwin:
             self.followers[vehicle.id] = RouteFollower(ev, router, vehicle.consumption_kwh_per_km, settings.dwell_s)
         self.plans = 0
         self.lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-twin")
-        self.client.username_pw_set(*TWIN)
-        self.client.on_message = self._on_plan
-        self.client.on_connect = lambda c, *a: c.subscribe("fleet/+/plan", 1)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
+        self.client = _listening_client(port, "bench-twin", TWIN, "fleet/+/plan", self._on_plan)
 
     def _on_plan(self, client, userdata, message) -> None:
         from ems.fleet import VehiclePlan
