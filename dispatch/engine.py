@@ -28,6 +28,7 @@ from dispatch.fleet import (
     vehicle_plan,
 )
 from dispatch.model import Point, Rejection, Request, Stop, StopKind, VehicleView
+from dispatch.motion import along
 from dispatch.router import Router
 from dispatch.routes import RouteContext
 from ems.config.dispatch import DispatchSettings, charge_now_kwh
@@ -341,10 +342,7 @@ class Engine:
                 fraction = (until - leg.start_s) / leg.travel_s
                 self._drive(vehicle, leg.km * fraction - leg.driven_km, purpose)
                 leg.driven_km = leg.km * fraction
-                vehicle.position = Point(
-                    leg.origin.lat + (leg.target.lat - leg.origin.lat) * fraction,
-                    leg.origin.lon + (leg.target.lon - leg.origin.lon) * fraction,
-                )
+                vehicle.position = along(leg.origin, leg.target, fraction)
                 vehicle.ready_s = until
                 break
         if not vehicle.stops and vehicle.task is None:
