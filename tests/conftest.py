@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tls_fixtures import ec_ca, ec_signed
+
 # fixtures shared by several test modules, registered here so no test module imports them
 pytest_plugins = ["tests.optimise_fixtures", "tests.store_fixtures", "tests.web_fixtures", "tests.console_fixtures"]
 
@@ -194,68 +196,6 @@ def twin_factory():
 # --- certificates and the shipped broker set-up (Modbus/TCP Security, MQTT over TLS) ---------
 
 
-def _openssl(directory: Path, *args: str) -> None:
-    subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-
-def _ec_ca(directory: Path, name: str) -> None:
-    _openssl(
-        directory,
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        f"/CN={name}",
-        "-keyout",
-        f"{name}.key",
-        "-out",
-        f"{name}.crt",
-    )
-
-
-def _ec_signed(directory: Path, ca: str, name: str, extension: str) -> None:
-    _openssl(
-        directory,
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
-        f"/CN={name}",
-        "-keyout",
-        f"{name}.key",
-        "-out",
-        f"{name}.csr",
-    )
-    (directory / f"{name}.ext").write_text(extension + "\n")
-    _openssl(
-        directory,
-        "x509",
-        "-req",
-        "-in",
-        f"{name}.csr",
-        "-CA",
-        f"{ca}.crt",
-        "-CAkey",
-        f"{ca}.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        f"{name}.ext",
-        "-out",
-        f"{name}.crt",
-    )
-
-
 @dataclass(frozen=True)
 class Pki:
     """A throw-away CA with a server certificate for 127.0.0.1 and a client certificate, plus a
@@ -270,11 +210,11 @@ class Pki:
 @pytest.fixture(scope="session")
 def test_pki(tmp_path_factory) -> Pki:
     directory = tmp_path_factory.mktemp("pki")
-    _ec_ca(directory, "ca")
-    _ec_signed(directory, "ca", "server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth")
-    _ec_signed(directory, "ca", "client", "extendedKeyUsage=clientAuth")
-    _ec_ca(directory, "other-ca")
-    _ec_signed(directory, "other-ca", "stranger", "extendedKeyUsage=clientAuth")
+    ec_ca(directory, "ca")
+    ec_signed(directory, "ca", "server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth")
+    ec_signed(directory, "ca", "client", "extendedKeyUsage=clientAuth")
+    ec_ca(directory, "other-ca")
+    ec_signed(directory, "other-ca", "stranger", "extendedKeyUsage=clientAuth")
     return Pki(directory)
 
 

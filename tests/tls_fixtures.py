@@ -1,63 +1,61 @@
-"""Throw-away certificates for the TLS tests."""
+"""Throw-away certificates for the TLS tests (openssl, EC keys: fast)."""
 
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
+
+EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
 
 
-def make_certificates(directory) -> dict[str, str]:
-    """A throw-away CA and a server certificate for 127.0.0.1 (openssl, EC keys: fast)."""
+def _openssl(directory: Path, *args: str) -> None:
+    subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
 
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
 
-    run(
+def ec_ca(directory: Path, name: str) -> None:
+    """A self-signed CA: ``<name>.key`` and ``<name>.crt``."""
+    _openssl(
+        directory,
         "req",
         "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
+        *EC_KEY,
         "-days",
         "2",
         "-subj",
-        "/CN=test-ca",
+        f"/CN={name}",
         "-keyout",
-        "ca.key",
+        f"{name}.key",
         "-out",
-        "ca.crt",
+        f"{name}.crt",
     )
-    run(
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    )
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    run(
+
+
+def ec_signed(directory: Path, ca: str, name: str, extension: str) -> None:
+    """``<name>.key`` and ``<name>.crt`` signed by the CA ``ca``, with the given v3 extensions."""
+    _openssl(directory, "req", *EC_KEY, "-subj", f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.csr")
+    (directory / f"{name}.ext").write_text(extension + "\n")
+    _openssl(
+        directory,
         "x509",
         "-req",
         "-in",
-        "server.csr",
+        f"{name}.csr",
         "-CA",
-        "ca.crt",
+        f"{ca}.crt",
         "-CAkey",
-        "ca.key",
+        f"{ca}.key",
         "-CAcreateserial",
         "-days",
         "2",
         "-extfile",
-        "san.ext",
+        f"{name}.ext",
         "-out",
-        "server.crt",
+        f"{name}.crt",
     )
-    return {name: str(directory / f"{name}") for name in ("ca.crt", "server.crt", "server.key")}
+
+
+def make_certificates(directory: Path) -> dict[str, str]:
+    """A throw-away CA and a server certificate for 127.0.0.1."""
+    ec_ca(directory, "ca")
+    ec_signed(directory, "ca", "server", "subjectAltName=IP:127.0.0.1")
+    return {name: str(directory / name) for name in ("ca.crt", "server.crt", "server.key")}

@@ -27,7 +27,7 @@ from ems.bcp.problem import (
 )
 from ems.config.schema import Portfolio, Site
 from ems.fleet.geo import great_circle_km
-from ems.optimise.inputs import slot_series
+from ems.optimise.inputs import shelter_critical_kw, slot_series
 from ems.optimise.problem import TimeGrid
 
 
@@ -82,7 +82,7 @@ def bcp_problem_from_portfolio(
         if shelter.site not in outage.sites:
             with_grid.append(shelter.id)
             continue
-        demand = shelter.critical_load_kw * slot_series(profiles[shelter.profile], grid, zone)
+        demand = shelter_critical_kw(shelter, profiles[shelter.profile], grid, zone)
         arrays = [a for a in portfolio.pv_arrays if a.site == shelter.site]
         pv = sum(
             (

@@ -30,7 +30,7 @@ from ems.control.state import LiveState
 from ems.fleet import Reservation, plans_from_duties
 from ems.fleet.reconcile import reconcile_fleet
 from ems.guard import SetpointRefused
-from ems.optimise.inputs import slot_series
+from ems.optimise.inputs import shelter_critical_kw
 from ems.optimise.problem import LoadSpec, Problem
 from ems.planning import plan_inputs
 from ems.store import Store
@@ -344,8 +344,9 @@ class Controller:
                 id=f"{s.id}_critical",
                 site=s.site,
                 kind="shelter_load",
-                demand_kw=s.critical_load_kw
-                * slot_series(profile_values(self.portfolio.profiles[s.profile], self.config_path), problem.grid, zone),
+                demand_kw=shelter_critical_kw(
+                    s, profile_values(self.portfolio.profiles[s.profile], self.config_path), problem.grid, zone
+                ),
             )
             for s in shelters
         )

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ems.config.schema import Portfolio, Tariff
+from ems.config.schema import Portfolio, Shelter, Tariff
 from ems.fleet import Reservation, VehiclePlan, plans_from_duties
 from ems.market.tariff import DayPrices
 from ems.optimise.components.base import PortfolioInputs
@@ -40,6 +40,14 @@ def slot_series(values: tuple[float, ...] | np.ndarray, grid: TimeGrid, timezone
     slot = (minutes.hour * 60 + minutes.minute) // SLOT_MINUTES
     per_5min = values[slot]
     return per_5min.reshape(grid.steps, grid.step_minutes // 5).mean(axis=1)
+
+
+def shelter_critical_kw(
+    shelter: Shelter, profile: tuple[float, ...] | np.ndarray, grid: TimeGrid, timezone: str
+) -> np.ndarray:
+    """A shelter's critical load on the grid: ``critical_load_kw`` x its profile (peak 1.0), what
+    it draws in an outage, for the BCP drill and the live islanded plan alike."""
+    return shelter.critical_load_kw * slot_series(profile, grid, timezone)
 
 
 def dated_slot_series(days: Mapping[dt.date, tuple[float, ...]], grid: TimeGrid, timezone: str) -> np.ndarray:
